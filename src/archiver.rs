@@ -1,0 +1,626 @@
+//! Backup: walk sources, chunk, deduplicate, pack, and write a snapshot.
+//!
+//! Pipeline: the directory walk runs on a rayon pool (each directory's entries in parallel,
+//! directories recursively), every file's content is cut by the chunker and each chunk is
+//! hashed, looked up, compressed, encrypted and appended to the open data pack by
+//! [`Saver::save_blob`]. Full packs are written by the thread that filled them; every
+//! [`INDEX_EVERY_PACKS`] packs an index file is written, so an interrupted backup's uploads are
+//! reused by the next one. Order on disk: packs, then index files, then the snapshot.
+//!
+//! Memory is bounded: a file or stream is read in windows of at most `WINDOW` bytes, and each
+//! window's chunks are processed in parallel before the next is read.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::backend::FileKind;
+use crate::blob::{self, BlobType};
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::format;
+use crate::id::{BlobId, SnapshotId};
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::pack::PackWriter;
+use crate::repository::Repository;
+use crate::snapshot::{Snapshot, Summary};
+use crate::tree::{Node, NodeKind, Timestamp, Tree};
+use crate::util::OwnerNames;
+
+/// An index file is written after this many new packs (and at the end).
+pub const INDEX_EVERY_PACKS: usize = 64;
+
+/// Set by a signal handler to stop a running operation at the next check.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn check_interrupted() -> Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+/// What to back up.
+pub enum Source<'a> {
+    /// Files and directory trees, by path.
+    Paths(Vec<PathBuf>),
+    /// One stream (standard input), stored as a file named `name` at the snapshot's root.
+    Stream {
+        /// The file name in the snapshot.
+        name: String,
+        /// The stream.
+        reader: &'a mut (dyn Read + Send),
+    },
+}
+
+/// Options of one backup run.
+#[derive(Default)]
+pub struct BackupOptions {
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Exclude patterns (globs; without `/` they match a name at any depth).
+    pub excludes: Vec<String>,
+    /// Do not cross into other file systems below a source.
+    pub one_file_system: bool,
+    /// Do everything but write to the repository.
+    pub dry_run: bool,
+    /// Snapshot time (default: now).
+    pub time: Option<Timestamp>,
+}
+
+/// Live counters a progress display may poll.
+#[derive(Default)]
+pub struct Progress {
+    /// Files finished.
+    pub files: AtomicU64,
+    /// Content bytes read.
+    pub bytes: AtomicU64,
+    /// Bytes added to the repository (stored size).
+    pub bytes_added: AtomicU64,
+    /// Sources skipped on error.
+    pub errors: AtomicU64,
+}
+
+/// What a backup produced.
+pub struct BackupResult {
+    /// The snapshot id, `None` on a dry run.
+    pub id: Option<SnapshotId>,
+    /// The snapshot as written.
+    pub snapshot: Snapshot,
+    /// Sources that could not be read: path and reason.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+/// Compiled exclude patterns.
+pub struct Excludes {
+    set: globset::GlobSet,
+}
+
+impl Excludes {
+    /// Compile restic-style patterns: a pattern without `/` matches a name at any depth, one
+    /// with `/` matches the absolute path from the root. A matching directory is skipped whole.
+    /// Errors: [`Error::InvalidInput`] naming the bad pattern.
+    pub fn new(patterns: &[String]) -> Result<Self> {
+        let mut b = globset::GlobSetBuilder::new();
+        for p in patterns {
+            let full = if p.contains('/') { p.clone() } else { format!("**/{p}") };
+            let g = globset::GlobBuilder::new(&full)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| Error::InvalidInput(format!("bad pattern {p:?}: {e}")))?;
+            b.add(g);
+        }
+        Ok(Excludes { set: b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")))? })
+    }
+
+    /// True when `path` (absolute) matches a pattern.
+    pub fn is_match(&self, path: &Path) -> bool {
+        !self.set.is_empty() && self.set.is_match(path)
+    }
+}
+
+/// Read patterns from an exclude file: one per line, blank lines and `#` comments skipped.
+pub fn read_pattern_file(path: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
+}
+
+#[derive(Default)]
+struct SaverState {
+    pending: HashSet<BlobId>,
+    data_pack: Option<PackWriter>,
+    tree_pack: Option<PackWriter>,
+    unindexed: Vec<IndexPack>,
+}
+
+/// Deduplicates blobs against the index and packs new ones. Shared by all worker threads.
+pub struct Saver<'r> {
+    repo: &'r Repository,
+    index: &'r Index,
+    dry_run: bool,
+    state: Mutex<SaverState>,
+    data_blobs: AtomicU64,
+    tree_blobs: AtomicU64,
+    data_added: AtomicU64,
+    data_added_packed: AtomicU64,
+    progress: &'r Progress,
+}
+
+impl<'r> Saver<'r> {
+    /// A saver adding to `repo`, deduplicating against `index`.
+    pub fn new(repo: &'r Repository, index: &'r Index, dry_run: bool, progress: &'r Progress) -> Self {
+        Saver {
+            repo,
+            index,
+            dry_run,
+            state: Mutex::new(SaverState::default()),
+            data_blobs: AtomicU64::new(0),
+            tree_blobs: AtomicU64::new(0),
+            data_added: AtomicU64::new(0),
+            data_added_packed: AtomicU64::new(0),
+            progress,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SaverState> {
+        // A panic in another thread cannot leave the state half-updated in a way that matters
+        // here: every critical section is a few plain assignments.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Store `data` as a blob of `blob_type` unless the repository (or this run) has it.
+    /// Returns its id. Errors: backend failures writing a pack or index.
+    pub fn save_blob(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
+        let id = self.repo.master().blob_id(data);
+        if self.index.contains(&id) || !self.lock().pending.insert(id) {
+            return Ok(id);
+        }
+        let framed = blob::compress(data, self.repo.config().compression_level);
+        let raw_length = u32::try_from(data.len()).map_err(|_| Error::InvalidInput("blob over 4 GiB".into()))?;
+        let pack_size = self.repo.config().pack_size as usize;
+        let full = {
+            let mut st = self.lock();
+            let slot = match blob_type {
+                BlobType::Data => &mut st.data_pack,
+                BlobType::Tree => &mut st.tree_pack,
+            };
+            let pack = slot.get_or_insert_with(|| PackWriter::new(self.repo.master(), blob_type, pack_size));
+            let stored = pack.add(id, &framed, raw_length)?;
+            self.data_added.fetch_add(raw_length as u64, Ordering::Relaxed);
+            self.data_added_packed.fetch_add(stored as u64, Ordering::Relaxed);
+            self.progress.bytes_added.fetch_add(stored as u64, Ordering::Relaxed);
+            match blob_type {
+                BlobType::Data => self.data_blobs.fetch_add(1, Ordering::Relaxed),
+                BlobType::Tree => self.tree_blobs.fetch_add(1, Ordering::Relaxed),
+            };
+            if pack.len() >= pack_size {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some(p) = full {
+            self.write_pack(p)?;
+        }
+        Ok(id)
+    }
+
+    fn write_pack(&self, p: PackWriter) -> Result<()> {
+        let done = p.finish();
+        if !self.dry_run {
+            self.repo.backend().write(FileKind::Pack, &done.id.to_hex(), &done.bytes)?;
+        }
+        let to_index = {
+            let mut st = self.lock();
+            st.unindexed.push(IndexPack { id: done.id, salt: done.salt, size: done.bytes.len() as u64, blobs: done.entries });
+            if st.unindexed.len() >= INDEX_EVERY_PACKS {
+                std::mem::take(&mut st.unindexed)
+            } else {
+                Vec::new()
+            }
+        };
+        self.write_index(to_index)
+    }
+
+    fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
+        if packs.is_empty() || self.dry_run {
+            return Ok(());
+        }
+        self.repo.write_index(&IndexFile { packs, supersedes: Vec::new() })?;
+        Ok(())
+    }
+
+    /// Write the open packs and an index file for every pack not yet indexed. After this,
+    /// every blob saved is durable and indexed.
+    pub fn flush(&self) -> Result<()> {
+        let (d, t) = {
+            let mut st = self.lock();
+            (st.data_pack.take(), st.tree_pack.take())
+        };
+        for p in [d, t].into_iter().flatten() {
+            if !p.is_empty() {
+                self.write_pack(p)?;
+            }
+        }
+        let rest = std::mem::take(&mut self.lock().unindexed);
+        self.write_index(rest)
+    }
+
+    /// After a failure: index the packs already written (they are complete and durable), so
+    /// the next backup reuses them. Blobs still in memory are dropped.
+    pub fn salvage(&self) {
+        let rest = std::mem::take(&mut self.lock().unindexed);
+        let _ = self.write_index(rest);
+    }
+
+    fn fill_summary(&self, s: &mut Summary) {
+        s.data_blobs = self.data_blobs.load(Ordering::Relaxed);
+        s.tree_blobs = self.tree_blobs.load(Ordering::Relaxed);
+        s.data_added = self.data_added.load(Ordering::Relaxed);
+        s.data_added_packed = self.data_added_packed.load(Ordering::Relaxed);
+    }
+
+    /// Chunk a stream and save its chunks; returns the content ids and the byte count.
+    /// Read errors are returned as [`StreamError::Source`], repository errors as
+    /// [`StreamError::Repo`].
+    pub fn save_stream(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+        let max = chunker.params().max_size as usize;
+        let window = (4 * max).max(32 << 20);
+        // The buffer grows (and is zeroed) only when it is full; `filled` bytes are valid.
+        let first = usize::try_from(size_hint).unwrap_or(window).saturating_add(1).clamp(4096, window);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut filled = 0usize;
+        let mut ids = Vec::new();
+        let mut total = 0u64;
+        let mut eof = false;
+        loop {
+            check_interrupted().map_err(StreamError::Repo)?;
+            while !eof && filled < window {
+                if filled == buf.len() {
+                    let len = if buf.is_empty() { first } else { (buf.len() * 2).min(window) };
+                    buf.resize(len, 0);
+                }
+                match r.read(&mut buf[filled..]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(StreamError::Source(e)),
+                }
+            }
+            let data = &buf[..filled];
+            let mut cuts = Vec::new();
+            let mut pos = 0;
+            while let Some(n) = chunker.next_cut(&data[pos..], eof) {
+                cuts.push(pos..pos + n);
+                pos += n;
+            }
+            let batch: Result<Vec<BlobId>> = if cuts.len() > 1 {
+                cuts.par_iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
+            } else {
+                cuts.iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
+            };
+            ids.extend(batch.map_err(StreamError::Repo)?);
+            total += pos as u64;
+            self.progress.bytes.fetch_add(pos as u64, Ordering::Relaxed);
+            buf.copy_within(pos..filled, 0);
+            filled -= pos;
+            if eof && filled == 0 {
+                return Ok((ids, total));
+            }
+        }
+    }
+}
+
+/// A failure while saving a stream: the source's fault or the repository's.
+#[derive(Debug)]
+pub enum StreamError {
+    /// Reading the source failed (the file is skipped and reported).
+    Source(std::io::Error),
+    /// Writing to the repository failed (fatal).
+    Repo(Error),
+}
+
+struct Walker<'a> {
+    saver: &'a Saver<'a>,
+    chunker: Chunker,
+    excludes: Excludes,
+    one_fs: bool,
+    names: Mutex<OwnerNames>,
+    errors: Mutex<Vec<(PathBuf, String)>>,
+    files: AtomicU64,
+    dirs: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Walker<'_> {
+    fn report(&self, path: &Path, msg: String) {
+        self.saver.progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push((path.to_path_buf(), msg));
+    }
+
+    fn node(&self, name: Vec<u8>, md: &fs::Metadata) -> Node {
+        Node::from_metadata(name, md, &mut self.names.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn save_tree(&self, mut tree: Tree) -> Result<BlobId> {
+        tree.sort();
+        self.saver.save_blob(BlobType::Tree, &format::encode(&tree))
+    }
+
+    /// Save one entry found at `path`; `Ok(None)` when it is skipped (excluded or unreadable,
+    /// the latter reported).
+    fn save_entry(&self, path: &Path, name: Vec<u8>, root_dev: u64) -> Result<Option<Node>> {
+        check_interrupted()?;
+        if self.excludes.is_match(path) {
+            return Ok(None);
+        }
+        let md = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.report(path, format!("cannot stat: {e}"));
+                return Ok(None);
+            }
+        };
+        let mut node = self.node(name, &md);
+        match node.kind {
+            NodeKind::File => {
+                let mut f = match fs::File::open(path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.report(path, format!("cannot open: {e}"));
+                        return Ok(None);
+                    }
+                };
+                match self.saver.save_stream(&self.chunker, &mut f, md.len()) {
+                    Ok((ids, size)) => {
+                        node.content = ids;
+                        node.size = size;
+                        self.files.fetch_add(1, Ordering::Relaxed);
+                        self.bytes.fetch_add(size, Ordering::Relaxed);
+                        self.saver.progress.files.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(StreamError::Source(e)) => {
+                        self.report(path, format!("cannot read: {e}"));
+                        return Ok(None);
+                    }
+                    Err(StreamError::Repo(e)) => return Err(e),
+                }
+            }
+            NodeKind::Symlink => match fs::read_link(path) {
+                Ok(t) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    node.symlink_target = t.as_os_str().as_bytes().to_vec();
+                }
+                Err(e) => {
+                    self.report(path, format!("cannot read symlink: {e}"));
+                    return Ok(None);
+                }
+            },
+            NodeKind::Dir => {
+                if self.one_fs && md.dev() != root_dev {
+                    return Ok(None);
+                }
+                match self.save_dir(path, root_dev)? {
+                    Some(id) => node.subtree = Some(id),
+                    None => return Ok(None),
+                }
+            }
+            _ => {}
+        }
+        Ok(Some(node))
+    }
+
+    /// Save a directory's entries and its tree blob; `Ok(None)` when it cannot be listed.
+    fn save_dir(&self, path: &Path, root_dev: u64) -> Result<Option<BlobId>> {
+        use std::os::unix::ffi::OsStrExt;
+        let rd = match fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) => {
+                self.report(path, format!("cannot list directory: {e}"));
+                return Ok(None);
+            }
+        };
+        let mut names = Vec::new();
+        for e in rd {
+            match e {
+                Ok(e) => names.push(e.file_name()),
+                Err(e) => self.report(path, format!("error while listing directory: {e}")),
+            }
+        }
+        names.sort();
+        let nodes: Result<Vec<Option<Node>>> =
+            names.par_iter().map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev)).collect();
+        let tree = Tree { nodes: nodes?.into_iter().flatten().collect() };
+        self.dirs.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(self.save_tree(tree)?))
+    }
+
+    /// Build the tree for the sources, mirroring their absolute paths from `/`.
+    /// `prefix` is the directory whose entries are built; `sources` are relative to it.
+    fn save_virtual(&self, prefix: &Path, sources: &[Vec<Vec<u8>>]) -> Result<Tree> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut firsts: Vec<&Vec<u8>> = sources.iter().filter_map(|s| s.first()).collect();
+        firsts.sort();
+        firsts.dedup();
+        let mut nodes = Vec::new();
+        for first in firsts {
+            let path = prefix.join(std::ffi::OsStr::from_bytes(first));
+            let rests: Vec<Vec<Vec<u8>>> = sources.iter().filter(|s| s.first() == Some(first)).map(|s| s[1..].to_vec()).collect();
+            if rests.iter().any(|r| r.is_empty()) {
+                // This component is itself a source: back it up whole.
+                let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
+                match self.save_entry(&path, first.clone(), dev)? {
+                    Some(n) => nodes.push(n),
+                    None => {}
+                }
+            } else {
+                let md = match fs::symlink_metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.report(&path, format!("cannot stat: {e}"));
+                        continue;
+                    }
+                };
+                let mut node = self.node(first.clone(), &md);
+                if node.kind != NodeKind::Dir {
+                    self.report(&path, "is not a directory".into());
+                    continue;
+                }
+                let sub = self.save_virtual(&path, &rests)?;
+                node.subtree = Some(self.save_tree(sub)?);
+                nodes.push(node);
+            }
+        }
+        Ok(Tree { nodes })
+    }
+}
+
+/// Turn user paths into absolute, normalised component lists, dropping any path inside
+/// another. Errors on a path that cannot be made absolute.
+fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+        let mut comps: Vec<Vec<u8>> = Vec::new();
+        for c in abs.components() {
+            match c {
+                Component::Normal(n) => comps.push(n.as_bytes().to_vec()),
+                Component::ParentDir => {
+                    comps.pop();
+                }
+                _ => {}
+            }
+        }
+        let shown = format!("/{}", comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/"));
+        out.push((shown, comps));
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out.dedup_by(|a, b| a.1 == b.1);
+    let all = out.clone();
+    out.retain(|(_, c)| !all.iter().any(|(_, o)| o.len() < c.len() && c.starts_with(o)));
+    Ok(out)
+}
+
+/// Back up `source` into `repo`, deduplicating against `index`; writes the snapshot last.
+///
+/// Unreadable sources are skipped and listed in [`BackupResult::errors`] (exit code 3 in the
+/// CLI). Errors: repository write failures; [`Error::Interrupted`]; [`Error::InvalidInput`]
+/// when no source could be read at all.
+pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
+    let start = Timestamp::now();
+    let saver = Saver::new(repo, index, opts.dry_run, progress);
+    let walker = Walker {
+        saver: &saver,
+        chunker: repo.chunker()?,
+        excludes: Excludes::new(&opts.excludes)?,
+        one_fs: opts.one_file_system,
+        names: Mutex::new(OwnerNames::default()),
+        errors: Mutex::new(Vec::new()),
+        files: AtomicU64::new(0),
+        dirs: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    };
+    let result = run(&walker, source);
+    let (tree, paths) = match result.and_then(|r| saver.flush().map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => {
+            saver.salvage();
+            return Err(e);
+        }
+    };
+    let errors = std::mem::take(&mut *walker.errors.lock().unwrap_or_else(|p| p.into_inner()));
+    let files = walker.files.load(Ordering::Relaxed);
+    let mut summary = Summary {
+        backup_start: start,
+        backup_end: Timestamp::now(),
+        files_new: files,
+        dirs_new: walker.dirs.load(Ordering::Relaxed),
+        total_files_processed: files,
+        total_bytes_processed: walker.bytes.load(Ordering::Relaxed),
+        errors: errors.len() as u64,
+        ..Summary::default()
+    };
+    saver.fill_summary(&mut summary);
+    let now = chrono::Local::now();
+    let snapshot = Snapshot {
+        time: opts.time.unwrap_or(start),
+        tz_offset: now.offset().local_minus_utc(),
+        hostname: opts.host.clone().unwrap_or_else(crate::util::hostname),
+        username: crate::util::username(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        paths,
+        tags: opts.tags.clone(),
+        excludes: opts.excludes.clone(),
+        tree,
+        parent: None,
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary,
+    };
+    let id = if opts.dry_run { None } else { Some(repo.write_snapshot(&snapshot)?) };
+    Ok(BackupResult { id, snapshot, errors })
+}
+
+fn run(walker: &Walker<'_>, source: Source<'_>) -> Result<(BlobId, Vec<String>)> {
+    match source {
+        Source::Paths(paths) => {
+            if paths.is_empty() {
+                return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
+            }
+            let sources = normalise_sources(&paths)?;
+            let comps: Vec<Vec<Vec<u8>>> = sources.iter().map(|s| s.1.clone()).collect();
+            let root = walker.save_virtual(Path::new("/"), &comps)?;
+            if root.nodes.is_empty() {
+                let errs = walker.errors.lock().unwrap_or_else(|p| p.into_inner());
+                let why: Vec<String> = errs.iter().map(|(p, m)| format!("{}: {m}", p.display())).collect();
+                return Err(Error::InvalidInput(format!("no source could be read, no snapshot written ({})", why.join("; "))));
+            }
+            let id = walker.save_tree(root)?;
+            Ok((id, sources.into_iter().map(|s| s.0).collect()))
+        }
+        Source::Stream { name, reader } => {
+            if !Tree::valid_name(name.as_bytes()) {
+                return Err(Error::InvalidInput(format!("--stdin-filename {name:?} must be a plain file name")));
+            }
+            let (content, size) = match walker.saver.save_stream(&walker.chunker, reader, u64::MAX) {
+                Ok(r) => r,
+                Err(StreamError::Source(e)) => return Err(Error::io("standard input", e)),
+                Err(StreamError::Repo(e)) => return Err(e),
+            };
+            walker.files.fetch_add(1, Ordering::Relaxed);
+            walker.bytes.fetch_add(size, Ordering::Relaxed);
+            let now = Timestamp::now();
+            let node = Node {
+                name: name.as_bytes().to_vec(),
+                kind: NodeKind::File,
+                mode: 0o600,
+                uid: nix::unistd::getuid().as_raw(),
+                gid: nix::unistd::getgid().as_raw(),
+                user: crate::util::username(),
+                group: String::new(),
+                size,
+                mtime: now,
+                ctime: now,
+                inode: 0,
+                device: 0,
+                links: 1,
+                rdev: 0,
+                symlink_target: Vec::new(),
+                content,
+                subtree: None,
+            };
+            let id = walker.save_tree(Tree { nodes: vec![node] })?;
+            Ok((id, vec![format!("/{name}")]))
+        }
+    }
+}

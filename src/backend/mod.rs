@@ -1,0 +1,144 @@
+//! Storage backends: where repository files live (repo-format.md, "Layout").
+//!
+//! The trait is small and synchronous; every call names a file by its kind and name. Errors
+//! are classified so callers and retry wrappers know what not to retry: [`ErrorKind::NotFound`],
+//! [`ErrorKind::Permanent`], [`ErrorKind::Transient`].
+
+pub mod local;
+
+use std::fmt;
+
+/// The kinds of repository file, each with its own directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// `config` (its name is ignored).
+    Config,
+    /// `keys/<id>`.
+    Key,
+    /// `data/<id[0:2]>/<id>`.
+    Pack,
+    /// `index/<id>`.
+    Index,
+    /// `snapshots/<id>`.
+    Snapshot,
+    /// `locks/<id>`.
+    Lock,
+}
+
+impl FileKind {
+    /// The directory of this kind, relative to the repository root ("" for config).
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Key => "keys",
+            FileKind::Pack => "data",
+            FileKind::Index => "index",
+            FileKind::Snapshot => "snapshots",
+            FileKind::Lock => "locks",
+        }
+    }
+
+    /// The path of file `name` of this kind, relative to the repository root, with `/`
+    /// separators (the same string is the object key on object stores).
+    pub fn path(self, name: &str) -> String {
+        match self {
+            FileKind::Config => "config".to_string(),
+            FileKind::Pack => format!("data/{}/{}", name.get(..2).unwrap_or("00"), name),
+            k => format!("{}/{}", k.dir(), name),
+        }
+    }
+
+    /// Lower-case name for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            FileKind::Key => "key",
+            FileKind::Pack => "pack",
+            FileKind::Index => "index",
+            FileKind::Snapshot => "snapshot",
+            FileKind::Lock => "lock",
+        }
+    }
+}
+
+/// Failure classes of a backend call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The file does not exist.
+    NotFound,
+    /// Retrying may help (timeouts, resets, throttling).
+    Transient,
+    /// Retrying will not help (permissions, a full disk, bad credentials).
+    Permanent,
+}
+
+/// An error from a backend, naming the operation and the file.
+#[derive(Debug)]
+pub struct BackendError {
+    /// Failure class.
+    pub kind: ErrorKind,
+    /// What was attempted and on what (`write data/ab/ab12…`).
+    pub context: String,
+    /// The underlying error.
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+impl BackendError {
+    /// Classify an I/O error: not found, transient (interrupted, timed out, would block),
+    /// otherwise permanent.
+    pub fn from_io(context: String, e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match e.kind() {
+            K::NotFound => ErrorKind::NotFound,
+            K::Interrupted | K::TimedOut | K::WouldBlock | K::ConnectionReset | K::ConnectionAborted => ErrorKind::Transient,
+            _ => ErrorKind::Permanent,
+        };
+        BackendError { kind, context, source: Box::new(e) }
+    }
+}
+
+/// Result of a backend call.
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// A place to keep repository files. Implementations must be safe to call from many threads.
+///
+/// Contract: `write` is atomic — after it returns the file is durable and complete, and a
+/// crash during it leaves either no file or the complete file, never a partial one under the
+/// final name. Files are never overwritten with different content (names are content hashes).
+pub trait Backend: Send + Sync {
+    /// A human-readable location (path or URL) for messages.
+    fn location(&self) -> String;
+
+    /// Create the repository's directories; fails if `config` exists.
+    fn create(&self) -> BackendResult<()>;
+
+    /// Store `data` as file `name` of `kind`, atomically and durably.
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()>;
+
+    /// The whole file.
+    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>>;
+
+    /// `length` bytes from byte `offset`; fewer only if the file is shorter (an error).
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
+
+    /// Names and sizes (bytes) of all files of `kind`.
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>>;
+
+    /// Delete a file; deleting a missing file is not an error.
+    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()>;
+
+    /// True if the file exists.
+    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool>;
+}

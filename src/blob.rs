@@ -1,0 +1,153 @@
+//! Blobs: the unit of deduplication (repo-format.md, "Blob plaintext framing").
+//!
+//! A blob's stored form is `AES-256-GCM(compression byte || body)` with the blob type and id as
+//! associated data. Compression is zstd, or nothing when zstd does not shrink the bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{FileKey, MasterKey};
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+
+/// What a blob holds. Its byte value is part of the format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BlobType {
+    /// A chunk of file content (byte 0).
+    Data,
+    /// A serialized directory (byte 1).
+    Tree,
+}
+
+impl BlobType {
+    /// The type byte used in associated data and headers.
+    pub fn byte(self) -> u8 {
+        match self {
+            BlobType::Data => 0,
+            BlobType::Tree => 1,
+        }
+    }
+
+    /// Inverse of [`BlobType::byte`].
+    pub fn from_byte(b: u8) -> Option<Self> {
+        match b {
+            0 => Some(BlobType::Data),
+            1 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// Compression byte: body stored as is.
+pub const STORED: u8 = 0;
+/// Compression byte: body is one zstd frame.
+pub const ZSTD: u8 = 1;
+
+/// Associated data binding a blob's type and id: `type byte || id`.
+pub fn aad(blob_type: BlobType, id: &BlobId) -> [u8; 33] {
+    let mut a = [0u8; 33];
+    a[0] = blob_type.byte();
+    a[1..].copy_from_slice(&id.0 .0);
+    a
+}
+
+/// Frame `plaintext` for storage: zstd at `level` when it shrinks, else stored. `level` 0 means
+/// no compression attempt.
+pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
+    if level != 0 && plaintext.len() > 64 {
+        if let Ok(z) = zstd::bulk::compress(plaintext, level) {
+            if z.len() + 1 < plaintext.len() {
+                let mut out = Vec::with_capacity(z.len() + 1);
+                out.push(ZSTD);
+                out.extend_from_slice(&z);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(plaintext.len() + 1);
+    out.push(STORED);
+    out.extend_from_slice(plaintext);
+    out
+}
+
+/// Encrypt a framed blob at `position` (its offset in the pack).
+pub fn seal(key: &FileKey, position: u64, blob_type: BlobType, id: &BlobId, framed: &[u8]) -> Vec<u8> {
+    key.seal(position, &aad(blob_type, id), framed)
+}
+
+/// Decrypt, decompress and verify one stored blob: authentication, the expected plaintext
+/// length `raw_length` (bytes), and the recomputed keyed id. `what` names the blob and its pack
+/// in errors ([`Error::Corrupt`]).
+pub fn open(
+    master: &MasterKey,
+    key: &FileKey,
+    position: u64,
+    blob_type: BlobType,
+    id: &BlobId,
+    raw_length: u32,
+    stored: &[u8],
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    let framed = key
+        .open(position, &aad(blob_type, id), stored)
+        .ok_or_else(|| Error::corrupt(what(), "authentication failed"))?;
+    let (&kind, body) = framed.split_first().ok_or_else(|| Error::corrupt(what(), "empty plaintext"))?;
+    let plain = match kind {
+        STORED => body.to_vec(),
+        ZSTD => zstd::bulk::decompress(body, raw_length as usize)
+            .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
+        other => return Err(Error::corrupt(what(), format!("unknown compression byte {other}"))),
+    };
+    if plain.len() != raw_length as usize {
+        return Err(Error::corrupt(what(), format!("{} bytes after decompression, the index says {raw_length}", plain.len())));
+    }
+    if master.blob_id(&plain) != *id {
+        return Err(Error::corrupt(what(), "content does not hash to the blob id"));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(data: &[u8], level: i32) -> Vec<u8> {
+        let mk = MasterKey::generate();
+        let fk = mk.file_key(&[1; 32]);
+        let id = mk.blob_id(data);
+        let sealed = seal(&fk, 99, BlobType::Data, &id, &compress(data, level));
+        open(&mk, &fk, 99, BlobType::Data, &id, data.len() as u32, &sealed, &|| "b".into()).unwrap()
+    }
+
+    #[test]
+    fn compressible_is_compressed_random_is_stored() {
+        let text = b"abcdefgh".repeat(1000);
+        assert_eq!(compress(&text, 3)[0], ZSTD);
+        assert!(compress(&text, 3).len() < 200);
+        let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let c = compress(&random, 3);
+        assert!(c[0] == STORED || c.len() < random.len());
+        assert_eq!(compress(&text, 0)[0], STORED);
+    }
+
+    #[test]
+    fn swapped_type_or_id_or_position_fails() {
+        let mk = MasterKey::generate();
+        let fk = mk.file_key(&[1; 32]);
+        let id = mk.blob_id(b"content");
+        let sealed = seal(&fk, 37, BlobType::Data, &id, &compress(b"content", 3));
+        let w = || "b".to_string();
+        assert!(open(&mk, &fk, 37, BlobType::Tree, &id, 7, &sealed, &w).is_err());
+        assert!(open(&mk, &fk, 38, BlobType::Data, &id, 7, &sealed, &w).is_err());
+        assert!(open(&mk, &fk, 37, BlobType::Data, &mk.blob_id(b"other"), 7, &sealed, &w).is_err());
+        assert!(open(&mk, &fk, 37, BlobType::Data, &id, 8, &sealed, &w).is_err());
+        assert_eq!(open(&mk, &fk, 37, BlobType::Data, &id, 7, &sealed, &w).unwrap(), b"content");
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), level in 0i32..5) {
+            prop_assert_eq!(round_trip(&data, level), data);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Keys and authenticated encryption (repo-format.md, "Encryption").
+//!
+//! The master key is three 256-bit secrets: the AES-256-GCM key root (`encrypt`), the BLAKE3
+//! key for blob ids (`id`) and the chunker key (`chunker`). Every encrypted storage file draws a
+//! random 32-byte salt; its AES-256-GCM key is `blake3::derive_key(FILE_KEY_CONTEXT,
+//! encrypt || salt)` and its nonces are `0u32 || position (u64 BE)`, where position is a blob's
+//! offset in its pack, `u64::MAX` for a pack header and 0 for single objects. Key material is
+//! zeroized on drop and never printed.
+
+pub mod keyfile;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::{Error, Result};
+use crate::format::{Magic, PREFIX_LEN};
+use crate::id::BlobId;
+
+/// BLAKE3 `derive_key` context for per-file AES keys.
+pub const FILE_KEY_CONTEXT: &str = "cairn 2026-11-21 file key v1";
+/// BLAKE3 `derive_key` context for the chunker's gear table.
+pub const GEAR_CONTEXT: &str = "cairn 2026-11-21 chunker gear v1";
+/// Bytes of salt per encrypted file.
+pub const SALT_LEN: usize = 32;
+/// Bytes of AES-GCM authentication tag appended to each ciphertext.
+pub const TAG_LEN: usize = 16;
+/// Serialized master key length: encrypt || id || chunker.
+pub const MASTER_KEY_LEN: usize = 96;
+/// Nonce position used for a pack's header.
+pub const HEADER_POSITION: u64 = u64::MAX;
+
+/// The repository's master key. Not `Debug`, not `Clone` by accident: zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct MasterKey {
+    encrypt: [u8; 32],
+    id: [u8; 32],
+    chunker: [u8; 32],
+}
+
+impl MasterKey {
+    /// 96 fresh bytes from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut k = MasterKey { encrypt: [0; 32], id: [0; 32], chunker: [0; 32] };
+        let mut rng = rand::rngs::OsRng;
+        rng.fill_bytes(&mut k.encrypt);
+        rng.fill_bytes(&mut k.id);
+        rng.fill_bytes(&mut k.chunker);
+        k
+    }
+
+    /// Rebuild from the 96 serialized bytes (`encrypt || id || chunker`).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != MASTER_KEY_LEN {
+            return None;
+        }
+        let mut k = MasterKey { encrypt: [0; 32], id: [0; 32], chunker: [0; 32] };
+        k.encrypt.copy_from_slice(&bytes[..32]);
+        k.id.copy_from_slice(&bytes[32..64]);
+        k.chunker.copy_from_slice(&bytes[64..96]);
+        Some(k)
+    }
+
+    /// The 96 serialized bytes; the caller must zeroize them.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut v = zeroize::Zeroizing::new(Vec::with_capacity(MASTER_KEY_LEN));
+        v.extend_from_slice(&self.encrypt);
+        v.extend_from_slice(&self.id);
+        v.extend_from_slice(&self.chunker);
+        v
+    }
+
+    /// Keyed BLAKE3 of a blob's plaintext: its id.
+    pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
+        BlobId(crate::id::Id(*blake3::keyed_hash(&self.id, plaintext).as_bytes()))
+    }
+
+    /// The AES-256-GCM key of the file with this salt.
+    pub fn file_key(&self, salt: &[u8; SALT_LEN]) -> FileKey {
+        let mut material = zeroize::Zeroizing::new([0u8; 64]);
+        material[..32].copy_from_slice(&self.encrypt);
+        material[32..].copy_from_slice(salt);
+        let mut key = zeroize::Zeroizing::new(blake3::derive_key(FILE_KEY_CONTEXT, &material[..]));
+        let cipher = Aes256Gcm::new_from_slice(&key[..]).unwrap_or_else(|_| unreachable!("32-byte key"));
+        key.zeroize();
+        FileKey { cipher }
+    }
+
+    /// The chunker's keyed gear table (256 u64 LE): the first 2048 bytes of BLAKE3 in
+    /// derive-key mode (context [`GEAR_CONTEXT`], key material `chunker`) extended as XOF.
+    pub fn gear_table(&self) -> Box<[u64; 256]> {
+        let mut hasher = blake3::Hasher::new_derive_key(GEAR_CONTEXT);
+        hasher.update(&self.chunker);
+        let mut xof = hasher.finalize_xof();
+        let mut bytes = zeroize::Zeroizing::new([0u8; 2048]);
+        xof.fill(&mut bytes[..]);
+        let mut gear = Box::new([0u64; 256]);
+        for (i, g) in gear.iter_mut().enumerate() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            *g = u64::from_le_bytes(w);
+        }
+        gear
+    }
+
+    /// Encrypt a single object (config, index, snapshot):
+    /// `magic || version || salt || ciphertext || tag`.
+    pub fn seal_object(&self, magic: Magic, plaintext: &[u8]) -> Vec<u8> {
+        let salt = random_salt();
+        let prefix = magic.prefix();
+        let ct = self.file_key(&salt).seal(0, &prefix, plaintext);
+        let mut out = Vec::with_capacity(PREFIX_LEN + SALT_LEN + ct.len());
+        out.extend_from_slice(&prefix);
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypt and authenticate a single object written by [`MasterKey::seal_object`].
+    /// Errors: [`Error::Corrupt`] naming `what` on a wrong prefix, short file or failed tag.
+    pub fn open_object(&self, magic: Magic, data: &[u8], what: &str) -> Result<Vec<u8>> {
+        magic.check(data, what)?;
+        let rest = &data[PREFIX_LEN..];
+        if rest.len() < SALT_LEN + TAG_LEN {
+            return Err(Error::corrupt(what, "truncated: shorter than salt and tag"));
+        }
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&rest[..SALT_LEN]);
+        self.file_key(&salt)
+            .open(0, &magic.prefix(), &rest[SALT_LEN..])
+            .ok_or_else(|| Error::corrupt(what, "authentication failed (modified, or written with another master key)"))
+    }
+}
+
+/// A per-file AES-256-GCM key. The cipher state is zeroized on drop by aes-gcm.
+pub struct FileKey {
+    cipher: Aes256Gcm,
+}
+
+fn nonce(position: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&position.to_be_bytes());
+    n
+}
+
+impl FileKey {
+    /// `ciphertext || tag` of `plaintext` at nonce position `position` with associated data `aad`.
+    pub fn seal(&self, position: u64, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let n = nonce(position);
+        // Encryption only fails for plaintexts over 64 GiB, far above any blob or object size.
+        self.cipher
+            .encrypt(Nonce::from_slice(&n), Payload { msg: plaintext, aad })
+            .unwrap_or_default()
+    }
+
+    /// Decrypt `ciphertext || tag`; `None` when authentication fails.
+    pub fn open(&self, position: u64, aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+        let n = nonce(position);
+        self.cipher.decrypt(Nonce::from_slice(&n), Payload { msg: ciphertext, aad }).ok()
+    }
+}
+
+/// 32 random bytes for a file's salt.
+pub fn random_salt() -> [u8; SALT_LEN] {
+    let mut s = [0u8; SALT_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut s);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_round_trip_and_tamper() {
+        let k = MasterKey::generate();
+        let sealed = k.seal_object(Magic::Snapshot, b"payload");
+        assert_eq!(k.open_object(Magic::Snapshot, &sealed, "s").unwrap(), b"payload");
+        // Wrong kind: prefix check fails.
+        assert!(k.open_object(Magic::Index, &sealed, "s").is_err());
+        // Any flipped byte fails.
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(k.open_object(Magic::Snapshot, &bad, "s").is_err(), "flip at {i} accepted");
+        }
+        // Another key fails.
+        assert!(MasterKey::generate().open_object(Magic::Snapshot, &sealed, "s").is_err());
+    }
+
+    #[test]
+    fn position_and_aad_are_bound() {
+        let k = MasterKey::generate();
+        let fk = k.file_key(&[7; 32]);
+        let ct = fk.seal(37, b"aad", b"data");
+        assert_eq!(fk.open(37, b"aad", &ct).unwrap(), b"data");
+        assert!(fk.open(38, b"aad", &ct).is_none());
+        assert!(fk.open(37, b"aae", &ct).is_none());
+        assert!(k.file_key(&[8; 32]).open(37, b"aad", &ct).is_none());
+    }
+
+    #[test]
+    fn master_key_bytes_round_trip() {
+        let k = MasterKey::generate();
+        let b = k.to_bytes();
+        let k2 = MasterKey::from_bytes(&b).unwrap();
+        assert_eq!(k.blob_id(b"x"), k2.blob_id(b"x"));
+        assert_eq!(k.gear_table()[..], k2.gear_table()[..]);
+        assert_ne!(k.blob_id(b"x"), MasterKey::generate().blob_id(b"x"));
+        assert!(MasterKey::from_bytes(&b[..95]).is_none());
+    }
+}

@@ -1,0 +1,96 @@
+//! The library's error type. Each variant is a failure class a caller can match on (the CLI maps
+//! them to restic's exit codes); every message names the object or path it concerns and, where
+//! there is one, what the user can do.
+
+use std::path::PathBuf;
+
+use crate::backend::BackendError;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in cairn's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No repository at the location (no `config` file).
+    #[error("repository {location} does not exist (no config file); create it with `cairn init`")]
+    RepositoryNotFound {
+        /// The repository location as given by the user.
+        location: String,
+    },
+
+    /// `init` on a location that already holds a repository.
+    #[error("repository {location} already exists (it has a config file); refusing to overwrite it")]
+    RepositoryExists {
+        /// The repository location.
+        location: String,
+    },
+
+    /// No key file could be opened with the password.
+    #[error("wrong password or no key file matches it ({tried} key file(s) tried); nothing was changed")]
+    WrongPassword {
+        /// How many key files were tried.
+        tried: usize,
+    },
+
+    /// No password source was configured and no terminal to prompt on.
+    #[error("{0}")]
+    NoPassword(String),
+
+    /// A storage operation failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+
+    /// Stored data failed verification: wrong hash, failed authentication, undecodable.
+    /// `object` names it (`pack 1a2b3c4d`, `index 5e6f...`, `blob ... in pack ...`).
+    #[error("{object} is damaged: {detail}")]
+    Corrupt {
+        /// What was being read.
+        object: String,
+        /// What check failed.
+        detail: String,
+    },
+
+    /// A local file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// No snapshot matches the given id prefix or filter.
+    #[error("no snapshot matches {0:?}; list them with `cairn snapshots`")]
+    SnapshotNotFound(String),
+
+    /// An id prefix matches more than one snapshot.
+    #[error("snapshot id prefix {prefix:?} is ambiguous: it matches {count} snapshots; give more characters")]
+    AmbiguousSnapshot {
+        /// The prefix given.
+        prefix: String,
+        /// How many snapshots it matched.
+        count: usize,
+    },
+
+    /// The user asked for something impossible or malformed.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The operation was interrupted (Ctrl-C / SIGTERM).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// Shorthand for [`Error::Corrupt`].
+    pub fn corrupt(object: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt { object: object.into(), detail: detail.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

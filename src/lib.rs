@@ -1,0 +1,32 @@
+//! cairn: a content-addressed, deduplicating, encrypted backup engine.
+//!
+//! The library holds every concept in its own module; the `cairn` binary is a thin CLI on top.
+//! The on-disk format is specified in `repo-format.md`.
+//!
+//! - [`id`]: typed 32-byte ids; [`format`]: serialization and file prefixes;
+//! - [`crypto`]: master key, key files (Argon2id), per-file AES-256-GCM keys;
+//! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
+//! - [`backend`]: the storage trait and the local-disk backend;
+//! - [`repository`]: opening and reading a repository;
+//! - [`archiver`]: backup; [`restorer`]: restore.
+
+#![warn(missing_docs)]
+
+pub mod archiver;
+pub mod backend;
+pub mod blob;
+pub mod chunker;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod index;
+pub mod pack;
+pub mod repository;
+pub mod restorer;
+pub mod snapshot;
+pub mod tree;
+pub mod util;
+
+pub use error::{Error, Result};
+pub use repository::Repository;

@@ -1,0 +1,192 @@
+//! Pack files: many encrypted blobs followed by an encrypted header (repo-format.md, "Pack file").
+//!
+//! Layout: `"CRNP" || 0x01 || salt (32) || blob_1 || … || blob_n || header_ct || tag (16) ||
+//! header_length (u32 LE)`. A blob's AES-GCM nonce position is its byte offset in the pack; the
+//! header's is `u64::MAX`. The header is a bincode `Vec<BlobEntry>`, so a pack describes itself
+//! and the index can be rebuilt from packs alone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::{self, BlobType};
+use crate::crypto::{random_salt, FileKey, MasterKey, HEADER_POSITION, SALT_LEN, TAG_LEN};
+use crate::error::{Error, Result};
+use crate::format::{self, Magic, PREFIX_LEN};
+use crate::id::{BlobId, PackId};
+
+/// Offset of the first blob in a pack: prefix (5) + salt (32).
+pub const FIRST_BLOB_OFFSET: u32 = (PREFIX_LEN + SALT_LEN) as u32;
+
+/// One blob's entry in a pack header and in the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobEntry {
+    /// [`BlobType::byte`].
+    pub blob_type: u8,
+    /// The blob id.
+    pub id: BlobId,
+    /// Byte offset of the stored blob within the pack file.
+    pub offset: u32,
+    /// Stored length in bytes (ciphertext including the 16-byte tag).
+    pub length: u32,
+    /// Plaintext length in bytes before compression.
+    pub raw_length: u32,
+}
+
+impl BlobEntry {
+    /// The blob type; `None` for an undefined type byte.
+    pub fn kind(&self) -> Option<BlobType> {
+        BlobType::from_byte(self.blob_type)
+    }
+}
+
+/// Accumulates blobs into one pack in memory (packs are `pack_size` bytes, 16 MiB by default).
+pub struct PackWriter {
+    blob_type: BlobType,
+    salt: [u8; SALT_LEN],
+    key: FileKey,
+    buf: Vec<u8>,
+    entries: Vec<BlobEntry>,
+    raw_bytes: u64,
+}
+
+/// A finished pack: its bytes, id and what it holds.
+pub struct FinishedPack {
+    /// Storage id: BLAKE3 of `bytes`.
+    pub id: PackId,
+    /// The pack's salt (recorded in the index).
+    pub salt: [u8; SALT_LEN],
+    /// The complete file.
+    pub bytes: Vec<u8>,
+    /// Its blobs.
+    pub entries: Vec<BlobEntry>,
+    /// Sum of the blobs' plaintext lengths, bytes.
+    pub raw_bytes: u64,
+}
+
+impl PackWriter {
+    /// Start an empty pack for blobs of `blob_type`, with room for `capacity` bytes.
+    pub fn new(master: &MasterKey, blob_type: BlobType, capacity: usize) -> Self {
+        let salt = random_salt();
+        let mut buf = Vec::with_capacity(capacity + 64 * 1024);
+        buf.extend_from_slice(&Magic::Pack.prefix());
+        buf.extend_from_slice(&salt);
+        PackWriter { blob_type, key: master.file_key(&salt), salt, buf, entries: Vec::new(), raw_bytes: 0 }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Compress-framed `framed` bytes (see [`blob::compress`]) of the blob `id`, whose
+    /// plaintext is `raw_length` bytes, are encrypted and appended. Returns the stored length.
+    /// Errors when the pack would pass 4 GiB (offsets are u32).
+    pub fn add(&mut self, id: BlobId, framed: &[u8], raw_length: u32) -> Result<u32> {
+        let offset = u32::try_from(self.buf.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
+        let sealed = blob::seal(&self.key, offset as u64, self.blob_type, &id, framed);
+        let length = u32::try_from(sealed.len()).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
+        if (offset as u64) + (length as u64) > u32::MAX as u64 {
+            return Err(Error::InvalidInput("pack larger than 4 GiB".into()));
+        }
+        self.buf.extend_from_slice(&sealed);
+        self.entries.push(BlobEntry { blob_type: self.blob_type.byte(), id, offset, length, raw_length });
+        self.raw_bytes += raw_length as u64;
+        Ok(length)
+    }
+
+    /// Append the encrypted header and its length; the pack's id is the hash of the result.
+    pub fn finish(mut self) -> FinishedPack {
+        let header = format::encode(&self.entries);
+        let sealed = self.key.seal(HEADER_POSITION, &Magic::Pack.prefix(), &header);
+        self.buf.extend_from_slice(&sealed);
+        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        FinishedPack { id: PackId(crate::id::Id::of_bytes(&self.buf)), salt: self.salt, bytes: self.buf, entries: self.entries, raw_bytes: self.raw_bytes }
+    }
+}
+
+/// Read the salt from a pack's first 37 bytes.
+pub fn read_salt(prefix: &[u8], what: &str) -> Result<[u8; SALT_LEN]> {
+    Magic::Pack.check(prefix, what)?;
+    let s = prefix
+        .get(PREFIX_LEN..PREFIX_LEN + SALT_LEN)
+        .ok_or_else(|| Error::corrupt(what, "truncated before the end of its salt"))?;
+    let mut salt = [0u8; SALT_LEN];
+    salt.copy_from_slice(s);
+    Ok(salt)
+}
+
+/// Decode and check the header of a complete pack: every entry lies inside the blob area, in
+/// order, without overlap, and has a defined type.
+pub fn read_header(master: &MasterKey, pack: &[u8], id: &PackId) -> Result<Vec<BlobEntry>> {
+    let what = format!("pack {}", id.short());
+    let salt = read_salt(pack, &what)?;
+    let len_at = pack.len().checked_sub(4).ok_or_else(|| Error::corrupt(&what, "truncated"))?;
+    let mut l = [0u8; 4];
+    l.copy_from_slice(&pack[len_at..]);
+    let hlen = u32::from_le_bytes(l) as usize;
+    let start = len_at
+        .checked_sub(hlen)
+        .filter(|s| *s >= FIRST_BLOB_OFFSET as usize && hlen >= TAG_LEN)
+        .ok_or_else(|| Error::corrupt(&what, format!("header length {hlen} does not fit in a {}-byte pack (truncated?)", pack.len())))?;
+    let header = master
+        .file_key(&salt)
+        .open(HEADER_POSITION, &Magic::Pack.prefix(), &pack[start..len_at])
+        .ok_or_else(|| Error::corrupt(&what, "header authentication failed"))?;
+    let entries: Vec<BlobEntry> = format::decode(&header, &what)?;
+    let mut next = FIRST_BLOB_OFFSET as u64;
+    for e in &entries {
+        if e.kind().is_none() || (e.offset as u64) != next || (e.length as usize) < TAG_LEN {
+            return Err(Error::corrupt(&what, format!("header entry for blob {} is inconsistent", e.id.short())));
+        }
+        next = e.offset as u64 + e.length as u64;
+    }
+    if next != start as u64 {
+        return Err(Error::corrupt(&what, "header entries do not cover the blob area"));
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_every_blob() {
+        let mk = MasterKey::generate();
+        let mut w = PackWriter::new(&mk, BlobType::Data, 1 << 16);
+        let blobs: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 100 + i as usize * 37]).collect();
+        for b in &blobs {
+            w.add(mk.blob_id(b), &blob::compress(b, 3), b.len() as u32).unwrap();
+        }
+        let p = w.finish();
+        assert_eq!(p.id.0, crate::id::Id::of_bytes(&p.bytes));
+        let entries = read_header(&mk, &p.bytes, &p.id).unwrap();
+        assert_eq!(entries, p.entries);
+        assert_eq!(entries[0].offset, FIRST_BLOB_OFFSET);
+        let fk = mk.file_key(&read_salt(&p.bytes, "p").unwrap());
+        for (e, b) in entries.iter().zip(&blobs) {
+            let stored = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
+            let got = blob::open(&mk, &fk, e.offset as u64, BlobType::Data, &e.id, e.raw_length, stored, &|| "b".into()).unwrap();
+            assert_eq!(&got, b);
+        }
+    }
+
+    #[test]
+    fn damaged_or_truncated_pack_is_reported() {
+        let mk = MasterKey::generate();
+        let mut w = PackWriter::new(&mk, BlobType::Tree, 1024);
+        w.add(mk.blob_id(b"t"), &blob::compress(b"t", 3), 1).unwrap();
+        let p = w.finish();
+        for cut in [0, 3, 10, 40, p.bytes.len() - 1] {
+            assert!(read_header(&mk, &p.bytes[..cut], &p.id).is_err(), "cut at {cut}");
+        }
+        let mut bad = p.bytes.clone();
+        let n = bad.len();
+        bad[n - 10] ^= 1;
+        assert!(read_header(&mk, &bad, &p.id).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Opening, creating and reading a repository: config, keys, index, snapshots, blobs.
+//!
+//! Nothing outside this module (and the pack/blob/crypto modules it uses) touches encryption:
+//! callers read and write plaintext structures through [`Repository`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, ErrorKind, FileKind};
+use crate::blob::{self, BlobType};
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::crypto::keyfile::{self, KdfParams, Unwrapped};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::format::{self, Magic};
+use crate::id::{BlobId, Id, IndexId, KeyId, SnapshotId};
+use crate::index::{Index, IndexFile};
+use crate::snapshot::{Snapshot, SnapshotFilter};
+use crate::tree::Tree;
+
+/// Repository settings, stored encrypted in `config`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Format version of the repository (1).
+    pub version: u32,
+    /// Random repository id.
+    pub id: Id,
+    /// Chunk size parameters.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level for new blobs (0 = no compression).
+    pub compression_level: i32,
+}
+
+/// Default target pack size: 16 MiB.
+pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
+/// Default zstd level.
+pub const DEFAULT_COMPRESSION_LEVEL: i32 = 3;
+
+/// Choices made once, at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Key derivation parameters for the first key file.
+    pub kdf: KdfParams,
+    /// Chunk size parameters.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes (1 MiB to 1 GiB).
+    pub pack_size: u32,
+    /// zstd level (0 to 22).
+    pub compression_level: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::default(),
+            chunker: ChunkerParams::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+        }
+    }
+}
+
+/// An open repository: backend, master key and config.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    master: MasterKey,
+    config: Config,
+    key_id: KeyId,
+}
+
+impl Repository {
+    /// Create a new repository in `backend` with one key file for `password`.
+    /// Errors: [`Error::RepositoryExists`] when a config is already there; backend errors.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Self> {
+        opts.chunker.validate()?;
+        if !(1 << 20..=1 << 30).contains(&opts.pack_size) || !(0..=22).contains(&opts.compression_level) {
+            return Err(Error::InvalidInput("pack size must be 1 MiB to 1 GiB and compression level 0 to 22".into()));
+        }
+        if backend.exists(FileKind::Config, "")? {
+            return Err(Error::RepositoryExists { location: backend.location() });
+        }
+        backend.create()?;
+        let master = MasterKey::generate();
+        let key_bytes = keyfile::wrap(&master, password, opts.kdf, &crate::util::username(), &crate::util::hostname())?;
+        let key_id = KeyId(Id::of_bytes(&key_bytes));
+        backend.write(FileKind::Key, &key_id.to_hex(), &key_bytes)?;
+        let config = Config {
+            version: format::FORMAT_VERSION as u32,
+            id: Id(crate::crypto::random_salt()),
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            compression_level: opts.compression_level,
+        };
+        // The config is written last: a repository exists once its config does.
+        let sealed = master.seal_object(Magic::Config, &format::encode(&config));
+        backend.write(FileKind::Config, "", &sealed)?;
+        Ok(Repository { backend, master, config, key_id })
+    }
+
+    /// Open the repository in `backend` with `password`.
+    /// Errors: [`Error::RepositoryNotFound`] without a config; [`Error::WrongPassword`] when no
+    /// key file opens; [`Error::Corrupt`] for a damaged config.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
+        let config_bytes = match backend.read(FileKind::Config, "") {
+            Ok(b) => b,
+            Err(e) if e.kind == ErrorKind::NotFound => return Err(Error::RepositoryNotFound { location: backend.location() }),
+            Err(e) => return Err(e.into()),
+        };
+        let keys = backend.list(FileKind::Key)?;
+        let mut tried = 0;
+        let mut damaged = Vec::new();
+        for (name, _) in &keys {
+            let what = format!("key file {name}");
+            let data = backend.read(FileKind::Key, name)?;
+            if Id::of_bytes(&data).to_hex() != *name {
+                damaged.push(format!("{what}: content does not match its name"));
+                continue;
+            }
+            tried += 1;
+            match keyfile::unwrap(&data, password, &what) {
+                Ok(Unwrapped::Key(master)) => {
+                    let plain = master.open_object(Magic::Config, &config_bytes, "config")?;
+                    let config: Config = format::decode(&plain, "config")?;
+                    if config.version != format::FORMAT_VERSION as u32 {
+                        return Err(Error::corrupt("config", format!("repository version {} is not supported", config.version)));
+                    }
+                    config.chunker.validate().map_err(|e| Error::corrupt("config", e.to_string()))?;
+                    let key_id = KeyId(Id::of_bytes(&data));
+                    return Ok(Repository { backend, master, config, key_id });
+                }
+                Ok(Unwrapped::WrongPassword) => {}
+                Err(e) => damaged.push(e.to_string()),
+            }
+        }
+        if tried == 0 && !damaged.is_empty() {
+            return Err(Error::corrupt("every key file", damaged.join("; ")));
+        }
+        Err(Error::WrongPassword { tried })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The master key.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The key file this session opened.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// A chunker with the repository's parameters and keyed gear table.
+    pub fn chunker(&self) -> Result<Chunker> {
+        Chunker::new(self.config.chunker, self.master.gear_table())
+    }
+
+    /// Encrypt and store a single object; returns its storage id.
+    pub fn write_object<T: Serialize>(&self, kind: FileKind, magic: Magic, value: &T) -> Result<Id> {
+        let sealed = self.master.seal_object(magic, &format::encode(value));
+        let id = Id::of_bytes(&sealed);
+        self.backend.write(kind, &id.to_hex(), &sealed)?;
+        Ok(id)
+    }
+
+    /// Read a single object, check its name is the hash of its bytes, decrypt and decode it.
+    pub fn read_object<T: serde::de::DeserializeOwned>(&self, kind: FileKind, magic: Magic, name: &str) -> Result<T> {
+        let what = format!("{} {}", kind.label(), name.get(..8).unwrap_or(name));
+        let data = self.backend.read(kind, name)?;
+        if Id::of_bytes(&data).to_hex() != name {
+            return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
+        }
+        let plain = self.master.open_object(magic, &data, &what)?;
+        format::decode(&plain, &what)
+    }
+
+    /// Load every index file into one in-memory index. Damaged index files are an error.
+    pub fn load_index(&self) -> Result<Index> {
+        let names = self.backend.list(FileKind::Index)?;
+        let files: Vec<Result<IndexFile>> = {
+            use rayon::prelude::*;
+            names.par_iter().map(|(n, _)| self.read_object(FileKind::Index, Magic::Index, n)).collect()
+        };
+        let mut index = Index::new();
+        for f in files {
+            index.add_file(&f?);
+        }
+        Ok(index)
+    }
+
+    /// Store an index file.
+    pub fn write_index(&self, file: &IndexFile) -> Result<IndexId> {
+        Ok(IndexId(self.write_object(FileKind::Index, Magic::Index, file)?))
+    }
+
+    /// Store a snapshot; returns its id.
+    pub fn write_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
+        Ok(SnapshotId(self.write_object(FileKind::Snapshot, Magic::Snapshot, s)?))
+    }
+
+    /// Load one snapshot.
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        self.read_object(FileKind::Snapshot, Magic::Snapshot, &id.to_hex())
+    }
+
+    /// All snapshots passing `filter`, oldest first.
+    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        use rayon::prelude::*;
+        let names = self.backend.list(FileKind::Snapshot)?;
+        let loaded: Result<Vec<(SnapshotId, Snapshot)>> = names
+            .par_iter()
+            .filter_map(|(n, _)| Id::from_hex(n).map(SnapshotId))
+            .map(|id| Ok((id, self.load_snapshot(&id)?)))
+            .collect();
+        let mut v: Vec<_> = loaded?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+        v.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(v)
+    }
+
+    /// Resolve a user's snapshot name: `latest` (the newest passing `filter`), a full id, or
+    /// a unique id prefix. Errors: [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`].
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            return self.snapshots(filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+        }
+        let spec_l = spec.to_ascii_lowercase();
+        if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput(format!("{spec:?} is neither `latest` nor a hex snapshot id")));
+        }
+        let matches: Vec<SnapshotId> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&spec_l))
+            .filter_map(|(n, _)| Id::from_hex(&n).map(SnapshotId))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            [id] => Ok((*id, self.load_snapshot(id)?)),
+            _ => Err(Error::AmbiguousSnapshot { prefix: spec.to_string(), count: matches.len() }),
+        }
+    }
+
+    /// Read, decrypt and verify one blob through the index.
+    /// Errors: [`Error::Corrupt`] naming the blob and its pack when it is missing from the
+    /// index, unreadable, fails authentication, or does not hash to its id.
+    pub fn read_blob(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        let (pack, loc) = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "not in the index"))?;
+        if loc.blob_type != blob_type {
+            return Err(Error::corrupt(format!("blob {}", id.short()), format!("indexed as {:?}, expected {blob_type:?}", loc.blob_type)));
+        }
+        let what = || format!("{blob_type:?} blob {} in pack {}", id.short(), pack.id.to_hex());
+        let stored = self
+            .backend
+            .read_range(FileKind::Pack, &pack.id.to_hex(), loc.offset as u64, loc.length as u64)
+            .map_err(|e| Error::corrupt(what(), e.to_string()))?;
+        let key = self.master.file_key(&pack.salt);
+        blob::open(&self.master, &key, loc.offset as u64, blob_type, id, loc.raw_length, &stored, &what)
+    }
+
+    /// Load and decode a tree blob.
+    pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
+        let plain = self.read_blob(index, BlobType::Tree, id)?;
+        format::decode(&plain, &format!("tree {}", id.short()))
+    }
+}
