@@ -56,7 +56,7 @@ pub enum Source<'a> {
         /// The file name in the snapshot.
         name: String,
         /// The stream.
-        reader: &'a mut (dyn Read + Send),
+        reader: &'a mut dyn Read,
     },
 }
 

@@ -142,3 +142,24 @@ pub trait Backend: Send + Sync {
     /// True if the file exists.
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool>;
 }
+
+/// Open the backend a repository string names: a local path (S3 and other services are
+/// recognised and refused with a clear message until they are supported).
+/// Errors: [`crate::Error::InvalidInput`] for an empty or unsupported location.
+pub fn open_location(location: &str) -> crate::Result<std::sync::Arc<dyn Backend>> {
+    if location.is_empty() {
+        return Err(crate::Error::InvalidInput(
+            "no repository given: use -r/--repo or set CAIRN_REPOSITORY".into(),
+        ));
+    }
+    for scheme in ["s3:", "opendal:", "sftp:", "rest:", "b2:", "azure:", "gs:"] {
+        if location.starts_with(scheme) {
+            return Err(crate::Error::InvalidInput(format!(
+                "repository {location:?}: the {} backend is not supported by this version of cairn; use a local path",
+                scheme.trim_end_matches(':')
+            )));
+        }
+    }
+    let path = location.strip_prefix("local:").unwrap_or(location);
+    Ok(std::sync::Arc::new(local::LocalBackend::new(path)))
+}

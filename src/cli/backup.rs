@@ -1,0 +1,139 @@
+//! `cairn backup`: paths or standard input into a new snapshot.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Args;
+
+use cairn::archiver::{self, BackupOptions, Progress, Source};
+use cairn::Error;
+
+use super::progress::Ticker;
+use super::{human_bytes, out, GlobalOpts, EXIT_OK, EXIT_PARTIAL};
+
+/// Arguments of `backup`.
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Read the content to back up from standard input
+    #[arg(long, conflicts_with = "paths")]
+    stdin: bool,
+    /// File name to store standard input under
+    #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
+    stdin_filename: String,
+    /// Host name to record (default: this machine's)
+    #[arg(long, short = 'H', value_name = "HOST")]
+    host: Option<String>,
+    /// Tag for the snapshot (repeatable, or comma-separated)
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Exclude paths matching this glob (repeatable)
+    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Read exclude globs from this file, one per line (repeatable)
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    exclude_files: Vec<PathBuf>,
+    /// Do not cross file system boundaries below the given paths
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
+    /// Do not write anything; show what would be done
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Snapshot time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local time)
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
+}
+
+fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).or_else(|_| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+            .map_err(|e| e.to_string())
+            .and_then(|n| n.and_local_timezone(chrono::Local).single().ok_or_else(|| "ambiguous local time".to_string()))
+            .map(|t| t.with_timezone(&chrono::Utc))
+    });
+    let t = t.map_err(|e| Error::InvalidInput(format!("--time {s:?}: {e}")))?;
+    Ok(cairn::tree::Timestamp { secs: t.timestamp(), nanos: t.timestamp_subsec_nanos() })
+}
+
+/// Run a backup and print its summary.
+pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
+    let mut excludes = a.excludes.clone();
+    for f in &a.exclude_files {
+        excludes.extend(archiver::read_pattern_file(f)?);
+    }
+    let opts = BackupOptions {
+        host: a.host.clone(),
+        tags: a.tags.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        excludes,
+        one_file_system: a.one_file_system,
+        dry_run: a.dry_run,
+        time: a.time.as_deref().map(parse_time).transpose()?,
+    };
+    if !a.stdin && a.paths.is_empty() {
+        return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
+    }
+    let repo = g.open()?;
+    let index = repo.load_index()?;
+    let progress = Arc::new(Progress::default());
+    let p = progress.clone();
+    let ticker = Ticker::start(g.show_progress(), move || {
+        format!(
+            "{} files, {} read, {} added, {} errors",
+            p.files.load(Ordering::Relaxed),
+            human_bytes(p.bytes.load(Ordering::Relaxed)),
+            human_bytes(p.bytes_added.load(Ordering::Relaxed)),
+            p.errors.load(Ordering::Relaxed)
+        )
+    });
+    let mut stdin = std::io::stdin().lock();
+    let source = if a.stdin {
+        Source::Stream { name: a.stdin_filename.clone(), reader: &mut stdin }
+    } else {
+        Source::Paths(a.paths.clone())
+    };
+    let result = archiver::backup(&repo, &index, source, &opts, &progress);
+    drop(ticker);
+    let r = result?;
+    for (path, msg) in &r.errors {
+        eprintln!("cairn: {}: {msg} (skipped)", path.display());
+    }
+    let s = &r.snapshot.summary;
+    if g.json {
+        let mut v = super::snapshots::summary_json(s, r.snapshot.tz_offset);
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("message_type".into(), "summary".into());
+            obj.insert("snapshot_id".into(), r.id.map(|i| i.to_hex()).into());
+            obj.insert("dry_run".into(), a.dry_run.into());
+        }
+        out(&v.to_string());
+    } else if !g.quiet {
+        out(&format!("Files:       {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged));
+        out(&format!("Dirs:        {} new, {} changed, {} unchanged", s.dirs_new, s.dirs_changed, s.dirs_unchanged));
+        out(&format!(
+            "Added to the repository: {} ({} stored)",
+            human_bytes(s.data_added),
+            human_bytes(s.data_added_packed)
+        ));
+        let dur = (s.backup_end.secs - s.backup_start.secs).max(0);
+        out(&format!(
+            "processed {} files, {} in {}:{:02}",
+            s.total_files_processed,
+            human_bytes(s.total_bytes_processed),
+            dur / 60,
+            dur % 60
+        ));
+        match r.id {
+            Some(id) => out(&format!("snapshot {} saved", id.short())),
+            None => out("dry run: nothing was written"),
+        }
+    }
+    if r.errors.is_empty() {
+        Ok(EXIT_OK)
+    } else {
+        eprintln!("cairn: {} source(s) could not be read; the snapshot was saved without them", r.errors.len());
+        Ok(EXIT_PARTIAL)
+    }
+}

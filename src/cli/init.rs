@@ -1,0 +1,29 @@
+//! `cairn init`: create a repository.
+
+use clap::Args;
+
+use cairn::repository::{InitOptions, Repository};
+use cairn::Error;
+
+use super::{out, password, GlobalOpts, EXIT_OK};
+
+/// Arguments of `init`.
+#[derive(Args)]
+pub struct InitArgs {}
+
+/// Create the repository and print its id.
+pub fn run(g: &GlobalOpts, _a: &InitArgs) -> Result<u8, Error> {
+    let backend = g.backend()?;
+    if backend.exists(cairn::backend::FileKind::Config, "")? {
+        return Err(Error::RepositoryExists { location: backend.location() });
+    }
+    let pw = password::get(g, true)?;
+    let repo = Repository::init(backend.clone(), pw.as_bytes(), &InitOptions::default())?;
+    if g.json {
+        out(&serde_json::json!({ "message_type": "initialized", "id": repo.config().id.to_hex(), "repository": backend.location() }).to_string());
+    } else if !g.quiet {
+        out(&format!("created cairn repository {} at {}", repo.config().id.short(), backend.location()));
+        out("Please note that knowledge of your password is required to access the repository. Losing your password means that your data is irrecoverably lost.");
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,193 @@
+//! Command-line interface: restic's verbs, flags, environment variables and exit codes.
+
+mod backup;
+mod init;
+mod password;
+mod progress;
+mod restore;
+mod snapshots;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use cairn::backend::Backend;
+use cairn::Error;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: fatal error.
+pub const EXIT_FATAL: u8 = 1;
+/// Exit code: snapshot saved, but some sources could not be read.
+pub const EXIT_PARTIAL: u8 = 3;
+/// Exit code: the repository does not exist.
+pub const EXIT_NO_REPOSITORY: u8 = 10;
+/// Exit code: the repository is locked.
+#[allow(dead_code)]
+pub const EXIT_LOCKED: u8 = 11;
+/// Exit code: wrong password.
+pub const EXIT_WRONG_PASSWORD: u8 = 12;
+/// Exit code: interrupted.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Deduplicating, encrypted backups", max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Clone)]
+pub struct GlobalOpts {
+    /// Repository location (a local path)
+    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO", default_value = "", hide_default_value = true)]
+    pub repo: String,
+    /// Read the repository password from this file (first line)
+    #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Run this shell command and use the first line it prints as the password
+    #[arg(long, env = "CAIRN_PASSWORD_COMMAND", global = true, value_name = "COMMAND")]
+    pub password_command: Option<String>,
+    /// Print machine-readable JSON instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors and the requested output
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more (repeat for even more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new repository
+    Init(init::InitArgs),
+    /// Back up files and directories, or standard input
+    Backup(backup::BackupArgs),
+    /// List snapshots
+    Snapshots(snapshots::SnapshotsArgs),
+    /// Restore a snapshot into a directory
+    Restore(restore::RestoreArgs),
+}
+
+impl GlobalOpts {
+    /// The backend named by `-r`.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>, Error> {
+        cairn::backend::open_location(&self.repo)
+    }
+
+    /// Open the repository, asking for the password as configured.
+    pub fn open(&self) -> Result<cairn::Repository, Error> {
+        let backend = self.backend()?;
+        // Fail on a missing repository before asking for a password.
+        if !backend.exists(cairn::backend::FileKind::Config, "")? {
+            return Err(Error::RepositoryNotFound { location: backend.location() });
+        }
+        let pw = password::get(self, false)?;
+        cairn::Repository::open(backend, pw.as_bytes())
+    }
+
+    /// True when progress bars may be drawn: stderr is a terminal and not `--quiet`/`--json`.
+    pub fn show_progress(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.quiet && !self.json && std::io::stderr().is_terminal()
+    }
+}
+
+fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::RepositoryNotFound { .. } => EXIT_NO_REPOSITORY,
+        Error::WrongPassword { .. } => EXIT_WRONG_PASSWORD,
+        Error::Interrupted => EXIT_INTERRUPTED,
+        _ => EXIT_FATAL,
+    }
+}
+
+/// Print an error with its chain of causes.
+pub fn print_error(e: &dyn std::error::Error) {
+    let mut msg = format!("cairn: {e}");
+    let mut src = e.source();
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(&format!(": {text}"));
+        }
+        src = s.source();
+    }
+    eprintln!("{msg}");
+}
+
+/// Parse, run, and turn the outcome into restic's exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if cairn::archiver::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Second signal: stop now.
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+    });
+    let result = match &cli.command {
+        Command::Init(a) => init::run(&cli.global, a),
+        Command::Backup(a) => backup::run(&cli.global, a),
+        Command::Snapshots(a) => snapshots::run(&cli.global, a),
+        Command::Restore(a) => restore::run(&cli.global, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Write a line to stdout; a closed pipe (`cairn snapshots | head`) is not an error.
+pub fn out(line: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    if writeln!(o, "{line}").is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// Bytes as a human-readable size (KiB, MiB... with two decimals).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+/// Snapshot selection flags shared by commands that pick snapshots.
+#[derive(Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable)
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with this tag; `a,b` means both (repeatable: any of them)
+    #[arg(long = "tag", value_name = "TAG[,TAG]")]
+    pub tags: Vec<String>,
+    /// Only snapshots that include this path (repeatable: all of them)
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+impl FilterArgs {
+    /// As the library's filter.
+    pub fn filter(&self) -> cairn::snapshot::SnapshotFilter {
+        cairn::snapshot::SnapshotFilter { hosts: self.hosts.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
+    }
+}

@@ -1,0 +1,46 @@
+//! Progress bars on a terminal (indicatif), fed by polling the library's atomic counters.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A spinner redrawn every 100 ms with a message built by `message`; stopped on drop.
+pub struct Ticker {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Start a spinner when `enabled`; otherwise do nothing.
+    pub fn start(enabled: bool, message: impl Fn() -> String + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !enabled {
+            return Ticker { stop, handle: None };
+        }
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            while !s.load(Ordering::Relaxed) {
+                bar.set_message(message());
+                bar.tick();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.finish_and_clear();
+        });
+        Ticker { stop, handle: Some(handle) }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
