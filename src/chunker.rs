@@ -29,7 +29,7 @@ pub struct ChunkerParams {
 impl Default for ChunkerParams {
     /// The measured defaults (repo-format.md, "Choice of chunk sizes").
     fn default() -> Self {
-        ChunkerParams { min_size: 512 * 1024, avg_size: 1024 * 1024, max_size: 8 * 1024 * 1024, normalization: 1 }
+        ChunkerParams { min_size: 128 * 1024, avg_size: 512 * 1024, max_size: 2 * 1024 * 1024, normalization: 1 }
     }
 }
 
