@@ -124,28 +124,41 @@ pub fn read_salt(prefix: &[u8], what: &str) -> Result<[u8; SALT_LEN]> {
 pub fn read_header(master: &MasterKey, pack: &[u8], id: &PackId) -> Result<Vec<BlobEntry>> {
     let what = format!("pack {}", id.short());
     let salt = read_salt(pack, &what)?;
-    let len_at = pack.len().checked_sub(4).ok_or_else(|| Error::corrupt(&what, "truncated"))?;
-    let mut l = [0u8; 4];
-    l.copy_from_slice(&pack[len_at..]);
-    let hlen = u32::from_le_bytes(l) as usize;
+    let (start, hlen) = header_span(pack.len() as u64, pack.get(pack.len().saturating_sub(4)..).unwrap_or(&[]), &what)?;
+    let header = pack.get(start as usize..(start + hlen) as usize).ok_or_else(|| Error::corrupt(&what, "truncated"))?;
+    decode_header(master, &salt, header, start, &what)
+}
+
+/// Where the encrypted header of a pack of `size` bytes lies, from its last 4 bytes `tail`:
+/// `(offset, length)` in bytes. Errors when the length does not fit the file.
+pub fn header_span(size: u64, tail: &[u8], what: &str) -> Result<(u64, u64)> {
+    let l: [u8; 4] = tail.try_into().map_err(|_| Error::corrupt(what, "truncated: no header length"))?;
+    let hlen = u32::from_le_bytes(l) as u64;
+    let len_at = size.checked_sub(4).ok_or_else(|| Error::corrupt(what, "truncated"))?;
     let start = len_at
         .checked_sub(hlen)
-        .filter(|s| *s >= FIRST_BLOB_OFFSET as usize && hlen >= TAG_LEN)
-        .ok_or_else(|| Error::corrupt(&what, format!("header length {hlen} does not fit in a {}-byte pack (truncated?)", pack.len())))?;
-    let header = master
-        .file_key(&salt)
-        .open(HEADER_POSITION, &Magic::Pack.prefix(), &pack[start..len_at])
-        .ok_or_else(|| Error::corrupt(&what, "header authentication failed"))?;
-    let entries: Vec<BlobEntry> = format::decode(&header, &what)?;
+        .filter(|s| *s >= FIRST_BLOB_OFFSET as u64 && hlen >= TAG_LEN as u64)
+        .ok_or_else(|| Error::corrupt(what, format!("header length {hlen} does not fit in a {size}-byte pack (truncated?)")))?;
+    Ok((start, hlen))
+}
+
+/// Decrypt a pack header (`header`, found at byte `start`) and check its entries tile the blob
+/// area `[37, start)` exactly, in order, with defined types.
+pub fn decode_header(master: &MasterKey, salt: &[u8; SALT_LEN], header: &[u8], start: u64, what: &str) -> Result<Vec<BlobEntry>> {
+    let plain = master
+        .file_key(salt)
+        .open(HEADER_POSITION, &Magic::Pack.prefix(), header)
+        .ok_or_else(|| Error::corrupt(what, "header authentication failed"))?;
+    let entries: Vec<BlobEntry> = format::decode(&plain, what)?;
     let mut next = FIRST_BLOB_OFFSET as u64;
     for e in &entries {
         if e.kind().is_none() || (e.offset as u64) != next || (e.length as usize) < TAG_LEN {
-            return Err(Error::corrupt(&what, format!("header entry for blob {} is inconsistent", e.id.short())));
+            return Err(Error::corrupt(what, format!("header entry for blob {} is inconsistent", e.id.short())));
         }
         next = e.offset as u64 + e.length as u64;
     }
-    if next != start as u64 {
-        return Err(Error::corrupt(&what, "header entries do not cover the blob area"));
+    if next != start {
+        return Err(Error::corrupt(what, "header entries do not cover the blob area"));
     }
     Ok(entries)
 }

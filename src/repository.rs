@@ -199,6 +199,38 @@ impl Repository {
         Ok(index)
     }
 
+    /// Index packs that no index file names: the complete uploads of a backup that was killed
+    /// before it wrote its index. Each such pack's header is read (two range reads) and
+    /// authenticated; the packs are added to `index` and recorded in a new index file, so the
+    /// next backup does not upload their blobs again. Unreadable packs are skipped (check
+    /// reports them). Returns how many packs were recovered.
+    pub fn index_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
+        use crate::crypto::SALT_LEN;
+        use crate::format::PREFIX_LEN;
+        use crate::index::IndexPack;
+        let known: std::collections::HashSet<String> = index.packs().iter().map(|p| p.id.to_hex()).collect();
+        let orphans: Vec<(String, u64)> = self.backend.list(FileKind::Pack)?.into_iter().filter(|(n, _)| !known.contains(n)).collect();
+        let recover = |name: &str, size: u64| -> Result<IndexPack> {
+            let id = crate::id::PackId(Id::from_hex(name).ok_or_else(|| Error::corrupt(name, "not a pack id"))?);
+            let what = format!("pack {}", id.short());
+            let head = self.backend.read_range(FileKind::Pack, name, 0, (PREFIX_LEN + SALT_LEN) as u64)?;
+            let salt = crate::pack::read_salt(&head, &what)?;
+            let tail = self.backend.read_range(FileKind::Pack, name, size.saturating_sub(4), 4)?;
+            let (start, hlen) = crate::pack::header_span(size, &tail, &what)?;
+            let header = self.backend.read_range(FileKind::Pack, name, start, hlen)?;
+            let blobs = crate::pack::decode_header(&self.master, &salt, &header, start, &what)?;
+            Ok(IndexPack { id, salt, size, blobs })
+        };
+        let packs: Vec<IndexPack> = orphans.iter().filter_map(|(n, size)| recover(n, *size).ok()).collect();
+        if packs.is_empty() {
+            return Ok(0);
+        }
+        let file = IndexFile { packs, supersedes: Vec::new() };
+        self.write_index(&file)?;
+        index.add_file(&file);
+        Ok(file.packs.len())
+    }
+
     /// Store an index file.
     pub fn write_index(&self, file: &IndexFile) -> Result<IndexId> {
         Ok(IndexId(self.write_object(FileKind::Index, Magic::Index, file)?))

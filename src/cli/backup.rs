@@ -76,7 +76,13 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
     }
     let repo = g.open()?;
-    let index = repo.load_index()?;
+    let mut index = repo.load_index()?;
+    if !a.dry_run {
+        let recovered = repo.index_unindexed_packs(&mut index)?;
+        if recovered > 0 && !g.quiet && !g.json {
+            eprintln!("cairn: indexed {recovered} pack(s) left by an interrupted backup; their data is reused");
+        }
+    }
     let progress = Arc::new(Progress::default());
     let p = progress.clone();
     let ticker = Ticker::start(g.show_progress(), move || {
