@@ -215,7 +215,7 @@ impl<'r> Saver<'r> {
     }
 
     fn write_pack(&self, p: PackWriter) -> Result<()> {
-        let done = p.finish();
+        let done = p.finish()?;
         if !self.dry_run {
             self.repo.backend().write(FileKind::Pack, &done.id.to_hex(), &done.bytes)?;
         }
@@ -353,7 +353,7 @@ impl Walker<'_> {
 
     fn save_tree(&self, mut tree: Tree) -> Result<BlobId> {
         tree.sort();
-        self.saver.save_blob(BlobType::Tree, &format::encode(&tree))
+        self.saver.save_blob(BlobType::Tree, &format::encode(&tree)?)
     }
 
     /// Save one entry found at `path`; `Ok(None)` when it is skipped (excluded or unreadable,

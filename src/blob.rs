@@ -53,9 +53,9 @@ pub fn aad(blob_type: BlobType, id: &BlobId) -> [u8; 33] {
 /// Frame `plaintext` for storage: zstd at `level` when it shrinks, else stored. `level` 0 means
 /// no compression attempt.
 pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
-    if level != 0 && plaintext.len() > 64 {
+    if level != 0 {
         if let Ok(z) = zstd::bulk::compress(plaintext, level) {
-            if z.len() + 1 < plaintext.len() {
+            if z.len() < plaintext.len() {
                 let mut out = Vec::with_capacity(z.len() + 1);
                 out.push(ZSTD);
                 out.extend_from_slice(&z);
@@ -69,8 +69,8 @@ pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
     out
 }
 
-/// Encrypt a framed blob at `position` (its offset in the pack).
-pub fn seal(key: &FileKey, position: u64, blob_type: BlobType, id: &BlobId, framed: &[u8]) -> Vec<u8> {
+/// Encrypt a framed blob at `position` (its offset in the pack). Errors: see [`FileKey::seal`].
+pub fn seal(key: &FileKey, position: u64, blob_type: BlobType, id: &BlobId, framed: &[u8]) -> Result<Vec<u8>> {
     key.seal(position, &aad(blob_type, id), framed)
 }
 
@@ -115,7 +115,7 @@ mod tests {
         let mk = MasterKey::generate();
         let fk = mk.file_key(&[1; 32]);
         let id = mk.blob_id(data);
-        let sealed = seal(&fk, 99, BlobType::Data, &id, &compress(data, level));
+        let sealed = seal(&fk, 99, BlobType::Data, &id, &compress(data, level)).unwrap();
         open(&mk, &fk, 99, BlobType::Data, &id, data.len() as u32, &sealed, &|| "b".into()).unwrap()
     }
 
@@ -135,7 +135,7 @@ mod tests {
         let mk = MasterKey::generate();
         let fk = mk.file_key(&[1; 32]);
         let id = mk.blob_id(b"content");
-        let sealed = seal(&fk, 37, BlobType::Data, &id, &compress(b"content", 3));
+        let sealed = seal(&fk, 37, BlobType::Data, &id, &compress(b"content", 3)).unwrap();
         let w = || "b".to_string();
         assert!(open(&mk, &fk, 37, BlobType::Tree, &id, 7, &sealed, &w).is_err());
         assert!(open(&mk, &fk, 38, BlobType::Data, &id, 7, &sealed, &w).is_err());

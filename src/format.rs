@@ -65,18 +65,19 @@ impl Magic {
     }
 }
 
-/// Largest structure a decoder accepts (1 GiB): a forged length prefix cannot make cairn
-/// allocate without bound.
-const DECODE_LIMIT: usize = 1 << 30;
+/// Largest structure encoded or decoded (4 GiB − 1, the largest blob): a forged length
+/// prefix cannot make cairn allocate without bound.
+const DECODE_LIMIT: usize = u32::MAX as usize;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
 }
 
 /// Encode `value` with the repository's bincode configuration.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Encoding into a Vec cannot fail for the plain data structures cairn defines.
-    bincode::serde::encode_to_vec(value, config()).unwrap_or_default()
+/// Errors: [`Error::InvalidInput`] if the value cannot be encoded (a structure over the 4 GiB
+/// limit).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::InvalidInput(format!("cannot encode a repository structure: {e}")))
 }
 
 /// Decode a whole buffer; trailing bytes or malformed input are reported as damage of `what`.

@@ -87,7 +87,7 @@ impl PackWriter {
     /// Errors when the pack would pass 4 GiB (offsets are u32).
     pub fn add(&mut self, id: BlobId, framed: &[u8], raw_length: u32) -> Result<u32> {
         let offset = u32::try_from(self.buf.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
-        let sealed = blob::seal(&self.key, offset as u64, self.blob_type, &id, framed);
+        let sealed = blob::seal(&self.key, offset as u64, self.blob_type, &id, framed)?;
         let length = u32::try_from(sealed.len()).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
         if (offset as u64) + (length as u64) > u32::MAX as u64 {
             return Err(Error::InvalidInput("pack larger than 4 GiB".into()));
@@ -99,12 +99,13 @@ impl PackWriter {
     }
 
     /// Append the encrypted header and its length; the pack's id is the hash of the result.
-    pub fn finish(mut self) -> FinishedPack {
-        let header = format::encode(&self.entries);
-        let sealed = self.key.seal(HEADER_POSITION, &Magic::Pack.prefix(), &header);
+    /// Errors: only for a header too large to encode or encrypt.
+    pub fn finish(mut self) -> Result<FinishedPack> {
+        let header = format::encode(&self.entries)?;
+        let sealed = self.key.seal(HEADER_POSITION, &Magic::Pack.prefix(), &header)?;
         self.buf.extend_from_slice(&sealed);
         self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        FinishedPack { id: PackId(crate::id::Id::of_bytes(&self.buf)), salt: self.salt, bytes: self.buf, entries: self.entries, raw_bytes: self.raw_bytes }
+        Ok(FinishedPack { id: PackId(crate::id::Id::of_bytes(&self.buf)), salt: self.salt, bytes: self.buf, entries: self.entries, raw_bytes: self.raw_bytes })
     }
 }
 
@@ -175,7 +176,7 @@ mod tests {
         for b in &blobs {
             w.add(mk.blob_id(b), &blob::compress(b, 3), b.len() as u32).unwrap();
         }
-        let p = w.finish();
+        let p = w.finish().unwrap();
         assert_eq!(p.id.0, crate::id::Id::of_bytes(&p.bytes));
         let entries = read_header(&mk, &p.bytes, &p.id).unwrap();
         assert_eq!(entries, p.entries);
@@ -193,7 +194,7 @@ mod tests {
         let mk = MasterKey::generate();
         let mut w = PackWriter::new(&mk, BlobType::Tree, 1024);
         w.add(mk.blob_id(b"t"), &blob::compress(b"t", 3), 1).unwrap();
-        let p = w.finish();
+        let p = w.finish().unwrap();
         for cut in [0, 3, 10, 40, p.bytes.len() - 1] {
             assert!(read_header(&mk, &p.bytes[..cut], &p.id).is_err(), "cut at {cut}");
         }

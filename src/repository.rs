@@ -95,7 +95,7 @@ impl Repository {
             compression_level: opts.compression_level,
         };
         // The config is written last: a repository exists once its config does.
-        let sealed = master.seal_object(Magic::Config, &format::encode(&config));
+        let sealed = master.seal_object(Magic::Config, &format::encode(&config)?)?;
         backend.write(FileKind::Config, "", &sealed)?;
         Ok(Repository { backend, master, config, key_id })
     }
@@ -119,7 +119,6 @@ impl Repository {
                 damaged.push(format!("{what}: content does not match its name"));
                 continue;
             }
-            tried += 1;
             match keyfile::unwrap(&data, password, &what) {
                 Ok(Unwrapped::Key(master)) => {
                     let plain = master.open_object(Magic::Config, &config_bytes, "config")?;
@@ -131,7 +130,7 @@ impl Repository {
                     let key_id = KeyId(Id::of_bytes(&data));
                     return Ok(Repository { backend, master, config, key_id });
                 }
-                Ok(Unwrapped::WrongPassword) => {}
+                Ok(Unwrapped::WrongPassword) => tried += 1,
                 Err(e) => damaged.push(e.to_string()),
             }
         }
@@ -168,7 +167,7 @@ impl Repository {
 
     /// Encrypt and store a single object; returns its storage id.
     pub fn write_object<T: Serialize>(&self, kind: FileKind, magic: Magic, value: &T) -> Result<Id> {
-        let sealed = self.master.seal_object(magic, &format::encode(value));
+        let sealed = self.master.seal_object(magic, &format::encode(value)?)?;
         let id = Id::of_bytes(&sealed);
         self.backend.write(kind, &id.to_hex(), &sealed)?;
         Ok(id)
@@ -188,13 +187,18 @@ impl Repository {
     /// Load every index file into one in-memory index. Damaged index files are an error.
     pub fn load_index(&self) -> Result<Index> {
         let names = self.backend.list(FileKind::Index)?;
-        let files: Vec<Result<IndexFile>> = {
+        let files: Vec<(String, IndexFile)> = {
             use rayon::prelude::*;
-            names.par_iter().map(|(n, _)| self.read_object(FileKind::Index, Magic::Index, n)).collect()
+            names.par_iter().map(|(n, _)| Ok((n.clone(), self.read_object(FileKind::Index, Magic::Index, n)?))).collect::<Result<_>>()?
         };
+        // An index file named in another's `supersedes` is left out of the union.
+        let superseded: std::collections::HashSet<String> =
+            files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
         let mut index = Index::new();
-        for f in files {
-            index.add_file(&f?);
+        for (name, f) in &files {
+            if !superseded.contains(name) {
+                index.add_file(f);
+            }
         }
         Ok(index)
     }
@@ -306,6 +310,17 @@ impl Repository {
     /// Load and decode a tree blob.
     pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
         let plain = self.read_blob(index, BlobType::Tree, id)?;
-        format::decode(&plain, &format!("tree {}", id.short()))
+        let what = format!("tree {}", id.short());
+        let tree: Tree = format::decode(&plain, &what)?;
+        // Names must be valid single components, sorted and unique (repo-format.md, "Tree blobs").
+        for pair in tree.nodes.windows(2) {
+            if pair[0].name >= pair[1].name {
+                return Err(Error::corrupt(what, "entries are not sorted by name or a name repeats"));
+            }
+        }
+        if let Some(bad) = tree.nodes.iter().find(|n| !Tree::valid_name(&n.name)) {
+            return Err(Error::corrupt(what, format!("invalid entry name {:?}", bad.name_lossy())));
+        }
+        Ok(tree)
     }
 }

@@ -69,7 +69,7 @@ struct Restorer<'a> {
     excludes: Excludes,
     verify: bool,
     as_root: bool,
-    hardlinks: Mutex<HashMap<(u64, u64), PathBuf>>,
+    hardlinks: Mutex<HashMap<(u64, u64), HardLink>>,
     errors: Mutex<Vec<(String, String)>>,
     files: AtomicU64,
     dirs: AtomicU64,
@@ -224,35 +224,73 @@ impl Restorer<'_> {
         }
     }
 
-    /// Write a file's content; on a damaged blob the partial file is removed and the damage
-    /// reported. Returns true when the file was restored.
+    /// Restore a regular file. The first name of a hard-linked inode is created while the link
+    /// map is locked, so a later name always finds it on disk and is linked to it; if the
+    /// first name's content then fails, the names linked to it meanwhile are removed too.
+    /// Returns true when the file was restored.
     fn restore_file(&self, node: &Node, path: &Path, dest: &Path) -> Result<bool> {
-        if node.links > 1 {
-            let key = (node.device, node.inode);
-            let mut links = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(first) = links.get(&key) {
-                let first = first.clone();
-                drop(links);
-                return match fs::hard_link(&first, dest) {
-                    Ok(()) => {
-                        self.files.fetch_add(1, Ordering::Relaxed);
-                        Ok(true)
-                    }
-                    Err(e) => {
-                        self.report(path, format!("cannot create hard link to {}: {e}", first.display()));
-                        Ok(false)
-                    }
-                };
+        let key = (node.links > 1).then_some((node.device, node.inode));
+        let f = {
+            let mut links = key.map(|_| self.hardlinks.lock().unwrap_or_else(|p| p.into_inner()));
+            if let (Some(k), Some(map)) = (key, links.as_mut()) {
+                if let Some(entry) = map.get_mut(&k) {
+                    return Ok(self.link_to_first(entry, path, dest));
+                }
             }
-            links.insert(key, dest.to_path_buf());
-        }
-        let mut f = match fs::OpenOptions::new().write(true).create_new(true).custom_flags(nix::libc::O_NOFOLLOW).mode(0o600).open(dest) {
-            Ok(f) => f,
-            Err(e) => {
-                self.report(path, format!("cannot create file: {e}"));
-                return Ok(false);
+            let f = match create_file(dest) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.report(path, format!("cannot create file: {e}"));
+                    return Ok(false);
+                }
+            };
+            if let (Some(k), Some(map)) = (key, links.as_mut()) {
+                map.insert(k, HardLink { first: dest.to_path_buf(), state: LinkState::Writing(Vec::new()) });
             }
+            f
         };
+        let outcome = self.write_content(node, path, dest, f);
+        if let Some(k) = key {
+            let mut map = self.hardlinks.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = map.get_mut(&k) {
+                let ok = matches!(outcome, Ok(true));
+                if let LinkState::Writing(linked) = std::mem::replace(&mut entry.state, if ok { LinkState::Done } else { LinkState::Failed }) {
+                    if !ok {
+                        for l in linked {
+                            let _ = fs::remove_file(&l);
+                            self.report(&l, "not restored: it is a hard link of a file that could not be restored".into());
+                        }
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// A later name of a hard-linked inode: link it to the first name unless that failed.
+    fn link_to_first(&self, entry: &mut HardLink, path: &Path, dest: &Path) -> bool {
+        if matches!(entry.state, LinkState::Failed) {
+            self.report(path, format!("not restored: it is a hard link of {}, which could not be restored", entry.first.display()));
+            return false;
+        }
+        match fs::hard_link(&entry.first, dest) {
+            Ok(()) => {
+                if let LinkState::Writing(linked) = &mut entry.state {
+                    linked.push(dest.to_path_buf());
+                }
+                self.files.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.report(path, format!("cannot create hard link to {}: {e}", entry.first.display()));
+                false
+            }
+        }
+    }
+
+    /// Write a file's content into `f`; on a damaged blob the partial file is removed and the
+    /// damage reported.
+    fn write_content(&self, node: &Node, path: &Path, dest: &Path, mut f: fs::File) -> Result<bool> {
         let mut written = 0u64;
         for id in &node.content {
             if INTERRUPTED.load(Ordering::Relaxed) {
@@ -285,7 +323,8 @@ impl Restorer<'_> {
         }
         if self.verify {
             if let Err(msg) = self.verify_file(node, dest) {
-                self.report(path, format!("verification failed: {msg}"));
+                let _ = fs::remove_file(dest);
+                self.report(path, format!("verification failed, file removed: {msg}"));
                 return Ok(false);
             }
         }
@@ -337,6 +376,26 @@ impl Restorer<'_> {
             self.report(dest, format!("cannot set times: {e}"));
         }
     }
+}
+
+/// Create a new file for writing, never through a symlink.
+fn create_file(dest: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).custom_flags(nix::libc::O_NOFOLLOW).mode(0o600).open(dest)
+}
+
+/// The first restored name of a hard-linked inode and how its content went.
+struct HardLink {
+    first: PathBuf,
+    state: LinkState,
+}
+
+enum LinkState {
+    /// Content still being written; the names linked to it so far.
+    Writing(Vec<PathBuf>),
+    /// Content complete.
+    Done,
+    /// Content could not be restored; later names are not linked.
+    Failed,
 }
 
 /// Remove whatever is at `p` (file, symlink, or empty/non-empty directory left by an earlier

@@ -87,7 +87,7 @@ pub fn wrap(master: &MasterKey, password: &[u8], kdf: KdfParams, username: &str,
         kdf,
         salt: random_salt(),
     };
-    let header_bytes = format::encode(&header);
+    let header_bytes = format::encode(&header)?;
     let mut out = Vec::with_capacity(PREFIX_LEN + 4 + header_bytes.len() + MASTER_KEY_LEN + TAG_LEN);
     out.extend_from_slice(&Magic::Key.prefix());
     out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());

@@ -106,15 +106,16 @@ impl MasterKey {
 
     /// Encrypt a single object (config, index, snapshot):
     /// `magic || version || salt || ciphertext || tag`.
-    pub fn seal_object(&self, magic: Magic, plaintext: &[u8]) -> Vec<u8> {
+    /// Errors: see [`FileKey::seal`].
+    pub fn seal_object(&self, magic: Magic, plaintext: &[u8]) -> Result<Vec<u8>> {
         let salt = random_salt();
         let prefix = magic.prefix();
-        let ct = self.file_key(&salt).seal(0, &prefix, plaintext);
+        let ct = self.file_key(&salt).seal(0, &prefix, plaintext)?;
         let mut out = Vec::with_capacity(PREFIX_LEN + SALT_LEN + ct.len());
         out.extend_from_slice(&prefix);
         out.extend_from_slice(&salt);
         out.extend_from_slice(&ct);
-        out
+        Ok(out)
     }
 
     /// Decrypt and authenticate a single object written by [`MasterKey::seal_object`].
@@ -146,12 +147,12 @@ fn nonce(position: u64) -> [u8; 12] {
 
 impl FileKey {
     /// `ciphertext || tag` of `plaintext` at nonce position `position` with associated data `aad`.
-    pub fn seal(&self, position: u64, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    /// Errors: [`Error::InvalidInput`] for a plaintext over AES-GCM's 64 GiB message limit.
+    pub fn seal(&self, position: u64, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let n = nonce(position);
-        // Encryption only fails for plaintexts over 64 GiB, far above any blob or object size.
         self.cipher
             .encrypt(Nonce::from_slice(&n), Payload { msg: plaintext, aad })
-            .unwrap_or_default()
+            .map_err(|_| Error::InvalidInput(format!("cannot encrypt {} bytes (over the AES-GCM message limit)", plaintext.len())))
     }
 
     /// Decrypt `ciphertext || tag`; `None` when authentication fails.
@@ -175,7 +176,7 @@ mod tests {
     #[test]
     fn object_round_trip_and_tamper() {
         let k = MasterKey::generate();
-        let sealed = k.seal_object(Magic::Snapshot, b"payload");
+        let sealed = k.seal_object(Magic::Snapshot, b"payload").unwrap();
         assert_eq!(k.open_object(Magic::Snapshot, &sealed, "s").unwrap(), b"payload");
         // Wrong kind: prefix check fails.
         assert!(k.open_object(Magic::Index, &sealed, "s").is_err());
@@ -193,7 +194,7 @@ mod tests {
     fn position_and_aad_are_bound() {
         let k = MasterKey::generate();
         let fk = k.file_key(&[7; 32]);
-        let ct = fk.seal(37, b"aad", b"data");
+        let ct = fk.seal(37, b"aad", b"data").unwrap();
         assert_eq!(fk.open(37, b"aad", &ct).unwrap(), b"data");
         assert!(fk.open(38, b"aad", &ct).is_none());
         assert!(fk.open(37, b"aae", &ct).is_none());

@@ -1,0 +1,422 @@
+//! Helpers for the CLI integration tests: running the `cairn` binary hermetically, building
+//! source trees, and describing directory trees so that they can be compared.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The password every test repository is created with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Environment variables that could make a run depend on the caller's environment.
+const CAIRN_ENV: [&str; 4] = ["CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"];
+
+/// How long one cairn invocation may take before the test fails.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The outcome of one cairn run.
+#[derive(Debug)]
+pub struct Output {
+    /// What was run (for messages).
+    pub cmdline: String,
+    /// Exit code.
+    pub code: i32,
+    /// Standard output (lossy UTF-8).
+    pub stdout: String,
+    /// Standard error (lossy UTF-8).
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panic with the whole output unless the exit code is 0.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {}\nstdout:\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr);
+        self
+    }
+
+    /// Panic with the whole output unless the exit code is `code`.
+    pub fn code(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "unexpected exit code of {}\nstdout:\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr);
+        self
+    }
+
+    /// Standard output parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout of {} is not JSON ({e}):\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr))
+    }
+}
+
+/// A cairn invocation being built.
+pub struct Cmd {
+    args: Vec<OsString>,
+    password: Option<String>,
+    envs: Vec<(OsString, OsString)>,
+    stdin: Option<Vec<u8>>,
+}
+
+/// A cairn invocation with no arguments and no password in its environment.
+pub fn cairn() -> Cmd {
+    Cmd { args: Vec::new(), password: None, envs: Vec::new(), stdin: None }
+}
+
+impl Cmd {
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.args.push(a.as_ref().to_os_string());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// Set CAIRN_PASSWORD in the child's environment.
+    pub fn password(mut self, pw: &str) -> Self {
+        self.password = Some(pw.to_string());
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
+        self.envs.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self
+    }
+
+    /// Bytes to pipe into standard input (otherwise stdin is /dev/null).
+    pub fn stdin(mut self, data: Vec<u8>) -> Self {
+        self.stdin = Some(data);
+        self
+    }
+
+    /// Run to completion. The child runs in a new session (no controlling terminal), with
+    /// every CAIRN_* variable removed except those set on this builder.
+    pub fn run(self) -> Output {
+        let bin = env!("CARGO_BIN_EXE_cairn");
+        let cmdline = format!(
+            "cairn {}",
+            self.args.iter().map(|a| format!("{:?}", a.to_string_lossy())).collect::<Vec<_>>().join(" ")
+        );
+        let mut cmd = Command::new(bin);
+        cmd.args(&self.args);
+        for k in CAIRN_ENV {
+            cmd.env_remove(k);
+        }
+        if let Some(p) = &self.password {
+            cmd.env("CAIRN_PASSWORD", p);
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped());
+        cmd.stderr(Stdio::piped());
+        // SAFETY: setsid is async-signal-safe; it detaches the child from any terminal so
+        // that a password prompt can never block a test.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let writer = self.stdin.map(|data| {
+            let mut w = child.stdin.take().expect("stdin pipe");
+            std::thread::spawn(move || {
+                // The child may legitimately stop reading early (e.g. on an error).
+                let _ = w.write_all(&data);
+            })
+        });
+        let mut so = child.stdout.take().expect("stdout pipe");
+        let mut se = child.stderr.take().expect("stderr pipe");
+        let t_out = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = so.read_to_end(&mut v);
+            v
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = se.read_to_end(&mut v);
+            v
+        });
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            match child.try_wait().expect("wait for cairn") {
+                Some(s) => break s,
+                None if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{cmdline} did not finish within {TIMEOUT:?}");
+                }
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
+        let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
+        let code = status.code().unwrap_or_else(|| panic!("{cmdline} was killed by a signal ({status:?})\nstderr:\n{stderr}"));
+        Output { cmdline, code, stdout, stderr }
+    }
+}
+
+/// A temporary directory whose path is canonical (no symlinks in it), so that the paths
+/// cairn records are exactly the paths the test uses.
+pub struct Tmp {
+    _dir: TempDir,
+    pub path: PathBuf,
+}
+
+impl Tmp {
+    pub fn new() -> Tmp {
+        let dir = TempDir::new().expect("create temp dir");
+        let path = dir.path().canonicalize().expect("canonicalize temp dir");
+        Tmp { _dir: dir, path }
+    }
+
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.path.join(p)
+    }
+}
+
+/// A repository in its own temporary directory.
+pub struct Repo {
+    _tmp: Tmp,
+    /// The repository directory (`<tmp>/repo`).
+    pub path: PathBuf,
+}
+
+impl Repo {
+    /// A fresh repository initialised with [`PASSWORD`]; panics if `init` fails.
+    pub fn init() -> Repo {
+        let tmp = Tmp::new();
+        let path = tmp.join("repo");
+        cairn().arg("-r").arg(&path).arg("init").password(PASSWORD).run().ok();
+        assert!(path.join("config").is_file(), "init did not create {}/config", path.display());
+        Repo { _tmp: tmp, path }
+    }
+
+    /// A cairn invocation on this repository with the right password.
+    pub fn cmd(&self) -> Cmd {
+        cairn().arg("-r").arg(&self.path).password(PASSWORD)
+    }
+
+    /// Run cairn with `args` on this repository.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd().args(args).run()
+    }
+
+    /// `backup --json ARGS`, which must succeed; returns the summary object.
+    pub fn backup_json<I, S>(&self, args: I) -> serde_json::Value
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.cmd().arg("--json").arg("backup").args(args).run().ok();
+        out.json()
+    }
+
+    /// `snapshots --json ARGS`, which must succeed; returns the array.
+    pub fn snapshots<I, S>(&self, args: I) -> Vec<serde_json::Value>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = self.cmd().arg("--json").arg("snapshots").args(args).run().ok();
+        match out.json() {
+            serde_json::Value::Array(a) => a,
+            other => panic!("snapshots --json printed {other}, not an array"),
+        }
+    }
+
+    /// Sum of the sizes of all files in the repository directory.
+    pub fn size(&self) -> u64 {
+        disk_usage(&self.path)
+    }
+}
+
+/// Deterministic pseudo-random bytes (splitmix64).
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed ^ 0x5DEE_CE66_D1CE_4E5B;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        v.extend_from_slice(&z.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// Write `data` to `path`, creating parent directories.
+pub fn write(path: impl AsRef<Path>, data: impl AsRef<[u8]>) {
+    let path = path.as_ref();
+    if let Some(p) = path.parent() {
+        fs::create_dir_all(p).unwrap();
+    }
+    fs::write(path, data).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Where restore puts the source path `src` (absolute) below `target`.
+pub fn restored(target: &Path, src: &Path) -> PathBuf {
+    assert!(src.is_absolute());
+    target.join(src.strip_prefix("/").unwrap())
+}
+
+/// True when the tests run with root privileges.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Create a FIFO at `path`.
+pub fn mkfifo(path: &Path, mode: u32) {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid NUL-terminated path.
+    let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
+    assert_eq!(r, 0, "mkfifo {}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+/// The kind of a directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Fifo,
+    Other,
+}
+
+/// Everything the tests compare about one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: Kind,
+    /// `st_mode & 0o7777`.
+    pub mode: u32,
+    pub mtime: (i64, i64),
+    /// File content (files only).
+    pub content: Option<Vec<u8>>,
+    /// Link target (symlinks only).
+    pub target: Option<OsString>,
+    pub ino: u64,
+    pub nlink: u64,
+}
+
+/// Every entry below `root` (not `root` itself), by path relative to `root`.
+/// Symlinks are never followed.
+pub fn listing(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    let mut out = BTreeMap::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+    let dir = root.join(rel);
+    for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())) {
+        let e = e.unwrap();
+        let rel = rel.join(e.file_name());
+        let entry = describe(&root.join(&rel));
+        let is_dir = entry.kind == Kind::Dir;
+        out.insert(rel.clone(), entry);
+        if is_dir {
+            walk(root, &rel, out);
+        }
+    }
+}
+
+/// Describe one entry without following a symlink.
+pub fn describe(p: &Path) -> Entry {
+    let md = fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+    let ft = md.file_type();
+    let kind = if ft.is_file() {
+        Kind::File
+    } else if ft.is_dir() {
+        Kind::Dir
+    } else if ft.is_symlink() {
+        Kind::Symlink
+    } else if ft.is_fifo() {
+        Kind::Fifo
+    } else {
+        Kind::Other
+    };
+    Entry {
+        content: (kind == Kind::File).then(|| fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))),
+        target: (kind == Kind::Symlink).then(|| fs::read_link(p).unwrap().into_os_string()),
+        kind,
+        mode: md.mode() & 0o7777,
+        mtime: (md.mtime(), md.mtime_nsec()),
+        ino: md.ino(),
+        nlink: md.nlink(),
+    }
+}
+
+/// Every file and directory below `root` with the bytes of each file (None for directories):
+/// a byte-for-byte picture of a repository.
+pub fn raw_state(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    listing(root)
+        .into_iter()
+        .map(|(p, e)| {
+            let v = match e.kind {
+                Kind::Dir => None,
+                Kind::File => e.content,
+                k => panic!("unexpected {k:?} in the repository at {}", p.display()),
+            };
+            (p, v)
+        })
+        .collect()
+}
+
+/// Sum of the sizes of the regular files below `root`.
+pub fn disk_usage(root: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = e.path().symlink_metadata().unwrap();
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() {
+                total += md.len();
+            }
+        }
+    }
+    total
+}
+
+/// Total bytes of the regular files below `root`.
+pub fn regular_file_bytes(root: &Path) -> u64 {
+    listing(root).values().filter(|e| e.kind == Kind::File).map(|e| e.content.as_ref().unwrap().len() as u64).sum()
+}
+
+/// True when `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// True when `s` is `n` lowercase hex characters.
+pub fn is_hex(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
