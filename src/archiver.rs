@@ -67,7 +67,7 @@ pub struct BackupOptions {
     pub host: Option<String>,
     /// Tags to record.
     pub tags: Vec<String>,
-    /// Exclude patterns (globs; without `/` they match a name at any depth).
+    /// Exclude patterns (globs; unless they start with `/` they match at any depth).
     pub excludes: Vec<String>,
     /// Do not cross into other file systems below a source.
     pub one_file_system: bool,
@@ -106,13 +106,14 @@ pub struct Excludes {
 }
 
 impl Excludes {
-    /// Compile restic-style patterns: a pattern without `/` matches a name at any depth, one
-    /// with `/` matches the absolute path from the root. A matching directory is skipped whole.
-    /// Errors: [`Error::InvalidInput`] naming the bad pattern.
+    /// Compile restic-style patterns: one starting with `/` matches the absolute path from the
+    /// root; any other matches at any depth (`*.log`, `cur/*.tmp`). A matching directory is
+    /// skipped whole. Errors: [`Error::InvalidInput`] naming the bad pattern.
     pub fn new(patterns: &[String]) -> Result<Self> {
         let mut b = globset::GlobSetBuilder::new();
         for p in patterns {
-            let full = if p.contains('/') { p.clone() } else { format!("**/{p}") };
+            let p = p.trim_end_matches('/');
+            let full = if p.starts_with('/') { p.to_string() } else { format!("**/{p}") };
             let g = globset::GlobBuilder::new(&full)
                 .literal_separator(true)
                 .build()
@@ -132,6 +133,26 @@ impl Excludes {
 pub fn read_pattern_file(path: &Path) -> Result<Vec<String>> {
     let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_semantics() {
+        let e = Excludes::new(&["*.log".into(), "cur/*.tmp".into(), "/var/cache".into(), "/etc/**/secret".into()]).unwrap();
+        assert!(e.is_match(Path::new("/var/log/syslog.log")));
+        assert!(e.is_match(Path::new("/a.log")));
+        assert!(e.is_match(Path::new("/var/vmail/x/cur/1.tmp")));
+        assert!(!e.is_match(Path::new("/var/vmail/x/new/1.tmp")));
+        assert!(e.is_match(Path::new("/var/cache")));
+        assert!(!e.is_match(Path::new("/srv/var/cache")));
+        assert!(e.is_match(Path::new("/etc/a/b/secret")));
+        assert!(!e.is_match(Path::new("/etc/a/b/secret.txt")));
+        assert!(!Excludes::new(&[]).unwrap().is_match(Path::new("/x")));
+        assert!(Excludes::new(&["[".into()]).is_err());
+    }
 }
 
 #[derive(Default)]
