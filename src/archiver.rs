@@ -479,9 +479,8 @@ impl Walker<'_> {
             if rests.iter().any(|r| r.is_empty()) {
                 // This component is itself a source: back it up whole.
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
-                match self.save_entry(&path, first.clone(), dev)? {
-                    Some(n) => nodes.push(n),
-                    None => {}
+                if let Some(n) = self.save_entry(&path, first.clone(), dev)? {
+                    nodes.push(n);
                 }
             } else {
                 let md = match fs::symlink_metadata(&path) {

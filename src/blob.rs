@@ -77,6 +77,7 @@ pub fn seal(key: &FileKey, position: u64, blob_type: BlobType, id: &BlobId, fram
 /// Decrypt, decompress and verify one stored blob: authentication, the expected plaintext
 /// length `raw_length` (bytes), and the recomputed keyed id. `what` names the blob and its pack
 /// in errors ([`Error::Corrupt`]).
+#[allow(clippy::too_many_arguments)] // each argument is one fact the check binds
 pub fn open(
     master: &MasterKey,
     key: &FileKey,

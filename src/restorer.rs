@@ -95,7 +95,7 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         dirs: AtomicU64::new(0),
         progress,
     };
-    r.restore_tree(root, Path::new("/"), r.includes.is_none())?;
+    r.restore_tree(root, Path::new("/"), r.includes.is_none(), true)?;
     let errors = std::mem::take(&mut *r.errors.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(RestoreReport { files: r.files.load(Ordering::Relaxed), dirs: r.dirs.load(Ordering::Relaxed), bytes: progress.bytes.load(Ordering::Relaxed), errors })
 }
@@ -109,32 +109,28 @@ impl Restorer<'_> {
         self.target.join(snap_path.strip_prefix("/").unwrap_or(snap_path))
     }
 
-    /// Make sure the directory for `snap_dir` exists in the target, replacing anything that
-    /// is not a real directory (a symlink is removed, never followed).
+    /// Make sure the directory for `snap_dir` and all its ancestors exist in the target,
+    /// replacing anything that is not a real directory (a symlink is removed, never followed).
     fn ensure_dir(&self, snap_dir: &Path) -> std::io::Result<()> {
         let mut cur = self.target.clone();
         for c in snap_dir.components().skip(1) {
             cur.push(c);
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.is_dir() => continue,
-                Ok(_) => fs::remove_file(&cur)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            match fs::create_dir(&cur) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs::symlink_metadata(&cur).map(|m| m.is_dir()).unwrap_or(false) => {}
-                Err(e) => return Err(e),
-            }
+            make_real_dir(&cur)?;
         }
         Ok(())
     }
 
+    /// Create the directory for `snap_dir`, whose parent is known to exist in the target.
+    fn make_dir(&self, snap_dir: &Path) -> std::io::Result<()> {
+        make_real_dir(&self.dest(snap_dir))
+    }
+
     /// Restore the entries of tree `id`, found at snapshot path `dir`. `selected`: an
-    /// ancestor matched the includes (or there are none). Returns true if anything was restored.
-    fn restore_tree(&self, id: &BlobId, dir: &Path, selected: bool) -> Result<bool> {
+    /// ancestor matched the includes (or there are none). `dir_ready`: `dir` already exists in
+    /// the target. Returns true if anything was restored.
+    fn restore_tree(&self, id: &BlobId, dir: &Path, selected: bool, dir_ready: bool) -> Result<bool> {
         let tree: Tree = self.repo.load_tree(self.index, id)?;
-        let results: Vec<Result<bool>> = tree.nodes.par_iter().map(|n| self.restore_node(n, dir, selected)).collect();
+        let results: Vec<Result<bool>> = tree.nodes.par_iter().map(|n| self.restore_node(n, dir, selected, dir_ready)).collect();
         let mut any = false;
         for r in results {
             any |= r?;
@@ -142,7 +138,7 @@ impl Restorer<'_> {
         Ok(any)
     }
 
-    fn restore_node(&self, node: &Node, dir: &Path, selected: bool) -> Result<bool> {
+    fn restore_node(&self, node: &Node, dir: &Path, selected: bool, dir_ready: bool) -> Result<bool> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -161,12 +157,13 @@ impl Restorer<'_> {
                 return Ok(false);
             };
             if selected {
-                if let Err(e) = self.ensure_dir(&path) {
+                let made = if dir_ready { self.make_dir(&path) } else { self.ensure_dir(&path) };
+                if let Err(e) = made {
                     self.report(&path, format!("cannot create directory: {e}"));
                     return Ok(false);
                 }
             }
-            let any = self.restore_tree(&sub, &path, selected)?;
+            let any = self.restore_tree(&sub, &path, selected, selected)?;
             if selected || any {
                 self.dirs.fetch_add(1, Ordering::Relaxed);
                 self.set_metadata(node, &self.dest(&path));
@@ -177,9 +174,11 @@ impl Restorer<'_> {
         if !selected {
             return Ok(false);
         }
-        if let Err(e) = self.ensure_dir(dir) {
-            self.report(&path, format!("cannot create parent directory: {e}"));
-            return Ok(false);
+        if !dir_ready {
+            if let Err(e) = self.ensure_dir(dir) {
+                self.report(&path, format!("cannot create parent directory: {e}"));
+                return Ok(false);
+            }
         }
         let dest = self.dest(&path);
         if let Err(e) = remove_existing(&dest) {
@@ -375,6 +374,22 @@ impl Restorer<'_> {
         if let Err(e) = filetime::set_symlink_file_times(dest, mtime, mtime) {
             self.report(dest, format!("cannot set times: {e}"));
         }
+    }
+}
+
+/// Make `p` a real directory: keep one that is there, replace anything else (a planted
+/// symlink is removed, never followed).
+fn make_real_dir(p: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => fs::remove_file(p)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    match fs::create_dir(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

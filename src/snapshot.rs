@@ -95,7 +95,7 @@ pub struct SnapshotFilter {
 impl SnapshotFilter {
     /// True when `s` passes every filter that is set.
     pub fn matches(&self, s: &Snapshot) -> bool {
-        let host_ok = self.hosts.is_empty() || self.hosts.iter().any(|h| *h == s.hostname);
+        let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
         let tag_ok = self.tags.is_empty()
             || self.tags.iter().any(|group| group.split(',').filter(|t| !t.is_empty()).all(|t| s.tags.iter().any(|x| x == t)));
         let path_ok = self.paths.iter().all(|p| {

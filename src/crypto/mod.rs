@@ -14,6 +14,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+
 use crate::error::{Error, Result};
 use crate::format::{Magic, PREFIX_LEN};
 use crate::id::BlobId;
@@ -81,10 +82,8 @@ impl MasterKey {
         let mut material = zeroize::Zeroizing::new([0u8; 64]);
         material[..32].copy_from_slice(&self.encrypt);
         material[32..].copy_from_slice(salt);
-        let mut key = zeroize::Zeroizing::new(blake3::derive_key(FILE_KEY_CONTEXT, &material[..]));
-        let cipher = Aes256Gcm::new_from_slice(&key[..]).unwrap_or_else(|_| unreachable!("32-byte key"));
-        key.zeroize();
-        FileKey { cipher }
+        let key = zeroize::Zeroizing::new(blake3::derive_key(FILE_KEY_CONTEXT, &material[..]));
+        FileKey { cipher: Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(&key[..])) }
     }
 
     /// The chunker's keyed gear table (256 u64 LE): the first 2048 bytes of BLAKE3 in
