@@ -67,7 +67,7 @@ fn whole_pipeline(c: &mut Criterion) {
             // compression, encryption and a pack write (on a dry-run saver: no disk I/O).
             let index = cairn::index::Index::new();
             let progress = Progress::default();
-            let saver = Saver::new(&repo, &index, true, &progress);
+            let saver = Saver::new(&repo, &index, true, 1, &progress);
             let mut r: &[u8] = &data;
             let out = saver.save_stream(&chunker, &mut r, data.len() as u64);
             assert!(out.is_ok());

@@ -16,7 +16,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::format;
 use crate::id::{BlobId, SnapshotId};
 use crate::index::{Index, IndexFile, IndexPack};
-use crate::pack::PackWriter;
+use crate::pack::{FinishedPack, PackWriter};
 use crate::repository::Repository;
 use crate::snapshot::{Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Timestamp, Tree};
@@ -75,6 +75,8 @@ pub struct BackupOptions {
     pub dry_run: bool,
     /// Snapshot time (default: now).
     pub time: Option<Timestamp>,
+    /// Packs uploaded at once (0: the default, 2).
+    pub upload_connections: usize,
 }
 
 /// Live counters a progress display may poll.
@@ -160,7 +162,85 @@ struct SaverState {
     pending: HashSet<BlobId>,
     data_pack: Option<PackWriter>,
     tree_pack: Option<PackWriter>,
-    unindexed: Vec<IndexPack>,
+}
+
+/// Uploads finished packs on `connections` threads from a bounded queue, so the workers that
+/// fill packs do not wait for a slow link and memory stays bounded (queue length =
+/// connections). A pack enters `uploaded` only once its write returned: index files are made
+/// from that list, which keeps the order packs → index.
+struct Uploader {
+    tx: Option<crossbeam_channel::Sender<FinishedPack>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    uploaded: Arc<Mutex<Vec<IndexPack>>>,
+    /// The first upload error, until reported.
+    failed: Arc<Mutex<Option<Error>>>,
+    /// Set for good once any upload failed.
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Uploader {
+    fn start(backend: Arc<dyn crate::backend::Backend>, connections: usize, dry_run: bool) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(connections);
+        let uploaded = Arc::new(Mutex::new(Vec::new()));
+        let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..connections)
+            .map(|_| {
+                let (rx, backend, uploaded, failed, stopped) = (rx.clone(), backend.clone(), uploaded.clone(), failed.clone(), stopped.clone());
+                std::thread::spawn(move || {
+                    for done in rx {
+                        // After a failure the queue is drained without uploading: the backup stops.
+                        if stopped.load(Ordering::SeqCst) {
+                            continue;
+                        }
+                        let r = if dry_run { Ok(()) } else { backend.write(FileKind::Pack, &done.id.to_hex(), &done.bytes) };
+                        match r {
+                            Ok(()) => uploaded.lock().unwrap_or_else(|p| p.into_inner()).push(IndexPack {
+                                id: done.id,
+                                salt: done.salt,
+                                size: done.bytes.len() as u64,
+                                blobs: done.entries,
+                            }),
+                            Err(e) => {
+                                stopped.store(true, Ordering::SeqCst);
+                                failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e.into());
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Uploader { tx: Some(tx), threads, uploaded, failed, stopped }
+    }
+
+    /// The upload error, once; after it, an error that says an upload failed earlier.
+    fn check(&self) -> Result<()> {
+        if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err(Error::InvalidInput("stopped: an earlier pack upload failed".into()));
+        }
+        Ok(())
+    }
+
+    /// Close the queue and wait for every upload to end.
+    fn finish(&mut self) -> Result<()> {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        self.check()
+    }
+
+    fn take_uploaded(&self, at_least: usize) -> Vec<IndexPack> {
+        let mut u = self.uploaded.lock().unwrap_or_else(|p| p.into_inner());
+        if u.len() >= at_least.max(1) {
+            std::mem::take(&mut *u)
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// Deduplicates blobs against the index and packs new ones. Shared by all worker threads.
@@ -169,6 +249,7 @@ pub struct Saver<'r> {
     index: &'r Index,
     dry_run: bool,
     state: Mutex<SaverState>,
+    uploader: Mutex<Uploader>,
     data_blobs: AtomicU64,
     tree_blobs: AtomicU64,
     data_added: AtomicU64,
@@ -177,13 +258,15 @@ pub struct Saver<'r> {
 }
 
 impl<'r> Saver<'r> {
-    /// A saver adding to `repo`, deduplicating against `index`.
-    pub fn new(repo: &'r Repository, index: &'r Index, dry_run: bool, progress: &'r Progress) -> Self {
+    /// A saver adding to `repo`, deduplicating against `index`, uploading packs on
+    /// `connections` threads (at least 1).
+    pub fn new(repo: &'r Repository, index: &'r Index, dry_run: bool, connections: usize, progress: &'r Progress) -> Self {
         Saver {
             repo,
             index,
             dry_run,
             state: Mutex::new(SaverState::default()),
+            uploader: Mutex::new(Uploader::start(repo.backend().clone(), connections.max(1), dry_run)),
             data_blobs: AtomicU64::new(0),
             tree_blobs: AtomicU64::new(0),
             data_added: AtomicU64::new(0),
@@ -235,21 +318,29 @@ impl<'r> Saver<'r> {
         Ok(id)
     }
 
-    fn write_pack(&self, p: PackWriter) -> Result<()> {
+    fn uploader(&self) -> std::sync::MutexGuard<'_, Uploader> {
+        self.uploader.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finish a pack and queue it for upload (blocking while the queue is full).
+    fn queue_pack(&self, p: PackWriter) -> Result<()> {
         let done = p.finish()?;
-        if !self.dry_run {
-            self.repo.backend().write(FileKind::Pack, &done.id.to_hex(), &done.bytes)?;
-        }
-        let to_index = {
-            let mut st = self.lock();
-            st.unindexed.push(IndexPack { id: done.id, salt: done.salt, size: done.bytes.len() as u64, blobs: done.entries });
-            if st.unindexed.len() >= INDEX_EVERY_PACKS {
-                std::mem::take(&mut st.unindexed)
-            } else {
-                Vec::new()
-            }
+        // Send on a clone of the sender, outside the lock: a full queue blocks only this worker.
+        let tx = {
+            let up = self.uploader();
+            up.check()?;
+            up.tx.clone()
         };
-        self.write_index(to_index)
+        tx.ok_or_else(|| Error::InvalidInput("uploads already finished".into()))?
+            .send(done)
+            .map_err(|_| Error::InvalidInput("the upload threads stopped".into()))
+    }
+
+    /// Queue a full pack; write an index file once enough packs are uploaded.
+    fn write_pack(&self, p: PackWriter) -> Result<()> {
+        self.queue_pack(p)?;
+        let ready = self.uploader().take_uploaded(INDEX_EVERY_PACKS);
+        self.write_index(ready)
     }
 
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
@@ -269,17 +360,24 @@ impl<'r> Saver<'r> {
         };
         for p in [d, t].into_iter().flatten() {
             if !p.is_empty() {
-                self.write_pack(p)?;
+                self.queue_pack(p)?;
             }
         }
-        let rest = std::mem::take(&mut self.lock().unindexed);
+        let mut up = self.uploader();
+        up.finish()?;
+        let rest = up.take_uploaded(0);
+        drop(up);
         self.write_index(rest)
     }
 
-    /// After a failure: index the packs already written (they are complete and durable), so
-    /// the next backup reuses them. Blobs still in memory are dropped.
+    /// After a failure: wait for the uploads under way, then index the packs already written
+    /// (they are complete and durable), so the next backup reuses them. Blobs still in memory
+    /// are dropped.
     pub fn salvage(&self) {
-        let rest = std::mem::take(&mut self.lock().unindexed);
+        let mut up = self.uploader();
+        let _ = up.finish();
+        let rest = up.take_uploaded(0);
+        drop(up);
         let _ = self.write_index(rest);
     }
 
@@ -538,7 +636,7 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
 /// when no source could be read at all.
 pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
     let start = Timestamp::now();
-    let saver = Saver::new(repo, index, opts.dry_run, progress);
+    let saver = Saver::new(repo, index, opts.dry_run, if opts.upload_connections == 0 { 2 } else { opts.upload_connections }, progress);
     let walker = Walker {
         saver: &saver,
         chunker: repo.chunker()?,

@@ -140,6 +140,13 @@ impl Repository {
         Err(Error::WrongPassword { tried })
     }
 
+    /// Keep index files, snapshots and tree packs in a local cache below `base` (one
+    /// directory per repository id). For remote repositories.
+    pub fn use_cache(&mut self, base: &std::path::Path) {
+        let dir = base.join(self.config.id.to_hex());
+        self.backend = Arc::new(crate::backend::cache::CacheBackend::new(self.backend.clone(), dir));
+    }
+
     /// The backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
@@ -299,9 +306,12 @@ impl Repository {
             return Err(Error::corrupt(format!("blob {}", id.short()), format!("indexed as {:?}, expected {blob_type:?}", loc.blob_type)));
         }
         let what = || format!("{blob_type:?} blob {} in pack {}", id.short(), pack.id.to_hex());
-        let stored = self
-            .backend
-            .read_range(FileKind::Pack, &pack.id.to_hex(), loc.offset as u64, loc.length as u64)
+        let name = pack.id.to_hex();
+        let (offset, length) = (loc.offset as u64, loc.length as u64);
+        let stored = match blob_type {
+            BlobType::Tree => self.backend.read_range_cached(FileKind::Pack, &name, offset, length),
+            BlobType::Data => self.backend.read_range(FileKind::Pack, &name, offset, length),
+        }
             .map_err(|e| Error::corrupt(what(), e.to_string()))?;
         let key = self.master.file_key(&pack.salt);
         blob::open(&self.master, &key, loc.offset as u64, blob_type, id, loc.raw_length, &stored, &what)

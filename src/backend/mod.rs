@@ -4,7 +4,11 @@
 //! are classified so callers and retry wrappers know what not to retry: [`ErrorKind::NotFound`],
 //! [`ErrorKind::Permanent`], [`ErrorKind::Transient`].
 
+pub mod cache;
+pub mod limit;
 pub mod local;
+pub mod opendal;
+pub mod retry;
 
 use std::fmt;
 
@@ -141,25 +145,97 @@ pub trait Backend: Send + Sync {
 
     /// True if the file exists.
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool>;
+
+    /// Like [`Backend::read_range`], for data worth keeping locally (tree packs): a caching
+    /// wrapper fetches and keeps the whole file. Other backends just read the range.
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        self.read_range(kind, name, offset, length)
+    }
 }
 
-/// Open the backend a repository string names: a local path (S3 and other services are
-/// recognised and refused with a clear message until they are supported).
-/// Errors: [`crate::Error::InvalidInput`] for an empty or unsupported location.
-pub fn open_location(location: &str) -> crate::Result<std::sync::Arc<dyn Backend>> {
+impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn create(&self) -> BackendResult<()> {
+        (**self).create()
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+        (**self).write(kind, name, data)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
+        (**self).read(kind, name)
+    }
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        (**self).read_range(kind, name, offset, length)
+    }
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        (**self).list(kind)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
+        (**self).remove(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
+        (**self).exists(kind, name)
+    }
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        (**self).read_range_cached(kind, name, offset, length)
+    }
+}
+
+/// How to reach a repository beyond its location string.
+#[derive(Clone, Debug, Default)]
+pub struct BackendOptions {
+    /// `-o key=value` options (`s3.region`, `s3.bucket-lookup`, `timeout`, or an OpenDAL
+    /// service's own keys for `opendal:SCHEME`).
+    pub options: std::collections::HashMap<String, String>,
+    /// Upload limit in KiB/s.
+    pub limit_upload: Option<u64>,
+    /// Download limit in KiB/s.
+    pub limit_download: Option<u64>,
+}
+
+/// True for locations on another machine (worth a local cache and retries).
+pub fn is_remote(location: &str) -> bool {
+    location.starts_with("s3:") || location.starts_with("opendal:")
+}
+
+/// Open the backend a repository string names: a local path (or `local:PATH`),
+/// `s3:HOST[:PORT]/BUCKET[/PREFIX]`, `s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]`, or
+/// `opendal:SCHEME` configured by options. Remote backends retry transient failures.
+/// Errors: [`crate::Error::InvalidInput`] for an empty, malformed or unsupported location.
+pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std::sync::Arc<dyn Backend>> {
+    use std::sync::Arc;
+    let bad = |m: String| crate::Error::InvalidInput(m);
     if location.is_empty() {
-        return Err(crate::Error::InvalidInput(
-            "no repository given: use -r/--repo or set CAIRN_REPOSITORY".into(),
-        ));
+        return Err(bad("no repository given: use -r/--repo or set CAIRN_REPOSITORY".into()));
     }
-    for scheme in ["s3:", "opendal:", "sftp:", "rest:", "b2:", "azure:", "gs:"] {
-        if location.starts_with(scheme) {
-            return Err(crate::Error::InvalidInput(format!(
-                "repository {location:?}: the {} backend is not supported by this version of cairn; use a local path",
-                scheme.trim_end_matches(':')
-            )));
+    let remote: Option<opendal::OpendalBackend> = if location.starts_with("s3:") {
+        let loc = opendal::S3Location::parse(location).map_err(bad)?;
+        Some(opendal::OpendalBackend::s3(&loc, &opts.options).map_err(bad)?)
+    } else if let Some(scheme) = location.strip_prefix("opendal:") {
+        Some(opendal::OpendalBackend::scheme(scheme, &opts.options).map_err(bad)?)
+    } else {
+        for scheme in ["sftp:", "rest:", "b2:", "azure:", "gs:", "swift:", "rclone:"] {
+            if location.starts_with(scheme) {
+                return Err(bad(format!(
+                    "repository {location:?}: the {} backend is not built in; S3-compatible storage works as s3:, other services through opendal:SCHEME",
+                    scheme.trim_end_matches(':')
+                )));
+            }
         }
-    }
-    let path = location.strip_prefix("local:").unwrap_or(location);
-    Ok(std::sync::Arc::new(local::LocalBackend::new(path)))
+        None
+    };
+    let limited = opts.limit_upload.is_some() || opts.limit_download.is_some();
+    Ok(match remote {
+        Some(r) => Arc::new(retry::RetryBackend::new(limit::LimitBackend::new(r, opts.limit_upload, opts.limit_download))),
+        None => {
+            let local = local::LocalBackend::new(location.strip_prefix("local:").unwrap_or(location));
+            if limited {
+                Arc::new(limit::LimitBackend::new(local, opts.limit_upload, opts.limit_download))
+            } else {
+                Arc::new(local)
+            }
+        }
+    })
 }

@@ -71,6 +71,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         one_file_system: a.one_file_system,
         dry_run: a.dry_run,
         time: a.time.as_deref().map(parse_time).transpose()?,
+        upload_connections: g.connections()?,
     };
     if !a.stdin && a.paths.is_empty() {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));

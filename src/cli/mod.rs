@@ -61,6 +61,24 @@ pub struct GlobalOpts {
     /// Print more (repeat for even more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Backend option KEY=VALUE (repeatable): connections=N, s3.region,
+    /// s3.bucket-lookup=auto|dns|path, timeout=SECONDS, or an OpenDAL service's keys for
+    /// opendal:SCHEME
+    #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
+    /// Directory for the local cache of a remote repository's metadata
+    /// (default: $CAIRN_CACHE_DIR, $XDG_CACHE_HOME/cairn or ~/.cache/cairn)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Do not use a local cache
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Limit uploads to this many KiB/s
+    #[arg(long, global = true, value_name = "KIB_PER_SEC")]
+    pub limit_upload: Option<u64>,
+    /// Limit downloads to this many KiB/s
+    #[arg(long, global = true, value_name = "KIB_PER_SEC")]
+    pub limit_download: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -78,7 +96,12 @@ enum Command {
 impl GlobalOpts {
     /// The backend named by `-r`.
     pub fn backend(&self) -> Result<Arc<dyn Backend>, Error> {
-        cairn::backend::open_location(&self.repo)
+        let mut opts = cairn::backend::BackendOptions { limit_upload: self.limit_upload, limit_download: self.limit_download, ..Default::default() };
+        for o in &self.options {
+            let (k, v) = o.split_once('=').ok_or_else(|| Error::InvalidInput(format!("-o {o:?}: expected KEY=VALUE")))?;
+            opts.options.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        cairn::backend::open_location(&self.repo, &opts)
     }
 
     /// Open the repository, asking for the password as configured.
@@ -89,7 +112,24 @@ impl GlobalOpts {
             return Err(Error::RepositoryNotFound { location: backend.location() });
         }
         let pw = password::get(self, false)?;
-        cairn::Repository::open(backend, pw.as_bytes())
+        let mut repo = cairn::Repository::open(backend, pw.as_bytes())?;
+        if cairn::backend::is_remote(&self.repo) && !self.no_cache {
+            if let Some(dir) = self.cache_dir.clone().or_else(cairn::backend::cache::default_cache_dir) {
+                repo.use_cache(&dir);
+            }
+        }
+        Ok(repo)
+    }
+
+    /// Packs uploaded at once: `-o connections=N`, else 5 for remote repositories (restic's
+    /// S3 default) and 2 for local disks.
+    pub fn connections(&self) -> Result<usize, Error> {
+        for o in &self.options {
+            if let Some(v) = o.strip_prefix("connections=") {
+                return v.trim().parse::<usize>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
+            }
+        }
+        Ok(if cairn::backend::is_remote(&self.repo) { 5 } else { 2 })
     }
 
     /// True when progress bars may be drawn: stderr is a terminal and not `--quiet`/`--json`.

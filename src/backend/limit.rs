@@ -1,0 +1,102 @@
+//! Bandwidth limits: paces uploads and downloads to at most a number of bytes per second
+//! (`--limit-upload`, `--limit-download`, given in KiB/s). Each transfer reserves its share of
+//! a shared schedule and waits until its slot; concurrent transfers together stay under the
+//! limit.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{Backend, BackendResult, FileKind};
+
+struct Pace {
+    bytes_per_sec: u64,
+    next_free: Mutex<Instant>,
+}
+
+impl Pace {
+    fn new(kib_per_sec: Option<u64>) -> Option<Self> {
+        kib_per_sec.filter(|k| *k > 0).map(|k| Pace { bytes_per_sec: k * 1024, next_free: Mutex::new(Instant::now()) })
+    }
+
+    /// Reserve `bytes` on the schedule and sleep until the reservation ends.
+    fn take(&self, bytes: u64) {
+        let until = {
+            let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+            let start = (*next).max(Instant::now());
+            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+            *next
+        };
+        let now = Instant::now();
+        if until > now {
+            std::thread::sleep(until - now);
+        }
+    }
+}
+
+/// Wraps a backend with upload and download limits.
+pub struct LimitBackend<B> {
+    inner: B,
+    up: Option<Pace>,
+    down: Option<Pace>,
+}
+
+impl<B: Backend> LimitBackend<B> {
+    /// Limits in KiB/s; `None` or 0 means unlimited.
+    pub fn new(inner: B, upload_kib: Option<u64>, download_kib: Option<u64>) -> Self {
+        LimitBackend { inner, up: Pace::new(upload_kib), down: Pace::new(download_kib) }
+    }
+}
+
+impl<B: Backend> Backend for LimitBackend<B> {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> BackendResult<()> {
+        self.inner.create()
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+        if let Some(p) = &self.up {
+            p.take(data.len() as u64);
+        }
+        self.inner.write(kind, name, data)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
+        let d = self.inner.read(kind, name)?;
+        if let Some(p) = &self.down {
+            p.take(d.len() as u64);
+        }
+        Ok(d)
+    }
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        if let Some(p) = &self.down {
+            p.take(length);
+        }
+        self.inner.read_range(kind, name, offset, length)
+    }
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        self.inner.list(kind)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
+        self.inner.remove(kind, name)
+    }
+    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
+        self.inner.exists(kind, name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pace_spreads_transfers_over_time() {
+        let p = Pace::new(Some(100)).unwrap(); // 100 KiB/s
+        let t = Instant::now();
+        for _ in 0..3 {
+            p.take(10 * 1024); // 3 × 0.1 s
+        }
+        let el = t.elapsed();
+        assert!(el >= Duration::from_millis(290), "{el:?}");
+        assert!(Pace::new(Some(0)).is_none() && Pace::new(None).is_none());
+    }
+}

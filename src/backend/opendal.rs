@@ -1,0 +1,299 @@
+//! Object stores through OpenDAL: S3 and any S3-compatible endpoint, or any other OpenDAL
+//! service by scheme. This is the only file that knows OpenDAL and its tokio runtime; the rest
+//! of cairn stays synchronous and calls the [`Backend`] trait from its own threads.
+//!
+//! Each call runs on a private multi-threaded runtime with a time limit
+//! ([`OpendalBackend::timeout`]); OpenDAL errors are classified for the retry wrapper:
+//! not found, transient (timeouts, connection failures, 5xx, throttling) or permanent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use opendal::{ErrorKind as OErrorKind, Operator};
+
+use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind};
+
+/// A repository in an object store.
+pub struct OpendalBackend {
+    op: Operator,
+    rt: tokio::runtime::Runtime,
+    location: String,
+    timeout: Duration,
+}
+
+/// Where an S3 repository lives, parsed from restic's spellings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Location {
+    /// `https://host[:port]` or `http://host[:port]`.
+    pub endpoint: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket ("" for the bucket root).
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Parse `s3:HOST[:PORT]/BUCKET[/PREFIX]` (https) or `s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]`.
+    /// Errors name what is missing.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let rest = spec.strip_prefix("s3:").ok_or("an S3 repository starts with s3:")?;
+        let (scheme, rest) = if let Some(r) = rest.strip_prefix("https://") {
+            ("https", r)
+        } else if let Some(r) = rest.strip_prefix("http://") {
+            ("http", r)
+        } else {
+            ("https", rest)
+        };
+        let mut parts = rest.splitn(3, '/');
+        let host = parts.next().unwrap_or_default();
+        let bucket = parts.next().unwrap_or_default();
+        let prefix = parts.next().unwrap_or_default().trim_matches('/');
+        if host.is_empty() || bucket.is_empty() {
+            return Err(format!("{spec:?}: expected s3:HOST[:PORT]/BUCKET[/PREFIX] or s3:https://HOST[:PORT]/BUCKET[/PREFIX]"));
+        }
+        Ok(S3Location { endpoint: format!("{scheme}://{host}"), bucket: bucket.to_string(), prefix: prefix.to_string() })
+    }
+}
+
+fn classify(e: &opendal::Error) -> ErrorKind {
+    match e.kind() {
+        OErrorKind::NotFound => ErrorKind::NotFound,
+        OErrorKind::RateLimited => ErrorKind::Transient,
+        OErrorKind::PermissionDenied | OErrorKind::ConfigInvalid | OErrorKind::Unsupported => ErrorKind::Permanent,
+        _ if e.is_temporary() => ErrorKind::Transient,
+        _ => ErrorKind::Permanent,
+    }
+}
+
+/// A short account of an OpenDAL error: the service's error code or the deepest cause, without
+/// the request dump OpenDAL's own text carries.
+fn summarize(e: &opendal::Error) -> String {
+    let full = format!("{e:?}");
+    for (code, say) in [
+        ("NoSuchBucket", "the bucket does not exist (create it first: cairn does not create buckets)"),
+        ("InvalidAccessKeyId", "the access key is not known to the server (check AWS_ACCESS_KEY_ID)"),
+        ("SignatureDoesNotMatch", "the request signature does not match (check AWS_SECRET_ACCESS_KEY)"),
+        ("AccessDenied", "access denied (check the credentials and the bucket policy)"),
+        ("SlowDown", "the server asks to slow down (throttled)"),
+    ] {
+        if full.contains(code) {
+            return say.to_string();
+        }
+    }
+    let mut deepest: Option<String> = None;
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        deepest = Some(s.to_string());
+        src = s.source();
+    }
+    let kind = match e.kind() {
+        OErrorKind::PermissionDenied => "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy)".to_string(),
+        OErrorKind::NotFound => "not found".to_string(),
+        OErrorKind::RateLimited => "throttled by the server".to_string(),
+        OErrorKind::Unexpected => "request failed".to_string(),
+        k => format!("{k}"),
+    };
+    match (deepest, e.message()) {
+        (Some(d), _) => format!("{kind}: {d}"),
+        (None, m) if !m.is_empty() => format!("{kind}: {m}"),
+        _ => kind,
+    }
+}
+
+fn wrap_err(context: String, e: opendal::Error) -> BackendError {
+    BackendError { kind: classify(&e), context, source: summarize(&e).into() }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl OpendalBackend {
+    fn with_operator(op: Operator, location: String, options: &HashMap<String, String>) -> Result<Self, String> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("cairn-io")
+            .build()
+            .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+        let timeout = match options.get("timeout") {
+            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| format!("-o timeout={v}: expected whole seconds"))?),
+            None => Duration::from_secs(120),
+        };
+        Ok(OpendalBackend { op, rt, location, timeout })
+    }
+
+    /// An S3 repository. Credentials and region come from the standard AWS environment
+    /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+    /// `AWS_DEFAULT_REGION`/`AWS_REGION`, `AWS_PROFILE`). Options (`-o`): `s3.region`,
+    /// `s3.bucket-lookup` = `auto` (virtual-host style on amazonaws.com, path style elsewhere),
+    /// `dns` or `path`; `timeout` (seconds per request, default 120).
+    pub fn s3(loc: &S3Location, options: &HashMap<String, String>) -> Result<Self, String> {
+        install_tls_provider();
+        let region = options
+            .get("s3.region")
+            .cloned()
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| env("AWS_REGION"))
+            .unwrap_or_else(|| "us-east-1".to_string());
+        let mut b = opendal::services::S3::default()
+            .bucket(&loc.bucket)
+            .endpoint(&loc.endpoint)
+            .region(&region)
+            .root(&format!("/{}", loc.prefix));
+        if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            b = b.access_key_id(&k).secret_access_key(&s);
+            if let Some(t) = env("AWS_SESSION_TOKEN") {
+                b = b.session_token(&t);
+            }
+        }
+        if let Some(p) = env("AWS_PROFILE") {
+            b = b.profile(&p);
+        }
+        let lookup = options.get("s3.bucket-lookup").map(String::as_str).unwrap_or("auto");
+        let virtual_host = match lookup {
+            "dns" => true,
+            "path" => false,
+            "auto" => loc.endpoint.ends_with(".amazonaws.com"),
+            other => return Err(format!("-o s3.bucket-lookup={other}: expected auto, dns or path")),
+        };
+        if virtual_host {
+            b = b.enable_virtual_host_style();
+        }
+        let op = Operator::new(b).map_err(|e| format!("S3 configuration: {e}"))?;
+        let location = format!("s3:{}/{}/{}", loc.endpoint, loc.bucket, loc.prefix).trim_end_matches('/').to_string();
+        Self::with_operator(op, location, options)
+    }
+
+    /// Any OpenDAL service by scheme (`opendal:fs`, `opendal:gcs`...), configured entirely by
+    /// `-o key=value` options as that service documents them.
+    pub fn scheme(scheme: &str, options: &HashMap<String, String>) -> Result<Self, String> {
+        install_tls_provider();
+        let cfg: Vec<(String, String)> = options.iter().filter(|(k, _)| !matches!(k.as_str(), "timeout" | "connections")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let op = Operator::via_iter(scheme, cfg).map_err(|e| format!("opendal:{scheme}: {e}"))?;
+        Self::with_operator(op, format!("opendal:{scheme}"), options)
+    }
+
+    /// Run one OpenDAL call on the runtime, within the time limit.
+    fn run<T>(&self, context: impl Fn() -> String, f: impl std::future::IntoFuture<Output = opendal::Result<T>>) -> BackendResult<T> {
+        match self.rt.block_on(async { tokio::time::timeout(self.timeout, f.into_future()).await }) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(wrap_err(format!("{} on {}", context(), self.location), e)),
+            Err(_) => Err(BackendError {
+                kind: ErrorKind::Transient,
+                context: format!("{} on {}", context(), self.location),
+                source: format!("no answer within {} s", self.timeout.as_secs()).into(),
+            }),
+        }
+    }
+}
+
+/// rustls needs one process-wide crypto provider; cairn uses ring.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Backend for OpendalBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn create(&self) -> BackendResult<()> {
+        // Object stores have no directories to make; check the bucket answers.
+        let probe = self.run(|| format!("list {}", self.location), self.op.list_with("keys/").limit(1));
+        match probe {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if self.exists(FileKind::Config, "")? {
+            return Err(BackendError {
+                kind: ErrorKind::Permanent,
+                context: format!("create repository at {}", self.location),
+                source: "a config file already exists".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+        let path = kind.path(name);
+        // A PUT is atomic: the object is visible complete or not at all.
+        self.run(|| format!("write {path}"), self.op.write(&path, data.to_vec())).map(|_| ())
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
+        let path = kind.path(name);
+        self.run(|| format!("read {path}"), self.op.read(&path)).map(|b| b.to_vec())
+    }
+
+    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        let path = kind.path(name);
+        let ctx = || format!("read {length} bytes at {offset} of {path}");
+        let end = offset.checked_add(length).ok_or_else(|| BackendError {
+            kind: ErrorKind::Permanent,
+            context: ctx(),
+            source: "range overflows".into(),
+        })?;
+        let data = self.run(ctx, self.op.read_with(&path).range(offset..end))?.to_vec();
+        if data.len() as u64 != length {
+            return Err(BackendError { kind: ErrorKind::Permanent, context: ctx(), source: format!("got {} bytes: the object is shorter", data.len()).into() });
+        }
+        Ok(data)
+    }
+
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        if kind == FileKind::Config {
+            return Ok(if self.exists(kind, "")? { vec![("config".into(), 0)] } else { vec![] });
+        }
+        let dir = format!("{}/", kind.dir());
+        let entries = match self.run(|| format!("list {dir}"), self.op.list_with(&dir).recursive(true)) {
+            Ok(e) => e,
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .filter_map(|e| {
+                let name = e.name().trim_end_matches('/').to_string();
+                let ok = !name.starts_with(super::local::TMP_PREFIX) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                ok.then(|| (name, e.metadata().content_length()))
+            })
+            .collect())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
+        let path = kind.path(name);
+        match self.run(|| format!("remove {path}"), self.op.delete(&path)) {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    }
+
+    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
+        let path = kind.path(name);
+        match self.run(|| format!("stat {path}"), self.op.stat(&path)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_locations_as_restic_spells_them() {
+        let l = S3Location::parse("s3:s3.eu-central-1.amazonaws.com/acme-backups/mail1").unwrap();
+        assert_eq!(l, S3Location { endpoint: "https://s3.eu-central-1.amazonaws.com".into(), bucket: "acme-backups".into(), prefix: "mail1".into() });
+        let l = S3Location::parse("s3:http://127.0.0.1:9000/backups/mail1/deep/").unwrap();
+        assert_eq!(l, S3Location { endpoint: "http://127.0.0.1:9000".into(), bucket: "backups".into(), prefix: "mail1/deep".into() });
+        let l = S3Location::parse("s3:https://nyc3.digitaloceanspaces.com/b").unwrap();
+        assert_eq!(l.prefix, "");
+        assert!(S3Location::parse("s3:host-only").is_err());
+        assert!(S3Location::parse("s3:").is_err());
+    }
+}
