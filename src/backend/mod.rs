@@ -186,8 +186,9 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
 /// How to reach a repository beyond its location string.
 #[derive(Clone, Debug, Default)]
 pub struct BackendOptions {
-    /// `-o key=value` options (`s3.region`, `s3.bucket-lookup`, `timeout`, or an OpenDAL
-    /// service's own keys for `opendal:SCHEME`).
+    /// `-o key=value` options (`s3.region`, `s3.bucket-lookup`, `timeout` seconds, `retries`
+    /// after the first attempt, `connections`, or an OpenDAL service's own keys for
+    /// `opendal:SCHEME`).
     pub options: std::collections::HashMap<String, String>,
     /// Upload limit in KiB/s.
     pub limit_upload: Option<u64>,
@@ -228,7 +229,16 @@ pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std
     };
     let limited = opts.limit_upload.is_some() || opts.limit_download.is_some();
     Ok(match remote {
-        Some(r) => Arc::new(retry::RetryBackend::new(limit::LimitBackend::new(r, opts.limit_upload, opts.limit_download))),
+        Some(r) => {
+            let limited = limit::LimitBackend::new(r, opts.limit_upload, opts.limit_download);
+            match opts.options.get("retries") {
+                Some(v) => {
+                    let n: u32 = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| bad(format!("-o retries={v}: expected 0 to 100")))?;
+                    Arc::new(retry::RetryBackend::with_policy(limited, n + 1, std::time::Duration::from_millis(250), std::time::Duration::from_secs(30)))
+                }
+                None => Arc::new(retry::RetryBackend::new(limited)),
+            }
+        }
         None => {
             let local = local::LocalBackend::new(location.strip_prefix("local:").unwrap_or(location));
             if limited {

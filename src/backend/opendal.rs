@@ -169,7 +169,7 @@ impl OpendalBackend {
     /// `-o key=value` options as that service documents them.
     pub fn scheme(scheme: &str, options: &HashMap<String, String>) -> Result<Self, String> {
         install_tls_provider();
-        let cfg: Vec<(String, String)> = options.iter().filter(|(k, _)| !matches!(k.as_str(), "timeout" | "connections")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let cfg: Vec<(String, String)> = options.iter().filter(|(k, _)| !matches!(k.as_str(), "timeout" | "connections" | "retries")).map(|(k, v)| (k.clone(), v.clone())).collect();
         let op = Operator::via_iter(scheme, cfg).map_err(|e| format!("opendal:{scheme}: {e}"))?;
         Self::with_operator(op, format!("opendal:{scheme}"), options)
     }

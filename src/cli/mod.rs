@@ -61,8 +61,8 @@ pub struct GlobalOpts {
     /// Print more (repeat for even more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Backend option KEY=VALUE (repeatable): connections=N, s3.region,
-    /// s3.bucket-lookup=auto|dns|path, timeout=SECONDS, or an OpenDAL service's keys for
+    /// Backend option KEY=VALUE (repeatable): connections=N, retries=N, timeout=SECONDS,
+    /// s3.region, s3.bucket-lookup=auto|dns|path, or an OpenDAL service's keys for
     /// opendal:SCHEME
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
     pub options: Vec<String>,
