@@ -39,7 +39,10 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
     let repo = g.open()?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
     let index = repo.load_index()?;
-    let opts = RestoreOptions { includes: a.includes.clone(), excludes: a.excludes.clone(), verify: a.verify };
+    // Remote repositories are latency-bound: read as many packs at once as there are
+    // connections; a local disk is CPU-bound (0: one thread per CPU).
+    let threads = if cairn::backend::is_remote(&g.repo) { g.connections()?.max(4) } else { 0 };
+    let opts = RestoreOptions { includes: a.includes.clone(), excludes: a.excludes.clone(), verify: a.verify, threads };
     let progress = Arc::new(RestoreProgress::default());
     let p = progress.clone();
     let ticker = Ticker::start(g.show_progress(), move || {
