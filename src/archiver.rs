@@ -77,6 +77,8 @@ pub struct BackupOptions {
     pub time: Option<Timestamp>,
     /// Packs uploaded at once (0: the default, 2).
     pub upload_connections: usize,
+    /// zstd level for this run (0 = store uncompressed); `None`: the repository's default.
+    pub compression: Option<i32>,
 }
 
 /// Live counters a progress display may poll.
@@ -248,6 +250,7 @@ pub struct Saver<'r> {
     repo: &'r Repository,
     index: &'r Index,
     dry_run: bool,
+    level: i32,
     state: Mutex<SaverState>,
     uploader: Mutex<Uploader>,
     data_blobs: AtomicU64,
@@ -265,6 +268,7 @@ impl<'r> Saver<'r> {
             repo,
             index,
             dry_run,
+            level: repo.config().compression_level,
             state: Mutex::new(SaverState::default()),
             uploader: Mutex::new(Uploader::start(repo.backend().clone(), connections.max(1), dry_run)),
             data_blobs: AtomicU64::new(0),
@@ -288,7 +292,7 @@ impl<'r> Saver<'r> {
         if self.index.contains(&id) || !self.lock().pending.insert(id) {
             return Ok(id);
         }
-        let framed = blob::compress(data, self.repo.config().compression_level);
+        let framed = blob::compress(data, self.level);
         let raw_length = u32::try_from(data.len()).map_err(|_| Error::InvalidInput("blob over 4 GiB".into()))?;
         let pack_size = self.repo.config().pack_size as usize;
         let full = {
@@ -379,6 +383,11 @@ impl<'r> Saver<'r> {
         let rest = up.take_uploaded(0);
         drop(up);
         let _ = self.write_index(rest);
+    }
+
+    /// Use zstd `level` (0: no compression) for the blobs saved from now on.
+    pub fn set_compression(&mut self, level: i32) {
+        self.level = level;
     }
 
     fn fill_summary(&self, s: &mut Summary) {
@@ -636,7 +645,13 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
 /// when no source could be read at all.
 pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
     let start = Timestamp::now();
-    let saver = Saver::new(repo, index, opts.dry_run, if opts.upload_connections == 0 { 2 } else { opts.upload_connections }, progress);
+    let mut saver = Saver::new(repo, index, opts.dry_run, if opts.upload_connections == 0 { 2 } else { opts.upload_connections }, progress);
+    if let Some(level) = opts.compression {
+        if !(0..=22).contains(&level) {
+            return Err(Error::InvalidInput(format!("compression level {level} is outside 0 to 22")));
+        }
+        saver.set_compression(level);
+    }
     let walker = Walker {
         saver: &saver,
         chunker: repo.chunker()?,

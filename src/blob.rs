@@ -54,7 +54,7 @@ pub fn aad(blob_type: BlobType, id: &BlobId) -> [u8; 33] {
 /// no compression attempt.
 pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
     if level != 0 {
-        if let Ok(z) = zstd::bulk::compress(plaintext, level) {
+        if let Ok(z) = with_compressor(level, |c| c.compress(plaintext)) {
             if z.len() < plaintext.len() {
                 let mut out = Vec::with_capacity(z.len() + 1);
                 out.push(ZSTD);
@@ -67,6 +67,39 @@ pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
     out.push(STORED);
     out.extend_from_slice(plaintext);
     out
+}
+
+thread_local! {
+    /// One zstd context per thread and level: creating a context per blob costs more than
+    /// compressing a small file.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn with_compressor<T>(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>) -> std::io::Result<T> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => f(c),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
+}
+
+fn decompress(body: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress(body, capacity),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    })
 }
 
 /// Encrypt a framed blob at `position` (its offset in the pack). Errors: see [`FileKey::seal`].
@@ -94,7 +127,7 @@ pub fn open(
     let (&kind, body) = framed.split_first().ok_or_else(|| Error::corrupt(what(), "empty plaintext"))?;
     let plain = match kind {
         STORED => body.to_vec(),
-        ZSTD => zstd::bulk::decompress(body, raw_length as usize)
+        ZSTD => decompress(body, raw_length as usize)
             .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
         other => return Err(Error::corrupt(what(), format!("unknown compression byte {other}"))),
     };

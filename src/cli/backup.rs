@@ -45,6 +45,25 @@ pub struct BackupArgs {
     /// Snapshot time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local time)
     #[arg(long, value_name = "TIME")]
     time: Option<String>,
+    /// Compression: auto (the repository's level), off, fastest, max, or a zstd level 1-22
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    compression: String,
+}
+
+/// `--compression` as a zstd level; `None` for the repository's own (`auto`).
+fn compression_level(s: &str) -> Result<Option<i32>, Error> {
+    match s {
+        "auto" => Ok(None),
+        "off" => Ok(Some(0)),
+        "fastest" => Ok(Some(1)),
+        "max" => Ok(Some(19)),
+        n => n
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=22).contains(l))
+            .map(Some)
+            .ok_or_else(|| Error::InvalidInput(format!("--compression {n:?}: expected auto, off, fastest, max or a level 1 to 22"))),
+    }
 }
 
 fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
@@ -72,6 +91,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         dry_run: a.dry_run,
         time: a.time.as_deref().map(parse_time).transpose()?,
         upload_connections: g.connections()?,
+        compression: compression_level(&a.compression)?,
     };
     if !a.stdin && a.paths.is_empty() {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
