@@ -166,9 +166,9 @@ struct SaverState {
     tree_pack: Option<PackWriter>,
 }
 
-/// Uploads finished packs on `connections` threads from a bounded queue, so the workers that
-/// fill packs do not wait for a slow link and memory stays bounded (queue length =
-/// connections). A pack enters `uploaded` only once its write returned: index files are made
+/// Uploads finished packs on `connections` threads from a queue of one pack, so the workers
+/// that fill packs do not wait for a slow link and memory stays bounded (at most
+/// `connections + 1` finished packs in memory). A pack enters `uploaded` only once its write returned: index files are made
 /// from that list, which keeps the order packs → index.
 struct Uploader {
     tx: Option<crossbeam_channel::Sender<FinishedPack>>,
@@ -182,7 +182,7 @@ struct Uploader {
 
 impl Uploader {
     fn start(backend: Arc<dyn crate::backend::Backend>, connections: usize, dry_run: bool) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(connections);
+        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(1);
         let uploaded = Arc::new(Mutex::new(Vec::new()));
         let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));

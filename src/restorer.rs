@@ -39,8 +39,8 @@ use crate::tree::{Node, NodeKind, Tree};
 
 /// Neighbouring blobs of one pack closer than this (bytes) are fetched in one request.
 const MAX_GAP: u64 = 1 << 20;
-/// Largest single range request, bytes.
-const MAX_RANGE: u64 = 64 << 20;
+/// Largest single range request, bytes (bounds memory: one range per thread at a time).
+const MAX_RANGE: u64 = 8 << 20;
 
 /// Options of a restore.
 #[derive(Default)]
