@@ -79,6 +79,24 @@ pub struct BackupOptions {
     pub upload_connections: usize,
     /// zstd level for this run (0 = store uncompressed); `None`: the repository's default.
     pub compression: Option<i32>,
+    /// Which snapshot to compare with (restic's `--parent` / `--force`).
+    pub parent: ParentChoice,
+    /// Do not compare ctimes when deciding a file is unchanged.
+    pub ignore_ctime: bool,
+    /// Do not compare inode numbers when deciding a file is unchanged.
+    pub ignore_inode: bool,
+}
+
+/// How a backup picks its parent snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The latest snapshot of the same host and the same set of paths.
+    #[default]
+    Latest,
+    /// This snapshot.
+    Given(SnapshotId),
+    /// None: read every file (`--force`).
+    None,
 }
 
 /// Live counters a progress display may poll.
@@ -462,11 +480,29 @@ struct Walker<'a> {
     chunker: Chunker,
     excludes: Excludes,
     one_fs: bool,
+    ignore_ctime: bool,
+    ignore_inode: bool,
     names: Mutex<OwnerNames>,
     errors: Mutex<Vec<(PathBuf, String)>>,
-    files: AtomicU64,
-    dirs: AtomicU64,
+    counts: Counts,
+}
+
+/// Files and directories new, changed and unchanged against the parent; content bytes.
+#[derive(Default)]
+struct Counts {
+    files: [AtomicU64; 3],
+    dirs: [AtomicU64; 3],
     bytes: AtomicU64,
+}
+
+const NEW: usize = 0;
+const CHANGED: usize = 1;
+const UNCHANGED: usize = 2;
+
+/// The entry called `name` in a parent tree (sorted by name).
+fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
+    let nodes = &tree?.nodes;
+    nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().and_then(|i| nodes.get(i))
 }
 
 impl Walker<'_> {
@@ -484,9 +520,33 @@ impl Walker<'_> {
         self.saver.save_blob(BlobType::Tree, &format::encode(&tree)?)
     }
 
+    /// The parent's tree for a directory node, if it has one that can be read (a damaged
+    /// parent tree only costs reading the files again).
+    fn parent_tree(&self, parent: Option<&Node>) -> Option<Tree> {
+        let id = parent.filter(|p| p.kind == NodeKind::Dir)?.subtree?;
+        self.saver.repo.load_tree(self.saver.index, &id).ok()
+    }
+
+    /// A file is unchanged when its size, mtime, ctime and inode (restic's test) match the
+    /// parent's node and all its content is still in the index.
+    fn unchanged(&self, parent: &Node, node: &Node) -> bool {
+        parent.kind == NodeKind::File
+            && parent.size == node.size
+            && parent.mtime == node.mtime
+            && (self.ignore_ctime || parent.ctime == node.ctime)
+            && (self.ignore_inode || parent.inode == node.inode)
+            && parent.content.iter().all(|id| self.saver.index.contains(id))
+    }
+
+    fn count_file(&self, which: usize, size: u64) {
+        self.counts.files[which].fetch_add(1, Ordering::Relaxed);
+        self.counts.bytes.fetch_add(size, Ordering::Relaxed);
+        self.saver.progress.files.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Save one entry found at `path`; `Ok(None)` when it is skipped (excluded or unreadable,
     /// the latter reported).
-    fn save_entry(&self, path: &Path, name: Vec<u8>, root_dev: u64) -> Result<Option<Node>> {
+    fn save_entry(&self, path: &Path, name: Vec<u8>, root_dev: u64, parent: Option<&Node>) -> Result<Option<Node>> {
         check_interrupted()?;
         if self.excludes.is_match(path) {
             return Ok(None);
@@ -501,6 +561,12 @@ impl Walker<'_> {
         let mut node = self.node(name, &md);
         match node.kind {
             NodeKind::File => {
+                if let Some(p) = parent.filter(|p| self.unchanged(p, &node)) {
+                    node.content = p.content.clone();
+                    self.count_file(UNCHANGED, node.size);
+                    self.saver.progress.bytes.fetch_add(node.size, Ordering::Relaxed);
+                    return Ok(Some(node));
+                }
                 let mut f = match fs::File::open(path) {
                     Ok(f) => f,
                     Err(e) => {
@@ -512,9 +578,8 @@ impl Walker<'_> {
                     Ok((ids, size)) => {
                         node.content = ids;
                         node.size = size;
-                        self.files.fetch_add(1, Ordering::Relaxed);
-                        self.bytes.fetch_add(size, Ordering::Relaxed);
-                        self.saver.progress.files.fetch_add(1, Ordering::Relaxed);
+                        let was_file = parent.is_some_and(|p| p.kind == NodeKind::File);
+                        self.count_file(if was_file { CHANGED } else { NEW }, size);
                     }
                     Err(StreamError::Source(e)) => {
                         self.report(path, format!("cannot read: {e}"));
@@ -537,8 +602,17 @@ impl Walker<'_> {
                 if self.one_fs && md.dev() != root_dev {
                     return Ok(None);
                 }
-                match self.save_dir(path, root_dev)? {
-                    Some(id) => node.subtree = Some(id),
+                let ptree = self.parent_tree(parent);
+                match self.save_dir(path, root_dev, ptree.as_ref())? {
+                    Some(id) => {
+                        let which = match parent.filter(|p| p.kind == NodeKind::Dir) {
+                            Some(p) if p.subtree == Some(id) => UNCHANGED,
+                            Some(_) => CHANGED,
+                            None => NEW,
+                        };
+                        self.counts.dirs[which].fetch_add(1, Ordering::Relaxed);
+                        node.subtree = Some(id);
+                    }
                     None => return Ok(None),
                 }
             }
@@ -548,7 +622,8 @@ impl Walker<'_> {
     }
 
     /// Save a directory's entries and its tree blob; `Ok(None)` when it cannot be listed.
-    fn save_dir(&self, path: &Path, root_dev: u64) -> Result<Option<BlobId>> {
+    /// `parent`: the same directory in the parent snapshot.
+    fn save_dir(&self, path: &Path, root_dev: u64, parent: Option<&Tree>) -> Result<Option<BlobId>> {
         use std::os::unix::ffi::OsStrExt;
         let rd = match fs::read_dir(path) {
             Ok(rd) => rd,
@@ -565,16 +640,17 @@ impl Walker<'_> {
             }
         }
         names.sort();
-        let nodes: Result<Vec<Option<Node>>> =
-            names.par_iter().map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev)).collect();
+        let nodes: Result<Vec<Option<Node>>> = names
+            .par_iter()
+            .map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev, find(parent, n.as_bytes())))
+            .collect();
         let tree = Tree { nodes: nodes?.into_iter().flatten().collect() };
-        self.dirs.fetch_add(1, Ordering::Relaxed);
         Ok(Some(self.save_tree(tree)?))
     }
 
     /// Build the tree for the sources, mirroring their absolute paths from `/`.
     /// `prefix` is the directory whose entries are built; `sources` are relative to it.
-    fn save_virtual(&self, prefix: &Path, sources: &[Vec<Vec<u8>>]) -> Result<Tree> {
+    fn save_virtual(&self, prefix: &Path, sources: &[Vec<Vec<u8>>], parent: Option<&Tree>) -> Result<Tree> {
         use std::os::unix::ffi::OsStrExt;
         let mut firsts: Vec<&Vec<u8>> = sources.iter().filter_map(|s| s.first()).collect();
         firsts.sort();
@@ -586,7 +662,7 @@ impl Walker<'_> {
             if rests.iter().any(|r| r.is_empty()) {
                 // This component is itself a source: back it up whole.
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
-                if let Some(n) = self.save_entry(&path, first.clone(), dev)? {
+                if let Some(n) = self.save_entry(&path, first.clone(), dev, find(parent, first))? {
                     nodes.push(n);
                 }
             } else {
@@ -602,7 +678,8 @@ impl Walker<'_> {
                     self.report(&path, "is not a directory".into());
                     continue;
                 }
-                let sub = self.save_virtual(&path, &rests)?;
+                let ptree = self.parent_tree(find(parent, first));
+                let sub = self.save_virtual(&path, &rests, ptree.as_ref())?;
                 node.subtree = Some(self.save_tree(sub)?);
                 nodes.push(node);
             }
@@ -657,14 +734,21 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         chunker: repo.chunker()?,
         excludes: Excludes::new(&opts.excludes)?,
         one_fs: opts.one_file_system,
+        ignore_ctime: opts.ignore_ctime,
+        ignore_inode: opts.ignore_inode,
         names: Mutex::new(OwnerNames::default()),
         errors: Mutex::new(Vec::new()),
-        files: AtomicU64::new(0),
-        dirs: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
+        counts: Counts::default(),
     };
-    let result = run(&walker, source);
-    let (tree, paths) = match result.and_then(|r| saver.flush().map(|_| r)) {
+    let paths = source_paths(&source)?;
+    let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
+    let parent = find_parent(repo, opts.parent, &hostname, &paths)?;
+    let parent_root = match &parent {
+        Some((_, s)) => Some(repo.load_tree(index, &s.tree)?),
+        None => None,
+    };
+    let result = run(&walker, source, parent_root.as_ref());
+    let tree = match result.and_then(|r| saver.flush().map(|_| r)) {
         Ok(r) => r,
         Err(e) => {
             saver.salvage();
@@ -672,23 +756,29 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         }
     };
     let errors = std::mem::take(&mut *walker.errors.lock().unwrap_or_else(|p| p.into_inner()));
-    let files = walker.files.load(Ordering::Relaxed);
+    let c = &walker.counts;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut summary = Summary {
         backup_start: start,
         backup_end: Timestamp::now(),
-        files_new: files,
-        dirs_new: walker.dirs.load(Ordering::Relaxed),
-        total_files_processed: files,
-        total_bytes_processed: walker.bytes.load(Ordering::Relaxed),
+        files_new: get(&c.files[NEW]),
+        files_changed: get(&c.files[CHANGED]),
+        files_unchanged: get(&c.files[UNCHANGED]),
+        dirs_new: get(&c.dirs[NEW]),
+        dirs_changed: get(&c.dirs[CHANGED]),
+        dirs_unchanged: get(&c.dirs[UNCHANGED]),
+        total_files_processed: c.files.iter().map(get).sum(),
+        total_bytes_processed: get(&c.bytes),
         errors: errors.len() as u64,
         ..Summary::default()
     };
+
     saver.fill_summary(&mut summary);
     let now = chrono::Local::now();
     let snapshot = Snapshot {
         time: opts.time.unwrap_or(start),
         tz_offset: now.offset().local_minus_utc(),
-        hostname: opts.host.clone().unwrap_or_else(crate::util::hostname),
+        hostname,
         username: crate::util::username(),
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
@@ -696,7 +786,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         tags: opts.tags.clone(),
         excludes: opts.excludes.clone(),
         tree,
-        parent: None,
+        parent: parent.map(|(id, _)| id),
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
@@ -704,7 +794,35 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
     Ok(BackupResult { id, snapshot, errors })
 }
 
-fn run(walker: &Walker<'_>, source: Source<'_>) -> Result<(BlobId, Vec<String>)> {
+/// The snapshot paths a source will record.
+fn source_paths(source: &Source<'_>) -> Result<Vec<String>> {
+    match source {
+        Source::Paths(paths) => Ok(normalise_sources(paths)?.into_iter().map(|s| s.0).collect()),
+        Source::Stream { name, .. } => Ok(vec![format!("/{name}")]),
+    }
+}
+
+/// The parent snapshot: the one asked for, or the latest of the same host with the same set
+/// of paths (restic's rule), or none.
+fn find_parent(repo: &Repository, choice: ParentChoice, host: &str, paths: &[String]) -> Result<Option<(SnapshotId, Snapshot)>> {
+    match choice {
+        ParentChoice::None => Ok(None),
+        ParentChoice::Given(id) => Ok(Some((id, repo.load_snapshot(&id)?))),
+        ParentChoice::Latest => {
+            let filter = crate::snapshot::SnapshotFilter { hosts: vec![host.to_string()], ..Default::default() };
+            let mut want = paths.to_vec();
+            want.sort();
+            Ok(repo.snapshots(&filter)?.into_iter().rev().find(|(_, s)| {
+                let mut have = s.paths.clone();
+                have.sort();
+                have == want
+            }))
+        }
+    }
+}
+
+/// Walk or read the source; returns the root tree id.
+fn run(walker: &Walker<'_>, source: Source<'_>, parent: Option<&Tree>) -> Result<BlobId> {
     match source {
         Source::Paths(paths) => {
             if paths.is_empty() {
@@ -712,14 +830,13 @@ fn run(walker: &Walker<'_>, source: Source<'_>) -> Result<(BlobId, Vec<String>)>
             }
             let sources = normalise_sources(&paths)?;
             let comps: Vec<Vec<Vec<u8>>> = sources.iter().map(|s| s.1.clone()).collect();
-            let root = walker.save_virtual(Path::new("/"), &comps)?;
+            let root = walker.save_virtual(Path::new("/"), &comps, parent)?;
             if root.nodes.is_empty() {
                 let errs = walker.errors.lock().unwrap_or_else(|p| p.into_inner());
                 let why: Vec<String> = errs.iter().map(|(p, m)| format!("{}: {m}", p.display())).collect();
                 return Err(Error::InvalidInput(format!("no source could be read, no snapshot written ({})", why.join("; "))));
             }
-            let id = walker.save_tree(root)?;
-            Ok((id, sources.into_iter().map(|s| s.0).collect()))
+            walker.save_tree(root)
         }
         Source::Stream { name, reader } => {
             if !Tree::valid_name(name.as_bytes()) {
@@ -730,8 +847,14 @@ fn run(walker: &Walker<'_>, source: Source<'_>) -> Result<(BlobId, Vec<String>)>
                 Err(StreamError::Source(e)) => return Err(Error::io("standard input", e)),
                 Err(StreamError::Repo(e)) => return Err(e),
             };
-            walker.files.fetch_add(1, Ordering::Relaxed);
-            walker.bytes.fetch_add(size, Ordering::Relaxed);
+            // A stream is always read in full; the parent only tells whether it changed.
+            let which = match find(parent, name.as_bytes()) {
+                Some(p) if p.content == content => UNCHANGED,
+                Some(_) => CHANGED,
+                None => NEW,
+            };
+            walker.counts.files[which].fetch_add(1, Ordering::Relaxed);
+            walker.counts.bytes.fetch_add(size, Ordering::Relaxed);
             let now = Timestamp::now();
             let node = Node {
                 name: name.as_bytes().to_vec(),
@@ -752,8 +875,7 @@ fn run(walker: &Walker<'_>, source: Source<'_>) -> Result<(BlobId, Vec<String>)>
                 content,
                 subtree: None,
             };
-            let id = walker.save_tree(Tree { nodes: vec![node] })?;
-            Ok((id, vec![format!("/{name}")]))
+            walker.save_tree(Tree { nodes: vec![node] })
         }
     }
 }

@@ -351,7 +351,7 @@ impl Restorer<'_> {
                 Err(e) => self.report(&l.path, format!("cannot create hard link to {}: {e}", first.path.display())),
             }
         }
-        dirs.sort_by(|a, b| b.depth.cmp(&a.depth));
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
         for d in &dirs {
             self.set_metadata(&d.node, &d.dest);
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use cairn::archiver::{self, BackupOptions, Progress, Source};
+use cairn::archiver::{self, BackupOptions, ParentChoice, Progress, Source};
 use cairn::Error;
 
 use super::progress::Ticker;
@@ -45,6 +45,18 @@ pub struct BackupArgs {
     /// Snapshot time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local time)
     #[arg(long, value_name = "TIME")]
     time: Option<String>,
+    /// Compare with this snapshot instead of the latest of the same host and paths
+    #[arg(long, value_name = "SNAPSHOT")]
+    parent: Option<String>,
+    /// Read every file, trusting no parent snapshot
+    #[arg(long, conflicts_with = "parent")]
+    force: bool,
+    /// Do not compare ctimes to decide a file is unchanged
+    #[arg(long)]
+    ignore_ctime: bool,
+    /// Do not compare inode numbers to decide a file is unchanged
+    #[arg(long)]
+    ignore_inode: bool,
     /// Compression: auto (the repository's level), off, fastest, max, or a zstd level 1-22
     #[arg(long, value_name = "MODE", default_value = "auto")]
     compression: String,
@@ -83,6 +95,14 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     for f in &a.exclude_files {
         excludes.extend(archiver::read_pattern_file(f)?);
     }
+    let repo = g.open()?;
+    let parent = if a.force {
+        ParentChoice::None
+    } else if let Some(p) = &a.parent {
+        ParentChoice::Given(repo.find_snapshot(p, &Default::default())?.0)
+    } else {
+        ParentChoice::Latest
+    };
     let opts = BackupOptions {
         host: a.host.clone(),
         tags: a.tags.iter().filter(|t| !t.is_empty()).cloned().collect(),
@@ -92,11 +112,13 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         time: a.time.as_deref().map(parse_time).transpose()?,
         upload_connections: g.connections()?,
         compression: compression_level(&a.compression)?,
+        parent,
+        ignore_ctime: a.ignore_ctime,
+        ignore_inode: a.ignore_inode,
     };
     if !a.stdin && a.paths.is_empty() {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
     }
-    let repo = g.open()?;
     let mut index = repo.load_index()?;
     if !a.dry_run {
         let recovered = repo.index_unindexed_packs(&mut index)?;
@@ -152,6 +174,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             dur / 60,
             dur % 60
         ));
+        if let Some(p) = r.snapshot.parent {
+            out(&format!("parent snapshot {}", p.short()));
+        }
         match r.id {
             Some(id) => out(&format!("snapshot {} saved", id.short())),
             None => out("dry run: nothing was written"),
