@@ -1,8 +1,8 @@
 //! The index: which pack holds each blob (repo-format.md, "Index files").
 //!
 //! On disk, an index file lists packs with their salt, size and blob entries. In memory, the
-//! union of all index files is one hash map from blob id to a compact location (pack number,
-//! offset, lengths, type) plus a table of packs.
+//! union of all index files is one sorted array of compact entries (see [`Index`]) plus a
+//! table of packs.
 
 use std::collections::HashMap;
 
@@ -46,7 +46,7 @@ pub struct PackInfo {
     pub size: u64,
 }
 
-/// Where a blob is: 20 bytes per blob besides its id.
+/// Where a blob is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
     /// Position in [`Index::packs`].
@@ -61,12 +61,55 @@ pub struct Location {
     pub blob_type: BlobType,
 }
 
-/// The in-memory index: the union of all index files.
-#[derive(Default)]
+/// Bytes of a blob id kept in the in-memory index.
+pub const KEY_LEN: usize = 20;
+
+/// One index entry: 36 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+struct Entry {
+    key: [u8; KEY_LEN],
+    /// Pack number; the top bit is set for tree blobs.
+    pack: u32,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+}
+
+const TREE_BIT: u32 = 1 << 31;
+
+fn key(id: &BlobId) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    k.copy_from_slice(&id.0 .0[..KEY_LEN]);
+    k
+}
+
+fn bucket(k: &[u8; KEY_LEN]) -> usize {
+    (k[0] as usize) << 8 | k[1] as usize
+}
+
+/// The in-memory index: the union of all index files, in about 36 bytes per blob.
+///
+/// Entries sit in one array sorted by id, found through a directory of 65,536 buckets on the
+/// first two id bytes, so a look-up touches a handful of cache lines and memory is the array
+/// itself (restic's index needs about 60 bytes per blob, rustic's 48). An entry keeps the
+/// first 20 bytes (160 bits) of the blob's 256-bit keyed id: two different blobs agree on them
+/// with probability about n²/2^161 (3·10^-31 for a billion blobs), far below the hardware's
+/// own error rates; and every read recomputes the full id anyway
+/// ([`crate::repository::Repository::read_blob`]).
 pub struct Index {
     packs: Vec<PackInfo>,
     pack_numbers: HashMap<PackId, u32>,
-    blobs: HashMap<BlobId, Location>,
+    entries: Vec<Entry>,
+    /// `starts[b]..starts[b + 1]` are the entries whose id begins with bucket `b`.
+    starts: Vec<u32>,
+    sorted: usize,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index { packs: Vec::new(), pack_numbers: HashMap::new(), entries: Vec::new(), starts: vec![0; 65_537], sorted: 0 }
+    }
 }
 
 impl Index {
@@ -79,18 +122,66 @@ impl Index {
     /// listed twice is merged. Entries with an undefined type byte are skipped and counted in
     /// the return value.
     pub fn add_file(&mut self, file: &IndexFile) -> usize {
+        let skipped = self.add_unsorted(file);
+        self.finish();
+        skipped
+    }
+
+    /// Add many index files, sorting once at the end.
+    pub fn add_files<'a>(&mut self, files: impl IntoIterator<Item = &'a IndexFile>) -> usize {
+        let skipped = files.into_iter().map(|f| self.add_unsorted(f)).sum();
+        self.finish();
+        skipped
+    }
+
+    fn add_unsorted(&mut self, file: &IndexFile) -> usize {
+        if self.pack_numbers.is_empty() && !self.packs.is_empty() {
+            self.pack_numbers = self.packs.iter().enumerate().map(|(i, p)| (p.id, i as u32)).collect();
+        }
         let mut skipped = 0;
         for p in &file.packs {
             let n = self.add_pack(PackInfo { id: p.id, salt: p.salt, size: p.size });
             for e in &p.blobs {
-                let Some(blob_type) = e.kind() else {
-                    skipped += 1;
-                    continue;
+                let tree = match e.kind() {
+                    Some(BlobType::Data) => 0,
+                    Some(BlobType::Tree) => TREE_BIT,
+                    None => {
+                        skipped += 1;
+                        continue;
+                    }
                 };
-                self.blobs.entry(e.id).or_insert(Location { pack: n, offset: e.offset, length: e.length, raw_length: e.raw_length, blob_type });
+                self.entries.push(Entry { key: key(&e.id), pack: n | tree, offset: e.offset, length: e.length, raw_length: e.raw_length });
             }
         }
         skipped
+    }
+
+    /// Sort the new entries in, drop repeated ids (the earliest added wins), rebuild the
+    /// bucket directory.
+    fn finish(&mut self) {
+        // The pack-id map only serves merging while files are added.
+        self.pack_numbers = HashMap::new();
+        self.packs.shrink_to_fit();
+        if self.sorted == self.entries.len() {
+            return;
+        }
+        // A stable sort keeps, among equal keys, the entry that was added first.
+        self.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        self.entries.dedup_by(|later, earlier| later.key == earlier.key);
+        self.entries.shrink_to_fit();
+        self.sorted = self.entries.len();
+        let mut b = 0usize;
+        for (i, e) in self.entries.iter().enumerate() {
+            let eb = bucket(&e.key);
+            while b <= eb {
+                self.starts[b] = i as u32;
+                b += 1;
+            }
+        }
+        while b < self.starts.len() {
+            self.starts[b] = self.entries.len() as u32;
+            b += 1;
+        }
     }
 
     fn add_pack(&mut self, info: PackInfo) -> u32 {
@@ -103,30 +194,50 @@ impl Index {
         n
     }
 
+    fn find(&self, id: &BlobId) -> Option<&Entry> {
+        let k = key(id);
+        let b = bucket(&k);
+        let (lo, hi) = (*self.starts.get(b)? as usize, *self.starts.get(b + 1)? as usize);
+        let slice = self.entries.get(lo..hi)?;
+        slice.binary_search_by(|e| e.key.cmp(&k)).ok().and_then(|i| slice.get(i))
+    }
+
     /// Where blob `id` is, if indexed.
     pub fn get(&self, id: &BlobId) -> Option<(&PackInfo, Location)> {
-        let loc = *self.blobs.get(id)?;
-        Some((self.packs.get(loc.pack as usize)?, loc))
+        let e = self.find(id)?;
+        let pack = e.pack & !TREE_BIT;
+        let blob_type = if e.pack & TREE_BIT != 0 { BlobType::Tree } else { BlobType::Data };
+        let loc = Location { pack, offset: e.offset, length: e.length, raw_length: e.raw_length, blob_type };
+        Some((self.packs.get(pack as usize)?, loc))
     }
 
     /// True when blob `id` is indexed.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+        self.find(id).is_some()
     }
 
     /// Number of blobs.
     pub fn len(&self) -> usize {
-        self.blobs.len()
+        self.entries.len()
     }
 
     /// True when no blob is indexed.
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.entries.is_empty()
     }
 
     /// All packs.
     pub fn packs(&self) -> &[PackInfo] {
         &self.packs
+    }
+
+    /// Heap bytes held (entries, bucket directory, packs, and the pack-id map while files are
+    /// being added), for the memory benchmark.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.starts.capacity() * 4
+            + self.packs.capacity() * std::mem::size_of::<PackInfo>()
+            + self.pack_numbers.capacity() * (std::mem::size_of::<PackId>() + 4 + 1)
     }
 }
 
@@ -137,6 +248,37 @@ mod tests {
 
     fn entry(i: u8, t: u8) -> BlobEntry {
         BlobEntry { blob_type: t, id: BlobId(Id([i; 32])), offset: 37 + i as u32 * 10, length: 10, raw_length: 5 }
+    }
+
+    #[test]
+    fn many_random_ids_and_bucket_edges() {
+        use rand::{RngCore, SeedableRng};
+        let mut rng = rand::rngs::StdRng::from_seed([3; 32]);
+        let mut ids: Vec<BlobId> = (0..20_000)
+            .map(|_| {
+                let mut b = [0u8; 32];
+                rng.fill_bytes(&mut b);
+                BlobId(Id(b))
+            })
+            .collect();
+        ids.push(BlobId(Id([0; 32])));
+        ids.push(BlobId(Id([0xff; 32])));
+        let blobs: Vec<BlobEntry> = ids.iter().enumerate().map(|(i, id)| BlobEntry { blob_type: (i % 2) as u8, id: *id, offset: i as u32, length: 7, raw_length: i as u32 * 3 }).collect();
+        let file = IndexFile { packs: vec![IndexPack { id: PackId(Id([5; 32])), salt: [1; 32], size: 9, blobs }], supersedes: vec![] };
+        let mut idx = Index::new();
+        idx.add_files([&file]);
+        assert_eq!(idx.len(), ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let (p, loc) = idx.get(id).unwrap_or_else(|| panic!("id {i} not found"));
+            assert_eq!(p.id, PackId(Id([5; 32])));
+            assert_eq!((loc.offset, loc.raw_length), (i as u32, i as u32 * 3));
+            assert_eq!(loc.blob_type, if i % 2 == 0 { BlobType::Data } else { BlobType::Tree });
+        }
+        let mut missing = [0u8; 32];
+        rng.fill_bytes(&mut missing);
+        assert!(!idx.contains(&BlobId(Id(missing))));
+        // 36 bytes per entry, plus the fixed bucket directory.
+        assert!(idx.heap_bytes() <= ids.len() * 36 + 65_537 * 4 + 1024);
     }
 
     #[test]

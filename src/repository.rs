@@ -202,11 +202,7 @@ impl Repository {
         let superseded: std::collections::HashSet<String> =
             files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
         let mut index = Index::new();
-        for (name, f) in &files {
-            if !superseded.contains(name) {
-                index.add_file(f);
-            }
-        }
+        index.add_files(files.iter().filter(|(name, _)| !superseded.contains(name)).map(|(_, f)| f));
         Ok(index)
     }
 
