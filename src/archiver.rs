@@ -180,13 +180,16 @@ mod tests {
 #[derive(Default)]
 struct SaverState {
     pending: HashSet<BlobId>,
-    data_pack: Option<PackWriter>,
-    tree_pack: Option<PackWriter>,
+    /// Open packs not in use by a worker, per blob type. A worker takes one, adds its blob
+    /// (compression and encryption run outside any shared lock) and gives it back; there are
+    /// never more open packs than workers.
+    data_packs: Vec<PackWriter>,
+    tree_packs: Vec<PackWriter>,
 }
 
-/// Uploads finished packs on `connections` threads from a queue of one pack, so the workers
-/// that fill packs do not wait for a slow link and memory stays bounded (at most
-/// `connections + 1` finished packs in memory). A pack enters `uploaded` only once its write returned: index files are made
+/// Uploads finished packs on `connections` threads, so the workers that fill packs do not
+/// wait for each upload and memory stays bounded (at most `connections` packs being uploaded,
+/// plus one waiting per worker). A pack enters `uploaded` only once its write returned: index files are made
 /// from that list, which keeps the order packs → index.
 struct Uploader {
     tx: Option<crossbeam_channel::Sender<FinishedPack>>,
@@ -200,7 +203,8 @@ struct Uploader {
 
 impl Uploader {
     fn start(backend: Arc<dyn crate::backend::Backend>, connections: usize, dry_run: bool) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(1);
+        // A hand-over queue: a finished pack waits in its worker until an uploader takes it.
+        let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(0);
         let uploaded = Arc::new(Mutex::new(Vec::new()));
         let failed: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -313,29 +317,30 @@ impl<'r> Saver<'r> {
         let framed = blob::compress(data, self.level);
         let raw_length = u32::try_from(data.len()).map_err(|_| Error::InvalidInput("blob over 4 GiB".into()))?;
         let pack_size = self.repo.config().pack_size as usize;
-        let full = {
+        let taken = {
             let mut st = self.lock();
-            let slot = match blob_type {
-                BlobType::Data => &mut st.data_pack,
-                BlobType::Tree => &mut st.tree_pack,
-            };
-            let pack = slot.get_or_insert_with(|| PackWriter::new(self.repo.master(), blob_type, pack_size));
-            let stored = pack.add(id, &framed, raw_length)?;
-            self.data_added.fetch_add(raw_length as u64, Ordering::Relaxed);
-            self.data_added_packed.fetch_add(stored as u64, Ordering::Relaxed);
-            self.progress.bytes_added.fetch_add(stored as u64, Ordering::Relaxed);
             match blob_type {
-                BlobType::Data => self.data_blobs.fetch_add(1, Ordering::Relaxed),
-                BlobType::Tree => self.tree_blobs.fetch_add(1, Ordering::Relaxed),
-            };
-            if pack.len() >= pack_size {
-                slot.take()
-            } else {
-                None
+                BlobType::Data => st.data_packs.pop(),
+                BlobType::Tree => st.tree_packs.pop(),
             }
         };
-        if let Some(p) = full {
-            self.write_pack(p)?;
+        let mut pack = taken.unwrap_or_else(|| PackWriter::new(self.repo.master(), blob_type, pack_size));
+        let stored = pack.add(id, &framed, raw_length)?;
+        self.data_added.fetch_add(raw_length as u64, Ordering::Relaxed);
+        self.data_added_packed.fetch_add(stored as u64, Ordering::Relaxed);
+        self.progress.bytes_added.fetch_add(stored as u64, Ordering::Relaxed);
+        match blob_type {
+            BlobType::Data => self.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobType::Tree => self.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        if pack.len() >= pack_size {
+            self.write_pack(pack)?;
+        } else {
+            let mut st = self.lock();
+            match blob_type {
+                BlobType::Data => st.data_packs.push(pack),
+                BlobType::Tree => st.tree_packs.push(pack),
+            }
         }
         Ok(id)
     }
@@ -376,11 +381,13 @@ impl<'r> Saver<'r> {
     /// Write the open packs and an index file for every pack not yet indexed. After this,
     /// every blob saved is durable and indexed.
     pub fn flush(&self) -> Result<()> {
-        let (d, t) = {
+        let open: Vec<PackWriter> = {
             let mut st = self.lock();
-            (st.data_pack.take(), st.tree_pack.take())
+            let mut v = std::mem::take(&mut st.data_packs);
+            v.append(&mut st.tree_packs);
+            v
         };
-        for p in [d, t].into_iter().flatten() {
+        for p in open {
             if !p.is_empty() {
                 self.queue_pack(p)?;
             }
@@ -420,50 +427,82 @@ impl<'r> Saver<'r> {
     /// [`StreamError::Repo`].
     pub fn save_stream(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let max = chunker.params().max_size as usize;
-        let window = (4 * max).max(32 << 20);
-        // The buffer grows (and is zeroed) only when it is full; `filled` bytes are valid.
+        let window = (4 * max).max(8 << 20);
+        // Buffers grow (and are zeroed) only when full; a small file gets a small buffer.
         let first = usize::try_from(size_hint).unwrap_or(window).saturating_add(1).clamp(4096, window);
-        let mut buf: Vec<u8> = Vec::new();
-        let mut filled = 0usize;
+        let (mut cur, mut next) = (Vec::new(), Vec::new());
+        let mut cur_len = 0usize;
+        let mut eof = fill(r, &mut cur, &mut cur_len, window, first).map_err(StreamError::Source)?;
         let mut ids = Vec::new();
         let mut total = 0u64;
-        let mut eof = false;
         loop {
             check_interrupted().map_err(StreamError::Repo)?;
-            while !eof && filled < window {
-                if filled == buf.len() {
-                    let len = if buf.is_empty() { first } else { (buf.len() * 2).min(window) };
-                    buf.resize(len, 0);
-                }
-                match r.read(&mut buf[filled..]) {
-                    Ok(0) => eof = true,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(StreamError::Source(e)),
-                }
-            }
-            let data = &buf[..filled];
+            let data = &cur[..cur_len];
             let mut cuts = Vec::new();
             let mut pos = 0;
             while let Some(n) = chunker.next_cut(&data[pos..], eof) {
                 cuts.push(pos..pos + n);
                 pos += n;
             }
-            let batch: Result<Vec<BlobId>> = if cuts.len() > 1 {
-                cuts.par_iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
+            // The bytes after the last cut start the next window.
+            let tail = cur_len - pos;
+            if next.len() < tail {
+                next.resize(tail.max(first), 0);
+            }
+            next[..tail].copy_from_slice(&data[pos..]);
+            let mut next_len = tail;
+            let process = || -> Result<Vec<BlobId>> {
+                if cuts.len() > 1 {
+                    cuts.par_iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
+                } else {
+                    cuts.iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
+                }
+            };
+            // Read the next window while this one is chunked, compressed and packed. Only off
+            // the worker pool (a stream on the main thread): a pool worker blocking here on
+            // work that needs the pool could leave no worker to do it.
+            let (batch, read) = if eof {
+                (process(), Ok(true))
+            } else if rayon::current_thread_index().is_some() {
+                let batch = process();
+                (batch, fill(r, &mut next, &mut next_len, window, first))
             } else {
-                cuts.iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
+                std::thread::scope(|s| {
+                    let worker = s.spawn(process);
+                    let read = fill(r, &mut next, &mut next_len, window, first);
+                    let batch = worker.join().unwrap_or_else(|_| Err(Error::InvalidInput("a backup worker thread panicked".into())));
+                    (batch, read)
+                })
             };
             ids.extend(batch.map_err(StreamError::Repo)?);
             total += pos as u64;
             self.progress.bytes.fetch_add(pos as u64, Ordering::Relaxed);
-            buf.copy_within(pos..filled, 0);
-            filled -= pos;
-            if eof && filled == 0 {
+            if eof {
                 return Ok((ids, total));
             }
+            eof = read.map_err(StreamError::Source)?;
+            std::mem::swap(&mut cur, &mut next);
+            cur_len = next_len;
         }
     }
+}
+
+/// Read into `buf[*filled..]` until `window` bytes are there or the stream ends (returns
+/// true at the end). The buffer doubles as needed, starting at `first` bytes.
+fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, filled: &mut usize, window: usize, first: usize) -> std::io::Result<bool> {
+    while *filled < window {
+        if *filled == buf.len() {
+            let len = if buf.is_empty() { first } else { (buf.len() * 2).min(window) };
+            buf.resize(len, 0);
+        }
+        match r.read(&mut buf[*filled..]) {
+            Ok(0) => return Ok(true),
+            Ok(n) => *filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 /// A failure while saving a stream: the source's fault or the repository's.
