@@ -87,12 +87,21 @@ impl PackWriter {
     /// Errors when the pack would pass 4 GiB (offsets are u32).
     pub fn add(&mut self, id: BlobId, framed: &[u8], raw_length: u32) -> Result<u32> {
         let offset = u32::try_from(self.buf.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
-        let sealed = blob::seal(&self.key, offset as u64, self.blob_type, &id, framed)?;
-        let length = u32::try_from(sealed.len()).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
+        let length = u32::try_from(framed.len() + TAG_LEN).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
         if (offset as u64) + (length as u64) > u32::MAX as u64 {
             return Err(Error::InvalidInput("pack larger than 4 GiB".into()));
         }
-        self.buf.extend_from_slice(&sealed);
+        // Encrypt in place in the pack buffer: no copy of the ciphertext.
+        let start = self.buf.len();
+        self.buf.extend_from_slice(framed);
+        let sealed = self.key.seal_in_place(offset as u64, &blob::aad(self.blob_type, &id), &mut self.buf[start..]);
+        match sealed {
+            Ok(tag) => self.buf.extend_from_slice(&tag),
+            Err(e) => {
+                self.buf.truncate(start);
+                return Err(e);
+            }
+        }
         self.entries.push(BlobEntry { blob_type: self.blob_type.byte(), id, offset, length, raw_length });
         self.raw_bytes += raw_length as u64;
         Ok(length)

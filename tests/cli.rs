@@ -429,7 +429,8 @@ fn damaged_pack_is_reported_and_never_restored() {
         .map(|(p, e)| (repo.path.join("data").join(p), e.content.unwrap().len() as u64))
         .collect();
     let (pack, size) = packs.iter().max_by_key(|(_, s)| *s).expect("a pack under data/").clone();
-    assert!(size > 5_000_000, "largest pack is only {size} bytes");
+    // (Each backup worker fills its own pack, so the data may span more than one pack.)
+    assert!(size > 1_200_000, "largest pack is only {size} bytes: it holds no whole file");
     let pack_id = pack.file_name().unwrap().to_str().unwrap().to_string();
     {
         let mut f = fs::OpenOptions::new().read(true).write(true).open(&pack).unwrap();

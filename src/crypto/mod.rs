@@ -154,6 +154,21 @@ impl FileKey {
             .map_err(|_| Error::InvalidInput(format!("cannot encrypt {} bytes (over the AES-GCM message limit)", plaintext.len())))
     }
 
+    /// Encrypt `buf` in place at nonce position `position`; returns the 16-byte tag to append.
+    /// Errors: as [`FileKey::seal`].
+    pub fn seal_in_place(&self, position: u64, aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        use aes_gcm::aead::AeadInPlace;
+        let n = nonce(position);
+        let len = buf.len();
+        let tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&n), aad, buf)
+            .map_err(|_| Error::InvalidInput(format!("cannot encrypt {len} bytes (over the AES-GCM message limit)")))?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(&tag);
+        Ok(out)
+    }
+
     /// Decrypt `ciphertext || tag`; `None` when authentication fails.
     pub fn open(&self, position: u64, aad: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
         let n = nonce(position);
@@ -195,6 +210,10 @@ mod tests {
         let fk = k.file_key(&[7; 32]);
         let ct = fk.seal(37, b"aad", b"data").unwrap();
         assert_eq!(fk.open(37, b"aad", &ct).unwrap(), b"data");
+        let mut in_place = b"data".to_vec();
+        let tag = fk.seal_in_place(37, b"aad", &mut in_place).unwrap();
+        in_place.extend_from_slice(&tag);
+        assert_eq!(in_place, ct, "in-place sealing must give the same bytes");
         assert!(fk.open(38, b"aad", &ct).is_none());
         assert!(fk.open(37, b"aae", &ct).is_none());
         assert!(k.file_key(&[8; 32]).open(37, b"aad", &ct).is_none());
