@@ -779,14 +779,14 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         errors: Mutex::new(Vec::new()),
         counts: Counts::default(),
     };
-    let paths = source_paths(&source)?;
+    let (paths, comps) = source_paths(&source)?;
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let parent = find_parent(repo, opts.parent, &hostname, &paths)?;
     let parent_root = match &parent {
         Some((_, s)) => Some(repo.load_tree(index, &s.tree)?),
         None => None,
     };
-    let result = run(&walker, source, parent_root.as_ref());
+    let result = run(&walker, source, &comps, parent_root.as_ref());
     let tree = match result.and_then(|r| saver.flush().map(|_| r)) {
         Ok(r) => r,
         Err(e) => {
@@ -833,11 +833,14 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
     Ok(BackupResult { id, snapshot, errors })
 }
 
-/// The snapshot paths a source will record.
-fn source_paths(source: &Source<'_>) -> Result<Vec<String>> {
+/// A path as its components (file name bytes).
+type Components = Vec<Vec<u8>>;
+
+/// The snapshot paths a source will record, and for paths their components.
+fn source_paths(source: &Source<'_>) -> Result<(Vec<String>, Vec<Components>)> {
     match source {
-        Source::Paths(paths) => Ok(normalise_sources(paths)?.into_iter().map(|s| s.0).collect()),
-        Source::Stream { name, .. } => Ok(vec![format!("/{name}")]),
+        Source::Paths(paths) => Ok(normalise_sources(paths)?.into_iter().unzip()),
+        Source::Stream { name, .. } => Ok((vec![format!("/{name}")], Vec::new())),
     }
 }
 
@@ -860,16 +863,14 @@ fn find_parent(repo: &Repository, choice: ParentChoice, host: &str, paths: &[Str
     }
 }
 
-/// Walk or read the source; returns the root tree id.
-fn run(walker: &Walker<'_>, source: Source<'_>, parent: Option<&Tree>) -> Result<BlobId> {
+/// Walk or read the source (`comps`: the source paths' components); returns the root tree id.
+fn run(walker: &Walker<'_>, source: Source<'_>, comps: &[Components], parent: Option<&Tree>) -> Result<BlobId> {
     match source {
-        Source::Paths(paths) => {
-            if paths.is_empty() {
+        Source::Paths(_) => {
+            if comps.is_empty() {
                 return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
             }
-            let sources = normalise_sources(&paths)?;
-            let comps: Vec<Vec<Vec<u8>>> = sources.iter().map(|s| s.1.clone()).collect();
-            let root = walker.save_virtual(Path::new("/"), &comps, parent)?;
+            let root = walker.save_virtual(Path::new("/"), comps, parent)?;
             if root.nodes.is_empty() {
                 let errs = walker.errors.lock().unwrap_or_else(|p| p.into_inner());
                 let why: Vec<String> = errs.iter().map(|(p, m)| format!("{}: {m}", p.display())).collect();

@@ -166,7 +166,7 @@ impl Index {
             return;
         }
         // A stable sort keeps, among equal keys, the entry that was added first.
-        self.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        self.entries.sort_by_key(|e| e.key);
         self.entries.dedup_by(|later, earlier| later.key == earlier.key);
         self.entries.shrink_to_fit();
         self.sorted = self.entries.len();
