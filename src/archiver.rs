@@ -7,8 +7,8 @@
 //! [`INDEX_EVERY_PACKS`] packs an index file is written, so an interrupted backup's uploads are
 //! reused by the next one. Order on disk: packs, then index files, then the snapshot.
 //!
-//! Memory is bounded: a file or stream is read in windows of at most `WINDOW` bytes, and each
-//! window's chunks are processed in parallel before the next is read.
+//! Memory is bounded: a file or stream is read in windows of three times the largest chunk (at
+//! least 4 MiB); each window is chunked and packed in parallel while the next is read.
 
 use std::collections::HashSet;
 use std::fs;
@@ -427,7 +427,7 @@ impl<'r> Saver<'r> {
     /// [`StreamError::Repo`].
     pub fn save_stream(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let max = chunker.params().max_size as usize;
-        let window = (4 * max).max(8 << 20);
+        let window = (3 * max).max(4 << 20);
         // Buffers grow (and are zeroed) only when full; a small file gets a small buffer.
         let first = usize::try_from(size_hint).unwrap_or(window).saturating_add(1).clamp(4096, window);
         let (mut cur, mut next) = (Vec::new(), Vec::new());

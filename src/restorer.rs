@@ -8,7 +8,8 @@
 //!    blobs is noted under the pack that holds it, with the file offset it belongs at.
 //! 2. Process the packs in parallel: read each pack's needed blobs in as few range requests as
 //!    possible (neighbouring blobs are read together), verify every blob (authenticated
-//!    decryption, then its id recomputed), and write it at every place it belongs (`pwrite`).
+//!    decryption, then its id recomputed), and write it at every place it belongs (`pwrite`);
+//!    an all-zero blob is not written, leaving a hole (sparse files stay sparse).
 //!    A file whose last blob lands gets its metadata.
 //! 3. Files with a damaged or missing blob are removed and reported with the pack and blob;
 //!    nothing unverified is ever left as file content. Then hard links are made and
@@ -419,11 +420,17 @@ impl Restorer<'_> {
         if f.failed.load(Ordering::Relaxed) {
             return;
         }
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&f.dest)
-            .and_then(|h| h.write_all_at(data, offset));
+        // The file was created at its full size, reading as zeros: an all-zero blob is left as
+        // a hole, so a sparse source (a database file, a disk image) restores sparse.
+        let written = if data.iter().all(|b| *b == 0) {
+            Ok(())
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&f.dest)
+                .and_then(|h| h.write_all_at(data, offset))
+        };
         match written {
             Ok(()) => {
                 self.progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
