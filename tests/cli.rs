@@ -876,3 +876,69 @@ fn stdin_is_always_read_and_compared_by_content() {
     assert_eq!(same["total_bytes_processed"].as_u64(), Some(300_000), "the stream must be read in full");
     assert_eq!(counts(&run(random_bytes(6, 300_000))), (0, 1, 0));
 }
+
+// ---------------------------------------------------------------------------------------------
+// 18. Sparse files restore sparse; Ctrl-C stops a backup with exit 130, repository intact
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn sparse_file_restores_sparse() {
+    use std::os::unix::fs::MetadataExt;
+    let repo = Repo::init();
+    let src = Tmp::new();
+    let path = src.join("db.img");
+    {
+        let mut f = fs::File::create(&path).unwrap();
+        f.write_all(&random_bytes(1, 100_000)).unwrap();
+        f.seek(SeekFrom::Start(40 << 20)).unwrap(); // a 40 MiB hole
+        f.write_all(&random_bytes(2, 100_000)).unwrap();
+    }
+    repo.backup_json([&src.path]);
+    let target = Tmp::new();
+    repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("--target"), target.path.as_os_str()]).ok();
+    let out = restored(&target.path, &src.path).join("db.img");
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&path).unwrap());
+    let md = fs::metadata(&out).unwrap();
+    // Allocated bytes (st_blocks is in 512-byte units) far below the 40 MiB length.
+    assert!(md.blocks() * 512 < 8 << 20, "restored file occupies {} bytes", md.blocks() * 512);
+}
+
+#[test]
+fn interrupted_backup_exits_130_and_leaves_a_valid_repository() {
+    use std::process::{Command, Stdio};
+    let repo = Repo::init();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["-r"])
+        .arg(&repo.path)
+        .args(["backup", "--stdin", "--stdin-filename", "slow.dump"])
+        .env("CAIRN_PASSWORD", PASSWORD)
+        .env_remove("CAIRN_REPOSITORY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Feed 24 MiB (several packs' worth of windows), then interrupt while still feeding.
+    for i in 0..24u64 {
+        stdin.write_all(&random_bytes(i, 1 << 20)).unwrap();
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let mut i = 100;
+    while child.try_wait().unwrap().is_none() && i < 400 {
+        if stdin.write_all(&random_bytes(i, 1 << 16)).is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        i += 1;
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    // No snapshot was written, and the repository still opens and backs up.
+    assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
+    let again = repo.cmd().args(["--json", "backup", "--stdin"]).stdin(random_bytes(0, 3 << 20)).run().ok().json();
+    assert!(again["snapshot_id"].is_string());
+}
