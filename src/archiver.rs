@@ -122,12 +122,12 @@ pub struct BackupResult {
     pub errors: Vec<(PathBuf, String)>,
 }
 
-/// Compiled exclude patterns.
-pub struct Excludes {
+/// Compiled path patterns (`--exclude`, `--include`).
+pub struct Patterns {
     set: globset::GlobSet,
 }
 
-impl Excludes {
+impl Patterns {
     /// Compile restic-style patterns: one starting with `/` matches the absolute path from the
     /// root; any other matches at any depth (`*.log`, `cur/*.tmp`). A matching directory is
     /// skipped whole. Errors: [`Error::InvalidInput`] naming the bad pattern.
@@ -142,7 +142,7 @@ impl Excludes {
                 .map_err(|e| Error::InvalidInput(format!("bad pattern {p:?}: {e}")))?;
             b.add(g);
         }
-        Ok(Excludes { set: b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")))? })
+        Ok(Patterns { set: b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")))? })
     }
 
     /// True when `path` (absolute) matches a pattern.
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn pattern_semantics() {
-        let e = Excludes::new(&["*.log".into(), "cur/*.tmp".into(), "/var/cache".into(), "/etc/**/secret".into()]).unwrap();
+        let e = Patterns::new(&["*.log".into(), "cur/*.tmp".into(), "/var/cache".into(), "/etc/**/secret".into()]).unwrap();
         assert!(e.is_match(Path::new("/var/log/syslog.log")));
         assert!(e.is_match(Path::new("/a.log")));
         assert!(e.is_match(Path::new("/var/vmail/x/cur/1.tmp")));
@@ -172,8 +172,8 @@ mod tests {
         assert!(!e.is_match(Path::new("/srv/var/cache")));
         assert!(e.is_match(Path::new("/etc/a/b/secret")));
         assert!(!e.is_match(Path::new("/etc/a/b/secret.txt")));
-        assert!(!Excludes::new(&[]).unwrap().is_match(Path::new("/x")));
-        assert!(Excludes::new(&["[".into()]).is_err());
+        assert!(!Patterns::new(&[]).unwrap().is_match(Path::new("/x")));
+        assert!(Patterns::new(&["[".into()]).is_err());
     }
 }
 
@@ -187,10 +187,20 @@ struct SaverState {
     tree_packs: Vec<PackWriter>,
 }
 
+impl SaverState {
+    /// The free open packs for blobs of `blob_type`.
+    fn packs(&mut self, blob_type: BlobType) -> &mut Vec<PackWriter> {
+        match blob_type {
+            BlobType::Data => &mut self.data_packs,
+            BlobType::Tree => &mut self.tree_packs,
+        }
+    }
+}
+
 /// Uploads finished packs on `connections` threads, so the workers that fill packs do not
 /// wait for each upload and memory stays bounded (at most `connections` packs being uploaded,
-/// plus one waiting per worker). A pack enters `uploaded` only once its write returned: index files are made
-/// from that list, which keeps the order packs → index.
+/// plus one waiting per worker). A pack enters `uploaded` only once its write returned: index
+/// files are made from that list, which keeps the order packs → index.
 struct Uploader {
     tx: Option<crossbeam_channel::Sender<FinishedPack>>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -317,13 +327,7 @@ impl<'r> Saver<'r> {
         let framed = blob::compress(data, self.level);
         let raw_length = u32::try_from(data.len()).map_err(|_| Error::InvalidInput("blob over 4 GiB".into()))?;
         let pack_size = self.repo.config().pack_size as usize;
-        let taken = {
-            let mut st = self.lock();
-            match blob_type {
-                BlobType::Data => st.data_packs.pop(),
-                BlobType::Tree => st.tree_packs.pop(),
-            }
-        };
+        let taken = self.lock().packs(blob_type).pop();
         let mut pack = taken.unwrap_or_else(|| PackWriter::new(self.repo.master(), blob_type, pack_size));
         let stored = pack.add(id, &framed, raw_length)?;
         self.data_added.fetch_add(raw_length as u64, Ordering::Relaxed);
@@ -336,11 +340,7 @@ impl<'r> Saver<'r> {
         if pack.len() >= pack_size {
             self.write_pack(pack)?;
         } else {
-            let mut st = self.lock();
-            match blob_type {
-                BlobType::Data => st.data_packs.push(pack),
-                BlobType::Tree => st.tree_packs.push(pack),
-            }
+            self.lock().packs(blob_type).push(pack);
         }
         Ok(id)
     }
@@ -517,7 +517,7 @@ pub enum StreamError {
 struct Walker<'a> {
     saver: &'a Saver<'a>,
     chunker: Chunker,
-    excludes: Excludes,
+    excludes: Patterns,
     one_fs: bool,
     ignore_ctime: bool,
     ignore_inode: bool,
@@ -771,7 +771,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
     let walker = Walker {
         saver: &saver,
         chunker: repo.chunker()?,
-        excludes: Excludes::new(&opts.excludes)?,
+        excludes: Patterns::new(&opts.excludes)?,
         one_fs: opts.one_file_system,
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,

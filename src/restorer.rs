@@ -29,7 +29,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::archiver::{Excludes, INTERRUPTED};
+use crate::archiver::{Patterns, INTERRUPTED};
 use crate::backend::FileKind;
 use crate::blob::{self, BlobType};
 use crate::error::{Error, Result};
@@ -126,8 +126,8 @@ struct Restorer<'a> {
     repo: &'a Repository,
     index: &'a Index,
     target: PathBuf,
-    includes: Option<Excludes>,
-    excludes: Excludes,
+    includes: Option<Patterns>,
+    excludes: Patterns,
     as_root: bool,
     plan: Mutex<Plan>,
     errors: Mutex<Vec<(String, String)>>,
@@ -144,8 +144,8 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         repo,
         index,
         target: target.to_path_buf(),
-        includes: if opts.includes.is_empty() { None } else { Some(Excludes::new(&opts.includes)?) },
-        excludes: Excludes::new(&opts.excludes)?,
+        includes: if opts.includes.is_empty() { None } else { Some(Patterns::new(&opts.includes)?) },
+        excludes: Patterns::new(&opts.excludes)?,
         as_root: nix::unistd::geteuid().is_root(),
         plan: Mutex::new(Plan::default()),
         errors: Mutex::new(Vec::new()),

@@ -96,12 +96,17 @@ enum Command {
 impl GlobalOpts {
     /// The backend named by `-r`.
     pub fn backend(&self) -> Result<Arc<dyn Backend>, Error> {
+        cairn::backend::open_location(&self.repo, &self.backend_options()?)
+    }
+
+    /// The `-o KEY=VALUE` options and bandwidth limits.
+    fn backend_options(&self) -> Result<cairn::backend::BackendOptions, Error> {
         let mut opts = cairn::backend::BackendOptions { limit_upload: self.limit_upload, limit_download: self.limit_download, ..Default::default() };
         for o in &self.options {
             let (k, v) = o.split_once('=').ok_or_else(|| Error::InvalidInput(format!("-o {o:?}: expected KEY=VALUE")))?;
             opts.options.insert(k.trim().to_string(), v.trim().to_string());
         }
-        cairn::backend::open_location(&self.repo, &opts)
+        Ok(opts)
     }
 
     /// Open the repository, asking for the password as configured.
@@ -124,10 +129,8 @@ impl GlobalOpts {
     /// Packs uploaded at once: `-o connections=N`, else 5 for remote repositories (restic's
     /// S3 default) and 1 for local disks (a local write is far faster than the packs fill).
     pub fn connections(&self) -> Result<usize, Error> {
-        for o in &self.options {
-            if let Some(v) = o.strip_prefix("connections=") {
-                return v.trim().parse::<usize>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
-            }
+        if let Some(v) = self.backend_options()?.options.get("connections") {
+            return v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
         }
         Ok(if cairn::backend::is_remote(&self.repo) { 5 } else { 1 })
     }
