@@ -420,3 +420,41 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub fn is_hex(s: &str, n: usize) -> bool {
     s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
+
+/// The directory holding the two real Linux source trees `linux-source-6.1` and
+/// `linux-source-6.12` that the corpus tests use.
+///
+/// Uses `$CAIRN_BENCH_DIR` (or /var/tmp/cairn-bench) when `../shared/bench/prepare-corpus.sh`
+/// already unpacked them there; otherwise unpacks Debian's `linux-source-6.1` and
+/// `linux-source-6.12` packages (`/usr/src/linux-source-*.tar.xz`, installed by `.ci/run`)
+/// into `target/tmp/corpus` once. Panics with instructions when neither is there.
+pub fn linux_corpus() -> PathBuf {
+    static CORPUS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let has = |d: &Path| ["6.1", "6.12"].iter().all(|v| d.join(format!("linux-source-{v}/Makefile")).is_file());
+        let bench = std::env::var_os("CAIRN_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/cairn-bench"));
+        if has(&bench) {
+            return bench;
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus");
+        for v in ["6.1", "6.12"] {
+            let tree = dir.join(format!("linux-source-{v}"));
+            if tree.join("Makefile").is_file() {
+                continue;
+            }
+            let xz = PathBuf::from(format!("/usr/src/linux-source-{v}.tar.xz"));
+            assert!(xz.is_file(), "{} is missing: install Debian's linux-source-6.1 and linux-source-6.12 packages (.ci/run does)", xz.display());
+            // Unpack beside the final place, then rename: an interrupted run leaves no half tree.
+            let part = dir.join(format!(".part-{v}"));
+            let _ = fs::remove_dir_all(&part);
+            fs::create_dir_all(&part).expect("create corpus dir");
+            let st = Command::new("tar").arg("-C").arg(&part).arg("-xf").arg(&xz).status().expect("run tar");
+            assert!(st.success(), "tar -xf {} failed", xz.display());
+            let _ = fs::remove_dir_all(&tree);
+            fs::rename(part.join(format!("linux-source-{v}")), &tree).expect("move unpacked tree");
+            let _ = fs::remove_dir_all(&part);
+        }
+        dir
+    })
+    .clone()
+}
