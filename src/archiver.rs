@@ -85,6 +85,10 @@ pub struct BackupOptions {
     pub ignore_ctime: bool,
     /// Do not compare inode numbers when deciding a file is unchanged.
     pub ignore_inode: bool,
+    /// The repository lock this backup runs under: checked ([`crate::lock::RepoLock::check`])
+    /// right before the snapshot is written, so a backup whose lock was lost (stopped for
+    /// longer than the stale timeout, then overridden by a prune) never writes a snapshot.
+    pub lock: Option<std::sync::Arc<crate::lock::RepoLock>>,
 }
 
 /// How a backup picks its parent snapshot.
@@ -829,6 +833,9 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
+    if let Some(lock) = &opts.lock {
+        lock.check()?;
+    }
     let id = if opts.dry_run { None } else { Some(repo.write_snapshot(&snapshot)?) };
     Ok(BackupResult { id, snapshot, errors })
 }

@@ -121,6 +121,36 @@ pub fn open(
     stored: &[u8],
     what: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
+    open_checked(master, key, position, blob_type, id, raw_length, stored, what).map(|(_, plain)| plain)
+}
+
+/// As [`open`], but returns the verified *framed* plaintext (compression byte and compressed
+/// body), ready to be sealed again into another pack without recompressing (prune's repack).
+#[allow(clippy::too_many_arguments)]
+pub fn open_framed(
+    master: &MasterKey,
+    key: &FileKey,
+    position: u64,
+    blob_type: BlobType,
+    id: &BlobId,
+    raw_length: u32,
+    stored: &[u8],
+    what: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    open_checked(master, key, position, blob_type, id, raw_length, stored, what).map(|(framed, _)| framed)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn open_checked(
+    master: &MasterKey,
+    key: &FileKey,
+    position: u64,
+    blob_type: BlobType,
+    id: &BlobId,
+    raw_length: u32,
+    stored: &[u8],
+    what: &dyn Fn() -> String,
+) -> Result<(Vec<u8>, Vec<u8>)> {
     let framed = key
         .open(position, &aad(blob_type, id), stored)
         .ok_or_else(|| Error::corrupt(what(), "authentication failed"))?;
@@ -137,7 +167,7 @@ pub fn open(
     if master.blob_id(&plain) != *id {
         return Err(Error::corrupt(what(), "content does not hash to the blob id"));
     }
-    Ok(plain)
+    Ok((framed, plain))
 }
 
 #[cfg(test)]

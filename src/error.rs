@@ -78,6 +78,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// Another process holds a lock that conflicts with the one asked for, or this process
+    /// lost its lock. `detail` names the holder (host, pid, user, age) and what to do.
+    #[error("repository is locked: {0}")]
+    Locked(String),
+
     /// The operation was interrupted (Ctrl-C / SIGTERM).
     #[error("interrupted")]
     Interrupted,

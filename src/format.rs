@@ -27,6 +27,8 @@ pub enum Magic {
     Index,
     /// A snapshot: "CRNS".
     Snapshot,
+    /// A lock: "CRNL".
+    Lock,
 }
 
 impl Magic {
@@ -38,6 +40,7 @@ impl Magic {
             Magic::Pack => *b"CRNP",
             Magic::Index => *b"CRNI",
             Magic::Snapshot => *b"CRNS",
+            Magic::Lock => *b"CRNL",
         }
     }
 

@@ -66,7 +66,7 @@ impl Default for InitOptions {
 /// An open repository: backend, master key and config.
 pub struct Repository {
     backend: Arc<dyn Backend>,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     config: Config,
     key_id: KeyId,
 }
@@ -97,7 +97,7 @@ impl Repository {
         // The config is written last: a repository exists once its config does.
         let sealed = master.seal_object(Magic::Config, &format::encode(&config)?)?;
         backend.write(FileKind::Config, "", &sealed)?;
-        Ok(Repository { backend, master, config, key_id })
+        Ok(Repository { backend, master: Arc::new(master), config, key_id })
     }
 
     /// Open the repository in `backend` with `password`.
@@ -128,7 +128,7 @@ impl Repository {
                     }
                     config.chunker.validate().map_err(|e| Error::corrupt("config", e.to_string()))?;
                     let key_id = KeyId(Id::of_bytes(&data));
-                    return Ok(Repository { backend, master, config, key_id });
+                    return Ok(Repository { backend, master: Arc::new(master), config, key_id });
                 }
                 Ok(Unwrapped::WrongPassword) => tried += 1,
                 Err(e) => damaged.push(e.to_string()),
@@ -162,9 +162,59 @@ impl Repository {
         &self.master
     }
 
+    /// The master key, shared (for threads that outlive a borrow, such as a lock's refresher).
+    pub fn master_shared(&self) -> Arc<MasterKey> {
+        self.master.clone()
+    }
+
     /// The key file this session opened.
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    /// Add a key file wrapping this repository's master key with `password` (default KDF
+    /// parameters; `username`/`hostname` recorded in its header). Returns its id.
+    pub fn add_key(&self, password: &[u8], username: &str, hostname: &str) -> Result<KeyId> {
+        let bytes = keyfile::wrap(&self.master, password, KdfParams::default(), username, hostname)?;
+        let id = KeyId(Id::of_bytes(&bytes));
+        self.backend.write(FileKind::Key, &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    /// Every key file with its readable header (no password needed), sorted by creation time.
+    /// A damaged key file is listed with the error instead of a header.
+    pub fn list_keys(&self) -> Result<Vec<(KeyId, std::result::Result<keyfile::KeyHeader, String>)>> {
+        let mut keys = Vec::new();
+        for (name, _) in self.backend.list(FileKind::Key)? {
+            let Some(id) = Id::from_hex(&name).map(KeyId) else { continue };
+            let what = format!("key file {}", id.short());
+            let header = self.backend.read(FileKind::Key, &name).map_err(Error::from).and_then(|data| {
+                if Id::of_bytes(&data) != id.0 {
+                    return Err(Error::corrupt(&what, "content does not match its name"));
+                }
+                keyfile::parse_header(&data, &what).map(|(h, _)| h)
+            });
+            keys.push((id, header.map_err(|e| e.to_string())));
+        }
+        keys.sort_by_key(|(id, h)| (h.as_ref().map(|h| h.created).unwrap_or(i64::MAX), *id));
+        Ok(keys)
+    }
+
+    /// Remove key file `id`. Refuses the key this session opened and the last readable key.
+    /// Errors: [`Error::InvalidInput`] for those refusals or an unknown id.
+    pub fn remove_key(&self, id: &KeyId) -> Result<()> {
+        if *id == self.key_id {
+            return Err(Error::InvalidInput("refusing to remove the key this command was opened with; open with another key's password".into()));
+        }
+        let keys = self.list_keys()?;
+        if !keys.iter().any(|(k, _)| k == id) {
+            return Err(Error::InvalidInput(format!("no key file {}", id.to_hex())));
+        }
+        if keys.iter().filter(|(k, h)| k != id && h.is_ok()).count() == 0 {
+            return Err(Error::InvalidInput("refusing to remove the last key: the repository would be unreadable".into()));
+        }
+        self.backend.remove(FileKind::Key, &id.to_hex())?;
+        Ok(())
     }
 
     /// A chunker with the repository's parameters and keyed gear table.

@@ -96,6 +96,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         excludes.extend(archiver::read_pattern_file(f)?);
     }
     let repo = g.open()?;
+    let lock = g.lock(&repo, cairn::lock::LockKind::Shared, "backup")?;
     let parent = if a.force {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
@@ -115,6 +116,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         parent,
         ignore_ctime: a.ignore_ctime,
         ignore_inode: a.ignore_inode,
+        lock,
     };
     if !a.stdin && a.paths.is_empty() {
         return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));

@@ -2,10 +2,13 @@
 
 mod backup;
 mod init;
+mod key;
 mod password;
 mod progress;
+mod prune;
 mod restore;
 mod snapshots;
+mod unlock;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,7 +27,6 @@ pub const EXIT_PARTIAL: u8 = 3;
 /// Exit code: the repository does not exist.
 pub const EXIT_NO_REPOSITORY: u8 = 10;
 /// Exit code: the repository is locked.
-#[allow(dead_code)]
 pub const EXIT_LOCKED: u8 = 11;
 /// Exit code: wrong password.
 pub const EXIT_WRONG_PASSWORD: u8 = 12;
@@ -79,6 +81,13 @@ pub struct GlobalOpts {
     /// Limit downloads to this many KiB/s
     #[arg(long, global = true, value_name = "KIB_PER_SEC")]
     pub limit_download: Option<u64>,
+    /// Do not take a lock (read-only commands only; for repositories on read-only storage)
+    #[arg(long, global = true)]
+    pub no_lock: bool,
+    /// When the repository is locked, keep trying for this long (e.g. 30s, 10m, 2h) before
+    /// failing with exit code 11
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub retry_lock: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +100,12 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
+    /// Manage keys (passwords): add, list, remove, passwd
+    Key(key::KeyArgs),
+    /// Delete data no snapshot references
+    Prune(prune::PruneArgs),
+    /// Remove stale locks (or all locks with --remove-all)
+    Unlock(unlock::UnlockArgs),
 }
 
 impl GlobalOpts {
@@ -135,6 +150,24 @@ impl GlobalOpts {
         Ok(if cairn::backend::is_remote(&self.repo) { 5 } else { 1 })
     }
 
+    /// Lock timing: the defaults, with `--retry-lock`.
+    pub fn lock_options(&self) -> Result<cairn::lock::LockOptions, Error> {
+        let mut o = cairn::lock::LockOptions::default();
+        if let Some(d) = &self.retry_lock {
+            o.retry_for = parse_duration(d).map_err(|e| Error::InvalidInput(format!("--retry-lock {d:?}: {e}")))?;
+        }
+        Ok(o)
+    }
+
+    /// Take a lock on `repo` for `command`. A shared lock is skipped under `--no-lock`; an
+    /// exclusive one never is. Errors: [`Error::Locked`] (exit code 11).
+    pub fn lock(&self, repo: &cairn::Repository, kind: cairn::lock::LockKind, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
+        if self.no_lock && kind == cairn::lock::LockKind::Shared {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?)))
+    }
+
     /// True when progress bars may be drawn: stderr is a terminal and not `--quiet`/`--json`.
     pub fn show_progress(&self) -> bool {
         use std::io::IsTerminal;
@@ -147,6 +180,7 @@ fn exit_code(e: &Error) -> u8 {
         Error::RepositoryNotFound { .. } => EXIT_NO_REPOSITORY,
         Error::WrongPassword { .. } => EXIT_WRONG_PASSWORD,
         Error::Interrupted => EXIT_INTERRUPTED,
+        Error::Locked(_) => EXIT_LOCKED,
         _ => EXIT_FATAL,
     }
 }
@@ -179,6 +213,9 @@ pub fn main() -> ExitCode {
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Key(a) => key::run(&cli.global, a),
+        Command::Prune(a) => prune::run(&cli.global, a),
+        Command::Unlock(a) => unlock::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -196,6 +233,36 @@ pub fn out(line: &str) {
     if writeln!(o, "{line}").is_err() {
         std::process::exit(0);
     }
+}
+
+/// Parse a duration such as `90s`, `30m`, `2h`, `1h30m` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(n));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("unknown unit {c:?} (use s, m, h, d)")),
+        };
+        let n: u64 = num.parse().map_err(|_| "a number must come before each unit".to_string())?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        num.clear();
+    }
+    if !num.is_empty() || s.is_empty() {
+        return Err("expected a duration such as 30s, 10m or 2h".into());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 /// Bytes as a human-readable size (KiB, MiB... with two decimals).

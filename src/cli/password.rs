@@ -46,6 +46,41 @@ pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
     Ok(pw)
 }
 
+/// The new password for `key add` / `key passwd`: the first line of `file`, else a prompt
+/// that asks twice.
+pub fn new_password(file: Option<&std::path::Path>) -> Result<Zeroizing<String>, Error> {
+    let pw = match file {
+        Some(path) => {
+            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                Error::NoPassword(format!("cannot read the new password file {}: {e}", path.display()))
+            })?);
+            Zeroizing::new(first_line(&text).to_string())
+        }
+        None => prompt_labelled("enter new password: ", true).map_err(|_| {
+            Error::NoPassword("no terminal to ask for the new password on: give --new-password-file".into())
+        })?,
+    };
+    if pw.is_empty() {
+        return Err(Error::NoPassword("the new password is empty; an empty password is not accepted".into()));
+    }
+    Ok(pw)
+}
+
+fn prompt_labelled(label: &str, confirm: bool) -> Result<Zeroizing<String>, Error> {
+    let none = || Error::NoPassword("no terminal".into());
+    if std::fs::File::open("/dev/tty").is_err() {
+        return Err(none());
+    }
+    let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| none())?);
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("enter password again: ").map_err(|_| none())?);
+        if *again != *pw {
+            return Err(Error::InvalidInput("the passwords do not match".into()));
+        }
+    }
+    Ok(pw)
+}
+
 fn prompt(confirm: bool) -> Result<Zeroizing<String>, Error> {
     let none = || {
         Error::NoPassword(

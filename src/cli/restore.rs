@@ -37,6 +37,7 @@ pub struct RestoreArgs {
 /// Restore and print what was done; exit 1 if any entry failed.
 pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
     let repo = g.open()?;
+    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "restore")?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
     let index = repo.load_index()?;
     // Remote repositories are latency-bound: read as many packs at once as there are

@@ -69,6 +69,7 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
 /// List the snapshots passing the filters, oldest first.
 pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     let repo = g.open()?;
+    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "snapshots")?;
     let snaps = repo.snapshots(&a.filter.filter())?;
     if g.json {
         let arr: Vec<Value> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();

@@ -1,0 +1,419 @@
+//! Repository locks (repo-format.md, "Locks").
+//!
+//! A lock is a small encrypted object in `locks/`. Commands that only add to the repository or
+//! read it (backup, restore, check, ls, mount...) take a **shared** lock; commands that delete
+//! (forget, prune, key remove) take an **exclusive** lock. An exclusive lock conflicts with every
+//! other lock; shared locks coexist. This is restic's model (restic's design document, "Locks").
+//!
+//! A held lock is refreshed every [`LockOptions::refresh_every`] (a new lock file is written, then
+//! the previous one deleted: storage files are immutable). A lock is **stale**:
+//! - on the same host: when its process is gone (no such pid, or the pid now belongs to a process
+//!   that started at another time). A live process's lock is never stale, however old: a backup
+//!   stopped with SIGSTOP still holds its lock when it resumes.
+//! - from another host: when it was not refreshed for [`LockOptions::stale_after`] (30 minutes).
+//!
+//! Stale locks do not conflict. A process that takes an exclusive lock deletes the stale locks it
+//! overrides, so a stopped process that resumes finds its lock gone ([`RepoLock::check`]) and
+//! must not write a snapshot that could reference data deleted meanwhile.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, ErrorKind, FileKind};
+use crate::crypto::MasterKey;
+use crate::error::{Error, Result};
+use crate::format::{self, Magic};
+use crate::id::Id;
+use crate::repository::Repository;
+use crate::tree::Timestamp;
+
+/// The plaintext of a lock file (bincode, see repo-format.md "Locks").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// When the lock was written (taken or last refreshed).
+    pub time: Timestamp,
+    /// True for an exclusive lock.
+    pub exclusive: bool,
+    /// Host name of the holder.
+    pub hostname: String,
+    /// User name of the holder.
+    pub username: String,
+    /// Process id of the holder.
+    pub pid: u32,
+    /// Start time of that process, in clock ticks after boot (`/proc/<pid>/stat` field 22); 0
+    /// when unknown. Tells a live holder from a new process that reuses its pid.
+    pub process_start: u64,
+    /// The command holding the lock (`backup`, `prune`...).
+    pub command: String,
+}
+
+/// Shared or exclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// Coexists with other shared locks.
+    Shared,
+    /// Conflicts with every other lock.
+    Exclusive,
+}
+
+/// Timing of locks, seconds as [`Duration`]s.
+#[derive(Clone, Debug)]
+pub struct LockOptions {
+    /// A lock from another host not refreshed for this long is stale (default 30 minutes,
+    /// restic's value).
+    pub stale_after: Duration,
+    /// How often a held lock is refreshed (default 5 minutes, restic's value).
+    pub refresh_every: Duration,
+    /// Keep trying to take a conflicting lock for this long before failing (restic's
+    /// `--retry-lock`; default 0: fail at once).
+    pub retry_for: Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions { stale_after: Duration::from_secs(30 * 60), refresh_every: Duration::from_secs(5 * 60), retry_for: Duration::ZERO }
+    }
+}
+
+/// A lock file found in `locks/`.
+#[derive(Clone, Debug)]
+pub struct FoundLock {
+    /// Storage name.
+    pub name: String,
+    /// Its contents, or why they could not be read.
+    pub info: std::result::Result<LockInfo, String>,
+}
+
+impl FoundLock {
+    /// True when the lock no longer protects anything (see the module documentation).
+    pub fn is_stale(&self, opts: &LockOptions) -> bool {
+        match &self.info {
+            Ok(info) => is_stale(info, opts),
+            // An unreadable lock is not stale: only `cairn unlock --remove-all` removes it.
+            Err(_) => false,
+        }
+    }
+
+    /// One line describing the holder.
+    pub fn describe(&self) -> String {
+        match &self.info {
+            Ok(i) => {
+                let age = Timestamp::now().secs.saturating_sub(i.time.secs).max(0);
+                format!(
+                    "{} lock {} held by `cairn {}` (pid {}) of {}@{}, written {} ago",
+                    if i.exclusive { "an exclusive" } else { "a shared" },
+                    self.name.get(..8).unwrap_or(&self.name),
+                    i.command,
+                    i.pid,
+                    i.username,
+                    i.hostname,
+                    human_age(age as u64)
+                )
+            }
+            Err(e) => format!("lock {} cannot be read ({e})", self.name.get(..8).unwrap_or(&self.name)),
+        }
+    }
+}
+
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// Start time of process `pid` in clock ticks after boot, from `/proc/<pid>/stat`; `None` when
+/// the process does not exist or /proc cannot tell.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: count from the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when process `pid` exists on this host (signal 0; EPERM means it exists).
+fn process_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    if raw <= 0 {
+        return false;
+    }
+    !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None), Err(nix::errno::Errno::ESRCH))
+}
+
+fn is_stale(info: &LockInfo, opts: &LockOptions) -> bool {
+    if info.hostname == crate::util::hostname() {
+        if !process_alive(info.pid) {
+            return true;
+        }
+        // A recorded start time that no longer matches: the pid was reused.
+        return info.process_start != 0 && process_start(info.pid).is_some_and(|s| s != info.process_start);
+    }
+    let age = Timestamp::now().secs.saturating_sub(info.time.secs);
+    age > opts.stale_after.as_secs() as i64
+}
+
+/// Read every lock file. A failed listing is an error (never "no locks").
+pub fn list_locks(backend: &dyn Backend, master: &MasterKey) -> Result<Vec<FoundLock>> {
+    let mut found = Vec::new();
+    for (name, _) in backend.list(FileKind::Lock)? {
+        let info = match read_lock(backend, master, &name) {
+            Ok(i) => Ok(i),
+            // Removed between the listing and the read: released meanwhile.
+            Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => continue,
+            Err(e) => Err(e.to_string()),
+        };
+        found.push(FoundLock { name, info });
+    }
+    Ok(found)
+}
+
+fn read_lock(backend: &dyn Backend, master: &MasterKey, name: &str) -> Result<LockInfo> {
+    let what = format!("lock {}", name.get(..8).unwrap_or(name));
+    let data = backend.read(FileKind::Lock, name)?;
+    if Id::of_bytes(&data).to_hex() != name {
+        return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
+    }
+    let plain = master.open_object(Magic::Lock, &data, &what)?;
+    format::decode(&plain, &what)
+}
+
+fn write_lock(backend: &dyn Backend, master: &MasterKey, info: &LockInfo) -> Result<String> {
+    let sealed = master.seal_object(Magic::Lock, &format::encode(info)?)?;
+    let name = Id::of_bytes(&sealed).to_hex();
+    backend.write(FileKind::Lock, &name, &sealed)?;
+    Ok(name)
+}
+
+/// Remove stale locks (and, with `all`, every lock). Returns the names removed.
+/// Errors: a failed listing or removal.
+pub fn remove_locks(backend: &dyn Backend, master: &MasterKey, opts: &LockOptions, all: bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for l in list_locks(backend, master)? {
+        if all || l.is_stale(opts) {
+            match backend.remove(FileKind::Lock, &l.name) {
+                Ok(()) => removed.push(l.name),
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+struct Held {
+    backend: Arc<dyn Backend>,
+    master: Arc<MasterKey>,
+    info: Mutex<LockInfo>,
+    /// The current lock file's name.
+    name: Mutex<String>,
+    /// When the current lock file was written.
+    written: Mutex<Instant>,
+    /// Set when the lock file vanished or could not be refreshed in time.
+    lost: AtomicBool,
+    stale_after: Duration,
+}
+
+impl Held {
+    /// Write a fresh lock file and delete the previous one. Fails (and marks the lock lost)
+    /// when the previous lock file is gone: somebody treated it as stale and removed it.
+    fn refresh(&self) -> Result<()> {
+        let old = self.name.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
+        match self.backend.exists(FileKind::Lock, &old) {
+            Ok(true) => {}
+            Ok(false) => {
+                self.lost.store(true, Ordering::SeqCst);
+                return Err(Error::Locked("this process's lock file was removed by another process (it was taken for stale); stopping".into()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let mut info = self.info.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
+        info.time = Timestamp::now();
+        let new = write_lock(&*self.backend, &self.master, &info)?;
+        if let Ok(mut n) = self.name.lock() {
+            *n = new;
+        }
+        if let Ok(mut w) = self.written.lock() {
+            *w = Instant::now();
+        }
+        match self.backend.remove(FileKind::Lock, &old) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A lock held on a repository. Refreshed by a background thread; released (its file deleted)
+/// on drop.
+pub struct RepoLock {
+    held: Arc<Held>,
+    stop: Option<crossbeam_channel::Sender<()>>,
+    refresher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RepoLock {
+    /// Take a lock of `kind` on `repo` for `command`.
+    ///
+    /// Protocol: write this process's lock file, then list `locks/`; if any non-stale lock
+    /// conflicts, delete ours and fail (or retry every 5 seconds for `opts.retry_for`). Taking an
+    /// exclusive lock deletes the stale locks it overrides.
+    /// Errors: [`Error::Locked`] naming the conflicting holder; backend errors (a failed listing
+    /// is never taken for "no locks").
+    pub fn acquire(repo: &Repository, kind: LockKind, command: &str, opts: &LockOptions) -> Result<RepoLock> {
+        let backend = repo.backend().clone();
+        let master = repo.master_shared();
+        let pid = std::process::id();
+        let info = LockInfo {
+            time: Timestamp::now(),
+            exclusive: kind == LockKind::Exclusive,
+            hostname: crate::util::hostname(),
+            username: crate::util::username(),
+            pid,
+            process_start: process_start(pid).unwrap_or(0),
+            command: command.to_string(),
+        };
+        let deadline = Instant::now() + opts.retry_for;
+        loop {
+            let name = write_lock(&*backend, &master, &info)?;
+            let conflicts = match conflicting(&*backend, &master, &name, kind, opts) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = backend.remove(FileKind::Lock, &name);
+                    return Err(e);
+                }
+            };
+            if conflicts.is_empty() {
+                if kind == LockKind::Exclusive {
+                    // Remove the stale locks this lock overrides (see the module documentation).
+                    for l in list_locks(&*backend, &master)? {
+                        if l.name != name && l.is_stale(opts) {
+                            let _ = backend.remove(FileKind::Lock, &l.name);
+                        }
+                    }
+                }
+                let held = Arc::new(Held {
+                    backend,
+                    master,
+                    info: Mutex::new(info),
+                    name: Mutex::new(name),
+                    written: Mutex::new(Instant::now()),
+                    lost: AtomicBool::new(false),
+                    stale_after: opts.stale_after,
+                });
+                let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+                let h = held.clone();
+                let every = opts.refresh_every;
+                let refresher = std::thread::Builder::new()
+                    .name("cairn-lock".into())
+                    .spawn(move || {
+                        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                            if h.refresh().is_err() && h.lost.load(Ordering::SeqCst) {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::InvalidInput(format!("cannot start the lock refresh thread: {e}")))?;
+                return Ok(RepoLock { held, stop: Some(tx), refresher: Some(refresher) });
+            }
+            let _ = backend.remove(FileKind::Lock, &name);
+            if Instant::now() >= deadline {
+                let list: Vec<String> = conflicts.iter().map(|l| l.describe()).collect();
+                return Err(Error::Locked(format!(
+                    "{}; wait for it to finish, or if that process is gone, run `cairn unlock`",
+                    list.join("; ")
+                )));
+            }
+            std::thread::sleep(Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_millis(100)));
+        }
+    }
+
+    /// Fail when this lock can no longer be trusted: its file was removed by another process,
+    /// or it was not refreshed within the stale timeout (the process was stopped or the storage
+    /// unreachable), so another host may have taken it for stale. Called before writing a
+    /// snapshot and before prune deletes anything.
+    /// Errors: [`Error::Locked`].
+    pub fn check(&self) -> Result<()> {
+        let h = &self.held;
+        if h.lost.load(Ordering::SeqCst) {
+            return Err(Error::Locked("this process lost its lock (another process removed it as stale)".into()));
+        }
+        let since = h.written.lock().map(|w| w.elapsed()).unwrap_or(Duration::MAX);
+        if since >= h.stale_after {
+            // Possibly stopped for a long time: only go on if the lock file is still there,
+            // and renew it at once.
+            h.refresh()?;
+        }
+        let name = h.name.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
+        if !h.backend.exists(FileKind::Lock, &name)? {
+            h.lost.store(true, Ordering::SeqCst);
+            return Err(Error::Locked("this process's lock file was removed by another process (it was taken for stale)".into()));
+        }
+        Ok(())
+    }
+
+    /// The current lock file's storage name.
+    pub fn name(&self) -> String {
+        self.held.name.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let name = self.name();
+        let _ = self.held.backend.remove(FileKind::Lock, &name);
+    }
+}
+
+/// Non-stale locks other than `own` that conflict with a lock of `kind`.
+fn conflicting(backend: &dyn Backend, master: &MasterKey, own: &str, kind: LockKind, opts: &LockOptions) -> Result<Vec<FoundLock>> {
+    Ok(list_locks(backend, master)?
+        .into_iter()
+        .filter(|l| l.name != own)
+        .filter(|l| !l.is_stale(opts))
+        .filter(|l| kind == LockKind::Exclusive || !matches!(&l.info, Ok(i) if !i.exclusive))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(host: &str, pid: u32, age_secs: i64) -> LockInfo {
+        let mut time = Timestamp::now();
+        time.secs -= age_secs;
+        LockInfo { time, exclusive: false, hostname: host.into(), username: "u".into(), pid, process_start: 0, command: "backup".into() }
+    }
+
+    #[test]
+    fn staleness_rules() {
+        let opts = LockOptions::default();
+        let me = std::process::id();
+        let host = crate::util::hostname();
+        // This process, however old the lock: alive, not stale.
+        assert!(!is_stale(&info(&host, me, 10 * 3600), &opts));
+        // A pid that cannot exist on this host: stale at once.
+        assert!(is_stale(&info(&host, u32::MAX - 1, 0), &opts));
+        // Our pid but another start time: reused pid, stale.
+        let mut reused = info(&host, me, 0);
+        reused.process_start = process_start(me).unwrap_or(1).wrapping_add(12345);
+        assert!(is_stale(&reused, &opts));
+        // Another host: by age only.
+        assert!(!is_stale(&info("elsewhere.invalid", 1, 29 * 60), &opts));
+        assert!(is_stale(&info("elsewhere.invalid", 1, 31 * 60), &opts));
+    }
+
+    #[test]
+    fn own_start_time_is_known() {
+        let me = std::process::id();
+        assert!(process_start(me).is_some_and(|s| s > 0));
+        assert!(process_alive(me));
+    }
+}
