@@ -458,3 +458,33 @@ pub fn linux_corpus() -> PathBuf {
     })
     .clone()
 }
+
+/// Assert that the tree restored at `dst` has exactly the entries of `src`, each with the same
+/// type, content, permission bits, symlink target and mtime (seconds and nanoseconds).
+pub fn assert_same_tree(src: &Path, dst: &Path) {
+    let a = listing(src);
+    let b = listing(dst);
+    let ka: Vec<_> = a.keys().collect();
+    let kb: Vec<_> = b.keys().collect();
+    assert_eq!(ka, kb, "restored entries differ from the source");
+    for (p, ea) in &a {
+        let eb = &b[p];
+        let p = p.display();
+        assert_eq!(ea.kind, eb.kind, "{p}: type");
+        assert_eq!(ea.target, eb.target, "{p}: symlink target");
+        if ea.content != eb.content {
+            panic!(
+                "{p}: content differs ({} bytes in the source, {} restored)",
+                ea.content.as_ref().map_or(0, Vec::len),
+                eb.content.as_ref().map_or(0, Vec::len)
+            );
+        }
+        if ea.kind != Kind::Symlink {
+            assert_eq!(format!("{:o}", ea.mode), format!("{:o}", eb.mode), "{p}: permission bits");
+        }
+        assert_eq!(ea.mtime, eb.mtime, "{p}: mtime (secs, nanos)");
+    }
+    let (ma, mb) = (describe(src), describe(dst));
+    assert_eq!(format!("{:o}", ma.mode), format!("{:o}", mb.mode), "root directory: permission bits");
+    assert_eq!(ma.mtime, mb.mtime, "root directory: mtime");
+}

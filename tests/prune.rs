@@ -1,0 +1,363 @@
+//! Integration tests of retention and trust: prune, locks and keys, including prune killed at
+//! each step, a backup stopped (SIGSTOP) while prune runs, and stale locks of dead processes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MIB: usize = 1 << 20;
+
+/// Every file below `dir` (relative path → bytes): a repository's exact state.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    raw_state(dir).into_iter().filter_map(|(p, c)| c.map(|c| (p, c))).collect()
+}
+
+/// Pack files (not the `.tmp-` files a killed writer may leave, which readers ignore).
+fn pack_count(repo: &Repo) -> usize {
+    files(&repo.path)
+        .keys()
+        .filter(|p| p.starts_with("data") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-")))
+        .count()
+}
+
+fn lock_count(repo: &Repo) -> usize {
+    fs::read_dir(repo.path.join("locks")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Remove snapshot `id` the way forget does: its file goes, nothing else.
+fn forget(repo: &Repo, id: &str) {
+    fs::remove_file(repo.path.join("snapshots").join(id)).expect("remove snapshot file");
+}
+
+fn snapshot_id(v: &serde_json::Value) -> String {
+    v["snapshot_id"].as_str().expect("snapshot_id").to_string()
+}
+
+/// Restore snapshot `id` into a fresh directory and assert it equals `src` as it was then
+/// (`expect`, a copy of the source taken at backup time).
+fn assert_restores(repo: &Repo, id: &str, src: &Path, expect: &Path) {
+    let t = Tmp::new();
+    repo.run(["restore", id, "--target"].iter().map(|s| s.to_string()).chain([t.path.display().to_string()])).ok();
+    assert_same_tree(expect, &restored(&t.path, src));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().expect("run cp");
+    assert!(st.success());
+}
+
+/// Three generations of a source tree with shared, changed and dropped files, so that
+/// forgetting the first leaves fully unused packs and partly used packs.
+struct Generations {
+    _tmp: Tmp,
+    src: PathBuf,
+    /// (snapshot id, copy of the source at that time)
+    snaps: Vec<(String, PathBuf)>,
+}
+
+fn generations(repo: &Repo) -> Generations {
+    let tmp = Tmp::new();
+    let src = tmp.join("src");
+    fs::create_dir_all(src.join("keep")).unwrap();
+    let mut snaps = Vec::new();
+    for gen in 0..3u64 {
+        // Files that live in every generation, files unique to each, and many small files
+        // that share packs with the unique ones.
+        write(src.join("keep/base.bin"), random_bytes(1, 6 * MIB));
+        write(src.join(format!("gen{gen}.bin")), random_bytes(100 + gen, 9 * MIB));
+        if gen > 0 {
+            let _ = fs::remove_file(src.join(format!("gen{}.bin", gen - 1)));
+        }
+        for i in 0..40u64 {
+            write(src.join(format!("keep/small{i:02}.txt")), random_bytes(1000 + i + gen * (i % 3), 20_000 + i as usize * 100));
+        }
+        let summary = repo.backup_json([src.as_os_str()]);
+        let copy = tmp.join(format!("copy{gen}"));
+        copy_tree(&src, &copy);
+        snaps.push((snapshot_id(&summary), copy));
+    }
+    Generations { _tmp: tmp, src, snaps }
+}
+
+#[test]
+fn prune_reclaims_unused_data_and_keeps_every_kept_snapshot() {
+    let repo = Repo::init();
+    let g = generations(&repo);
+    forget(&repo, &g.snaps[0].0);
+    let before = repo.size();
+    let dry = repo.cmd().args(["--json", "prune", "--dry-run"]).run().ok().json();
+    assert!(dry["packs_deleted"].as_u64().unwrap() + dry["packs_repacked"].as_u64().unwrap() > 0, "{dry}");
+    assert_eq!(repo.size(), before, "--dry-run changed the repository");
+
+    let r = repo.cmd().args(["--json", "prune", "--max-unused", "0"]).run().ok().json();
+    assert!(r["bytes_after"].as_u64().unwrap() < r["bytes_before"].as_u64().unwrap(), "{r}");
+    // gen0.bin (9 MiB of random data) was unique to the forgotten snapshot.
+    assert!(repo.size() + 8 * MIB as u64 <= before, "prune freed too little: {before} -> {}", repo.size());
+    for (id, copy) in &g.snaps[1..] {
+        assert_restores(&repo, id, &g.src, copy);
+    }
+    // With no unused data allowed, a second prune finds nothing to do.
+    let again = repo.cmd().args(["--json", "prune", "--max-unused", "0"]).run().ok().json();
+    assert_eq!(again["unused_blobs"], 0, "{again}");
+    assert_eq!(again["packs_deleted"], 0);
+    assert_eq!(again["packs_repacked"], 0);
+    assert_eq!(lock_count(&repo), 0, "prune left its lock behind");
+}
+
+#[test]
+fn prune_killed_at_each_step_leaves_a_complete_repository() {
+    for point in ["repacked", "indexed", "deleting"] {
+        let repo = Repo::init();
+        let g = generations(&repo);
+        forget(&repo, &g.snaps[0].0);
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("-r")
+            .arg(&repo.path)
+            .args(["prune", "--max-unused", "0"])
+            .env("CAIRN_PASSWORD", PASSWORD)
+            .env("CAIRN_PRUNE_KILL_AT", point)
+            .env_remove("CAIRN_REPOSITORY")
+            .output()
+            .expect("run prune");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(9), "{point}: prune was not killed: {out:?}");
+        // Every kept snapshot restores identically after the crash.
+        for (id, copy) in &g.snaps[1..] {
+            assert_restores(&repo, id, &g.src, copy);
+        }
+        // A new prune finishes the job (the dead process's lock is stale), and then there is
+        // nothing left to do.
+        repo.run(["prune", "--max-unused", "0"]).ok();
+        let again = repo.cmd().args(["--json", "prune", "--max-unused", "0", "--dry-run"]).run().ok().json();
+        assert_eq!(again["unused_blobs"], 0, "{point}: {again}");
+        assert_eq!(again["packs_unindexed_deleted"], 0, "{point}: {again}");
+        for (id, copy) in &g.snaps[1..] {
+            assert_restores(&repo, id, &g.src, copy);
+        }
+        assert_eq!(lock_count(&repo), 0);
+    }
+}
+
+#[test]
+fn prune_refuses_when_snapshots_reference_blobs_no_index_knows() {
+    let repo = Repo::init();
+    let g = generations(&repo);
+    forget(&repo, &g.snaps[0].0);
+    let index = fs::read_dir(repo.path.join("index")).unwrap().next().unwrap().unwrap().path();
+    fs::remove_file(&index).unwrap();
+    let state = files(&repo.path);
+    let out = repo.run(["prune"]);
+    assert_ne!(out.code, 0, "prune ran on an incomplete index");
+    assert!(out.stderr.contains("refuses"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"));
+    assert_eq!(files(&repo.path), state, "prune changed the repository although it refused");
+}
+
+/// Start `cairn backup --stdin` on `repo`; the test feeds its stdin.
+fn spawn_stdin_backup(repo: &Repo) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("-r")
+        .arg(&repo.path)
+        .args(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"])
+        .env("CAIRN_PASSWORD", PASSWORD)
+        .env_remove("CAIRN_REPOSITORY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backup")
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+/// Feed `child` until at least one pack file is in the repository.
+fn feed_until_packs(repo: &Repo, child: &mut Child, data: &[u8]) -> usize {
+    let stdin = child.stdin.as_mut().expect("stdin");
+    let mut sent = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for piece in data.chunks(MIB) {
+        stdin.write_all(piece).expect("feed backup");
+        sent += piece.len();
+        if sent >= 40 * MIB {
+            break;
+        }
+    }
+    while pack_count(repo) == 0 {
+        assert!(Instant::now() < deadline, "backup uploaded no pack");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sent
+}
+
+#[test]
+fn stopped_backup_blocks_prune_and_its_snapshot_stays_whole() {
+    let repo = Repo::init();
+    let g = generations(&repo);
+    forget(&repo, &g.snaps[0].0);
+    let data = random_bytes(77, 60 * MIB);
+    let mut child = spawn_stdin_backup(&repo);
+    let sent = feed_until_packs(&repo, &mut child, &data);
+    signal(&child, libc::SIGSTOP);
+    // The stopped backup holds a live shared lock: prune (exclusive) must refuse, with exit
+    // code 11, and change nothing.
+    let state = files(&repo.path);
+    let out = repo.run(["prune"]);
+    assert_eq!(out.code, 11, "prune ran beside a backup: {}", out.stderr);
+    assert!(out.stderr.contains("backup"), "the message should name the holder: {}", out.stderr);
+    assert_eq!(files(&repo.path), state);
+    signal(&child, libc::SIGCONT);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&data[sent..]).expect("feed the rest");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The backup's snapshot restores byte for byte, and prune now runs.
+    let t = Tmp::new();
+    repo.run(["restore".to_string(), "latest".into(), "--target".into(), t.path.display().to_string()]).ok();
+    assert_eq!(fs::read(t.join("db.dump")).expect("restored dump"), data);
+    repo.run(["prune"]).ok();
+    for (id, copy) in &g.snaps[1..] {
+        assert_restores(&repo, id, &g.src, copy);
+    }
+}
+
+#[test]
+fn backup_that_lost_its_lock_writes_no_snapshot() {
+    let repo = Repo::init();
+    let g = generations(&repo);
+    let data = random_bytes(78, 60 * MIB);
+    let mut child = spawn_stdin_backup(&repo);
+    let sent = feed_until_packs(&repo, &mut child, &data);
+    signal(&child, libc::SIGSTOP);
+    // An operator removes every lock (as if the backup were dead), then prunes: the stopped
+    // backup's packs are in no index yet and are deleted.
+    repo.run(["unlock", "--remove-all"]).ok();
+    assert_eq!(lock_count(&repo), 0);
+    repo.run(["prune"]).ok();
+    signal(&child, libc::SIGCONT);
+    let mut stdin = child.stdin.take().expect("stdin");
+    let _ = stdin.write_all(&data[sent..]);
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    // The backup notices its lock is gone and refuses to write a snapshot that could
+    // reference deleted data.
+    assert_eq!(out.status.code(), Some(11), "{}", String::from_utf8_lossy(&out.stderr));
+    let snaps = repo.snapshots(Vec::<&str>::new());
+    assert_eq!(snaps.len(), 3, "a snapshot was written without a lock");
+    for (id, copy) in &g.snaps {
+        assert_restores(&repo, id, &g.src, copy);
+    }
+}
+
+#[test]
+fn locks_of_dead_processes_are_stale() {
+    let repo = Repo::init();
+    let mut child = spawn_stdin_backup(&repo);
+    let data = random_bytes(79, 40 * MIB);
+    feed_until_packs(&repo, &mut child, &data);
+    assert_eq!(lock_count(&repo), 1, "a running backup holds one lock");
+    child.kill().expect("kill backup");
+    let _ = child.wait();
+    assert_eq!(lock_count(&repo), 1, "SIGKILL leaves the lock file");
+    // The holder is dead: its lock conflicts with nothing, and unlock removes it.
+    let out = repo.cmd().args(["--json", "unlock"]).run().ok().json();
+    assert_eq!(out["removed"].as_array().map(Vec::len), Some(1), "{out}");
+    assert_eq!(lock_count(&repo), 0);
+    // Prune also goes ahead past a dead process's lock, and removes the killed backup's packs.
+    let mut child = spawn_stdin_backup(&repo);
+    feed_until_packs(&repo, &mut child, &data);
+    child.kill().expect("kill backup");
+    let _ = child.wait();
+    let r = repo.cmd().args(["--json", "prune"]).run().ok().json();
+    // (The second backup indexed the first one's packs at its start; its own are in no index.)
+    assert!(r["packs_unindexed_deleted"].as_u64().unwrap() + r["packs_deleted"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(pack_count(&repo), 0);
+    assert_eq!(lock_count(&repo), 0);
+}
+
+#[test]
+fn a_live_lock_blocks_exclusive_commands_until_released() {
+    let repo = Repo::init();
+    let mut child = spawn_stdin_backup(&repo);
+    let data = random_bytes(80, 40 * MIB);
+    let sent = feed_until_packs(&repo, &mut child, &data);
+    // Shared with shared is fine: a second backup and snapshots run beside it.
+    repo.cmd().args(["backup", "--stdin"]).stdin(b"second".to_vec()).run().ok();
+    repo.run(["snapshots"]).ok();
+    // unlock (without --remove-all) leaves a live process's lock alone.
+    repo.run(["unlock"]).ok();
+    assert_eq!(lock_count(&repo), 1);
+    let out = repo.run(["prune"]);
+    assert_eq!(out.code, 11, "{}", out.stderr);
+    assert!(out.stderr.contains("cairn unlock"), "{}", out.stderr);
+    // --retry-lock waits for the holder to finish.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = stdin.write_all(&data[sent..]);
+    });
+    let out = repo.run(["prune", "--retry-lock", "2m"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    feeder.join().unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(lock_count(&repo), 0);
+}
+
+#[test]
+fn keys_add_list_remove_passwd() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let second = tmp.join("second");
+    fs::write(&second, "second password\n").unwrap();
+    repo.run(["key".to_string(), "add".into(), "--new-password-file".into(), second.display().to_string()]).ok();
+    let list = repo.cmd().args(["--json", "key", "list"]).run().ok().json();
+    let keys = list.as_array().expect("array").clone();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.iter().filter(|k| k["current"] == true).count(), 1);
+    for k in &keys {
+        assert_eq!(k["hostName"].as_str(), Some(cairn_hostname().as_str()));
+        assert!(k["created"].is_string());
+    }
+    // Both passwords open the repository.
+    cairn().arg("-r").arg(&repo.path).password("second password").arg("snapshots").run().ok();
+    let first = keys.iter().find(|k| k["current"] == true).unwrap()["id"].as_str().unwrap().to_string();
+    // The key in use cannot be removed.
+    let out = repo.run(["key", "remove", &first[..8]]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    // With the second password, the first key can go; then the first password fails (12).
+    cairn().arg("-r").arg(&repo.path).password("second password").args(["key", "remove", &first[..8]]).run().ok();
+    repo.run(["snapshots"]).code(12);
+    // passwd replaces the key in use.
+    let third = tmp.join("third");
+    fs::write(&third, "third password\n").unwrap();
+    cairn()
+        .arg("-r")
+        .arg(&repo.path)
+        .password("second password")
+        .args(["key", "passwd", "--new-password-file"])
+        .arg(&third)
+        .run()
+        .ok();
+    cairn().arg("-r").arg(&repo.path).password("second password").arg("snapshots").run().code(12);
+    let list = cairn().arg("-r").arg(&repo.path).password("third password").args(["--json", "key", "list"]).run().ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    // An unknown key id is an error, not a panic.
+    let out = cairn().arg("-r").arg(&repo.path).password("third password").args(["key", "remove", "ffffffff"]).run();
+    assert_eq!(out.code, 1);
+    assert!(!out.stderr.contains("panicked"));
+}
+
+fn cairn_hostname() -> String {
+    let out = Command::new("hostname").output().expect("run hostname");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
