@@ -108,7 +108,7 @@ fn minus(t: DateTime<Utc>, d: (u32, u32, u32, u32)) -> DateTime<Utc> {
 /// carrying both tags.
 fn model_group(group: &[MSnap], p: &MPolicy) -> BTreeMap<String, BTreeSet<String>> {
     let mut g = group.to_vec();
-    g.sort_by(|a, b| b.time.cmp(&a.time));
+    g.sort_by_key(|s| std::cmp::Reverse(s.time));
     let mut reasons: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut add = |id: &str, why: String| {
         reasons.entry(id.to_string()).or_default().insert(why);

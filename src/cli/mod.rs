@@ -93,7 +93,7 @@ enum Command {
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
     /// Remove snapshots by id or by a keep policy
-    Forget(forget::ForgetArgs),
+    Forget(Box<forget::ForgetArgs>),
 }
 
 impl GlobalOpts {
