@@ -8,7 +8,8 @@
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
 //! - [`backend`]: the storage trait and the local-disk backend;
 //! - [`repository`]: opening and reading a repository;
-//! - [`archiver`]: backup; [`restorer`]: restore.
+//! - [`archiver`]: backup; [`restorer`]: restore;
+//! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O.
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod blob;
 pub mod chunker;
 pub mod crypto;
 pub mod error;
+pub mod forget;
 pub mod format;
 pub mod id;
 pub mod index;

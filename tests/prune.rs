@@ -31,8 +31,14 @@ fn lock_count(repo: &Repo) -> usize {
     fs::read_dir(repo.path.join("locks")).map(|d| d.count()).unwrap_or(0)
 }
 
-/// Remove snapshot `id` the way forget does: its file goes, nothing else.
+/// `cairn forget ID`, which must succeed and remove exactly that snapshot file.
 fn forget(repo: &Repo, id: &str) {
+    repo.run(["forget", id]).ok();
+    assert!(!repo.path.join("snapshots").join(id).exists(), "forget left snapshot {id}");
+}
+
+/// Remove a snapshot file directly (as a forget on another machine would have).
+fn forget_by_file(repo: &Repo, id: &str) {
     fs::remove_file(repo.path.join("snapshots").join(id)).expect("remove snapshot file");
 }
 
@@ -109,6 +115,24 @@ fn prune_reclaims_unused_data_and_keeps_every_kept_snapshot() {
     assert_eq!(again["packs_deleted"], 0);
     assert_eq!(again["packs_repacked"], 0);
     assert_eq!(lock_count(&repo), 0, "prune left its lock behind");
+}
+
+#[test]
+fn forget_with_prune_removes_the_snapshot_and_its_data() {
+    let repo = Repo::init();
+    let g = generations(&repo);
+    let before = repo.size();
+    let out = repo.cmd().args(["--json", "forget", "--keep-last", "2", "--prune"]).run().ok();
+    // forget prints its groups, then prune its report.
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let groups: serde_json::Value = serde_json::from_str(lines[0]).expect("forget JSON");
+    assert_eq!(groups[0]["remove"][0]["id"].as_str(), Some(g.snaps[0].0.as_str()));
+    let report: serde_json::Value = serde_json::from_str(lines[1]).expect("prune JSON");
+    assert_eq!(report["snapshots"], 2);
+    assert!(repo.size() + 8 * MIB as u64 <= before);
+    for (id, copy) in &g.snaps[1..] {
+        assert_restores(&repo, id, &g.src, copy);
+    }
 }
 
 #[test]
@@ -203,13 +227,17 @@ fn feed_until_packs(repo: &Repo, child: &mut Child, data: &[u8]) -> usize {
 fn stopped_backup_blocks_prune_and_its_snapshot_stays_whole() {
     let repo = Repo::init();
     let g = generations(&repo);
-    forget(&repo, &g.snaps[0].0);
     let data = random_bytes(77, 60 * MIB);
     let mut child = spawn_stdin_backup(&repo);
     let sent = feed_until_packs(&repo, &mut child, &data);
     signal(&child, libc::SIGSTOP);
-    // The stopped backup holds a live shared lock: prune (exclusive) must refuse, with exit
-    // code 11, and change nothing.
+    // The stopped backup holds a live shared lock: forget --prune (exclusive) must refuse,
+    // with exit code 11, and change nothing.
+    let state = files(&repo.path);
+    let out = repo.run(["forget", &g.snaps[0].0, "--prune"]);
+    assert_eq!(out.code, 11, "forget --prune ran beside a backup: {}", out.stderr);
+    assert_eq!(files(&repo.path), state);
+    forget_by_file(&repo, &g.snaps[0].0);
     let state = files(&repo.path);
     let out = repo.run(["prune"]);
     assert_eq!(out.code, 11, "prune ran beside a backup: {}", out.stderr);

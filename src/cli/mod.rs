@@ -1,6 +1,7 @@
 //! Command-line interface: restic's verbs, flags, environment variables and exit codes.
 
 mod backup;
+mod forget;
 mod init;
 mod key;
 mod password;
@@ -100,6 +101,8 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
+    /// Remove snapshots by id or by a keep policy
+    Forget(Box<forget::ForgetArgs>),
     /// Manage keys (passwords): add, list, remove, passwd
     Key(key::KeyArgs),
     /// Delete data no snapshot references
@@ -213,6 +216,7 @@ pub fn main() -> ExitCode {
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Forget(a) => forget::run(&cli.global, a),
         Command::Key(a) => key::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),

@@ -1,0 +1,322 @@
+//! `cairn forget`: remove snapshots by id, or by a keep policy applied per group (restic's
+//! `forget`: flags, short options, grouping and JSON shape). Only snapshot files are deleted;
+//! `prune` removes the data no snapshot references any more.
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use cairn::backend::FileKind;
+use cairn::forget::{self, Decision, GroupBy, GroupKey, KeepDuration, KeepPolicy};
+use cairn::id::SnapshotId;
+use cairn::snapshot::Snapshot;
+use cairn::Error;
+
+use cairn::lock::LockKind;
+
+use super::snapshots::snapshot_json;
+use super::{out, FilterArgs, GlobalOpts, EXIT_OK};
+
+/// Arguments of `forget`.
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (ids or unique id prefixes); no policy applies then
+    #[arg(value_name = "SNAPSHOT ID")]
+    ids: Vec<String>,
+    /// Keep the last N snapshots ('unlimited' or -1: all)
+    #[arg(short = 'l', long = "keep-last", value_name = "N", allow_negative_numbers = true)]
+    keep_last: Option<String>,
+    /// Keep the last N hourly snapshots ('unlimited' or -1: all)
+    #[arg(short = 'H', long = "keep-hourly", value_name = "N", allow_negative_numbers = true)]
+    keep_hourly: Option<String>,
+    /// Keep the last N daily snapshots ('unlimited' or -1: all)
+    #[arg(short = 'd', long = "keep-daily", value_name = "N", allow_negative_numbers = true)]
+    keep_daily: Option<String>,
+    /// Keep the last N weekly snapshots ('unlimited' or -1: all)
+    #[arg(short = 'w', long = "keep-weekly", value_name = "N", allow_negative_numbers = true)]
+    keep_weekly: Option<String>,
+    /// Keep the last N monthly snapshots ('unlimited' or -1: all)
+    #[arg(short = 'm', long = "keep-monthly", value_name = "N", allow_negative_numbers = true)]
+    keep_monthly: Option<String>,
+    /// Keep the last N yearly snapshots ('unlimited' or -1: all)
+    #[arg(short = 'y', long = "keep-yearly", value_name = "N", allow_negative_numbers = true)]
+    keep_yearly: Option<String>,
+    /// Keep snapshots newer than DURATION (e.g. 1y5m7d2h) relative to the latest snapshot
+    #[arg(long = "keep-within", value_name = "DURATION", allow_hyphen_values = true)]
+    keep_within: Option<String>,
+    /// Keep hourly snapshots newer than DURATION relative to the latest snapshot
+    #[arg(long = "keep-within-hourly", value_name = "DURATION", allow_hyphen_values = true)]
+    keep_within_hourly: Option<String>,
+    /// Keep daily snapshots newer than DURATION relative to the latest snapshot
+    #[arg(long = "keep-within-daily", value_name = "DURATION", allow_hyphen_values = true)]
+    keep_within_daily: Option<String>,
+    /// Keep weekly snapshots newer than DURATION relative to the latest snapshot
+    #[arg(long = "keep-within-weekly", value_name = "DURATION", allow_hyphen_values = true)]
+    keep_within_weekly: Option<String>,
+    /// Keep monthly snapshots newer than DURATION relative to the latest snapshot
+    #[arg(long = "keep-within-monthly", value_name = "DURATION", allow_hyphen_values = true)]
+    keep_within_monthly: Option<String>,
+    /// Keep yearly snapshots newer than DURATION relative to the latest snapshot
+    #[arg(long = "keep-within-yearly", value_name = "DURATION", allow_hyphen_values = true)]
+    keep_within_yearly: Option<String>,
+    /// Keep snapshots carrying all tags of this list (repeatable: any of the lists)
+    #[arg(long = "keep-tag", value_name = "TAG[,TAG]")]
+    keep_tags: Vec<String>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Group snapshots by host, paths and/or tags, comma-separated ('' for one group)
+    #[arg(short = 'g', long = "group-by", value_name = "GROUP", default_value = "host,paths")]
+    group_by: String,
+    /// Do not delete anything, just print what would be done
+    #[arg(short = 'n', long = "dry-run")]
+    dry_run: bool,
+    /// Run `prune` afterwards if snapshots were removed
+    #[arg(long)]
+    prune: bool,
+    /// For --prune: tolerate this much unused space (a size, a percentage, or 'unlimited';
+    /// prune's default)
+    #[arg(long = "max-unused", value_name = "LIMIT")]
+    max_unused: Option<String>,
+}
+
+/// A `--keep-*` count: a non-negative number, `-1` or `unlimited` (restic's spellings); 0
+/// when not given. Parsed here rather than by clap so that a bad value exits with 1.
+fn count(flag: &str, v: &Option<String>) -> Result<i32, Error> {
+    let Some(v) = v else { return Ok(0) };
+    let bad = |why: &str| Error::InvalidInput(format!("{flag} {v:?}: {why}"));
+    match v.trim() {
+        "unlimited" | "-1" => Ok(forget::UNLIMITED),
+        t => match t.parse::<i64>() {
+            Ok(n) if n < 0 => Err(bad("negative values other than -1 are not allowed; use 'unlimited' to keep all")),
+            Ok(n) => i32::try_from(n).map_err(|_| bad("too large")),
+            Err(_) => Err(bad("expected a number of snapshots, or 'unlimited'")),
+        },
+    }
+}
+
+/// A `--keep-within*` duration; zero (off) when not given.
+fn duration(flag: &str, v: &Option<String>) -> Result<KeepDuration, Error> {
+    match v {
+        None => Ok(KeepDuration::default()),
+        Some(v) => KeepDuration::parse(v).map_err(|e| Error::InvalidInput(format!("{flag}: {e}"))),
+    }
+}
+
+impl ForgetArgs {
+    /// The policy the flags describe. Errors: [`Error::InvalidInput`] naming the flag for a
+    /// malformed count or duration, or an empty tag.
+    fn policy(&self) -> Result<KeepPolicy, Error> {
+        let tags = self
+            .keep_tags
+            .iter()
+            .map(|l| l.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
+            .collect::<Vec<_>>();
+        if let Some(bad) = self.keep_tags.iter().zip(&tags).find(|(_, l)| l.iter().any(String::is_empty)) {
+            return Err(Error::InvalidInput(format!("--keep-tag {:?}: empty tag name", bad.0)));
+        }
+        let p = KeepPolicy {
+            last: count("--keep-last", &self.keep_last)?,
+            hourly: count("--keep-hourly", &self.keep_hourly)?,
+            daily: count("--keep-daily", &self.keep_daily)?,
+            weekly: count("--keep-weekly", &self.keep_weekly)?,
+            monthly: count("--keep-monthly", &self.keep_monthly)?,
+            yearly: count("--keep-yearly", &self.keep_yearly)?,
+            within: duration("--keep-within", &self.keep_within)?,
+            within_hourly: duration("--keep-within-hourly", &self.keep_within_hourly)?,
+            within_daily: duration("--keep-within-daily", &self.keep_within_daily)?,
+            within_weekly: duration("--keep-within-weekly", &self.keep_within_weekly)?,
+            within_monthly: duration("--keep-within-monthly", &self.keep_within_monthly)?,
+            within_yearly: duration("--keep-within-yearly", &self.keep_within_yearly)?,
+            tags,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Remove the named snapshots, or apply the policy to each group; print what is kept and
+/// removed (and why); delete the removed snapshot files unless `--dry-run`.
+pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
+    let policy = args.policy()?;
+    let group_by = GroupBy::parse(&args.group_by)?;
+    if !args.ids.is_empty() && !policy.is_empty() {
+        return Err(Error::InvalidInput("give snapshot IDs or a --keep-* policy, not both".into()));
+    }
+    let repo = g.open()?;
+    // Removing snapshots (and pruning) is exclusive, as in restic; a dry run only reads.
+    let kind = if args.dry_run { LockKind::Shared } else { LockKind::Exclusive };
+    let lock = g.lock(&repo, kind, "forget")?;
+    let filter = args.filter.filter();
+    let text = !g.json && !g.quiet;
+
+    let mut remove: Vec<(SnapshotId, Snapshot)> = Vec::new();
+    let mut json_groups: Vec<Value> = Vec::new();
+    if !args.ids.is_empty() {
+        // Resolve every id first: an unknown or ambiguous one removes nothing.
+        for spec in &args.ids {
+            let (id, s) = repo.find_snapshot(spec, &filter)?;
+            if !remove.iter().any(|(i, _)| *i == id) {
+                remove.push((id, s));
+            }
+        }
+        json_groups.push(json!({
+            "host": "", "paths": null, "tags": null, "keep": [],
+            "remove": remove.iter().map(|(i, s)| snapshot_json(i, s)).collect::<Vec<_>>(),
+            "reasons": [],
+        }));
+    } else if policy.is_empty() {
+        if g.json {
+            out("[]");
+        } else if !g.quiet {
+            out("no policy was specified, no snapshots will be removed");
+        }
+        return Ok(EXIT_OK);
+    } else {
+        if text {
+            out(&format!("Applying policy: {}", policy.describe()));
+        }
+        let snaps = repo.snapshots(&filter)?;
+        let now = chrono::Utc::now();
+        for (key, group) in forget::group_snapshots(snaps, group_by) {
+            let decisions = forget::apply_policy(&group, &policy, now);
+            if text {
+                print_group(&key, &decisions);
+            }
+            json_groups.push(group_json(&key, &decisions));
+            remove.extend(decisions.into_iter().filter(|d| !d.keep).map(|d| (d.id, d.snapshot)));
+        }
+    }
+
+    if !args.dry_run {
+        if let Some(l) = &lock {
+            l.check()?;
+        }
+        let mut failed = Vec::new();
+        for (id, _) in &remove {
+            if cairn::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            if let Err(e) = repo.backend().remove(FileKind::Snapshot, &id.to_hex()) {
+                failed.push(format!("snapshot {}: {e}", id.short()));
+            }
+        }
+        if !failed.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "{} of {} snapshots could not be removed: {}",
+                failed.len(),
+                remove.len(),
+                failed.join("; ")
+            )));
+        }
+    }
+    if g.json {
+        out(&Value::Array(json_groups).to_string());
+    } else if !g.quiet {
+        if !args.ids.is_empty() {
+            for (id, _) in &remove {
+                out(&format!("{} snapshot {}", if args.dry_run { "would remove" } else { "removed" }, id.short()));
+            }
+        }
+        if args.dry_run {
+            out(&format!("would remove {} snapshots", remove.len()));
+        } else {
+            out(&format!("{} snapshots removed", remove.len()));
+        }
+    }
+    if args.prune && !remove.is_empty() {
+        return super::prune::run_locked(g, &repo, lock.as_ref(), args.max_unused.as_deref().unwrap_or("5%"), args.dry_run);
+    }
+    Ok(EXIT_OK)
+}
+
+/// One group in restic's JSON shape: `{host, paths, tags, keep, remove, reasons}`.
+fn group_json(key: &GroupKey, decisions: &[Decision]) -> Value {
+    let keep: Vec<Value> = decisions.iter().filter(|d| d.keep).map(|d| snapshot_json(&d.id, &d.snapshot)).collect();
+    let remove: Vec<Value> = decisions.iter().filter(|d| !d.keep).map(|d| snapshot_json(&d.id, &d.snapshot)).collect();
+    let reasons: Vec<Value> = decisions
+        .iter()
+        .filter(|d| d.keep)
+        .map(|d| {
+            let c = d.counters;
+            let mut counters = serde_json::Map::new();
+            for (name, v) in [("last", c.last), ("hourly", c.hourly), ("daily", c.daily), ("weekly", c.weekly), ("monthly", c.monthly), ("yearly", c.yearly)] {
+                if v != 0 {
+                    counters.insert(name.into(), v.into());
+                }
+            }
+            json!({ "snapshot": snapshot_json(&d.id, &d.snapshot), "matches": d.reasons, "counters": counters })
+        })
+        .collect();
+    json!({
+        "host": key.host.clone().unwrap_or_default(),
+        "paths": key.paths,
+        "tags": key.tags,
+        "keep": keep,
+        "remove": remove,
+        "reasons": reasons,
+    })
+}
+
+/// The group header, then the kept snapshots with their reasons and the removed ones.
+fn print_group(key: &GroupKey, decisions: &[Decision]) {
+    let mut what = Vec::new();
+    if let Some(h) = &key.host {
+        what.push(format!("host [{h}]"));
+    }
+    if let Some(p) = &key.paths {
+        what.push(format!("paths [{}]", p.join(", ")));
+    }
+    if let Some(t) = &key.tags {
+        what.push(format!("tags [{}]", t.join(", ")));
+    }
+    out("");
+    if what.is_empty() {
+        out("snapshots:");
+    } else {
+        out(&format!("snapshots for ({}):", what.join(", ")));
+    }
+    let keep: Vec<&Decision> = decisions.iter().filter(|d| d.keep).collect();
+    let remove: Vec<&Decision> = decisions.iter().filter(|d| !d.keep).collect();
+    if !keep.is_empty() {
+        out(&format!("keep {} snapshots:", keep.len()));
+        table(&keep, true);
+    }
+    if !remove.is_empty() {
+        out(&format!("remove {} snapshots:", remove.len()));
+        table(&remove, false);
+    }
+}
+
+/// A table of snapshots, oldest first (as `snapshots` prints them); with a Reasons column
+/// for kept ones.
+fn table(rows: &[&Decision], reasons: bool) {
+    let mut cells: Vec<Vec<String>> = rows
+        .iter()
+        .rev()
+        .map(|d| {
+            let s = &d.snapshot;
+            let mut r = vec![d.id.short(), s.local_time().format("%Y-%m-%d %H:%M:%S").to_string(), s.hostname.clone(), s.tags.join(",")];
+            if reasons {
+                r.push(d.reasons.join(", "));
+            }
+            r.push(s.paths.join(", "));
+            r
+        })
+        .collect();
+    let mut header: Vec<String> = ["ID", "Time", "Host", "Tags"].map(String::from).to_vec();
+    if reasons {
+        header.push("Reasons".into());
+    }
+    header.push("Paths".into());
+    cells.insert(0, header);
+    let cols = cells[0].len();
+    let width: Vec<usize> = (0..cols).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let rule = "-".repeat(width.iter().sum::<usize>() + 2 * (cols - 1));
+    for (i, r) in cells.iter().enumerate() {
+        let line: Vec<String> = r.iter().zip(&width).map(|(c, w)| format!("{c:<w$}")).collect();
+        out(line.join("  ").trim_end());
+        if i == 0 {
+            out(&rule);
+        }
+    }
+    out(&rule);
+}
