@@ -1308,3 +1308,32 @@ fn refused_key_file_is_not_reported_as_wrong_password() {
     assert!(!matches!(r, Err(cairn::Error::WrongPassword { .. })), "reported as: {}", r.err().map(|e| e.to_string()).unwrap_or_default());
     drop(d);
 }
+
+#[test]
+fn encoding_lock() {
+    // § Locks: LockInfo fields in order, hand-encoded from the spec's varint rules.
+    let lock = cairn::lock::LockInfo {
+        time: Timestamp { secs: 1_700_000_000, nanos: 5 },
+        exclusive: true,
+        hostname: "h".into(),
+        username: "u".into(),
+        pid: 4242,
+        process_start: 70_000,
+        command: "prune".into(),
+    };
+    let bytes = cat(&[
+        &[0xfc, 0x00, 0xe2, 0xa7, 0xca, 0x05], // time
+        &[0x01],                               // exclusive
+        &[0x01, b'h'],                         // hostname
+        &[0x01, b'u'],                         // username
+        &[0xfb, 0x92, 0x10],                   // pid 4242 = 0x1092
+        &[0xfc, 0x70, 0x11, 0x01, 0x00],       // process_start 70000 = 0x11170
+        &[0x05, b'p', b'r', b'u', b'n', b'e'], // command
+    ]);
+    pin(&lock, &bytes);
+    // A lock is a single encrypted object with its own magic: it opens only as a lock.
+    let sealed = master().seal_object(Magic::Lock, &bytes).unwrap();
+    assert_eq!(&sealed[..5], b"CRNL\x01");
+    assert_eq!(master().open_object(Magic::Lock, &sealed, "lock").unwrap(), bytes);
+    assert!(master().open_object(Magic::Snapshot, &sealed, "lock").is_err());
+}
