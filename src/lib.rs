@@ -8,13 +8,15 @@
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
 //! - [`backend`]: the storage trait and the local-disk backend;
 //! - [`repository`]: opening and reading a repository;
-//! - [`archiver`]: backup; [`restorer`]: restore.
+//! - [`archiver`]: backup; [`restorer`]: restore;
+//! - [`check`]: repository consistency and data integrity checks.
 
 #![warn(missing_docs)]
 
 pub mod archiver;
 pub mod backend;
 pub mod blob;
+pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod error;

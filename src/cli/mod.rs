@@ -1,6 +1,7 @@
 //! Command-line interface: restic's verbs, flags, environment variables and exit codes.
 
 mod backup;
+mod check;
 mod init;
 mod password;
 mod progress;
@@ -91,6 +92,8 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
+    /// Check the repository for errors; with --read-data, verify every blob
+    Check(check::CheckArgs),
 }
 
 impl GlobalOpts {
@@ -179,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Check(a) => check::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
