@@ -461,7 +461,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, p
             for (name, r) in loaded {
                 match r {
                     Ok(f) => files.push((name, f)),
-                    Err(e) => report.problems.push(Problem::IndexDamaged { index: name, error: e.to_string() }),
+                    Err(e) => report.problems.push(Problem::IndexDamaged { index: name, error: why(&e) }),
                 }
             }
         }
@@ -757,7 +757,7 @@ fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Vec<(SnapshotI
         match (r, Id::from_hex(&name)) {
             (Ok(s), Some(id)) => out.push((SnapshotId(id), s)),
             (Ok(_), None) => report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: "its name is not an id".into() }),
-            (Err(e), _) => report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: e.to_string() }),
+            (Err(e), _) => report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: why(&e) }),
         }
     }
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
@@ -797,7 +797,7 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
                         Some(wrong_type) => TreeLoad::NotIndexed { wrong_type },
                         None => match repo.load_tree(index, &id) {
                             Ok(t) => TreeLoad::Loaded(t),
-                            Err(e) => TreeLoad::Damaged(e.to_string()),
+                            Err(e) => TreeLoad::Damaged(why(&e)),
                         },
                     };
                     (id, parent, r)
