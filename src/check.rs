@@ -797,7 +797,7 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
                         Some(wrong_type) => TreeLoad::NotIndexed { wrong_type },
                         None => match repo.load_tree(index, &id) {
                             Ok(t) => TreeLoad::Loaded(t),
-                            Err(e) => TreeLoad::Damaged(why(&e)),
+                            Err(e) => TreeLoad::Damaged(e.to_string()),
                         },
                     };
                     (id, parent, r)
