@@ -501,7 +501,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, p
                 }
             }
             let mut unindexed: Vec<(String, u64)> =
-                listed.into_iter().filter(|(n, _)| Id::from_hex(n).map_or(true, |i| !packs.contains_key(&PackId(i)))).collect();
+                listed.into_iter().filter(|(n, _)| Id::from_hex(n).is_none_or(|i| !packs.contains_key(&PackId(i)))).collect();
             unindexed.sort();
             for (pack, size) in unindexed {
                 report.problems.push(Problem::PackUnindexed { pack, size });
@@ -849,13 +849,17 @@ enum TreeLoad {
     Damaged(String),
 }
 
+/// Entries below a tree that reference damaged blobs: (path relative to the tree, starting
+/// with `/`; the damaged blobs), shared between the snapshots that contain the tree.
+type Found = Arc<Vec<(String, Vec<BlobId>)>>;
+
 /// Map `damaged` blobs to the snapshot entries that reference them.
 fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapshot)], damaged: &BTreeSet<BlobId>) -> Result<Vec<Affected>> {
-    let mut memo: HashMap<BlobId, Arc<Vec<(String, Vec<BlobId>)>>> = HashMap::new();
+    let mut memo: HashMap<BlobId, Found> = HashMap::new();
     let mut out = Vec::new();
     for (sid, s) in snapshots {
         interrupted()?;
-        let entries: Arc<Vec<(String, Vec<BlobId>)>> = if damaged.contains(&s.tree) {
+        let entries: Found = if damaged.contains(&s.tree) {
             Arc::new(vec![("/".to_string(), vec![s.tree])])
         } else {
             affected_below(repo, index, &s.tree, damaged, &mut memo, 0)
@@ -877,9 +881,9 @@ fn affected_below(
     index: &Index,
     id: &BlobId,
     damaged: &BTreeSet<BlobId>,
-    memo: &mut HashMap<BlobId, Arc<Vec<(String, Vec<BlobId>)>>>,
+    memo: &mut HashMap<BlobId, Found>,
     depth: usize,
-) -> Arc<Vec<(String, Vec<BlobId>)>> {
+) -> Found {
     if let Some(r) = memo.get(id) {
         return r.clone();
     }
