@@ -406,7 +406,25 @@ impl CheckReport {
     }
 }
 
-/// Phases of [`check`], announced through the `phase` callback.
+/// What [`check`] tells its caller as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A phase starts.
+    Phase(Phase),
+    /// A problem was found (in the phase that started last, or one before it).
+    Problem(&'a Problem),
+    /// The read-data phase ended: `read` of the `selected` packs were downloaded, `bytes` in all.
+    DataRead {
+        /// Packs selected.
+        selected: usize,
+        /// Packs downloaded.
+        read: usize,
+        /// Bytes downloaded.
+        bytes: u64,
+    },
+}
+
+/// Phases of [`check`], announced through [`Event::Phase`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Loading the index files.
@@ -439,17 +457,29 @@ impl PackRecord {
     }
 }
 
-/// Check `repo` as described in the module documentation; `phase` is called at the start of
-/// each phase, `progress` counts work done. Reads go to `repo.backend()`: open the repository
+/// Check `repo` as described in the module documentation; `on_event` hears of each phase as it
+/// starts and of each problem once it is found; `progress` counts work done. Reads go to `repo.backend()`: open the repository
 /// without a cache (no [`Repository::use_cache`]) to check what is stored, not a local copy;
 /// full pack reads use [`crate::backend::Backend::read`], which no cache intercepts.
 /// Errors: only [`Error::Interrupted`]; every damage is a [`Problem`] in the report.
-pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, phase: &dyn Fn(Phase)) -> Result<CheckReport> {
+pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, on_event: &dyn Fn(Event<'_>)) -> Result<CheckReport> {
     let mut report = CheckReport::default();
+    // Problems are announced in batches, before each phase and at the end.
+    let told = std::cell::Cell::new(0usize);
+    let tell = |problems: &[Problem]| {
+        for p in problems.get(told.get()..).unwrap_or(&[]) {
+            on_event(Event::Problem(p));
+        }
+        told.set(problems.len());
+    };
+    let phase = |problems: &[Problem], ph: Phase| {
+        tell(problems);
+        on_event(Event::Phase(ph));
+    };
     let backend = repo.backend();
 
     // 1. Index files, one by one.
-    phase(Phase::LoadIndexes);
+    phase(&report.problems, Phase::LoadIndexes);
     let mut files: Vec<(String, IndexFile)> = Vec::new();
     match backend.list(FileKind::Index) {
         Ok(names) => {
@@ -482,7 +512,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, p
     interrupted()?;
 
     // 2. Packs: present, right size, header agrees with the index.
-    phase(Phase::CheckPacks);
+    phase(&report.problems, Phase::CheckPacks);
     let mut present: Vec<(PackId, u64)> = Vec::new();
     match backend.list(FileKind::Pack) {
         Ok(listed) => {
@@ -529,14 +559,14 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, p
     report.problems.extend(found);
 
     // 3. Snapshots and trees.
-    phase(Phase::CheckSnapshots);
+    phase(&report.problems, Phase::CheckSnapshots);
     let snapshots = load_snapshots(repo, &mut report);
     report.snapshots = snapshots.len() + report.problems.iter().filter(|p| matches!(p, Problem::SnapshotDamaged { .. })).count();
     report.trees = walk_trees(repo, &index, &snapshots, &mut report.problems, progress)?;
 
     // 4. Read data.
     if opts.read_data.is_some() {
-        phase(Phase::ReadData);
+        phase(&report.problems, Phase::ReadData);
         let to_read: Vec<(PackId, u64)> = present.iter().filter(|(id, _)| selected.contains(id)).copied().collect();
         progress.packs_done.store(0, Ordering::Relaxed);
         progress.packs_total.store(to_read.len(), Ordering::Relaxed);
@@ -552,6 +582,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, p
         report.problems.extend(found);
         report.packs_read = read.load(Ordering::Relaxed);
         report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
+        tell(&report.problems);
+        on_event(Event::DataRead { selected: report.packs_selected, read: report.packs_read, bytes: report.bytes_read });
     }
 
     // 5. What the damage touches: a damaged blob is lost unless a pack that is neither
@@ -590,9 +622,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, p
         damaged.retain(|b| no_copy.contains(b) || !intact.contains(b));
     }
     if !damaged.is_empty() {
-        phase(Phase::FindAffected);
+        phase(&report.problems, Phase::FindAffected);
         report.affected = find_affected(repo, &index, &snapshots, &damaged)?;
     }
+    tell(&report.problems);
     Ok(report)
 }
 

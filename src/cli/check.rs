@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use serde_json::{json, Value};
 
-use cairn::check::{self, Affected, CheckOptions, CheckProgress, CheckReport, Phase, Problem, Subset};
+use cairn::check::{self, Affected, CheckOptions, CheckProgress, CheckReport, Event, Phase, Problem, Subset};
 use cairn::Error;
 
 use super::progress::Ticker;
@@ -78,14 +78,22 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
             human_bytes(p.bytes_read.load(Ordering::Relaxed))
         )
     });
-    let announce = |ph: Phase| {
-        let line = phase_line(ph, subset);
-        if !g.quiet && !g.json {
-            out(&line);
+    let announce = |e: Event<'_>| match e {
+        Event::Phase(ph) => {
+            let line = phase_line(ph, subset);
+            if !g.quiet && !g.json {
+                out(&line);
+            }
+            if let Ok(mut s) = current.lock() {
+                *s = line;
+            }
         }
-        if let Ok(mut s) = current.lock() {
-            *s = line;
+        Event::Problem(p) if !g.json => out(&format!("{}: {p}", if p.is_error() { "error" } else { "hint" })),
+        Event::Problem(_) => {}
+        Event::DataRead { selected, read, bytes } if !g.json && !g.quiet => {
+            out(&format!("read {read} of {selected} selected packs ({})", human_bytes(bytes)));
         }
+        Event::DataRead { .. } => {}
     };
     let result = check::check(&repo, &opts, &progress, &announce);
     drop(ticker);
@@ -93,7 +101,7 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     if g.json {
         out(&report_json(&report).to_string());
     } else {
-        print_report(&report, subset.is_some(), g.quiet);
+        print_report(&report, g.quiet);
     }
     if report.is_ok() {
         Ok(EXIT_OK)
@@ -103,13 +111,7 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     }
 }
 
-fn print_report(r: &CheckReport, read_data: bool, quiet: bool) {
-    if read_data && !quiet {
-        out(&format!("read {} of {} selected packs ({})", r.packs_read, r.packs_selected, human_bytes(r.bytes_read)));
-    }
-    for p in &r.problems {
-        out(&format!("{}: {p}", if p.is_error() { "error" } else { "hint" }));
-    }
+fn print_report(r: &CheckReport, quiet: bool) {
     if !r.affected.is_empty() {
         let snaps: std::collections::BTreeSet<_> = r.affected.iter().map(|a| a.snapshot).collect();
         out(&format!("the damage affects {} path(s) in {} snapshot(s):", r.affected.len(), snaps.len()));
