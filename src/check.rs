@@ -457,10 +457,13 @@ impl PackRecord {
     }
 }
 
-/// Check `repo` as described in the module documentation; `on_event` hears of each phase as it
-/// starts and of each problem once it is found; `progress` counts work done. Reads go to `repo.backend()`: open the repository
-/// without a cache (no [`Repository::use_cache`]) to check what is stored, not a local copy;
-/// full pack reads use [`crate::backend::Backend::read`], which no cache intercepts.
+/// Check `repo` as described in the module documentation; `on_event` hears of each phase as
+/// it starts and of each problem once it is found; `progress` counts work done.
+///
+/// Reads go to `repo.backend()`: open the repository without a cache (no
+/// [`Repository::use_cache`]) to check what is stored, not a local copy; full pack reads use
+/// [`crate::backend::Backend::read`], which no cache intercepts. Memory: the index files'
+/// entries (about 50 bytes a blob) plus `opts.threads` whole packs while reading data.
 /// Errors: only [`Error::Interrupted`]; every damage is a [`Problem`] in the report.
 pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, on_event: &dyn Fn(Event<'_>)) -> Result<CheckReport> {
     let mut report = CheckReport::default();

@@ -383,6 +383,36 @@ fn deleted_index_file_leaves_unknown_blobs_and_orphan_packs() {
 }
 
 #[test]
+fn index_that_disagrees_with_a_pack_header_is_reported() {
+    let c = copy();
+    let repo = c.open();
+    let (pack, blob) = largest_data_blob(&repo);
+    let expected = expected_affected(&plaintexts(&repo, &[blob]));
+    // Replace the index file that lists the pack by one where that blob's length is off by one.
+    let mut rewritten = None;
+    for (name, mut file) in index_files(&repo) {
+        if file.packs.iter().any(|p| p.id.to_hex() == pack) {
+            for b in file.packs.iter_mut().flat_map(|p| p.blobs.iter_mut()).filter(|b| b.id == blob.id) {
+                b.raw_length += 1;
+            }
+            rewritten = Some(repo.write_index(&file).unwrap().to_hex());
+            fs::remove_file(c.path.join("index").join(&name)).unwrap();
+        }
+    }
+    let rewritten = rewritten.expect("an index file lists the pack");
+
+    let out = failed(c.run(&["check"]));
+    assert!(out.stdout.contains(&format!("pack {pack} does not match index file {rewritten}")), "{}", out.stdout);
+    assert_text_names(&out, &expected);
+    let v = failed(c.run(&["--json", "check"])).json();
+    let bad = problems(&v, "pack_index_mismatch");
+    assert_eq!(bad.len(), 1, "{v:#}");
+    assert_eq!(bad[0]["blobs"], serde_json::json!([blob.id.to_hex()]));
+    assert_eq!(v["errors"], 1, "{v:#}");
+    assert_eq!(affected(&v), expected);
+}
+
+#[test]
 fn damaged_tree_pack_is_reported() {
     let c = copy();
     let repo = c.open();
