@@ -10,12 +10,14 @@
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`restorer`]: restore;
 //! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O.
+//! - [`check`]: repository consistency and data integrity checks.
 
 #![warn(missing_docs)]
 
 pub mod archiver;
 pub mod backend;
 pub mod blob;
+pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod error;

@@ -2,6 +2,7 @@
 
 mod backup;
 mod forget;
+mod check;
 mod init;
 mod key;
 mod password;
@@ -109,6 +110,8 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Remove stale locks (or all locks with --remove-all)
     Unlock(unlock::UnlockArgs),
+    /// Check the repository for errors; with --read-data, verify every blob
+    Check(check::CheckArgs),
 }
 
 impl GlobalOpts {
@@ -220,6 +223,7 @@ pub fn main() -> ExitCode {
         Command::Key(a) => key::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),
+        Command::Check(a) => check::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
