@@ -9,6 +9,7 @@
 //! - [`backend`]: the storage trait and the local-disk backend;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`restorer`]: restore.
+//! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring.
 
 #![warn(missing_docs)]
 
@@ -17,7 +18,10 @@ pub mod backend;
 pub mod blob;
 pub mod chunker;
 pub mod crypto;
+pub mod diff;
+pub mod dump;
 pub mod error;
+pub mod find;
 pub mod format;
 pub mod id;
 pub mod index;
@@ -27,6 +31,7 @@ pub mod restorer;
 pub mod snapshot;
 pub mod tree;
 pub mod util;
+pub mod walker;
 
 pub use error::{Error, Result};
 pub use repository::Repository;

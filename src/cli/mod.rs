@@ -1,7 +1,11 @@
 //! Command-line interface: restic's verbs, flags, environment variables and exit codes.
 
 mod backup;
+mod diff;
+mod dump;
+mod find;
 mod init;
+mod ls;
 mod password;
 mod progress;
 mod restore;
@@ -91,6 +95,14 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
+    /// List files and directories in a snapshot
+    Ls(ls::LsArgs),
+    /// Find files and directories in snapshots by glob
+    Find(find::FindArgs),
+    /// Show what changed between two snapshots
+    Diff(diff::DiffArgs),
+    /// Write a file of a snapshot to stdout, or a directory as a tar or zip archive
+    Dump(dump::DumpArgs),
 }
 
 impl GlobalOpts {
@@ -179,6 +191,10 @@ pub fn main() -> ExitCode {
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Ls(a) => ls::run(&cli.global, a),
+        Command::Find(a) => find::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
+        Command::Dump(a) => dump::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
