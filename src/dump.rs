@@ -89,6 +89,9 @@ impl<'f> ContentReader<'f> {
 impl Read for ContentReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos >= self.buf.len() {
+            if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(io::Error::other(Error::Interrupted));
+            }
             while self.pending.len() < READAHEAD {
                 let Some(id) = self.ids.get(self.next) else { break };
                 let (tx, rx) = crossbeam_channel::bounded(1);
