@@ -54,7 +54,7 @@ pub enum Located {
         /// Its absolute snapshot path.
         path: PathBuf,
         /// Its node.
-        node: Node,
+        node: Box<Node>,
     },
 }
 
@@ -118,7 +118,7 @@ pub fn resolve(repo: &Repository, index: &Index, root: &BlobId, path: &str) -> R
     }
     Ok(match found {
         None => Located::Root { tree: *root },
-        Some(node) => Located::Entry { path: join_path(&comps), node },
+        Some(node) => Located::Entry { path: join_path(&comps), node: Box::new(node) },
     })
 }
 

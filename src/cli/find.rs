@@ -173,7 +173,7 @@ mod tests {
         assert_eq!(parse_bound("--newest", "5").unwrap(), Bound::Count(5));
         assert_eq!(
             parse_bound("--newest", "2026-11-20T03:00:00Z").unwrap(),
-            Bound::Time(Timestamp { secs: 1_795_575_600, nanos: 0 })
+            Bound::Time(Timestamp { secs: 1_795_143_600, nanos: 0 })
         );
         assert!(matches!(parse_bound("--oldest", "2026-11-20").unwrap(), Bound::Time(_)));
         assert!(matches!(parse_bound("--oldest", "2026-11-20 03:04").unwrap(), Bound::Time(_)));
