@@ -9,8 +9,10 @@
 //! - [`backend`]: the storage trait and the local-disk backend;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`restorer`]: restore;
-//! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O.
-//! - [`check`]: repository consistency and data integrity checks.
+//! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O;
+//! - [`lock`]: repository locks; [`prune`]: deleting what no snapshot references;
+//! - [`check`]: repository consistency and data integrity checks;
+//! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring.
 
 #![warn(missing_docs)]
 
@@ -20,8 +22,11 @@ pub mod blob;
 pub mod check;
 pub mod chunker;
 pub mod crypto;
+pub mod diff;
+pub mod dump;
 pub mod error;
 pub mod forget;
+pub mod find;
 pub mod format;
 pub mod id;
 pub mod index;
@@ -33,6 +38,7 @@ pub mod restorer;
 pub mod snapshot;
 pub mod tree;
 pub mod util;
+pub mod walker;
 
 pub use error::{Error, Result};
 pub use repository::Repository;

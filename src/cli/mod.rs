@@ -3,8 +3,12 @@
 mod backup;
 mod forget;
 mod check;
+mod diff;
+mod dump;
+mod find;
 mod init;
 mod key;
+mod ls;
 mod password;
 mod progress;
 mod prune;
@@ -112,6 +116,14 @@ enum Command {
     Unlock(unlock::UnlockArgs),
     /// Check the repository for errors; with --read-data, verify every blob
     Check(check::CheckArgs),
+    /// List files and directories in a snapshot
+    Ls(ls::LsArgs),
+    /// Find files and directories in snapshots by glob
+    Find(find::FindArgs),
+    /// Show what changed between two snapshots
+    Diff(diff::DiffArgs),
+    /// Write a file of a snapshot to stdout, or a directory as a tar or zip archive
+    Dump(dump::DumpArgs),
 }
 
 impl GlobalOpts {
@@ -224,6 +236,10 @@ pub fn main() -> ExitCode {
         Command::Prune(a) => prune::run(&cli.global, a),
         Command::Unlock(a) => unlock::run(&cli.global, a),
         Command::Check(a) => check::run(&cli.global, a),
+        Command::Ls(a) => ls::run(&cli.global, a),
+        Command::Find(a) => find::run(&cli.global, a),
+        Command::Diff(a) => diff::run(&cli.global, a),
+        Command::Dump(a) => dump::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,327 @@
+//! Writing files and directories of a snapshot to a stream (restic's `dump`): a file's
+//! content as is, or a directory as a tar or zip archive.
+//!
+//! Content is streamed blob by blob in file order: a few worker threads fetch and verify the
+//! next blobs (a read-ahead of [`READAHEAD`] blobs) while the current one is written, so memory
+//! stays bounded by a few chunks whatever the file size, and output starts at once.
+//!
+//! Archive entries are named by their snapshot path without the leading `/`
+//! (`etc/postfix/main.cf`), as restic names them; the dumped directory itself is the first
+//! entry (restic leaves it out), its ancestors are not in the archive. Tar entries carry mode,
+//! uid/gid and user/group names, mtime (with nanoseconds in a PAX record), symlink targets,
+//! device numbers, and hard links (a later name of a file with several links becomes a tar
+//! hard link to the first name dumped). Zip entries carry mode, mtime (2-second resolution, the
+//! format's) and symlinks; zip has no hard links (the content is stored again) and no special
+//! files (they are skipped and reported).
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsStr;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::index::Index;
+use crate::repository::Repository;
+use crate::tree::{Node, NodeKind};
+use crate::walker::{self, Located, Visit};
+
+/// Blobs fetched ahead of the one being written.
+pub const READAHEAD: usize = 4;
+
+/// Archive formats of `dump --archive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArchiveFormat {
+    /// POSIX tar (GNU headers, PAX records for sub-second mtimes).
+    Tar,
+    /// Zip (deflate), written as a stream with data descriptors when the output cannot seek.
+    Zip,
+}
+
+type Reply = crossbeam_channel::Sender<Result<Vec<u8>>>;
+
+/// Worker threads that fetch and verify data blobs for [`ContentReader`]s.
+pub struct BlobFetcher {
+    jobs: crossbeam_channel::Sender<(BlobId, Reply)>,
+}
+
+/// Run `f` with a [`BlobFetcher`] of `threads` workers (at least 1) reading from `repo`.
+pub fn with_fetcher<R>(repo: &Repository, index: &Index, threads: usize, f: impl FnOnce(&BlobFetcher) -> R) -> R {
+    std::thread::scope(|s| {
+        let (tx, rx) = crossbeam_channel::bounded::<(BlobId, Reply)>(READAHEAD);
+        for _ in 0..threads.max(1) {
+            let rx = rx.clone();
+            s.spawn(move || {
+                for (id, reply) in rx {
+                    // The reader may have gone (an error, a closed pipe): nothing to do then.
+                    let _ = reply.send(repo.read_blob(index, BlobType::Data, &id));
+                }
+            });
+        }
+        let fetcher = BlobFetcher { jobs: tx };
+        let r = f(&fetcher);
+        // Dropping the fetcher closes the job queue: the workers finish and the scope joins them.
+        drop(fetcher);
+        r
+    })
+}
+
+/// Reads a file's content in order, blob by blob, with read-ahead. Errors surface as
+/// `io::Error`s wrapping the [`Error`] (see [`from_io`]).
+pub struct ContentReader<'f> {
+    fetcher: &'f BlobFetcher,
+    ids: &'f [BlobId],
+    next: usize,
+    pending: VecDeque<crossbeam_channel::Receiver<Result<Vec<u8>>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<'f> ContentReader<'f> {
+    /// A reader of the blobs `ids`, in order.
+    pub fn new(fetcher: &'f BlobFetcher, ids: &'f [BlobId]) -> Self {
+        ContentReader { fetcher, ids, next: 0, pending: VecDeque::new(), buf: Vec::new(), pos: 0 }
+    }
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.buf.len() {
+            if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(io::Error::other(Error::Interrupted));
+            }
+            while self.pending.len() < READAHEAD {
+                let Some(id) = self.ids.get(self.next) else { break };
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                self.fetcher.jobs.send((*id, tx)).map_err(|_| io::Error::other(Error::InvalidInput("the blob fetchers stopped".into())))?;
+                self.pending.push_back(rx);
+                self.next += 1;
+            }
+            let Some(rx) = self.pending.pop_front() else { return Ok(0) };
+            match rx.recv() {
+                Ok(Ok(data)) => {
+                    self.buf = data;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(io::Error::other(e)),
+                Err(_) => return Err(io::Error::other(Error::InvalidInput("a blob fetcher stopped".into()))),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Turn an I/O error from writing `what` back into an [`Error`]: a cairn error carried inside
+/// (a damaged blob) comes out as itself; anything else is [`Error::Io`] naming `what`.
+/// A closed pipe stays an `Error::Io` of kind `BrokenPipe` (see [`is_broken_pipe`]).
+pub fn from_io(e: io::Error, what: &Path) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(inner) = e.into_inner() {
+            if let Ok(err) = inner.downcast::<Error>() {
+                return *err;
+            }
+        }
+        return Error::InvalidInput("lost error".into());
+    }
+    Error::io(what, e)
+}
+
+/// True when `e` is a write to a closed pipe (`cairn dump ... | head`).
+pub fn is_broken_pipe(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// The content size recorded by the index for `node`'s blobs; an error when a blob is missing
+/// or the sizes disagree with the node's size (nothing would be written then).
+fn checked_size(index: &Index, node: &Node, path: &Path) -> Result<u64> {
+    let mut size = 0u64;
+    for id in &node.content {
+        let (_, loc) = index.get(id).ok_or_else(|| Error::corrupt(path.display().to_string(), format!("data blob {} is not in the index", id.short())))?;
+        size += loc.raw_length as u64;
+    }
+    if size != node.size {
+        return Err(Error::corrupt(path.display().to_string(), format!("its blobs hold {size} bytes but its size is recorded as {}", node.size)));
+    }
+    Ok(size)
+}
+
+/// Write the content of the file `node` (at snapshot path `path`) to `w`.
+/// Errors: a missing or damaged blob ([`Error::Corrupt`]); a write error ([`Error::Io`] naming
+/// `out_name`, possibly a broken pipe).
+pub fn write_file(fetcher: &BlobFetcher, index: &Index, node: &Node, path: &Path, w: &mut dyn Write, out_name: &Path) -> Result<()> {
+    if node.kind != NodeKind::File {
+        return Err(Error::InvalidInput(format!("{} is a {}, not a file: give --archive tar or zip to dump it", path.display(), walker::kind_name(node.kind))));
+    }
+    checked_size(index, node, path)?;
+    let mut r = ContentReader::new(fetcher, &node.content);
+    io::copy(&mut r, w).map_err(|e| from_io(e, out_name))?;
+    w.flush().map_err(|e| Error::io(out_name, e))
+}
+
+/// What an archive dump did.
+#[derive(Debug, Default)]
+pub struct DumpReport {
+    /// Entries written.
+    pub entries: u64,
+    /// Entries the format cannot hold (sockets; devices and fifos in zip): path and type.
+    pub skipped: Vec<(PathBuf, &'static str)>,
+}
+
+/// The entries of `loc` in walk order: the node itself (not for the root), then everything
+/// below it. Calls `f(path, node)`.
+fn for_each_entry(repo: &Repository, index: &Index, loc: &Located, f: &mut dyn FnMut(&Path, &Node) -> Result<()>) -> Result<()> {
+    if let Located::Entry { path, node } = loc {
+        f(path, node)?;
+    }
+    if let Some(tree) = loc.tree() {
+        walker::walk(repo, index, &tree, &loc.path(), &mut |p, n| {
+            f(p, n)?;
+            Ok(Visit::Descend)
+        })?;
+    }
+    Ok(())
+}
+
+fn archive_name(path: &Path) -> &Path {
+    path.strip_prefix("/").unwrap_or(path)
+}
+
+/// Write `loc` (a directory, the root, or a single entry) as a tar archive to `w`.
+/// Errors: tree or blob read errors; write errors ([`Error::Io`] naming `out_name`).
+pub fn write_tar<W: Write>(repo: &Repository, index: &Index, fetcher: &BlobFetcher, loc: &Located, w: W, out_name: &Path) -> Result<DumpReport> {
+    let mut b = tar::Builder::new(w);
+    let mut report = DumpReport::default();
+    let mut first_names: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let io_err = |e: io::Error| from_io(e, out_name);
+    for_each_entry(repo, index, loc, &mut |path, node| {
+        let name = archive_name(path);
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(node.mode & 0o7777);
+        h.set_uid(node.uid as u64);
+        h.set_gid(node.gid as u64);
+        // Names too long for the header are left out; the ids are there.
+        let _ = h.set_username(&node.user);
+        let _ = h.set_groupname(&node.group);
+        h.set_mtime(node.mtime.secs.max(0) as u64);
+        h.set_size(0);
+        let pax_mtime = format!("{}.{:09}", node.mtime.secs, node.mtime.nanos);
+        let kind = match node.kind {
+            NodeKind::Socket => {
+                report.skipped.push((path.to_path_buf(), "socket"));
+                return Ok(());
+            }
+            k => k,
+        };
+        if node.mtime.nanos != 0 || node.mtime.secs < 0 {
+            b.append_pax_extensions([("mtime", pax_mtime.as_bytes())]).map_err(io_err)?;
+        }
+        match kind {
+            NodeKind::File => {
+                let key = (node.device, node.inode);
+                if node.links > 1 {
+                    if let Some(first) = first_names.get(&key) {
+                        h.set_entry_type(tar::EntryType::Link);
+                        b.append_link(&mut h, name, first).map_err(io_err)?;
+                        report.entries += 1;
+                        return Ok(());
+                    }
+                }
+                let size = checked_size(index, node, path)?;
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(size);
+                b.append_data(&mut h, name, ContentReader::new(fetcher, &node.content)).map_err(io_err)?;
+                if node.links > 1 {
+                    first_names.insert(key, name.to_path_buf());
+                }
+            }
+            NodeKind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, name, io::empty()).map_err(io_err)?;
+            }
+            NodeKind::Symlink => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, name, Path::new(OsStr::from_bytes(&node.symlink_target))).map_err(io_err)?;
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                h.set_entry_type(match kind {
+                    NodeKind::Fifo => tar::EntryType::Fifo,
+                    NodeKind::CharDevice => tar::EntryType::Char,
+                    _ => tar::EntryType::Block,
+                });
+                if kind != NodeKind::Fifo {
+                    let (major, minor) = (libc::major(node.rdev as libc::dev_t), libc::minor(node.rdev as libc::dev_t));
+                    h.set_device_major(major).map_err(io_err)?;
+                    h.set_device_minor(minor).map_err(io_err)?;
+                }
+                b.append_data(&mut h, name, io::empty()).map_err(io_err)?;
+            }
+            NodeKind::Socket => {}
+        }
+        report.entries += 1;
+        Ok(())
+    })?;
+    let mut w = b.into_inner().map_err(io_err)?;
+    w.flush().map_err(io_err)?;
+    Ok(report)
+}
+
+/// The zip time of a node's mtime in local time (zip stores local times); the zip epoch
+/// (1980-01-01) for times it cannot represent.
+fn zip_time(node: &Node) -> zip::DateTime {
+    use chrono::{Datelike, Timelike};
+    let t = node.mtime.to_utc().with_timezone(&chrono::Local);
+    zip::DateTime::from_date_and_time(
+        u16::try_from(t.year()).unwrap_or(0),
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+    )
+    .unwrap_or_default()
+}
+
+fn zip_err(e: zip::result::ZipError, out_name: &Path) -> Error {
+    match e {
+        zip::result::ZipError::Io(e) => from_io(e, out_name),
+        other => Error::InvalidInput(format!("writing zip archive {}: {other}", out_name.display())),
+    }
+}
+
+/// Write `loc` as a zip archive into `zw` (a seekable file, or a stream made with
+/// `zip::ZipWriter::new_stream`), then finish the archive and return the writer.
+/// Errors: tree or blob read errors; write errors ([`Error::Io`] naming `out_name`).
+pub fn write_zip<W: Write + Seek>(repo: &Repository, index: &Index, fetcher: &BlobFetcher, loc: &Located, mut zw: zip::ZipWriter<W>, out_name: &Path) -> Result<(W, DumpReport)> {
+    use zip::write::SimpleFileOptions;
+    let mut report = DumpReport::default();
+    for_each_entry(repo, index, loc, &mut |path, node| {
+        let name = archive_name(path).to_string_lossy().into_owned();
+        let opts = SimpleFileOptions::default().last_modified_time(zip_time(node)).unix_permissions(node.mode & 0o7777);
+        match node.kind {
+            NodeKind::File => {
+                let size = checked_size(index, node, path)?;
+                let opts = opts.compression_method(zip::CompressionMethod::Deflated).large_file(size >= u32::MAX as u64);
+                zw.start_file(name, opts).map_err(|e| zip_err(e, out_name))?;
+                io::copy(&mut ContentReader::new(fetcher, &node.content), &mut zw).map_err(|e| from_io(e, out_name))?;
+            }
+            NodeKind::Dir => zw.add_directory(format!("{name}/"), opts).map_err(|e| zip_err(e, out_name))?,
+            NodeKind::Symlink => {
+                let target = String::from_utf8_lossy(&node.symlink_target).into_owned();
+                zw.add_symlink(name, target, opts).map_err(|e| zip_err(e, out_name))?
+            }
+            other => {
+                report.skipped.push((path.to_path_buf(), walker::kind_name(other)));
+                return Ok(());
+            }
+        }
+        report.entries += 1;
+        Ok(())
+    })?;
+    let w = zw.finish().map_err(|e| zip_err(e, out_name))?;
+    Ok((w, report))
+}

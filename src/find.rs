@@ -1,0 +1,194 @@
+//! Finding paths in snapshots by glob (restic's `find`): which snapshots hold a file, and its
+//! size and modification time in each.
+//!
+//! Pattern semantics (as restic's `find`): a pattern without `/` matches an entry's name at any
+//! depth (`maildb.dump`, `*.conf`); a pattern starting with `/` matches the whole snapshot path
+//! (`/etc/postfix/*.cf`); any other pattern with `/` matches the end of the path at any depth
+//! (`postfix/*.cf`). `*` stays within one component, `**` crosses components. Globs are
+//! compiled with `globset`.
+//!
+//! Snapshots of the same sources share most of their trees: a [`Finder`] remembers what it
+//! found below each tree it searched (keyed by tree id, and by the tree's path when a pattern
+//! depends on it), so a tree shared by many snapshots is read and searched once.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::index::Index;
+use crate::repository::Repository;
+use crate::tree::{Node, NodeKind, Timestamp};
+
+/// Compiled find patterns.
+pub struct Matcher {
+    names: globset::GlobSet,
+    paths: globset::GlobSet,
+}
+
+impl Matcher {
+    /// Compile `patterns` (see the module documentation); `ignore_case` makes them
+    /// case-insensitive. Errors: [`Error::InvalidInput`] naming a malformed pattern.
+    pub fn new(patterns: &[String], ignore_case: bool) -> Result<Self> {
+        let mut names = globset::GlobSetBuilder::new();
+        let mut paths = globset::GlobSetBuilder::new();
+        for p in patterns {
+            let trimmed = p.trim_end_matches('/');
+            if trimmed.is_empty() {
+                return Err(Error::InvalidInput(format!("find pattern {p:?} matches nothing")));
+            }
+            let (set, glob) = if !trimmed.contains('/') {
+                (&mut names, trimmed.to_string())
+            } else if trimmed.starts_with('/') {
+                (&mut paths, trimmed.to_string())
+            } else {
+                (&mut paths, format!("**/{trimmed}"))
+            };
+            let g = globset::GlobBuilder::new(&glob)
+                .literal_separator(true)
+                .case_insensitive(ignore_case)
+                .build()
+                .map_err(|e| Error::InvalidInput(format!("bad pattern {p:?}: {e}")))?;
+            set.add(g);
+        }
+        let build = |b: globset::GlobSetBuilder| b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")));
+        Ok(Matcher { names: build(names)?, paths: build(paths)? })
+    }
+
+    /// True when an entry named `name` at snapshot path `path` matches a pattern.
+    pub fn is_match(&self, name: &[u8], path: &Path) -> bool {
+        (!self.names.is_empty() && self.names.is_match(OsStr::from_bytes(name))) || (!self.paths.is_empty() && self.paths.is_match(path))
+    }
+
+    /// True when some pattern depends on where an entry is, not only on its name.
+    pub fn uses_paths(&self) -> bool {
+        !self.paths.is_empty()
+    }
+}
+
+/// One entry found.
+#[derive(Clone, Debug)]
+pub struct Match {
+    /// Absolute snapshot path.
+    pub path: PathBuf,
+    /// The entry.
+    pub node: Node,
+}
+
+/// What one tree holds that matches, in walk order (an entry, then what its directory holds).
+struct Found {
+    items: Vec<FoundItem>,
+}
+
+struct FoundItem {
+    name: Vec<u8>,
+    hit: Option<Node>,
+    below: Option<Arc<Found>>,
+}
+
+/// Searches snapshots' trees, remembering the result for every tree it searched.
+pub struct Finder<'r> {
+    repo: &'r Repository,
+    index: &'r Index,
+    matcher: Matcher,
+    /// Only entries modified at or after this time (restic's `--oldest`).
+    oldest: Option<Timestamp>,
+    /// Only entries modified at or before this time (restic's `--newest`).
+    newest: Option<Timestamp>,
+    memo: HashMap<(BlobId, Option<PathBuf>), Option<Arc<Found>>>,
+    trees_read: u64,
+}
+
+impl<'r> Finder<'r> {
+    /// A finder for `matcher`, keeping only entries whose mtime lies in `[oldest, newest]`
+    /// (either bound optional).
+    pub fn new(repo: &'r Repository, index: &'r Index, matcher: Matcher, oldest: Option<Timestamp>, newest: Option<Timestamp>) -> Self {
+        Finder { repo, index, matcher, oldest, newest, memo: HashMap::new(), trees_read: 0 }
+    }
+
+    /// Every matching entry below the root tree `root`, in walk order (depth-first, by name).
+    /// Errors: a tree that cannot be read.
+    pub fn find(&mut self, root: &BlobId) -> Result<Vec<Match>> {
+        let found = self.search(root, Path::new("/"))?;
+        let mut out = Vec::new();
+        if let Some(f) = found {
+            flatten(&f, Path::new("/"), &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Trees read and searched so far (a tree shared by several snapshots counts once).
+    pub fn trees_read(&self) -> u64 {
+        self.trees_read
+    }
+
+    fn in_time(&self, node: &Node) -> bool {
+        self.oldest.is_none_or(|t| node.mtime >= t) && self.newest.is_none_or(|t| node.mtime <= t)
+    }
+
+    fn search(&mut self, tree: &BlobId, path: &Path) -> Result<Option<Arc<Found>>> {
+        let key = (*tree, self.matcher.uses_paths().then(|| path.to_path_buf()));
+        if let Some(f) = self.memo.get(&key) {
+            return Ok(f.clone());
+        }
+        if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        let t = self.repo.load_tree(self.index, tree)?;
+        self.trees_read += 1;
+        let mut items = Vec::new();
+        for node in t.nodes {
+            let child = path.join(OsStr::from_bytes(&node.name));
+            let hit = self.matcher.is_match(&node.name, &child) && self.in_time(&node);
+            let below = match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(sub)) => self.search(&sub, &child)?,
+                (NodeKind::Dir, None) => return Err(Error::corrupt(format!("directory {}", child.display()), "it has no subtree")),
+                _ => None,
+            };
+            if hit || below.is_some() {
+                items.push(FoundItem { name: node.name.clone(), hit: hit.then_some(node), below });
+            }
+        }
+        let found = (!items.is_empty()).then(|| Arc::new(Found { items }));
+        self.memo.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
+fn flatten(f: &Found, prefix: &Path, out: &mut Vec<Match>) {
+    for item in &f.items {
+        let path = prefix.join(OsStr::from_bytes(&item.name));
+        if let Some(node) = &item.hit {
+            out.push(Match { path: path.clone(), node: node.clone() });
+        }
+        if let Some(b) = &item.below {
+            flatten(b, &path, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_semantics() {
+        let m = Matcher::new(&["*.conf".into(), "/etc/postfix/main.cf".into(), "cur/*.tmp".into()], false).unwrap();
+        assert!(m.is_match(b"a.conf", Path::new("/etc/a.conf")));
+        assert!(m.is_match(b"a.conf", Path::new("/x/y/a.conf")));
+        assert!(!m.is_match(b"a.conf.bak", Path::new("/etc/a.conf.bak")));
+        assert!(m.is_match(b"main.cf", Path::new("/etc/postfix/main.cf")));
+        assert!(!m.is_match(b"main.cf", Path::new("/srv/etc/postfix/main.cf")));
+        assert!(m.is_match(b"1.tmp", Path::new("/var/vmail/a/cur/1.tmp")));
+        assert!(!m.is_match(b"1.tmp", Path::new("/var/vmail/a/new/1.tmp")));
+        assert!(m.uses_paths());
+        let i = Matcher::new(&["MAILDB.*".into()], true).unwrap();
+        assert!(i.is_match(b"maildb.dump", Path::new("/maildb.dump")));
+        assert!(!i.uses_paths());
+        assert!(!Matcher::new(&["MAILDB.*".into()], false).unwrap().is_match(b"maildb.dump", Path::new("/maildb.dump")));
+        assert!(Matcher::new(&["[".into()], false).is_err());
+    }
+}
