@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
@@ -430,53 +430,39 @@ impl<'r> Saver<'r> {
     /// Read errors are returned as [`StreamError::Source`], repository errors as
     /// [`StreamError::Repo`].
     pub fn save_stream(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+        // On a pool worker (a large file of a tree backup) the chunks of each window are saved
+        // in parallel on the pool. Off the pool (a stream on the main thread), a pipeline.
+        if rayon::current_thread_index().is_some() {
+            self.save_stream_windows(chunker, r, size_hint)
+        } else {
+            self.save_stream_pipelined(chunker, r, size_hint)
+        }
+    }
+
+    /// Read a window, cut it, save its chunks in parallel on the pool, repeat.
+    fn save_stream_windows(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let max = chunker.params().max_size as usize;
         let window = (3 * max).max(4 << 20);
         // Buffers grow (and are zeroed) only when full; a small file gets a small buffer.
         let first = usize::try_from(size_hint).unwrap_or(window).saturating_add(1).clamp(4096, window);
-        let (mut cur, mut next) = (Vec::new(), Vec::new());
-        let mut cur_len = 0usize;
-        let mut eof = fill(r, &mut cur, &mut cur_len, window, first).map_err(StreamError::Source)?;
+        let mut buf = Vec::new();
+        let mut len = 0usize;
         let mut ids = Vec::new();
         let mut total = 0u64;
         loop {
             check_interrupted().map_err(StreamError::Repo)?;
-            let data = &cur[..cur_len];
+            let eof = fill(r, &mut buf, &mut len, window, first).map_err(StreamError::Source)?;
+            let data = &buf[..len];
             let mut cuts = Vec::new();
             let mut pos = 0;
             while let Some(n) = chunker.next_cut(&data[pos..], eof) {
                 cuts.push(pos..pos + n);
                 pos += n;
             }
-            // The bytes after the last cut start the next window.
-            let tail = cur_len - pos;
-            if next.len() < tail {
-                next.resize(tail.max(first), 0);
-            }
-            next[..tail].copy_from_slice(&data[pos..]);
-            let mut next_len = tail;
-            let process = || -> Result<Vec<BlobId>> {
-                if cuts.len() > 1 {
-                    cuts.par_iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
-                } else {
-                    cuts.iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
-                }
-            };
-            // Read the next window while this one is chunked, compressed and packed. Only off
-            // the worker pool (a stream on the main thread): a pool worker blocking here on
-            // work that needs the pool could leave no worker to do it.
-            let (batch, read) = if eof {
-                (process(), Ok(true))
-            } else if rayon::current_thread_index().is_some() {
-                let batch = process();
-                (batch, fill(r, &mut next, &mut next_len, window, first))
+            let batch: Result<Vec<BlobId>> = if cuts.len() > 1 {
+                cuts.par_iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
             } else {
-                std::thread::scope(|s| {
-                    let worker = s.spawn(process);
-                    let read = fill(r, &mut next, &mut next_len, window, first);
-                    let batch = worker.join().unwrap_or_else(|_| Err(Error::InvalidInput("a backup worker thread panicked".into())));
-                    (batch, read)
-                })
+                cuts.iter().map(|c| self.save_blob(BlobType::Data, &data[c.clone()])).collect()
             };
             ids.extend(batch.map_err(StreamError::Repo)?);
             total += pos as u64;
@@ -484,9 +470,99 @@ impl<'r> Saver<'r> {
             if eof {
                 return Ok((ids, total));
             }
-            eof = read.map_err(StreamError::Source)?;
-            std::mem::swap(&mut cur, &mut next);
-            cur_len = next_len;
+            // The bytes after the last cut start the next window.
+            buf.copy_within(pos..len, 0);
+            len -= pos;
+        }
+    }
+
+    /// A pipeline for one stream: this thread reads and cuts, and hands each chunk to one
+    /// saver thread per core (hash, compress, encrypt, pack) through a bounded queue, so the
+    /// cores never wait for a window's slowest chunk and memory stays bounded (one window
+    /// plus two chunks per core in the queue).
+    fn save_stream_pipelined(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+        let workers = rayon::current_num_threads().max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(workers * 2);
+        let failed = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let savers: Vec<_> = (0..workers)
+                .map(|_| {
+                    let rx = rx.clone();
+                    let failed = &failed;
+                    s.spawn(move || -> Result<Vec<(usize, BlobId)>> {
+                        let mut out = Vec::new();
+                        for (seq, chunk) in rx {
+                            if failed.load(Ordering::Relaxed) {
+                                continue; // drain: the producer stops soon
+                            }
+                            match self.save_blob(BlobType::Data, &chunk) {
+                                Ok(id) => out.push((seq, id)),
+                                Err(e) => {
+                                    failed.store(true, Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            drop(rx);
+            let produced = self.produce_chunks(chunker, r, size_hint, &tx, &failed);
+            drop(tx);
+            let mut ids: Vec<(usize, BlobId)> = Vec::new();
+            let mut saver_error = None;
+            for h in savers {
+                match h.join() {
+                    Ok(Ok(v)) => ids.extend(v),
+                    Ok(Err(e)) => saver_error = saver_error.or(Some(e)),
+                    Err(_) => saver_error = saver_error.or(Some(Error::InvalidInput("a backup worker thread panicked".into()))),
+                }
+            }
+            if let Some(e) = saver_error {
+                return Err(StreamError::Repo(e));
+            }
+            let total = produced?;
+            ids.sort_unstable_by_key(|(seq, _)| *seq);
+            Ok((ids.into_iter().map(|(_, id)| id).collect(), total))
+        })
+    }
+
+    /// Read `r` to its end, cut it and send the numbered chunks. Returns the bytes read.
+    fn produce_chunks(
+        &self,
+        chunker: &Chunker,
+        r: &mut dyn Read,
+        size_hint: u64,
+        tx: &crossbeam_channel::Sender<(usize, Vec<u8>)>,
+        failed: &AtomicBool,
+    ) -> std::result::Result<u64, StreamError> {
+        let max = chunker.params().max_size as usize;
+        let window = (3 * max).max(4 << 20);
+        let first = usize::try_from(size_hint).unwrap_or(window).saturating_add(1).clamp(4096, window);
+        let mut buf = Vec::new();
+        let mut len = 0usize;
+        let mut seq = 0usize;
+        let mut total = 0u64;
+        loop {
+            check_interrupted().map_err(StreamError::Repo)?;
+            let eof = fill(r, &mut buf, &mut len, window, first).map_err(StreamError::Source)?;
+            let mut pos = 0;
+            while let Some(n) = chunker.next_cut(&buf[pos..len], eof) {
+                if failed.load(Ordering::Relaxed) || tx.send((seq, buf[pos..pos + n].to_vec())).is_err() {
+                    // A saver failed; its error is the one reported.
+                    return Ok(total);
+                }
+                seq += 1;
+                pos += n;
+                total += n as u64;
+                self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            if eof {
+                return Ok(total);
+            }
+            buf.copy_within(pos..len, 0);
+            len -= pos;
         }
     }
 }
