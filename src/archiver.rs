@@ -294,6 +294,7 @@ pub struct Saver<'r> {
     data_added: AtomicU64,
     data_added_packed: AtomicU64,
     progress: &'r Progress,
+    lock: Option<Arc<crate::lock::RepoLock>>,
 }
 
 impl<'r> Saver<'r> {
@@ -312,7 +313,14 @@ impl<'r> Saver<'r> {
             data_added: AtomicU64::new(0),
             data_added_packed: AtomicU64::new(0),
             progress,
+            lock: None,
         }
+    }
+
+    /// Check `lock` before every index file is written: a backup whose lock was lost must not
+    /// index packs that a prune may have deleted meanwhile.
+    pub fn set_lock(&mut self, lock: Option<Arc<crate::lock::RepoLock>>) {
+        self.lock = lock;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SaverState> {
@@ -377,6 +385,9 @@ impl<'r> Saver<'r> {
     fn write_index(&self, packs: Vec<IndexPack>) -> Result<()> {
         if packs.is_empty() || self.dry_run {
             return Ok(());
+        }
+        if let Some(lock) = &self.lock {
+            lock.check()?;
         }
         self.repo.write_index(&IndexFile { packs, supersedes: Vec::new() })?;
         Ok(())
@@ -848,6 +859,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         }
         saver.set_compression(level);
     }
+    saver.set_lock(opts.lock.clone());
     let walker = Walker {
         saver: &saver,
         chunker: repo.chunker()?,

@@ -103,6 +103,7 @@ fn prune_reclaims_unused_data_and_keeps_every_kept_snapshot() {
     assert_eq!(repo.size(), before, "--dry-run changed the repository");
 
     let r = repo.cmd().args(["--json", "prune", "--max-unused", "0"]).run().ok().json();
+    repo.run(["check", "--read-data"]).ok();
     assert!(r["bytes_after"].as_u64().unwrap() < r["bytes_before"].as_u64().unwrap(), "{r}");
     // gen0.bin (9 MiB of random data) was unique to the forgotten snapshot.
     assert!(repo.size() + 8 * MIB as u64 <= before, "prune freed too little: {before} -> {}", repo.size());
@@ -152,6 +153,8 @@ fn prune_killed_at_each_step_leaves_a_complete_repository() {
             .expect("run prune");
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(out.status.signal(), Some(9), "{point}: prune was not killed: {out:?}");
+        // check --read-data passes on the half-pruned repository (packs in no index are hints).
+        repo.run(["check", "--read-data"]).ok();
         // Every kept snapshot restores identically after the crash.
         for (id, copy) in &g.snaps[1..] {
             assert_restores(&repo, id, &g.src, copy);
@@ -162,6 +165,8 @@ fn prune_killed_at_each_step_leaves_a_complete_repository() {
         let again = repo.cmd().args(["--json", "prune", "--max-unused", "0", "--dry-run"]).run().ok().json();
         assert_eq!(again["unused_blobs"], 0, "{point}: {again}");
         assert_eq!(again["packs_unindexed_deleted"], 0, "{point}: {again}");
+        let out = repo.run(["check", "--read-data"]).ok();
+        assert!(!out.stdout.contains("hint"), "{point}: leftovers after the second prune: {}", out.stdout);
         for (id, copy) in &g.snaps[1..] {
             assert_restores(&repo, id, &g.src, copy);
         }
@@ -253,7 +258,9 @@ fn stopped_backup_blocks_prune_and_its_snapshot_stays_whole() {
     let t = Tmp::new();
     repo.run(["restore".to_string(), "latest".into(), "--target".into(), t.path.display().to_string()]).ok();
     assert_eq!(fs::read(t.join("db.dump")).expect("restored dump"), data);
+    repo.run(["check", "--read-data"]).ok();
     repo.run(["prune"]).ok();
+    repo.run(["check", "--read-data"]).ok();
     for (id, copy) in &g.snaps[1..] {
         assert_restores(&repo, id, &g.src, copy);
     }
@@ -282,6 +289,7 @@ fn backup_that_lost_its_lock_writes_no_snapshot() {
     assert_eq!(out.status.code(), Some(11), "{}", String::from_utf8_lossy(&out.stderr));
     let snaps = repo.snapshots(Vec::<&str>::new());
     assert_eq!(snaps.len(), 3, "a snapshot was written without a lock");
+    repo.run(["check", "--read-data"]).ok();
     for (id, copy) in &g.snaps {
         assert_restores(&repo, id, &g.src, copy);
     }
