@@ -9,6 +9,7 @@
 //! - [`backend`]: the storage trait and the local-disk backend;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`restorer`]: restore.
+//! - [`fuse`]: `mount`, a read-only FUSE view of the snapshots.
 
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod chunker;
 pub mod crypto;
 pub mod error;
 pub mod format;
+pub mod fuse;
 pub mod id;
 pub mod index;
 pub mod pack;

@@ -2,6 +2,7 @@
 
 mod backup;
 mod init;
+mod mount;
 mod password;
 mod progress;
 mod restore;
@@ -91,6 +92,8 @@ enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
+    /// Mount the repository read-only as a FUSE filesystem
+    Mount(mount::MountArgs),
 }
 
 impl GlobalOpts {
@@ -179,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Backup(a) => backup::run(&cli.global, a),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Mount(a) => mount::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

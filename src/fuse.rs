@@ -1,0 +1,685 @@
+//! A read-only FUSE view of a repository, laid out as restic's `mount` does
+//! (restic `internal/fuse`, documented in restic's "Browsing repository objects" and
+//! `restic help mount`):
+//!
+//! ```text
+//! snapshots/<time>/...          every snapshot, named by its time
+//! ids/<short id>/...            every snapshot, named by its short id
+//! hosts/<host>/<time>/...       the snapshots of each host
+//! tags/<tag>/<time>/...         the snapshots carrying each tag (a snapshot with two tags is in both)
+//! <each of those dirs>/latest   a symlink to the newest snapshot in that directory
+//! ```
+//!
+//! `<time>` is restic's default time template `2006-01-02T15:04:05Z07:00`: RFC 3339 to the
+//! second in the snapshot's own time zone, `Z` for UTC. Snapshots that share a name in one
+//! directory get `-1`, `-2`... appended in time order (restic's `uniqueName`). Below a snapshot
+//! directory is the snapshot's root tree: the source paths from `/` (`etc/postfix/...`), or
+//! the one file of a `--stdin` backup.
+//!
+//! Inodes: the fixed directories and symlinks above are numbered from 1 (the root) when the
+//! filesystem is built. Entries of stored trees are numbered lazily: the first time a directory
+//! is looked into, its tree is loaded and a contiguous range of inode numbers is reserved for
+//! its entries (entry `i` is `base + i`), so an entry's inode is found from its number by one
+//! binary search over the ranges, a name by one binary search in the sorted tree, and a listing
+//! of n entries costs O(n). Inode numbers stay valid for the whole mount (`forget` is ignored;
+//! loaded trees are kept).
+//!
+//! Reads: a file's content is its list of data blobs; at `open` the blobs' plaintext lengths
+//! are taken from the index ([`Index::get`]) to give each blob's end offset, so a read at
+//! offset X fetches only the blobs that overlap `[X, X + size)`. Fetched blobs go to a bounded
+//! LRU cache ([`BLOB_CACHE_BYTES`]), so the kernel's successive reads within one blob fetch it
+//! once. [`MountStats`] counts what was fetched from the repository.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, OpenAccMode, OpenFlags,
+    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+
+use crate::blob::BlobType;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::repository::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{Node, NodeKind, Timestamp, Tree};
+
+/// Bytes of plaintext blobs kept in the read cache (64 MiB: 32 blobs of the largest default
+/// chunk size, 128 of the average).
+pub const BLOB_CACHE_BYTES: usize = 64 << 20;
+
+/// How long the kernel may cache attributes and names: the view does not change while mounted.
+const TTL: Duration = Duration::from_secs(60);
+
+/// What the filesystem fetched from the repository since it was mounted.
+#[derive(Debug, Default)]
+pub struct MountStats {
+    /// Stored (compressed, encrypted) bytes of the data blobs read from the repository.
+    pub bytes: AtomicU64,
+    /// Data blobs read from the repository (cache hits are not counted).
+    pub blobs: AtomicU64,
+}
+
+/// A fixed entry of the top of the view.
+enum VNode {
+    /// A directory of fixed entries, sorted by name.
+    Dir { parent: u64, entries: Vec<(Vec<u8>, u64)>, mtime: Timestamp },
+    /// A `latest` symlink.
+    Link { target: Vec<u8>, mtime: Timestamp },
+    /// A snapshot directory: its entries are the snapshot's root tree.
+    Snapshot { parent: u64, tree: BlobId, mtime: Timestamp },
+}
+
+/// The entries of a directory whose tree was loaded: entry `i` has inode `base + i`.
+struct LoadedDir {
+    tree: Arc<Tree>,
+    base: u64,
+}
+
+/// Inodes of tree entries, allocated as directories are looked into.
+struct Inodes {
+    /// Directory inode → its loaded tree and the base of its entries' inode range.
+    dirs: HashMap<u64, LoadedDir>,
+    /// `(base, directory inode)` for each range, ascending by base.
+    ranges: Vec<(u64, u64)>,
+    /// The next inode number to hand out.
+    next: u64,
+}
+
+/// One open file: its blobs and where each ends in the file.
+struct OpenFile {
+    blobs: Vec<BlobId>,
+    /// `ends[i]` is the file offset just past blob `i` (cumulative plaintext lengths).
+    ends: Vec<u64>,
+}
+
+/// A byte-bounded LRU cache of plaintext data blobs.
+struct BlobCache {
+    lru: lru::LruCache<BlobId, Arc<Vec<u8>>>,
+    bytes: usize,
+    limit: usize,
+}
+
+impl BlobCache {
+    fn get(&mut self, id: &BlobId) -> Option<Arc<Vec<u8>>> {
+        self.lru.get(id).cloned()
+    }
+
+    fn put(&mut self, id: BlobId, data: Arc<Vec<u8>>) {
+        self.bytes += data.len();
+        if let Some(old) = self.lru.put(id, data) {
+            self.bytes -= old.len();
+        }
+        while self.bytes > self.limit && self.lru.len() > 1 {
+            match self.lru.pop_lru() {
+                Some((_, d)) => self.bytes -= d.len(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// What an inode number stands for.
+enum Resolved<'a> {
+    Fixed(&'a VNode),
+    /// Entry `idx` of `tree`.
+    Entry(Arc<Tree>, usize),
+}
+
+/// The filesystem: a repository's snapshots, read-only. Build it with [`CairnFs::new`] and
+/// mount it with [`mount`].
+pub struct CairnFs {
+    repo: Repository,
+    index: Index,
+    /// Fixed inodes: `fixed[i]` is inode `i + 1`.
+    fixed: Vec<VNode>,
+    inodes: Mutex<Inodes>,
+    cache: Mutex<BlobCache>,
+    /// Held while a data blob is looked up and fetched, so that concurrent reads of one blob
+    /// (the kernel's read-ahead) fetch it once.
+    fetching: Mutex<()>,
+    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    next_fh: AtomicU64,
+    stats: Arc<MountStats>,
+    uid: u32,
+    gid: u32,
+}
+
+/// The directory name restic gives a snapshot: RFC 3339 to the second in the snapshot's time
+/// zone, `Z` for UTC (restic's default `--time-template` "2006-01-02T15:04:05Z07:00").
+pub fn snapshot_dir_name(s: &Snapshot) -> String {
+    s.local_time().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn system_time(t: Timestamp) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(t.nanos.min(999_999_999)));
+    if t.secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(t.secs as u64) + nanos
+    } else {
+        UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs()) + nanos
+    }
+}
+
+/// A 64-bit `st_rdev` (glibc's `makedev` layout) in the 32-bit form FUSE carries (the kernel's
+/// `new_encode_dev`: minor's low byte, major, then minor's upper bits).
+fn fuse_rdev(rdev: u64) -> u32 {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    ((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)) as u32
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::Symlink => FileType::Symlink,
+        NodeKind::CharDevice => FileType::CharDevice,
+        NodeKind::BlockDevice => FileType::BlockDevice,
+        NodeKind::Fifo => FileType::NamedPipe,
+        NodeKind::Socket => FileType::Socket,
+    }
+}
+
+/// Builds the fixed part of the view.
+struct Builder {
+    fixed: Vec<VNode>,
+}
+
+impl Builder {
+    fn dir(&mut self, parent: u64, mtime: Timestamp) -> u64 {
+        self.fixed.push(VNode::Dir { parent, entries: Vec::new(), mtime });
+        self.fixed.len() as u64
+    }
+
+    fn add(&mut self, dir: u64, name: String, ino: u64) {
+        if let Some(VNode::Dir { entries, .. }) = self.fixed.get_mut(dir as usize - 1) {
+            entries.push((name.into_bytes(), ino));
+        }
+    }
+
+    /// A directory of `snaps` (oldest first) named by `name`, made unique with `-1`, `-2`...,
+    /// and a `latest` symlink to the newest.
+    fn snapshot_dir(&mut self, dir: u64, snaps: &[&(SnapshotId, Snapshot)], name: impl Fn(&SnapshotId, &Snapshot) -> String) {
+        let mut taken = std::collections::HashSet::new();
+        let mut newest = None;
+        for (id, s) in snaps {
+            let base = name(id, s);
+            let mut unique = base.clone();
+            let mut i = 1;
+            while !taken.insert(unique.clone()) || unique == "latest" {
+                unique = format!("{base}-{i}");
+                i += 1;
+            }
+            self.fixed.push(VNode::Snapshot { parent: dir, tree: s.tree, mtime: s.time });
+            let ino = self.fixed.len() as u64;
+            self.add(dir, unique.clone(), ino);
+            newest = Some((unique, s.time));
+        }
+        if let Some((target, mtime)) = newest {
+            self.fixed.push(VNode::Link { target: target.into_bytes(), mtime });
+            let ino = self.fixed.len() as u64;
+            self.add(dir, "latest".into(), ino);
+        }
+    }
+}
+
+/// A host or tag usable as one path component.
+fn valid_component(s: &str) -> bool {
+    Tree::valid_name(s.as_bytes())
+}
+
+impl CairnFs {
+    /// The view of `snapshots` (oldest first, as [`Repository::snapshots`] returns them),
+    /// reading trees and blobs through `index`. Files and directories that are not in a
+    /// snapshot (the fixed top levels) belong to the mounting user. Hosts and tags that are not
+    /// a valid file name (empty, containing `/`) are left out of `hosts/` and `tags/`.
+    pub fn new(repo: Repository, index: Index, snapshots: &[(SnapshotId, Snapshot)], stats: Arc<MountStats>) -> Self {
+        let newest = snapshots.last().map(|(_, s)| s.time).unwrap_or_else(Timestamp::now);
+        let mut b = Builder { fixed: Vec::new() };
+        let root = b.dir(1, newest);
+        let all: Vec<&(SnapshotId, Snapshot)> = snapshots.iter().collect();
+        for top in ["hosts", "ids", "snapshots", "tags"] {
+            let d = b.dir(root, newest);
+            b.add(root, top.into(), d);
+            match top {
+                "snapshots" => b.snapshot_dir(d, &all, |_, s| snapshot_dir_name(s)),
+                "ids" => b.snapshot_dir(d, &all, |id, _| id.short()),
+                "hosts" => {
+                    let mut hosts: Vec<&str> = all.iter().map(|(_, s)| s.hostname.as_str()).filter(|h| valid_component(h)).collect();
+                    hosts.sort();
+                    hosts.dedup();
+                    for h in hosts {
+                        let of: Vec<_> = all.iter().copied().filter(|(_, s)| s.hostname == h).collect();
+                        let hd = b.dir(d, of.last().map(|(_, s)| s.time).unwrap_or(newest));
+                        b.add(d, h.into(), hd);
+                        b.snapshot_dir(hd, &of, |_, s| snapshot_dir_name(s));
+                    }
+                }
+                _ => {
+                    let mut tags: Vec<&str> = all.iter().flat_map(|(_, s)| s.tags.iter().map(String::as_str)).filter(|t| valid_component(t)).collect();
+                    tags.sort();
+                    tags.dedup();
+                    for t in tags {
+                        let of: Vec<_> = all.iter().copied().filter(|(_, s)| s.tags.iter().any(|x| x == t)).collect();
+                        let td = b.dir(d, of.last().map(|(_, s)| s.time).unwrap_or(newest));
+                        b.add(d, t.into(), td);
+                        b.snapshot_dir(td, &of, |_, s| snapshot_dir_name(s));
+                    }
+                }
+            }
+        }
+        for v in &mut b.fixed {
+            if let VNode::Dir { entries, .. } = v {
+                entries.sort();
+            }
+        }
+        let next = b.fixed.len() as u64 + 1;
+        CairnFs {
+            repo,
+            index,
+            fixed: b.fixed,
+            inodes: Mutex::new(Inodes { dirs: HashMap::new(), ranges: Vec::new(), next }),
+            cache: Mutex::new(BlobCache { lru: lru::LruCache::unbounded(), bytes: 0, limit: BLOB_CACHE_BYTES }),
+            fetching: Mutex::new(()),
+            files: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            stats,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+        }
+    }
+
+    fn resolve(&self, ino: u64) -> Option<Resolved<'_>> {
+        if ino == 0 {
+            return None;
+        }
+        if let Some(v) = self.fixed.get(ino as usize - 1) {
+            return Some(Resolved::Fixed(v));
+        }
+        let inodes = lock(&self.inodes);
+        let i = inodes.ranges.partition_point(|(base, _)| *base <= ino).checked_sub(1)?;
+        let (base, dir) = *inodes.ranges.get(i)?;
+        let d = inodes.dirs.get(&dir)?;
+        let idx = (ino - base) as usize;
+        (idx < d.tree.nodes.len()).then(|| Resolved::Entry(d.tree.clone(), idx))
+    }
+
+    /// The loaded entries of directory `ino` (a snapshot directory or a tree entry that is a
+    /// directory), loading its tree on first use. `Ok(None)`: `ino` is not such a directory.
+    fn tree_dir(&self, ino: u64) -> Result<Option<(Arc<Tree>, u64)>> {
+        if let Some(d) = lock(&self.inodes).dirs.get(&ino) {
+            return Ok(Some((d.tree.clone(), d.base)));
+        }
+        let tree_id = match self.resolve(ino) {
+            Some(Resolved::Fixed(VNode::Snapshot { tree, .. })) => *tree,
+            Some(Resolved::Entry(tree, idx)) => match tree.nodes.get(idx) {
+                Some(n) if n.kind == NodeKind::Dir => match n.subtree {
+                    Some(id) => id,
+                    None => return Err(Error::corrupt(format!("directory {:?}", n.name_lossy()), "has no subtree")),
+                },
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        let tree = Arc::new(self.repo.load_tree(&self.index, &tree_id)?);
+        let mut inodes = lock(&self.inodes);
+        // Another thread may have loaded it meanwhile: keep the first.
+        if let Some(d) = inodes.dirs.get(&ino) {
+            return Ok(Some((d.tree.clone(), d.base)));
+        }
+        let base = inodes.next;
+        inodes.next += tree.nodes.len().max(1) as u64;
+        inodes.ranges.push((base, ino));
+        inodes.dirs.insert(ino, LoadedDir { tree: tree.clone(), base });
+        Ok(Some((tree, base)))
+    }
+
+    fn fixed_attr(&self, ino: u64, v: &VNode) -> FileAttr {
+        let (kind, perm, size, nlink, mtime) = match v {
+            VNode::Dir { entries, mtime, .. } => (FileType::Directory, 0o555, 0, 2 + entries.len() as u32, *mtime),
+            VNode::Snapshot { mtime, .. } => (FileType::Directory, 0o555, 0, 2, *mtime),
+            VNode::Link { target, mtime } => (FileType::Symlink, 0o777, target.len() as u64, 1, *mtime),
+        };
+        let t = system_time(mtime);
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: 0,
+            atime: t,
+            mtime: t,
+            ctime: t,
+            crtime: t,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn node_attr(ino: u64, n: &Node) -> FileAttr {
+        let size = match n.kind {
+            NodeKind::File => n.size,
+            NodeKind::Symlink => n.symlink_target.len() as u64,
+            _ => 0,
+        };
+        let mtime = system_time(n.mtime);
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: mtime,
+            mtime,
+            ctime: system_time(n.ctime),
+            crtime: mtime,
+            kind: file_type(n.kind),
+            perm: (n.mode & 0o7777) as u16,
+            nlink: n.links.clamp(1, u64::from(u32::MAX)) as u32,
+            uid: n.uid,
+            gid: n.gid,
+            rdev: fuse_rdev(n.rdev),
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        match self.resolve(ino)? {
+            Resolved::Fixed(v) => Some(self.fixed_attr(ino, v)),
+            Resolved::Entry(tree, idx) => tree.nodes.get(idx).map(|n| Self::node_attr(ino, n)),
+        }
+    }
+
+    /// Report a repository error on stderr (the kernel only passes on an errno) and give EIO.
+    fn io_error(&self, e: &Error) -> Errno {
+        eprintln!("cairn: mount: {e}");
+        Errno::EIO
+    }
+
+    /// A data blob's plaintext, from the cache or the repository.
+    fn blob(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
+        if let Some(d) = lock(&self.cache).get(id) {
+            return Ok(d);
+        }
+        let _one_fetch = lock(&self.fetching);
+        if let Some(d) = lock(&self.cache).get(id) {
+            return Ok(d);
+        }
+        let data = Arc::new(self.repo.read_blob(&self.index, BlobType::Data, id)?);
+        let stored = self.index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
+        self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
+        self.stats.blobs.fetch_add(1, Ordering::Relaxed);
+        lock(&self.cache).put(*id, data.clone());
+        Ok(data)
+    }
+
+    /// Up to `size` bytes of `file` from `offset`, fetching only the blobs that overlap them.
+    fn read_range(&self, file: &OpenFile, offset: u64, size: usize) -> Result<Vec<u8>> {
+        let total = file.ends.last().copied().unwrap_or(0);
+        let end = offset.saturating_add(size as u64).min(total);
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut pos = offset;
+        let mut i = file.ends.partition_point(|&e| e <= offset);
+        while pos < end {
+            let (Some(id), Some(&blob_end)) = (file.blobs.get(i), file.ends.get(i)) else { break };
+            let blob_start = if i == 0 { 0 } else { file.ends.get(i - 1).copied().unwrap_or(0) };
+            let data = self.blob(id)?;
+            let from = (pos - blob_start) as usize;
+            let to = (end.min(blob_end) - blob_start) as usize;
+            let part = data.get(from..to).ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "shorter than the index says"))?;
+            out.extend_from_slice(part);
+            pos = blob_end.min(end);
+            i += 1;
+        }
+        Ok(out)
+    }
+}
+
+impl Filesystem for CairnFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Larger read-ahead requests mean fewer round trips; the kernel caps what it accepts.
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.as_bytes();
+        if let Some(Resolved::Fixed(VNode::Dir { entries, .. })) = self.resolve(parent.0) {
+            return match entries.binary_search_by(|(n, _)| n.as_slice().cmp(name)) {
+                Ok(i) => match entries.get(i).and_then(|(_, ino)| self.attr(*ino)) {
+                    Some(a) => reply.entry(&TTL, &a, Generation(0)),
+                    None => reply.error(Errno::ENOENT),
+                },
+                Err(_) => reply.error(Errno::ENOENT),
+            };
+        }
+        match self.tree_dir(parent.0) {
+            Ok(Some((tree, base))) => match tree.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)) {
+                Ok(i) => match tree.nodes.get(i) {
+                    Some(n) => reply.entry(&TTL, &Self::node_attr(base + i as u64, n), Generation(0)),
+                    None => reply.error(Errno::ENOENT),
+                },
+                Err(_) => reply.error(Errno::ENOENT),
+            },
+            Ok(None) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(self.io_error(&e)),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.attr(ino.0) {
+            Some(a) => reply.attr(&TTL, &a),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.resolve(ino.0) {
+            Some(Resolved::Fixed(VNode::Link { target, .. })) => reply.data(target),
+            Some(Resolved::Entry(tree, idx)) => match tree.nodes.get(idx) {
+                Some(n) if n.kind == NodeKind::Symlink => reply.data(&n.symlink_target),
+                _ => reply.error(Errno::EINVAL),
+            },
+            Some(_) => reply.error(Errno::EINVAL),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let node = match self.resolve(ino.0) {
+            Some(Resolved::Entry(tree, idx)) => match tree.nodes.get(idx) {
+                Some(n) if n.kind == NodeKind::File => (tree.clone(), idx),
+                Some(n) if n.kind == NodeKind::Dir => return reply.error(Errno::EISDIR),
+                _ => return reply.error(Errno::EINVAL),
+            },
+            Some(Resolved::Fixed(VNode::Link { .. })) => return reply.error(Errno::EINVAL),
+            Some(Resolved::Fixed(_)) => return reply.error(Errno::EISDIR),
+            None => return reply.error(Errno::ENOENT),
+        };
+        let Some(n) = node.0.nodes.get(node.1) else { return reply.error(Errno::ENOENT) };
+        let mut ends = Vec::with_capacity(n.content.len());
+        let mut at = 0u64;
+        for id in &n.content {
+            match self.index.get(id) {
+                Some((_, loc)) if loc.blob_type == BlobType::Data => {
+                    at += u64::from(loc.raw_length);
+                    ends.push(at);
+                }
+                _ => {
+                    let e = Error::corrupt(format!("file {:?}", n.name_lossy()), format!("data blob {} is not in the index", id.short()));
+                    return reply.error(self.io_error(&e));
+                }
+            }
+        }
+        if at != n.size {
+            let e = Error::corrupt(format!("file {:?}", n.name_lossy()), format!("its blobs hold {at} bytes, its size is {}", n.size));
+            return reply.error(self.io_error(&e));
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        lock(&self.files).insert(fh, Arc::new(OpenFile { blobs: n.content.clone(), ends }));
+        // The content never changes: the kernel may keep its page cache across opens.
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(file) = lock(&self.files).get(&fh.0).cloned() else { return reply.error(Errno::EBADF) };
+        match self.read_range(&file, offset, size as usize) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(self.io_error(&e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.files).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.resolve(ino.0) {
+            Some(Resolved::Fixed(VNode::Link { .. })) => reply.error(Errno::ENOTDIR),
+            Some(Resolved::Entry(tree, idx)) if tree.nodes.get(idx).map(|n| n.kind) != Some(NodeKind::Dir) => reply.error(Errno::ENOTDIR),
+            Some(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    /// Entries in order: `.`, `..`, then the directory's entries; the offset of the entry at
+    /// position p is p + 1, so a call with offset k resumes at position k.
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let parent = match self.resolve(ino.0) {
+            Some(Resolved::Fixed(VNode::Dir { parent, .. } | VNode::Snapshot { parent, .. })) => *parent,
+            _ => {
+                let inodes = lock(&self.inodes);
+                let i = inodes.ranges.partition_point(|(base, _)| *base <= ino.0);
+                i.checked_sub(1).and_then(|i| inodes.ranges.get(i)).map(|(_, dir)| *dir).unwrap_or(1)
+            }
+        };
+        let dots = [(b".".as_slice(), ino.0, FileType::Directory), (b"..".as_slice(), parent, FileType::Directory)];
+        if let Some(Resolved::Fixed(VNode::Dir { entries, .. })) = self.resolve(ino.0) {
+            let rest = entries.iter().map(|(name, child)| {
+                let kind = match self.fixed.get(*child as usize - 1) {
+                    Some(VNode::Link { .. }) => FileType::Symlink,
+                    _ => FileType::Directory,
+                };
+                (name.as_slice(), *child, kind)
+            });
+            for (pos, (name, child, kind)) in dots.into_iter().chain(rest).enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(child), pos as u64 + 1, kind, OsStr::from_bytes(name)) {
+                    break;
+                }
+            }
+            return reply.ok();
+        }
+        match self.tree_dir(ino.0) {
+            Ok(Some((tree, base))) => {
+                let rest = tree.nodes.iter().enumerate().map(|(i, n)| (n.name.as_slice(), base + i as u64, file_type(n.kind)));
+                for (pos, (name, child, kind)) in dots.into_iter().chain(rest).enumerate().skip(offset as usize) {
+                    if reply.add(INodeNo(child), pos as u64 + 1, kind, OsStr::from_bytes(name)) {
+                        break;
+                    }
+                }
+                reply.ok()
+            }
+            Ok(None) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(self.io_error(&e)),
+        }
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+}
+
+/// How to mount.
+#[derive(Clone, Debug, Default)]
+pub struct MountOptions {
+    /// Let other users access the mount (`allow_other`; needs `user_allow_other` in
+    /// /etc/fuse.conf unless root).
+    pub allow_other: bool,
+}
+
+/// Mount `fs` read-only at `mountpoint` and serve it from background threads until the
+/// returned session is dropped (which unmounts) or the mount is removed from outside
+/// (`fusermount -u`). Needs `/dev/fuse` and the `fusermount3` or `fusermount` binary.
+/// Errors: [`Error::InvalidInput`] when the mountpoint is not an existing directory;
+/// [`Error::Io`] when the kernel or fusermount refuses the mount.
+pub fn mount(fs: CairnFs, mountpoint: &std::path::Path, opts: &MountOptions) -> Result<fuser::BackgroundSession> {
+    match std::fs::metadata(mountpoint) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(Error::InvalidInput(format!("mountpoint {} is not a directory", mountpoint.display()))),
+        Err(e) => return Err(Error::InvalidInput(format!("mountpoint {}: {e}; create the directory first", mountpoint.display()))),
+    }
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName("cairn".into()),
+        fuser::MountOption::Subtype("cairn".into()),
+        fuser::MountOption::DefaultPermissions,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    if opts.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    // Several threads, so that a slow blob fetch does not stall listings.
+    config.n_threads = Some(4);
+    fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdev_encoding_matches_the_kernels() {
+        // /dev/null is 1:3, /dev/sda1 8:1, a device with a large minor 259:65536.
+        let dev = |major: u64, minor: u64| (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32);
+        assert_eq!(fuse_rdev(dev(1, 3)), (1 << 8) | 3);
+        assert_eq!(fuse_rdev(dev(8, 1)), (8 << 8) | 1);
+        assert_eq!(fuse_rdev(dev(259, 65536)), (259 << 8) | (65536 << 12));
+    }
+
+    #[test]
+    fn times_before_the_epoch() {
+        assert_eq!(system_time(Timestamp { secs: -1, nanos: 500_000_000 }), UNIX_EPOCH - Duration::from_millis(500));
+        assert_eq!(system_time(Timestamp { secs: 1, nanos: 5 }), UNIX_EPOCH + Duration::new(1, 5));
+    }
+}
