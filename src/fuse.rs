@@ -664,6 +664,33 @@ pub fn mount(fs: CairnFs, mountpoint: &std::path::Path, opts: &MountOptions) -> 
     fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))
 }
 
+/// Unmount and stop serving. When the mountpoint is busy (a process has a file open or its
+/// working directory in it), the mount is detached lazily instead (`umount -l`): it disappears
+/// from the namespace at once, and its remaining users get errors once this process exits.
+/// Returns true when the mount had to be detached lazily. A mount already removed from outside
+/// (`fusermount -u`) is not unmounted again.
+/// Errors: [`Error::Io`] when neither unmount works.
+pub fn unmount(session: fuser::BackgroundSession, mountpoint: &std::path::Path) -> Result<bool> {
+    if session.guard.is_finished() {
+        session.join().map_err(|e| Error::io(mountpoint, e))?;
+        return Ok(false);
+    }
+    match session.umount_and_join() {
+        Ok(()) => Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            let path = mountpoint.canonicalize().map_err(|e| Error::io(mountpoint, e))?;
+            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidInput(format!("mountpoint {} contains a NUL byte", path.display())))?;
+            // SAFETY: `c` is a valid NUL-terminated path.
+            if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+                Ok(true)
+            } else {
+                Err(Error::io(mountpoint, std::io::Error::last_os_error()))
+            }
+        }
+        Err(e) => Err(Error::io(mountpoint, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,8 +49,9 @@ pub fn run(g: &GlobalOpts, a: &MountArgs) -> Result<u8, Error> {
     while !cairn::archiver::INTERRUPTED.load(Ordering::SeqCst) && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let result = if session.guard.is_finished() { session.join() } else { session.umount_and_join() };
-    result.map_err(|e| Error::io(&a.mountpoint, e))?;
+    if cairn::fuse::unmount(session, &a.mountpoint)? {
+        eprintln!("cairn: {} was busy: detached it lazily; programs still using it get errors from now on", a.mountpoint.display());
+    }
     if g.verbose > 0 {
         eprintln!("fetched {} bytes in {} blobs", stats.bytes.load(Ordering::Relaxed), stats.blobs.load(Ordering::Relaxed));
     }
