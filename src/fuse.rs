@@ -141,9 +141,9 @@ pub struct CairnFs {
     fixed: Vec<VNode>,
     inodes: Mutex<Inodes>,
     cache: Mutex<BlobCache>,
-    /// Held while a data blob is looked up and fetched, so that concurrent reads of one blob
-    /// (the kernel's read-ahead) fetch it once.
-    fetching: Mutex<()>,
+    /// One lock per blob being fetched, so that concurrent reads of one blob (the kernel's
+    /// read-ahead) fetch it once while different blobs are fetched in parallel.
+    fetching: Mutex<HashMap<BlobId, Arc<Mutex<()>>>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
     stats: Arc<MountStats>,
@@ -188,6 +188,26 @@ fn file_type(kind: NodeKind) -> FileType {
         NodeKind::Fifo => FileType::NamedPipe,
         NodeKind::Socket => FileType::Socket,
     }
+}
+
+/// Fill a readdir reply from position `offset` on: `dots` (`.` and `..`) at positions 0 and 1,
+/// then `entry(i)` at position i + 2, until `entry` gives None or the reply is full. An entry's
+/// offset is its position + 1, where the next call resumes. Positions are looked up directly
+/// (no skipping from the start), so listing n entries in k calls costs O(n + k).
+fn fill_dir<'a>(mut reply: ReplyDirectory, offset: u64, dots: [(&'a [u8], u64); 2], entry: impl Fn(usize) -> Option<(&'a [u8], u64, FileType)>) {
+    let mut pos = offset as usize;
+    loop {
+        let next = match dots.get(pos) {
+            Some(&(name, ino)) => Some((name, ino, FileType::Directory)),
+            None => entry(pos.saturating_sub(2)),
+        };
+        let Some((name, ino, kind)) = next else { break };
+        pos += 1;
+        if reply.add(INodeNo(ino), pos as u64, kind, OsStr::from_bytes(name)) {
+            break;
+        }
+    }
+    reply.ok()
 }
 
 /// Builds the fixed part of the view.
@@ -290,7 +310,7 @@ impl CairnFs {
             fixed: b.fixed,
             inodes: Mutex::new(Inodes { dirs: HashMap::new(), ranges: Vec::new(), next }),
             cache: Mutex::new(BlobCache { lru: lru::LruCache::unbounded(), bytes: 0, limit: BLOB_CACHE_BYTES }),
-            fetching: Mutex::new(()),
+            fetching: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             stats,
@@ -414,16 +434,24 @@ impl CairnFs {
         if let Some(d) = lock(&self.cache).get(id) {
             return Ok(d);
         }
-        let _one_fetch = lock(&self.fetching);
-        if let Some(d) = lock(&self.cache).get(id) {
-            return Ok(d);
-        }
-        let data = Arc::new(self.repo.read_blob(&self.index, BlobType::Data, id)?);
-        let stored = self.index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
-        self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
-        self.stats.blobs.fetch_add(1, Ordering::Relaxed);
-        lock(&self.cache).put(*id, data.clone());
-        Ok(data)
+        let slot = lock(&self.fetching).entry(*id).or_default().clone();
+        let fetched = {
+            let _only_fetch_of_this_blob = lock(&slot);
+            // A thread that held the slot before has put the blob in the cache.
+            if let Some(d) = lock(&self.cache).get(id) {
+                return Ok(d);
+            }
+            self.repo.read_blob(&self.index, BlobType::Data, id).map(|data| {
+                let data = Arc::new(data);
+                let stored = self.index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
+                self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
+                self.stats.blobs.fetch_add(1, Ordering::Relaxed);
+                lock(&self.cache).put(*id, data.clone());
+                data
+            })
+        };
+        lock(&self.fetching).remove(id);
+        fetched
     }
 
     /// Up to `size` bytes of `file` from `offset`, fetching only the blobs that overlap them.
@@ -583,7 +611,7 @@ impl Filesystem for CairnFs {
 
     /// Entries in order: `.`, `..`, then the directory's entries; the offset of the entry at
     /// position p is p + 1, so a call with offset k resumes at position k.
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, reply: ReplyDirectory) {
         let parent = match self.resolve(ino.0) {
             Some(Resolved::Fixed(VNode::Dir { parent, .. } | VNode::Snapshot { parent, .. })) => *parent,
             _ => {
@@ -592,32 +620,19 @@ impl Filesystem for CairnFs {
                 i.checked_sub(1).and_then(|i| inodes.ranges.get(i)).map(|(_, dir)| *dir).unwrap_or(1)
             }
         };
-        let dots = [(b".".as_slice(), ino.0, FileType::Directory), (b"..".as_slice(), parent, FileType::Directory)];
+        let dots: [(&[u8], u64); 2] = [(b".", ino.0), (b"..", parent)];
         if let Some(Resolved::Fixed(VNode::Dir { entries, .. })) = self.resolve(ino.0) {
-            let rest = entries.iter().map(|(name, child)| {
-                let kind = match self.fixed.get(*child as usize - 1) {
+            return fill_dir(reply, offset, dots, |i| {
+                let (name, child) = entries.get(i)?;
+                let kind = match self.fixed.get((*child as usize).checked_sub(1)?) {
                     Some(VNode::Link { .. }) => FileType::Symlink,
                     _ => FileType::Directory,
                 };
-                (name.as_slice(), *child, kind)
+                Some((name.as_slice(), *child, kind))
             });
-            for (pos, (name, child, kind)) in dots.into_iter().chain(rest).enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(child), pos as u64 + 1, kind, OsStr::from_bytes(name)) {
-                    break;
-                }
-            }
-            return reply.ok();
         }
         match self.tree_dir(ino.0) {
-            Ok(Some((tree, base))) => {
-                let rest = tree.nodes.iter().enumerate().map(|(i, n)| (n.name.as_slice(), base + i as u64, file_type(n.kind)));
-                for (pos, (name, child, kind)) in dots.into_iter().chain(rest).enumerate().skip(offset as usize) {
-                    if reply.add(INodeNo(child), pos as u64 + 1, kind, OsStr::from_bytes(name)) {
-                        break;
-                    }
-                }
-                reply.ok()
-            }
+            Ok(Some((tree, base))) => fill_dir(reply, offset, dots, |i| tree.nodes.get(i).map(|n| (n.name.as_slice(), base + i as u64, file_type(n.kind)))),
             Ok(None) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(self.io_error(&e)),
         }
@@ -661,7 +676,10 @@ pub fn mount(fs: CairnFs, mountpoint: &std::path::Path, opts: &MountOptions) -> 
     }
     // Several threads, so that a slow blob fetch does not stall listings.
     config.n_threads = Some(4);
-    fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| Error::io(mountpoint, e))
+    fuser::spawn_mount(fs, mountpoint, &config).map_err(|e| {
+        let hint = "FUSE needs /dev/fuse, and fusermount3 or fusermount when not run as root";
+        Error::io(mountpoint, std::io::Error::new(e.kind(), format!("cannot mount: {e} ({hint})")))
+    })
 }
 
 /// Unmount and stop serving. When the mountpoint is busy (a process has a file open or its

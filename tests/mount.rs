@@ -27,6 +27,16 @@ fn is_mounted(path: &Path) -> bool {
     info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
 }
 
+/// The FUSE unmount helper: `fusermount3` (fuse3) or `fusermount` (fuse 2).
+fn fusermount() -> &'static str {
+    let found = |b: &str| Command::new(b).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if found("fusermount3") {
+        "fusermount3"
+    } else {
+        "fusermount"
+    }
+}
+
 /// A running `cairn mount`; unmounts and kills it on drop if the test did not stop it.
 struct Mounted {
     child: Option<Child>,
@@ -105,7 +115,7 @@ fn wait_for(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if is_mounted(&self.point) {
-            let ok = Command::new("fusermount").arg("-u").arg("-z").arg(&self.point).status().map(|s| s.success()).unwrap_or(false);
+            let ok = Command::new(fusermount()).arg("-u").arg("-z").arg(&self.point).status().map(|s| s.success()).unwrap_or(false);
             if !ok {
                 let _ = Command::new("umount").arg("-l").arg(&self.point).status();
             }
@@ -356,7 +366,7 @@ fn writes_fail_and_a_missing_mountpoint_is_an_error() {
 
     // Unmounting from outside ends the process with exit 0 too.
     let m = Mounted::start(&repo, &point, &[]);
-    let st = Command::new("fusermount").arg("-u").arg(&point).status().expect("run fusermount");
+    let st = Command::new(fusermount()).arg("-u").arg(&point).status().expect("run fusermount");
     assert!(st.success(), "fusermount -u failed");
     let mut m = m;
     let status = wait_for(m.child.as_mut().unwrap(), Duration::from_secs(60));
