@@ -28,7 +28,10 @@
 //! are taken from the index ([`Index::get`]) to give each blob's end offset, so a read at
 //! offset X fetches only the blobs that overlap `[X, X + size)`. Fetched blobs go to a bounded
 //! LRU cache ([`BLOB_CACHE_BYTES`]), so the kernel's successive reads within one blob fetch it
-//! once. [`MountStats`] counts what was fetched from the repository.
+//! once; concurrent reads of one blob wait for one fetch, different blobs are fetched in
+//! parallel. A read that continues the previous one has a background thread fetch the next
+//! blobs ([`PREFETCH_BLOBS`]), so a sequential reader's hashing or copying overlaps the
+//! decryption and decompression. [`MountStats`] counts what was fetched from the repository.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -97,6 +100,8 @@ struct OpenFile {
     blobs: Vec<BlobId>,
     /// `ends[i]` is the file offset just past blob `i` (cumulative plaintext lengths).
     ends: Vec<u64>,
+    /// Where the latest read ended: a read starting near it is sequential.
+    last_end: AtomicU64,
 }
 
 /// A byte-bounded LRU cache of plaintext data blobs.
@@ -135,20 +140,63 @@ enum Resolved<'a> {
 /// The filesystem: a repository's snapshots, read-only. Build it with [`CairnFs::new`] and
 /// mount it with [`mount`].
 pub struct CairnFs {
-    repo: Repository,
-    index: Index,
+    store: Arc<BlobStore>,
+    /// Blobs for the prefetch thread to fetch ahead of sequential reads (None: no thread).
+    prefetch: Option<crossbeam_channel::Sender<BlobId>>,
     /// Fixed inodes: `fixed[i]` is inode `i + 1`.
     fixed: Vec<VNode>,
     inodes: Mutex<Inodes>,
-    cache: Mutex<BlobCache>,
-    /// One lock per blob being fetched, so that concurrent reads of one blob (the kernel's
-    /// read-ahead) fetch it once while different blobs are fetched in parallel.
-    fetching: Mutex<HashMap<BlobId, Arc<Mutex<()>>>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
-    stats: Arc<MountStats>,
     uid: u32,
     gid: u32,
+}
+
+/// Blobs past the one a sequential read ends in that the prefetch thread fetches.
+pub const PREFETCH_BLOBS: usize = 2;
+
+/// The repository and the blob cache, shared by the filesystem and its prefetch thread.
+struct BlobStore {
+    repo: Repository,
+    index: Index,
+    cache: Mutex<BlobCache>,
+    /// One lock per blob being fetched, so that concurrent reads of one blob (the kernel's
+    /// read-ahead, the prefetch thread) fetch it once while different blobs are fetched in
+    /// parallel.
+    fetching: Mutex<HashMap<BlobId, Arc<Mutex<()>>>>,
+    stats: Arc<MountStats>,
+}
+
+impl BlobStore {
+    /// True when blob `id` is cached or being fetched.
+    fn has(&self, id: &BlobId) -> bool {
+        lock(&self.cache).lru.contains(id) || lock(&self.fetching).contains_key(id)
+    }
+
+    /// A data blob's plaintext, from the cache or the repository.
+    fn blob(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
+        if let Some(d) = lock(&self.cache).get(id) {
+            return Ok(d);
+        }
+        let slot = lock(&self.fetching).entry(*id).or_default().clone();
+        let fetched = {
+            let _only_fetch_of_this_blob = lock(&slot);
+            // A thread that held the slot before has put the blob in the cache.
+            if let Some(d) = lock(&self.cache).get(id) {
+                return Ok(d);
+            }
+            self.repo.read_blob(&self.index, BlobType::Data, id).map(|data| {
+                let data = Arc::new(data);
+                let stored = self.index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
+                self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
+                self.stats.blobs.fetch_add(1, Ordering::Relaxed);
+                lock(&self.cache).put(*id, data.clone());
+                data
+            })
+        };
+        lock(&self.fetching).remove(id);
+        fetched
+    }
 }
 
 /// The directory name restic gives a snapshot: RFC 3339 to the second in the snapshot's time
@@ -304,16 +352,33 @@ impl CairnFs {
             }
         }
         let next = b.fixed.len() as u64 + 1;
-        CairnFs {
+        let store = Arc::new(BlobStore {
             repo,
             index,
-            fixed: b.fixed,
-            inodes: Mutex::new(Inodes { dirs: HashMap::new(), ranges: Vec::new(), next }),
             cache: Mutex::new(BlobCache { lru: lru::LruCache::unbounded(), bytes: 0, limit: BLOB_CACHE_BYTES }),
             fetching: Mutex::new(HashMap::new()),
+            stats,
+        });
+        // The prefetch thread ends when the filesystem (the channel's sender) is dropped.
+        let (tx, rx) = crossbeam_channel::bounded::<BlobId>(2 * PREFETCH_BLOBS);
+        let s = store.clone();
+        let prefetch = std::thread::Builder::new()
+            .name("cairn-prefetch".into())
+            .spawn(move || {
+                for id in rx {
+                    // A failure is reported by the read that needs the blob.
+                    let _ = s.blob(&id);
+                }
+            })
+            .ok()
+            .map(|_| tx);
+        CairnFs {
+            store,
+            prefetch,
+            fixed: b.fixed,
+            inodes: Mutex::new(Inodes { dirs: HashMap::new(), ranges: Vec::new(), next }),
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            stats,
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
         }
@@ -351,7 +416,7 @@ impl CairnFs {
             },
             _ => return Ok(None),
         };
-        let tree = Arc::new(self.repo.load_tree(&self.index, &tree_id)?);
+        let tree = Arc::new(self.store.repo.load_tree(&self.store.index, &tree_id)?);
         let mut inodes = lock(&self.inodes);
         // Another thread may have loaded it meanwhile: keep the first.
         if let Some(d) = inodes.dirs.get(&ino) {
@@ -429,29 +494,23 @@ impl CairnFs {
         Errno::EIO
     }
 
-    /// A data blob's plaintext, from the cache or the repository.
-    fn blob(&self, id: &BlobId) -> Result<Arc<Vec<u8>>> {
-        if let Some(d) = lock(&self.cache).get(id) {
-            return Ok(d);
+    /// After a read of `[offset, end)`: when it continues the previous read (within a
+    /// window, since the kernel's read-ahead requests are served by several threads out of
+    /// order), have the prefetch thread fetch the next [`PREFETCH_BLOBS`] blobs, so that the
+    /// reader rarely waits for a fetch. Random reads fetch nothing extra.
+    fn prefetch_after(&self, file: &OpenFile, offset: u64, end: u64) {
+        const WINDOW: u64 = 1 << 20;
+        let last = file.last_end.swap(end, Ordering::Relaxed);
+        let Some(tx) = &self.prefetch else { return };
+        if offset.abs_diff(last) > WINDOW {
+            return;
         }
-        let slot = lock(&self.fetching).entry(*id).or_default().clone();
-        let fetched = {
-            let _only_fetch_of_this_blob = lock(&slot);
-            // A thread that held the slot before has put the blob in the cache.
-            if let Some(d) = lock(&self.cache).get(id) {
-                return Ok(d);
+        let next = file.ends.partition_point(|&e| e <= end);
+        for id in file.blobs.iter().skip(next).take(PREFETCH_BLOBS + 1) {
+            if !self.store.has(id) {
+                let _ = tx.try_send(*id);
             }
-            self.repo.read_blob(&self.index, BlobType::Data, id).map(|data| {
-                let data = Arc::new(data);
-                let stored = self.index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
-                self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
-                self.stats.blobs.fetch_add(1, Ordering::Relaxed);
-                lock(&self.cache).put(*id, data.clone());
-                data
-            })
-        };
-        lock(&self.fetching).remove(id);
-        fetched
+        }
     }
 
     /// Up to `size` bytes of `file` from `offset`, fetching only the blobs that overlap them.
@@ -464,7 +523,7 @@ impl CairnFs {
         while pos < end {
             let (Some(id), Some(&blob_end)) = (file.blobs.get(i), file.ends.get(i)) else { break };
             let blob_start = if i == 0 { 0 } else { file.ends.get(i - 1).copied().unwrap_or(0) };
-            let data = self.blob(id)?;
+            let data = self.store.blob(id)?;
             let from = (pos - blob_start) as usize;
             let to = (end.min(blob_end) - blob_start) as usize;
             let part = data.get(from..to).ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "shorter than the index says"))?;
@@ -544,7 +603,7 @@ impl Filesystem for CairnFs {
         let mut ends = Vec::with_capacity(n.content.len());
         let mut at = 0u64;
         for id in &n.content {
-            match self.index.get(id) {
+            match self.store.index.get(id) {
                 Some((_, loc)) if loc.blob_type == BlobType::Data => {
                     at += u64::from(loc.raw_length);
                     ends.push(at);
@@ -560,7 +619,7 @@ impl Filesystem for CairnFs {
             return reply.error(self.io_error(&e));
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(fh, Arc::new(OpenFile { blobs: n.content.clone(), ends }));
+        lock(&self.files).insert(fh, Arc::new(OpenFile { blobs: n.content.clone(), ends, last_end: AtomicU64::new(0) }));
         // The content never changes: the kernel may keep its page cache across opens.
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
     }
@@ -578,7 +637,11 @@ impl Filesystem for CairnFs {
     ) {
         let Some(file) = lock(&self.files).get(&fh.0).cloned() else { return reply.error(Errno::EBADF) };
         match self.read_range(&file, offset, size as usize) {
-            Ok(data) => reply.data(&data),
+            Ok(data) => {
+                let end = offset + data.len() as u64;
+                reply.data(&data);
+                self.prefetch_after(&file, offset, end);
+            }
             Err(e) => reply.error(self.io_error(&e)),
         }
     }

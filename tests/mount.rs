@@ -152,6 +152,13 @@ fn make_tree(root: &Path) {
     write(root.join("hard1"), random_bytes(9, 70_000));
     fs::hard_link(root.join("hard1"), root.join("a/hard2")).unwrap();
     mkfifo(&root.join("a/fifo"), 0o640);
+    if is_root() {
+        // A character device like /dev/null (1:3); only root can make one.
+        let c = std::ffi::CString::new(root.join("a/null").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 3)) };
+        assert_eq!(r, 0, "mknod: {}", std::io::Error::last_os_error());
+    }
     let mut entries: Vec<PathBuf> = listing(root).into_keys().collect();
     // Deepest first, so that setting a directory's time is the last change to it.
     entries.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -189,8 +196,15 @@ fn files_read_through_the_mount_equal_the_source() {
             assert_eq!(mv.nlink(), ms.nlink(), "{p}: link count");
         }
         assert_eq!((mv.uid(), mv.gid()), (ms.uid(), ms.gid()), "{p}: owner");
+        assert_eq!(mv.file_type(), ms.file_type(), "{p}: file type");
+        assert_eq!(mv.rdev(), ms.rdev(), "{p}: device number");
     }
     assert_eq!(got[Path::new("a/hard2")].nlink, 2, "hardlink pair: link count");
+    assert_eq!(got[Path::new("a/fifo")].kind, Kind::Fifo);
+    if is_root() {
+        let md = fs::symlink_metadata(view.join("a/null")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == libc::makedev(1, 3), "a/null: {md:?}");
+    }
     // Reads at arbitrary offsets (blob boundaries of a 5 MB file are crossed).
     let mut f = fs::File::open(view.join("a/b/size5000000")).unwrap();
     let data = random_bytes(4, 5_000_000);
