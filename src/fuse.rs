@@ -16,8 +16,12 @@
 //! directory is the snapshot's root tree: the source paths from `/` (`etc/postfix/...`), or
 //! the one file of a `--stdin` backup.
 //!
-//! Inodes: the fixed directories and symlinks above are numbered from 1 (the root) when the
-//! filesystem is built. Entries of stored trees are numbered lazily: the first time a directory
+//! The snapshot list is checked again (restic: at most every 60 s) when a fixed directory is
+//! listed or looked into; when it changed, the index is reloaded and the fixed part rebuilt.
+//!
+//! Inodes: the fixed directories and symlinks get numbers that stay the same across rebuilds
+//! for the same path (and, for a snapshot directory, the same snapshot); the root is 1.
+//! Entries of stored trees are numbered lazily: the first time a directory
 //! is looked into, its tree is loaded and a contiguous range of inode numbers is reserved for
 //! its entries (entry `i` is `base + i`), so an entry's inode is found from its number by one
 //! binary search over the ranges, a name by one binary search in the sorted tree, and a listing
@@ -50,15 +54,17 @@ use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
 use crate::repository::Repository;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotFilter};
 use crate::tree::{Node, NodeKind, Timestamp, Tree};
 
 /// Bytes of plaintext blobs kept in the read cache (64 MiB: 32 blobs of the largest default
 /// chunk size, 128 of the average).
 pub const BLOB_CACHE_BYTES: usize = 64 << 20;
 
-/// How long the kernel may cache attributes and names: the view does not change while mounted.
+/// How long the kernel may cache attributes and names of snapshot content: it never changes.
 const TTL: Duration = Duration::from_secs(60);
+/// The same for the fixed directories and links, which change when snapshots are added.
+const FIXED_TTL: Duration = Duration::from_secs(1);
 
 /// What the filesystem fetched from the repository since it was mounted.
 #[derive(Debug, Default)]
@@ -71,8 +77,8 @@ pub struct MountStats {
 
 /// A fixed entry of the top of the view.
 enum VNode {
-    /// A directory of fixed entries, sorted by name.
-    Dir { parent: u64, entries: Vec<(Vec<u8>, u64)>, mtime: Timestamp },
+    /// A directory of fixed entries (name, inode, type), sorted by name.
+    Dir { parent: u64, entries: Vec<(Vec<u8>, u64, FileType)>, mtime: Timestamp },
     /// A `latest` symlink.
     Link { target: Vec<u8>, mtime: Timestamp },
     /// A snapshot directory: its entries are the snapshot's root tree.
@@ -131,8 +137,8 @@ impl BlobCache {
 }
 
 /// What an inode number stands for.
-enum Resolved<'a> {
-    Fixed(&'a VNode),
+enum Resolved {
+    Fixed(Arc<VNode>),
     /// Entry `idx` of `tree`.
     Entry(Arc<Tree>, usize),
 }
@@ -143,8 +149,11 @@ pub struct CairnFs {
     store: Arc<BlobStore>,
     /// Blobs for the prefetch thread to fetch ahead of sequential reads (None: no thread).
     prefetch: Option<crossbeam_channel::Sender<BlobId>>,
-    /// Fixed inodes: `fixed[i]` is inode `i + 1`.
-    fixed: Vec<VNode>,
+    /// The fixed part of the view, rebuilt when the snapshots change.
+    fixed: std::sync::RwLock<Fixed>,
+    /// Which snapshots are shown, and when the list was last checked.
+    filter: SnapshotFilter,
+    refresh: Mutex<Refresh>,
     inodes: Mutex<Inodes>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
@@ -158,7 +167,8 @@ pub const PREFETCH_BLOBS: usize = 2;
 /// The repository and the blob cache, shared by the filesystem and its prefetch thread.
 struct BlobStore {
     repo: Repository,
-    index: Index,
+    /// Replaced when new snapshots appear (their blobs are in new index files).
+    index: std::sync::RwLock<Arc<Index>>,
     cache: Mutex<BlobCache>,
     /// One lock per blob being fetched, so that concurrent reads of one blob (the kernel's
     /// read-ahead, the prefetch thread) fetch it once while different blobs are fetched in
@@ -168,6 +178,10 @@ struct BlobStore {
 }
 
 impl BlobStore {
+    fn index(&self) -> Arc<Index> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// True when blob `id` is cached or being fetched.
     fn has(&self, id: &BlobId) -> bool {
         lock(&self.cache).lru.contains(id) || lock(&self.fetching).contains_key(id)
@@ -185,9 +199,10 @@ impl BlobStore {
             if let Some(d) = lock(&self.cache).get(id) {
                 return Ok(d);
             }
-            self.repo.read_blob(&self.index, BlobType::Data, id).map(|data| {
+            let index = self.index();
+            self.repo.read_blob(&index, BlobType::Data, id).map(|data| {
                 let data = Arc::new(data);
-                let stored = self.index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
+                let stored = index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
                 self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
                 self.stats.blobs.fetch_add(1, Ordering::Relaxed);
                 lock(&self.cache).put(*id, data.clone());
@@ -258,103 +273,145 @@ fn fill_dir<'a>(mut reply: ReplyDirectory, offset: u64, dots: [(&'a [u8], u64); 
     reply.ok()
 }
 
-/// Builds the fixed part of the view.
-struct Builder {
-    fixed: Vec<VNode>,
+/// The fixed part of the view: inode → node. Nodes of earlier builds stay (a process may still
+/// be in a snapshot directory that a newer build no longer shows).
+#[derive(Default)]
+struct Fixed {
+    nodes: HashMap<u64, Arc<VNode>>,
+    /// Stable inode numbers across rebuilds: `d:PATH` (directories), `s:PATH@ID` (snapshot
+    /// directories: a name that comes to mean another snapshot gets a new inode), `l:PATH`
+    /// (latest links).
+    keys: HashMap<String, u64>,
 }
 
-impl Builder {
-    fn dir(&mut self, parent: u64, mtime: Timestamp) -> u64 {
-        self.fixed.push(VNode::Dir { parent, entries: Vec::new(), mtime });
-        self.fixed.len() as u64
+/// When the snapshot list was last checked, and what it held.
+struct Refresh {
+    checked: std::time::Instant,
+    ids: Vec<SnapshotId>,
+    every: Duration,
+}
+
+/// Builds the fixed part of the view.
+struct Builder<'a> {
+    nodes: HashMap<u64, VNode>,
+    keys: &'a mut HashMap<String, u64>,
+    next: &'a mut u64,
+}
+
+impl Builder<'_> {
+    fn ino(&mut self, key: String) -> u64 {
+        let next = &mut *self.next;
+        *self.keys.entry(key).or_insert_with(|| {
+            *next += 1;
+            *next - 1
+        })
     }
 
-    fn add(&mut self, dir: u64, name: String, ino: u64) {
-        if let Some(VNode::Dir { entries, .. }) = self.fixed.get_mut(dir as usize - 1) {
-            entries.push((name.into_bytes(), ino));
+    fn dir(&mut self, path: &str, parent: u64, mtime: Timestamp) -> u64 {
+        let ino = if path.is_empty() { 1 } else { self.ino(format!("d:{path}")) };
+        self.nodes.insert(ino, VNode::Dir { parent, entries: Vec::new(), mtime });
+        ino
+    }
+
+    fn add(&mut self, dir: u64, name: String, ino: u64, kind: FileType) {
+        if let Some(VNode::Dir { entries, .. }) = self.nodes.get_mut(&dir) {
+            entries.push((name.into_bytes(), ino, kind));
         }
     }
 
-    /// A directory of `snaps` (oldest first) named by `name`, made unique with `-1`, `-2`...,
-    /// and a `latest` symlink to the newest.
-    fn snapshot_dir(&mut self, dir: u64, snaps: &[&(SnapshotId, Snapshot)], name: impl Fn(&SnapshotId, &Snapshot) -> String) {
+    /// Directory `dir` (at `path`) of `snaps` (oldest first) named by `name`, made unique with
+    /// `-1`, `-2`... (restic's `uniqueName`), and a `latest` symlink to the newest.
+    fn snapshot_dir(&mut self, dir: u64, path: &str, snaps: &[&(SnapshotId, Snapshot)], name: impl Fn(&SnapshotId, &Snapshot) -> String) {
         let mut taken = std::collections::HashSet::new();
         let mut newest = None;
         for (id, s) in snaps {
             let base = name(id, s);
             let mut unique = base.clone();
             let mut i = 1;
-            while !taken.insert(unique.clone()) || unique == "latest" {
+            while unique == "latest" || !taken.insert(unique.clone()) {
                 unique = format!("{base}-{i}");
                 i += 1;
             }
-            self.fixed.push(VNode::Snapshot { parent: dir, tree: s.tree, mtime: s.time });
-            let ino = self.fixed.len() as u64;
-            self.add(dir, unique.clone(), ino);
+            let ino = self.ino(format!("s:{path}/{unique}@{}", id.to_hex()));
+            self.nodes.insert(ino, VNode::Snapshot { parent: dir, tree: s.tree, mtime: s.time });
+            self.add(dir, unique.clone(), ino, FileType::Directory);
             newest = Some((unique, s.time));
         }
         if let Some((target, mtime)) = newest {
-            self.fixed.push(VNode::Link { target: target.into_bytes(), mtime });
-            let ino = self.fixed.len() as u64;
-            self.add(dir, "latest".into(), ino);
+            let ino = self.ino(format!("l:{path}/latest"));
+            self.nodes.insert(ino, VNode::Link { target: target.into_bytes(), mtime });
+            self.add(dir, "latest".into(), ino, FileType::Symlink);
+        }
+    }
+
+    /// The whole fixed view of `snapshots` (oldest first).
+    fn build(&mut self, snapshots: &[(SnapshotId, Snapshot)]) {
+        let newest = snapshots.last().map(|(_, s)| s.time).unwrap_or_else(Timestamp::now);
+        let root = self.dir("", 1, newest);
+        let all: Vec<&(SnapshotId, Snapshot)> = snapshots.iter().collect();
+        for top in ["hosts", "ids", "snapshots", "tags"] {
+            let d = self.dir(top, root, newest);
+            self.add(root, top.into(), d, FileType::Directory);
+            match top {
+                "snapshots" => self.snapshot_dir(d, top, &all, |_, s| snapshot_dir_name(s)),
+                "ids" => self.snapshot_dir(d, top, &all, |id, _| id.short()),
+                _ => {
+                    // hosts/<host>/ or tags/<tag>/: one directory per value.
+                    let values = |s: &Snapshot| -> Vec<String> {
+                        if top == "hosts" {
+                            vec![file_name_of(&s.hostname)]
+                        } else {
+                            s.tags.iter().map(|t| file_name_of(t)).collect()
+                        }
+                    };
+                    let mut names: Vec<String> = all.iter().flat_map(|(_, s)| values(s)).collect();
+                    names.sort();
+                    names.dedup();
+                    for n in names {
+                        let of: Vec<_> = all.iter().copied().filter(|(_, s)| values(s).contains(&n)).collect();
+                        let path = format!("{top}/{n}");
+                        let vd = self.dir(&path, d, of.last().map(|(_, s)| s.time).unwrap_or(newest));
+                        self.add(d, n, vd, FileType::Directory);
+                        self.snapshot_dir(vd, &path, &of, |_, s| snapshot_dir_name(s));
+                    }
+                }
+            }
+        }
+        for v in self.nodes.values_mut() {
+            if let VNode::Dir { entries, .. } = v {
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+            }
         }
     }
 }
 
-/// A host or tag usable as one path component.
-fn valid_component(s: &str) -> bool {
-    Tree::valid_name(s.as_bytes())
+/// A host name or tag as one file name, as restic makes it: `/` becomes `_`, an empty name or
+/// `.` is `_`, `..` is `__`.
+fn file_name_of(s: &str) -> String {
+    match s {
+        "" | "." => "_".into(),
+        ".." => "__".into(),
+        _ => s.replace('/', "_").replace('\0', "_"),
+    }
 }
 
 impl CairnFs {
-    /// The view of `snapshots` (oldest first, as [`Repository::snapshots`] returns them),
-    /// reading trees and blobs through `index`. Files and directories that are not in a
-    /// snapshot (the fixed top levels) belong to the mounting user. Hosts and tags that are not
-    /// a valid file name (empty, containing `/`) are left out of `hosts/` and `tags/`.
-    pub fn new(repo: Repository, index: Index, snapshots: &[(SnapshotId, Snapshot)], stats: Arc<MountStats>) -> Self {
-        let newest = snapshots.last().map(|(_, s)| s.time).unwrap_or_else(Timestamp::now);
-        let mut b = Builder { fixed: Vec::new() };
-        let root = b.dir(1, newest);
-        let all: Vec<&(SnapshotId, Snapshot)> = snapshots.iter().collect();
-        for top in ["hosts", "ids", "snapshots", "tags"] {
-            let d = b.dir(root, newest);
-            b.add(root, top.into(), d);
-            match top {
-                "snapshots" => b.snapshot_dir(d, &all, |_, s| snapshot_dir_name(s)),
-                "ids" => b.snapshot_dir(d, &all, |id, _| id.short()),
-                "hosts" => {
-                    let mut hosts: Vec<&str> = all.iter().map(|(_, s)| s.hostname.as_str()).filter(|h| valid_component(h)).collect();
-                    hosts.sort();
-                    hosts.dedup();
-                    for h in hosts {
-                        let of: Vec<_> = all.iter().copied().filter(|(_, s)| s.hostname == h).collect();
-                        let hd = b.dir(d, of.last().map(|(_, s)| s.time).unwrap_or(newest));
-                        b.add(d, h.into(), hd);
-                        b.snapshot_dir(hd, &of, |_, s| snapshot_dir_name(s));
-                    }
-                }
-                _ => {
-                    let mut tags: Vec<&str> = all.iter().flat_map(|(_, s)| s.tags.iter().map(String::as_str)).filter(|t| valid_component(t)).collect();
-                    tags.sort();
-                    tags.dedup();
-                    for t in tags {
-                        let of: Vec<_> = all.iter().copied().filter(|(_, s)| s.tags.iter().any(|x| x == t)).collect();
-                        let td = b.dir(d, of.last().map(|(_, s)| s.time).unwrap_or(newest));
-                        b.add(d, t.into(), td);
-                        b.snapshot_dir(td, &of, |_, s| snapshot_dir_name(s));
-                    }
-                }
-            }
-        }
-        for v in &mut b.fixed {
-            if let VNode::Dir { entries, .. } = v {
-                entries.sort();
-            }
-        }
-        let next = b.fixed.len() as u64 + 1;
+    /// The view of the snapshots passing `filter`, reading trees and blobs through `index`
+    /// (loaded by the caller; reloaded when new snapshots appear). The list of snapshots is
+    /// checked again when a fixed directory is listed or looked into and `refresh` has passed
+    /// since the last check (restic: 60 s). Files and directories that are not in a snapshot
+    /// (the fixed top levels) belong to the mounting user.
+    /// Errors: those of [`Repository::snapshots`].
+    pub fn new(repo: Repository, index: Index, filter: SnapshotFilter, refresh: Duration, stats: Arc<MountStats>) -> Result<Self> {
+        let snapshots = repo.snapshots(&filter)?;
+        let mut fixed = Fixed::default();
+        let mut next = 2;
+        let mut b = Builder { nodes: HashMap::new(), keys: &mut fixed.keys, next: &mut next };
+        b.build(&snapshots);
+        fixed.nodes = b.nodes.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         let store = Arc::new(BlobStore {
             repo,
-            index,
+            index: std::sync::RwLock::new(Arc::new(index)),
             cache: Mutex::new(BlobCache { lru: lru::LruCache::unbounded(), bytes: 0, limit: BLOB_CACHE_BYTES }),
             fetching: Mutex::new(HashMap::new()),
             stats,
@@ -372,24 +429,61 @@ impl CairnFs {
             })
             .ok()
             .map(|_| tx);
-        CairnFs {
+        let ids = snapshots.iter().map(|(id, _)| *id).collect();
+        Ok(CairnFs {
             store,
             prefetch,
-            fixed: b.fixed,
+            fixed: std::sync::RwLock::new(fixed),
+            filter,
+            refresh: Mutex::new(Refresh { checked: std::time::Instant::now(), ids, every: refresh }),
             inodes: Mutex::new(Inodes { dirs: HashMap::new(), ranges: Vec::new(), next }),
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
+        })
+    }
+
+    /// Check the snapshot list if the refresh interval has passed; when it changed, reload the
+    /// index and rebuild the fixed view (inodes of unchanged paths stay). Errors are reported on
+    /// stderr and leave the view as it was.
+    fn refresh(&self) {
+        // One check at a time; others go on with the current view.
+        let Ok(mut r) = self.refresh.try_lock() else { return };
+        if r.checked.elapsed() < r.every {
+            return;
+        }
+        r.checked = std::time::Instant::now();
+        let result = (|| -> Result<()> {
+            let snapshots = self.store.repo.snapshots(&self.filter)?;
+            let ids: Vec<SnapshotId> = snapshots.iter().map(|(id, _)| *id).collect();
+            if ids == r.ids {
+                return Ok(());
+            }
+            let index = self.store.repo.load_index()?;
+            *self.store.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(index);
+            let mut fixed = self.fixed.write().unwrap_or_else(|e| e.into_inner());
+            let mut inodes = lock(&self.inodes);
+            let Fixed { nodes, keys } = &mut *fixed;
+            let mut b = Builder { nodes: HashMap::new(), keys, next: &mut inodes.next };
+            b.build(&snapshots);
+            nodes.extend(b.nodes.into_iter().map(|(k, v)| (k, Arc::new(v))));
+            r.ids = ids;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            eprintln!("cairn: mount: cannot refresh the snapshot list: {e}");
         }
     }
 
-    fn resolve(&self, ino: u64) -> Option<Resolved<'_>> {
-        if ino == 0 {
-            return None;
-        }
-        if let Some(v) = self.fixed.get(ino as usize - 1) {
-            return Some(Resolved::Fixed(v));
+    /// True when `ino` is one of the fixed directories (not a snapshot directory).
+    fn is_fixed_dir(&self, ino: u64) -> bool {
+        matches!(self.fixed.read().unwrap_or_else(|e| e.into_inner()).nodes.get(&ino).map(|v| &**v), Some(VNode::Dir { .. }))
+    }
+
+    fn resolve(&self, ino: u64) -> Option<Resolved> {
+        if let Some(v) = self.fixed.read().unwrap_or_else(|e| e.into_inner()).nodes.get(&ino) {
+            return Some(Resolved::Fixed(v.clone()));
         }
         let inodes = lock(&self.inodes);
         let i = inodes.ranges.partition_point(|(base, _)| *base <= ino).checked_sub(1)?;
@@ -406,7 +500,10 @@ impl CairnFs {
             return Ok(Some((d.tree.clone(), d.base)));
         }
         let tree_id = match self.resolve(ino) {
-            Some(Resolved::Fixed(VNode::Snapshot { tree, .. })) => *tree,
+            Some(Resolved::Fixed(v)) => match &*v {
+                VNode::Snapshot { tree, .. } => *tree,
+                _ => return Ok(None),
+            },
             Some(Resolved::Entry(tree, idx)) => match tree.nodes.get(idx) {
                 Some(n) if n.kind == NodeKind::Dir => match n.subtree {
                     Some(id) => id,
@@ -416,7 +513,7 @@ impl CairnFs {
             },
             _ => return Ok(None),
         };
-        let tree = Arc::new(self.store.repo.load_tree(&self.store.index, &tree_id)?);
+        let tree = Arc::new(self.store.repo.load_tree(&self.store.index(), &tree_id)?);
         let mut inodes = lock(&self.inodes);
         // Another thread may have loaded it meanwhile: keep the first.
         if let Some(d) = inodes.dirs.get(&ino) {
@@ -483,7 +580,7 @@ impl CairnFs {
 
     fn attr(&self, ino: u64) -> Option<FileAttr> {
         match self.resolve(ino)? {
-            Resolved::Fixed(v) => Some(self.fixed_attr(ino, v)),
+            Resolved::Fixed(v) => Some(self.fixed_attr(ino, &v)),
             Resolved::Entry(tree, idx) => tree.nodes.get(idx).map(|n| Self::node_attr(ino, n)),
         }
     }
@@ -544,14 +641,20 @@ impl Filesystem for CairnFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.as_bytes();
-        if let Some(Resolved::Fixed(VNode::Dir { entries, .. })) = self.resolve(parent.0) {
-            return match entries.binary_search_by(|(n, _)| n.as_slice().cmp(name)) {
-                Ok(i) => match entries.get(i).and_then(|(_, ino)| self.attr(*ino)) {
-                    Some(a) => reply.entry(&TTL, &a, Generation(0)),
-                    None => reply.error(Errno::ENOENT),
-                },
-                Err(_) => reply.error(Errno::ENOENT),
-            };
+        if self.is_fixed_dir(parent.0) {
+            self.refresh();
+            // Resolved again: the refresh may have rebuilt this directory.
+            if let Some(Resolved::Fixed(v)) = self.resolve(parent.0) {
+                if let VNode::Dir { entries, .. } = &*v {
+                    return match entries.binary_search_by(|(n, _, _)| n.as_slice().cmp(name)) {
+                        Ok(i) => match entries.get(i).and_then(|(_, ino, _)| self.attr(*ino)) {
+                            Some(a) => reply.entry(&FIXED_TTL, &a, Generation(0)),
+                            None => reply.error(Errno::ENOENT),
+                        },
+                        Err(_) => reply.error(Errno::ENOENT),
+                    };
+                }
+            }
         }
         match self.tree_dir(parent.0) {
             Ok(Some((tree, base))) => match tree.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)) {
@@ -575,12 +678,14 @@ impl Filesystem for CairnFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.resolve(ino.0) {
-            Some(Resolved::Fixed(VNode::Link { target, .. })) => reply.data(target),
+            Some(Resolved::Fixed(v)) => match &*v {
+                VNode::Link { target, .. } => reply.data(target),
+                _ => reply.error(Errno::EINVAL),
+            },
             Some(Resolved::Entry(tree, idx)) => match tree.nodes.get(idx) {
                 Some(n) if n.kind == NodeKind::Symlink => reply.data(&n.symlink_target),
                 _ => reply.error(Errno::EINVAL),
             },
-            Some(_) => reply.error(Errno::EINVAL),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -595,15 +700,16 @@ impl Filesystem for CairnFs {
                 Some(n) if n.kind == NodeKind::Dir => return reply.error(Errno::EISDIR),
                 _ => return reply.error(Errno::EINVAL),
             },
-            Some(Resolved::Fixed(VNode::Link { .. })) => return reply.error(Errno::EINVAL),
+            Some(Resolved::Fixed(v)) if matches!(*v, VNode::Link { .. }) => return reply.error(Errno::EINVAL),
             Some(Resolved::Fixed(_)) => return reply.error(Errno::EISDIR),
             None => return reply.error(Errno::ENOENT),
         };
         let Some(n) = node.0.nodes.get(node.1) else { return reply.error(Errno::ENOENT) };
+        let index = self.store.index();
         let mut ends = Vec::with_capacity(n.content.len());
         let mut at = 0u64;
         for id in &n.content {
-            match self.store.index.get(id) {
+            match index.get(id) {
                 Some((_, loc)) if loc.blob_type == BlobType::Data => {
                     at += u64::from(loc.raw_length);
                     ends.push(at);
@@ -665,7 +771,7 @@ impl Filesystem for CairnFs {
             return reply.error(Errno::EROFS);
         }
         match self.resolve(ino.0) {
-            Some(Resolved::Fixed(VNode::Link { .. })) => reply.error(Errno::ENOTDIR),
+            Some(Resolved::Fixed(v)) if matches!(*v, VNode::Link { .. }) => reply.error(Errno::ENOTDIR),
             Some(Resolved::Entry(tree, idx)) if tree.nodes.get(idx).map(|n| n.kind) != Some(NodeKind::Dir) => reply.error(Errno::ENOTDIR),
             Some(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
             None => reply.error(Errno::ENOENT),
@@ -675,8 +781,15 @@ impl Filesystem for CairnFs {
     /// Entries in order: `.`, `..`, then the directory's entries; the offset of the entry at
     /// position p is p + 1, so a call with offset k resumes at position k.
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, reply: ReplyDirectory) {
-        let parent = match self.resolve(ino.0) {
-            Some(Resolved::Fixed(VNode::Dir { parent, .. } | VNode::Snapshot { parent, .. })) => *parent,
+        if self.is_fixed_dir(ino.0) && offset == 0 {
+            self.refresh();
+        }
+        let resolved = self.resolve(ino.0);
+        let parent = match resolved.as_ref() {
+            Some(Resolved::Fixed(v)) => match **v {
+                VNode::Dir { parent, .. } | VNode::Snapshot { parent, .. } => parent,
+                VNode::Link { .. } => return reply.error(Errno::ENOTDIR),
+            },
             _ => {
                 let inodes = lock(&self.inodes);
                 let i = inodes.ranges.partition_point(|(base, _)| *base <= ino.0);
@@ -684,15 +797,10 @@ impl Filesystem for CairnFs {
             }
         };
         let dots: [(&[u8], u64); 2] = [(b".", ino.0), (b"..", parent)];
-        if let Some(Resolved::Fixed(VNode::Dir { entries, .. })) = self.resolve(ino.0) {
-            return fill_dir(reply, offset, dots, |i| {
-                let (name, child) = entries.get(i)?;
-                let kind = match self.fixed.get((*child as usize).checked_sub(1)?) {
-                    Some(VNode::Link { .. }) => FileType::Symlink,
-                    _ => FileType::Directory,
-                };
-                Some((name.as_slice(), *child, kind))
-            });
+        if let Some(Resolved::Fixed(v)) = &resolved {
+            if let VNode::Dir { entries, .. } = &**v {
+                return fill_dir(reply, offset, dots, |i| entries.get(i).map(|(name, child, kind)| (name.as_slice(), *child, *kind)));
+            }
         }
         match self.tree_dir(ino.0) {
             Ok(Some((tree, base))) => fill_dir(reply, offset, dots, |i| tree.nodes.get(i).map(|n| (n.name.as_slice(), base + i as u64, file_type(n.kind)))),

@@ -283,6 +283,23 @@ fn layout_of_snapshots_ids_hosts_tags_and_latest() {
     assert_eq!(md.mtime(), 1_795_140_000, "mtime of snapshots/{t1}");
     m.stop();
 
+    // A snapshot added while mounted shows once the list is checked again.
+    let m = Mounted::start(&repo, &point, &["--refresh-interval", "1"]);
+    assert_eq!(names("snapshots"), set(&[t1, &t2_of_s2, &t2_of_s3, t4, "latest"]));
+    let s5 = backup("five", &["--host", "alpha", "--tag", "z", "--time", "2026-11-23T00:00:00Z"], "UTC");
+    let t5 = "2026-11-23T00:00:00Z";
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(names("snapshots"), set(&[t1, &t2_of_s2, &t2_of_s3, t4, t5, "latest"]));
+    assert_eq!(link("snapshots/latest"), t5);
+    assert_eq!(content("snapshots/latest"), "five");
+    assert_eq!(content(&format!("ids/{}", short(&s5))), "five");
+    assert_eq!(names("tags"), set(&["x", "y", "z"]));
+    assert_eq!(content("tags/z/latest"), "five");
+    assert_eq!(link("hosts/alpha/latest"), t5);
+    // What was there before is unchanged.
+    assert_eq!(content(&format!("snapshots/{t1}")), "one");
+    m.stop();
+
     // --host filters which snapshots are shown.
     let m = Mounted::start(&repo, &point, &["--host", "beta"]);
     assert_eq!(names("snapshots"), set(&[t2, "latest"]));

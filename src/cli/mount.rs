@@ -23,6 +23,9 @@ pub struct MountArgs {
     /// /etc/fuse.conf when not run as root)
     #[arg(long)]
     allow_other: bool,
+    /// Seconds between checks of the snapshot list for new or removed snapshots (restic: 60)
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, hide = true)]
+    refresh_interval: u64,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -36,10 +39,12 @@ pub fn run(g: &GlobalOpts, a: &MountArgs) -> Result<u8, Error> {
         return Err(Error::InvalidInput(format!("mountpoint {} does not exist or is not a directory; create it first", a.mountpoint.display())));
     }
     let repo = g.open()?;
-    let snapshots = repo.snapshots(&a.filter.filter())?;
     let index = repo.load_index()?;
     let stats = Arc::new(MountStats::default());
-    let fs = CairnFs::new(repo, index, &snapshots, stats.clone());
+    let fs = CairnFs::new(repo, index, a.filter.filter(), Duration::from_secs(a.refresh_interval), stats.clone())?;
+    if cairn::archiver::INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
     let session = cairn::fuse::mount(fs, &a.mountpoint, &MountOptions { allow_other: a.allow_other })?;
     if !g.quiet {
         out(&format!("Now serving the repository at {}", a.mountpoint.display()));
