@@ -391,7 +391,7 @@ fn file_name_of(s: &str) -> String {
     match s {
         "" | "." => "_".into(),
         ".." => "__".into(),
-        _ => s.replace('/', "_").replace('\0', "_"),
+        _ => s.replace(['/', '\0'], "_"),
     }
 }
 
@@ -891,6 +891,16 @@ mod tests {
         assert_eq!(fuse_rdev(dev(1, 3)), (1 << 8) | 3);
         assert_eq!(fuse_rdev(dev(8, 1)), (8 << 8) | 1);
         assert_eq!(fuse_rdev(dev(259, 65536)), (259 << 8) | (65536 << 12));
+    }
+
+    #[test]
+    fn hosts_and_tags_as_file_names() {
+        assert_eq!(file_name_of("nightly"), "nightly");
+        assert_eq!(file_name_of("a/b"), "a_b");
+        assert_eq!(file_name_of(""), "_");
+        assert_eq!(file_name_of("."), "_");
+        assert_eq!(file_name_of(".."), "__");
+        assert!(Tree::valid_name(file_name_of("x\0/y").as_bytes()));
     }
 
     #[test]
