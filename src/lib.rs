@@ -12,7 +12,8 @@
 //! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O;
 //! - [`lock`]: repository locks; [`prune`]: deleting what no snapshot references;
 //! - [`check`]: repository consistency and data integrity checks;
-//! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring.
+//! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring;
+//! - [`fuse`]: `mount`, a read-only FUSE view of the snapshots.
 
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod error;
 pub mod forget;
 pub mod find;
 pub mod format;
+pub mod fuse;
 pub mod id;
 pub mod index;
 pub mod lock;

@@ -9,6 +9,7 @@ mod find;
 mod init;
 mod key;
 mod ls;
+mod mount;
 mod password;
 mod progress;
 mod prune;
@@ -124,6 +125,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Write a file of a snapshot to stdout, or a directory as a tar or zip archive
     Dump(dump::DumpArgs),
+    /// Mount the repository read-only as a FUSE filesystem
+    Mount(mount::MountArgs),
 }
 
 impl GlobalOpts {
@@ -240,6 +243,7 @@ pub fn main() -> ExitCode {
         Command::Find(a) => find::run(&cli.global, a),
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Dump(a) => dump::run(&cli.global, a),
+        Command::Mount(a) => mount::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
