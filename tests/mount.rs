@@ -393,7 +393,11 @@ fn writes_fail_and_a_missing_mountpoint_is_an_error() {
     erofs(std::os::unix::fs::symlink("f", view.join("l")), "symlink");
     erofs(fs::set_permissions(view.join("f"), std::os::unix::fs::PermissionsExt::from_mode(0o777)), "chmod");
     assert_eq!(fs::read_to_string(view.join("f")).unwrap(), "data", "the file is unchanged");
+    // The mount holds a shared lock: prune (exclusive) refuses while it is mounted.
+    let out = repo.run(["prune"]);
+    assert_eq!(out.code, 11, "prune ran under a mount: {}", out.stderr);
     m.stop();
+    repo.run(["prune"]).ok();
 
     // Unmounting from outside ends the process with exit 0 too.
     let m = Mounted::start(&repo, &point, &[]);
