@@ -618,16 +618,14 @@ struct Walker<'a> {
     prefetch: Option<Prefetcher>,
 }
 
-/// What the prefetcher needs to know of a file's entry in the parent snapshot: size (bytes)
-/// and mtime. A file whose size and mtime match is taken as unchanged and not prefetched.
-type ParentHint = Option<(u64, Timestamp)>;
-
 /// Asks the kernel to start reading the files the walk will read next (`posix_fadvise`
 /// `WILLNEED` on their first 4 MiB), from a thread of its own, so that on a cold page cache
-/// many reads are under way at once instead of one per worker. Advisory only: any failure is
-/// ignored, and a full queue skips prefetching rather than slowing the walk.
+/// many reads are under way at once instead of one per worker. Only files with no entry in the
+/// parent snapshot are hinted (a nightly run reads few files, and those under a known name are
+/// mostly unchanged). Advisory only: any failure is ignored, and a full queue skips
+/// prefetching rather than slowing the walk.
 struct Prefetcher {
-    tx: crossbeam_channel::Sender<(PathBuf, ParentHint)>,
+    tx: crossbeam_channel::Sender<PathBuf>,
 }
 
 impl Prefetcher {
@@ -635,22 +633,14 @@ impl Prefetcher {
     const AHEAD_BYTES: i64 = 4 << 20;
 
     fn start() -> Option<(Prefetcher, std::thread::JoinHandle<()>)> {
-        let (tx, rx) = crossbeam_channel::bounded::<(PathBuf, ParentHint)>(Self::DEPTH);
+        let (tx, rx) = crossbeam_channel::bounded::<PathBuf>(Self::DEPTH);
         let handle = std::thread::Builder::new()
             .name("cairn-prefetch".into())
             .spawn(move || {
-                for (path, hint) in rx {
-                    let Ok(md) = fs::symlink_metadata(&path) else { continue };
-                    if !md.is_file() || md.len() == 0 {
-                        continue;
-                    }
-                    let mtime = Timestamp { secs: md.mtime(), nanos: md.mtime_nsec().clamp(0, 999_999_999) as u32 };
-                    if hint.is_some_and(|(size, m)| size == md.len() && m == mtime) {
-                        continue;
-                    }
+                for path in rx {
                     if let Ok(f) = fs::File::open(&path) {
-                        let len = i64::try_from(md.len()).unwrap_or(i64::MAX).min(Self::AHEAD_BYTES);
-                        let _ = nix::fcntl::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(&f), 0, len, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+                        let _ = nix::fcntl::posix_fadvise(fd, 0, Self::AHEAD_BYTES, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
                     }
                 }
             })
@@ -658,9 +648,8 @@ impl Prefetcher {
         Some((Prefetcher { tx }, handle))
     }
 
-    fn hint(&self, path: PathBuf, parent: Option<&Node>) {
-        let hint = parent.filter(|p| p.kind == NodeKind::File).map(|p| (p.size, p.mtime));
-        let _ = self.tx.try_send((path, hint));
+    fn hint(&self, path: PathBuf) {
+        let _ = self.tx.try_send(path);
     }
 }
 
@@ -826,8 +815,8 @@ impl Walker<'_> {
         names.sort();
         if let Some(p) = &self.prefetch {
             files.sort();
-            for n in &files {
-                p.hint(path.join(n), find(parent, n.as_bytes()));
+            for n in files.iter().filter(|n| find(parent, n.as_bytes()).is_none()) {
+                p.hint(path.join(n));
             }
         }
         let nodes: Result<Vec<Option<Node>>> = names

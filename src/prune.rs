@@ -367,7 +367,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         .filter(|p| !gone.contains(&p.info.id) && stored.contains_key(&p.info.id.to_hex()))
         .map(|p| p.info.clone())
         .collect();
-    keep.sort_by(|a, b| a.id.cmp(&b.id));
+    keep.sort_by_key(|p| p.id);
     keep.extend(new_packs);
     let old: Vec<IndexId> = index_names.iter().filter_map(|n| Id::from_hex(n).map(IndexId)).collect();
     let mut chunks: Vec<Vec<IndexPack>> = Vec::new();

@@ -875,19 +875,8 @@ fn sparse_file_restores_sparse() {
 
 #[test]
 fn interrupted_backup_exits_130_and_leaves_a_valid_repository() {
-    use std::process::{Command, Stdio};
     let repo = Repo::init();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["-r"])
-        .arg(&repo.path)
-        .args(["backup", "--stdin", "--stdin-filename", "slow.dump"])
-        .env("CAIRN_PASSWORD", PASSWORD)
-        .env_remove("CAIRN_REPOSITORY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = repo.spawn(["backup", "--stdin", "--stdin-filename", "slow.dump"]);
     let mut stdin = child.stdin.take().unwrap();
     // Feed 24 MiB (several packs' worth of windows), then interrupt while still feeding.
     for i in 0..24u64 {

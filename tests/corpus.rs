@@ -11,9 +11,12 @@ use std::process::Command;
 
 use common::*;
 
-/// Type, permission bits, size, mtime (s, ns) and symlink target of every entry below `root`,
-/// by relative path; contents are compared separately with `diff -r`.
-fn metadata_listing(root: &Path) -> BTreeMap<PathBuf, (char, u32, u64, i64, i64, Option<PathBuf>)> {
+/// Type letter, permission bits, size, mtime (s, ns) and symlink target of one entry.
+type Meta = (char, u32, u64, i64, i64, Option<PathBuf>);
+
+/// [`Meta`] of every entry below `root`, by relative path; contents are compared separately
+/// with `diff -r`.
+fn metadata_listing(root: &Path) -> BTreeMap<PathBuf, Meta> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

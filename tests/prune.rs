@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -191,17 +191,7 @@ fn prune_refuses_when_snapshots_reference_blobs_no_index_knows() {
 
 /// Start `cairn backup --stdin` on `repo`; the test feeds its stdin.
 fn spawn_stdin_backup(repo: &Repo) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("-r")
-        .arg(&repo.path)
-        .args(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"])
-        .env("CAIRN_PASSWORD", PASSWORD)
-        .env_remove("CAIRN_REPOSITORY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn backup")
+    repo.spawn(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"])
 }
 
 fn signal(child: &Child, sig: i32) {

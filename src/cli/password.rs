@@ -12,16 +12,21 @@ fn first_line(s: &str) -> &str {
     s.split(['\n', '\r']).next().unwrap_or("")
 }
 
+/// The first line of the password file at `path` (`what` names it in the error).
+fn read_password_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, Error> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| Error::NoPassword(format!("cannot read the {what} {}: {e}", path.display())))?,
+    );
+    Ok(Zeroizing::new(first_line(&text).to_string()))
+}
+
 /// The password; with `confirm` (init), a prompt asks twice.
 pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
     if g.password_file.is_some() && g.password_command.is_some() {
         return Err(Error::InvalidInput("give either --password-file or --password-command, not both".into()));
     }
     let pw = if let Some(path) = &g.password_file {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            Error::NoPassword(format!("cannot read the password file {}: {e}", path.display()))
-        })?);
-        Zeroizing::new(first_line(&text).to_string())
+        read_password_file(path, "password file")?
     } else if let Some(cmd) = &g.password_command {
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -38,7 +43,14 @@ pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
     } else if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
         Zeroizing::new(p)
     } else {
-        prompt(confirm)?
+        let label = if confirm { "enter password for new repository: " } else { "enter password for repository: " };
+        prompt(label, confirm, &|| {
+            Error::NoPassword(
+                "no password given and no terminal to ask on: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE (--password-file) \
+                 or CAIRN_PASSWORD_COMMAND (--password-command)"
+                    .into(),
+            )
+        })?
     };
     if pw.is_empty() {
         return Err(Error::NoPassword("the password is empty; an empty password is not accepted".into()));
@@ -50,13 +62,8 @@ pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
 /// that asks twice.
 pub fn new_password(file: Option<&std::path::Path>) -> Result<Zeroizing<String>, Error> {
     let pw = match file {
-        Some(path) => {
-            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                Error::NoPassword(format!("cannot read the new password file {}: {e}", path.display()))
-            })?);
-            Zeroizing::new(first_line(&text).to_string())
-        }
-        None => prompt_labelled("enter new password: ", true).map_err(|_| {
+        Some(path) => read_password_file(path, "new password file")?,
+        None => prompt("enter new password: ", true, &|| {
             Error::NoPassword("no terminal to ask for the new password on: give --new-password-file".into())
         })?,
     };
@@ -66,33 +73,12 @@ pub fn new_password(file: Option<&std::path::Path>) -> Result<Zeroizing<String>,
     Ok(pw)
 }
 
-fn prompt_labelled(label: &str, confirm: bool) -> Result<Zeroizing<String>, Error> {
-    let none = || Error::NoPassword("no terminal".into());
+/// Ask on the terminal (no echo), twice with `confirm`; `none` is the error when there is no
+/// terminal to ask on.
+fn prompt(label: &str, confirm: bool, none: &dyn Fn() -> Error) -> Result<Zeroizing<String>, Error> {
     if std::fs::File::open("/dev/tty").is_err() {
         return Err(none());
     }
-    let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| none())?);
-    if confirm {
-        let again = Zeroizing::new(rpassword::prompt_password("enter password again: ").map_err(|_| none())?);
-        if *again != *pw {
-            return Err(Error::InvalidInput("the passwords do not match".into()));
-        }
-    }
-    Ok(pw)
-}
-
-fn prompt(confirm: bool) -> Result<Zeroizing<String>, Error> {
-    let none = || {
-        Error::NoPassword(
-            "no password given and no terminal to ask on: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE (--password-file) \
-             or CAIRN_PASSWORD_COMMAND (--password-command)"
-                .into(),
-        )
-    };
-    if std::fs::File::open("/dev/tty").is_err() {
-        return Err(none());
-    }
-    let label = if confirm { "enter password for new repository: " } else { "enter password for repository: " };
     let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| none())?);
     if confirm {
         let again = Zeroizing::new(rpassword::prompt_password("enter password again: ").map_err(|_| none())?);

@@ -248,6 +248,22 @@ impl Repo {
         }
     }
 
+    /// Start cairn with `args` on this repository in the background, stdin, stdout and
+    /// stderr piped (the test feeds and reads them, and waits for the child).
+    pub fn spawn<I, S>(&self, args: I) -> std::process::Child
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.arg("-r").arg(&self.path).args(args);
+        for k in CAIRN_ENV {
+            cmd.env_remove(k);
+        }
+        cmd.env("CAIRN_PASSWORD", PASSWORD).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().unwrap_or_else(|e| panic!("cannot start cairn: {e}"))
+    }
+
     /// Sum of the sizes of all files in the repository directory.
     pub fn size(&self) -> u64 {
         disk_usage(&self.path)
