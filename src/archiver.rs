@@ -86,8 +86,9 @@ pub struct BackupOptions {
     /// Do not compare inode numbers when deciding a file is unchanged.
     pub ignore_inode: bool,
     /// The repository lock this backup runs under: checked ([`crate::lock::RepoLock::check`])
-    /// right before the snapshot is written, so a backup whose lock was lost (stopped for
-    /// longer than the stale timeout, then overridden by a prune) never writes a snapshot.
+    /// before every index file and right before the snapshot is written, so a backup whose
+    /// lock was lost (stopped for longer than the stale timeout, then overridden by a prune)
+    /// writes neither.
     pub lock: Option<std::sync::Arc<crate::lock::RepoLock>>,
 }
 

@@ -220,19 +220,32 @@ struct Held {
 impl Held {
     /// Write a fresh lock file and delete the previous one. Fails (and marks the lock lost)
     /// when the previous lock file is gone: somebody treated it as stale and removed it.
+    /// After a gap longer than the stale timeout (the process was stopped), it also lists the
+    /// locks once the new file is written and gives up if another process holds an exclusive
+    /// lock: that process may have taken ours for stale between our check and our write (each
+    /// side writes its lock before it lists, so one of the two always sees the other).
     fn refresh(&self) -> Result<()> {
+        let lost = |msg: &str| {
+            self.lost.store(true, Ordering::SeqCst);
+            Err(Error::Locked(msg.to_string()))
+        };
         let old = self.name.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
+        let after_gap = self.written.lock().map(|w| w.elapsed() >= self.stale_after).unwrap_or(true);
         match self.backend.exists(FileKind::Lock, &old) {
             Ok(true) => {}
-            Ok(false) => {
-                self.lost.store(true, Ordering::SeqCst);
-                return Err(Error::Locked("this process's lock file was removed by another process (it was taken for stale); stopping".into()));
-            }
+            Ok(false) => return lost("this process's lock file was removed by another process (it was taken for stale); stopping"),
             Err(e) => return Err(e.into()),
         }
         let mut info = self.info.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
         info.time = Timestamp::now();
         let new = write_lock(&*self.backend, &self.master, &info)?;
+        if after_gap {
+            let opts = LockOptions { stale_after: self.stale_after, ..LockOptions::default() };
+            if !conflicting(&*self.backend, &self.master, &new, LockKind::Shared, &opts)?.is_empty() {
+                let _ = self.backend.remove(FileKind::Lock, &new);
+                return lost("another process took an exclusive lock while this one was stopped; stopping");
+            }
+        }
         if let Ok(mut n) = self.name.lock() {
             *n = new;
         }
