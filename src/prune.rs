@@ -26,7 +26,6 @@ use rayon::prelude::*;
 use crate::backend::FileKind;
 use crate::blob;
 use crate::error::{Error, Result};
-use crate::format::Magic;
 use crate::id::{BlobId, Id, IndexId, PackId};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{BlobEntry, PackWriter};
@@ -183,14 +182,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
 
     // Everything listed first: a failed listing is an error, never an empty list.
     progress("loading index files");
-    let index_names: Vec<String> = backend.list(FileKind::Index)?.into_iter().map(|(n, _)| n).collect();
-    let files: Vec<(String, IndexFile)> = index_names
-        .par_iter()
-        .map(|n| Ok((n.clone(), repo.read_object::<IndexFile>(FileKind::Index, Magic::Index, n)?)))
-        .collect::<Result<_>>()
+    let files = repo
+        .index_files()
         .map_err(|e| Error::InvalidInput(format!("prune refuses to run: an index file cannot be read ({e}); run `cairn check`")))?;
-    let superseded: HashSet<String> = files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
-    let live: Vec<&IndexFile> = files.iter().filter(|(n, _)| !superseded.contains(n)).map(|(_, f)| f).collect();
+    let index_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    let live = Repository::live_index_files(&files);
+    let superseded = files.len() - live.len();
     let mut index = Index::new();
     index.add_files(live.iter().copied());
 
@@ -311,7 +308,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     report.bytes_repacked = repack.iter().map(|&i| packs[i].home_bytes).sum();
 
     let missing_dropped = packs.iter().filter(|p| !stored.contains_key(&p.info.id.to_hex())).count();
-    if delete.is_empty() && repack.is_empty() && unindexed.is_empty() && missing_dropped == 0 && superseded.is_empty() {
+    if delete.is_empty() && repack.is_empty() && unindexed.is_empty() && missing_dropped == 0 && superseded == 0 {
         // Nothing to change: do not rewrite the index for nothing.
         report.packs_after = report.packs_before;
         report.bytes_after = report.bytes_before;

@@ -241,18 +241,28 @@ impl Repository {
         format::decode(&plain, &what)
     }
 
-    /// Load every index file into one in-memory index. Damaged index files are an error.
-    pub fn load_index(&self) -> Result<Index> {
+    /// Read and decode every index file, in parallel: `(storage name, contents)`.
+    /// Errors: the first index file that cannot be read or is damaged; a failed listing.
+    pub fn index_files(&self) -> Result<Vec<(String, IndexFile)>> {
+        use rayon::prelude::*;
         let names = self.backend.list(FileKind::Index)?;
-        let files: Vec<(String, IndexFile)> = {
-            use rayon::prelude::*;
-            names.par_iter().map(|(n, _)| Ok((n.clone(), self.read_object(FileKind::Index, Magic::Index, n)?))).collect::<Result<_>>()?
-        };
-        // An index file named in another's `supersedes` is left out of the union.
+        names.par_iter().map(|(n, _)| Ok((n.clone(), self.read_object(FileKind::Index, Magic::Index, n)?))).collect()
+    }
+
+    /// The index files in force among `files`: all but those named in another's `supersedes`
+    /// (repo-format.md, "Index files").
+    pub fn live_index_files(files: &[(String, IndexFile)]) -> Vec<&IndexFile> {
         let superseded: std::collections::HashSet<String> =
             files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
+        files.iter().filter(|(name, _)| !superseded.contains(name)).map(|(_, f)| f).collect()
+    }
+
+    /// Load every index file in force into one in-memory index. Damaged index files are an
+    /// error.
+    pub fn load_index(&self) -> Result<Index> {
+        let files = self.index_files()?;
         let mut index = Index::new();
-        index.add_files(files.iter().filter(|(name, _)| !superseded.contains(name)).map(|(_, f)| f));
+        index.add_files(Self::live_index_files(&files));
         Ok(index)
     }
 
