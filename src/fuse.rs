@@ -196,20 +196,26 @@ impl BlobStore {
         let fetched = {
             let _only_fetch_of_this_blob = lock(&slot);
             // A thread that held the slot before has put the blob in the cache.
-            if let Some(d) = lock(&self.cache).get(id) {
-                return Ok(d);
+            match lock(&self.cache).get(id) {
+                Some(d) => Ok(d),
+                None => {
+                    let index = self.index();
+                    self.repo.read_blob(&index, BlobType::Data, id).map(|data| {
+                        let data = Arc::new(data);
+                        let stored = index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
+                        self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
+                        self.stats.blobs.fetch_add(1, Ordering::Relaxed);
+                        lock(&self.cache).put(*id, data.clone());
+                        data
+                    })
+                }
             }
-            let index = self.index();
-            self.repo.read_blob(&index, BlobType::Data, id).map(|data| {
-                let data = Arc::new(data);
-                let stored = index.get(id).map(|(_, loc)| u64::from(loc.length)).unwrap_or(0);
-                self.stats.bytes.fetch_add(stored, Ordering::Relaxed);
-                self.stats.blobs.fetch_add(1, Ordering::Relaxed);
-                lock(&self.cache).put(*id, data.clone());
-                data
-            })
         };
-        lock(&self.fetching).remove(id);
+        // Every path ends here, and only this slot is removed (a newer fetcher's stays).
+        let mut fetching = lock(&self.fetching);
+        if fetching.get(id).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+            fetching.remove(id);
+        }
         fetched
     }
 }

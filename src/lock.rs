@@ -214,6 +214,10 @@ struct Held {
     written: Mutex<Instant>,
     /// Set when the lock file vanished or could not be refreshed in time.
     lost: AtomicBool,
+    /// Set by [`RepoLock::release`]: the lock file is gone and must not be written again.
+    released: AtomicBool,
+    /// Held while a refresh or a release runs, so that neither leaves a lock file behind.
+    op: Mutex<()>,
     stale_after: Duration,
 }
 
@@ -225,6 +229,10 @@ impl Held {
     /// lock: that process may have taken ours for stale between our check and our write (each
     /// side writes its lock before it lists, so one of the two always sees the other).
     fn refresh(&self) -> Result<()> {
+        let _op = self.op.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?;
+        if self.released.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let lost = |msg: &str| {
             self.lost.store(true, Ordering::SeqCst);
             Err(Error::Locked(msg.to_string()))
@@ -315,6 +323,8 @@ impl RepoLock {
                     name: Mutex::new(name),
                     written: Mutex::new(Instant::now()),
                     lost: AtomicBool::new(false),
+                    released: AtomicBool::new(false),
+                    op: Mutex::new(()),
                     stale_after: opts.stale_after,
                 });
                 let (tx, rx) = crossbeam_channel::bounded::<()>(1);
@@ -372,6 +382,16 @@ impl RepoLock {
     pub fn name(&self) -> String {
         self.held.name.lock().map(|n| n.clone()).unwrap_or_default()
     }
+
+    /// Remove the lock file now and never refresh it again: for a process about to exit
+    /// without running destructors (a closed output pipe, a second Ctrl-C). Idempotent.
+    pub fn release(&self) {
+        let h = &self.held;
+        let _op = h.op.lock();
+        if !h.released.swap(true, Ordering::SeqCst) {
+            let _ = h.backend.remove(FileKind::Lock, &self.name());
+        }
+    }
 }
 
 impl Drop for RepoLock {
@@ -380,8 +400,7 @@ impl Drop for RepoLock {
         if let Some(t) = self.refresher.take() {
             let _ = t.join();
         }
-        let name = self.name();
-        let _ = self.held.backend.remove(FileKind::Lock, &name);
+        self.release();
     }
 }
 

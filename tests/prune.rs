@@ -387,3 +387,21 @@ fn cairn_hostname() -> String {
     let out = Command::new("hostname").output().expect("run hostname");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+#[test]
+fn a_closed_output_pipe_releases_the_lock() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    for i in 0..3000 {
+        write(tmp.join(format!("f{i:05}")), format!("{i}"));
+    }
+    repo.backup_json([tmp.path.as_os_str()]);
+    // `ls` writes thousands of lines into a pipe that `head` closes after the first; cairn
+    // exits 0 at once and must still remove its lock file (exclusive for forget).
+    for cmd in ["ls latest", "forget --keep-last 1 --dry-run", "snapshots"] {
+        let line = format!("{} -r {} {cmd} | head -n 1 >/dev/null", env!("CARGO_BIN_EXE_cairn"), repo.path.display());
+        let st = Command::new("sh").arg("-c").arg(&line).env("CAIRN_PASSWORD", PASSWORD).env_remove("CAIRN_REPOSITORY").status().expect("run sh");
+        assert!(st.success(), "{line}");
+        assert_eq!(lock_count(&repo), 0, "`{cmd}` into a closed pipe left its lock");
+    }
+}

@@ -186,7 +186,9 @@ impl GlobalOpts {
         if self.no_lock && kind == cairn::lock::LockKind::Shared {
             return Ok(None);
         }
-        Ok(Some(Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?)))
+        let lock = Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?);
+        HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(&lock));
+        Ok(Some(lock))
     }
 
     /// True when progress bars may be drawn: stderr is a terminal and not `--quiet`/`--json`.
@@ -226,7 +228,7 @@ pub fn main() -> ExitCode {
     let _ = ctrlc::set_handler(|| {
         if cairn::archiver::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             // Second signal: stop now.
-            std::process::exit(EXIT_INTERRUPTED as i32);
+            exit_now(EXIT_INTERRUPTED);
         }
     });
     let result = match &cli.command {
@@ -254,12 +256,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Write a line to stdout; a closed pipe (`cairn snapshots | head`) is not an error.
+/// The locks this process holds, so that an exit that skips destructors can still remove
+/// their files (weak: a lock dropped normally is released by its own `Drop`).
+static HELD_LOCKS: std::sync::Mutex<Vec<std::sync::Weak<cairn::lock::RepoLock>>> = std::sync::Mutex::new(Vec::new());
+
+/// Exit now with `code`, after removing the lock files this process holds.
+pub fn exit_now(code: u8) -> ! {
+    let held = std::mem::take(&mut *HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner()));
+    for l in held.iter().filter_map(std::sync::Weak::upgrade) {
+        l.release();
+    }
+    std::process::exit(code as i32)
+}
+
+/// Write a line to stdout; a closed pipe (`cairn snapshots | head`) is not an error: the
+/// process exits 0 at once (releasing its locks).
 pub fn out(line: &str) {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
     if writeln!(o, "{line}").is_err() {
-        std::process::exit(0);
+        drop(o);
+        exit_now(EXIT_OK);
     }
 }
 
