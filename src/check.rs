@@ -27,7 +27,7 @@ use crate::backend::FileKind;
 use crate::blob::{self, BlobType};
 use crate::crypto::SALT_LEN;
 use crate::error::{Error, Result};
-use crate::format::{Magic, PREFIX_LEN};
+use crate::format::Magic;
 use crate::id::{BlobId, Id, PackId, SnapshotId};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{self, BlobEntry};
@@ -446,10 +446,6 @@ struct PackRecord {
 }
 
 impl PackRecord {
-    fn first(&self) -> Option<&IndexPack> {
-        self.entries.first().map(|(_, p)| p)
-    }
-
     /// Every blob any index file places in this pack, sorted, unique.
     fn blob_ids(&self) -> Vec<BlobId> {
         let set: BTreeSet<BlobId> = self.entries.iter().flat_map(|(_, p)| p.blobs.iter().map(|b| b.id)).collect();
@@ -500,8 +496,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
         }
         Err(e) => report.problems.push(Problem::ListFailed { kind: "index", error: e.to_string() }),
     }
-    let superseded: HashSet<String> = files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
-    files.retain(|(name, _)| !superseded.contains(name));
+    let live: HashSet<String> = Repository::live_index_files(&files).into_iter().map(|(n, _)| n.clone()).collect();
+    files.retain(|(name, _)| live.contains(name));
     let mut index = Index::new();
     index.add_files(files.iter().map(|(_, f)| f));
     let mut packs: BTreeMap<PackId, PackRecord> = BTreeMap::new();
@@ -524,10 +520,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
                 match on_disk.get(&id.to_hex()) {
                     None => report.problems.push(Problem::PackMissing { pack: *id, blobs: rec.blob_ids() }),
                     Some(&size) => {
-                        if let Some(p) = rec.first() {
-                            if p.size != size {
-                                report.problems.push(Problem::PackSizeMismatch { pack: *id, indexed: p.size, actual: size });
-                            }
+                        if let Some((_, p)) = rec.entries.iter().find(|(_, p)| p.size != size) {
+                            report.problems.push(Problem::PackSizeMismatch { pack: *id, indexed: p.size, actual: size });
                         }
                         present.push((*id, size));
                     }
@@ -611,18 +605,12 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
                 _ => {}
             }
         }
-        let mut intact: HashSet<BlobId> = HashSet::new();
-        for (id, rec) in packs.iter().filter(|(id, _)| !bad_whole.contains(*id)) {
-            let bad = bad_in.get(id);
-            for (_, p) in &rec.entries {
-                for b in &p.blobs {
-                    if damaged.contains(&b.id) && !bad.is_some_and(|s| s.contains(&b.id)) {
-                        intact.insert(b.id);
-                    }
-                }
-            }
-        }
-        damaged.retain(|b| no_copy.contains(b) || !intact.contains(b));
+        // A blob is readable when the copy every reader uses (the index's location for it) is
+        // sound; another sound copy elsewhere does not help restore, dump or mount.
+        let readable = |b: &BlobId| {
+            index.get(b).is_some_and(|(p, _)| !bad_whole.contains(&p.id) && !bad_in.get(&p.id).is_some_and(|s| s.contains(b)))
+        };
+        damaged.retain(|b| no_copy.contains(b) || !readable(b));
     }
     if !damaged.is_empty() {
         phase(&report.problems, Phase::FindAffected);
@@ -672,15 +660,7 @@ fn check_pack_header(repo: &Repository, id: &PackId, size: u64, rec: &PackRecord
     let name = id.to_hex();
     let what = format!("pack {}", id.short());
     let b = repo.backend();
-    let read = || -> Result<([u8; SALT_LEN], Vec<BlobEntry>)> {
-        let head = b.read_range(FileKind::Pack, &name, 0, (PREFIX_LEN + SALT_LEN) as u64)?;
-        let salt = pack::read_salt(&head, &what)?;
-        let tail = b.read_range(FileKind::Pack, &name, size.saturating_sub(4), 4)?;
-        let (start, hlen) = pack::header_span(size, &tail, &what)?;
-        let header = b.read_range(FileKind::Pack, &name, start, hlen)?;
-        Ok((salt, pack::decode_header(repo.master(), &salt, &header, start, &what)?))
-    };
-    match read() {
+    match pack::read_stored_header(&**b, repo.master(), &name, size, &what) {
         Ok((salt, entries)) => compare_with_index(id, &salt, &entries, rec),
         Err(e) => vec![Problem::PackDamaged { pack: *id, error: why(&e), blobs: rec.blob_ids() }],
     }

@@ -48,6 +48,26 @@ pub struct PackWriter {
     raw_bytes: u64,
 }
 
+/// Read the salt and header of stored pack `name` (`size` bytes) with three range reads (the
+/// prefix and salt, the trailing header length, the header), without reading its blobs; the
+/// header is authenticated and decoded. `what` names the pack in errors.
+/// Errors: backend errors; [`Error::Corrupt`] for a damaged prefix, length or header.
+pub fn read_stored_header(
+    backend: &dyn crate::backend::Backend,
+    master: &MasterKey,
+    name: &str,
+    size: u64,
+    what: &str,
+) -> Result<([u8; SALT_LEN], Vec<BlobEntry>)> {
+    use crate::backend::FileKind;
+    let head = backend.read_range(FileKind::Pack, name, 0, (PREFIX_LEN + SALT_LEN) as u64)?;
+    let salt = read_salt(&head, what)?;
+    let tail = backend.read_range(FileKind::Pack, name, size.saturating_sub(4), 4)?;
+    let (start, hlen) = header_span(size, &tail, what)?;
+    let header = backend.read_range(FileKind::Pack, name, start, hlen)?;
+    Ok((salt, decode_header(master, &salt, &header, start, what)?))
+}
+
 /// A finished pack: its bytes, id and what it holds.
 pub struct FinishedPack {
     /// Storage id: BLAKE3 of `bytes`.

@@ -186,7 +186,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         .index_files()
         .map_err(|e| Error::InvalidInput(format!("prune refuses to run: an index file cannot be read ({e}); run `cairn check`")))?;
     let index_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
-    let live = Repository::live_index_files(&files);
+    let live: Vec<&IndexFile> = Repository::live_index_files(&files).into_iter().map(|(_, f)| f).collect();
     let superseded = files.len() - live.len();
     let mut index = Index::new();
     index.add_files(live.iter().copied());

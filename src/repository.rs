@@ -251,10 +251,10 @@ impl Repository {
 
     /// The index files in force among `files`: all but those named in another's `supersedes`
     /// (repo-format.md, "Index files").
-    pub fn live_index_files(files: &[(String, IndexFile)]) -> Vec<&IndexFile> {
+    pub fn live_index_files(files: &[(String, IndexFile)]) -> Vec<&(String, IndexFile)> {
         let superseded: std::collections::HashSet<String> =
             files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
-        files.iter().filter(|(name, _)| !superseded.contains(name)).map(|(_, f)| f).collect()
+        files.iter().filter(|(name, _)| !superseded.contains(name)).collect()
     }
 
     /// Load every index file in force into one in-memory index. Damaged index files are an
@@ -262,7 +262,7 @@ impl Repository {
     pub fn load_index(&self) -> Result<Index> {
         let files = self.index_files()?;
         let mut index = Index::new();
-        index.add_files(Self::live_index_files(&files));
+        index.add_files(Self::live_index_files(&files).into_iter().map(|(_, f)| f));
         Ok(index)
     }
 
@@ -272,20 +272,13 @@ impl Repository {
     /// next backup does not upload their blobs again. Unreadable packs are skipped (check
     /// reports them). Returns how many packs were recovered.
     pub fn index_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
-        use crate::crypto::SALT_LEN;
-        use crate::format::PREFIX_LEN;
         use crate::index::IndexPack;
         let known: std::collections::HashSet<String> = index.packs().iter().map(|p| p.id.to_hex()).collect();
         let orphans: Vec<(String, u64)> = self.backend.list(FileKind::Pack)?.into_iter().filter(|(n, _)| !known.contains(n)).collect();
         let recover = |name: &str, size: u64| -> Result<IndexPack> {
             let id = crate::id::PackId(Id::from_hex(name).ok_or_else(|| Error::corrupt(name, "not a pack id"))?);
             let what = format!("pack {}", id.short());
-            let head = self.backend.read_range(FileKind::Pack, name, 0, (PREFIX_LEN + SALT_LEN) as u64)?;
-            let salt = crate::pack::read_salt(&head, &what)?;
-            let tail = self.backend.read_range(FileKind::Pack, name, size.saturating_sub(4), 4)?;
-            let (start, hlen) = crate::pack::header_span(size, &tail, &what)?;
-            let header = self.backend.read_range(FileKind::Pack, name, start, hlen)?;
-            let blobs = crate::pack::decode_header(&self.master, &salt, &header, start, &what)?;
+            let (salt, blobs) = crate::pack::read_stored_header(&*self.backend, &self.master, name, size, &what)?;
             Ok(IndexPack { id, salt, size, blobs })
         };
         let packs: Vec<IndexPack> = orphans.iter().filter_map(|(n, size)| recover(n, *size).ok()).collect();
