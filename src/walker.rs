@@ -97,6 +97,9 @@ pub fn resolve(repo: &Repository, index: &Index, root: &BlobId, path: &str) -> R
         if let Some(parent) = &found {
             match (parent.kind, parent.subtree) {
                 (NodeKind::Dir, Some(t)) => tree_id = t,
+                (NodeKind::Dir, None) => {
+                    return Err(Error::corrupt(format!("directory {}", join_path(&comps[..i]).display()), "its node has no subtree"))
+                }
                 _ => {
                     return Err(Error::InvalidInput(format!(
                         "{} is not in the snapshot: {} is a {}, not a directory",

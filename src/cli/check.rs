@@ -29,16 +29,6 @@ fn parse_subset(s: &str) -> Result<Subset, String> {
     s.parse()
 }
 
-/// Open the repository without the local cache: check verifies what is stored, not a copy.
-fn open_uncached(g: &GlobalOpts) -> Result<cairn::Repository, Error> {
-    let backend = g.backend()?;
-    if !backend.exists(cairn::backend::FileKind::Config, "")? {
-        return Err(Error::RepositoryNotFound { location: backend.location() });
-    }
-    let pw = super::password::get(g, false)?;
-    cairn::Repository::open(backend, pw.as_bytes())
-}
-
 fn phase_line(p: Phase, subset: Option<Subset>) -> String {
     match p {
         Phase::LoadIndexes => "load indexes".into(),
@@ -57,7 +47,7 @@ fn phase_line(p: Phase, subset: Option<Subset>) -> String {
 /// Exit code 0 when no error was found (hints allowed), 1 otherwise.
 pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     let subset = if a.read_data { Some(Subset::All) } else { a.read_data_subset };
-    let repo = open_uncached(g)?;
+    let repo = g.open_uncached()?;
     let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "check")?;
     // A remote repository is latency-bound (one pack per connection); a local one CPU-bound.
     let threads = if cairn::backend::is_remote(&g.repo) {

@@ -83,7 +83,7 @@ fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
     };
     // Remote repositories are latency-bound: fetch as many blobs at once as connections.
     let threads = if cairn::backend::is_remote(&g.repo) { g.connections()?.min(dump::READAHEAD) } else { 2 };
-    dump::with_fetcher(&repo, &index, threads, |fetcher| -> Result<DumpReport, Error> {
+    let result = dump::with_fetcher(&repo, &index, threads, |fetcher| -> Result<DumpReport, Error> {
         match format {
             None => {
                 let node = loc.node().ok_or_else(|| Error::InvalidInput("/ is a directory".into()))?;
@@ -110,7 +110,12 @@ fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
                 }
             }
         }
-    })
+    });
+    // A failed dump into --target leaves no partial file (a cut tar can look complete).
+    if let (Err(_), Some(t)) = (&result, &a.target) {
+        let _ = std::fs::remove_file(t);
+    }
+    result
 }
 
 fn finish(mut w: BufWriter<File>, name: &Path) -> Result<(), Error> {

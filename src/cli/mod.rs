@@ -145,21 +145,27 @@ impl GlobalOpts {
         Ok(opts)
     }
 
-    /// Open the repository, asking for the password as configured.
+    /// Open the repository, asking for the password as configured; remote repositories use
+    /// the local cache unless `--no-cache`.
     pub fn open(&self) -> Result<cairn::Repository, Error> {
-        let backend = self.backend()?;
-        // Fail on a missing repository before asking for a password.
-        if !backend.exists(cairn::backend::FileKind::Config, "")? {
-            return Err(Error::RepositoryNotFound { location: backend.location() });
-        }
-        let pw = password::get(self, false)?;
-        let mut repo = cairn::Repository::open(backend, pw.as_bytes())?;
+        let mut repo = self.open_uncached()?;
         if cairn::backend::is_remote(&self.repo) && !self.no_cache {
             if let Some(dir) = self.cache_dir.clone().or_else(cairn::backend::cache::default_cache_dir) {
                 repo.use_cache(&dir);
             }
         }
         Ok(repo)
+    }
+
+    /// Open the repository without the local cache (check verifies what is stored).
+    pub fn open_uncached(&self) -> Result<cairn::Repository, Error> {
+        let backend = self.backend()?;
+        // Fail on a missing repository before asking for a password.
+        if !backend.exists(cairn::backend::FileKind::Config, "")? {
+            return Err(Error::RepositoryNotFound { location: backend.location() });
+        }
+        let pw = password::get(self, false)?;
+        cairn::Repository::open(backend, pw.as_bytes())
     }
 
     /// Packs uploaded at once: `-o connections=N`, else 5 for remote repositories (restic's
