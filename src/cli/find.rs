@@ -10,7 +10,8 @@ use cairn::tree::{NodeKind, Timestamp};
 use cairn::walker;
 use cairn::Error;
 
-use super::ls::{local_time, long_line, rfc3339};
+use super::ls::long_line;
+use super::rfc3339;
 use super::{out, FilterArgs, GlobalOpts, EXIT_OK};
 
 /// Arguments of `find`.
@@ -79,8 +80,8 @@ fn match_json(path: &std::path::Path, node: &cairn::tree::Node) -> Value {
         "permissions": walker::mode_string(node.kind, node.mode),
         "name": node.name_lossy(),
         "type": walker::kind_name(node.kind),
-        "mtime": rfc3339(node.mtime),
-        "ctime": rfc3339(node.ctime),
+        "mtime": rfc3339(node.mtime, None),
+        "ctime": rfc3339(node.ctime, None),
         "user": node.user,
         "group": node.group,
         "inode": node.inode,
@@ -148,7 +149,7 @@ pub fn run(g: &GlobalOpts, a: &FindArgs) -> Result<u8, Error> {
                 out("");
             }
             if !g.quiet {
-                out(&format!("Found matching entries in snapshot {} from {}", id.short(), local_time(snap.time)));
+                out(&format!("Found matching entries in snapshot {} from {}", id.short(), super::snapshot_time(snap)));
             }
             for m in &matches {
                 out(&long_line(&m.path, &m.node));

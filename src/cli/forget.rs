@@ -294,7 +294,7 @@ fn table(rows: &[&Decision], reasons: bool) {
         .rev()
         .map(|d| {
             let s = &d.snapshot;
-            let mut r = vec![d.id.short(), s.local_time().format("%Y-%m-%d %H:%M:%S").to_string(), s.hostname.clone(), s.tags.join(",")];
+            let mut r = vec![d.id.short(), super::snapshot_time(s), s.hostname.clone(), s.tags.join(",")];
             if reasons {
                 r.push(d.reasons.join(", "));
             }

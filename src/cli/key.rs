@@ -69,7 +69,7 @@ pub fn run(g: &GlobalOpts, a: &KeyArgs) -> Result<u8, Error> {
                     match h {
                         Ok(h) => {
                             let created = chrono::DateTime::from_timestamp(h.created, 0)
-                                .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
+                                .map(|t| t.with_timezone(&chrono::Local).format(super::TIME_FORMAT).to_string())
                                 .unwrap_or_default();
                             out(&format!("{mark}{:<10} {:<12} {:<20} {created}", id.short(), h.username, h.hostname));
                         }

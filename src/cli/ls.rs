@@ -5,11 +5,11 @@ use std::path::Path;
 use clap::Args;
 use serde_json::{json, Value};
 
-use cairn::tree::{Node, NodeKind, Timestamp};
+use cairn::tree::{Node, NodeKind};
 use cairn::walker::{self, Located, Visit};
 use cairn::Error;
 
-use super::{out, FilterArgs, GlobalOpts, EXIT_OK};
+use super::{local_time, out, rfc3339, FilterArgs, GlobalOpts, EXIT_OK};
 
 /// Arguments of `ls`.
 #[derive(Args)]
@@ -33,16 +33,6 @@ pub struct LsArgs {
     recursive: bool,
     #[command(flatten)]
     filter: FilterArgs,
-}
-
-/// A time in the local time zone, as `2006-01-02 15:04:05` (restic's `TimeFormat`).
-pub fn local_time(t: Timestamp) -> String {
-    t.to_utc().with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-/// A time in RFC 3339 with nanoseconds, local time zone.
-pub fn rfc3339(t: Timestamp) -> String {
-    t.to_utc().with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 /// A node in restic's long format: `-rw-r--r--  root  root   1234 2026-11-20 03:00:00 /path`,
@@ -76,8 +66,8 @@ pub fn node_json(path: &Path, node: &Node) -> Value {
         "size": node.size,
         "mode": walker::st_mode(node),
         "permissions": walker::mode_string(node.kind, node.mode),
-        "mtime": rfc3339(node.mtime),
-        "ctime": rfc3339(node.ctime),
+        "mtime": rfc3339(node.mtime, None),
+        "ctime": rfc3339(node.ctime, None),
         "inode": node.inode,
         "links": node.links,
         "struct_type": "node",
@@ -116,7 +106,7 @@ pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
         s["message_type"] = "snapshot".into();
         out(&s.to_string());
     } else if g.verbose > 0 {
-        eprintln!("snapshot {} of {:?} at {}:", id.short(), snap.paths, local_time(snap.time));
+        eprintln!("snapshot {} of {:?} at {}:", id.short(), snap.paths, super::snapshot_time(&snap));
     }
     for t in &targets {
         // The whole snapshot is listed recursively; a given path lists itself, then its entries.

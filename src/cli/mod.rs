@@ -316,6 +316,29 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(total))
 }
 
+/// restic's `TimeFormat` for tables: `2006-01-02 15:04:05`.
+pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// A snapshot's time for tables, in the time zone it was taken in.
+pub fn snapshot_time(s: &cairn::snapshot::Snapshot) -> String {
+    s.local_time().format(TIME_FORMAT).to_string()
+}
+
+/// A file time for tables, in this machine's time zone (as restic's `ls -l`).
+pub fn local_time(t: cairn::tree::Timestamp) -> String {
+    t.to_utc().with_timezone(&chrono::Local).format(TIME_FORMAT).to_string()
+}
+
+/// RFC 3339 with as many fractional digits as needed, in the zone `tz_offset` (seconds east of
+/// UTC) when given, else in this machine's time zone.
+pub fn rfc3339(t: cairn::tree::Timestamp, tz_offset: Option<i32>) -> String {
+    let utc = t.to_utc();
+    match tz_offset.and_then(chrono::FixedOffset::east_opt) {
+        Some(off) => utc.with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => utc.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    }
+}
+
 /// Bytes as a human-readable size (KiB, MiB... with two decimals).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -7,7 +7,7 @@ use cairn::id::SnapshotId;
 use cairn::snapshot::{Snapshot, Summary};
 use cairn::Error;
 
-use super::{human_bytes, out, FilterArgs, GlobalOpts, EXIT_OK};
+use super::{human_bytes, out, rfc3339, snapshot_time, FilterArgs, GlobalOpts, EXIT_OK};
 
 /// Arguments of `snapshots`.
 #[derive(Args)]
@@ -16,19 +16,12 @@ pub struct SnapshotsArgs {
     filter: FilterArgs,
 }
 
-/// RFC 3339 time in the snapshot's own time zone.
-fn rfc3339(t: cairn::tree::Timestamp, tz: i32) -> String {
-    use chrono::Offset;
-    let off = chrono::FixedOffset::east_opt(tz).unwrap_or_else(|| chrono::Utc.fix());
-    t.to_utc().with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
 /// The summary's fields as JSON (times RFC 3339, duration in seconds).
 pub fn summary_json(s: &Summary, tz: i32) -> Value {
     let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64 + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
     json!({
-        "backup_start": rfc3339(s.backup_start, tz),
-        "backup_end": rfc3339(s.backup_end, tz),
+        "backup_start": rfc3339(s.backup_start, Some(tz)),
+        "backup_end": rfc3339(s.backup_end, Some(tz)),
         "duration_seconds": dur.max(0.0),
         "files_new": s.files_new,
         "files_changed": s.files_changed,
@@ -51,7 +44,7 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
     json!({
         "id": id.to_hex(),
         "short_id": id.short(),
-        "time": rfc3339(s.time, s.tz_offset),
+        "time": rfc3339(s.time, Some(s.tz_offset)),
         "hostname": s.hostname,
         "username": s.username,
         "uid": s.uid,
@@ -81,7 +74,7 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
         .map(|(id, s)| {
             [
                 id.short(),
-                s.local_time().format("%Y-%m-%d %H:%M:%S").to_string(),
+                snapshot_time(s),
                 s.hostname.clone(),
                 s.tags.join(","),
                 s.paths.join("\n"),
