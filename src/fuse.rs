@@ -195,8 +195,10 @@ impl BlobStore {
         let slot = lock(&self.fetching).entry(*id).or_default().clone();
         let fetched = {
             let _only_fetch_of_this_blob = lock(&slot);
-            // A thread that held the slot before has put the blob in the cache.
-            match lock(&self.cache).get(id) {
+            // A thread that held the slot before has put the blob in the cache. (The cache
+            // guard must be gone before the fetch below locks the cache again.)
+            let cached = lock(&self.cache).get(id);
+            match cached {
                 Some(d) => Ok(d),
                 None => {
                     let index = self.index();
