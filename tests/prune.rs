@@ -197,6 +197,28 @@ fn spawn_stdin_backup(repo: &Repo) -> Child {
 fn signal(child: &Child, sig: i32) {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, sig) };
+    if sig == libc::SIGSTOP {
+        wait_stopped(child);
+    }
+}
+
+/// Wait until every thread of `child` is stopped: `kill` returns before the signal is
+/// delivered, and a thread finishes the write it is in before it stops.
+fn wait_stopped(child: &Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tasks = PathBuf::from(format!("/proc/{}/task", child.id()));
+    loop {
+        let all_stopped = fs::read_dir(&tasks).expect("list the child's threads").filter_map(|t| t.ok()).all(|t| {
+            let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // The state is the first field after the command name in parentheses.
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st == "T" || st == "t")
+        });
+        if all_stopped {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the child did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Feed `child` until at least one pack file is in the repository.
