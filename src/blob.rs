@@ -121,27 +121,14 @@ pub fn open(
     stored: &[u8],
     what: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
-    open_checked(master, key, position, blob_type, id, raw_length, stored, what).map(|(_, plain)| plain)
+    open_verified(master, key, position, blob_type, id, raw_length, stored, what).map(|(_, plain)| plain)
 }
 
-/// As [`open`], but returns the verified *framed* plaintext (compression byte and compressed
-/// body), ready to be sealed again into another pack without recompressing (prune's repack).
+/// As [`open`], but returns both the verified *framed* plaintext (compression byte and
+/// compressed body, ready to be sealed into another pack without recompressing: prune's repack)
+/// and the plaintext.
 #[allow(clippy::too_many_arguments)]
-pub fn open_framed(
-    master: &MasterKey,
-    key: &FileKey,
-    position: u64,
-    blob_type: BlobType,
-    id: &BlobId,
-    raw_length: u32,
-    stored: &[u8],
-    what: &dyn Fn() -> String,
-) -> Result<Vec<u8>> {
-    open_checked(master, key, position, blob_type, id, raw_length, stored, what).map(|(framed, _)| framed)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn open_checked(
+pub fn open_verified(
     master: &MasterKey,
     key: &FileKey,
     position: u64,

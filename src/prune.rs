@@ -441,7 +441,7 @@ fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, V
         let stored = data
             .get(b.offset as usize..(b.offset as usize).saturating_add(b.length as usize))
             .ok_or_else(|| Error::corrupt(what(), "outside the pack"))?;
-        let framed = blob::open_framed(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, stored, &what)?;
+        let (framed, _) = blob::open_verified(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, stored, &what)?;
         out.push((*b, framed));
     }
     Ok(out)
