@@ -182,24 +182,57 @@ mod tests {
     }
 }
 
+/// The open pack of each blob type. Workers append to it in turn: a blob is compressed
+/// outside the lock, and only its copy into the pack and its encryption happen under it, so
+/// there is one open pack per type however many workers there are (memory stays at a few packs).
 #[derive(Default)]
-struct SaverState {
-    pending: HashSet<BlobId>,
-    /// Open packs not in use by a worker, per blob type. A worker takes one, adds its blob
-    /// (compression and encryption run outside any shared lock) and gives it back; there are
-    /// never more open packs than workers.
-    data_packs: Vec<PackWriter>,
-    tree_packs: Vec<PackWriter>,
+struct OpenPacks {
+    data: Option<PackWriter>,
+    tree: Option<PackWriter>,
 }
 
-impl SaverState {
-    /// The free open packs for blobs of `blob_type`.
-    fn packs(&mut self, blob_type: BlobType) -> &mut Vec<PackWriter> {
+impl OpenPacks {
+    fn slot(&mut self, blob_type: BlobType) -> &mut Option<PackWriter> {
         match blob_type {
-            BlobType::Data => &mut self.data_packs,
-            BlobType::Tree => &mut self.tree_packs,
+            BlobType::Data => &mut self.data,
+            BlobType::Tree => &mut self.tree,
         }
     }
+}
+
+/// Pack buffers, reused once their pack is written: a fresh 16 MiB buffer costs 4,096 page
+/// faults, which on a virtual machine cost more than filling it.
+struct PackBuffers {
+    free: Mutex<Vec<Vec<u8>>>,
+    /// Bytes allocated per buffer: the pack size and room for a header (see [`PackWriter::fits`]).
+    capacity: usize,
+}
+
+impl PackBuffers {
+    /// Buffers kept for reuse at most; more are freed.
+    const KEEP: usize = 4;
+
+    fn new(pack_size: usize) -> Self {
+        PackBuffers { free: Mutex::new(Vec::new()), capacity: pack_size + pack_size / 16 }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        reused.unwrap_or_else(|| Vec::with_capacity(self.capacity))
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        if free.len() < Self::KEEP && buf.capacity() >= self.capacity {
+            buf.clear();
+            free.push(buf);
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's buffer for a framed (compressed) blob, kept for reuse.
+    static FRAMED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Uploads finished packs on `connections` threads, so the workers that fill packs do not
@@ -217,7 +250,7 @@ struct Uploader {
 }
 
 impl Uploader {
-    fn start(backend: Arc<dyn crate::backend::Backend>, connections: usize, dry_run: bool) -> Self {
+    fn start(backend: Arc<dyn crate::backend::Backend>, connections: usize, dry_run: bool, buffers: Arc<PackBuffers>) -> Self {
         // A hand-over queue: a finished pack waits in its worker until an uploader takes it.
         let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(0);
         let uploaded = Arc::new(Mutex::new(Vec::new()));
@@ -225,7 +258,8 @@ impl Uploader {
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let threads = (0..connections)
             .map(|_| {
-                let (rx, backend, uploaded, failed, stopped) = (rx.clone(), backend.clone(), uploaded.clone(), failed.clone(), stopped.clone());
+                let (rx, backend, uploaded, failed, stopped, buffers) =
+                    (rx.clone(), backend.clone(), uploaded.clone(), failed.clone(), stopped.clone(), buffers.clone());
                 std::thread::spawn(move || {
                     for done in rx {
                         // After a failure the queue is drained without uploading: the backup stops.
@@ -233,11 +267,13 @@ impl Uploader {
                             continue;
                         }
                         let r = if dry_run { Ok(()) } else { backend.write(FileKind::Pack, &done.id.to_hex(), &done.bytes) };
+                        let size = done.bytes.len() as u64;
+                        buffers.give(done.bytes);
                         match r {
                             Ok(()) => uploaded.lock().unwrap_or_else(|p| p.into_inner()).push(IndexPack {
                                 id: done.id,
                                 salt: done.salt,
-                                size: done.bytes.len() as u64,
+                                size,
                                 blobs: done.entries,
                             }),
                             Err(e) => {
@@ -288,7 +324,10 @@ pub struct Saver<'r> {
     index: &'r Index,
     dry_run: bool,
     level: i32,
-    state: Mutex<SaverState>,
+    /// Blobs saved or being saved by this run.
+    pending: Mutex<HashSet<BlobId>>,
+    open: Mutex<OpenPacks>,
+    buffers: Arc<PackBuffers>,
     uploader: Mutex<Uploader>,
     data_blobs: AtomicU64,
     tree_blobs: AtomicU64,
@@ -302,13 +341,16 @@ impl<'r> Saver<'r> {
     /// A saver adding to `repo`, deduplicating against `index`, uploading packs on
     /// `connections` threads (at least 1).
     pub fn new(repo: &'r Repository, index: &'r Index, dry_run: bool, connections: usize, progress: &'r Progress) -> Self {
+        let buffers = Arc::new(PackBuffers::new(repo.config().pack_size as usize));
         Saver {
             repo,
             index,
             dry_run,
             level: repo.config().compression_level,
-            state: Mutex::new(SaverState::default()),
-            uploader: Mutex::new(Uploader::start(repo.backend().clone(), connections.max(1), dry_run)),
+            pending: Mutex::new(HashSet::new()),
+            open: Mutex::new(OpenPacks::default()),
+            uploader: Mutex::new(Uploader::start(repo.backend().clone(), connections.max(1), dry_run, buffers.clone())),
+            buffers,
             data_blobs: AtomicU64::new(0),
             tree_blobs: AtomicU64::new(0),
             data_added: AtomicU64::new(0),
@@ -324,25 +366,49 @@ impl<'r> Saver<'r> {
         self.lock = lock;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, SaverState> {
+    fn open_packs(&self) -> std::sync::MutexGuard<'_, OpenPacks> {
         // A panic in another thread cannot leave the state half-updated in a way that matters
-        // here: every critical section is a few plain assignments.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        // here: a pack is whole before and after each append.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Store `data` as a blob of `blob_type` unless the repository (or this run) has it.
     /// Returns its id. Errors: backend failures writing a pack or index.
     pub fn save_blob(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
         let id = self.repo.master().blob_id(data);
-        if self.index.contains(&id) || !self.lock().pending.insert(id) {
+        if self.index.contains(&id) || !self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(id);
         }
-        let framed = blob::compress(data, self.level);
         let raw_length = u32::try_from(data.len()).map_err(|_| Error::InvalidInput("blob over 4 GiB".into()))?;
+        // Compress into this thread's buffer (taken out of its cell while in use).
+        let mut framed = FRAMED.with(|cell| cell.take());
+        let need = blob::framed_bound(data.len());
+        if framed.len() < need {
+            framed.resize(need, 0);
+        }
+        let result = match blob::compress_into(data, self.level, &mut framed) {
+            Some(n) => self.append(blob_type, id, framed.get(..n).unwrap_or_default(), raw_length),
+            None => Err(Error::InvalidInput("compression buffer too small".into())),
+        };
+        FRAMED.with(|cell| cell.replace(framed));
+        result.map(|()| id)
+    }
+
+    /// Append a framed blob to the open pack of its type (encrypting it there), and write the
+    /// packs that are full.
+    fn append(&self, blob_type: BlobType, id: BlobId, framed: &[u8], raw_length: u32) -> Result<()> {
         let pack_size = self.repo.config().pack_size as usize;
-        let taken = self.lock().packs(blob_type).pop();
-        let mut pack = taken.unwrap_or_else(|| PackWriter::new(self.repo.master(), blob_type, pack_size));
-        let stored = pack.add(id, &framed, raw_length)?;
+        let (stored, full) = {
+            let mut open = self.open_packs();
+            let slot = open.slot(blob_type);
+            // A blob that would make the buffer grow starts a new pack; an empty pack takes
+            // any blob.
+            let full_before = slot.take_if(|p| !p.is_empty() && !p.fits(framed.len()));
+            let pack = slot.get_or_insert_with(|| PackWriter::with_buffer(self.repo.master(), blob_type, self.buffers.take()));
+            let stored = pack.add(id, framed, raw_length)?;
+            let full_after = slot.take_if(|p| p.len() >= pack_size);
+            (stored, [full_before, full_after])
+        };
         self.data_added.fetch_add(raw_length as u64, Ordering::Relaxed);
         self.data_added_packed.fetch_add(stored as u64, Ordering::Relaxed);
         self.progress.bytes_added.fetch_add(stored as u64, Ordering::Relaxed);
@@ -350,12 +416,10 @@ impl<'r> Saver<'r> {
             BlobType::Data => self.data_blobs.fetch_add(1, Ordering::Relaxed),
             BlobType::Tree => self.tree_blobs.fetch_add(1, Ordering::Relaxed),
         };
-        if pack.len() >= pack_size {
-            self.write_pack(pack)?;
-        } else {
-            self.lock().packs(blob_type).push(pack);
+        for p in full.into_iter().flatten() {
+            self.write_pack(p)?;
         }
-        Ok(id)
+        Ok(())
     }
 
     fn uploader(&self) -> std::sync::MutexGuard<'_, Uploader> {
@@ -397,13 +461,11 @@ impl<'r> Saver<'r> {
     /// Write the open packs and an index file for every pack not yet indexed. After this,
     /// every blob saved is durable and indexed.
     pub fn flush(&self) -> Result<()> {
-        let open: Vec<PackWriter> = {
-            let mut st = self.lock();
-            let mut v = std::mem::take(&mut st.data_packs);
-            v.append(&mut st.tree_packs);
-            v
+        let open = {
+            let mut open = self.open_packs();
+            [open.data.take(), open.tree.take()]
         };
-        for p in open {
+        for p in open.into_iter().flatten() {
             if !p.is_empty() {
                 self.queue_pack(p)?;
             }
@@ -490,11 +552,12 @@ impl<'r> Saver<'r> {
 
     /// A pipeline for one stream: this thread reads and cuts, and hands each chunk to one
     /// saver thread per core (hash, compress, encrypt, pack) through a bounded queue, so the
-    /// cores never wait for a window's slowest chunk and memory stays bounded (one window
-    /// plus two chunks per core in the queue).
+    /// cores never wait for a window's slowest chunk. Chunks are not copied: each is a range of
+    /// a shared [`Segment`] of the stream, and segments are reused. Memory stays bounded: the
+    /// queue holds two chunks per core, which span at most a few segments.
     fn save_stream_pipelined(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let workers = rayon::current_num_threads().max(1);
-        let (tx, rx) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(workers * 2);
+        let (tx, rx) = crossbeam_channel::bounded::<SegmentChunk>(workers * 2);
         let failed = AtomicBool::new(false);
         std::thread::scope(|s| {
             let savers: Vec<_> = (0..workers)
@@ -503,12 +566,12 @@ impl<'r> Saver<'r> {
                     let failed = &failed;
                     s.spawn(move || -> Result<Vec<(usize, BlobId)>> {
                         let mut out = Vec::new();
-                        for (seq, chunk) in rx {
+                        for c in rx {
                             if failed.load(Ordering::Relaxed) {
                                 continue; // drain: the producer stops soon
                             }
-                            match self.save_blob(BlobType::Data, &chunk) {
-                                Ok(id) => out.push((seq, id)),
+                            match self.save_blob(BlobType::Data, c.bytes()) {
+                                Ok(id) => out.push((c.seq, id)),
                                 Err(e) => {
                                     failed.store(true, Ordering::Relaxed);
                                     return Err(e);
@@ -540,28 +603,35 @@ impl<'r> Saver<'r> {
         })
     }
 
-    /// Read `r` to its end, cut it and send the numbered chunks. Returns the bytes read.
+    /// Read `r` to its end into segments, cut them and send the numbered chunks. Returns the
+    /// bytes read.
     fn produce_chunks(
         &self,
         chunker: &Chunker,
         r: &mut dyn Read,
         size_hint: u64,
-        tx: &crossbeam_channel::Sender<(usize, Vec<u8>)>,
+        tx: &crossbeam_channel::Sender<SegmentChunk>,
         failed: &AtomicBool,
     ) -> std::result::Result<u64, StreamError> {
         let max = chunker.params().max_size as usize;
-        let window = (3 * max).max(4 << 20);
-        let first = usize::try_from(size_hint).unwrap_or(window).saturating_add(1).clamp(4096, window);
+        // Four largest chunks a segment: the bytes after its last cut (less than one largest
+        // chunk) are copied to the start of the next.
+        let len = (4 * max).max(8 << 20);
+        let first = usize::try_from(size_hint).unwrap_or(len).saturating_add(1).clamp(4096, len);
+        let pool = Arc::new(Mutex::new(Vec::new()));
         let mut buf = Vec::new();
-        let mut len = 0usize;
+        let mut filled = 0usize;
         let mut seq = 0usize;
         let mut total = 0u64;
         loop {
             check_interrupted().map_err(StreamError::Repo)?;
-            let eof = fill(r, &mut buf, &mut len, window, first).map_err(StreamError::Source)?;
+            let eof = fill(r, &mut buf, &mut filled, len, first).map_err(StreamError::Source)?;
+            let segment = Arc::new(Segment { bytes: std::mem::take(&mut buf), pool: pool.clone() });
+            let data = segment.bytes.get(..filled).unwrap_or_default();
             let mut pos = 0;
-            while let Some(n) = chunker.next_cut(&buf[pos..len], eof) {
-                if failed.load(Ordering::Relaxed) || tx.send((seq, buf[pos..pos + n].to_vec())).is_err() {
+            while let Some(n) = data.get(pos..).and_then(|rest| chunker.next_cut(rest, eof)) {
+                let chunk = SegmentChunk { seq, segment: segment.clone(), range: pos..pos + n };
+                if failed.load(Ordering::Relaxed) || tx.send(chunk).is_err() {
                     // A saver failed; its error is the one reported.
                     return Ok(total);
                 }
@@ -573,9 +643,45 @@ impl<'r> Saver<'r> {
             if eof {
                 return Ok(total);
             }
-            buf.copy_within(pos..len, 0);
-            len -= pos;
+            // The next segment: a reused buffer, starting with the bytes after the last cut.
+            buf = pool.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
+            buf.resize(len, 0);
+            let tail = data.get(pos..).unwrap_or_default();
+            if let Some(head) = buf.get_mut(..tail.len()) {
+                head.copy_from_slice(tail);
+            }
+            filled = tail.len();
         }
+    }
+}
+
+/// A piece of a stream, shared by the chunks cut from it; its buffer goes back to the pool
+/// when the last of them is saved.
+struct Segment {
+    bytes: Vec<u8>,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        // The producer takes one back per segment: a few spare are enough.
+        if pool.len() < 4 {
+            pool.push(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// The `seq`-th chunk of a stream: `range` of a segment.
+struct SegmentChunk {
+    seq: usize,
+    segment: Arc<Segment>,
+    range: std::ops::Range<usize>,
+}
+
+impl SegmentChunk {
+    fn bytes(&self) -> &[u8] {
+        self.segment.bytes.get(self.range.clone()).unwrap_or_default()
     }
 }
 

@@ -53,20 +53,33 @@ pub fn aad(blob_type: BlobType, id: &BlobId) -> [u8; 33] {
 /// Frame `plaintext` for storage: zstd at `level` when it shrinks, else stored. `level` 0 means
 /// no compression attempt.
 pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
+    let mut out = vec![0u8; framed_bound(plaintext.len())];
+    let n = compress_into(plaintext, level, &mut out).unwrap_or(0);
+    out.truncate(n);
+    out
+}
+
+/// The most bytes [`compress_into`] writes for a plaintext of `len` bytes.
+pub fn framed_bound(len: usize) -> usize {
+    1 + zstd::zstd_safe::compress_bound(len).max(len)
+}
+
+/// Frame `plaintext` into the start of `out` as [`compress`] does, without allocating; returns
+/// the framed length, or `None` when `out` is shorter than [`framed_bound`]`(plaintext.len())`.
+pub fn compress_into(plaintext: &[u8], level: i32, out: &mut [u8]) -> Option<usize> {
+    let out = out.get_mut(..framed_bound(plaintext.len()))?;
+    let (first, body) = out.split_first_mut()?;
     if level != 0 {
-        if let Ok(z) = with_compressor(level, |c| c.compress(plaintext)) {
-            if z.len() < plaintext.len() {
-                let mut out = Vec::with_capacity(z.len() + 1);
-                out.push(ZSTD);
-                out.extend_from_slice(&z);
-                return out;
+        if let Ok(n) = with_compressor(level, |c| c.compress_to_buffer(plaintext, &mut *body)) {
+            if n < plaintext.len() {
+                *first = ZSTD;
+                return Some(1 + n);
             }
         }
     }
-    let mut out = Vec::with_capacity(plaintext.len() + 1);
-    out.push(STORED);
-    out.extend_from_slice(plaintext);
-    out
+    *first = STORED;
+    body.get_mut(..plaintext.len())?.copy_from_slice(plaintext);
+    Some(1 + plaintext.len())
 }
 
 thread_local! {

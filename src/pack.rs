@@ -82,14 +82,36 @@ pub struct FinishedPack {
     pub raw_bytes: u64,
 }
 
+/// The most bytes one [`BlobEntry`] takes in a header: type (1), id (32), three varint u32 (5
+/// each).
+const MAX_ENTRY_LEN: usize = 1 + 32 + 3 * 5;
+
+/// The most bytes the end of a pack with `entries` blobs takes: the encrypted header (a varint
+/// length of at most 9 bytes, the entries, the tag) and its 4-byte length.
+pub fn header_bound(entries: usize) -> usize {
+    9 + entries.saturating_mul(MAX_ENTRY_LEN) + TAG_LEN + 4
+}
+
 impl PackWriter {
     /// Start an empty pack for blobs of `blob_type`, with room for `capacity` bytes.
     pub fn new(master: &MasterKey, blob_type: BlobType, capacity: usize) -> Self {
+        Self::with_buffer(master, blob_type, Vec::with_capacity(capacity + 64 * 1024))
+    }
+
+    /// Start an empty pack in `buf`, whose contents are dropped and whose allocation is reused
+    /// (see [`PackWriter::fits`]): the pages of a reused buffer cost no page faults.
+    pub fn with_buffer(master: &MasterKey, blob_type: BlobType, mut buf: Vec<u8>) -> Self {
         let salt = random_salt();
-        let mut buf = Vec::with_capacity(capacity + 64 * 1024);
+        buf.clear();
         buf.extend_from_slice(&Magic::Pack.prefix());
         buf.extend_from_slice(&salt);
         PackWriter { blob_type, key: master.file_key(&salt), salt, buf, entries: Vec::new(), raw_bytes: 0 }
+    }
+
+    /// True when one more blob of `framed_len` framed bytes, and then the header, fit in the
+    /// buffer's allocation without it growing.
+    pub fn fits(&self, framed_len: usize) -> bool {
+        self.buf.len().saturating_add(framed_len).saturating_add(TAG_LEN).saturating_add(header_bound(self.entries.len() + 1)) <= self.buf.capacity()
     }
 
     /// Bytes written so far.
@@ -216,6 +238,43 @@ mod tests {
             let got = blob::open(&mk, &fk, e.offset as u64, BlobType::Data, &e.id, e.raw_length, stored, &|| "b".into()).unwrap();
             assert_eq!(&got, b);
         }
+    }
+
+    #[test]
+    fn header_bound_covers_the_largest_entries() {
+        let mk = MasterKey::generate();
+        let e = BlobEntry { blob_type: 1, id: BlobId(crate::id::Id([0xff; 32])), offset: u32::MAX, length: u32::MAX, raw_length: u32::MAX };
+        for n in [0usize, 1, 2, 127, 128, 5000] {
+            let header = format::encode(&vec![e; n]).unwrap();
+            let sealed = mk.file_key(&[0; 32]).seal(HEADER_POSITION, &Magic::Pack.prefix(), &header).unwrap();
+            assert!(sealed.len() + 4 <= header_bound(n), "{n} entries: {} > {}", sealed.len() + 4, header_bound(n));
+        }
+    }
+
+    #[test]
+    fn a_reused_buffer_that_fits_does_not_grow() {
+        let mk = MasterKey::generate();
+        let buf = Vec::with_capacity(1 << 16);
+        let cap = buf.capacity();
+        let mut w = PackWriter::with_buffer(&mk, BlobType::Data, buf);
+        let mut n = 0u32;
+        loop {
+            let b = n.to_le_bytes().repeat(250);
+            let framed = blob::compress(&b, 0);
+            if !w.fits(framed.len()) {
+                break;
+            }
+            w.add(mk.blob_id(&b), &framed, b.len() as u32).unwrap();
+            n += 1;
+        }
+        assert!(n > 50);
+        let p = w.finish().unwrap();
+        assert_eq!(p.bytes.capacity(), cap, "the buffer grew");
+        assert_eq!(read_header(&mk, &p.bytes, &p.id).unwrap().len(), n as usize);
+        // Reused: the old contents are gone.
+        let w = PackWriter::with_buffer(&mk, BlobType::Tree, p.bytes);
+        assert_eq!(w.len(), FIRST_BLOB_OFFSET as usize);
+        assert!(w.is_empty());
     }
 
     #[test]
