@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use crate::backend::FileKind;
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
+use crate::direct_io::AlignedBuf;
 use crate::error::{Error, Result};
 use crate::format;
 use crate::id::{BlobId, SnapshotId};
@@ -56,7 +57,7 @@ pub enum Source<'a> {
         /// The file name in the snapshot.
         name: String,
         /// The stream.
-        reader: &'a mut dyn Read,
+        reader: &'a mut (dyn Read + Send),
     },
 }
 
@@ -266,8 +267,13 @@ impl Uploader {
                         if stopped.load(Ordering::SeqCst) {
                             continue;
                         }
-                        let r = if dry_run { Ok(()) } else { backend.write(FileKind::Pack, &done.id.to_hex(), &done.bytes) };
-                        let size = done.bytes.len() as u64;
+                        let name = done.id.to_hex();
+                        let r = match done.staged {
+                            Some(file) if !dry_run => file.commit(&name),
+                            _ if dry_run => Ok(()),
+                            _ => backend.write(FileKind::Pack, &name, &done.bytes),
+                        };
+                        let size = done.size;
                         buffers.give(done.bytes);
                         match r {
                             Ok(()) => uploaded.lock().unwrap_or_else(|p| p.into_inner()).push(IndexPack {
@@ -387,26 +393,48 @@ impl<'r> Saver<'r> {
             framed.resize(need, 0);
         }
         let result = match blob::compress_into(data, self.level, &mut framed) {
-            Some(n) => self.append(blob_type, id, framed.get(..n).unwrap_or_default(), raw_length),
+            Some(n) => match framed.get_mut(..n) {
+                Some(f) => self.append(blob_type, id, f, raw_length),
+                None => Err(Error::InvalidInput("compression buffer too small".into())),
+            },
             None => Err(Error::InvalidInput("compression buffer too small".into())),
         };
         FRAMED.with(|cell| cell.replace(framed));
         result.map(|()| id)
     }
 
-    /// Append a framed blob to the open pack of its type (encrypting it there), and write the
-    /// packs that are full.
-    fn append(&self, blob_type: BlobType, id: BlobId, framed: &[u8], raw_length: u32) -> Result<()> {
+    /// A new pack: staged in the backend where it can be (written as it grows), else in a
+    /// reused buffer.
+    fn new_pack(&self, blob_type: BlobType) -> Result<PackWriter> {
+        let staged = if self.dry_run { None } else { self.repo.backend().stage(FileKind::Pack)? };
+        match staged {
+            Some(file) => PackWriter::staged(self.repo.master(), blob_type, file),
+            None => Ok(PackWriter::with_buffer(self.repo.master(), blob_type, self.buffers.take())),
+        }
+    }
+
+    /// Append a framed blob to the open pack of its type (encrypting it in place, then into
+    /// the pack), and write the packs that are full.
+    fn append(&self, blob_type: BlobType, id: BlobId, framed: &mut [u8], raw_length: u32) -> Result<()> {
         let pack_size = self.repo.config().pack_size as usize;
         let (stored, full) = {
             let mut open = self.open_packs();
             let slot = open.slot(blob_type);
-            // A blob that would make the buffer grow starts a new pack; an empty pack takes
-            // any blob.
+            // A blob that would make an in-memory pack's buffer grow starts a new pack; an
+            // empty pack takes any blob.
             let full_before = slot.take_if(|p| !p.is_empty() && !p.fits(framed.len()));
-            let pack = slot.get_or_insert_with(|| PackWriter::with_buffer(self.repo.master(), blob_type, self.buffers.take()));
-            let stored = pack.add(id, framed, raw_length)?;
-            let full_after = slot.take_if(|p| p.len() >= pack_size);
+            let mut pack = match slot.take() {
+                Some(p) => p,
+                None => self.new_pack(blob_type)?,
+            };
+            // A pack whose write failed is dropped here (its staged file with it).
+            let stored = pack.add_in_place(id, framed, raw_length)?;
+            let full_after = if pack.len() >= pack_size {
+                Some(pack)
+            } else {
+                *slot = Some(pack);
+                None
+            };
             (stored, [full_before, full_after])
         };
         self.data_added.fetch_add(raw_length as u64, Ordering::Relaxed);
@@ -503,13 +531,13 @@ impl<'r> Saver<'r> {
     /// Chunk a stream and save its chunks; returns the content ids and the byte count.
     /// Read errors are returned as [`StreamError::Source`], repository errors as
     /// [`StreamError::Repo`].
-    pub fn save_stream(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+    pub fn save_stream(&self, chunker: &Chunker, r: &mut (dyn Read + Send), size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         // On a pool worker (a large file of a tree backup) the chunks of each window are saved
         // in parallel on the pool. Off the pool (a stream on the main thread), a pipeline.
         if rayon::current_thread_index().is_some() {
             self.save_stream_windows(chunker, r, size_hint)
         } else {
-            self.save_stream_pipelined(chunker, r, size_hint)
+            self.save_stream_pipelined(chunker, r)
         }
     }
 
@@ -525,7 +553,7 @@ impl<'r> Saver<'r> {
         let mut total = 0u64;
         loop {
             check_interrupted().map_err(StreamError::Repo)?;
-            let eof = fill(r, &mut buf, &mut len, window, first).map_err(StreamError::Source)?;
+            let eof = fill_growing(r, &mut buf, &mut len, window, first).map_err(StreamError::Source)?;
             let data = &buf[..len];
             let mut cuts = Vec::new();
             let mut pos = 0;
@@ -555,11 +583,17 @@ impl<'r> Saver<'r> {
     /// cores never wait for a window's slowest chunk. Chunks are not copied: each is a range of
     /// a shared [`Segment`] of the stream, and segments are reused. Memory stays bounded: the
     /// queue holds two chunks per core, which span at most a few segments.
-    fn save_stream_pipelined(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+    fn save_stream_pipelined(&self, chunker: &Chunker, r: &mut (dyn Read + Send)) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let workers = rayon::current_num_threads().max(1);
         let (tx, rx) = crossbeam_channel::bounded::<SegmentChunk>(workers * 2);
+        // The reader fills the next segment while this one is cut, then waits to hand it over.
+        let (seg_tx, seg_rx) = crossbeam_channel::bounded::<std::io::Result<Filled>>(0);
+        let pool = Arc::new(Mutex::new(Vec::new()));
         let failed = AtomicBool::new(false);
         std::thread::scope(|s| {
+            let head = segment_head(chunker);
+            let reader_pool = pool.clone();
+            s.spawn(move || read_segments(r, head, &reader_pool, &seg_tx));
             let savers: Vec<_> = (0..workers)
                 .map(|_| {
                     let rx = rx.clone();
@@ -583,7 +617,8 @@ impl<'r> Saver<'r> {
                 })
                 .collect();
             drop(rx);
-            let produced = self.produce_chunks(chunker, r, size_hint, &tx, &failed);
+            // Dropping the segment receiver (when this returns) stops the reader.
+            let produced = self.produce_chunks(chunker, seg_rx, &pool, &tx, &failed);
             drop(tx);
             let mut ids: Vec<(usize, BlobId)> = Vec::new();
             let mut saver_error = None;
@@ -603,34 +638,35 @@ impl<'r> Saver<'r> {
         })
     }
 
-    /// Read `r` to its end into segments, cut them and send the numbered chunks. Returns the
-    /// bytes read.
+    /// Cut the segments `read_segments` fills and send the numbered chunks. Returns the bytes
+    /// cut.
     fn produce_chunks(
         &self,
         chunker: &Chunker,
-        r: &mut dyn Read,
-        size_hint: u64,
+        segments: crossbeam_channel::Receiver<std::io::Result<Filled>>,
+        pool: &Arc<Mutex<Vec<AlignedBuf>>>,
         tx: &crossbeam_channel::Sender<SegmentChunk>,
         failed: &AtomicBool,
     ) -> std::result::Result<u64, StreamError> {
-        let max = chunker.params().max_size as usize;
-        // Four largest chunks a segment: the bytes after its last cut (less than one largest
-        // chunk) are copied to the start of the next.
-        let len = (4 * max).max(8 << 20);
-        let first = usize::try_from(size_hint).unwrap_or(len).saturating_add(1).clamp(4096, len);
-        let pool = Arc::new(Mutex::new(Vec::new()));
-        let mut buf = Vec::new();
-        let mut filled = 0usize;
+        let head = segment_head(chunker);
         let mut seq = 0usize;
         let mut total = 0u64;
-        loop {
+        // The bytes after the last cut, kept apart so that their segment can be reused as soon
+        // as its chunks are saved.
+        let mut carry: Vec<u8> = Vec::with_capacity(head);
+        for filled in segments {
             check_interrupted().map_err(StreamError::Repo)?;
-            let eof = fill(r, &mut buf, &mut filled, len, first).map_err(StreamError::Source)?;
-            let segment = Arc::new(Segment { bytes: std::mem::take(&mut buf), pool: pool.clone() });
-            let data = segment.bytes.get(..filled).unwrap_or_default();
+            let Filled { mut buf, end, eof } = filled.map_err(StreamError::Source)?;
+            // The carried bytes go at the end of the head.
+            let start = head.saturating_sub(carry.len());
+            if let Some(dst) = buf.as_mut_slice().get_mut(start..head) {
+                dst.copy_from_slice(&carry);
+            }
+            let segment = Arc::new(Segment { bytes: buf, pool: pool.clone() });
+            let data = segment.bytes.as_slice().get(start..end).unwrap_or_default();
             let mut pos = 0;
             while let Some(n) = data.get(pos..).and_then(|rest| chunker.next_cut(rest, eof)) {
-                let chunk = SegmentChunk { seq, segment: segment.clone(), range: pos..pos + n };
+                let chunk = SegmentChunk { seq, segment: segment.clone(), range: start + pos..start + pos + n };
                 if failed.load(Ordering::Relaxed) || tx.send(chunk).is_err() {
                     // A saver failed; its error is the one reported.
                     return Ok(total);
@@ -643,23 +679,69 @@ impl<'r> Saver<'r> {
             if eof {
                 return Ok(total);
             }
-            // The next segment: a reused buffer, starting with the bytes after the last cut.
-            buf = pool.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default();
-            buf.resize(len, 0);
-            let tail = data.get(pos..).unwrap_or_default();
-            if let Some(head) = buf.get_mut(..tail.len()) {
-                head.copy_from_slice(tail);
-            }
-            filled = tail.len();
+            carry.clear();
+            carry.extend_from_slice(data.get(pos..).unwrap_or_default());
+        }
+        // The reader stopped without reaching the end: the saving failed or was interrupted.
+        check_interrupted().map_err(StreamError::Repo)?;
+        Ok(total)
+    }
+}
+
+/// The head of a stream segment, bytes: room for the bytes after the previous segment's last
+/// cut (less than one largest chunk), block-aligned so that the body after it is.
+fn segment_head(chunker: &Chunker) -> usize {
+    crate::direct_io::round_up(chunker.params().max_size as usize)
+}
+
+/// A segment's buffer with its body read: stream bytes are `buf[head..end]`.
+struct Filled {
+    buf: AlignedBuf,
+    end: usize,
+    /// The stream ended in this segment.
+    eof: bool,
+}
+
+/// Read `r` into the bodies of segments (buffers from `pool`, else new) and send them until
+/// the stream ends, an error (sent too), or the receiver hangs up. Runs on a thread of its
+/// own, so that reading the next segment (a wait for the disk with direct reads) overlaps
+/// cutting this one.
+fn read_segments(r: &mut (dyn Read + Send), head: usize, pool: &Mutex<Vec<AlignedBuf>>, out: &crossbeam_channel::Sender<std::io::Result<Filled>>) {
+    use crate::direct_io::round_up;
+    let len = head + round_up((2 * head).max(4 << 20));
+    loop {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            return;
+        }
+        let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut buf = spare.filter(|b| b.len() >= len).unwrap_or_else(|| AlignedBuf::new(len));
+        let mut end = head;
+        let filled = fill(r, buf.as_mut_slice().get_mut(..len).unwrap_or_default(), &mut end).map(|eof| Filled { buf, end, eof });
+        let stop = !matches!(filled, Ok(Filled { eof: false, .. }));
+        if out.send(filled).is_err() || stop {
+            return;
         }
     }
+}
+
+/// Read into `buf[*filled..]` until it is full or the stream ends (returns true at the end).
+fn fill(r: &mut dyn Read, buf: &mut [u8], filled: &mut usize) -> std::io::Result<bool> {
+    while let Some(dst) = buf.get_mut(*filled..).filter(|d| !d.is_empty()) {
+        match r.read(dst) {
+            Ok(0) => return Ok(true),
+            Ok(n) => *filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
 }
 
 /// A piece of a stream, shared by the chunks cut from it; its buffer goes back to the pool
 /// when the last of them is saved.
 struct Segment {
-    bytes: Vec<u8>,
-    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+    bytes: AlignedBuf,
+    pool: Arc<Mutex<Vec<AlignedBuf>>>,
 }
 
 impl Drop for Segment {
@@ -667,7 +749,7 @@ impl Drop for Segment {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         // The producer takes one back per segment: a few spare are enough.
         if pool.len() < 4 {
-            pool.push(std::mem::take(&mut self.bytes));
+            pool.push(std::mem::replace(&mut self.bytes, AlignedBuf::empty()));
         }
     }
 }
@@ -681,13 +763,13 @@ struct SegmentChunk {
 
 impl SegmentChunk {
     fn bytes(&self) -> &[u8] {
-        self.segment.bytes.get(self.range.clone()).unwrap_or_default()
+        self.segment.bytes.as_slice().get(self.range.clone()).unwrap_or_default()
     }
 }
 
 /// Read into `buf[*filled..]` until `window` bytes are there or the stream ends (returns
 /// true at the end). The buffer doubles as needed, starting at `first` bytes.
-fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, filled: &mut usize, window: usize, first: usize) -> std::io::Result<bool> {
+fn fill_growing(r: &mut dyn Read, buf: &mut Vec<u8>, filled: &mut usize, window: usize, first: usize) -> std::io::Result<bool> {
     while *filled < window {
         if *filled == buf.len() {
             let len = if buf.is_empty() { first } else { (buf.len() * 2).min(window) };
@@ -726,18 +808,17 @@ struct Walker<'a> {
 }
 
 /// Asks the kernel to start reading the files the walk will read next (`posix_fadvise`
-/// `WILLNEED` on their first 4 MiB), from a thread of its own, so that on a cold page cache
-/// many reads are under way at once instead of one per worker. Only files with no entry in the
-/// parent snapshot are hinted (a nightly run reads few files, and those under a known name are
-/// mostly unchanged). Advisory only: any failure is ignored, and a full queue skips
-/// prefetching rather than slowing the walk.
+/// `WILLNEED`), from a thread of its own, so that on a cold page cache many reads are under
+/// way at once instead of one per worker. Only files with no entry in the parent snapshot are
+/// hinted (a nightly run reads few files, and those under a known name are mostly unchanged),
+/// and only those read through the page cache (below [`DIRECT_READ_MIN`]). Advisory only: any
+/// failure is ignored, and a full queue skips prefetching rather than slowing the walk.
 struct Prefetcher {
     tx: crossbeam_channel::Sender<PathBuf>,
 }
 
 impl Prefetcher {
     const DEPTH: usize = 4096;
-    const AHEAD_BYTES: i64 = 4 << 20;
 
     fn start() -> Option<(Prefetcher, std::thread::JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::bounded::<PathBuf>(Self::DEPTH);
@@ -745,9 +826,12 @@ impl Prefetcher {
             .name("cairn-prefetch".into())
             .spawn(move || {
                 for path in rx {
-                    if let Ok(f) = fs::File::open(&path) {
+                    let Ok(f) = fs::File::open(&path) else { continue };
+                    // Large files are read past the page cache: reading them ahead into it
+                    // would read them twice.
+                    if f.metadata().is_ok_and(|m| m.len() < DIRECT_READ_MIN) {
                         let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
-                        let _ = nix::fcntl::posix_fadvise(fd, 0, Self::AHEAD_BYTES, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
+                        let _ = nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
                     }
                 }
             })
@@ -759,6 +843,11 @@ impl Prefetcher {
         let _ = self.tx.try_send(path);
     }
 }
+
+/// Files of at least this many bytes are read past the page cache ([`crate::direct_io`]): for
+/// them the cost of fresh page-cache pages outweighs that of a direct request; smaller files,
+/// one request each either way, are read through the cache, read ahead by the [`Prefetcher`].
+pub const DIRECT_READ_MIN: u64 = 256 << 10;
 
 /// Files and directories new, changed and unchanged against the parent; content bytes.
 #[derive(Default)]
@@ -840,14 +929,21 @@ impl Walker<'_> {
                     self.saver.progress.bytes.fetch_add(node.size, Ordering::Relaxed);
                     return Ok(Some(node));
                 }
-                let mut f = match fs::File::open(path) {
+                // Large files are read past the page cache; small ones through it, where the
+                // prefetcher has asked for them to be read ahead.
+                let opened = if md.len() >= DIRECT_READ_MIN {
+                    crate::direct_io::DirectReader::open(path, md.len()).map(|r| Box::new(r) as Box<dyn Read + Send>)
+                } else {
+                    fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>)
+                };
+                let mut f = match opened {
                     Ok(f) => f,
                     Err(e) => {
                         self.report(path, format!("cannot open: {e}"));
                         return Ok(None);
                     }
                 };
-                match self.saver.save_stream(&self.chunker, &mut f, md.len()) {
+                match self.saver.save_stream(&self.chunker, &mut *f, md.len()) {
                     Ok((ids, size)) => {
                         node.content = ids;
                         node.size = size;

@@ -6,7 +6,7 @@
 //! - [`id`]: typed 32-byte ids; [`format`]: serialization and file prefixes;
 //! - [`crypto`]: master key, key files (Argon2id), per-file AES-256-GCM keys;
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
-//! - [`backend`]: the storage trait and the local-disk backend;
+//! - [`backend`]: the storage trait and the local-disk backend; [`direct_io`]: reads and writes past the page cache;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`restorer`]: restore;
 //! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O;
@@ -24,6 +24,7 @@ pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod diff;
+pub mod direct_io;
 pub mod dump;
 pub mod error;
 pub mod forget;

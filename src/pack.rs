@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::StagedFile;
 use crate::blob::{self, BlobType};
 use crate::crypto::{random_salt, FileKey, MasterKey, HEADER_POSITION, SALT_LEN, TAG_LEN};
 use crate::error::{Error, Result};
@@ -38,15 +39,31 @@ impl BlobEntry {
     }
 }
 
-/// Accumulates blobs into one pack in memory (packs are `pack_size` bytes, 16 MiB by default).
+/// Accumulates blobs into one pack (packs are `pack_size` bytes, 16 MiB by default), in memory
+/// or straight into a staged backend file.
 pub struct PackWriter {
     blob_type: BlobType,
     salt: [u8; SALT_LEN],
     key: FileKey,
-    buf: Vec<u8>,
+    sink: Sink,
     entries: Vec<BlobEntry>,
     raw_bytes: u64,
+    /// A staged append failed part-way: the pack must not be finished.
+    broken: bool,
 }
+
+/// Where a pack's bytes go while it is filled.
+enum Sink {
+    /// A buffer, written whole once the pack is finished.
+    Memory(Vec<u8>),
+    /// A backend file written as the pack grows ([`crate::backend::Backend::stage`]), hashed on
+    /// the way: the pack never sits in memory whole.
+    Staged { file: Box<dyn StagedFile>, hasher: Box<blake3::Hasher>, unhashed: Vec<u8> },
+}
+
+/// Bytes a staged pack collects before hashing them: BLAKE3 hashes many 1 KiB chunks at once
+/// (SIMD) only when given them in one call.
+const HASH_BATCH: usize = 64 << 10;
 
 /// Read the salt and header of stored pack `name` (`size` bytes) with three range reads (the
 /// prefix and salt, the trailing header length, the header), without reading its blobs; the
@@ -68,14 +85,18 @@ pub fn read_stored_header(
     Ok((salt, decode_header(master, &salt, &header, start, what)?))
 }
 
-/// A finished pack: its bytes, id and what it holds.
+/// A finished pack: its bytes (or its staged file), id and what it holds.
 pub struct FinishedPack {
-    /// Storage id: BLAKE3 of `bytes`.
+    /// Storage id: BLAKE3 of the file's bytes.
     pub id: PackId,
     /// The pack's salt (recorded in the index).
     pub salt: [u8; SALT_LEN],
-    /// The complete file.
+    /// The complete file, for a pack made in memory; empty for a staged one.
     pub bytes: Vec<u8>,
+    /// The file's length, bytes.
+    pub size: u64,
+    /// A staged pack's file, complete, to be committed under the pack's id.
+    pub staged: Option<Box<dyn StagedFile>>,
     /// Its blobs.
     pub entries: Vec<BlobEntry>,
     /// Sum of the blobs' plaintext lengths, bytes.
@@ -93,30 +114,51 @@ pub fn header_bound(entries: usize) -> usize {
 }
 
 impl PackWriter {
-    /// Start an empty pack for blobs of `blob_type`, with room for `capacity` bytes.
+    /// Start an empty pack for blobs of `blob_type` in memory, with room for `capacity` bytes.
     pub fn new(master: &MasterKey, blob_type: BlobType, capacity: usize) -> Self {
         Self::with_buffer(master, blob_type, Vec::with_capacity(capacity + 64 * 1024))
     }
 
-    /// Start an empty pack in `buf`, whose contents are dropped and whose allocation is reused
-    /// (see [`PackWriter::fits`]): the pages of a reused buffer cost no page faults.
+    /// Start an empty pack in memory in `buf`, whose contents are dropped and whose allocation
+    /// is reused (see [`PackWriter::fits`]): the pages of a reused buffer cost no page faults.
     pub fn with_buffer(master: &MasterKey, blob_type: BlobType, mut buf: Vec<u8>) -> Self {
         let salt = random_salt();
         buf.clear();
         buf.extend_from_slice(&Magic::Pack.prefix());
         buf.extend_from_slice(&salt);
-        PackWriter { blob_type, key: master.file_key(&salt), salt, buf, entries: Vec::new(), raw_bytes: 0 }
+        PackWriter { blob_type, key: master.file_key(&salt), salt, sink: Sink::Memory(buf), entries: Vec::new(), raw_bytes: 0, broken: false }
     }
 
-    /// True when one more blob of `framed_len` framed bytes, and then the header, fit in the
-    /// buffer's allocation without it growing.
+    /// Start an empty pack written straight into `file`, a staged backend file.
+    /// Errors: the backend's, writing the prefix.
+    pub fn staged(master: &MasterKey, blob_type: BlobType, mut file: Box<dyn StagedFile>) -> Result<Self> {
+        let salt = random_salt();
+        let mut unhashed = Vec::with_capacity(HASH_BATCH);
+        for part in [&Magic::Pack.prefix()[..], &salt[..]] {
+            file.append(part)?;
+            unhashed.extend_from_slice(part);
+        }
+        let sink = Sink::Staged { file, hasher: Box::new(blake3::Hasher::new()), unhashed };
+        Ok(PackWriter { blob_type, key: master.file_key(&salt), salt, sink, entries: Vec::new(), raw_bytes: 0, broken: false })
+    }
+
+    /// True when one more blob of `framed_len` framed bytes, and then the header, fit without
+    /// the buffer of an in-memory pack growing (always true for a staged pack).
     pub fn fits(&self, framed_len: usize) -> bool {
-        self.buf.len().saturating_add(framed_len).saturating_add(TAG_LEN).saturating_add(header_bound(self.entries.len() + 1)) <= self.buf.capacity()
+        match &self.sink {
+            Sink::Memory(buf) => {
+                buf.len().saturating_add(framed_len).saturating_add(TAG_LEN).saturating_add(header_bound(self.entries.len() + 1)) <= buf.capacity()
+            }
+            Sink::Staged { .. } => true,
+        }
     }
 
     /// Bytes written so far.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        match &self.sink {
+            Sink::Memory(buf) => buf.len(),
+            Sink::Staged { file, .. } => usize::try_from(file.len()).unwrap_or(usize::MAX),
+        }
     }
 
     /// True when no blob was added.
@@ -126,37 +168,68 @@ impl PackWriter {
 
     /// Compress-framed `framed` bytes (see [`blob::compress`]) of the blob `id`, whose
     /// plaintext is `raw_length` bytes, are encrypted and appended. Returns the stored length.
-    /// Errors when the pack would pass 4 GiB (offsets are u32).
+    /// Errors when the pack would pass 4 GiB (offsets are u32), and the backend's.
     pub fn add(&mut self, id: BlobId, framed: &[u8], raw_length: u32) -> Result<u32> {
-        let offset = u32::try_from(self.buf.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
+        let mut copy = framed.to_vec();
+        self.add_in_place(id, &mut copy, raw_length)
+    }
+
+    /// Like [`PackWriter::add`], encrypting `framed` in place (it holds the ciphertext after).
+    /// After a backend error the pack is broken: [`PackWriter::finish`] refuses it.
+    pub fn add_in_place(&mut self, id: BlobId, framed: &mut [u8], raw_length: u32) -> Result<u32> {
+        let offset = u32::try_from(self.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
         let length = u32::try_from(framed.len() + TAG_LEN).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
         if (offset as u64) + (length as u64) > u32::MAX as u64 {
             return Err(Error::InvalidInput("pack larger than 4 GiB".into()));
         }
-        // Encrypt in place in the pack buffer: no copy of the ciphertext.
-        let start = self.buf.len();
-        self.buf.extend_from_slice(framed);
-        let sealed = self.key.seal_in_place(offset as u64, &blob::aad(self.blob_type, &id), &mut self.buf[start..]);
-        match sealed {
-            Ok(tag) => self.buf.extend_from_slice(&tag),
-            Err(e) => {
-                self.buf.truncate(start);
-                return Err(e);
-            }
-        }
+        let tag = self.key.seal_in_place(offset as u64, &blob::aad(self.blob_type, &id), framed)?;
+        self.push(framed)?;
+        self.push(&tag)?;
         self.entries.push(BlobEntry { blob_type: self.blob_type.byte(), id, offset, length, raw_length });
         self.raw_bytes += raw_length as u64;
         Ok(length)
     }
 
+    fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        match &mut self.sink {
+            Sink::Memory(buf) => buf.extend_from_slice(bytes),
+            Sink::Staged { file, hasher, unhashed } => {
+                if let Err(e) = file.append(bytes) {
+                    self.broken = true;
+                    return Err(e.into());
+                }
+                if unhashed.len() + bytes.len() > HASH_BATCH {
+                    hasher.update(unhashed);
+                    unhashed.clear();
+                }
+                if bytes.len() >= HASH_BATCH {
+                    hasher.update(bytes);
+                } else {
+                    unhashed.extend_from_slice(bytes);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Append the encrypted header and its length; the pack's id is the hash of the result.
-    /// Errors: only for a header too large to encode or encrypt.
+    /// Errors: a header too large to encode or encrypt; the backend's; a broken pack.
     pub fn finish(mut self) -> Result<FinishedPack> {
+        if self.broken {
+            return Err(Error::InvalidInput("a pack whose write failed cannot be finished".into()));
+        }
         let header = format::encode(&self.entries)?;
         let sealed = self.key.seal(HEADER_POSITION, &Magic::Pack.prefix(), &header)?;
-        self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        Ok(FinishedPack { id: PackId(crate::id::Id::of_bytes(&self.buf)), salt: self.salt, bytes: self.buf, entries: self.entries, raw_bytes: self.raw_bytes })
+        self.push(&sealed)?;
+        self.push(&(sealed.len() as u32).to_le_bytes())?;
+        let (id, size, bytes, staged) = match self.sink {
+            Sink::Memory(buf) => (crate::id::Id::of_bytes(&buf), buf.len() as u64, buf, None),
+            Sink::Staged { file, mut hasher, unhashed } => {
+                hasher.update(&unhashed);
+                (crate::id::Id(*hasher.finalize().as_bytes()), file.len(), Vec::new(), Some(file))
+            }
+        };
+        Ok(FinishedPack { id: PackId(id), salt: self.salt, bytes, size, staged, entries: self.entries, raw_bytes: self.raw_bytes })
     }
 }
 
@@ -275,6 +348,30 @@ mod tests {
         let w = PackWriter::with_buffer(&mk, BlobType::Tree, p.bytes);
         assert_eq!(w.len(), FIRST_BLOB_OFFSET as usize);
         assert!(w.is_empty());
+    }
+
+    /// A pack written through a staged backend file has the id of its bytes, reads back like
+    /// one made in memory, and lands under that id.
+    #[test]
+    fn staged_pack_is_named_by_its_bytes() {
+        use crate::backend::{Backend, FileKind};
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::backend::local::LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let mk = MasterKey::generate();
+        let mut w = PackWriter::staged(&mk, BlobType::Data, b.stage(FileKind::Pack).unwrap().unwrap()).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().repeat(1 + (i as usize * 997) % 40_000)).collect();
+        for blob in &blobs {
+            let mut framed = blob::compress(blob, 3);
+            w.add_in_place(mk.blob_id(blob), &mut framed, blob.len() as u32).unwrap();
+        }
+        let p = w.finish().unwrap();
+        let name = p.id.to_hex();
+        p.staged.unwrap().commit(&name).unwrap();
+        let bytes = b.read(FileKind::Pack, &name).unwrap();
+        assert_eq!(bytes.len() as u64, p.size);
+        assert_eq!(crate::id::Id::of_bytes(&bytes), p.id.0);
+        assert_eq!(read_header(&mk, &bytes, &p.id).unwrap(), p.entries);
     }
 
     #[test]

@@ -19,11 +19,15 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     raw_state(dir).into_iter().filter_map(|(p, c)| c.map(|c| (p, c))).collect()
 }
 
-/// Pack files (not the `.tmp-` files a killed writer may leave, which readers ignore).
+/// Pack files in `data/XX/` (not the `.tmp-` files of packs being written, which a running
+/// backup renames or removes at any moment, and which readers ignore).
 fn pack_count(repo: &Repo) -> usize {
-    files(&repo.path)
-        .keys()
-        .filter(|p| p.starts_with("data") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".tmp-")))
+    let Ok(dirs) = fs::read_dir(repo.path.join("data")) else { return 0 };
+    dirs.filter_map(|d| d.ok())
+        .filter(|d| d.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|d| fs::read_dir(d.path()).ok())
+        .flat_map(|entries| entries.filter_map(|e| e.ok()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
         .count()
 }
 

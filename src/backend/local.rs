@@ -3,12 +3,13 @@
 //! Writes go to `<dir>/.tmp-<random>`, are fsynced, renamed to the final name, and the
 //! directory is fsynced, so a crash leaves either nothing or the complete file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind};
+use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, StagedFile};
+use crate::direct_io::DirectWriter;
 
 /// Prefix of temporary files; readers ignore such names.
 pub const TMP_PREFIX: &str = ".tmp-";
@@ -37,88 +38,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Packs of at least this many bytes are written with `O_DIRECT`.
+/// Packs of at least this many bytes are written with `O_DIRECT` (see [`crate::direct_io`]):
+/// a pack is written once and read rarely.
 const DIRECT_MIN: usize = 1 << 20;
-/// `O_DIRECT` transfers start and end on multiples of this many bytes (the largest logical
-/// block size of common devices).
-const DIRECT_ALIGN: usize = 4096;
-/// Size of the aligned bounce buffer that `O_DIRECT` writes are copied through, bytes.
-const BOUNCE_LEN: usize = 1 << 20;
-
-thread_local! {
-    /// A bounce buffer per writing thread, kept for the thread's life: fresh pages cost a
-    /// fault each, and a reused buffer costs none.
-    static BOUNCE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Create `path` (which must not exist), write `data` and fsync it. Returns the failed
-/// operation's name with the error.
-///
-/// With `direct`, the whole 4 KiB blocks are written with `O_DIRECT` through an aligned bounce
-/// buffer and the tail through the page cache: a pack is written once and read rarely, and
-/// copying it into fresh page-cache pages costs more CPU than compressing it on some virtual
-/// machines (measured in README.md, "Performance"), while a direct write costs almost none and
-/// leaves the page cache to the server's own data. A file system without `O_DIRECT` support
-/// (tmpfs, some FUSE and network file systems answer `EINVAL`) gets a plain write instead.
-fn write_new_file(path: &Path, data: &[u8], direct: bool) -> Result<(), (&'static str, std::io::Error)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let plain = || OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| ("create", e));
-    let (f, direct) = if direct {
-        match OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path) {
-            Ok(f) => (f, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (plain()?, false),
-            Err(e) => return Err(("create", e)),
-        }
-    } else {
-        (plain()?, false)
-    };
-    let mut done = 0usize;
-    if direct {
-        done = write_direct_blocks(&f, data).map_err(|e| ("write", e))?;
-        // The rest goes through the page cache: clear O_DIRECT on the open file.
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
-        let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| ("fcntl", e.into()))?;
-        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_DIRECT;
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags)).map_err(|e| ("fcntl", e.into()))?;
-    }
-    if let Some(rest) = data.get(done..) {
-        f.write_all_at(rest, done as u64).map_err(|e| ("write", e))?;
-    }
-    f.sync_all().map_err(|e| ("sync", e))
-}
-
-/// Write the leading whole blocks of `data` to `f` (opened with `O_DIRECT`) from offset 0;
-/// returns how many bytes were written. Stops early, without an error, where the file system
-/// refuses a direct write (`EINVAL`) or writes short: the caller writes the rest plainly.
-fn write_direct_blocks(f: &File, data: &[u8]) -> std::io::Result<usize> {
-    let whole = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-    BOUNCE.with(|cell| {
-        let mut bounce = cell.borrow_mut();
-        if bounce.len() < BOUNCE_LEN + DIRECT_ALIGN {
-            bounce.resize(BOUNCE_LEN + DIRECT_ALIGN, 0);
-        }
-        let start = bounce.as_ptr().align_offset(DIRECT_ALIGN);
-        let Some(buf) = bounce.get_mut(start..start + BOUNCE_LEN) else { return Ok(0) };
-        let mut done = 0usize;
-        while done < whole {
-            let n = (whole - done).min(BOUNCE_LEN);
-            let (Some(dst), Some(src)) = (buf.get_mut(..n), data.get(done..done + n)) else { break };
-            dst.copy_from_slice(src);
-            match f.write_at(dst, done as u64) {
-                Ok(k) if k == n => done += n,
-                Ok(k) => {
-                    // A short direct write: keep what is whole, the rest goes plainly.
-                    done += k / DIRECT_ALIGN * DIRECT_ALIGN;
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    })
-}
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -164,7 +86,7 @@ impl Backend for LocalBackend {
         let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(crate::crypto::random_salt()).get(..16).unwrap_or("0")));
         let result = (|| {
             let direct = kind == FileKind::Pack && data.len() >= DIRECT_MIN;
-            write_new_file(&tmp, data, direct).map_err(|(op, e)| err(op, &tmp, e))?;
+            crate::direct_io::write_new_file(&tmp, data, direct).map_err(|(op, e)| err(op, &tmp, e))?;
             fs::rename(&tmp, &path).map_err(|e| err("rename into place", &path, e))?;
             sync_dir(&dir).map_err(|e| err("sync directory", &dir, e))
         })();
@@ -241,12 +163,135 @@ impl Backend for LocalBackend {
         }
     }
 
+    /// Packs are staged in `data/.tmp-<random>` (readers ignore the name), written with
+    /// `O_DIRECT` as they grow, and renamed into `data/<id[0:2]>/` when committed.
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        if kind != FileKind::Pack {
+            return Ok(None);
+        }
+        let dir = self.root.join(kind.dir());
+        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(crate::crypto::random_salt()).get(..16).unwrap_or("0")));
+        let staged = LocalStaged::start(tmp.clone(), self.root.clone(), kind).map_err(|e| err("create", &tmp, e))?;
+        Ok(Some(Box::new(staged)))
+    }
+
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         let path = self.path(kind, name);
         match fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(err("stat", &path, e)),
+        }
+    }
+}
+
+/// A pack being written to a temporary file of the local backend. Appended bytes collect in a
+/// buffer; every full megabyte goes to a writer thread of the file's own, so that the caller
+/// (a backup worker holding the open pack's lock) never waits for the disk.
+struct LocalStaged {
+    tmp: PathBuf,
+    root: PathBuf,
+    kind: FileKind,
+    /// Bytes not yet handed to the writer.
+    pending: Vec<u8>,
+    len: u64,
+    /// Full buffers to the writer; `None` once committed or failed.
+    to_writer: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    /// Emptied buffers back from the writer, for reuse.
+    from_writer: crossbeam_channel::Receiver<Vec<u8>>,
+    writer: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Bytes handed to a staged file's writer thread at a time.
+const STAGE_CHUNK: usize = 1 << 20;
+
+impl LocalStaged {
+    fn start(tmp: PathBuf, root: PathBuf, kind: FileKind) -> std::io::Result<Self> {
+        let mut file = DirectWriter::create_new(&tmp, true)?;
+        let (to_writer, rx) = crossbeam_channel::bounded::<Vec<u8>>(2);
+        let (back, from_writer) = crossbeam_channel::bounded::<Vec<u8>>(4);
+        let writer = std::thread::Builder::new().name("cairn-pack-writer".into()).spawn(move || {
+            for mut buf in rx {
+                file.write_all(&buf)?;
+                buf.clear();
+                let _ = back.try_send(buf);
+            }
+            file.finish()
+        })?;
+        Ok(LocalStaged { tmp, root, kind, pending: Vec::with_capacity(STAGE_CHUNK), len: 0, to_writer: Some(to_writer), from_writer, writer: Some(writer) })
+    }
+
+    /// Wait for the writer to write everything handed to it and sync the file.
+    fn finish_writer(&mut self) -> BackendResult<()> {
+        self.to_writer = None;
+        let joined = self.writer.take().map(|h| h.join());
+        match joined {
+            Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(err("write", &self.tmp, e)),
+            Some(Err(_)) => Err(err("write", &self.tmp, std::io::Error::other("the pack writer thread panicked"))),
+            None => Err(err("write", &self.tmp, std::io::Error::other("already committed"))),
+        }
+    }
+}
+
+impl StagedFile for LocalStaged {
+    fn append(&mut self, mut data: &[u8]) -> BackendResult<()> {
+        while !data.is_empty() {
+            let n = (STAGE_CHUNK - self.pending.len().min(STAGE_CHUNK)).min(data.len());
+            let (head, rest) = data.split_at(n);
+            self.pending.extend_from_slice(head);
+            self.len += n as u64;
+            data = rest;
+            if self.pending.len() >= STAGE_CHUNK {
+                let next = self.from_writer.try_recv().unwrap_or_else(|_| Vec::with_capacity(STAGE_CHUNK));
+                let full = std::mem::replace(&mut self.pending, next);
+                let sent = self.to_writer.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+                if !sent {
+                    // The writer stopped: its error says why.
+                    return self.finish_writer().and(Err(err("write", &self.tmp, std::io::Error::other("the pack writer stopped"))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn commit(mut self: Box<Self>, name: &str) -> BackendResult<()> {
+        if !valid_name(name) {
+            return Err(BackendError { kind: ErrorKind::Permanent, context: format!("commit {name:?}"), source: "invalid file name".into() });
+        }
+        let last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            if let Some(tx) = &self.to_writer {
+                let _ = tx.send(last);
+            }
+        }
+        self.finish_writer()?;
+        let path = self.root.join(self.kind.path(name));
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(|e| err("create directory", &dir, e))?;
+        }
+        fs::rename(&self.tmp, &path).map_err(|e| err("rename into place", &path, e))?;
+        // Renamed: nothing for drop to remove.
+        self.tmp = PathBuf::new();
+        sync_dir(&dir).map_err(|e| err("sync directory", &dir, e))
+    }
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        // Stop the writer; a file not renamed into place (never committed, or a commit that
+        // failed) is removed.
+        self.to_writer = None;
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
         }
     }
 }
@@ -280,29 +325,29 @@ mod tests {
         assert!(b.write(FileKind::Index, "../escape", b"x").is_err());
     }
 
-    /// Packs from 1 MiB up are written with O_DIRECT through the bounce buffer, their tail
-    /// plainly: every size around the block and bounce-buffer boundaries reads back intact, on
-    /// the disk's file system and on tmpfs (which may refuse O_DIRECT: then a plain write).
+    /// A staged pack is invisible until committed, then complete under its name; one dropped
+    /// uncommitted leaves nothing behind.
     #[test]
-    fn direct_writes_read_back_whole() {
-        use rand::{RngCore, SeedableRng};
-        let mut data = vec![0u8; 3 * BOUNCE_LEN + 2 * DIRECT_ALIGN + 5];
-        rand::rngs::StdRng::from_seed([9; 32]).fill_bytes(&mut data);
-        let mut roots = vec![tempfile::tempdir().unwrap()];
-        if Path::new("/dev/shm").is_dir() {
-            roots.push(tempfile::tempdir_in("/dev/shm").unwrap());
+    fn staged_packs_appear_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("repo"));
+        b.create().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut s = b.stage(FileKind::Pack).unwrap().expect("the local backend stages packs");
+        for c in data.chunks(70_001) {
+            s.append(c).unwrap();
         }
-        for root in &roots {
-            let b = LocalBackend::new(root.path().join("repo"));
-            b.create().unwrap();
-            let sizes = [DIRECT_MIN - 1, DIRECT_MIN, DIRECT_MIN + 1, 2 * BOUNCE_LEN, 2 * BOUNCE_LEN + DIRECT_ALIGN - 1, data.len()];
-            for (i, n) in sizes.into_iter().enumerate() {
-                let name = format!("{i:02x}").repeat(32);
-                b.write(FileKind::Pack, &name, &data[..n]).unwrap();
-                assert!(b.read(FileKind::Pack, &name).unwrap() == data[..n], "{n} bytes in {:?}", root.path());
-            }
-            let tmp: Vec<_> = fs::read_dir(root.path().join("repo/data/00")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX)).collect();
-            assert!(tmp.is_empty(), "temporary files left behind");
-        }
+        assert_eq!(s.len(), data.len() as u64);
+        assert!(b.list(FileKind::Pack).unwrap().is_empty(), "visible before commit");
+        let name = "cd".repeat(32);
+        s.commit(&name).unwrap();
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name.clone(), data.len() as u64)]);
+        assert!(b.read(FileKind::Pack, &name).unwrap() == data);
+        let mut dropped = b.stage(FileKind::Pack).unwrap().unwrap();
+        dropped.append(&data).unwrap();
+        drop(dropped);
+        let left: Vec<_> = fs::read_dir(dir.path().join("repo/data")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX)).collect();
+        assert!(left.is_empty(), "an uncommitted pack was left behind");
+        assert!(b.stage(FileKind::Index).unwrap().is_none(), "only packs are staged");
     }
 }

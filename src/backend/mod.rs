@@ -151,6 +151,33 @@ pub trait Backend: Send + Sync {
     fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         self.read_range(kind, name, offset, length)
     }
+
+    /// Start a file of `kind` that is written in pieces and named when complete (a pack being
+    /// filled), so the writer need not hold it in memory; `None` where the backend only takes
+    /// whole files through [`Backend::write`] (the default, and what wrappers answer).
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        let _ = kind;
+        Ok(None)
+    }
+}
+
+/// A file being written in pieces (see [`Backend::stage`]), with the atomicity of
+/// [`Backend::write`]: it appears under its name, complete and durable, only when committed.
+/// Dropped uncommitted, what was written is removed.
+pub trait StagedFile: Send {
+    /// Append `data`. Errors: as for [`Backend::write`].
+    fn append(&mut self, data: &[u8]) -> BackendResult<()>;
+
+    /// Bytes appended so far.
+    fn len(&self) -> u64;
+
+    /// True before anything was appended.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Make the file durable and give it its name. Errors: as for [`Backend::write`].
+    fn commit(self: Box<Self>, name: &str) -> BackendResult<()>;
 }
 
 impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
@@ -180,6 +207,9 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     }
     fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         (**self).read_range_cached(kind, name, offset, length)
+    }
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        (**self).stage(kind)
     }
 }
 
