@@ -849,6 +849,41 @@ impl Prefetcher {
 /// one request each either way, are read through the cache, read ahead by the [`Prefetcher`].
 pub const DIRECT_READ_MIN: u64 = 256 << 10;
 
+/// A source file being read: from [`DIRECT_READ_MIN`] bytes past the page cache, smaller ones
+/// through it.
+enum SourceFile {
+    Direct(crate::direct_io::DirectReader),
+    Cached(fs::File),
+}
+
+impl SourceFile {
+    fn open(path: &Path, size: u64) -> std::io::Result<Self> {
+        if size >= DIRECT_READ_MIN {
+            crate::direct_io::DirectReader::open(path, size).map(SourceFile::Direct)
+        } else {
+            fs::File::open(path).map(SourceFile::Cached)
+        }
+    }
+
+    /// Once read, drop the file's pages from the page cache (`POSIX_FADV_DONTNEED`, as borg
+    /// does): a backup reads each file once, and the memory is the server's. Pages another
+    /// process maps stay. Advisory: a failure is ignored.
+    fn release(&self) {
+        if let SourceFile::Cached(f) = self {
+            let _ = nix::fcntl::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(f), 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+        }
+    }
+}
+
+impl Read for SourceFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            SourceFile::Direct(r) => r.read(buf),
+            SourceFile::Cached(f) => f.read(buf),
+        }
+    }
+}
+
 /// Files and directories new, changed and unchanged against the parent; content bytes.
 #[derive(Default)]
 struct Counts {
@@ -929,21 +964,16 @@ impl Walker<'_> {
                     self.saver.progress.bytes.fetch_add(node.size, Ordering::Relaxed);
                     return Ok(Some(node));
                 }
-                // Large files are read past the page cache; small ones through it, where the
-                // prefetcher has asked for them to be read ahead.
-                let opened = if md.len() >= DIRECT_READ_MIN {
-                    crate::direct_io::DirectReader::open(path, md.len()).map(|r| Box::new(r) as Box<dyn Read + Send>)
-                } else {
-                    fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>)
-                };
-                let mut f = match opened {
+                let mut f = match SourceFile::open(path, md.len()) {
                     Ok(f) => f,
                     Err(e) => {
                         self.report(path, format!("cannot open: {e}"));
                         return Ok(None);
                     }
                 };
-                match self.saver.save_stream(&self.chunker, &mut *f, md.len()) {
+                let saved = self.saver.save_stream(&self.chunker, &mut f, md.len());
+                f.release();
+                match saved {
                     Ok((ids, size)) => {
                         node.content = ids;
                         node.size = size;
