@@ -2,13 +2,21 @@
 //!
 //! Pipeline: the directory walk runs on a rayon pool (each directory's entries in parallel,
 //! directories recursively), every file's content is cut by the chunker and each chunk is
-//! hashed, looked up, compressed, encrypted and appended to the open data pack by
-//! [`Saver::save_blob`]. Full packs are written by the thread that filled them; every
+//! hashed, looked up, compressed (outside any lock, into a per-thread buffer), then encrypted
+//! into the one open pack of its type by [`Saver::save_blob`]. On a local disk the open pack is
+//! a staged file written as it grows ([`crate::backend::Backend::stage`]); elsewhere it is a
+//! reused buffer. Full packs are committed (or uploaded) by upload threads; every
 //! [`INDEX_EVERY_PACKS`] packs an index file is written, so an interrupted backup's uploads are
 //! reused by the next one. Order on disk: packs, then index files, then the snapshot.
 //!
-//! Memory is bounded: a file or stream is read in windows of three times the largest chunk (at
-//! least 4 MiB); each window is chunked and packed in parallel while the next is read.
+//! A stream (`--stdin`) is a pipeline of its own: a reader thread fills segments (past the
+//! page cache for a regular file, see [`crate::direct_io`]), this thread cuts them, and one
+//! saver per core saves the chunks, which are ranges of the shared segments (no copies).
+//!
+//! Memory is bounded: a file is read in windows of three times the largest chunk (at least
+//! 4 MiB), each chunked and packed in parallel while the next is read; a stream holds a few
+//! segments (one largest chunk, then at least 4 MiB and two largest chunks); a local backup
+//! holds no pack in memory.
 
 use std::collections::HashSet;
 use std::fs;

@@ -104,6 +104,17 @@ struct Needed {
     uses: Vec<BlobUse>,
 }
 
+/// Whether a directory of the snapshot exists in the target while its entries are walked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DirState {
+    /// Not created (not selected by the includes): made when an entry below is selected.
+    Missing,
+    /// There, perhaps with entries from before that are replaced.
+    Present,
+    /// Created by this restore, so empty.
+    Created,
+}
+
 struct DirJob {
     dest: PathBuf,
     depth: usize,
@@ -161,7 +172,7 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         .build()
         .map_err(|e| Error::InvalidInput(format!("cannot start restore threads: {e}")))?;
     pool.install(|| -> Result<()> {
-        r.walk(root, Path::new("/"), 0, r.includes.is_none(), true)?;
+        r.walk(root, Path::new("/"), 0, r.includes.is_none(), DirState::Present)?;
         let plan = std::mem::take(&mut *r.plan.lock().unwrap_or_else(|p| p.into_inner()));
         r.run(plan, opts.verify)
     })?;
@@ -189,10 +200,10 @@ impl Restorer<'_> {
     }
 
     /// Phase 1: walk tree `id` at snapshot path `dir`. `selected`: an ancestor matched the
-    /// includes (or there are none). `dir_ready`: `dir` exists in the target.
-    fn walk(&self, id: &BlobId, dir: &Path, depth: usize, selected: bool, dir_ready: bool) -> Result<bool> {
+    /// includes (or there are none). `state`: whether `dir` exists in the target.
+    fn walk(&self, id: &BlobId, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
         let tree: Tree = self.repo.load_tree(self.index, id)?;
-        let results: Vec<Result<bool>> = tree.nodes.par_iter().map(|n| self.walk_node(n, dir, depth, selected, dir_ready)).collect();
+        let results: Vec<Result<bool>> = tree.nodes.par_iter().map(|n| self.walk_node(n, dir, depth, selected, state)).collect();
         let mut any = false;
         for r in results {
             any |= r?;
@@ -200,7 +211,7 @@ impl Restorer<'_> {
         Ok(any)
     }
 
-    fn walk_node(&self, node: &Node, dir: &Path, depth: usize, selected: bool, dir_ready: bool) -> Result<bool> {
+    fn walk_node(&self, node: &Node, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
@@ -219,14 +230,22 @@ impl Restorer<'_> {
                 self.report(&path, "directory without a subtree in the snapshot".into());
                 return Ok(false);
             };
+            let mut sub_state = DirState::Missing;
             if selected {
-                let made = if dir_ready { make_real_dir(&dest) } else { self.ensure_dir(&path) };
-                if let Err(e) = made {
-                    self.report(&path, format!("cannot create directory: {e}"));
-                    return Ok(false);
+                let made = match state {
+                    DirState::Missing => self.ensure_dir(&path).map(|()| false),
+                    _ => make_real_dir(&dest),
+                };
+                match made {
+                    Ok(true) => sub_state = DirState::Created,
+                    Ok(false) => sub_state = DirState::Present,
+                    Err(e) => {
+                        self.report(&path, format!("cannot create directory: {e}"));
+                        return Ok(false);
+                    }
                 }
             }
-            let any = self.walk(&sub, &path, depth + 1, selected, selected)?;
+            let any = self.walk(&sub, &path, depth + 1, selected, sub_state)?;
             if selected || any {
                 self.plan().dirs.push(DirJob { dest, depth, node: node.clone() });
                 return Ok(true);
@@ -236,15 +255,19 @@ impl Restorer<'_> {
         if !selected {
             return Ok(false);
         }
-        if !dir_ready {
+        if state == DirState::Missing {
             if let Err(e) = self.ensure_dir(dir) {
                 self.report(&path, format!("cannot create parent directory: {e}"));
                 return Ok(false);
             }
         }
-        if let Err(e) = remove_existing(&dest) {
-            self.report(&path, format!("cannot replace existing entry: {e}"));
-            return Ok(false);
+        // In a directory this restore created, nothing is in the way (and whatever another
+        // process might plant there makes the exclusive create fail, never followed).
+        if state != DirState::Created {
+            if let Err(e) = remove_existing(&dest) {
+                self.report(&path, format!("cannot replace existing entry: {e}"));
+                return Ok(false);
+            }
         }
         match node.kind {
             NodeKind::File => Ok(self.plan_file(node, path, dest)),
@@ -572,17 +595,17 @@ impl Restorer<'_> {
 }
 
 /// Make `p` a real directory: keep one that is there, replace anything else (a planted
-/// symlink is removed, never followed).
-fn make_real_dir(p: &Path) -> std::io::Result<()> {
+/// symlink is removed, never followed). True when this call created it (it is empty).
+fn make_real_dir(p: &Path) -> std::io::Result<bool> {
     match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(m) if m.is_dir() => return Ok(false),
         Ok(_) => fs::remove_file(p)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
     match fs::create_dir(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) => Ok(false),
         Err(e) => Err(e),
     }
 }
