@@ -133,7 +133,16 @@ pub struct PruneReport {
     pub bytes_after: u64,
     /// Index files replaced.
     pub index_files_replaced: u64,
+    /// Temporary files left by killed writers (untouched for [`STALE_TEMPORARY_AGE`]), removed.
+    pub temporaries_removed: u64,
+    /// Their bytes.
+    pub temporary_bytes_removed: u64,
 }
+
+/// A temporary file (`.tmp-*`) untouched for this long belongs to a writer that is gone: a
+/// backup appends to its staged packs all the time, and prune runs under an exclusive lock
+/// that no live backup leaves it. 1 hour, seconds.
+pub const STALE_TEMPORARY_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A pack as the plan sees it.
 struct PackState {
@@ -397,6 +406,8 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     first.par_iter().try_for_each(|n| remove_ok(repo, FileKind::Pack, n))?;
     fault_point("deleting");
     rest.par_iter().try_for_each(|n| remove_ok(repo, FileKind::Pack, n))?;
+
+    (report.temporaries_removed, report.temporary_bytes_removed) = backend.remove_stale_temporaries(STALE_TEMPORARY_AGE)?;
 
     let after = backend.list(FileKind::Pack)?;
     report.packs_after = after.len() as u64;

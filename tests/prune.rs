@@ -193,6 +193,39 @@ fn prune_refuses_when_snapshots_reference_blobs_no_index_knows() {
     assert_eq!(files(&repo.path), state, "prune changed the repository although it refused");
 }
 
+/// Temporary files a killed backup left (staged packs, half-written files) are removed by
+/// prune once nobody has written to them for an hour; a recent one, and everything under
+/// `--dry-run`, stays.
+#[test]
+fn prune_removes_only_stale_temporary_files() {
+    let repo = Repo::init();
+    let g = generations(&repo);
+    forget(&repo, &g.snaps[0].0);
+    let old_time = filetime::FileTime::from_system_time(std::time::SystemTime::now() - Duration::from_secs(2 * 3600));
+    let stale = [repo.path.join("data/.tmp-0123456789abcdef"), repo.path.join("data/ab/.tmp-fedcba9876543210"), repo.path.join("index/.tmp-00aa00aa00aa00aa")];
+    for (i, p) in stale.iter().enumerate() {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, vec![7u8; 1000 * (i + 1)]).unwrap();
+        filetime::set_file_mtime(p, old_time).unwrap();
+    }
+    let fresh = repo.path.join("data/.tmp-1111111111111111");
+    fs::write(&fresh, b"a pack being written").unwrap();
+
+    let dry = repo.cmd().args(["--json", "prune", "--dry-run"]).run().ok().json();
+    assert_eq!(dry["temporaries_removed"], 0, "{dry}");
+    assert!(stale.iter().all(|p| p.exists()), "--dry-run removed a temporary file");
+
+    let r = repo.cmd().args(["--json", "prune"]).run().ok().json();
+    assert_eq!(r["temporaries_removed"], 3, "{r}");
+    assert_eq!(r["temporary_bytes_removed"], 6000, "{r}");
+    assert!(stale.iter().all(|p| !p.exists()), "a stale temporary file is left");
+    assert!(fresh.exists(), "prune removed a temporary file that is still being written");
+    repo.run(["check", "--read-data"]).ok();
+    for (id, copy) in &g.snaps[1..] {
+        assert_restores(&repo, id, &g.src, copy);
+    }
+}
+
 /// Start `cairn backup --stdin` on `repo`; the test feeds its stdin.
 fn spawn_stdin_backup(repo: &Repo) -> Child {
     repo.spawn(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"])

@@ -79,6 +79,9 @@ impl<B: Backend> Backend for LimitBackend<B> {
     fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
         self.inner.remove(kind, name)
     }
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
+        self.inner.remove_stale_temporaries(age)
+    }
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.inner.exists(kind, name)
     }

@@ -175,6 +175,43 @@ impl Backend for LocalBackend {
         Ok(Some(Box::new(staged)))
     }
 
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
+        let mut dirs: Vec<PathBuf> = [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock, FileKind::Pack].iter().map(|k| self.root.join(k.dir())).collect();
+        dirs.push(self.root.clone());
+        let data = self.root.join(FileKind::Pack.dir());
+        for e in fs::read_dir(&data).map_err(|e| err("list", &data, e))? {
+            let e = e.map_err(|e| err("list", &data, e))?;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            }
+        }
+        let now = std::time::SystemTime::now();
+        let (mut count, mut bytes) = (0, 0);
+        for d in dirs {
+            let Ok(entries) = fs::read_dir(&d) else { continue };
+            for e in entries.filter_map(|e| e.ok()) {
+                if !e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    continue;
+                }
+                // Only plain files, and only those nobody has written to for `age`.
+                let Ok(md) = e.metadata() else { continue };
+                let idle = md.modified().ok().and_then(|m| now.duration_since(m).ok());
+                if md.is_file() && idle.is_some_and(|i| i >= age) {
+                    let p = e.path();
+                    match fs::remove_file(&p) {
+                        Ok(()) => {
+                            count += 1;
+                            bytes += md.len();
+                        }
+                        Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(x) => return Err(err("remove", &p, x)),
+                    }
+                }
+            }
+        }
+        Ok((count, bytes))
+    }
+
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         let path = self.path(kind, name);
         match fs::symlink_metadata(&path) {

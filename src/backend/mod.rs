@@ -159,6 +159,14 @@ pub trait Backend: Send + Sync {
         let _ = kind;
         Ok(None)
     }
+
+    /// Remove the temporary files (`.tmp-*`, which readers ignore) that writers killed before
+    /// they finished left behind, those not modified for `age` or longer; returns how many
+    /// were removed and their bytes. Backends whose writes leave none do nothing.
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
+        let _ = age;
+        Ok((0, 0))
+    }
 }
 
 /// A file being written in pieces (see [`Backend::stage`]), with the atomicity of
@@ -210,6 +218,9 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     }
     fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
         (**self).stage(kind)
+    }
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
+        (**self).remove_stale_temporaries(age)
     }
 }
 

@@ -63,6 +63,9 @@ fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
     out(&format!("{would}delete {} packs with nothing in use and {} packs in no index", r.packs_deleted, r.packs_unindexed_deleted));
     out(&format!("{would}repack {} packs: {} blobs ({}) into {} new packs", r.packs_repacked, r.blobs_repacked, human_bytes(r.bytes_repacked), r.packs_written));
     out(&format!("unused data left in kept packs: {}", human_bytes(r.unused_bytes_kept)));
+    if r.temporaries_removed > 0 {
+        out(&format!("removed {} temporary files left by killed writers ({})", r.temporaries_removed, human_bytes(r.temporary_bytes_removed)));
+    }
     out(&format!(
         "packs: {} ({}) before, {} ({}) {}",
         r.packs_before,
