@@ -586,11 +586,12 @@ impl<'r> Saver<'r> {
         }
     }
 
-    /// A pipeline for one stream: this thread reads and cuts, and hands each chunk to one
-    /// saver thread per core (hash, compress, encrypt, pack) through a bounded queue, so the
-    /// cores never wait for a window's slowest chunk. Chunks are not copied: each is a range of
-    /// a shared [`Segment`] of the stream, and segments are reused. Memory stays bounded: the
-    /// queue holds two chunks per core, which span at most a few segments.
+    /// A pipeline for one stream: a reader thread fills segments ([`read_segments`]), this
+    /// thread cuts them and hands each chunk to one saver thread per core (hash, compress,
+    /// encrypt, pack) through a bounded queue, so the cores never wait for the disk or for a
+    /// window's slowest chunk. Chunks are not copied: each is a range of a shared [`Segment`],
+    /// and segments are reused. Memory stays bounded: one segment being read, one being cut,
+    /// and two chunks per core in the queue, which span at most a few segments.
     fn save_stream_pipelined(&self, chunker: &Chunker, r: &mut (dyn Read + Send)) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let workers = rayon::current_num_threads().max(1);
         let (tx, rx) = crossbeam_channel::bounded::<SegmentChunk>(workers * 2);

@@ -254,6 +254,62 @@ impl Drop for DirectReader {
     }
 }
 
+/// Read `len` bytes of `path` from byte `offset`, with `O_DIRECT` where the file system allows
+/// it (the whole blocks around the range are read into an aligned buffer, and the range is
+/// copied out). Errors: those of `open(2)` and `read(2)`; `UnexpectedEof` when the file ends
+/// before the range does.
+pub fn read_range(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return read_range_plain(&File::open(path)?, offset, len),
+        Err(e) => return Err(e),
+    };
+    let start = offset / ALIGN as u64 * ALIGN as u64;
+    let skip = (offset - start) as usize;
+    let want = skip.checked_add(len).ok_or_else(|| io::Error::other("range too large"))?;
+    let mut buf = take_buffer(round_up(want));
+    let mut done = 0usize;
+    let result = loop {
+        if done >= want {
+            let out = buf.as_slice().get(skip..want).map(<[u8]>::to_vec);
+            break out.ok_or_else(|| io::Error::other("range outside the buffer"));
+        }
+        let Some(dst) = buf.as_mut_slice().get_mut(done..round_up(want)) else { break Err(io::Error::other("range outside the buffer")) };
+        match file.read_at(dst, start + done as u64) {
+            Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("file ends before byte {}", offset + len as u64))),
+            // A short read ends the file, or leaves an unaligned offset: the rest plainly.
+            Ok(n) if n % ALIGN != 0 && done + n < want => {
+                done += n;
+                let rest = read_range_plain(&file, start + done as u64, want - done);
+                break rest.and_then(|r| {
+                    let mut out = buf.as_slice().get(skip..done).map(<[u8]>::to_vec).unwrap_or_default();
+                    out.extend_from_slice(&r);
+                    Ok(out)
+                });
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break read_range_plain(&File::open(path)?, offset, len),
+            Err(e) => break Err(e),
+        }
+    };
+    give_buffer(buf);
+    result
+}
+
+/// [`read_range`] through the page cache.
+fn read_range_plain(file: &File, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut v = vec![0u8; len];
+    file.read_exact_at(&mut v, offset).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(io::ErrorKind::UnexpectedEof, format!("file ends before byte {}", offset + len as u64))
+        } else {
+            e
+        }
+    })?;
+    Ok(v)
+}
+
 /// Create `path` (which must not exist), write `data` and fsync it; returns the failed
 /// operation's name with its error. With `direct`, see [`DirectWriter`].
 pub fn write_new_file(path: &Path, data: &[u8], direct: bool) -> Result<(), (&'static str, io::Error)> {
@@ -447,6 +503,23 @@ mod tests {
         assert!(got == d);
         assert!(r.is_direct());
         assert_eq!(r.position(), d.len() as u64);
+    }
+
+    /// Ranges at every alignment read back exactly; one past the end is an error.
+    #[test]
+    fn ranges_read_back_exactly() {
+        let d = data(3 * (1 << 20) + 5000);
+        for root in roots() {
+            let p = root.path().join("r");
+            std::fs::write(&p, &d).unwrap();
+            for (off, len) in [(0, 1), (0, d.len()), (1, 4095), (4095, 2), (4096, 4096), (12345, 1 << 20), (d.len() - 7, 7), (100, d.len() - 100)] {
+                assert!(read_range(&p, off as u64, len).unwrap() == d[off..off + len], "{off}+{len} in {:?}", root.path());
+            }
+            for (off, len) in [(d.len() - 7, 8), (d.len(), 1), (d.len() + 5000, 10)] {
+                let e = read_range(&p, off as u64, len).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{off}+{len}");
+            }
+        }
     }
 
     #[test]

@@ -38,6 +38,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Ranges of packs of at least this many bytes are read with `O_DIRECT`.
+const DIRECT_READ_MIN: usize = 256 << 10;
+
 /// Packs of at least this many bytes are written with `O_DIRECT` (see [`crate::direct_io`]):
 /// a pack is written once and read rarely.
 const DIRECT_MIN: usize = 1 << 20;
@@ -106,8 +109,19 @@ impl Backend for LocalBackend {
 
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         let path = self.path(kind, name);
-        let f = File::open(&path).map_err(|e| err("open", &path, e))?;
         let len = usize::try_from(length).map_err(|_| err("read", &path, std::io::Error::other("range too large")))?;
+        if kind == FileKind::Pack && len >= DIRECT_READ_MIN {
+            // Large ranges of packs (a restore, a check) are read past the page cache.
+            return crate::direct_io::read_range(&path, offset, len).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    // A short file is damage, not a missing file: report it as permanent.
+                    BackendError { kind: ErrorKind::Permanent, context: format!("read {length} bytes at {offset} of {}", path.display()), source: Box::new(e) }
+                } else {
+                    err("read", &path, e)
+                }
+            });
+        }
+        let f = File::open(&path).map_err(|e| err("open", &path, e))?;
         let mut v = vec![0u8; len];
         f.read_exact_at(&mut v, offset).map_err(|e| {
             let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {

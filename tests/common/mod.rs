@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod maildir;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -36,6 +38,9 @@ pub struct Output {
     pub stdout: String,
     /// Standard error (lossy UTF-8).
     pub stderr: String,
+    /// The child's peak resident memory (`VmHWM`, KiB), as last read while it ran (polled
+    /// every few milliseconds, so a peak in its last moments can be missed).
+    pub peak_rss_kib: u64,
 }
 
 impl Output {
@@ -64,11 +69,12 @@ pub struct Cmd {
     password: Option<String>,
     envs: Vec<(OsString, OsString)>,
     stdin: Option<Vec<u8>>,
+    timeout: Duration,
 }
 
 /// A cairn invocation with no arguments and no password in its environment.
 pub fn cairn() -> Cmd {
-    Cmd { args: Vec::new(), password: None, envs: Vec::new(), stdin: None }
+    Cmd { args: Vec::new(), password: None, envs: Vec::new(), stdin: None, timeout: TIMEOUT }
 }
 
 impl Cmd {
@@ -94,6 +100,12 @@ impl Cmd {
 
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
         self.envs.push((k.as_ref().to_os_string(), v.as_ref().to_os_string()));
+        self
+    }
+
+    /// Fail the test if the run takes longer than `t` (default 120 s).
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
         self
     }
 
@@ -153,14 +165,18 @@ impl Cmd {
             let _ = se.read_to_end(&mut v);
             v
         });
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_rss_kib = 0;
         let status = loop {
+            // Before the exit status is collected the /proc entry is the child's.
+            peak_rss_kib = peak_rss_kib.max(vm_hwm_kib(&status_file));
             match child.try_wait().expect("wait for cairn") {
                 Some(s) => break s,
                 None if Instant::now() > deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("{cmdline} did not finish within {TIMEOUT:?}");
+                    panic!("{cmdline} did not finish within {:?}", self.timeout);
                 }
                 None => std::thread::sleep(Duration::from_millis(5)),
             }
@@ -171,8 +187,16 @@ impl Cmd {
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
         let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
         let code = status.code().unwrap_or_else(|| panic!("{cmdline} was killed by a signal ({status:?})\nstderr:\n{stderr}"));
-        Output { cmdline, code, stdout, stderr }
+        Output { cmdline, code, stdout, stderr, peak_rss_kib }
     }
+}
+
+/// `VmHWM` (peak resident set, KiB) from a `/proc/PID/status` file; 0 when unreadable.
+fn vm_hwm_kib(status_file: &str) -> u64 {
+    fs::read_to_string(status_file)
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())))
+        .unwrap_or(0)
 }
 
 /// A temporary directory whose path is canonical (no symlinks in it), so that the paths
