@@ -281,10 +281,10 @@ pub fn read_range(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
             Ok(n) if n % ALIGN != 0 && done + n < want => {
                 done += n;
                 let rest = read_range_plain(&file, start + done as u64, want - done);
-                break rest.and_then(|r| {
+                break rest.map(|r| {
                     let mut out = buf.as_slice().get(skip..done).map(<[u8]>::to_vec).unwrap_or_default();
                     out.extend_from_slice(&r);
-                    Ok(out)
+                    out
                 });
             }
             Ok(n) => done += n,
