@@ -829,11 +829,16 @@ struct Prefetcher {
 impl Prefetcher {
     const DEPTH: usize = 4096;
 
-    fn start() -> Option<(Prefetcher, std::thread::JoinHandle<()>)> {
+    /// Threads asking: opening a file whose inode is not cached waits for the disk, so several
+    /// keep more reads under way.
+    const THREADS: usize = 4;
+
+    fn start() -> Option<(Prefetcher, Vec<std::thread::JoinHandle<()>>)> {
         let (tx, rx) = crossbeam_channel::bounded::<PathBuf>(Self::DEPTH);
-        let handle = std::thread::Builder::new()
-            .name("cairn-prefetch".into())
-            .spawn(move || {
+        let mut handles = Vec::new();
+        for i in 0..Self::THREADS {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name(format!("cairn-prefetch-{i}")).spawn(move || {
                 for path in rx {
                     let Ok(f) = fs::File::open(&path) else { continue };
                     // Large files are read past the page cache: reading them ahead into it
@@ -843,9 +848,14 @@ impl Prefetcher {
                         let _ = nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
                     }
                 }
-            })
-            .ok()?;
-        Some((Prefetcher { tx }, handle))
+            });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(_) if !handles.is_empty() => break,
+                Err(_) => return None,
+            }
+        }
+        Some((Prefetcher { tx }, handles))
     }
 
     fn hint(&self, path: PathBuf) {
@@ -1164,7 +1174,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         prefetch: None,
     };
     let prefetcher = if matches!(source, Source::Paths(_)) { Prefetcher::start() } else { None };
-    let prefetch_thread = prefetcher.map(|(p, h)| {
+    let prefetch_threads = prefetcher.map(|(p, h)| {
         walker.prefetch = Some(p);
         h
     });
@@ -1176,9 +1186,9 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         None => None,
     };
     let result = run(&walker, source, &comps, parent_root.as_ref());
-    // The walk is over: close the prefetch queue and let its thread finish.
+    // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;
-    if let Some(h) = prefetch_thread {
+    for h in prefetch_threads.into_iter().flatten() {
         let _ = h.join();
     }
     let tree = match result.and_then(|r| saver.flush().map(|_| r)) {

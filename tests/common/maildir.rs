@@ -10,6 +10,9 @@ use std::path::Path;
 pub const MIN_SIZE: f64 = 2_000.0;
 pub const MAX_SIZE: f64 = 50_000.0;
 
+/// Bytes of generated text that message bodies are cut from.
+const TEXT_LEN: usize = 4 << 20;
+
 /// Write the Maildir under `base` (kept files are not rewritten); returns how many files were
 /// written and their bytes. Panics on an I/O error (a test or benchmark set-up failure).
 pub fn generate(base: &Path, n: usize) -> (usize, u64) {
@@ -21,6 +24,14 @@ pub fn generate(base: &Path, n: usize) -> (usize, u64) {
         state ^= state << 17;
         state
     };
+    // Text of random words; each body is a stretch of it from a random place, so that messages
+    // differ (no two are the same blob) and compress like prose.
+    let mut text = Vec::with_capacity(TEXT_LEN + 16);
+    while text.len() < TEXT_LEN {
+        let w = next();
+        text.extend_from_slice(words[(w % words.len() as u64) as usize].as_bytes());
+        text.push(if w % 12 == 0 { b'\n' } else { b' ' });
+    }
     let (mut made, mut bytes) = (0, 0u64);
     for i in 0..n {
         let user = i / 2000;
@@ -33,7 +44,7 @@ pub fn generate(base: &Path, n: usize) -> (usize, u64) {
         let unit = (next() % 1_000_000) as f64 / 1_000_000.0;
         let size = (MIN_SIZE * (MAX_SIZE / MIN_SIZE).powf(unit)) as usize;
         let from = next() % 1000;
-        let seed = next();
+        let at = (next() % (TEXT_LEN - MAX_SIZE as usize) as u64) as usize;
         if path.exists() {
             continue;
         }
@@ -42,19 +53,12 @@ pub fn generate(base: &Path, n: usize) -> (usize, u64) {
             std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         }
         let mut body = format!("From: user{from}@example.org\nTo: user{user}@example.com\nSubject: message {i}\n\n").into_bytes();
-        let mut w = seed | 1;
-        while body.len() < size {
-            w ^= w << 13;
-            w ^= w >> 7;
-            w ^= w << 17;
-            body.extend_from_slice(words[(w % words.len() as u64) as usize].as_bytes());
-            body.push(if w % 12 == 0 { b'\n' } else { b' ' });
-        }
-        body.truncate(size);
+        let rest = size.saturating_sub(body.len());
+        body.extend_from_slice(&text[at..at + rest]);
         let mut f = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         f.write_all(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         made += 1;
-        bytes += size as u64;
+        bytes += body.len() as u64;
     }
     (made, bytes)
 }
