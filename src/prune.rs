@@ -340,7 +340,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         progress(&format!("repacking {} blobs from {} packs", report.blobs_repacked, repack.len()));
         let mut writers: [Option<PackWriter>; 2] = [None, None];
         let pack_size = repo.config().pack_size as usize;
-        let batch = rayon::current_num_threads().max(2) * 2;
+        // One pack per thread at a time: a pack and the blobs taken from it are both held
+        // (up to twice the pack size each), which sets prune's peak memory.
+        let batch = rayon::current_num_threads().max(2);
         for group in repack.chunks(batch) {
             let blobs: Vec<Vec<(BlobEntry, Vec<u8>)>> = group.par_iter().map(|&i| read_home_blobs(repo, &packs[i])).collect::<Result<_>>()?;
             for (entry, framed) in blobs.into_iter().flatten() {
