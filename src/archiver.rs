@@ -817,7 +817,7 @@ struct Walker<'a> {
 }
 
 /// Asks the kernel to start reading the files the walk will read next (`posix_fadvise`
-/// `WILLNEED`), from a thread of its own, so that on a cold page cache many reads are under
+/// `WILLNEED`), from threads of its own, so that on a cold page cache many reads are under
 /// way at once instead of one per worker. Only files with no entry in the parent snapshot are
 /// hinted (a nightly run reads few files, and those under a known name are mostly unchanged),
 /// and only those read through the page cache (below [`DIRECT_READ_MIN`]). Advisory only: any
@@ -829,8 +829,8 @@ struct Prefetcher {
 impl Prefetcher {
     const DEPTH: usize = 4096;
 
-    /// Threads asking: opening a file whose inode is not cached waits for the disk, so several
-    /// keep more reads under way.
+    /// Number of prefetch threads: opening a file whose inode is not cached waits for the
+    /// disk, so several threads keep more of those reads under way.
     const THREADS: usize = 4;
 
     fn start() -> Option<(Prefetcher, Vec<std::thread::JoinHandle<()>>)> {
