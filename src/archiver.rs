@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use crate::backend::FileKind;
 use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
-use crate::direct_io::AlignedBuf;
+use crate::direct_io::{AlignedBuf, DIRECT_READ_MIN};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::id::{BlobId, SnapshotId};
@@ -400,11 +400,8 @@ impl<'r> Saver<'r> {
         if framed.len() < need {
             framed.resize(need, 0);
         }
-        let result = match blob::compress_into(data, self.level, &mut framed) {
-            Some(n) => match framed.get_mut(..n) {
-                Some(f) => self.append(blob_type, id, f, raw_length),
-                None => Err(Error::InvalidInput("compression buffer too small".into())),
-            },
+        let result = match blob::compress_into(data, self.level, &mut framed).and_then(|n| framed.get_mut(..n)) {
+            Some(f) => self.append(blob_type, id, f, raw_length),
             None => Err(Error::InvalidInput("compression buffer too small".into())),
         };
         FRAMED.with(|cell| cell.replace(framed));
@@ -863,13 +860,8 @@ impl Prefetcher {
     }
 }
 
-/// Files of at least this many bytes are read past the page cache ([`crate::direct_io`]): for
-/// them the cost of fresh page-cache pages outweighs that of a direct request; smaller files,
-/// one request each either way, are read through the cache, read ahead by the [`Prefetcher`].
-pub const DIRECT_READ_MIN: u64 = 256 << 10;
-
 /// A source file being read: from [`DIRECT_READ_MIN`] bytes past the page cache, smaller ones
-/// through it.
+/// through it (read ahead by the [`Prefetcher`]).
 enum SourceFile {
     Direct(crate::direct_io::DirectReader),
     Cached(fs::File),

@@ -63,6 +63,33 @@ impl AlignedBuf {
     }
 }
 
+/// Reads of at least this many bytes (a source file a backup reads, a pack range a restore
+/// reads) bypass the page cache: for them the cost of fresh page-cache pages outweighs that of
+/// a direct request (measured, README.md "Performance"); smaller ones, one request either way,
+/// go through the cache.
+pub const DIRECT_READ_MIN: u64 = 256 << 10;
+
+/// Open `path` with `options`, adding `O_DIRECT` when `direct` asks for it and the file system
+/// allows it (where it answers `EINVAL`, the file is opened plainly); returns the file and
+/// whether it is direct. Errors: those of `open(2)`.
+fn open(options: &mut OpenOptions, path: &Path, direct: bool) -> io::Result<(File, bool)> {
+    if direct {
+        match options.clone().custom_flags(libc::O_DIRECT).open(path) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((options.open(path)?, false))
+}
+
+/// Open `path` for reading, with `O_DIRECT` when `direct` asks for it and the file system
+/// allows it; returns the file and whether it is direct, as [`read_range`] takes them.
+/// Errors: those of `open(2)`.
+pub fn open_for_reading(path: &Path, direct: bool) -> io::Result<(File, bool)> {
+    open(OpenOptions::new().read(true), path, direct)
+}
+
 /// `n` rounded up to a multiple of [`ALIGN`].
 pub fn round_up(n: usize) -> usize {
     n.div_ceil(ALIGN).saturating_mul(ALIGN)
@@ -130,11 +157,8 @@ impl DirectReader {
     /// `size` is the length the caller expects, in bytes, used to size the requests (at most
     /// 1 MiB each). Errors: those of `open(2)`.
     pub fn open(path: &Path, size: u64) -> io::Result<Self> {
-        match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
-            Ok(f) => Ok(Self::new(f, true, 0, size, 1 << 20)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Self::new(File::open(path)?, false, 0, size, 1 << 20)),
-            Err(e) => Err(e),
-        }
+        let (f, direct) = open_for_reading(path, true)?;
+        Ok(Self::new(f, direct, 0, size, 1 << 20))
     }
 
     /// Read the regular file open as `fd` from byte `start` to its end (`--stdin` redirected
@@ -162,6 +186,12 @@ impl DirectReader {
         self.pos - (self.tail - self.head) as u64
     }
 
+    /// The request that reads what is expected in one go (the expected length plus one byte,
+    /// to see the end, in whole blocks), at most `limit` bytes.
+    fn expected_request(&self, limit: usize) -> usize {
+        round_up(usize::try_from(self.expected).unwrap_or(usize::MAX).saturating_add(1)).min(limit)
+    }
+
     /// True while reads bypass the page cache.
     pub fn is_direct(&self) -> bool {
         self.direct
@@ -178,7 +208,7 @@ impl DirectReader {
                 self.direct = false;
             }
             let want = if self.direct && self.expected > 0 {
-                round_up(usize::try_from(self.expected).unwrap_or(usize::MAX).saturating_add(1)).min(dst.len())
+                self.expected_request(dst.len())
             } else {
                 dst.len()
             };
@@ -225,7 +255,7 @@ impl Read for DirectReader {
             }
             let mut buf = match self.buf.take() {
                 Some(b) => b,
-                None => take_buffer(round_up(usize::try_from(self.expected).unwrap_or(usize::MAX).saturating_add(1)).min(self.request)),
+                None => take_buffer(self.expected_request(self.request)),
             };
             let n = self.request(buf.as_mut_slice());
             self.buf = Some(buf);
@@ -254,16 +284,14 @@ impl Drop for DirectReader {
     }
 }
 
-/// Read `len` bytes of `path` from byte `offset`, with `O_DIRECT` where the file system allows
-/// it (the whole blocks around the range are read into an aligned buffer, and the range is
-/// copied out). Errors: those of `open(2)` and `read(2)`; `UnexpectedEof` when the file ends
-/// before the range does.
-pub fn read_range(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    let file = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return read_range_plain(&File::open(path)?, offset, len),
-        Err(e) => return Err(e),
-    };
+/// Read `len` bytes from byte `offset` of `file`, opened by [`open_for_reading`] (`direct` as it
+/// returned): directly, the whole blocks around the range are read into an aligned buffer and
+/// the range is copied out; a direct read refused (`EINVAL`) or cut short mid-block goes on
+/// plainly. Errors: those of `read(2)`; `UnexpectedEof` when the file ends before the range does.
+pub fn read_range(file: &File, direct: bool, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    if !direct {
+        return read_range_plain(file, offset, len);
+    }
     let start = offset / ALIGN as u64 * ALIGN as u64;
     let skip = (offset - start) as usize;
     let want = skip.checked_add(len).ok_or_else(|| io::Error::other("range too large"))?;
@@ -280,7 +308,7 @@ pub fn read_range(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
             // A short read ends the file, or leaves an unaligned offset: the rest plainly.
             Ok(n) if n % ALIGN != 0 && done + n < want => {
                 done += n;
-                let rest = read_range_plain(&file, start + done as u64, want - done);
+                let rest = set_direct(file, false).and_then(|()| read_range_plain(file, start + done as u64, want - done));
                 break rest.map(|r| {
                     let mut out = buf.as_slice().get(skip..done).map(<[u8]>::to_vec).unwrap_or_default();
                     out.extend_from_slice(&r);
@@ -289,7 +317,7 @@ pub fn read_range(path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
             }
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break read_range_plain(&File::open(path)?, offset, len),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break set_direct(file, false).and_then(|()| read_range_plain(file, offset, len)),
             Err(e) => break Err(e),
         }
     };
@@ -339,16 +367,7 @@ impl DirectWriter {
     /// Create `path`, which must not exist; `direct` asks for `O_DIRECT`.
     /// Errors: those of `open(2)`.
     pub fn create_new(path: &Path, direct: bool) -> io::Result<Self> {
-        let plain = || OpenOptions::new().write(true).create_new(true).open(path);
-        let (file, direct) = if direct {
-            match OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(path) {
-                Ok(f) => (f, true),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (plain()?, false),
-                Err(e) => return Err(e),
-            }
-        } else {
-            (plain()?, false)
-        };
+        let (file, direct) = open(OpenOptions::new().write(true).create_new(true), path, direct)?;
         Ok(DirectWriter { file, direct, buf: take_buffer(WRITE_CHUNK), fill: 0, written: 0 })
     }
 
@@ -505,6 +524,11 @@ mod tests {
         assert_eq!(r.position(), d.len() as u64);
     }
 
+    fn read_at(p: &Path, offset: usize, len: usize) -> io::Result<Vec<u8>> {
+        let (f, direct) = open_for_reading(p, true)?;
+        read_range(&f, direct, offset as u64, len)
+    }
+
     /// Ranges at every alignment read back exactly; one past the end is an error.
     #[test]
     fn ranges_read_back_exactly() {
@@ -513,35 +537,27 @@ mod tests {
             let p = root.path().join("r");
             std::fs::write(&p, &d).unwrap();
             for (off, len) in [(0, 1), (0, d.len()), (1, 4095), (4095, 2), (4096, 4096), (12345, 1 << 20), (d.len() - 7, 7), (100, d.len() - 100)] {
-                assert!(read_range(&p, off as u64, len).unwrap() == d[off..off + len], "{off}+{len} in {:?}", root.path());
+                assert!(read_at(&p, off, len).unwrap() == d[off..off + len], "{off}+{len} in {:?}", root.path());
             }
             for (off, len) in [(d.len() - 7, 8), (d.len(), 1), (d.len() + 5000, 10)] {
-                let e = read_range(&p, off as u64, len).unwrap_err();
+                let e = read_at(&p, off, len).unwrap_err();
                 assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{off}+{len}");
             }
         }
     }
 
+    /// A file that grew or shrank since its size was taken is read to its actual end.
     #[test]
-    fn a_file_that_grew_is_read_to_its_new_end() {
-        let d = data(100_000);
+    fn a_file_that_grew_or_shrank_is_read_to_its_new_end() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, &d).unwrap();
-        let mut got = Vec::new();
-        DirectReader::open(&p, 10).unwrap().read_to_end(&mut got).unwrap();
-        assert!(got == d);
-    }
-
-    #[test]
-    fn a_file_that_shrank_is_read_to_its_new_end() {
-        let d = data(3 * ALIGN + 100);
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, &d).unwrap();
-        let mut got = Vec::new();
-        DirectReader::open(&p, 10 * ALIGN as u64).unwrap().read_to_end(&mut got).unwrap();
-        assert!(got == d);
+        for (len, hint) in [(100_000, 10), (3 * ALIGN + 100, 10 * ALIGN as u64)] {
+            let d = data(len);
+            let p = dir.path().join(format!("f{len}"));
+            std::fs::write(&p, &d).unwrap();
+            let mut got = Vec::new();
+            DirectReader::open(&p, hint).unwrap().read_to_end(&mut got).unwrap();
+            assert!(got == d, "{len} bytes, size hint {hint}");
+        }
     }
 
     #[test]

@@ -126,20 +126,23 @@ impl PackWriter {
         buf.clear();
         buf.extend_from_slice(&Magic::Pack.prefix());
         buf.extend_from_slice(&salt);
-        PackWriter { blob_type, key: master.file_key(&salt), salt, sink: Sink::Memory(buf), entries: Vec::new(), raw_bytes: 0, broken: false }
+        Self::begun(master, blob_type, salt, Sink::Memory(buf))
     }
 
     /// Start an empty pack written straight into `file`, a staged backend file.
     /// Errors: the backend's, writing the prefix.
-    pub fn staged(master: &MasterKey, blob_type: BlobType, mut file: Box<dyn StagedFile>) -> Result<Self> {
+    pub fn staged(master: &MasterKey, blob_type: BlobType, file: Box<dyn StagedFile>) -> Result<Self> {
         let salt = random_salt();
-        let mut unhashed = Vec::with_capacity(HASH_BATCH);
-        for part in [&Magic::Pack.prefix()[..], &salt[..]] {
-            file.append(part)?;
-            unhashed.extend_from_slice(part);
-        }
-        let sink = Sink::Staged { file, hasher: Box::new(blake3::Hasher::new()), unhashed };
-        Ok(PackWriter { blob_type, key: master.file_key(&salt), salt, sink, entries: Vec::new(), raw_bytes: 0, broken: false })
+        let sink = Sink::Staged { file, hasher: Box::new(blake3::Hasher::new()), unhashed: Vec::with_capacity(HASH_BATCH) };
+        let mut w = Self::begun(master, blob_type, salt, sink);
+        w.push(&Magic::Pack.prefix())?;
+        w.push(&salt)?;
+        Ok(w)
+    }
+
+    /// A writer for the pack of `salt` whose sink holds (or is about to be given) the prefix.
+    fn begun(master: &MasterKey, blob_type: BlobType, salt: [u8; SALT_LEN], sink: Sink) -> Self {
+        PackWriter { blob_type, key: master.file_key(&salt), salt, sink, entries: Vec::new(), raw_bytes: 0, broken: false }
     }
 
     /// True when one more blob of `framed_len` framed bytes, and then the header, fit without

@@ -496,29 +496,8 @@ impl Restorer<'_> {
                 return;
             }
         }
-        match handle {
-            Some(h) => self.set_file_metadata(&f.node, h, &f.dest),
-            None => self.set_metadata(&f.node, &f.dest),
-        }
+        self.set_metadata_via(&f.node, &f.dest, handle);
         self.progress.files.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// [`Restorer::set_metadata`] for a regular file open as `file` (no path look-ups).
-    fn set_file_metadata(&self, node: &Node, file: &fs::File, dest: &Path) {
-        use std::os::fd::AsRawFd;
-        let fd = file.as_raw_fd();
-        if self.as_root {
-            if let Err(e) = nix::unistd::fchown(fd, Some(nix::unistd::Uid::from_raw(node.uid)), Some(nix::unistd::Gid::from_raw(node.gid))) {
-                self.report(dest, format!("cannot set owner: {e}"));
-            }
-        }
-        if let Err(e) = file.set_permissions(fs::Permissions::from_mode(node.mode & 0o7777)) {
-            self.report(dest, format!("cannot set permissions: {e}"));
-        }
-        let mtime = filetime::FileTime::from_unix_time(node.mtime.secs, node.mtime.nanos);
-        if let Err(e) = filetime::set_file_handle_times(file, Some(mtime), Some(mtime)) {
-            self.report(dest, format!("cannot set times: {e}"));
-        }
     }
 
     /// Make sure the directory for `snap_dir` and all its ancestors exist in the target.
@@ -570,25 +549,39 @@ impl Restorer<'_> {
 
     /// Ownership (as root), permissions and times; failures are reported, not fatal.
     fn set_metadata(&self, node: &Node, dest: &Path) {
-        let is_link = node.kind == NodeKind::Symlink;
+        self.set_metadata_via(node, dest, None);
+    }
+
+    /// [`Restorer::set_metadata`], through `handle` (the file open for writing, no path
+    /// look-ups) when there is one.
+    fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>) {
+        use std::os::fd::AsRawFd;
         if self.as_root {
-            if let Err(e) = nix::unistd::fchownat(
-                None,
-                dest,
-                Some(nix::unistd::Uid::from_raw(node.uid)),
-                Some(nix::unistd::Gid::from_raw(node.gid)),
-                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
+            let (uid, gid) = (Some(nix::unistd::Uid::from_raw(node.uid)), Some(nix::unistd::Gid::from_raw(node.gid)));
+            let owned = match handle {
+                Some(f) => nix::unistd::fchown(f.as_raw_fd(), uid, gid),
+                None => nix::unistd::fchownat(None, dest, uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW),
+            };
+            if let Err(e) = owned {
                 self.report(dest, format!("cannot set owner: {e}"));
             }
         }
-        if !is_link {
-            if let Err(e) = fs::set_permissions(dest, fs::Permissions::from_mode(node.mode & 0o7777)) {
+        if node.kind != NodeKind::Symlink {
+            let mode = fs::Permissions::from_mode(node.mode & 0o7777);
+            let set = match handle {
+                Some(f) => f.set_permissions(mode),
+                None => fs::set_permissions(dest, mode),
+            };
+            if let Err(e) = set {
                 self.report(dest, format!("cannot set permissions: {e}"));
             }
         }
         let mtime = filetime::FileTime::from_unix_time(node.mtime.secs, node.mtime.nanos);
-        if let Err(e) = filetime::set_symlink_file_times(dest, mtime, mtime) {
+        let timed = match handle {
+            Some(f) => filetime::set_file_handle_times(f, Some(mtime), Some(mtime)),
+            None => filetime::set_symlink_file_times(dest, mtime, mtime),
+        };
+        if let Err(e) = timed {
             self.report(dest, format!("cannot set times: {e}"));
         }
     }

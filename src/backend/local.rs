@@ -5,7 +5,6 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, StagedFile};
@@ -38,8 +37,26 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Ranges of packs of at least this many bytes are read with `O_DIRECT`.
-const DIRECT_READ_MIN: usize = 256 << 10;
+/// A new temporary file name in `dir` (random, so concurrent writers never meet).
+fn temporary_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{TMP_PREFIX}{}", hex::encode(crate::crypto::random_salt()).get(..16).unwrap_or("0")))
+}
+
+/// The directory of `path`, created when missing (`root` for a path without one).
+fn parent_dir(path: &Path, root: &Path) -> BackendResult<PathBuf> {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
+    if !dir.is_dir() {
+        fs::create_dir_all(&dir).map_err(|e| err("create directory", &dir, e))?;
+    }
+    Ok(dir)
+}
+
+/// Give the complete, synced file `tmp` its name `path` (in directory `dir`) and sync the
+/// directory, so the name survives a crash.
+fn rename_into_place(tmp: &Path, path: &Path, dir: &Path) -> BackendResult<()> {
+    fs::rename(tmp, path).map_err(|e| err("rename into place", path, e))?;
+    sync_dir(dir).map_err(|e| err("sync directory", dir, e))
+}
 
 /// Packs of at least this many bytes are written with `O_DIRECT` (see [`crate::direct_io`]):
 /// a pack is written once and read rarely.
@@ -82,16 +99,12 @@ impl Backend for LocalBackend {
             return Err(BackendError { kind: ErrorKind::Permanent, context: format!("write {name:?}"), source: "invalid file name".into() });
         }
         let path = self.path(kind, name);
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|e| err("create directory", &dir, e))?;
-        }
-        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(crate::crypto::random_salt()).get(..16).unwrap_or("0")));
+        let dir = parent_dir(&path, &self.root)?;
+        let tmp = temporary_path(&dir);
         let result = (|| {
             let direct = kind == FileKind::Pack && data.len() >= DIRECT_MIN;
             crate::direct_io::write_new_file(&tmp, data, direct).map_err(|(op, e)| err(op, &tmp, e))?;
-            fs::rename(&tmp, &path).map_err(|e| err("rename into place", &path, e))?;
-            sync_dir(&dir).map_err(|e| err("sync directory", &dir, e))
+            rename_into_place(&tmp, &path, &dir)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -110,29 +123,12 @@ impl Backend for LocalBackend {
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         let path = self.path(kind, name);
         let len = usize::try_from(length).map_err(|_| err("read", &path, std::io::Error::other("range too large")))?;
-        if kind == FileKind::Pack && len >= DIRECT_READ_MIN {
-            // Large ranges of packs (a restore, a check) are read past the page cache.
-            return crate::direct_io::read_range(&path, offset, len).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    // A short file is damage, not a missing file: report it as permanent.
-                    BackendError { kind: ErrorKind::Permanent, context: format!("read {length} bytes at {offset} of {}", path.display()), source: Box::new(e) }
-                } else {
-                    err("read", &path, e)
-                }
-            });
-        }
-        let f = File::open(&path).map_err(|e| err("open", &path, e))?;
-        let mut v = vec![0u8; len];
-        f.read_exact_at(&mut v, offset).map_err(|e| {
-            let e = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("file ends before byte {}", offset + length))
-            } else {
-                e
-            };
-            // A short file is damage, not a missing file: report it as permanent.
-            BackendError { kind: ErrorKind::Permanent, context: format!("read {} bytes at {offset} of {}", length, path.display()), source: Box::new(e) }
-        })?;
-        Ok(v)
+        // Large ranges of packs (a restore, a check) are read past the page cache.
+        let direct = kind == FileKind::Pack && length >= crate::direct_io::DIRECT_READ_MIN;
+        let (f, direct) = crate::direct_io::open_for_reading(&path, direct).map_err(|e| err("open", &path, e))?;
+        // A short file is damage, not a missing file: report it as permanent.
+        crate::direct_io::read_range(&f, direct, offset, len)
+            .map_err(|e| BackendError { kind: ErrorKind::Permanent, context: format!("read {length} bytes at {offset} of {}", path.display()), source: Box::new(e) })
     }
 
     fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
@@ -183,8 +179,7 @@ impl Backend for LocalBackend {
         if kind != FileKind::Pack {
             return Ok(None);
         }
-        let dir = self.root.join(kind.dir());
-        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(crate::crypto::random_salt()).get(..16).unwrap_or("0")));
+        let tmp = temporary_path(&self.root.join(kind.dir()));
         let staged = LocalStaged::start(tmp.clone(), self.root.clone(), kind).map_err(|e| err("create", &tmp, e))?;
         Ok(Some(Box::new(staged)))
     }
@@ -322,14 +317,14 @@ impl StagedFile for LocalStaged {
         }
         self.finish_writer()?;
         let path = self.root.join(self.kind.path(name));
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        if !dir.is_dir() {
-            fs::create_dir_all(&dir).map_err(|e| err("create directory", &dir, e))?;
+        let dir = parent_dir(&path, &self.root)?;
+        // From here the temporary file is this call's to remove (as in `write`), not drop's.
+        let tmp = std::mem::take(&mut self.tmp);
+        let placed = rename_into_place(&tmp, &path, &dir);
+        if placed.is_err() {
+            let _ = fs::remove_file(&tmp);
         }
-        fs::rename(&self.tmp, &path).map_err(|e| err("rename into place", &path, e))?;
-        // Renamed: nothing for drop to remove.
-        self.tmp = PathBuf::new();
-        sync_dir(&dir).map_err(|e| err("sync directory", &dir, e))
+        placed
     }
 }
 
