@@ -155,7 +155,13 @@ impl Backend for LocalBackend {
                 if name.starts_with(TMP_PREFIX) || !valid_name(&name) {
                     continue;
                 }
-                let md = e.metadata().map_err(|x| err("stat", &e.path(), x))?;
+                let md = match e.metadata() {
+                    Ok(md) => md,
+                    // Removed since the directory was read (another process's lock, a pruned
+                    // pack): not there to list.
+                    Err(x) if x.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(x) => return Err(err("stat", &e.path(), x)),
+                };
                 if md.is_file() {
                     out.push((name, md.len()));
                 }
