@@ -585,7 +585,6 @@ fn pin_tree(tree: &Tree, bytes: &[u8]) {
 }
 
 /// `encode(value)` must be `bytes`, and `decode(bytes)` must give `value` back.
-
 fn pin<T>(value: &T, bytes: &[u8])
 where
     T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,

@@ -50,6 +50,8 @@ fn make_source(src: &Path) -> Vec<PathBuf> {
     set(&file, "user.empty", b"");
     set(&file, "user.large", &random_bytes(2, 3_800));
     set(&file, "trusted.root_only", b"\x00trusted\x00");
+    // A name that is not UTF-8 (names are bytes).
+    xattr::set(&file, OsStr::from_bytes(b"user.\xff\xfe"), b"weird name").unwrap();
     // A POSIX ACL set by the real tool, and a default ACL on the directory.
     run_ok(Command::new("setfacl").args(["-m", "u:1234:r-x,g:4321:rw-"]).arg(src.join("dir/acl.txt")));
     run_ok(Command::new("setfacl").args(["-d", "-m", "u:1234:rwx"]).arg(src.join("dir")));
@@ -114,8 +116,12 @@ fn xattrs_and_acls_are_backed_up_restored_and_listed() {
             .unwrap_or_else(|| panic!("no xattrs in {node}"))
             .iter()
             .map(|x| {
-                let value = base64::engine::general_purpose::STANDARD.decode(x["value"].as_str().unwrap()).unwrap();
-                (x["name"].as_str().unwrap().as_bytes().to_vec(), value)
+                let b64 = |v: &serde_json::Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+                let name = match x.get("name_base64") {
+                    Some(raw) => b64(raw),
+                    None => x["name"].as_str().unwrap().as_bytes().to_vec(),
+                };
+                (name, b64(&x["value"]))
             })
             .collect();
         assert_eq!(listed, xattrs_of(p), "ls --json of {}", p.display());
