@@ -33,7 +33,6 @@ use crate::blob::{self, BlobType};
 use crate::chunker::Chunker;
 use crate::direct_io::{AlignedBuf, DIRECT_READ_MIN};
 use crate::error::{Error, Result};
-use crate::format;
 use crate::id::{BlobId, SnapshotId};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{FinishedPack, PackWriter};
@@ -923,9 +922,22 @@ impl Walker<'_> {
         Node::from_metadata(name, md, &mut self.names.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The extended attributes of the entry at `path` (`node` its lstat): the parent's when
+    /// [`crate::xattrs::reusable`], else read; a failure is reported and the entry kept.
+    fn xattrs(&self, path: &Path, node: &Node, parent: Option<&Node>) -> Vec<crate::tree::Xattr> {
+        if let Some(p) = parent.filter(|p| crate::xattrs::reusable(p, node, self.ignore_ctime, self.ignore_inode)) {
+            return p.xattrs.clone();
+        }
+        let (xattrs, failures) = crate::xattrs::read(path);
+        for f in failures {
+            self.report(path, f);
+        }
+        xattrs
+    }
+
     fn save_tree(&self, mut tree: Tree) -> Result<BlobId> {
         tree.sort();
-        self.saver.save_blob(BlobType::Tree, &format::encode(&tree)?)
+        self.saver.save_blob(BlobType::Tree, &tree.encode()?)
     }
 
     /// The parent's tree for a directory node, if it has one that can be read (a damaged
@@ -967,6 +979,7 @@ impl Walker<'_> {
             }
         };
         let mut node = self.node(name, &md);
+        node.xattrs = self.xattrs(path, &node, parent);
         match node.kind {
             NodeKind::File => {
                 if let Some(p) = parent.filter(|p| self.unchanged(p, &node)) {
@@ -1097,6 +1110,7 @@ impl Walker<'_> {
                     }
                 };
                 let mut node = self.node(first.clone(), &md);
+                node.xattrs = self.xattrs(&path, &node, find(parent, first));
                 if node.kind != NodeKind::Dir {
                     self.report(&path, "is not a directory".into());
                     continue;
@@ -1313,6 +1327,7 @@ fn run(walker: &Walker<'_>, source: Source<'_>, comps: &[Components], parent: Op
                 symlink_target: Vec::new(),
                 content,
                 subtree: None,
+                xattrs: Vec::new(),
             };
             walker.save_tree(Tree { nodes: vec![node] })
         }

@@ -7,7 +7,7 @@
 //! | `+` | added (a directory's whole contents are listed too) |
 //! | `-` | removed (likewise) |
 //! | `M` | a file's content differs (its blob list), or a symlink's target |
-//! | `U` | only metadata differs: mode, owner (uid, gid, names), mtime, device number |
+//! | `U` | only metadata differs: mode, owner (uid, gid, names), mtime, device number, extended attributes |
 //! | `T` | the type changed (a file became a directory...); the old entry's contents are then listed as removed and the new one's as added |
 //!
 //! Differences from restic: `U` is always reported (restic needs `--metadata`); a changed
@@ -71,6 +71,7 @@ pub struct DiffStats {
 /// True when two nodes of the same kind differ in what `U` reports.
 pub fn metadata_differs(a: &Node, b: &Node) -> bool {
     a.mode != b.mode || a.uid != b.uid || a.gid != b.gid || a.user != b.user || a.group != b.group || a.mtime != b.mtime || a.rdev != b.rdev
+        || a.xattrs != b.xattrs
 }
 
 struct Differ<'a> {

@@ -46,7 +46,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, OpenAccMode, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 
 use crate::blob::BlobType;
@@ -819,6 +819,39 @@ impl Filesystem for CairnFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        match self.resolve(ino.0) {
+            Some(Resolved::Entry(tree, idx)) => {
+                let Some(n) = tree.nodes.get(idx) else { return reply.error(Errno::ENOENT) };
+                let value = n.xattrs.iter().find(|x| x.name == name.as_bytes()).map(|x| x.value.as_slice());
+                reply_xattr(crate::xattrs::fuse_answer(value, size), reply);
+            }
+            Some(Resolved::Fixed(_)) => reply.error(Errno::ENODATA),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let list = match self.resolve(ino.0) {
+            Some(Resolved::Entry(tree, idx)) => match tree.nodes.get(idx) {
+                Some(n) => crate::xattrs::name_list(&n.xattrs),
+                None => return reply.error(Errno::ENOENT),
+            },
+            Some(Resolved::Fixed(_)) => Vec::new(),
+            None => return reply.error(Errno::ENOENT),
+        };
+        reply_xattr(crate::xattrs::fuse_answer(Some(&list), size), reply);
+    }
+}
+
+/// Send a getxattr/listxattr answer.
+fn reply_xattr(answer: crate::xattrs::FuseAnswer<'_>, reply: ReplyXattr) {
+    match answer {
+        crate::xattrs::FuseAnswer::Size(n) => reply.size(n),
+        crate::xattrs::FuseAnswer::Data(d) => reply.data(d),
+        crate::xattrs::FuseAnswer::Error(e) => reply.error(Errno::from_i32(e)),
     }
 }
 

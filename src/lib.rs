@@ -42,6 +42,7 @@ pub mod snapshot;
 pub mod tree;
 pub mod util;
 pub mod walker;
+pub mod xattrs;
 
 pub use error::{Error, Result};
 pub use repository::Repository;

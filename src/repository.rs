@@ -370,7 +370,7 @@ impl Repository {
     pub fn load_tree(&self, index: &Index, id: &BlobId) -> Result<Tree> {
         let plain = self.read_blob(index, BlobType::Tree, id)?;
         let what = format!("tree {}", id.short());
-        let tree: Tree = format::decode(&plain, &what)?;
+        let tree = Tree::decode(&plain, &what)?;
         // Names must be valid single components, sorted and unique (repo-format.md, "Tree blobs").
         for pair in tree.nodes.windows(2) {
             if pair[0].name >= pair[1].name {

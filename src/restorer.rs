@@ -547,7 +547,8 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Ownership (as root), permissions and times; failures are reported, not fatal.
+    /// Ownership (as root), extended attributes, permissions and times; failures are
+    /// reported, not fatal.
     fn set_metadata(&self, node: &Node, dest: &Path) {
         self.set_metadata_via(node, dest, None);
     }
@@ -565,6 +566,10 @@ impl Restorer<'_> {
             if let Err(e) = owned {
                 self.report(dest, format!("cannot set owner: {e}"));
             }
+        }
+        // After chown (which drops security.capability), before the mode (an ACL sets group bits).
+        for msg in crate::xattrs::write(dest, handle, &node.xattrs) {
+            self.report(dest, msg);
         }
         if node.kind != NodeKind::Symlink {
             let mode = fs::Permissions::from_mode(node.mode & 0o7777);

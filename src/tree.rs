@@ -86,6 +86,43 @@ pub struct Node {
     pub content: Vec<BlobId>,
     /// Tree blob id (directories).
     pub subtree: Option<BlobId>,
+    /// Extended attributes (POSIX ACLs included), sorted by name, names unique; empty when
+    /// the entry has none. Not part of this type's serde form (a version 1 node): a tree
+    /// stores them through [`Tree::encode`] (repo-format.md, "Tree blobs").
+    #[serde(skip)]
+    pub xattrs: Vec<Xattr>,
+}
+
+/// One extended attribute of a node: its full name with the namespace prefix (`user.`,
+/// `trusted.`, `security.`, `system.`) and its raw value, as the kernel returns them.
+/// POSIX ACLs are the attributes `system.posix_acl_access` and `system.posix_acl_default`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Xattr {
+    /// Name bytes, at most [`Xattr::NAME_MAX`], no NUL byte, not empty.
+    #[serde(with = "serde_bytes")]
+    pub name: Vec<u8>,
+    /// Value bytes, at most [`Xattr::VALUE_MAX`] (may be empty).
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+impl Xattr {
+    /// Longest name Linux accepts (`XATTR_NAME_MAX`), bytes.
+    pub const NAME_MAX: usize = 255;
+    /// Largest value Linux accepts (`XATTR_SIZE_MAX`, 64 KiB), bytes.
+    pub const VALUE_MAX: usize = 65_536;
+
+    /// The name as text (lossy for non-UTF-8 names), for messages.
+    pub fn name_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.name)
+    }
+
+    /// Whether a node's attribute list is well formed: names valid (not empty, no NUL, at
+    /// most `NAME_MAX` bytes), sorted bytewise and unique, values at most `VALUE_MAX` bytes.
+    pub fn valid_list(xattrs: &[Xattr]) -> bool {
+        xattrs.iter().all(|x| !x.name.is_empty() && x.name.len() <= Self::NAME_MAX && !x.name.contains(&0) && x.value.len() <= Self::VALUE_MAX)
+            && xattrs.windows(2).all(|w| matches!(w, [a, b] if a.name < b.name))
+    }
 }
 
 impl Node {
@@ -126,6 +163,7 @@ impl Node {
             symlink_target: Vec::new(),
             content: Vec::new(),
             subtree: None,
+            xattrs: Vec::new(),
         }
     }
 
@@ -135,8 +173,13 @@ impl Node {
     }
 }
 
-/// A directory: its entries sorted by name bytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The first two bytes of a version 2 tree blob: `0xff` (a byte that never starts a version 1
+/// tree, whose first bytes are a varint) and the version, 2.
+pub const TREE_V2_PREFIX: [u8; 2] = [0xff, 0x02];
+
+/// A directory: its entries sorted by name bytes. Stored with [`Tree::encode`] and read with
+/// [`Tree::decode`] (not serde: the encoding depends on whether any entry has xattrs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tree {
     /// Entries, sorted by `name`, names unique.
     pub nodes: Vec<Node>,
@@ -146,6 +189,52 @@ impl Tree {
     /// Sort entries by name (the canonical order that makes equal directories equal blobs).
     pub fn sort(&mut self) {
         self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    /// The plaintext of the tree blob (repo-format.md, "Tree blobs"): the version 1 encoding
+    /// (bincode `Vec<Node>`) when no entry has extended attributes, so such trees keep the
+    /// bytes and ids older versions gave them; else [`TREE_V2_PREFIX`] then bincode
+    /// `Vec<(Node, Vec<Xattr>)>`.
+    /// Errors: [`crate::error::Error::InvalidInput`] for a tree over the 4 GiB encoding limit.
+    pub fn encode(&self) -> crate::error::Result<Vec<u8>> {
+        if self.nodes.iter().all(|n| n.xattrs.is_empty()) {
+            return crate::format::encode(&self.nodes);
+        }
+        let nodes: Vec<(&Node, &Vec<Xattr>)> = self.nodes.iter().map(|n| (n, &n.xattrs)).collect();
+        let mut out = TREE_V2_PREFIX.to_vec();
+        out.extend(crate::format::encode(&nodes)?);
+        Ok(out)
+    }
+
+    /// Decode a tree blob's plaintext, either version (see [`Tree::encode`]); `what` names
+    /// the blob in errors. Checks the encoding and each node's attribute list
+    /// ([`Xattr::valid_list`]); entry names are checked by the caller
+    /// ([`crate::repository::Repository::load_tree`]).
+    /// Errors: [`crate::error::Error::Corrupt`] for bytes that do not decode completely, an
+    /// unknown tree version, an invalid attribute list, or a version 2 tree without any
+    /// attribute (not the canonical encoding, which keeps equal directories equal blobs).
+    pub fn decode(bytes: &[u8], what: &str) -> crate::error::Result<Tree> {
+        let nodes = match bytes {
+            [0xff, 0x02, rest @ ..] => {
+                let pairs: Vec<(Node, Vec<Xattr>)> = crate::format::decode(rest, what)?;
+                let mut nodes = Vec::with_capacity(pairs.len());
+                for (mut node, xattrs) in pairs {
+                    if !Xattr::valid_list(&xattrs) {
+                        let msg = format!("entry {:?} has invalid extended attributes (a name empty, too long, with a NUL byte, unsorted or repeated, or a value over 64 KiB)", node.name_lossy());
+                        return Err(crate::error::Error::corrupt(what, msg));
+                    }
+                    node.xattrs = xattrs;
+                    nodes.push(node);
+                }
+                if nodes.iter().all(|n| n.xattrs.is_empty()) {
+                    return Err(crate::error::Error::corrupt(what, "a version 2 tree in which no entry has extended attributes (it must be written as version 1)"));
+                }
+                nodes
+            }
+            [0xff, version, ..] => return Err(crate::error::Error::corrupt(what, format!("unknown tree version {version}"))),
+            _ => crate::format::decode(bytes, what)?,
+        };
+        Ok(Tree { nodes })
     }
 
     /// A name in a stored tree must be a single, non-empty path component.

@@ -27,7 +27,7 @@ use cairn::index::{IndexFile, IndexPack};
 use cairn::pack::{self, BlobEntry, PackWriter};
 use cairn::repository::{Config, InitOptions, Repository};
 use cairn::snapshot::{Snapshot, Summary};
-use cairn::tree::{Node, NodeKind, Timestamp, Tree};
+use cairn::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------------------------------
@@ -104,6 +104,7 @@ fn node(name: &[u8], kind: NodeKind, mode: u32, size: u64, mtime: Timestamp, ino
         symlink_target: Vec::new(),
         content: Vec::new(),
         subtree: None,
+        xattrs: Vec::new(),
     }
 }
 
@@ -197,6 +198,14 @@ const SNAPSHOT_ID: &str = "8f24d6b09cfb9b2316a03df6715642a3161d1ae20f2cf23eeffb0
 const SNAPSHOT_SALT: &str = "14292a3a4675ab21c3572812ef7f4b2de22d7f6d6e544cd51fd4771087c58952";
 // END GENERATED
 
+// BEGIN GENERATED V2 by regenerate_golden_tree_v2: tree-v2-pack.bin, one version 2 tree.
+const TREE_V2_PACK_ID: &str = "73698e4580c31ebc218f6825ab4c792621dadf0ab2e6c249e69fae0b50e5e4d1";
+const TREE_V2_PACK_SALT: &str = "0d1672c1ff0f03f8bc219dada1aa121d426b97b3fe684f659809eb5765225346";
+const TREE_V2_ID: &str = "b2d2441082a307e258e74dcf010b7349c291707d8752a5d75eb890d875ea0df8";
+const TREE_V2_LENGTH: u32 = 411;
+const TREE_V2_RAW_LENGTH: u32 = 531;
+// END GENERATED V2
+
 /// Raw (uncompressed) length of blob A: 60 lines of 60 bytes.
 const BLOB_A_RAW_LENGTH: u32 = 3600;
 /// Blob B is stored: 1 framing byte + 700 bytes + 16-byte tag (§ Framing and compression).
@@ -256,9 +265,9 @@ fn regenerate_golden_files() {
     w.add(idb, &fb, b.len() as u32).unwrap();
     let data_pack = w.finish().unwrap();
 
-    let sub = format::encode(&expected_sub_tree()).unwrap();
+    let sub = expected_sub_tree().encode().unwrap();
     let sub_id = mk.blob_id(&sub);
-    let root = format::encode(&expected_root_tree(ida, idb, sub_id)).unwrap();
+    let root = expected_root_tree(ida, idb, sub_id).encode().unwrap();
     let root_id = mk.blob_id(&root);
     let mut w = PackWriter::new(&mk, BlobType::Tree, 1 << 16);
     w.add(sub_id, &blob::compress(&sub, 3), sub.len() as u32).unwrap();
@@ -422,6 +431,57 @@ fn golden_data_pack() {
     assert!(entries[0].length < entries[0].raw_length, "blob A is stored compressed");
 }
 
+/// The version 2 tree of `tree-v2-pack.bin`: the root tree with extended attributes on the
+/// file (binary `user.*` value, raw POSIX ACL), the symlink (`trusted.*`) and the directory
+/// (default ACL).
+fn expected_tree_v2() -> Tree {
+    let mut t = expected_root_tree(bid(BLOB_A_ID), bid(BLOB_B_ID), bid(SUB_TREE_ID));
+    let x = |name: &[u8], value: &[u8]| Xattr { name: name.to_vec(), value: value.to_vec() };
+    // ACL entries (struct posix_acl_xattr_entry: u16 tag, u16 perm, u32 id, LE) after the
+    // version u32 2: user::rw-, group::r--, other::r--.
+    let acl: &[u8] = &[2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff];
+    t.nodes[0].xattrs = vec![x(b"system.posix_acl_access", acl), x(b"user.binary", &[0, 1, 2, 0xfe, 0xff]), x(b"user.mime_type", b"text/plain")];
+    t.nodes[1].xattrs = vec![x(b"trusted.link", b"on the link itself")];
+    t.nodes[3].xattrs = vec![x(b"system.posix_acl_default", acl)];
+    t
+}
+
+#[test]
+#[ignore = "rewrites tests/golden/tree-v2-pack.bin; run once and paste the printed constants"]
+fn regenerate_golden_tree_v2() {
+    let mk = master();
+    let raw = expected_tree_v2().encode().unwrap();
+    let id = mk.blob_id(&raw);
+    let mut w = PackWriter::new(&mk, BlobType::Tree, 1 << 16);
+    w.add(id, &blob::compress(&raw, 3), raw.len() as u32).unwrap();
+    let p = w.finish().unwrap();
+    std::fs::write(golden_dir().join("tree-v2-pack.bin"), &p.bytes).unwrap();
+    println!("// BEGIN GENERATED V2 by regenerate_golden_tree_v2: tree-v2-pack.bin, one version 2 tree.");
+    println!("const TREE_V2_PACK_ID: &str = \"{}\";", p.id.to_hex());
+    println!("const TREE_V2_PACK_SALT: &str = \"{}\";", hex::encode(p.salt));
+    println!("const TREE_V2_ID: &str = \"{}\";", id.to_hex());
+    println!("const TREE_V2_LENGTH: u32 = {};", p.entries[0].length);
+    println!("const TREE_V2_RAW_LENGTH: u32 = {};", raw.len());
+    println!("// END GENERATED V2");
+}
+
+/// A version 2 tree (extended attributes) written when that version was introduced still
+/// decodes, and the encoder still produces the same bytes.
+#[test]
+fn golden_tree_v2_pack() {
+    let mk = master();
+    let bytes = read_golden("tree-v2-pack.bin");
+    assert_eq!(Id::of_bytes(&bytes).to_hex(), TREE_V2_PACK_ID);
+    let entries = pack::read_header(&mk, &bytes, &PackId(Id::of_bytes(&bytes))).unwrap();
+    assert_eq!(entries, vec![BlobEntry { blob_type: 1, id: bid(TREE_V2_ID), offset: 37, length: TREE_V2_LENGTH, raw_length: TREE_V2_RAW_LENGTH }]);
+    let fk = mk.file_key(&h32(TREE_V2_PACK_SALT));
+    let e = &entries[0];
+    let raw = blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, &bytes[37..37 + e.length as usize], &|| "tree".into()).unwrap();
+    assert_eq!(&raw[..2], &[0xff, 0x02]);
+    assert_eq!(Tree::decode(&raw, "tree").unwrap(), expected_tree_v2());
+    assert_eq!(expected_tree_v2().encode().unwrap(), raw);
+}
+
 #[test]
 fn golden_tree_pack() {
     let mk = master();
@@ -433,16 +493,16 @@ fn golden_tree_pack() {
     let open = |e: &BlobEntry| {
         let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
         let raw = blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, stored, &|| "tree".into()).unwrap();
-        format::decode::<Tree>(&raw, "tree").unwrap()
+        Tree::decode(&raw, "tree").unwrap()
     };
     let sub = open(&entries[0]);
     let root = open(&entries[1]);
     assert_eq!(sub, expected_sub_tree());
     assert_eq!(root, expected_root_tree(bid(BLOB_A_ID), bid(BLOB_B_ID), bid(SUB_TREE_ID)));
     // Ids are the keyed hashes of the encodings, which the current encoder reproduces.
-    assert_eq!(mk.blob_id(&format::encode(&sub).unwrap()), bid(SUB_TREE_ID));
-    assert_eq!(mk.blob_id(&format::encode(&root).unwrap()), bid(ROOT_TREE_ID));
-    assert_eq!(format::encode(&root).unwrap().len() as u32, ROOT_TREE_RAW_LENGTH);
+    assert_eq!(mk.blob_id(&sub.encode().unwrap()), bid(SUB_TREE_ID));
+    assert_eq!(mk.blob_id(&root.encode().unwrap()), bid(ROOT_TREE_ID));
+    assert_eq!(root.encode().unwrap().len() as u32, ROOT_TREE_RAW_LENGTH);
     assert_eq!(mk.blob_id(&content_a()), bid(BLOB_A_ID));
     assert_eq!(mk.blob_id(&content_b()), bid(BLOB_B_ID));
 }
@@ -516,6 +576,12 @@ fn golden_files_detect_every_flipped_byte() {
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
+}
+
+/// [`pin`] for a tree, which is encoded by `Tree::encode` (its version depends on the xattrs).
+fn pin_tree(tree: &Tree, bytes: &[u8]) {
+    assert_eq!(hex::encode(tree.encode().unwrap()), hex::encode(bytes), "encoding of {tree:?}");
+    assert_eq!(&Tree::decode(bytes, "pinned").unwrap(), tree);
 }
 
 /// `encode(value)` must be `bytes`, and `decode(bytes)` must give `value` back.
@@ -681,6 +747,7 @@ fn pinned_tree() -> Tree {
                 symlink_target: Vec::new(),
                 content: vec![BlobId(Id([0x31; 32])), BlobId(Id([0x32; 32]))],
                 subtree: None,
+                xattrs: Vec::new(),
             },
             Node {
                 name: b"d".to_vec(),
@@ -700,6 +767,7 @@ fn pinned_tree() -> Tree {
                 symlink_target: Vec::new(),
                 content: Vec::new(),
                 subtree: Some(BlobId(Id([0x33; 32]))),
+                xattrs: Vec::new(),
             },
             Node {
                 name: vec![b'l', 0xff], // not UTF-8
@@ -719,9 +787,65 @@ fn pinned_tree() -> Tree {
                 symlink_target: b"a.txt".to_vec(),
                 content: Vec::new(),
                 subtree: None,
+                xattrs: Vec::new(),
             },
         ],
     }
+}
+
+/// [`pinned_tree`] with extended attributes on its file (a binary `user.*` value and a raw
+/// POSIX ACL) and its symlink (a `trusted.*` name that is not UTF-8, an empty value).
+fn pinned_tree_v2() -> Tree {
+    let mut tree = pinned_tree();
+    tree.nodes[0].xattrs = vec![
+        Xattr { name: b"system.posix_acl_access".to_vec(), value: vec![0x02, 0x00, 0x00, 0x00] },
+        Xattr { name: b"user.bin".to_vec(), value: vec![0x00, 0xff] },
+    ];
+    tree.nodes[2].xattrs = vec![Xattr { name: b"trusted.\xfe".to_vec(), value: Vec::new() }];
+    tree
+}
+
+#[test]
+fn encoding_tree_v2_with_xattrs() {
+    // § Tree blobs, version 2: ff 02, the node count, then per node its version 1 fields (the
+    // Node serde form, pinned by encoding_tree_and_nodes) followed by its Vec<Xattr>.
+    let tree = pinned_tree_v2();
+    let v1 = |n: &Node| format::encode(n).unwrap();
+    let expected = cat(&[
+        &[0xff, 0x02, 0x03],
+        &v1(&tree.nodes[0]),
+        &[0x02],                                   // two xattrs
+        &[0x17], b"system.posix_acl_access",       // name: Vec<u8>, 23 bytes
+        &[0x04, 0x02, 0x00, 0x00, 0x00],           // value: 4 bytes
+        &[0x08], b"user.bin",
+        &[0x02, 0x00, 0xff],
+        &v1(&tree.nodes[1]),
+        &[0x00],                                   // no xattrs
+        &v1(&tree.nodes[2]),
+        &[0x01, 0x09], b"trusted.\xfe", &[0x00],   // one xattr, empty value
+    ]);
+    pin_tree(&tree, &expected);
+    // Without xattrs the same tree is version 1, byte for byte what earlier versions wrote.
+    assert_eq!(pinned_tree().encode().unwrap().first(), Some(&0x03));
+    // A reader refuses: unknown versions, and attribute lists that are unsorted, repeat a name,
+    // have an empty name or a NUL byte in one, or a value over 64 KiB.
+    let mut bad = expected.clone();
+    bad[1] = 0x03;
+    assert!(Tree::decode(&bad, "t").is_err());
+    assert!(Tree::decode(&[0xfe, 0x02, 0x00], "t").is_err());
+    let with = |xattrs: Vec<Xattr>| {
+        let mut t = pinned_tree();
+        t.nodes[1].xattrs = xattrs;
+        Tree::decode(&t.encode().unwrap(), "t")
+    };
+    let x = |name: &[u8], len: usize| Xattr { name: name.to_vec(), value: vec![7; len] };
+    assert!(with(vec![x(b"user.a", 1), x(b"user.b", 65_536)]).is_ok());
+    assert!(with(vec![x(b"user.b", 1), x(b"user.a", 1)]).is_err());
+    assert!(with(vec![x(b"user.a", 1), x(b"user.a", 2)]).is_err());
+    assert!(with(vec![x(b"", 1)]).is_err());
+    assert!(with(vec![x(b"user.\0a", 1)]).is_err());
+    assert!(with(vec![x(&[b'u'; 256], 1)]).is_err());
+    assert!(with(vec![x(b"user.a", 65_537)]).is_err());
 }
 
 #[test]
@@ -790,9 +914,9 @@ fn encoding_tree_and_nodes() {
     pin(&tree.nodes[0], &file_node.concat());
     pin(&tree.nodes[1], &dir_node.concat());
     pin(&tree.nodes[2], &link_node.concat());
-    // Tree: the node count, then the nodes.
-    pin(&tree, &cat(&[&[0x03], &file_node.concat(), &dir_node.concat(), &link_node.concat()]));
-    pin(&Tree { nodes: vec![] }, &[0x00]);
+    // Tree (version 1, no entry has xattrs): the node count, then the nodes.
+    pin_tree(&tree, &cat(&[&[0x03], &file_node.concat(), &dir_node.concat(), &link_node.concat()]));
+    pin_tree(&Tree { nodes: vec![] }, &[0x00]);
     // NodeKind: unit variants, one varint byte each, in declaration order.
     let kinds = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink, NodeKind::CharDevice, NodeKind::BlockDevice, NodeKind::Fifo, NodeKind::Socket];
     for (k, byte) in kinds.iter().zip([0x00u8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]) {
@@ -923,7 +1047,7 @@ fn decoding_rejects_what_the_spec_rejects() {
     // NodeKind variant 7 does not exist.
     assert!(format::decode::<NodeKind>(&[0x07], "k").is_err());
     // A count larger than the input.
-    assert!(format::decode::<Tree>(&[0xfc, 0xff, 0xff, 0xff, 0x7f], "t").is_err());
+    assert!(Tree::decode(&[0xfc, 0xff, 0xff, 0xff, 0x7f], "t").is_err());
 }
 
 // ------------------------------------------------------------------------------------------
@@ -962,8 +1086,9 @@ fn arb_node() -> impl Strategy<Value = Node> {
         prop::collection::vec(any::<u8>(), 0..40),
         prop::collection::vec(arb_blob_id(), 0..5),
         prop::option::of(arb_blob_id()),
+        arb_xattrs(),
     );
-    (a, b).prop_map(|((name, kind, mode, uid, gid, user, group, size), (mtime, ctime, inode, device, links, rdev, symlink_target, content, subtree))| Node {
+    (a, b).prop_map(|((name, kind, mode, uid, gid, user, group, size), (mtime, ctime, inode, device, links, rdev, symlink_target, content, subtree, xattrs))| Node {
         name,
         kind,
         mode,
@@ -981,7 +1106,14 @@ fn arb_node() -> impl Strategy<Value = Node> {
         symlink_target,
         content,
         subtree,
+        xattrs,
     })
+}
+
+/// A valid attribute list: names of non-NUL bytes, sorted and unique (often empty).
+fn arb_xattrs() -> impl Strategy<Value = Vec<Xattr>> {
+    prop::collection::btree_map(prop::collection::vec(1u8..=255, 1..12), prop::collection::vec(any::<u8>(), 0..20), 0..3)
+        .prop_map(|m| m.into_iter().map(|(name, value)| Xattr { name, value }).collect())
 }
 
 fn arb_tree() -> impl Strategy<Value = Tree> {
@@ -1053,6 +1185,13 @@ fn arb_config() -> impl Strategy<Value = Config> {
     )
 }
 
+fn tree_round_trip(t: &Tree) -> Result<(), TestCaseError> {
+    let bytes = t.encode().unwrap();
+    prop_assert_eq!(bytes.first() == Some(&0xff), t.nodes.iter().any(|n| !n.xattrs.is_empty()), "version 2 exactly when some entry has xattrs");
+    prop_assert_eq!(&Tree::decode(&bytes, "rt").unwrap(), t);
+    Ok(())
+}
+
 fn round_trip<T>(v: &T) -> Result<(), TestCaseError>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
@@ -1064,7 +1203,7 @@ where
 
 proptest! {
     #[test]
-    fn prop_tree_round_trip(t in arb_tree()) { round_trip(&t)?; }
+    fn prop_tree_round_trip(t in arb_tree()) { tree_round_trip(&t)?; }
 
     #[test]
     fn prop_snapshot_round_trip(s in arb_snapshot()) { round_trip(&s)?; }
@@ -1101,7 +1240,7 @@ proptest! {
             }
         }
         // Plaintext decoders: no panic (a few random inputs are valid encodings).
-        let _ = format::decode::<Tree>(&data, "t");
+        let _ = Tree::decode(&data, "t");
         let _ = format::decode::<Snapshot>(&data, "s");
         let _ = format::decode::<IndexFile>(&data, "i");
         let _ = format::decode::<Config>(&data, "c");
@@ -1116,8 +1255,8 @@ proptest! {
     /// Random bytes that decode as a tree must re-encode to a tree that decodes equal.
     #[test]
     fn prop_decoded_random_trees_are_stable(data in prop::collection::vec(any::<u8>(), 0..300)) {
-        if let Ok(t) = format::decode::<Tree>(&data, "t") {
-            round_trip(&t)?;
+        if let Ok(t) = Tree::decode(&data, "t") {
+            tree_round_trip(&t)?;
         }
     }
 
@@ -1265,7 +1404,7 @@ fn tree_order_and_uniqueness_verified_on_read() {
     let n = |name: &[u8]| node(name, NodeKind::Fifo, 0o644, 0, Timestamp::default(), 1, 1, 0);
     let mut failures = Vec::new();
     for (what, nodes) in [("unsorted", vec![n(b"b"), n(b"a")]), ("duplicate", vec![n(b"a"), n(b"a")])] {
-        let raw = format::encode(&Tree { nodes }).unwrap();
+        let raw = Tree { nodes }.encode().unwrap();
         let id = mk.blob_id(&raw);
         let mut w = PackWriter::new(mk, BlobType::Tree, 1024);
         w.add(id, &blob::compress(&raw, 3), raw.len() as u32).unwrap();

@@ -416,3 +416,67 @@ fn writes_fail_and_a_missing_mountpoint_is_an_error() {
     let out = repo.cmd().arg("mount").arg(&file).run().code(1);
     assert!(out.stderr.contains("not a directory"), "stderr: {}", out.stderr);
 }
+
+/// `lgetxattr(path, name, buf, size)` with a buffer of `size` bytes (a null buffer when 0):
+/// the returned length and the bytes filled in, or the errno.
+fn lgetxattr(path: &Path, name: &str, size: usize) -> Result<(usize, Vec<u8>), i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; size];
+    let ptr = if size == 0 { std::ptr::null_mut() } else { buf.as_mut_ptr().cast() };
+    // SAFETY: valid NUL-terminated strings; `ptr` is null with size 0 or holds `size` bytes.
+    let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), ptr, size) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    buf.truncate(r as usize);
+    Ok((r as usize, buf))
+}
+
+#[test]
+fn extended_attributes_are_served_by_the_mount() {
+    let repo = Repo::init();
+    let src = Tmp::new();
+    write(src.join("d/f"), b"content\n");
+    let value: Vec<u8> = (0..=255u8).collect();
+    xattr::set(src.join("d/f"), "user.binary", &value).unwrap();
+    xattr::set(src.join("d/f"), "user.empty", b"").unwrap();
+    xattr::set(src.join("d"), "user.on_dir", b"dir").unwrap();
+    std::os::unix::fs::symlink("f", src.join("d/link")).unwrap();
+    let acl = Command::new("setfacl").args(["-m", "u:1234:r--"]).arg(src.join("d/f")).status().unwrap();
+    assert!(acl.success(), "setfacl (package acl) failed");
+    if is_root() {
+        xattr::set(src.join("d/link"), "trusted.on_link", b"link").unwrap();
+    }
+    write(src.join("d/plain"), b"none\n");
+    repo.run([std::ffi::OsStr::new("backup"), src.path.as_os_str()]).ok();
+    let mnt = Tmp::new();
+    let point = mnt.join("m");
+    let m = Mounted::start(&repo, &point, &[]);
+    let view = point.join("snapshots/latest").join(src.path.strip_prefix("/").unwrap());
+
+    let all = |p: &Path| {
+        let mut v: Vec<(Vec<u8>, Vec<u8>)> = xattr::list(p).unwrap().map(|n| (n.as_encoded_bytes().to_vec(), xattr::get(p, &n).unwrap().unwrap())).collect();
+        v.sort();
+        v
+    };
+    for rel in ["d/f", "d", "d/link", "d/plain"] {
+        assert_eq!(all(&view.join(rel)), all(&src.join(rel)), "{rel}: names and values through the mount");
+    }
+    assert!(all(&view.join("d/f")).iter().any(|(n, _)| n == b"system.posix_acl_access"));
+    // The FUSE size protocol: size 0 asks for the length, a short buffer is ERANGE, a missing
+    // name is ENODATA; the symlink's own attributes, not its target's.
+    let f = view.join("d/f");
+    assert_eq!(lgetxattr(&f, "user.binary", 0), Ok((256, Vec::new())));
+    assert_eq!(lgetxattr(&f, "user.binary", 100), Err(libc::ERANGE));
+    assert_eq!(lgetxattr(&f, "user.binary", 256), Ok((256, value.clone())));
+    assert_eq!(lgetxattr(&f, "user.empty", 10), Ok((0, Vec::new())));
+    assert_eq!(lgetxattr(&f, "user.missing", 10), Err(libc::ENODATA));
+    assert_eq!(lgetxattr(&view.join("d/link"), "user.binary", 300), Err(libc::ENODATA));
+    assert_eq!(lgetxattr(&point.join("snapshots"), "user.x", 10), Err(libc::ENODATA));
+    let getfattr = Command::new("getfattr").args(["-h", "-d", "-e", "hex", "-m", "user\\."]).arg(&f).output().unwrap();
+    let text = String::from_utf8_lossy(&getfattr.stdout);
+    assert!(text.contains(&format!("user.binary=0x{}", hex::encode(&value))), "getfattr: {text}");
+    m.stop();
+}

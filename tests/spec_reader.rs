@@ -267,6 +267,8 @@ struct Node {
     symlink_target: Vec<u8>,
     content: Vec<[u8; 32]>,
     subtree: Option<[u8; 32]>,
+    /// (name, value) pairs; only in a version 2 tree.
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn node(d: &mut Dec) -> R<Node> {
@@ -288,6 +290,7 @@ fn node(d: &mut Dec) -> R<Node> {
         symlink_target: d.bytes()?,
         content: d.vec(|d| d.id())?,
         subtree: d.option(|d| d.id())?,
+        xattrs: Vec::new(),
     };
     if n.kind > 6 {
         return Err(format!("NodeKind variant {} undefined", n.kind));
@@ -296,8 +299,30 @@ fn node(d: &mut Dec) -> R<Node> {
 }
 
 /// § Tree blobs, and § Verification on every read: "names sorted and unique; names valid".
+/// Version 1: `Vec<Node>`. Version 2: `ff 02`, then per node its fields and a `Vec<Xattr>`
+/// (names not empty, no NUL, at most 255 bytes, sorted and unique; values at most 64 KiB).
 fn tree(d: &mut Dec) -> R<Vec<Node>> {
-    let nodes = d.vec(node)?;
+    let v2 = d.buf.get(d.pos) == Some(&0xff);
+    if v2 {
+        let prefix = d.take(2)?;
+        if prefix[1] != 0x02 {
+            return Err(format!("unknown tree version {}", prefix[1]));
+        }
+    }
+    let nodes = d.vec(|d| {
+        let mut n = node(d)?;
+        if v2 {
+            n.xattrs = d.vec(|d| Ok((d.bytes()?, d.bytes()?)))?;
+            let ok = n.xattrs.iter().all(|(k, v)| !k.is_empty() && k.len() <= 255 && !k.contains(&0) && v.len() <= 65_536);
+            if !ok || n.xattrs.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err(format!("invalid extended attributes on {:?}", String::from_utf8_lossy(&n.name)));
+            }
+        }
+        Ok(n)
+    })?;
+    if v2 && nodes.iter().all(|n| n.xattrs.is_empty()) {
+        return Err("a version 2 tree where no entry has extended attributes (writers use version 1)".into());
+    }
     for n in &nodes {
         if n.name.is_empty() || n.name == b"." || n.name == b".." || n.name.contains(&b'/') {
             return Err(format!("invalid node name {:?}", String::from_utf8_lossy(&n.name)));
@@ -881,7 +906,24 @@ fn make_source(dir: &Path) {
     filetime::set_file_mtime(dir.join("random.bin"), filetime::FileTime::from_unix_time(1_600_000_000, 123_456_789)).unwrap();
     filetime::set_file_mtime(dir.join("empty"), filetime::FileTime::from_unix_time(-86_400, 999_999_999)).unwrap();
     filetime::set_symlink_file_times(dir.join("link"), filetime::FileTime::from_unix_time(1_000, 0), filetime::FileTime::from_unix_time(1_234_567_890, 42)).unwrap();
+    // § Tree blobs, version 2: extended attributes (a binary value, an empty one, a raw POSIX
+    // ACL on a directory; a trusted.* one on the symlink itself, which only root may set).
+    xattr::set(dir.join("random.bin"), "user.binary", &[0, 1, 0xfe, 0xff]).unwrap();
+    xattr::set(dir.join("random.bin"), "user.empty", b"").unwrap();
+    let acl: &[u8] = &[2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 5, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+    xattr::set(dir.join("sub"), "system.posix_acl_default", acl).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        xattr::set(dir.join("link"), "trusted.on_link", b"link itself").unwrap();
+    }
     filetime::set_file_mtime(dir.join("sub/deeper"), filetime::FileTime::from_unix_time(1_700_000_000, 5)).unwrap();
+}
+
+/// The extended attributes of `path` itself, sorted by name.
+fn xattrs_of(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut v: Vec<(Vec<u8>, Vec<u8>)> = xattr::list(path).unwrap().map(|n| (n.as_bytes().to_vec(), xattr::get(path, &n).unwrap().unwrap())).collect();
+    v.sort();
+    v
 }
 
 /// Compare a node's metadata with `lstat` of `path`.
@@ -902,6 +944,7 @@ fn check_metadata(n: &Node, path: &Path) {
     assert_eq!(n.ctime, Timestamp { secs: md.ctime(), nanos: md.ctime_nsec() as u32 }, "{what}: ctime");
     assert_eq!((n.inode, n.device, n.links, n.rdev), (md.ino(), md.dev(), md.nlink(), 0), "{what}: inode/device/links/rdev");
     assert_eq!(n.size, if kind == FILE { md.len() } else { 0 }, "{what}: size");
+    assert_eq!(n.xattrs, xattrs_of(path), "{what}: extended attributes");
 }
 
 /// Walk a directory's tree recursively, comparing every entry with the source.

@@ -1,13 +1,13 @@
-//! Any bytes through every plaintext decoder (tree, snapshot, index file, config, pack
-//! header entries) and through the single-object decryption: results, never panics, and
-//! no unbounded allocation (the decoder's size limit).
+//! Any bytes through every plaintext decoder (tree of either version, snapshot, index file,
+//! config, pack header entries) and through the single-object decryption: results, never
+//! panics, and no unbounded allocation (the decoder's size limit).
 #![no_main]
 use cairn::crypto::MasterKey;
 use cairn::format::{decode, Magic};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = decode::<cairn::tree::Tree>(data, "fuzz");
+    let _ = cairn::tree::Tree::decode(data, "fuzz");
     let _ = decode::<cairn::snapshot::Snapshot>(data, "fuzz");
     let _ = decode::<cairn::index::IndexFile>(data, "fuzz");
     let _ = decode::<cairn::repository::Config>(data, "fuzz");

@@ -53,7 +53,8 @@ pub fn long_line(path: &Path, node: &Node) -> String {
     )
 }
 
-/// A node as `ls --json` prints it (restic's fields; `mode` is the POSIX `st_mode`).
+/// A node as `ls --json` prints it (restic's fields; `mode` is the POSIX `st_mode`), and
+/// `xattrs` when it has extended attributes ([`xattr_json`]).
 pub fn node_json(path: &Path, node: &Node) -> Value {
     let mut v = json!({
         "name": node.name_lossy(),
@@ -75,6 +76,21 @@ pub fn node_json(path: &Path, node: &Node) -> Value {
     });
     if node.kind == NodeKind::Symlink {
         v["link_target"] = String::from_utf8_lossy(&node.symlink_target).into();
+    }
+    if !node.xattrs.is_empty() {
+        v["xattrs"] = node.xattrs.iter().map(xattr_json).collect();
+    }
+    v
+}
+
+/// One extended attribute as `ls --json` prints it: `name` as text, `value` in standard
+/// base64 (with padding); a name that is not UTF-8 also gets `name_base64`, its exact bytes.
+fn xattr_json(x: &cairn::tree::Xattr) -> Value {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut v = json!({ "name": x.name_lossy(), "value": b64(&x.value) });
+    if std::str::from_utf8(&x.name).is_err() {
+        v["name_base64"] = b64(&x.name).into();
     }
     v
 }
