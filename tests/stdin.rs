@@ -176,12 +176,14 @@ fn dry_run_never_claims_a_snapshot() {
     let tmp = Tmp::new();
     write(tmp.join("src/a"), "some content");
     let src = tmp.join("src");
-    let runs = [
-        repo.cmd().args(["backup", "--dry-run"]).arg(&src).run().ok(),
-        repo.cmd().args(["backup", "-n", "--stdin"]).stdin(b"stream".to_vec()).run().ok(),
-        backup_command(&repo, &["--dry-run"], &["printf", "command"]).ok(),
+    // Paths and --stdin first: their text was wrong before --stdin-from-command existed.
+    let runs: [&dyn Fn() -> Output; 3] = [
+        &|| repo.cmd().args(["backup", "--dry-run"]).arg(&src).run().ok(),
+        &|| repo.cmd().args(["backup", "-n", "--stdin"]).stdin(b"stream".to_vec()).run().ok(),
+        &|| backup_command(&repo, &["--dry-run"], &["printf", "command"]).ok(),
     ];
-    for out in &runs {
+    for run in runs {
+        let out = run();
         assert!(!out.stdout.contains("Added to the repository"), "{}", out.stdout);
         assert!(!out.stdout.contains("snapshot saved") && !out.stdout.lines().any(|l| l.starts_with("snapshot ") && l.ends_with(" saved")), "{}", out.stdout);
         assert!(out.stdout.contains("Would add to the repository: "), "{}", out.stdout);
