@@ -61,6 +61,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A stream to back up failed at its source: its command could not be started or failed,
+    /// or it was empty. No snapshot was written.
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamFailure),
+
     /// No snapshot matches the given id prefix or filter.
     #[error("no snapshot matches {0:?}; list them with `cairn snapshots`")]
     SnapshotNotFound(String),

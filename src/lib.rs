@@ -8,7 +8,7 @@
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
 //! - [`backend`]: the storage trait and the local-disk backend; [`direct_io`]: reads and writes past the page cache;
 //! - [`repository`]: opening and reading a repository;
-//! - [`archiver`]: backup; [`restorer`]: restore;
+//! - [`archiver`]: backup; [`stream`]: a command's output as a stream to back up, empty streams refused; [`restorer`]: restore;
 //! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O;
 //! - [`lock`]: repository locks; [`prune`]: deleting what no snapshot references;
 //! - [`check`]: repository consistency and data integrity checks;
@@ -39,6 +39,7 @@ pub mod prune;
 pub mod repository;
 pub mod restorer;
 pub mod snapshot;
+pub mod stream;
 pub mod tree;
 pub mod util;
 pub mod walker;

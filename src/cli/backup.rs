@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use cairn::archiver::{self, BackupOptions, ParentChoice, Progress, Source};
+use cairn::stream::{stream_error, CommandStream, RequireData, StreamFailure};
 use cairn::Error;
 
 use super::progress::Ticker;
@@ -14,16 +15,27 @@ use super::{human_bytes, out, GlobalOpts, EXIT_OK, EXIT_PARTIAL};
 
 /// Arguments of `backup`.
 #[derive(Args)]
+#[command(group = clap::ArgGroup::new("stream").args(["stdin", "stdin_from_command"]).multiple(false))]
 pub struct BackupArgs {
-    /// Files and directories to back up
+    /// Files and directories to back up; with --stdin-from-command, the command and its
+    /// arguments (after `--`)
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Read the content to back up from standard input
     #[arg(long, conflicts_with = "paths")]
     stdin: bool,
-    /// File name to store standard input under
-    #[arg(long, value_name = "NAME", default_value = "stdin", requires = "stdin")]
-    stdin_filename: String,
+    /// Run the command given after `--` (no shell) and back up its standard output; no
+    /// snapshot is written if it fails (non-zero exit, killed by a signal). The repository is
+    /// opened and locked before the command starts
+    #[arg(long)]
+    stdin_from_command: bool,
+    /// File name to store the stream under (--stdin, --stdin-from-command) [default: stdin]
+    #[arg(long, value_name = "NAME", requires = "stream")]
+    stdin_filename: Option<String>,
+    /// Store an empty stream; without it a stream that ends before its first byte is refused
+    /// (its producer most likely failed)
+    #[arg(long, requires = "stream")]
+    allow_empty: bool,
     /// Host name to record (default: this machine's)
     #[arg(long, short = 'H', value_name = "HOST")]
     host: Option<String>,
@@ -91,6 +103,9 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
 
 /// Run a backup and print its summary.
 pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
+    if a.stdin_from_command && a.paths.is_empty() {
+        return Err(Error::InvalidInput("--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]".into()));
+    }
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
         excludes.extend(archiver::read_pattern_file(f)?);
@@ -119,7 +134,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         lock,
     };
     if !a.stdin && a.paths.is_empty() {
-        return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
+        return Err(Error::InvalidInput("nothing to back up: give at least one path, --stdin or --stdin-from-command".into()));
     }
     let mut index = repo.load_index()?;
     if !a.dry_run {
@@ -139,6 +154,14 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             p.errors.load(Ordering::Relaxed)
         )
     });
+    // The command starts only now: the repository is open, the password checked, the lock
+    // held and the index loaded, so a repository that cannot take the backup costs no dump.
+    let mut command = if a.stdin_from_command {
+        let argv: Vec<std::ffi::OsString> = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
+        Some(CommandStream::spawn(&argv, &archiver::INTERRUPTED)?)
+    } else {
+        None
+    };
     // Where a regular file on stdin starts being read (0 unless the caller consumed some).
     let start = nix::unistd::lseek(0, 0, nix::unistd::Whence::SeekCur).ok().and_then(|o| u64::try_from(o).ok()).unwrap_or(0);
     // A regular file on stdin is read past the page cache (cairn::direct_io) in 8 MiB
@@ -146,16 +169,28 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     let stdin = std::io::stdin();
     let mut direct = if a.stdin { cairn::direct_io::DirectReader::reopen(std::os::fd::AsFd::as_fd(&stdin), start, 8 << 20) } else { None };
     let mut plain = ReadAhead { inner: std::io::stdin(), pos: start, advised: start };
-    let source = if a.stdin {
-        let reader: &mut (dyn std::io::Read + Send) = match direct.as_mut() {
-            Some(d) => d,
-            None => &mut plain,
-        };
-        Source::Stream { name: a.stdin_filename.clone(), reader }
-    } else {
-        Source::Paths(a.paths.clone())
+    let origin = match &command {
+        Some(c) => format!("the output of {}", c.command()),
+        None => "standard input".to_string(),
     };
-    let result = archiver::backup(&repo, &index, source, &opts, &progress);
+    let stream: Option<&mut (dyn std::io::Read + Send)> = match (command.as_mut(), direct.as_mut()) {
+        (Some(c), _) => Some(c),
+        (None, Some(d)) if a.stdin => Some(d),
+        (None, None) if a.stdin => Some(&mut plain),
+        _ => None,
+    };
+    let name = a.stdin_filename.clone().unwrap_or_else(|| "stdin".to_string());
+    let mut required;
+    let source = match stream {
+        Some(reader) if a.allow_empty => Source::Stream { name, reader },
+        Some(reader) => {
+            required = RequireData::new(reader, origin);
+            Source::Stream { name, reader: &mut required }
+        }
+        None => Source::Paths(a.paths.clone()),
+    };
+    // A failed or empty stream comes back as the error that says so.
+    let result = archiver::backup(&repo, &index, source, &opts, &progress).map_err(stream_error);
     drop(ticker);
     if let Some(d) = &direct {
         // Leave standard input's offset where a plain read would have: after what was read.
@@ -163,7 +198,12 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             let _ = nix::unistd::lseek(0, pos, nix::unistd::Whence::SeekSet);
         }
     }
-    let r = result?;
+    let r = match result {
+        Err(e @ Error::Stream(StreamFailure::Empty { .. })) => {
+            return Err(Error::InvalidInput(format!("{e} (--allow-empty stores an empty stream)")));
+        }
+        r => r?,
+    };
     for (path, msg) in &r.errors {
         eprintln!("cairn: {}: {msg} (skipped)", path.display());
     }
@@ -180,7 +220,8 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         out(&format!("Files:       {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged));
         out(&format!("Dirs:        {} new, {} changed, {} unchanged", s.dirs_new, s.dirs_changed, s.dirs_unchanged));
         out(&format!(
-            "Added to the repository: {} ({} stored)",
+            "{} {} ({} stored)",
+            if a.dry_run { "Would add to the repository:" } else { "Added to the repository:" },
             human_bytes(s.data_added),
             human_bytes(s.data_added_packed)
         ));
@@ -197,7 +238,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         }
         match r.id {
             Some(id) => out(&format!("snapshot {} saved", id.short())),
-            None => out("dry run: nothing was written"),
+            None => out("no snapshot written (dry run)"),
         }
     }
     if r.errors.is_empty() {

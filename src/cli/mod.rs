@@ -101,7 +101,7 @@ pub struct GlobalOpts {
 enum Command {
     /// Create a new repository
     Init(init::InitArgs),
-    /// Back up files and directories, or standard input
+    /// Back up files and directories, standard input, or a command's output
     Backup(backup::BackupArgs),
     /// List snapshots
     Snapshots(snapshots::SnapshotsArgs),
