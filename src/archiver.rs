@@ -1326,13 +1326,19 @@ fn probe_source(comps: &[Vec<u8>]) -> std::result::Result<(), (PathBuf, String)>
     Ok(())
 }
 
+/// The parent snapshot a backup compares with: its id and root tree.
+struct Parent {
+    id: SnapshotId,
+    root: Tree,
+}
+
 /// The parent snapshot and its root tree. A parent whose root tree cannot be read (its pack
 /// deleted or damaged) is not used: the backup goes on without one, reading every file, and the
 /// returned warning names the snapshot and why. Errors: those of [`find_parent`].
-fn load_parent(repo: &Repository, index: &Index, choice: ParentChoice, host: &str, paths: &[String]) -> Result<(Option<(SnapshotId, Snapshot, Tree)>, Option<String>)> {
+fn load_parent(repo: &Repository, index: &Index, choice: ParentChoice, host: &str, paths: &[String]) -> Result<(Option<Parent>, Option<String>)> {
     let Some((id, snapshot)) = find_parent(repo, choice, host, paths)? else { return Ok((None, None)) };
     match repo.load_tree(index, &snapshot.tree) {
-        Ok(tree) => Ok((Some((id, snapshot, tree)), None)),
+        Ok(root) => Ok((Some(Parent { id, root }), None)),
         Err(e) => Ok((
             None,
             Some(format!(
@@ -1387,11 +1393,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
     });
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let (parent, parent_warning) = load_parent(repo, index, opts.parent, &hostname, &paths)?;
-    let (parent, parent_root) = match parent {
-        Some((id, s, tree)) => (Some((id, s)), Some(tree)),
-        None => (None, None),
-    };
-    let result = run(&walker, source, &comps, parent_root.as_ref());
+    let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
     // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;
     for h in prefetch_threads.into_iter().flatten() {
@@ -1435,7 +1437,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         tags: opts.tags.clone(),
         excludes: opts.excludes.clone(),
         tree,
-        parent: parent.map(|(id, _)| id),
+        parent: parent.map(|p| p.id),
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
