@@ -140,11 +140,19 @@ fn backup_of_root_with_one_file_system_keeps_mount_points_empty() {
         target
     };
 
+    // One file system below an ordinary source: the tmpfs is kept as an empty directory.
+    let out = repo.cmd().arg("--json").args(["backup", "-x"]).arg(&dir.path).run().ok();
+    let target = restore(out.json()["snapshot_id"].as_str().unwrap());
+    let got = restored(&target.path, &dir.path);
+    assert!(got.join("mnt").is_dir(), "the mount point below {} is not kept as a directory", dir.path.display());
+    assert_eq!(fs::read_dir(got.join("mnt")).unwrap().count(), 0, "-x entered the tmpfs");
+
     // `/` with a path inside it, one file system: the tmpfs below is an empty directory.
     let out = repo.cmd().arg("--json").args(["backup", "-x", "/"]).arg(dir.path.join("sub")).args(&excludes).timeout(Duration::from_secs(60)).run().ok();
     let id = out.json()["snapshot_id"].as_str().expect("snapshot_id").to_string();
     let snaps = repo.snapshots::<[&str; 0], &str>([]);
-    assert_eq!(snaps[0]["paths"], serde_json::json!(["/"]));
+    let snap = snaps.iter().find(|s| s["id"] == id.as_str()).expect("the snapshot is listed");
+    assert_eq!(snap["paths"], serde_json::json!(["/"]));
     let target = restore(&id);
     let got = restored(&target.path, &dir.path);
     assert_eq!(fs::read(got.join("file.txt")).unwrap(), b"on the root file system\n");
