@@ -133,6 +133,8 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
     /// Sources that could not be read: path and reason.
     pub errors: Vec<(PathBuf, String)>,
+    /// Warnings about the run that did not stop it (a parent snapshot that could not be used).
+    pub warnings: Vec<String>,
 }
 
 /// Compiled path patterns (`--exclude`, `--include`).
@@ -810,6 +812,10 @@ struct Walker<'a> {
     errors: Mutex<Vec<(PathBuf, String)>>,
     counts: Counts,
     prefetch: Option<Prefetcher>,
+    /// Sources saved (a directory counts even when some entries below it failed).
+    sources_read: AtomicU64,
+    /// With `one_fs`: the devices of the sources as given, whose directories are entered.
+    source_devs: Vec<u64>,
 }
 
 /// Asks the kernel to start reading the files the walk will read next (`posix_fadvise`
@@ -836,10 +842,12 @@ impl Prefetcher {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new().name(format!("cairn-prefetch-{i}")).spawn(move || {
                 for path in rx {
-                    let Ok(f) = fs::File::open(&path) else { continue };
+                    // Never through a symbolic link, never waiting on a FIFO: the path may
+                    // have been replaced since it was listed.
+                    let Ok((f, _)) = crate::direct_io::open_no_follow(&path, false) else { continue };
                     // Large files are read past the page cache: reading them ahead into it
                     // would read them twice.
-                    if f.metadata().is_ok_and(|m| m.len() < DIRECT_READ_MIN) {
+                    if f.metadata().is_ok_and(|m| m.is_file() && m.len() < DIRECT_READ_MIN) {
                         let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
                         let _ = nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
                     }
@@ -867,11 +875,24 @@ enum SourceFile {
 }
 
 impl SourceFile {
-    fn open(path: &Path, size: u64) -> std::io::Result<Self> {
-        if size >= DIRECT_READ_MIN {
-            crate::direct_io::DirectReader::open(path, size).map(SourceFile::Direct)
+    /// Open the regular file the walk stat'ed at `path` (`md`: its `lstat`), only if the path
+    /// still names that file: never through a symbolic link, never waiting on a FIFO (see
+    /// [`crate::direct_io::open_regular`]). Errors: a
+    /// [`crate::direct_io::FileChanged`] inside the [`std::io::Error`] when the path changed.
+    fn open(path: &Path, md: &fs::Metadata) -> std::io::Result<Self> {
+        let expected = (md.dev(), md.ino());
+        if md.len() >= DIRECT_READ_MIN {
+            crate::direct_io::DirectReader::open_regular(path, md.len(), expected).map(SourceFile::Direct)
         } else {
-            fs::File::open(path).map(SourceFile::Cached)
+            crate::direct_io::open_regular(path, false, expected).map(|(f, _)| SourceFile::Cached(f))
+        }
+    }
+
+    /// How a failed [`SourceFile::open`] is reported for the file.
+    fn open_error(e: &std::io::Error) -> String {
+        match e.get_ref().and_then(|i| i.downcast_ref::<crate::direct_io::FileChanged>()) {
+            Some(changed) => changed.to_string(),
+            None => format!("cannot open: {e}"),
         }
     }
 
@@ -890,6 +911,68 @@ impl Read for SourceFile {
         match self {
             SourceFile::Direct(r) => r.read(buf),
             SourceFile::Cached(f) => f.read(buf),
+        }
+    }
+}
+
+#[cfg(test)]
+mod source_file_tests {
+    use super::*;
+
+    /// `SourceFile::open` on `path` expecting the file `md` describes, on a thread: fails the
+    /// test instead of hanging when the open blocks.
+    fn open_in_time(path: &Path, md: fs::Metadata) -> std::io::Result<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let r = SourceFile::open(&path, &md).and_then(|mut f| {
+                let mut v = Vec::new();
+                f.read_to_end(&mut v).map(|_| v)
+            });
+            let _ = tx.send(r);
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("opening the source file blocked")
+    }
+
+    fn changed_to(r: std::io::Result<Vec<u8>>) -> String {
+        let e = r.expect_err("a changed path was read");
+        let msg = SourceFile::open_error(&e);
+        assert!(msg.starts_with("changed during backup"), "{msg}");
+        msg
+    }
+
+    /// Each size takes its own open path: cached below `DIRECT_READ_MIN`, direct from it.
+    #[test]
+    fn a_file_replaced_after_its_stat_is_not_read() {
+        for size in [1000usize, DIRECT_READ_MIN as usize + 1000] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let content = vec![7u8; size];
+            fs::write(&path, &content).unwrap();
+            let md = fs::symlink_metadata(&path).unwrap();
+            assert_eq!(open_in_time(&path, md.clone()).unwrap(), content);
+
+            // Swapped for a symbolic link to a file with a secret: not followed.
+            let secret = dir.path().join("secret");
+            fs::write(&secret, b"secret").unwrap();
+            fs::rename(&path, dir.path().join("old")).unwrap();
+            std::os::unix::fs::symlink(&secret, &path).unwrap();
+            assert!(changed_to(open_in_time(&path, md.clone())).contains("symbolic link"));
+
+            // Swapped for a FIFO nobody writes to: neither blocks nor is read.
+            fs::remove_file(&path).unwrap();
+            nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+            assert!(changed_to(open_in_time(&path, md.clone())).contains("FIFO"));
+
+            // Swapped for another regular file (another inode).
+            fs::remove_file(&path).unwrap();
+            fs::write(&path, &content).unwrap();
+            assert!(changed_to(open_in_time(&path, md.clone())).contains("another file"));
+
+            // Swapped for a directory.
+            fs::remove_file(&path).unwrap();
+            fs::create_dir(&path).unwrap();
+            assert!(changed_to(open_in_time(&path, md)).contains("directory"));
         }
     }
 }
@@ -988,10 +1071,10 @@ impl Walker<'_> {
                     self.saver.progress.bytes.fetch_add(node.size, Ordering::Relaxed);
                     return Ok(Some(node));
                 }
-                let mut f = match SourceFile::open(path, md.len()) {
+                let mut f = match SourceFile::open(path, &md) {
                     Ok(f) => f,
                     Err(e) => {
-                        self.report(path, format!("cannot open: {e}"));
+                        self.report(path, SourceFile::open_error(&e));
                         return Ok(None);
                     }
                 };
@@ -1022,8 +1105,10 @@ impl Walker<'_> {
                 }
             },
             NodeKind::Dir => {
-                if self.one_fs && md.dev() != root_dev {
-                    return Ok(None);
+                if self.is_other_file_system(md.dev(), root_dev) {
+                    // A mount point below a source: kept, empty (restic does the same).
+                    node.subtree = Some(self.save_tree(Tree::default())?);
+                    return Ok(Some(node));
                 }
                 let ptree = self.parent_tree(parent);
                 match self.save_dir(path, root_dev, ptree.as_ref())? {
@@ -1084,6 +1169,37 @@ impl Walker<'_> {
         Ok(Some(self.save_tree(tree)?))
     }
 
+    /// True when a directory on device `dev` below a source on `root_dev` is on another file
+    /// system that one-file-system mode does not enter: not the source's, nor that of any
+    /// source given (restic's rule, so `-x / /boot` keeps `/boot`).
+    fn is_other_file_system(&self, dev: u64, root_dev: u64) -> bool {
+        self.one_fs && dev != root_dev && !self.source_devs.contains(&dev)
+    }
+
+    /// The error of a walk that read no source: [`Error::NoSourceRead`] with the failures
+    /// reported so far.
+    fn no_source_read(&self) -> Error {
+        Error::NoSourceRead { failed: self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone() }
+    }
+
+    /// Back up the directory `/` itself (the source `/`): its entries are the snapshot's root
+    /// tree. Returns that tree's id; `None` when `/` cannot be listed (reported).
+    fn save_root(&self, parent: Option<&Tree>) -> Result<Option<BlobId>> {
+        let root = Path::new("/");
+        let dev = match fs::symlink_metadata(root) {
+            Ok(m) => m.dev(),
+            Err(e) => {
+                self.report(root, format!("cannot stat: {e}"));
+                return Ok(None);
+            }
+        };
+        let id = self.save_dir(root, dev, parent)?;
+        if id.is_some() {
+            self.sources_read.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(id)
+    }
+
     /// Build the tree for the sources, mirroring their absolute paths from `/`.
     /// `prefix` is the directory whose entries are built; `sources` are relative to it.
     fn save_virtual(&self, prefix: &Path, sources: &[Vec<Vec<u8>>], parent: Option<&Tree>) -> Result<Tree> {
@@ -1100,6 +1216,7 @@ impl Walker<'_> {
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
                 if let Some(n) = self.save_entry(&path, first.clone(), dev, find(parent, first))? {
                     nodes.push(n);
+                    self.sources_read.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
                 let md = match fs::symlink_metadata(&path) {
@@ -1117,6 +1234,10 @@ impl Walker<'_> {
                 }
                 let ptree = self.parent_tree(find(parent, first));
                 let sub = self.save_virtual(&path, &rests, ptree.as_ref())?;
+                if sub.nodes.is_empty() {
+                    // No source below it could be read: not recorded.
+                    continue;
+                }
                 node.subtree = Some(self.save_tree(sub)?);
                 nodes.push(node);
             }
@@ -1128,20 +1249,9 @@ impl Walker<'_> {
 /// Turn user paths into absolute, normalised component lists, dropping any path inside
 /// another. Errors on a path that cannot be made absolute.
 fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
-    use std::os::unix::ffi::OsStrExt;
     let mut out: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     for p in paths {
-        let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-        let mut comps: Vec<Vec<u8>> = Vec::new();
-        for c in abs.components() {
-            match c {
-                Component::Normal(n) => comps.push(n.as_bytes().to_vec()),
-                Component::ParentDir => {
-                    comps.pop();
-                }
-                _ => {}
-            }
-        }
+        let comps = absolute_components(p)?;
         let shown = format!("/{}", comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/"));
         out.push((shown, comps));
     }
@@ -1152,11 +1262,115 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
     Ok(out)
 }
 
+/// `path` made absolute, as its components from `/` (`..` removes the one before it; `/` is
+/// none). Errors: [`Error::Io`] when the current directory is needed and unknown.
+fn absolute_components(path: &Path) -> Result<Components> {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    let mut comps: Components = Vec::new();
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => comps.push(n.as_bytes().to_vec()),
+            Component::ParentDir => {
+                comps.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(comps)
+}
+
+/// A path from its components below `/`.
+fn components_path(comps: &[Vec<u8>]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = PathBuf::from("/");
+    path.extend(comps.iter().map(|c| std::ffi::OsStr::from_bytes(c)));
+    path
+}
+
+/// The devices of the source paths as given (those that can be stat'ed), nested ones
+/// included: one-file-system mode enters the directories on them.
+fn source_devices(paths: &[PathBuf]) -> Vec<u64> {
+    let mut devs: Vec<u64> = paths
+        .iter()
+        .filter_map(|p| absolute_components(p).ok())
+        .filter_map(|c| fs::symlink_metadata(components_path(&c)).ok())
+        .map(|m| m.dev())
+        .collect();
+    devs.sort_unstable();
+    devs.dedup();
+    devs
+}
+
+/// Check, before anything is written, that at least one source (`comps`: each one's components
+/// from `/`) can be read as the walk will read it: every directory on its way is a directory
+/// (not a symbolic link), the source can be stat'ed, and a directory can be listed.
+/// Errors: [`Error::NoSourceRead`] naming each source and why, when none passes.
+fn probe_sources(comps: &[Components]) -> Result<()> {
+    let mut failed = Vec::new();
+    for c in comps {
+        match probe_source(c) {
+            Ok(()) => return Ok(()),
+            Err(f) => failed.push(f),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::NoSourceRead { failed })
+    }
+}
+
+/// One source of [`probe_sources`]: on failure the source's path and why (naming the directory
+/// on its way that failed, if one did).
+fn probe_source(comps: &[Vec<u8>]) -> std::result::Result<(), (PathBuf, String)> {
+    let path = components_path(comps);
+    for i in 1..comps.len() {
+        let dir = components_path(comps.get(..i).unwrap_or_default());
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err((path, format!("{} is not a directory", dir.display()))),
+            Err(e) => return Err((path, format!("cannot stat {}: {e}", dir.display()))),
+        }
+    }
+    let md = fs::symlink_metadata(&path).map_err(|e| (path.clone(), format!("cannot stat: {e}")))?;
+    if md.is_dir() {
+        fs::read_dir(&path).map_err(|e| (path.clone(), format!("cannot list directory: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The parent snapshot a backup compares with: its id and root tree.
+struct Parent {
+    id: SnapshotId,
+    root: Tree,
+}
+
+/// The parent snapshot and its root tree. A parent whose root tree cannot be read (its pack
+/// deleted or damaged) is not used: the backup goes on without one, reading every file, and the
+/// returned warning names the snapshot and why. Errors: those of [`find_parent`].
+fn load_parent(repo: &Repository, index: &Index, choice: ParentChoice, host: &str, paths: &[String]) -> Result<(Option<Parent>, Option<String>)> {
+    let Some((id, snapshot)) = find_parent(repo, choice, host, paths)? else { return Ok((None, None)) };
+    match repo.load_tree(index, &snapshot.tree) {
+        Ok(root) => Ok((Some(Parent { id, root }), None)),
+        Err(e) => Ok((
+            None,
+            Some(format!(
+                "parent snapshot {} is not used: its root tree {} cannot be read ({e}); backing up without a parent (every file is read)",
+                id.short(),
+                snapshot.tree.short()
+            )),
+        )),
+    }
+}
+
 /// Back up `source` into `repo`, deduplicating against `index`; writes the snapshot last.
 ///
 /// Unreadable sources are skipped and listed in [`BackupResult::errors`] (exit code 3 in the
-/// CLI). Errors: repository write failures; [`Error::Interrupted`]; [`Error::InvalidInput`]
-/// when no source could be read at all.
+/// CLI). A parent snapshot whose root tree cannot be read is not used (a warning in
+/// [`BackupResult::warnings`]). Errors: repository write failures; [`Error::Interrupted`];
+/// [`Error::NoSourceRead`] when no source could be read at all (no snapshot is written; when
+/// that is known before the walk, as for missing paths, nothing at all is written).
 pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
     let start = Timestamp::now();
     let mut saver = Saver::new(repo, index, opts.dry_run, if opts.upload_connections == 0 { 2 } else { opts.upload_connections }, progress);
@@ -1178,20 +1392,22 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         errors: Mutex::new(Vec::new()),
         counts: Counts::default(),
         prefetch: None,
+        sources_read: AtomicU64::new(0),
+        source_devs: match &source {
+            Source::Paths(paths) if opts.one_file_system => source_devices(paths),
+            _ => Vec::new(),
+        },
     };
+    let (paths, comps) = source_paths(&source)?;
+    probe_sources(&comps)?;
     let prefetcher = if matches!(source, Source::Paths(_)) { Prefetcher::start() } else { None };
     let prefetch_threads = prefetcher.map(|(p, h)| {
         walker.prefetch = Some(p);
         h
     });
-    let (paths, comps) = source_paths(&source)?;
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
-    let parent = find_parent(repo, opts.parent, &hostname, &paths)?;
-    let parent_root = match &parent {
-        Some((_, s)) => Some(repo.load_tree(index, &s.tree)?),
-        None => None,
-    };
-    let result = run(&walker, source, &comps, parent_root.as_ref());
+    let (parent, parent_warning) = load_parent(repo, index, opts.parent, &hostname, &paths)?;
+    let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
     // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;
     for h in prefetch_threads.into_iter().flatten() {
@@ -1235,7 +1451,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         tags: opts.tags.clone(),
         excludes: opts.excludes.clone(),
         tree,
-        parent: parent.map(|(id, _)| id),
+        parent: parent.map(|p| p.id),
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
@@ -1243,7 +1459,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         lock.check()?;
     }
     let id = if opts.dry_run { None } else { Some(repo.write_snapshot(&snapshot)?) };
-    Ok(BackupResult { id, snapshot, errors })
+    Ok(BackupResult { id, snapshot, errors, warnings: parent_warning.into_iter().collect() })
 }
 
 /// A path as its components (file name bytes).
@@ -1283,11 +1499,13 @@ fn run(walker: &Walker<'_>, source: Source<'_>, comps: &[Components], parent: Op
             if comps.is_empty() {
                 return Err(Error::InvalidInput("nothing to back up: give at least one path, or --stdin".into()));
             }
+            if comps.iter().any(Vec::is_empty) {
+                // `/` is a source: it is the root tree (any other source is inside it).
+                return walker.save_root(parent)?.ok_or_else(|| walker.no_source_read());
+            }
             let root = walker.save_virtual(Path::new("/"), comps, parent)?;
-            if root.nodes.is_empty() {
-                let errs = walker.errors.lock().unwrap_or_else(|p| p.into_inner());
-                let why: Vec<String> = errs.iter().map(|(p, m)| format!("{}: {m}", p.display())).collect();
-                return Err(Error::InvalidInput(format!("no source could be read, no snapshot written ({})", why.join("; "))));
+            if walker.sources_read.load(Ordering::Relaxed) == 0 {
+                return Err(walker.no_source_read());
             }
             walker.save_tree(root)
         }

@@ -69,25 +69,86 @@ impl AlignedBuf {
 /// go through the cache.
 pub const DIRECT_READ_MIN: u64 = 256 << 10;
 
-/// Open `path` with `options`, adding `O_DIRECT` when `direct` asks for it and the file system
-/// allows it (where it answers `EINVAL`, the file is opened plainly); returns the file and
-/// whether it is direct. Errors: those of `open(2)`.
-fn open(options: &mut OpenOptions, path: &Path, direct: bool) -> io::Result<(File, bool)> {
+/// Open `path` with `options` and the extra `open(2)` `flags`, adding `O_DIRECT` when `direct`
+/// asks for it and the file system allows it (where it answers `EINVAL`, the file is opened
+/// plainly); returns the file and whether it is direct. Errors: those of `open(2)`.
+fn open(options: &mut OpenOptions, path: &Path, direct: bool, flags: i32) -> io::Result<(File, bool)> {
     if direct {
-        match options.clone().custom_flags(libc::O_DIRECT).open(path) {
+        match options.clone().custom_flags(flags | libc::O_DIRECT).open(path) {
             Ok(f) => return Ok((f, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok((options.open(path)?, false))
+    Ok((options.custom_flags(flags).open(path)?, false))
 }
 
 /// Open `path` for reading, with `O_DIRECT` when `direct` asks for it and the file system
 /// allows it; returns the file and whether it is direct, as [`read_range`] takes them.
 /// Errors: those of `open(2)`.
 pub fn open_for_reading(path: &Path, direct: bool) -> io::Result<(File, bool)> {
-    open(OpenOptions::new().read(true), path, direct)
+    open(OpenOptions::new().read(true), path, direct, 0)
+}
+
+/// A source file that is no longer the one the backup's walk saw when it stat'ed it: the path
+/// now names a symbolic link, a FIFO, a device or another file. Returned (inside an
+/// [`io::Error`] of kind `Other`) by [`open_regular`]; nothing was read from it.
+#[derive(Debug)]
+pub struct FileChanged {
+    /// What the path is now, e.g. "a symbolic link", "a FIFO", "another file".
+    pub now: &'static str,
+}
+
+impl std::fmt::Display for FileChanged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "changed during backup: it is now {} (not read)", self.now)
+    }
+}
+
+impl std::error::Error for FileChanged {}
+
+/// Open `path` for reading without following a symbolic link and without blocking (a FIFO or
+/// a device opens at once instead of waiting for a writer): `O_NOFOLLOW | O_NONBLOCK`, plus
+/// `O_DIRECT` as [`open_for_reading`] adds it. The file may be anything but a symbolic link:
+/// callers check what it is (`fstat`) before reading it. Errors: those of `open(2)`; `ELOOP`
+/// when `path` is a symbolic link.
+pub fn open_no_follow(path: &Path, direct: bool) -> io::Result<(File, bool)> {
+    open(OpenOptions::new().read(true), path, direct, libc::O_NOFOLLOW | libc::O_NONBLOCK)
+}
+
+/// Open the regular file at `path` for reading (with `O_DIRECT` as [`open_for_reading`] adds
+/// it), checking that it is still the file a caller stat'ed: `expected` is its (device, inode
+/// number). The path is opened with [`open_no_follow`] (a symbolic link is never followed, a
+/// FIFO never waited on), the open file is `fstat`ed, and `O_NONBLOCK` is cleared before the
+/// file is returned. Returns the file and whether it is direct.
+///
+/// Errors: an [`io::Error`] wrapping [`FileChanged`] when the path is now a symbolic link, not a
+/// regular file, or another file (other device or inode); those of `open(2)`, `fstat(2)` and
+/// `fcntl(2)` otherwise.
+pub fn open_regular(path: &Path, direct: bool, expected: (u64, u64)) -> io::Result<(File, bool)> {
+    let changed = |now| io::Error::other(FileChanged { now });
+    let (f, direct) = match open_no_follow(path, direct) {
+        Ok(r) => r,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(changed("a symbolic link")),
+        Err(e) => return Err(e),
+    };
+    let st = nix::sys::stat::fstat(f.as_raw_fd())?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {}
+        libc::S_IFIFO => return Err(changed("a FIFO")),
+        libc::S_IFDIR => return Err(changed("a directory")),
+        libc::S_IFCHR | libc::S_IFBLK => return Err(changed("a device")),
+        _ => return Err(changed("not a regular file")),
+    }
+    #[allow(clippy::unnecessary_cast)] // st_dev and st_ino are not u64 on every target
+    let found = (st.st_dev as u64, st.st_ino as u64);
+    if found != expected {
+        return Err(changed("another file"));
+    }
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = OFlag::from_bits_truncate(fcntl(f.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(f.as_raw_fd(), FcntlArg::F_SETFL(flags & !OFlag::O_NONBLOCK))?;
+    Ok((f, direct))
 }
 
 /// `n` rounded up to a multiple of [`ALIGN`].
@@ -158,6 +219,14 @@ impl DirectReader {
     /// 1 MiB each). Errors: those of `open(2)`.
     pub fn open(path: &Path, size: u64) -> io::Result<Self> {
         let (f, direct) = open_for_reading(path, true)?;
+        Ok(Self::new(f, direct, 0, size, 1 << 20))
+    }
+
+    /// [`DirectReader::open`] for a source file a caller stat'ed, opened by [`open_regular`]:
+    /// never through a symbolic link, never waiting on a FIFO, and only when it is still the
+    /// regular file `expected` names (device, inode number). Errors: those of [`open_regular`].
+    pub fn open_regular(path: &Path, size: u64, expected: (u64, u64)) -> io::Result<Self> {
+        let (f, direct) = open_regular(path, true, expected)?;
         Ok(Self::new(f, direct, 0, size, 1 << 20))
     }
 
@@ -367,7 +436,7 @@ impl DirectWriter {
     /// Create `path`, which must not exist; `direct` asks for `O_DIRECT`.
     /// Errors: those of `open(2)`.
     pub fn create_new(path: &Path, direct: bool) -> io::Result<Self> {
-        let (file, direct) = open(OpenOptions::new().write(true).create_new(true), path, direct)?;
+        let (file, direct) = open(OpenOptions::new().write(true).create_new(true), path, direct, 0)?;
         Ok(DirectWriter { file, direct, buf: take_buffer(WRITE_CHUNK), fill: 0, written: 0 })
     }
 

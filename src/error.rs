@@ -91,6 +91,22 @@ pub enum Error {
     /// The operation was interrupted (Ctrl-C / SIGTERM).
     #[error("interrupted")]
     Interrupted,
+
+    /// No source of a backup could be read (each is missing, unreadable or excluded): no
+    /// snapshot was written. `failed` lists each path that failed with the reason.
+    #[error("no source could be read, no snapshot was written: {}", failed_sources(.failed))]
+    NoSourceRead {
+        /// Each source (or path below one) that could not be read, with the reason.
+        failed: Vec<(PathBuf, String)>,
+    },
+}
+
+/// The failed sources of [`Error::NoSourceRead`], one `path: reason` after another.
+fn failed_sources(failed: &[(PathBuf, String)]) -> String {
+    if failed.is_empty() {
+        return "every source matched an exclude pattern".into();
+    }
+    failed.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {

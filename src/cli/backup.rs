@@ -204,6 +204,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         }
         r => r?,
     };
+    for w in &r.warnings {
+        eprintln!("cairn: warning: {w}");
+    }
     for (path, msg) in &r.errors {
         eprintln!("cairn: {}: {msg} (skipped)", path.display());
     }
