@@ -108,7 +108,8 @@ fn summarize(e: &opendal::Error, full: &str, has_credentials: bool) -> String {
         src = s.source();
     }
     let refused = e.kind() == OErrorKind::PermissionDenied || ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"].iter().any(|c| full.contains(c));
-    if refused && !has_credentials {
+    // Without credentials the signer may fail before any request is sent.
+    if !has_credentials && (refused || full.contains("credential")) {
         return NO_CREDENTIALS.to_string();
     }
     for (code, say) in [

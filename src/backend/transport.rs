@@ -102,6 +102,10 @@ impl Transport {
     }
 }
 
+/// Texts of rustls's errors (its error is boxed in an `io::Error` by the TLS stream, and may
+/// reach here only as text through the connector's error).
+const TLS_TEXTS: [&str; 5] = ["InvalidContentType", "received corrupt message", "invalid peer certificate", "HandshakeFailure", "peer is incompatible"];
+
 /// True when `e` (or a cause of it) is a TLS failure.
 fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -114,6 +118,10 @@ fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
             if inner.is::<rustls::Error>() {
                 return true;
             }
+        }
+        let text = c.to_string();
+        if TLS_TEXTS.iter().any(|t| text.contains(t)) {
+            return true;
         }
         cur = c.source();
     }

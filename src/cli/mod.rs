@@ -254,7 +254,7 @@ fn exit_code(e: &Error) -> u8 {
 /// says it already).
 pub fn exit_hint(code: u8) -> Option<&'static str> {
     match code {
-        EXIT_STORAGE_UNREACHABLE => Some("the storage could not be reached or kept failing; nothing is known to be damaged: try again later, and check the endpoint and the network"),
+        EXIT_STORAGE_UNREACHABLE => Some("the storage could not be reached or kept failing (this says nothing about the data in the repository): try again later, and check the endpoint and the network"),
         EXIT_STORAGE_REFUSED => Some("the storage refused the request: fix the configuration (endpoint, credentials, permissions, bucket)"),
         EXIT_DAMAGED => Some("repository data is damaged: run `cairn check --read-data` to see what it affects"),
         _ => None,
