@@ -657,9 +657,9 @@ impl Failure {
         if self.is_set() {
             return Err(Error::Interrupted);
         }
-        f().or_else(|e| match self.record(e) {
-            Ok(()) => Err(Error::Interrupted),
-            Err(e) => Err(e),
+        f().map_err(|e| match self.record(e) {
+            Ok(()) => Error::Interrupted,
+            Err(e) => e,
         })
     }
 

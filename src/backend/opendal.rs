@@ -89,9 +89,10 @@ fn deepest(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     deepest
 }
 
-/// What to say when the server refuses and no credentials were given.
+/// What to say when the request was refused or could not be signed and no credentials were
+/// given.
 const NO_CREDENTIALS: &str =
-    "access denied, and no credentials were given: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE for a profile in ~/.aws)";
+    "no credentials were given: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE for a profile in ~/.aws)";
 
 /// A short account of an OpenDAL error: the transport's sentence, the service's error code or
 /// the deepest cause, without the request dump OpenDAL's own text carries. `full` is the
