@@ -16,8 +16,10 @@
 //! When damage is found, a second walk over every snapshot maps the damaged or missing blobs
 //! to the snapshots and file paths that reference them ([`CheckReport::affected`]).
 //!
-//! Nothing here fails on a damaged repository: each read error becomes a [`Problem`] and the
-//! check goes on. [`check`] returns an error only when the backend cannot even list files.
+//! Nothing here fails on a damaged repository: each damage found becomes a [`Problem`] and the
+//! check goes on. A storage that cannot be reached or refuses (a transient failure after the
+//! retries, or a permanent one: [`Error::is_storage_failure`]) is not damage: the check stops
+//! with that [`Error::Backend`], and nothing it could not read is reported as damaged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -146,13 +148,6 @@ pub struct CheckProgress {
 /// One problem found. All but [`Problem::PackUnindexed`] are errors.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Problem {
-    /// The backend could not list the files of a kind; what depends on them was not checked.
-    ListFailed {
-        /// `index`, `pack` or `snapshot`.
-        kind: &'static str,
-        /// The backend's error.
-        error: String,
-    },
     /// An index file that cannot be read, authenticated or decoded; its packs are unknown.
     IndexDamaged {
         /// Its file name (64 hex characters).
@@ -269,7 +264,6 @@ impl Problem {
     /// A short machine name of the kind (`pack_missing`...), used in JSON output.
     pub fn kind(&self) -> &'static str {
         match self {
-            Problem::ListFailed { .. } => "list_failed",
             Problem::IndexDamaged { .. } => "index_damaged",
             Problem::PackMissing { .. } => "pack_missing",
             Problem::PackSizeMismatch { .. } => "pack_size_mismatch",
@@ -313,7 +307,6 @@ impl Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Problem::ListFailed { kind, error } => write!(f, "cannot list the {kind} files: {error}"),
             Problem::IndexDamaged { index, error } => write!(f, "index file {index} is damaged: {error}"),
             Problem::PackMissing { pack, blobs } => write!(f, "pack {pack} is missing: the index places {} blob(s) in it", blobs.len()),
             Problem::PackSizeMismatch { pack, indexed, actual } => {
@@ -460,7 +453,9 @@ impl PackRecord {
 /// [`Repository::use_cache`]) to check what is stored, not a local copy; full pack reads use
 /// [`crate::backend::Backend::read`], which no cache intercepts. Memory: the index files'
 /// entries (about 50 bytes a blob) plus `opts.threads` whole packs while reading data.
-/// Errors: only [`Error::Interrupted`]; every damage is a [`Problem`] in the report.
+/// Errors: [`Error::Interrupted`]; [`Error::Backend`] when the storage cannot be listed or
+/// read (unreachable, refusing: see the module documentation). Every damage is a [`Problem`]
+/// in the report.
 pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, on_event: &dyn Fn(Event<'_>)) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     // Problems are announced in batches, before each phase and at the end.
@@ -476,25 +471,25 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
         on_event(Event::Phase(ph));
     };
     let backend = repo.backend();
+    let failure = Failure::default();
 
     // 1. Index files, one by one.
     phase(&report.problems, Phase::LoadIndexes);
     let mut files: Vec<(String, IndexFile)> = Vec::new();
-    match backend.list(FileKind::Index) {
-        Ok(names) => {
-            report.index_files = names.len();
-            let loaded: Vec<(String, Result<IndexFile>)> = {
-                use rayon::prelude::*;
-                names.par_iter().map(|(n, _)| (n.clone(), repo.read_object(FileKind::Index, Magic::Index, n))).collect()
-            };
-            for (name, r) in loaded {
-                match r {
-                    Ok(f) => files.push((name, f)),
-                    Err(e) => report.problems.push(Problem::IndexDamaged { index: name, error: why(&e) }),
-                }
+    {
+        let names = backend.list(FileKind::Index)?;
+        report.index_files = names.len();
+        let loaded: Vec<(String, Result<IndexFile>)> = {
+            use rayon::prelude::*;
+            names.par_iter().map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Index, Magic::Index, n)))).collect()
+        };
+        failure.check()?;
+        for (name, r) in loaded {
+            match r {
+                Ok(f) => files.push((name, f)),
+                Err(e) => report.problems.push(Problem::IndexDamaged { index: name, error: why(&e) }),
             }
         }
-        Err(e) => report.problems.push(Problem::ListFailed { kind: "index", error: e.to_string() }),
     }
     let live: HashSet<String> = Repository::live_index_files(&files).into_iter().map(|(n, _)| n.clone()).collect();
     files.retain(|(name, _)| live.contains(name));
@@ -513,28 +508,26 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
     // 2. Packs: present, right size, header agrees with the index.
     phase(&report.problems, Phase::CheckPacks);
     let mut present: Vec<(PackId, u64)> = Vec::new();
-    match backend.list(FileKind::Pack) {
-        Ok(listed) => {
-            let on_disk: HashMap<String, u64> = listed.iter().cloned().collect();
-            for (id, rec) in &packs {
-                match on_disk.get(&id.to_hex()) {
-                    None => report.problems.push(Problem::PackMissing { pack: *id, blobs: rec.blob_ids() }),
-                    Some(&size) => {
-                        if let Some((_, p)) = rec.entries.iter().find(|(_, p)| p.size != size) {
-                            report.problems.push(Problem::PackSizeMismatch { pack: *id, indexed: p.size, actual: size });
-                        }
-                        present.push((*id, size));
+    {
+        let listed = backend.list(FileKind::Pack)?;
+        let on_disk: HashMap<String, u64> = listed.iter().cloned().collect();
+        for (id, rec) in &packs {
+            match on_disk.get(&id.to_hex()) {
+                None => report.problems.push(Problem::PackMissing { pack: *id, blobs: rec.blob_ids() }),
+                Some(&size) => {
+                    if let Some((_, p)) = rec.entries.iter().find(|(_, p)| p.size != size) {
+                        report.problems.push(Problem::PackSizeMismatch { pack: *id, indexed: p.size, actual: size });
                     }
+                    present.push((*id, size));
                 }
             }
-            let mut unindexed: Vec<(String, u64)> =
-                listed.into_iter().filter(|(n, _)| Id::from_hex(n).is_none_or(|i| !packs.contains_key(&PackId(i)))).collect();
-            unindexed.sort();
-            for (pack, size) in unindexed {
-                report.problems.push(Problem::PackUnindexed { pack, size });
-            }
         }
-        Err(e) => report.problems.push(Problem::ListFailed { kind: "pack", error: e.to_string() }),
+        let mut unindexed: Vec<(String, u64)> =
+            listed.into_iter().filter(|(n, _)| Id::from_hex(n).is_none_or(|i| !packs.contains_key(&PackId(i)))).collect();
+        unindexed.sort();
+        for (pack, size) in unindexed {
+            report.problems.push(Problem::PackUnindexed { pack, size });
+        }
     }
     let selected: HashSet<PackId> = match &opts.read_data {
         Some(subset) => subset.select(&present.iter().map(|(id, _)| *id).collect::<Vec<_>>()).into_iter().collect(),
@@ -545,9 +538,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
     let header_only: Vec<(PackId, u64)> = present.iter().filter(|(id, _)| !selected.contains(id)).copied().collect();
     progress.packs_done.store(0, Ordering::Relaxed);
     progress.packs_total.store(header_only.len(), Ordering::Relaxed);
-    let found = parallel(&header_only, opts.threads, |(id, size)| {
+    let found = parallel(&header_only, opts.threads, &failure, |(id, size)| {
         let r = match packs.get(id) {
-            Some(rec) => check_pack_header(repo, id, *size, rec),
+            Some(rec) => check_pack_header(repo, id, *size, rec, &failure),
             None => Vec::new(),
         };
         progress.packs_done.fetch_add(1, Ordering::Relaxed);
@@ -557,7 +550,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
 
     // 3. Snapshots and trees.
     phase(&report.problems, Phase::CheckSnapshots);
-    let snapshots = load_snapshots(repo, &mut report);
+    let snapshots = load_snapshots(repo, &mut report, &failure)?;
     report.snapshots = snapshots.len() + report.problems.iter().filter(|p| matches!(p, Problem::SnapshotDamaged { .. })).count();
     report.trees = walk_trees(repo, &index, &snapshots, &mut report.problems, progress)?;
 
@@ -568,9 +561,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
         progress.packs_done.store(0, Ordering::Relaxed);
         progress.packs_total.store(to_read.len(), Ordering::Relaxed);
         let read = AtomicUsize::new(0);
-        let found = parallel(&to_read, opts.threads, |(id, _)| {
+        let found = parallel(&to_read, opts.threads, &failure, |(id, _)| {
             let r = match packs.get(id) {
-                Some(rec) => read_pack(repo, id, rec, progress, &read),
+                Some(rec) => read_pack(repo, id, rec, progress, &read, &failure),
                 None => Vec::new(),
             };
             progress.packs_done.fetch_add(1, Ordering::Relaxed);
@@ -614,7 +607,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
     }
     if !damaged.is_empty() {
         phase(&report.problems, Phase::FindAffected);
-        report.affected = find_affected(repo, &index, &snapshots, &damaged)?;
+        report.affected = find_affected(repo, &index, &snapshots, &damaged, &failure)?;
     }
     tell(&report.problems);
     Ok(report)
@@ -635,14 +628,63 @@ fn interrupted() -> Result<()> {
     Ok(())
 }
 
-/// Run `f` on every item with `threads` workers; the results in any order.
-fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> Vec<R> + Sync) -> Result<Vec<R>> {
+/// The first storage failure met by any worker ([`Error::is_storage_failure`]): once one is
+/// recorded, workers stop and the check ends with it.
+#[derive(Default)]
+struct Failure {
+    first: Mutex<Option<Error>>,
+    set: std::sync::atomic::AtomicBool,
+}
+
+impl Failure {
+    /// Keep `e` if it is the first storage failure; true if it is one (the caller then
+    /// reports nothing about the object it could not read).
+    fn record(&self, e: Error) -> std::result::Result<(), Error> {
+        if !e.is_storage_failure() {
+            return Err(e);
+        }
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(e);
+        }
+        self.set.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Run one read unless a storage failure happened already; a storage failure is recorded
+    /// and becomes [`Error::Interrupted`] here (the check ends with the recorded one).
+    fn read<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.is_set() {
+            return Err(Error::Interrupted);
+        }
+        f().map_err(|e| match self.record(e) {
+            Ok(()) => Error::Interrupted,
+            Err(e) => e,
+        })
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Relaxed)
+    }
+
+    /// The recorded failure as an error, if any.
+    fn check(&self) -> Result<()> {
+        match self.first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Run `f` on every item with `threads` workers; the results in any order. Stops early and
+/// fails with the storage failure once `failure` holds one.
+fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, failure: &Failure, f: impl Fn(&T) -> Vec<R> + Sync) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let out = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, 64).min(items.len().max(1)) {
             s.spawn(|| loop {
-                if crate::archiver::INTERRUPTED.load(Ordering::Relaxed) {
+                if crate::archiver::INTERRUPTED.load(Ordering::Relaxed) || failure.is_set() {
                     return;
                 }
                 let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else { return };
@@ -652,17 +694,21 @@ fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> Vec
         }
     });
     interrupted()?;
+    failure.check()?;
     Ok(out.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Read a pack's salt and header by range reads and compare them with the index.
-fn check_pack_header(repo: &Repository, id: &PackId, size: u64, rec: &PackRecord) -> Vec<Problem> {
+fn check_pack_header(repo: &Repository, id: &PackId, size: u64, rec: &PackRecord, failure: &Failure) -> Vec<Problem> {
     let name = id.to_hex();
     let what = format!("pack {}", id.short());
     let b = repo.backend();
     match pack::read_stored_header(&**b, repo.master(), &name, size, &what) {
         Ok((salt, entries)) => compare_with_index(id, &salt, &entries, rec),
-        Err(e) => vec![Problem::PackDamaged { pack: *id, error: why(&e), blobs: rec.blob_ids() }],
+        Err(e) => match failure.record(e) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![Problem::PackDamaged { pack: *id, error: why(&e), blobs: rec.blob_ids() }],
+        },
     }
 }
 
@@ -698,10 +744,15 @@ fn compare_with_index(id: &PackId, salt: &[u8; SALT_LEN], entries: &[BlobEntry],
 }
 
 /// Download a whole pack and verify its id, header and every blob.
-fn read_pack(repo: &Repository, id: &PackId, rec: &PackRecord, progress: &CheckProgress, read: &AtomicUsize) -> Vec<Problem> {
+fn read_pack(repo: &Repository, id: &PackId, rec: &PackRecord, progress: &CheckProgress, read: &AtomicUsize, failure: &Failure) -> Vec<Problem> {
     let data = match repo.backend().read(FileKind::Pack, &id.to_hex()) {
         Ok(d) => d,
-        Err(e) => return vec![Problem::PackDamaged { pack: *id, error: e.to_string(), blobs: rec.blob_ids() }],
+        Err(e) => {
+            return match failure.record(Error::stored_read(format!("pack {}", id.short()), e)) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![Problem::PackDamaged { pack: *id, error: why(&e), blobs: rec.blob_ids() }],
+            }
+        }
     };
     read.fetch_add(1, Ordering::Relaxed);
     progress.bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -756,18 +807,13 @@ fn read_pack(repo: &Repository, id: &PackId, rec: &PackRecord, progress: &CheckP
 }
 
 /// Every snapshot that loads; damaged ones become problems.
-fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Vec<(SnapshotId, Snapshot)> {
-    let names = match repo.backend().list(FileKind::Snapshot) {
-        Ok(n) => n,
-        Err(e) => {
-            report.problems.push(Problem::ListFailed { kind: "snapshot", error: e.to_string() });
-            return Vec::new();
-        }
-    };
+fn load_snapshots(repo: &Repository, report: &mut CheckReport, failure: &Failure) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let names = repo.backend().list(FileKind::Snapshot)?;
     let loaded: Vec<(String, Result<Snapshot>)> = {
         use rayon::prelude::*;
-        names.par_iter().map(|(n, _)| (n.clone(), repo.read_object(FileKind::Snapshot, Magic::Snapshot, n))).collect()
+        names.par_iter().map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Snapshot, Magic::Snapshot, n)))).collect()
     };
+    failure.check()?;
     let mut out = Vec::new();
     for (name, r) in loaded {
         match (r, Id::from_hex(&name)) {
@@ -777,7 +823,7 @@ fn load_snapshots(repo: &Repository, report: &mut CheckReport) -> Vec<(SnapshotI
         }
     }
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-    out
+    Ok(out)
 }
 
 /// Where `blob` of `blob_type` stands in the index: `None` if fine, else (missing, wrong type).
@@ -799,6 +845,7 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
             queue.push((s.tree, None));
         }
     }
+    let failure = Failure::default();
     let mut loaded = 0;
     while !queue.is_empty() {
         interrupted()?;
@@ -811,7 +858,7 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
                 .map(|(id, parent)| {
                     let r = match index_problem(index, &id, BlobType::Tree) {
                         Some(wrong_type) => TreeLoad::NotIndexed { wrong_type },
-                        None => match repo.load_tree(index, &id) {
+                        None => match failure.read(|| repo.load_tree(index, &id)) {
                             Ok(t) => TreeLoad::Loaded(t),
                             Err(e) => TreeLoad::Damaged(e.to_string()),
                         },
@@ -820,6 +867,7 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
                 })
                 .collect()
         };
+        failure.check()?;
         for (id, parent, r) in results {
             match r {
                 TreeLoad::NotIndexed { wrong_type } => {
@@ -870,7 +918,7 @@ enum TreeLoad {
 type Found = Arc<Vec<(String, Vec<BlobId>)>>;
 
 /// Map `damaged` blobs to the snapshot entries that reference them.
-fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapshot)], damaged: &BTreeSet<BlobId>) -> Result<Vec<Affected>> {
+fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapshot)], damaged: &BTreeSet<BlobId>, failure: &Failure) -> Result<Vec<Affected>> {
     let mut memo: HashMap<BlobId, Found> = HashMap::new();
     let mut out = Vec::new();
     for (sid, s) in snapshots {
@@ -878,8 +926,9 @@ fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Sna
         let entries: Found = if damaged.contains(&s.tree) {
             Arc::new(vec![("/".to_string(), vec![s.tree])])
         } else {
-            affected_below(repo, index, &s.tree, damaged, &mut memo, 0)
+            affected_below(repo, index, &s.tree, damaged, &mut memo, 0, failure)
         };
+        failure.check()?;
         for (rel, blobs) in entries.iter() {
             let path = if rel.is_empty() { "/".to_string() } else { rel.clone() };
             out.push(Affected { snapshot: *sid, time: s.time, path, blobs: blobs.clone() });
@@ -899,6 +948,7 @@ fn affected_below(
     damaged: &BTreeSet<BlobId>,
     memo: &mut HashMap<BlobId, Found>,
     depth: usize,
+    failure: &Failure,
 ) -> Found {
     if let Some(r) = memo.get(id) {
         return r.clone();
@@ -907,7 +957,7 @@ fn affected_below(
     // Tree ids are content hashes, so trees cannot form cycles; the depth bound guards against
     // a forged repository anyway.
     if depth < 1024 {
-        if let Ok(tree) = repo.load_tree(index, id) {
+        if let Ok(tree) = failure.read(|| repo.load_tree(index, id)) {
             for node in &tree.nodes {
                 let name = format!("/{}", node.name_lossy());
                 match node.kind {
@@ -922,7 +972,7 @@ fn affected_below(
                     NodeKind::Dir => match node.subtree {
                         Some(sub) if damaged.contains(&sub) => out.push((name, vec![sub])),
                         Some(sub) => {
-                            for (rel, blobs) in affected_below(repo, index, &sub, damaged, memo, depth + 1).iter() {
+                            for (rel, blobs) in affected_below(repo, index, &sub, damaged, memo, depth + 1, failure).iter() {
                                 out.push((format!("{name}{rel}"), blobs.clone()));
                             }
                         }

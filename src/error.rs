@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, ErrorKind};
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -37,7 +37,10 @@ pub enum Error {
     #[error("{0}")]
     NoPassword(String),
 
-    /// A storage operation failed.
+    /// A storage operation failed: the storage could not be reached or kept failing
+    /// ([`ErrorKind::Transient`] after the retries), refused ([`ErrorKind::Permanent`]), or had
+    /// no such file. Never damage in the repository: reads of stored data turn missing or
+    /// short files into [`Error::Corrupt`] ([`Error::stored_read`]).
     #[error(transparent)]
     Backend(#[from] BackendError),
 
@@ -113,6 +116,34 @@ impl Error {
     /// Shorthand for [`Error::Corrupt`].
     pub fn corrupt(object: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Corrupt { object: object.into(), detail: detail.into() }
+    }
+
+    /// A failed backend read of stored data named `object` (`data blob 1a2b3c4d in pack ...`):
+    /// a missing file or one shorter than the index says is damage in the repository
+    /// ([`Error::Corrupt`]); a storage failure (transient or permanent) stays
+    /// [`Error::Backend`], its context naming `object`, so that it is never reported as damage.
+    pub fn stored_read(object: impl Into<String>, e: BackendError) -> Self {
+        let object = object.into();
+        match e.kind {
+            ErrorKind::NotFound => Error::corrupt(object, format!("its file is missing from the storage ({e})")),
+            ErrorKind::Corrupt => Error::corrupt(object, e.to_string()),
+            ErrorKind::Transient | ErrorKind::Permanent => Error::Backend(BackendError { context: format!("{object}: {}", e.context), ..e }),
+        }
+    }
+
+    /// The failure class when this is a storage failure ([`Error::Backend`]).
+    pub fn backend_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Backend(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+
+    /// True for a storage that could not be reached, kept failing or refused (transient or
+    /// permanent [`Error::Backend`]): the operation could not look at the data, so nothing
+    /// can be concluded about it.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self.backend_kind(), Some(ErrorKind::Transient | ErrorKind::Permanent))
     }
 
     /// Shorthand for [`Error::Io`].

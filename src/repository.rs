@@ -346,7 +346,9 @@ impl Repository {
 
     /// Read, decrypt and verify one blob through the index.
     /// Errors: [`Error::Corrupt`] naming the blob and its pack when it is missing from the
-    /// index, unreadable, fails authentication, or does not hash to its id.
+    /// index or the storage, short, fails authentication, or does not hash to its id;
+    /// [`Error::Backend`] when the storage could not be read (unreachable, refusing): that is
+    /// not damage ([`Error::stored_read`]).
     pub fn read_blob(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
         let (pack, loc) = index
             .get(id)
@@ -361,7 +363,7 @@ impl Repository {
             BlobType::Tree => self.backend.read_range_cached(FileKind::Pack, &name, offset, length),
             BlobType::Data => self.backend.read_range(FileKind::Pack, &name, offset, length),
         }
-            .map_err(|e| Error::corrupt(what(), e.to_string()))?;
+            .map_err(|e| Error::stored_read(what(), e))?;
         let key = self.master.file_key(&pack.salt);
         blob::open(&self.master, &key, loc.offset as u64, blob_type, id, loc.raw_length, &stored, &what)
     }

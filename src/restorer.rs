@@ -67,6 +67,9 @@ pub struct RestoreReport {
     pub bytes: u64,
     /// Entries that could not be restored: snapshot path and reason.
     pub errors: Vec<(String, String)>,
+    /// How many of `errors` are files whose stored content is damaged or missing in the
+    /// repository (a verified read failed), as opposed to local failures (a full disk...).
+    pub damaged: u64,
 }
 
 /// Live counters for a progress display.
@@ -145,6 +148,8 @@ struct Restorer<'a> {
     as_root: bool,
     plan: Mutex<Plan>,
     errors: Mutex<Vec<(String, String)>>,
+    /// Files not restored because their stored content is damaged.
+    damaged: AtomicU64,
     dirs_done: AtomicU64,
     progress: &'a RestoreProgress,
 }
@@ -163,6 +168,7 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         as_root: nix::unistd::geteuid().is_root(),
         plan: Mutex::new(Plan::default()),
         errors: Mutex::new(Vec::new()),
+        damaged: AtomicU64::new(0),
         dirs_done: AtomicU64::new(0),
         progress,
     };
@@ -183,6 +189,7 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         dirs: r.dirs_done.load(Ordering::Relaxed),
         bytes: progress.bytes.load(Ordering::Relaxed),
         errors,
+        damaged: r.damaged.load(Ordering::Relaxed),
     })
 }
 
@@ -413,10 +420,18 @@ impl Restorer<'_> {
                 end = end.max(o + l);
                 j += 1;
             }
-            let range = self.repo.backend().read_range(FileKind::Pack, &name, start, end - start);
+            let range = match self.repo.backend().read_range(FileKind::Pack, &name, start, end - start) {
+                Ok(r) => Ok(r),
+                // The storage failing is not damage: stop, the user retries later.
+                Err(e) => match Error::stored_read(format!("pack {name}"), e) {
+                    e if e.is_storage_failure() => return Err(e),
+                    Error::Corrupt { detail, .. } => Err(detail),
+                    e => Err(e.to_string()),
+                },
+            };
             for n in &needed[i..j] {
                 let what = || format!("data blob {} in pack {}", n.id.short(), name);
-                let plain = range.as_ref().map_err(|e| Error::corrupt(what(), e.to_string())).and_then(|buf| {
+                let plain = range.as_ref().map_err(|e| Error::corrupt(what(), e.clone())).and_then(|buf| {
                     let s = (n.loc.offset as u64 - start) as usize;
                     let stored = buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
                     blob::open(self.repo.master(), &key, n.loc.offset as u64, BlobType::Data, &n.id, n.loc.raw_length, stored, &what)
@@ -433,6 +448,7 @@ impl Restorer<'_> {
                         for u in &n.uses {
                             if let Some(f) = files.get(u.file) {
                                 if !f.failed.swap(true, Ordering::Relaxed) {
+                                    self.damaged.fetch_add(1, Ordering::Relaxed);
                                     self.report(&f.path, format!("not restored: {e}"));
                                 }
                             }

@@ -414,7 +414,9 @@ fn damaged_pack_is_reported_and_never_restored() {
 
     let target = Tmp::new();
     let out = repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), target.path.as_os_str()]);
-    assert_ne!(out.code, 0, "restore of a damaged pack succeeded:\n{}", out.stderr);
+    // Exit 15: repository data is damaged (not 1, a fatal error of any kind).
+    assert_eq!(out.code, 15, "restore of a damaged pack: expected exit 15:\n{}", out.stderr);
+    assert!(out.stderr.contains("check --read-data"), "no advice to run check --read-data:\n{}", out.stderr);
     assert!(
         out.stderr.contains(&pack_id) || out.stderr.contains(&pack_id[..8]),
         "stderr does not name pack {pack_id}:\n{}",
@@ -900,4 +902,70 @@ fn interrupted_backup_exits_130_and_leaves_a_valid_repository() {
     assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
     let again = repo.cmd().args(["--json", "backup", "--stdin"]).stdin(random_bytes(0, 3 << 20)).run().ok().json();
     assert!(again["snapshot_id"].is_string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help, exit codes and messages that say what to fix
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn help_shows_global_options_heading_repository_forms_and_exit_codes() {
+    let top = cairn().arg("--help").run().ok();
+    for code in ["13", "14", "15", "130"] {
+        assert!(top.stdout.lines().any(|l| l.trim_start().starts_with(code)), "cairn --help has no exit code {code}:\n{}", top.stdout);
+    }
+    assert!(top.stdout.contains("Exit codes:") && top.stdout.contains("check --read-data"), "{}", top.stdout);
+    for cmd in ["backup", "restore", "check", "dump", "snapshots"] {
+        let out = cairn().args([cmd, "--help"]).run().ok();
+        let heading = out.stdout.find("Global options:").unwrap_or_else(|| panic!("cairn {cmd} --help has no \"Global options\" heading:\n{}", out.stdout));
+        let repo = out.stdout.find("--repo <REPO>").unwrap_or_else(|| panic!("cairn {cmd} --help lists no --repo:\n{}", out.stdout));
+        assert!(repo > heading, "cairn {cmd} --help: --repo is not under \"Global options\":\n{}", out.stdout);
+        let below = &out.stdout[heading..];
+        assert!(below.contains("--password-file") && below.contains("--limit-upload"), "cairn {cmd} --help:\n{}", out.stdout);
+    }
+    let out = cairn().args(["backup", "--help"]).run().ok();
+    assert!(out.stdout.contains("s3:") && out.stdout.contains("opendal:") && out.stdout.contains("local path"), "-r help:\n{}", out.stdout);
+}
+
+#[test]
+fn dump_latest_filtered_by_path_and_a_missing_path_names_the_snapshot() {
+    let repo = Repo::init();
+    let dump = random_bytes(7, 300_000);
+    repo.cmd().args(["backup", "--stdin", "--stdin-filename", "maildb.dump"]).stdin(dump.clone()).run().ok();
+    let src = Tmp::new();
+    write(src.join("vmail/a.txt"), "mail\n");
+    let later = repo.backup_json([src.join("vmail")]);
+    let later_id = later["snapshot_id"].as_str().unwrap().to_string();
+    // `latest` is the directory backup: it has no /maildb.dump, and the error says which
+    // snapshot was used and how to pick the other.
+    let out = repo.run(["dump", "latest", "/maildb.dump"]).code(1);
+    assert!(out.stderr.contains("/maildb.dump is not in the snapshot"), "{}", out.stderr);
+    assert!(out.stderr.contains(&later_id[..8]), "the error does not name snapshot {later_id}:\n{}", out.stderr);
+    assert!(out.stderr.contains("--path"), "the error does not suggest --path:\n{}", out.stderr);
+    // README's example, with the filter.
+    let got = src.join("got.dump");
+    repo.cmd().args(["dump", "latest", "/maildb.dump", "--path", "/maildb.dump", "--target"]).arg(&got).run().ok();
+    assert!(fs::read(&got).unwrap() == dump, "dump latest --path /maildb.dump wrote other bytes");
+}
+
+#[test]
+fn repository_path_or_restore_target_that_is_a_file_gets_a_sentence() {
+    let tmp = Tmp::new();
+    let file = tmp.join("hostname");
+    write(&file, "host\n");
+    for args in [vec!["init"], vec!["snapshots"]] {
+        let out = cairn().arg("-r").arg(&file).args(&args).password(PASSWORD).run();
+        assert_ne!(out.code, 0, "{args:?} on a file as repository succeeded");
+        assert!(out.stderr.contains("is a file, not a directory"), "{args:?}:\n{}", out.stderr);
+        assert!(!out.stderr.contains("os error"), "{args:?}: a bare OS error:\n{}", out.stderr);
+    }
+    assert_eq!(fs::read(&file).unwrap(), b"host\n");
+    let repo = Repo::init();
+    let src = Tmp::new();
+    write(src.join("f.txt"), "f\n");
+    repo.backup_json([&src.path]);
+    let out = repo.cmd().args(["restore", "latest", "--target"]).arg(&file).run().code(1);
+    assert!(out.stderr.contains("is a file, not a directory"), "{}", out.stderr);
+    assert!(!out.stderr.contains("os error"), "{}", out.stderr);
+    assert_eq!(fs::read(&file).unwrap(), b"host\n");
 }

@@ -594,6 +594,12 @@ struct ProxyMode {
     limit: u64,
     /// ...this many more times (0: pass everything).
     cuts_left: u64,
+    /// Close every connection that sends a chunk containing these bytes (a request line
+    /// such as `GET /bkt/repo/data/...`), counted as a cut.
+    block: Option<Vec<u8>>,
+    /// Pace client → server traffic to this many bytes per second, all connections
+    /// together (a slow uplink).
+    rate: Option<u64>,
 }
 
 /// A TCP proxy to 127.0.0.1:`upstream` (a thread per connection and direction) that can cut
@@ -610,24 +616,25 @@ impl Proxy {
     fn start(upstream: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(Mutex::new(ProxyMode { epoch: 0, limit: u64::MAX, cuts_left: 0 }));
+        let mode = Arc::new(Mutex::new(ProxyMode { epoch: 0, limit: u64::MAX, cuts_left: 0, block: None, rate: None }));
+        let schedule = Arc::new(Mutex::new(Instant::now()));
         let cuts = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (m, c, st) = (mode.clone(), cuts.clone(), stop.clone());
+        let (m, c, st, sch) = (mode.clone(), cuts.clone(), stop.clone(), schedule.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                let (m, c) = (m.clone(), c.clone());
-                std::thread::spawn(move || Proxy::relay(client, upstream, m, c));
+                let (m, c, sch) = (m.clone(), c.clone(), sch.clone());
+                std::thread::spawn(move || Proxy::relay(client, upstream, m, c, sch));
             }
         });
         Proxy { port, mode, cuts, stop }
     }
 
-    fn relay(mut client: TcpStream, upstream: u16, mode: Arc<Mutex<ProxyMode>>, cuts: Arc<AtomicUsize>) {
+    fn relay(mut client: TcpStream, upstream: u16, mode: Arc<Mutex<ProxyMode>>, cuts: Arc<AtomicUsize>, schedule: Arc<Mutex<Instant>>) {
         let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
             let _ = client.shutdown(Shutdown::Both);
             return;
@@ -647,18 +654,28 @@ impl Proxy {
                 }
                 Ok(n) => n,
             };
-            let cut_at = {
+            let (cut_at, rate) = {
                 let mut m = mode.lock().unwrap();
                 if m.epoch != epoch {
                     (epoch, sent) = (m.epoch, 0);
                 }
-                if m.cuts_left > 0 && sent + n as u64 > m.limit {
+                if m.block.as_ref().is_some_and(|b| contains(&buf[..n], b)) {
+                    (Some(0), None)
+                } else if m.cuts_left > 0 && sent + n as u64 > m.limit {
                     m.cuts_left -= 1;
-                    Some((m.limit - sent) as usize)
+                    (Some((m.limit - sent) as usize), None)
                 } else {
-                    None
+                    (None, m.rate)
                 }
             };
+            if let Some(rate) = rate {
+                let until = {
+                    let mut next = schedule.lock().unwrap();
+                    *next = (*next).max(Instant::now()) + Duration::from_secs_f64(n as f64 / rate as f64);
+                    *next
+                };
+                std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            }
             if let Some(k) = cut_at {
                 // Counted before the client can see the cut.
                 cuts.fetch_add(1, Ordering::SeqCst);
@@ -680,6 +697,8 @@ impl Proxy {
         m.epoch += 1;
         m.limit = limit;
         m.cuts_left = cuts_left;
+        m.block = None;
+        m.rate = None;
     }
 
     /// Cut the next `times` connections that carry more than `bytes` client → server.
@@ -689,6 +708,18 @@ impl Proxy {
 
     fn pass_through(&self) {
         self.set(u64::MAX, 0);
+    }
+
+    /// Cut every connection that sends `pattern` (until the next mode change).
+    fn block(&self, pattern: &str) {
+        self.set(u64::MAX, 0);
+        self.mode.lock().unwrap().block = Some(pattern.as_bytes().to_vec());
+    }
+
+    /// Pace client → server traffic to `bytes_per_sec`, all connections together.
+    fn throttle(&self, bytes_per_sec: u64) {
+        self.set(u64::MAX, 0);
+        self.mode.lock().unwrap().rate = Some(bytes_per_sec);
     }
 
     fn cuts(&self) -> usize {
@@ -1242,4 +1273,154 @@ fn cache_mirrors_index_and_snapshots_and_heals() {
     let t2 = Tmp::new();
     nc().args(["restore", "latest", "--target"]).arg(&t2.path).run().ok();
     assert!(!fresh.exists(), "--no-cache created {}", fresh.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Storage failures are not damage; damage is not a storage failure (exit codes 13, 14, 15)
+// ---------------------------------------------------------------------------------------------
+
+/// A small tree with a data file of a few packs' worth, backed up to `url`.
+fn small_backup(url: &str, cache: &Path, src: &Tmp) -> PathBuf {
+    let root = src.join("tree");
+    write(root.join("a.txt"), "a\n");
+    write(root.join("dir/data.bin"), fast_random(80, 3 * MIB));
+    s3_cmd(url, cache).arg("init").run().ok();
+    s3_cmd(url, cache).arg("backup").arg(&root).run().ok();
+    root
+}
+
+#[test]
+fn unreachable_storage_is_reported_as_such_never_as_damage() {
+    let mut server = S3Server::start();
+    let proxy = Proxy::start(server.port);
+    let cache = Tmp::new();
+    let src = Tmp::new();
+    let via_proxy = format!("s3:http://127.0.0.1:{}/{BUCKET}/unreach", proxy.port);
+    small_backup(&via_proxy, &cache.path, &src);
+    let cmd = || s3_cmd(&via_proxy, &cache.path).args(["-o", "retries=1", "-o", "timeout=5"]);
+
+    // Index, snapshots and listings pass; every read of a pack is cut (the storage fails in
+    // the middle of the command, after the repository was opened).
+    proxy.block(&format!("/{BUCKET}/unreach/data/"));
+    let out = cmd().arg("check").run().code(13);
+    assert!(!out.stderr.contains("damaged") && !out.stdout.contains("damaged"), "check called an unreachable storage damage:\n{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("data/") && out.stderr.contains("gave up after 2 attempts"), "the error names the pack read and the retries:\n{}", out.stderr);
+    assert!(out.stderr.contains("try again later"), "{}", out.stderr);
+    let target = Tmp::new();
+    let out = cmd().args(["restore", "latest", "--target"]).arg(&target.path).run().code(13);
+    assert!(!out.stderr.contains("damaged"), "restore called an unreachable storage damage:\n{}", out.stderr);
+    assert!(proxy.cuts() >= 4, "the pack reads were not cut ({} cuts)", proxy.cuts());
+
+    // The server is gone altogether (reached directly: the connection is refused).
+    let direct = server.url("unreach");
+    server.stop();
+    for args in [vec!["check"], vec!["restore", "latest", "--target", target.path.to_str().unwrap()], vec!["snapshots"]] {
+        let out = s3_cmd(&direct, &cache.path).args(["-o", "retries=1"]).args(&args).run().code(13);
+        assert!(out.stderr.contains("unreachable"), "{args:?}: the message does not say the endpoint is unreachable:\n{}", out.stderr);
+        assert!(!out.stderr.contains("damaged"), "{args:?}:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn damaged_pack_on_s3_exits_15_on_restore_and_check_lists_it() {
+    let server = S3Server::start();
+    let cache = Tmp::new();
+    let src = Tmp::new();
+    let url = server.url("dmg");
+    let root = small_backup(&url, &cache.path, &src);
+    // Flip a byte in the middle of the largest pack (data).
+    let dir = server.dir("dmg");
+    let (name, size) = pack_files(&dir).into_iter().max_by_key(|(_, s)| *s).unwrap();
+    assert!(size > MIB as u64, "largest pack {name} has {size} bytes");
+    let path = dir.join("data").join(&name[..2]).join(&name);
+    let mut bytes = fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    fs::write(&path, &bytes).unwrap();
+
+    let target = Tmp::new();
+    let out = s3_cmd(&url, &cache.path).args(["restore", "latest", "--target"]).arg(&target.path).run().code(15);
+    assert!(out.stderr.contains("damaged") && out.stderr.contains("check --read-data"), "{}", out.stderr);
+    assert!(!restored(&target.path, &root).join("dir/data.bin").exists(), "the damaged file was restored");
+    let out = s3_cmd(&url, &cache.path).args(["check", "--read-data"]).run().code(1);
+    assert!(out.stdout.contains(&name) || out.stderr.contains(&name), "check does not list pack {name}:\n{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("damaged") || out.stderr.contains("damaged"), "{}{}", out.stdout, out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. A slow uplink: the timeout counts time without progress
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn slow_uplink_backup_succeeds_with_a_short_timeout() {
+    let server = S3Server::start();
+    let proxy = Proxy::start(server.port);
+    let cache = Tmp::new();
+    let url = format!("s3:http://127.0.0.1:{}/{BUCKET}/slow", proxy.port);
+    s3_cmd(&url, &cache.path).arg("init").run().ok();
+    let src = Tmp::new();
+    let root = src.join("tree");
+    // More than one full pack (16 MiB).
+    write(root.join("big.bin"), fast_random(90, 20 * MIB));
+    // The link carries 1 MiB/s: a 16 MiB pack takes 16 s, over three times the timeout.
+    proxy.throttle(MIB as u64);
+    let t = Instant::now();
+    let out = s3_cmd(&url, &cache.path).args(["-o", "timeout=5", "-o", "retries=0", "--limit-upload", "1024", "--json", "backup"]).arg(&root).run().ok();
+    let took = t.elapsed();
+    let summary = out.json();
+    assert!(took > Duration::from_secs(16), "the backup took only {took:?}: the link was not slow");
+    assert!(as_u64(&summary["data_added_packed"], "data_added_packed") >= 20 * MIB as u64, "{summary}");
+    let largest = pack_files(&server.dir("slow")).into_values().max().unwrap_or(0);
+    assert!(largest >= 16 * MIB as u64 - MIB as u64, "no full pack was uploaded (largest {largest} bytes)");
+    proxy.pass_through();
+    let target = Tmp::new();
+    s3_cmd(&url, &cache.path).args(["restore", "latest", "--target"]).arg(&target.path).run().ok();
+    assert!(fs::read(restored(&target.path, &root).join("big.bin")).unwrap() == fs::read(root.join("big.bin")).unwrap(), "restored content differs");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Messages that say what to fix
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn missing_bucket_is_named_and_init_does_not_pretend() {
+    let server = S3Server::start();
+    let cache = Tmp::new();
+    let url = format!("s3:http://127.0.0.1:{}/nosuchbucket/repo", server.port);
+    let out = s3_cmd(&url, &cache.path).arg("snapshots").run().code(14);
+    assert!(out.stderr.contains("bucket does not exist"), "{}", out.stderr);
+    assert!(!out.stderr.contains("cairn init"), "a missing bucket is not a missing repository:\n{}", out.stderr);
+    let out = s3_cmd(&url, &cache.path).arg("init").run().code(14);
+    assert!(out.stderr.contains("bucket does not exist") && out.stderr.contains("create it"), "{}", out.stderr);
+    assert!(!server.root.join("nosuchbucket").exists());
+}
+
+#[test]
+fn no_credentials_names_the_variables() {
+    let server = S3Server::start();
+    let cache = Tmp::new();
+    let home = Tmp::new();
+    let url = server.url("creds");
+    s3_cmd(&url, &cache.path).arg("init").run().ok();
+    let t = Instant::now();
+    let out = s3_cmd(&url, &cache.path)
+        .env("AWS_ACCESS_KEY_ID", "")
+        .env("AWS_SECRET_ACCESS_KEY", "")
+        .env("HOME", &home.path)
+        .arg("snapshots")
+        .run()
+        .code(14);
+    assert!(out.stderr.contains("AWS_ACCESS_KEY_ID") && out.stderr.contains("AWS_SECRET_ACCESS_KEY"), "{}", out.stderr);
+    assert!(t.elapsed() < Duration::from_secs(15), "took {:?}", t.elapsed());
+}
+
+#[test]
+fn https_to_a_plain_http_endpoint_fails_at_once_with_a_tls_message() {
+    let server = S3Server::start();
+    let cache = Tmp::new();
+    let url = format!("s3:https://127.0.0.1:{}/{BUCKET}/tls", server.port);
+    let t = Instant::now();
+    let out = s3_cmd(&url, &cache.path).arg("snapshots").run().code(14);
+    assert!(t.elapsed() < Duration::from_secs(5), "a TLS failure was retried: {:?}\n{}", t.elapsed(), out.stderr);
+    assert!(out.stderr.contains("TLS") && out.stderr.contains("s3:http://"), "{}", out.stderr);
 }

@@ -1,31 +1,40 @@
 //! Bandwidth limits: paces uploads and downloads to at most a number of bytes per second
 //! (`--limit-upload`, `--limit-download`, given in KiB/s). Each transfer reserves its share of
-//! a shared schedule and waits until its slot; concurrent transfers together stay under the
-//! limit.
+//! a shared schedule ([`Pace`]) and waits until its slot; concurrent transfers together stay
+//! under the limit. [`LimitBackend`] paces whole files and serves local repositories; remote
+//! ones are paced piece by piece in their HTTP transport (`transport.rs`), as a slow link
+//! would pace them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::{Backend, BackendResult, FileKind};
 
-struct Pace {
+/// A schedule shared by the transfers of one direction: each reserves the time its bytes take
+/// at the limit, after the reservations before it.
+pub(crate) struct Pace {
     bytes_per_sec: u64,
     next_free: Mutex<Instant>,
 }
 
 impl Pace {
-    fn new(kib_per_sec: Option<u64>) -> Option<Self> {
-        kib_per_sec.filter(|k| *k > 0).map(|k| Pace { bytes_per_sec: k * 1024, next_free: Mutex::new(Instant::now()) })
+    /// A limit of `kib_per_sec` KiB/s; `None` for no limit (`None` or 0).
+    pub(crate) fn new(kib_per_sec: Option<u64>) -> Option<Self> {
+        kib_per_sec.filter(|k| *k > 0).map(|k| Pace { bytes_per_sec: k.saturating_mul(1024), next_free: Mutex::new(Instant::now()) })
+    }
+
+    /// Reserve `bytes` on the schedule; returns when the reservation ends (the bytes may go
+    /// then, or be counted as gone by then).
+    pub(crate) fn reserve(&self, bytes: u64) -> Instant {
+        let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
+        let start = (*next).max(Instant::now());
+        *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        *next
     }
 
     /// Reserve `bytes` on the schedule and sleep until the reservation ends.
     fn take(&self, bytes: u64) {
-        let until = {
-            let mut next = self.next_free.lock().unwrap_or_else(|p| p.into_inner());
-            let start = (*next).max(Instant::now());
-            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            *next
-        };
+        let until = self.reserve(bytes);
         let now = Instant::now();
         if until > now {
             std::thread::sleep(until - now);

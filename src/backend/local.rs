@@ -29,6 +29,20 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    /// A permanent error with a sentence when the repository path exists but is not a
+    /// directory (`-r /etc/hostname`), rather than the OS's "not a directory" or "file exists"
+    /// on a path below it.
+    fn root_not_a_directory(&self) -> Option<BackendError> {
+        let md = fs::metadata(&self.root).ok()?;
+        (!md.is_dir()).then(|| BackendError {
+            kind: ErrorKind::Permanent,
+            context: format!("repository {}", self.root.display()),
+            source: "this path is a file, not a directory: give the repository's directory (or, for init, a path that does not exist yet)".into(),
+        })
+    }
+}
+
 fn err(op: &str, path: &Path, e: std::io::Error) -> BackendError {
     BackendError::from_io(format!("{op} {}", path.display()), e)
 }
@@ -72,6 +86,9 @@ impl Backend for LocalBackend {
     }
 
     fn create(&self) -> BackendResult<()> {
+        if let Some(e) = self.root_not_a_directory() {
+            return Err(e);
+        }
         let config = self.path(FileKind::Config, "");
         if config.exists() {
             return Err(BackendError {
@@ -126,9 +143,8 @@ impl Backend for LocalBackend {
         // Large ranges of packs (a restore, a check) are read past the page cache.
         let direct = kind == FileKind::Pack && length >= crate::direct_io::DIRECT_READ_MIN;
         let (f, direct) = crate::direct_io::open_for_reading(&path, direct).map_err(|e| err("open", &path, e))?;
-        // A short file is damage, not a missing file: report it as permanent.
-        crate::direct_io::read_range(&f, direct, offset, len)
-            .map_err(|e| BackendError { kind: ErrorKind::Permanent, context: format!("read {length} bytes at {offset} of {}", path.display()), source: Box::new(e) })
+        // A short file is damage, not a missing file; other failures are the disk's.
+        crate::direct_io::read_range(&f, direct, offset, len).map_err(|e| BackendError::from_io(format!("read {length} bytes at {offset} of {}", path.display()), e))
     }
 
     fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
@@ -232,7 +248,7 @@ impl Backend for LocalBackend {
         match fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(err("stat", &path, e)),
+            Err(e) => Err(self.root_not_a_directory().unwrap_or_else(|| err("stat", &path, e))),
         }
     }
 }

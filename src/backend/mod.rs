@@ -2,13 +2,16 @@
 //!
 //! The trait is small and synchronous; every call names a file by its kind and name. Errors
 //! are classified so callers and retry wrappers know what not to retry: [`ErrorKind::NotFound`],
-//! [`ErrorKind::Permanent`], [`ErrorKind::Transient`].
+//! [`ErrorKind::Permanent`], [`ErrorKind::Transient`], [`ErrorKind::Corrupt`]. The kind travels
+//! up to the command's exit code: a storage that cannot be reached is not damage in the
+//! repository, and damage is not a storage failure.
 
 pub mod cache;
 pub mod limit;
 pub mod local;
 pub mod opendal;
 pub mod retry;
+mod transport;
 
 use std::fmt;
 
@@ -72,8 +75,12 @@ pub enum ErrorKind {
     NotFound,
     /// Retrying may help (timeouts, resets, throttling).
     Transient,
-    /// Retrying will not help (permissions, a full disk, bad credentials).
+    /// Retrying will not help (permissions, a full disk, bad credentials, a missing bucket,
+    /// a TLS mismatch): the configuration or the storage needs fixing.
     Permanent,
+    /// The file is there but is not what was stored: shorter than the range asked for.
+    /// Damage at rest; not retried.
+    Corrupt,
 }
 
 /// An error from a backend, naming the operation and the file.
@@ -101,11 +108,12 @@ impl std::error::Error for BackendError {
 
 impl BackendError {
     /// Classify an I/O error: not found, transient (interrupted, timed out, would block),
-    /// otherwise permanent.
+    /// corrupt (the file ends too early), otherwise permanent.
     pub fn from_io(context: String, e: std::io::Error) -> Self {
         use std::io::ErrorKind as K;
         let kind = match e.kind() {
             K::NotFound => ErrorKind::NotFound,
+            K::UnexpectedEof => ErrorKind::Corrupt,
             K::Interrupted | K::TimedOut | K::WouldBlock | K::ConnectionReset | K::ConnectionAborted => ErrorKind::Transient,
             _ => ErrorKind::Permanent,
         };
@@ -252,11 +260,14 @@ pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std
     if location.is_empty() {
         return Err(bad("no repository given: use -r/--repo or set CAIRN_REPOSITORY".into()));
     }
+    // Remote transfers are paced in the HTTP transport, piece by piece, as a slow link paces
+    // them (the timeout then counts time without progress, never time spent waiting).
+    let limits = (opts.limit_upload, opts.limit_download);
     let remote: Option<opendal::OpendalBackend> = if location.starts_with("s3:") {
         let loc = opendal::S3Location::parse(location).map_err(bad)?;
-        Some(opendal::OpendalBackend::s3(&loc, &opts.options).map_err(bad)?)
+        Some(opendal::OpendalBackend::s3(&loc, &opts.options, limits).map_err(bad)?)
     } else if let Some(scheme) = location.strip_prefix("opendal:") {
-        Some(opendal::OpendalBackend::scheme(scheme, &opts.options).map_err(bad)?)
+        Some(opendal::OpendalBackend::scheme(scheme, &opts.options, limits).map_err(bad)?)
     } else {
         for scheme in ["sftp:", "rest:", "b2:", "azure:", "gs:", "swift:", "rclone:"] {
             if location.starts_with(scheme) {
@@ -270,16 +281,13 @@ pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std
     };
     let limited = opts.limit_upload.is_some() || opts.limit_download.is_some();
     Ok(match remote {
-        Some(r) => {
-            let limited = limit::LimitBackend::new(r, opts.limit_upload, opts.limit_download);
-            match opts.options.get("retries") {
-                Some(v) => {
-                    let n: u32 = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| bad(format!("-o retries={v}: expected 0 to 100")))?;
-                    Arc::new(retry::RetryBackend::with_policy(limited, n + 1, std::time::Duration::from_millis(250), std::time::Duration::from_secs(30)))
-                }
-                None => Arc::new(retry::RetryBackend::new(limited)),
+        Some(r) => match opts.options.get("retries") {
+            Some(v) => {
+                let n: u32 = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| bad(format!("-o retries={v}: expected 0 to 100")))?;
+                Arc::new(retry::RetryBackend::with_policy(r, n + 1, std::time::Duration::from_millis(250), std::time::Duration::from_secs(30)))
             }
-        }
+            None => Arc::new(retry::RetryBackend::new(r)),
+        },
         None => {
             let local = local::LocalBackend::new(location.strip_prefix("local:").unwrap_or(location));
             if limited {

@@ -2,15 +2,20 @@
 //! service by scheme. This is the only file that knows OpenDAL and its tokio runtime; the rest
 //! of cairn stays synchronous and calls the [`Backend`] trait from its own threads.
 //!
-//! Each call runs on a private multi-threaded runtime with a time limit
-//! ([`OpendalBackend::timeout`]); OpenDAL errors are classified for the retry wrapper:
-//! not found, transient (timeouts, connection failures, 5xx, throttling) or permanent.
+//! Each call runs on a private multi-threaded runtime and fails when it makes no progress for
+//! the timeout (`-o timeout=SECONDS`, default 120): a request body sent or a response body
+//! received piece by piece counts as progress ([`super::transport`]), so a slow uplink is not
+//! a dead one. HTTP services go through cairn's own transport, which also paces transfers to
+//! the bandwidth limits. OpenDAL errors are classified for the retry wrapper: not found,
+//! transient (timeouts, connection failures, 5xx, throttling) or permanent (credentials,
+//! permissions, a missing bucket, TLS failures).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use opendal::{ErrorKind as OErrorKind, Operator};
+use opendal::{ErrorKind as OErrorKind, HttpTransporter, Operator};
 
+use super::transport::{self, Progress, Transport, TransportFailure};
 use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind};
 
 /// A repository in an object store.
@@ -18,7 +23,11 @@ pub struct OpendalBackend {
     op: Operator,
     rt: tokio::runtime::Runtime,
     location: String,
+    /// A call fails after this long without progress.
     timeout: Duration,
+    /// False when an S3 location was opened without credentials (messages then name the
+    /// variables to set).
+    has_credentials: bool,
 }
 
 /// Where an S3 repository lives, parsed from restic's spellings.
@@ -55,7 +64,11 @@ impl S3Location {
     }
 }
 
-fn classify(e: &opendal::Error) -> ErrorKind {
+fn classify(e: &opendal::Error, full: &str) -> ErrorKind {
+    if full.contains("NoSuchBucket") {
+        // Not "no such file": the whole repository is unreachable until the bucket exists.
+        return ErrorKind::Permanent;
+    }
     match e.kind() {
         OErrorKind::NotFound => ErrorKind::NotFound,
         OErrorKind::RateLimited => ErrorKind::Transient,
@@ -65,12 +78,43 @@ fn classify(e: &opendal::Error) -> ErrorKind {
     }
 }
 
-/// A short account of an OpenDAL error: the service's error code or the deepest cause, without
-/// the request dump OpenDAL's own text carries.
-fn summarize(e: &opendal::Error) -> String {
-    let full = format!("{e:?}");
+/// The deepest cause of `e`, as text.
+fn deepest(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut deepest: Option<String> = None;
+    let mut src = e.source();
+    while let Some(s) = src {
+        deepest = Some(s.to_string());
+        src = s.source();
+    }
+    deepest
+}
+
+/// What to say when the request was refused or could not be signed and no credentials were
+/// given.
+const NO_CREDENTIALS: &str =
+    "no credentials were given: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE for a profile in ~/.aws)";
+
+/// A short account of an OpenDAL error: the transport's sentence, the service's error code or
+/// the deepest cause, without the request dump OpenDAL's own text carries. `full` is the
+/// error's debug text; `has_credentials` false adds which variables to set to a refusal.
+fn summarize(e: &opendal::Error, full: &str, has_credentials: bool) -> String {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<TransportFailure>() {
+            return match deepest(t) {
+                Some(d) => format!("{}: {d}", t.sentence),
+                None => t.sentence.clone(),
+            };
+        }
+        src = s.source();
+    }
+    let refused = e.kind() == OErrorKind::PermissionDenied || ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"].iter().any(|c| full.contains(c));
+    // Without credentials the signer may fail before any request is sent.
+    if !has_credentials && (refused || full.contains("credential")) {
+        return NO_CREDENTIALS.to_string();
+    }
     for (code, say) in [
-        ("NoSuchBucket", "the bucket does not exist (create it first: cairn does not create buckets)"),
+        ("NoSuchBucket", "the bucket does not exist: create it first (cairn does not create buckets), or correct the bucket name in the location"),
         ("InvalidAccessKeyId", "the access key is not known to the server (check AWS_ACCESS_KEY_ID)"),
         ("SignatureDoesNotMatch", "the request signature does not match (check AWS_SECRET_ACCESS_KEY)"),
         ("AccessDenied", "access denied (check the credentials and the bucket policy)"),
@@ -80,12 +124,7 @@ fn summarize(e: &opendal::Error) -> String {
             return say.to_string();
         }
     }
-    let mut deepest: Option<String> = None;
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        deepest = Some(s.to_string());
-        src = s.source();
-    }
+    let deepest = deepest(e);
     let kind = match e.kind() {
         OErrorKind::PermissionDenied => "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy)".to_string(),
         OErrorKind::NotFound => "not found".to_string(),
@@ -100,8 +139,9 @@ fn summarize(e: &opendal::Error) -> String {
     }
 }
 
-fn wrap_err(context: String, e: opendal::Error) -> BackendError {
-    BackendError { kind: classify(&e), context, source: summarize(&e).into() }
+fn wrap_err(context: String, e: opendal::Error, has_credentials: bool) -> BackendError {
+    let full = format!("{e:?}");
+    BackendError { kind: classify(&e, &full), context, source: summarize(&e, &full, has_credentials).into() }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -109,7 +149,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl OpendalBackend {
-    fn with_operator(op: Operator, location: String, options: &HashMap<String, String>) -> Result<Self, String> {
+    fn with_operator(op: Operator, location: String, options: &HashMap<String, String>, limits: (Option<u64>, Option<u64>), has_credentials: bool) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -120,15 +160,23 @@ impl OpendalBackend {
             Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| format!("-o timeout={v}: expected whole seconds"))?),
             None => Duration::from_secs(120),
         };
-        Ok(OpendalBackend { op, rt, location, timeout })
+        if timeout.is_zero() {
+            return Err("-o timeout=0: expected at least 1 second".into());
+        }
+        // HTTP services send through cairn's transport (progress, pacing, error classes).
+        let transport = Transport::new(limits.0, limits.1)?;
+        let ctx = op.context().with_http_transport(HttpTransporter::new(transport));
+        let op = op.with_context(ctx);
+        Ok(OpendalBackend { op, rt, location, timeout, has_credentials })
     }
 
     /// An S3 repository. Credentials and region come from the standard AWS environment
     /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
     /// `AWS_DEFAULT_REGION`/`AWS_REGION`, `AWS_PROFILE`). Options (`-o`): `s3.region`,
     /// `s3.bucket-lookup` = `auto` (virtual-host style on amazonaws.com, path style elsewhere),
-    /// `dns` or `path`; `timeout` (seconds per request, default 120).
-    pub fn s3(loc: &S3Location, options: &HashMap<String, String>) -> Result<Self, String> {
+    /// `dns` or `path`; `timeout` (seconds without progress before a call fails, default 120).
+    /// `limits`: upload and download limits in KiB/s (`None`: unlimited).
+    pub fn s3(loc: &S3Location, options: &HashMap<String, String>, limits: (Option<u64>, Option<u64>)) -> Result<Self, String> {
         install_tls_provider();
         let region = options
             .get("s3.region")
@@ -141,13 +189,16 @@ impl OpendalBackend {
             .endpoint(&loc.endpoint)
             .region(&region)
             .root(&format!("/{}", loc.prefix));
+        let mut has_credentials = false;
         if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+            has_credentials = true;
             b = b.access_key_id(&k).secret_access_key(&s);
             if let Some(t) = env("AWS_SESSION_TOKEN") {
                 b = b.session_token(&t);
             }
         }
         if let Some(p) = env("AWS_PROFILE") {
+            has_credentials = true;
             b = b.profile(&p);
         }
         let lookup = options.get("s3.bucket-lookup").map(String::as_str).unwrap_or("auto");
@@ -162,28 +213,51 @@ impl OpendalBackend {
         }
         let op = Operator::new(b).map_err(|e| format!("S3 configuration: {e}"))?;
         let location = format!("s3:{}/{}/{}", loc.endpoint, loc.bucket, loc.prefix).trim_end_matches('/').to_string();
-        Self::with_operator(op, location, options)
+        Self::with_operator(op, location, options, limits, has_credentials)
     }
 
     /// Any OpenDAL service by scheme (`opendal:fs`, `opendal:gcs`...), configured entirely by
-    /// `-o key=value` options as that service documents them.
-    pub fn scheme(scheme: &str, options: &HashMap<String, String>) -> Result<Self, String> {
+    /// `-o key=value` options as that service documents them. `limits` (KiB/s) pace the
+    /// services that speak HTTP.
+    pub fn scheme(scheme: &str, options: &HashMap<String, String>, limits: (Option<u64>, Option<u64>)) -> Result<Self, String> {
         install_tls_provider();
         let cfg: Vec<(String, String)> = options.iter().filter(|(k, _)| !matches!(k.as_str(), "timeout" | "connections" | "retries")).map(|(k, v)| (k.clone(), v.clone())).collect();
         let op = Operator::via_iter(scheme, cfg).map_err(|e| format!("opendal:{scheme}: {e}"))?;
-        Self::with_operator(op, format!("opendal:{scheme}"), options)
+        Self::with_operator(op, format!("opendal:{scheme}"), options, limits, true)
     }
 
-    /// Run one OpenDAL call on the runtime, within the time limit.
+    /// Run one OpenDAL call on the runtime; it fails when it makes no progress (no piece of
+    /// a body sent or received, no answer) for the timeout, however long it runs in all.
     fn run<T>(&self, context: impl Fn() -> String, f: impl std::future::IntoFuture<Output = opendal::Result<T>>) -> BackendResult<T> {
-        match self.rt.block_on(async { tokio::time::timeout(self.timeout, f.into_future()).await }) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(wrap_err(format!("{} on {}", context(), self.location), e)),
-            Err(_) => Err(BackendError {
+        let progress = Progress::new();
+        let outcome = self.rt.block_on(async {
+            let mut call = Box::pin(transport::scoped(progress.clone(), f.into_future()));
+            loop {
+                let deadline = progress.last() + self.timeout;
+                match tokio::time::timeout_at(deadline.into(), call.as_mut()).await {
+                    Ok(r) => break Some(r),
+                    Err(_) if progress.last() + self.timeout <= Instant::now() => break None,
+                    Err(_) => {} // progress meanwhile: wait on
+                }
+            }
+        });
+        match outcome {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(wrap_err(format!("{} on {}", context(), self.location), e, self.has_credentials)),
+            None => Err(BackendError {
                 kind: ErrorKind::Transient,
                 context: format!("{} on {}", context(), self.location),
-                source: format!("no answer within {} s", self.timeout.as_secs()).into(),
+                source: format!("no progress for {} s: the storage stopped answering", self.timeout.as_secs()).into(),
             }),
+        }
+    }
+
+    /// After a "not found" for the config: a missing bucket is said as such (a permanent
+    /// error), not taken for a missing repository.
+    fn check_bucket(&self) -> BackendResult<()> {
+        match self.run(|| "list keys/".to_string(), self.op.list_with("keys/").limit(1)) {
+            Err(e) if e.kind == ErrorKind::Permanent => Err(e),
+            _ => Ok(()),
         }
     }
 }
@@ -237,7 +311,7 @@ impl Backend for OpendalBackend {
         })?;
         let data = self.run(ctx, self.op.read_with(&path).range(offset..end))?.to_vec();
         if data.len() as u64 != length {
-            return Err(BackendError { kind: ErrorKind::Permanent, context: ctx(), source: format!("got {} bytes: the object is shorter", data.len()).into() });
+            return Err(BackendError { kind: ErrorKind::Corrupt, context: ctx(), source: format!("got {} bytes: the object is shorter", data.len()).into() });
         }
         Ok(data)
     }
@@ -275,7 +349,12 @@ impl Backend for OpendalBackend {
         let path = kind.path(name);
         match self.run(|| format!("stat {path}"), self.op.stat(&path)) {
             Ok(_) => Ok(true),
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                if kind == FileKind::Config {
+                    self.check_bucket()?;
+                }
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

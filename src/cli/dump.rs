@@ -68,9 +68,9 @@ pub fn run(g: &GlobalOpts, a: &DumpArgs) -> Result<u8, Error> {
 fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
     let repo = g.open()?;
     let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "dump")?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
     let index = repo.load_index()?;
-    let loc = walker::resolve(&repo, &index, &snap.tree, &a.path)?;
+    let loc = walker::resolve(&repo, &index, &snap.tree, &a.path).map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;
     let format = match (a.archive, &loc) {
         (Some(Archive::Tar), _) => Some(ArchiveFormat::Tar),
         (Some(Archive::Zip), _) => Some(ArchiveFormat::Zip),

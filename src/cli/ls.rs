@@ -114,7 +114,7 @@ pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
     let targets: Vec<Located> = if a.dirs.is_empty() {
         vec![Located::Root { tree: snap.tree }]
     } else {
-        a.dirs.iter().map(|p| walker::resolve(&repo, &index, &snap.tree, p)).collect::<Result<_, _>>()?
+        a.dirs.iter().map(|p| walker::resolve(&repo, &index, &snap.tree, p).map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))).collect::<Result<_, _>>()?
     };
     if g.json {
         let mut s = super::snapshots::snapshot_json(&id, &snap);

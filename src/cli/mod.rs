@@ -37,11 +37,39 @@ pub const EXIT_NO_REPOSITORY: u8 = 10;
 pub const EXIT_LOCKED: u8 = 11;
 /// Exit code: wrong password.
 pub const EXIT_WRONG_PASSWORD: u8 = 12;
+/// Exit code: the storage could not be reached, or kept failing after the retries (network,
+/// timeout, 5xx): nothing was concluded about the repository's data.
+pub const EXIT_STORAGE_UNREACHABLE: u8 = 13;
+/// Exit code: the storage refused (credentials, permissions, a missing bucket, a TLS
+/// mismatch): the configuration needs fixing.
+pub const EXIT_STORAGE_REFUSED: u8 = 14;
+/// Exit code: repository data is damaged (a verified read failed). `check` itself exits 1
+/// when it finds errors, as restic's does.
+pub const EXIT_DAMAGED: u8 = 15;
 /// Exit code: interrupted.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// The exit-code table of `cairn --help` (README's "Exit codes" says the same).
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+    0  success
+    1  fatal error: nothing was saved (no source could be read, the --stdin-from-command
+       command failed, an empty stream); a restore that could not write every file;
+       `check` found errors
+    2  wrong usage (unknown flag, missing argument)
+    3  snapshot saved, but some sources could not be read
+   10  the repository does not exist
+   11  the repository is locked by another process (or this one lost its lock)
+   12  wrong password
+   13  the storage could not be reached or kept failing (network, timeout, 5xx): try again
+       later, check the endpoint
+   14  the storage refused (credentials, permissions, missing bucket, TLS mismatch): fix the
+       configuration
+   15  repository data is damaged (a verified read failed): run `cairn check --read-data`
+  130  interrupted (Ctrl-C, SIGTERM)";
+
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "Deduplicating, encrypted backups", max_term_width = 100)]
+#[command(name = "cairn", version, about = "Deduplicating, encrypted backups", max_term_width = 100, after_help = EXIT_CODES_HELP)]
 struct Cli {
     #[command(flatten)]
     global: GlobalOpts,
@@ -49,10 +77,13 @@ struct Cli {
     command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes (listed under "Global options" in every command's help).
 #[derive(Args, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
-    /// Repository location (a local path)
+    /// Repository location: a local path (/srv/backup/repo), s3:HOST[:PORT]/BUCKET[/PREFIX]
+    /// (https), s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX], or opendal:SCHEME configured by -o
+    /// options (e.g. opendal:fs -o root=/srv/repo)
     #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO", default_value = "", hide_default_value = true)]
     pub repo: String,
     /// Read the repository password from this file (first line)
@@ -205,12 +236,31 @@ impl GlobalOpts {
 }
 
 fn exit_code(e: &Error) -> u8 {
+    use cairn::backend::ErrorKind;
     match e {
         Error::RepositoryNotFound { .. } => EXIT_NO_REPOSITORY,
         Error::WrongPassword { .. } => EXIT_WRONG_PASSWORD,
         Error::Interrupted => EXIT_INTERRUPTED,
         Error::Locked(_) => EXIT_LOCKED,
+        Error::Backend(b) => match b.kind {
+            ErrorKind::Transient => EXIT_STORAGE_UNREACHABLE,
+            ErrorKind::Permanent => EXIT_STORAGE_REFUSED,
+            ErrorKind::Corrupt => EXIT_DAMAGED,
+            ErrorKind::NotFound => EXIT_FATAL,
+        },
+        Error::Corrupt { .. } => EXIT_DAMAGED,
         _ => EXIT_FATAL,
+    }
+}
+
+/// What to do about an exit code, said after the error (none for the codes whose message
+/// says it already).
+pub fn exit_hint(code: u8) -> Option<&'static str> {
+    match code {
+        EXIT_STORAGE_UNREACHABLE => Some("the storage could not be reached or kept failing (this says nothing about the data in the repository): try again later, and check the endpoint and the network"),
+        EXIT_STORAGE_REFUSED => Some("the storage refused the request: fix the configuration (endpoint, credentials, permissions, bucket)"),
+        EXIT_DAMAGED => Some("repository data is damaged: run `cairn check --read-data` to see what it affects"),
+        _ => None,
     }
 }
 
@@ -257,7 +307,11 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             print_error(&e);
-            ExitCode::from(exit_code(&e))
+            let code = exit_code(&e);
+            if let Some(h) = exit_hint(code) {
+                eprintln!("cairn: {h}");
+            }
+            ExitCode::from(code)
         }
     }
 }
@@ -373,5 +427,25 @@ impl FilterArgs {
     /// As the library's filter.
     pub fn filter(&self) -> cairn::snapshot::SnapshotFilter {
         cairn::snapshot::SnapshotFilter { hosts: self.hosts.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
+    }
+
+    /// `e`, a path not found in the snapshot `spec` chose, with the snapshot named (id, host,
+    /// paths, time) and, for `latest` without filters, how to pick the snapshot that holds
+    /// the path. Other errors are returned as they are.
+    pub fn explain_missing_path(&self, e: Error, spec: &str, id: &cairn::id::SnapshotId, snap: &cairn::snapshot::Snapshot) -> Error {
+        let Error::InvalidInput(msg) = e else { return e };
+        let mut msg = format!(
+            "{msg} (snapshot {}, chosen as {spec:?}: host {}, paths {}, taken {})",
+            id.short(),
+            snap.hostname,
+            snap.paths.join(" "),
+            snapshot_time(snap)
+        );
+        if spec == "latest" && self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty() {
+            msg.push_str(
+                "; `latest` is the newest snapshot whatever it holds: pick the one with the file by --path (a path given to its backup, e.g. --path /maildb.dump for a --stdin backup named maildb.dump), --host or --tag, or give its id",
+            );
+        }
+        Error::InvalidInput(msg)
     }
 }

@@ -10,7 +10,7 @@ use cairn::restorer::{self, RestoreOptions, RestoreProgress};
 use cairn::Error;
 
 use super::progress::Ticker;
-use super::{human_bytes, out, FilterArgs, GlobalOpts, EXIT_FATAL, EXIT_OK};
+use super::{exit_hint, human_bytes, out, FilterArgs, GlobalOpts, EXIT_DAMAGED, EXIT_FATAL, EXIT_OK};
 
 /// Arguments of `restore`.
 #[derive(Args)]
@@ -36,6 +36,15 @@ pub struct RestoreArgs {
 
 /// Restore and print what was done; exit 1 if any entry failed.
 pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
+    // Said before the repository is opened (a remote one, a password prompt).
+    if let Ok(md) = std::fs::metadata(&a.target) {
+        if !md.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "restore target {} is a file, not a directory: give a directory to restore into (it is created if missing)",
+                a.target.display()
+            )));
+        }
+    }
     let repo = g.open()?;
     let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "restore")?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
@@ -80,6 +89,12 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
     }
     if report.errors.is_empty() {
         Ok(EXIT_OK)
+    } else if report.damaged > 0 {
+        eprintln!("cairn: {} entries could not be restored (see above), {} of them because their data is damaged in the repository", report.errors.len(), report.damaged);
+        if let Some(h) = exit_hint(EXIT_DAMAGED) {
+            eprintln!("cairn: {h}");
+        }
+        Ok(EXIT_DAMAGED)
     } else {
         eprintln!("cairn: {} entries could not be restored (see above)", report.errors.len());
         Ok(EXIT_FATAL)
