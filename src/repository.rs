@@ -73,12 +73,18 @@ pub const MAX_KEYS_TRIED: usize = 20;
 /// a larger file is reported as damaged without being read.
 pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
-/// The key files worth trying, in the order they are tried: `(name, bytes, cost)` with cost
-/// = memory (KiB) × passes of their key derivation, ascending, then newest first; and the
-/// key files skipped as damaged (too large, content not matching the name, undecodable
-/// header, parameters out of range), each described. No key derivation runs here.
+/// A key file worth trying: its name and bytes.
+struct KeyCandidate {
+    name: String,
+    data: Vec<u8>,
+}
+
+/// The key files worth trying, in the order they are tried: ascending cost (memory in KiB ×
+/// passes) of their key derivation, then newest first; and the key files skipped as damaged
+/// (too large, content not matching the name, undecodable header, parameters out of range),
+/// each described. No key derivation runs here.
 /// Errors: a failed listing or read.
-fn key_candidates(backend: &dyn Backend) -> Result<(Vec<(String, Vec<u8>, u64)>, Vec<String>)> {
+fn key_candidates(backend: &dyn Backend) -> Result<(Vec<KeyCandidate>, Vec<String>)> {
     let mut damaged = Vec::new();
     let mut found = Vec::new();
     for (name, size) in backend.list(FileKind::Key)? {
@@ -98,8 +104,11 @@ fn key_candidates(backend: &dyn Backend) -> Result<(Vec<(String, Vec<u8>, u64)>,
         }
     }
     found.sort_by(|a, b| a.2.cmp(&b.2).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
-    Ok((found.into_iter().map(|(n, d, c, _)| (n, d, c)).collect(), damaged))
+    Ok((found.into_iter().map(|(name, data, _, _)| KeyCandidate { name, data }).collect(), damaged))
 }
+
+/// Snapshots with their ids, oldest first.
+pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
 
 /// A snapshot file that cannot be decoded (see [`Repository::snapshots_and_damaged`]).
 #[derive(Clone, Debug)]
@@ -164,7 +173,7 @@ impl Repository {
         };
         let (candidates, mut damaged) = key_candidates(&*backend)?;
         let mut tried = 0;
-        for (name, data, _cost) in candidates.into_iter().take(MAX_KEYS_TRIED) {
+        for KeyCandidate { name, data } in candidates.into_iter().take(MAX_KEYS_TRIED) {
             let what = format!("key file {name}");
             match keyfile::unwrap(&data, password, &what) {
                 Ok(Unwrapped::Key(master)) => {
@@ -370,7 +379,7 @@ impl Repository {
     /// (content not matching the name, failed authentication, undecodable), which no filter
     /// can be applied to. A file removed between the listing and the read is left out.
     /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
-    pub fn snapshots_and_damaged(&self, filter: &SnapshotFilter) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<DamagedSnapshot>)> {
+    pub fn snapshots_and_damaged(&self, filter: &SnapshotFilter) -> Result<(SnapshotList, Vec<DamagedSnapshot>)> {
         use rayon::prelude::*;
         let names = self.backend.list(FileKind::Snapshot)?;
         let loaded: Vec<(SnapshotId, Result<Snapshot>)> = names
