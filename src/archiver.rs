@@ -350,6 +350,9 @@ pub struct Saver<'r> {
     data_added_packed: AtomicU64,
     progress: &'r Progress,
     lock: Option<Arc<crate::lock::RepoLock>>,
+    /// Read back each indexed data blob before reusing it, storing a fresh copy when every
+    /// indexed copy is damaged (`backup --force`).
+    verify_indexed: bool,
 }
 
 impl<'r> Saver<'r> {
@@ -372,7 +375,16 @@ impl<'r> Saver<'r> {
             data_added_packed: AtomicU64::new(0),
             progress,
             lock: None,
+            verify_indexed: false,
         }
+    }
+
+    /// Trust no indexed data blob without reading it (`backup --force`): each one the run
+    /// would reuse is read and verified once; when every indexed copy is damaged, a fresh
+    /// copy is stored, which readers then use (see [`Repository::read_blob`]) and prune
+    /// keeps. Costs a read of every reused data blob from the repository.
+    pub fn set_verify_indexed(&mut self, on: bool) {
+        self.verify_indexed = on;
     }
 
     /// Check `lock` before every index file is written: a backup whose lock was lost must not
@@ -391,8 +403,18 @@ impl<'r> Saver<'r> {
     /// Returns its id. Errors: backend failures writing a pack or index.
     pub fn save_blob(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
         let id = self.repo.master().blob_id(data);
-        if self.index.contains(&id) || !self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
+        let indexed = self.index.contains(&id);
+        let verify = indexed && self.verify_indexed && blob_type == BlobType::Data;
+        if (indexed && !verify) || !self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(id);
+        }
+        if verify {
+            match self.repo.read_blob(self.index, blob_type, &id) {
+                Ok(_) => return Ok(id),
+                // Every indexed copy is damaged: store this one.
+                Err(Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         let raw_length = u32::try_from(data.len()).map_err(|_| Error::InvalidInput("blob over 4 GiB".into()))?;
         // Compress into this thread's buffer (taken out of its cell while in use).
@@ -611,7 +633,7 @@ impl<'r> Saver<'r> {
                             if failed.load(Ordering::Relaxed) {
                                 continue; // drain: the producer stops soon
                             }
-                            match self.save_blob(BlobType::Data, c.bytes()) {
+                            match c.bytes().and_then(|b| self.save_blob(BlobType::Data, b)) {
                                 Ok(id) => out.push((c.seq, id)),
                                 Err(e) => {
                                     failed.store(true, Ordering::Relaxed);
@@ -670,7 +692,9 @@ impl<'r> Saver<'r> {
                 dst.copy_from_slice(&carry);
             }
             let segment = Arc::new(Segment { bytes: buf, pool: pool.clone() });
-            let data = segment.bytes.as_slice().get(start..end).unwrap_or_default();
+            let data = segment.bytes.as_slice().get(start..end).ok_or_else(|| {
+                StreamError::Repo(Error::Internal(format!("stream segment bytes {start}..{end} are outside its {}-byte buffer", segment.bytes.len())))
+            })?;
             let mut pos = 0;
             while let Some(n) = data.get(pos..).and_then(|rest| chunker.next_cut(rest, eof)) {
                 let chunk = SegmentChunk { seq, segment: segment.clone(), range: start + pos..start + pos + n };
@@ -687,7 +711,8 @@ impl<'r> Saver<'r> {
                 return Ok(total);
             }
             carry.clear();
-            carry.extend_from_slice(data.get(pos..).unwrap_or_default());
+            let rest = data.get(pos..).ok_or_else(|| StreamError::Repo(Error::Internal(format!("chunk end {pos} is past the {}-byte segment", data.len()))))?;
+            carry.extend_from_slice(rest);
         }
         // The reader stopped without reaching the end: the saving failed or was interrupted.
         check_interrupted().map_err(StreamError::Repo)?;
@@ -723,7 +748,12 @@ fn read_segments(r: &mut (dyn Read + Send), head: usize, pool: &Mutex<Vec<Aligne
         let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut buf = spare.filter(|b| b.len() >= len).unwrap_or_else(|| AlignedBuf::new(len));
         let mut end = head;
-        let filled = fill(r, buf.as_mut_slice().get_mut(..len).unwrap_or_default(), &mut end).map(|eof| Filled { buf, end, eof });
+        let Some(body) = buf.as_mut_slice().get_mut(..len) else {
+            let e = Error::Internal(format!("stream segment buffer of {} bytes is shorter than {len}", buf.len()));
+            let _ = out.send(Err(std::io::Error::other(e)));
+            return;
+        };
+        let filled = fill(r, body, &mut end).map(|eof| Filled { buf, end, eof });
         let stop = !matches!(filled, Ok(Filled { eof: false, .. }));
         if out.send(filled).is_err() || stop {
             return;
@@ -769,8 +799,10 @@ struct SegmentChunk {
 }
 
 impl SegmentChunk {
-    fn bytes(&self) -> &[u8] {
-        self.segment.bytes.as_slice().get(self.range.clone()).unwrap_or_default()
+    /// The chunk's bytes. Errors: [`Error::Internal`] when the range is outside the segment.
+    fn bytes(&self) -> Result<&[u8]> {
+        let (r, len) = (&self.range, self.segment.bytes.len());
+        self.segment.bytes.as_slice().get(r.clone()).ok_or_else(|| Error::Internal(format!("chunk bytes {}..{} are outside its {len}-byte segment", r.start, r.end)))
     }
 }
 
@@ -1381,6 +1413,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         saver.set_compression(level);
     }
     saver.set_lock(opts.lock.clone());
+    saver.set_verify_indexed(opts.parent == ParentChoice::None);
     let mut walker = Walker {
         saver: &saver,
         chunker: repo.chunker()?,

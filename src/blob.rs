@@ -51,11 +51,22 @@ pub fn aad(blob_type: BlobType, id: &BlobId) -> [u8; 33] {
 }
 
 /// Frame `plaintext` for storage: zstd at `level` when it shrinks, else stored. `level` 0 means
-/// no compression attempt.
+/// no compression attempt. The same bytes as [`compress_into`]; built without a fallible step,
+/// so no failure can turn into an empty blob.
 pub fn compress(plaintext: &[u8], level: i32) -> Vec<u8> {
-    let mut out = vec![0u8; framed_bound(plaintext.len())];
-    let n = compress_into(plaintext, level, &mut out).unwrap_or(0);
-    out.truncate(n);
+    if level != 0 {
+        if let Ok(z) = with_compressor(level, |c| c.compress(plaintext)) {
+            if z.len() < plaintext.len() {
+                let mut out = Vec::with_capacity(1 + z.len());
+                out.push(ZSTD);
+                out.extend_from_slice(&z);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(1 + plaintext.len());
+    out.push(STORED);
+    out.extend_from_slice(plaintext);
     out
 }
 
@@ -212,6 +223,13 @@ mod tests {
         #[test]
         fn any_bytes_round_trip(data in proptest::collection::vec(any::<u8>(), 0..5000), level in 0i32..5) {
             prop_assert_eq!(round_trip(&data, level), data);
+        }
+
+        #[test]
+        fn compress_frames_as_compress_into(data in proptest::collection::vec(0u8..4, 0..5000), level in 0i32..5) {
+            let mut out = vec![0u8; framed_bound(data.len())];
+            let n = compress_into(&data, level, &mut out);
+            prop_assert_eq!(n.map(|n| out[..n].to_vec()), Some(compress(&data, level)));
         }
     }
 }

@@ -21,46 +21,52 @@ use std::path::Path;
 /// of common devices (512 or 4096).
 pub const ALIGN: usize = 4096;
 
-/// A zero-filled buffer whose usable part starts on an [`ALIGN`] boundary.
+/// One [`ALIGN`]-aligned block: a vector of them is aligned memory, viewed as bytes without an
+/// offset to compute (so no view can come out short).
+#[derive(Clone, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C, align(4096))]
+struct Block([u8; ALIGN]);
+
+/// A zero-filled buffer on an [`ALIGN`] boundary, a whole number of blocks long.
 pub struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
+    blocks: Vec<Block>,
 }
 
 impl AlignedBuf {
     /// A buffer of `len` usable bytes (rounded up to a multiple of [`ALIGN`]).
     pub fn new(len: usize) -> Self {
-        let len = round_up(len.max(1));
-        let raw = vec![0u8; len + ALIGN];
-        let start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
-        AlignedBuf { raw, start, len }
+        AlignedBuf { blocks: vec![Block([0; ALIGN]); round_up(len.max(1)) / ALIGN] }
     }
 
     /// A buffer without memory (a placeholder for one taken away).
     pub fn empty() -> Self {
-        AlignedBuf { raw: Vec::new(), start: 0, len: 0 }
+        AlignedBuf { blocks: Vec::new() }
     }
 
     /// Usable length in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.blocks.len() * ALIGN
     }
 
     /// True for [`AlignedBuf::empty`].
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.blocks.is_empty()
     }
 
     /// The aligned bytes.
     pub fn as_slice(&self) -> &[u8] {
-        self.raw.get(self.start..self.start + self.len).unwrap_or_default()
+        zerocopy::IntoBytes::as_bytes(self.blocks.as_slice())
     }
 
     /// The aligned bytes, writable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        self.raw.get_mut(self.start..self.start + self.len).unwrap_or_default()
+        zerocopy::IntoBytes::as_mut_bytes(self.blocks.as_mut_slice())
     }
+}
+
+/// An I/O error carrying [`crate::error::Error::Internal`]: an invariant of this module failed.
+fn internal(what: String) -> io::Error {
+    io::Error::other(crate::error::Error::Internal(what))
 }
 
 /// Reads of at least this many bytes (a source file a backup reads, a pack range a restore
@@ -319,7 +325,7 @@ impl Read for DirectReader {
                 let n = if self.direct { whole } else { out.len() };
                 return match out.get_mut(..n) {
                     Some(dst) => self.request(dst),
-                    None => Ok(0),
+                    None => Err(internal(format!("read of {n} bytes into a {}-byte buffer", out.len()))),
                 };
             }
             let mut buf = match self.buf.take() {
@@ -335,7 +341,9 @@ impl Read for DirectReader {
             }
         }
         let Some(buf) = self.buf.as_ref() else { return Ok(0) };
-        let avail = buf.as_slice().get(self.head..self.tail).unwrap_or_default();
+        let avail = buf.as_slice().get(self.head..self.tail).ok_or_else(|| {
+            internal(format!("buffered bytes {}..{} are outside the {}-byte read buffer", self.head, self.tail, buf.len()))
+        })?;
         let n = avail.len().min(out.len());
         if let (Some(dst), Some(src)) = (out.get_mut(..n), avail.get(..n)) {
             dst.copy_from_slice(src);
@@ -378,10 +386,12 @@ pub fn read_range(file: &File, direct: bool, offset: u64, len: usize) -> io::Res
             Ok(n) if n % ALIGN != 0 && done + n < want => {
                 done += n;
                 let rest = set_direct(file, false).and_then(|()| read_range_plain(file, start + done as u64, want - done));
-                break rest.map(|r| {
-                    let mut out = buf.as_slice().get(skip..done).map(<[u8]>::to_vec).unwrap_or_default();
+                break rest.and_then(|r| {
+                    let mut out = buf.as_slice().get(skip..done).map(<[u8]>::to_vec).ok_or_else(|| {
+                        internal(format!("bytes {skip}..{done} are outside the {}-byte read buffer", buf.len()))
+                    })?;
                     out.extend_from_slice(&r);
-                    out
+                    Ok(out)
                 });
             }
             Ok(n) => done += n,
@@ -453,7 +463,8 @@ impl DirectWriter {
     /// Append `data`. Errors: those of `write(2)`.
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            let room = self.buf.as_mut_slice().get_mut(self.fill..).unwrap_or_default();
+            let len = self.buf.len();
+            let room = self.buf.as_mut_slice().get_mut(self.fill..).ok_or_else(|| internal(format!("write buffer fill {} is past its {len} bytes", self.fill)))?;
             if room.is_empty() {
                 self.flush_buffer()?;
                 continue;

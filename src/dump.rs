@@ -209,7 +209,7 @@ pub fn write_tar<W: Write>(repo: &Repository, index: &Index, fetcher: &BlobFetch
         let _ = h.set_groupname(&node.group);
         h.set_mtime(node.mtime.secs.max(0) as u64);
         h.set_size(0);
-        let pax_mtime = format!("{}.{:09}", node.mtime.secs, node.mtime.nanos);
+        let pax_mtime = pax_time(node.mtime);
         let kind = match node.kind {
             NodeKind::Socket => {
                 report.skipped.push((path.to_path_buf(), "socket"));
@@ -270,6 +270,16 @@ pub fn write_tar<W: Write>(repo: &Repository, index: &Index, fetcher: &BlobFetch
     Ok(report)
 }
 
+/// A time as a PAX record value: decimal seconds since the epoch with nine fractional digits,
+/// the sign applying to the whole value (`-0.000000001` is one nanosecond before the epoch;
+/// `secs` -1 with `nanos` 999,999,999).
+fn pax_time(t: crate::tree::Timestamp) -> String {
+    let total = i128::from(t.secs) * 1_000_000_000 + i128::from(t.nanos.min(999_999_999));
+    let sign = if total < 0 { "-" } else { "" };
+    let abs = total.unsigned_abs();
+    format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000)
+}
+
 /// The zip time of a node's mtime in local time (zip stores local times); the zip epoch
 /// (1980-01-01) for times it cannot represent.
 fn zip_time(node: &Node) -> zip::DateTime {
@@ -324,4 +334,20 @@ pub fn write_zip<W: Write + Seek>(repo: &Repository, index: &Index, fetcher: &Bl
     })?;
     let w = zw.finish().map_err(|e| zip_err(e, out_name))?;
     Ok((w, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Timestamp;
+
+    #[test]
+    fn pax_times_carry_their_sign_on_the_whole_value() {
+        let t = |secs, nanos| pax_time(Timestamp { secs, nanos });
+        assert_eq!(t(-1, 999_999_999), "-0.000000001");
+        assert_eq!(t(-2, 500_000_000), "-1.500000000");
+        assert_eq!(t(-1, 0), "-1.000000000");
+        assert_eq!(t(0, 0), "0.000000000");
+        assert_eq!(t(1_700_000_000, 5), "1700000000.000000005");
+    }
 }

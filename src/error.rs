@@ -86,6 +86,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidInput(String),
 
+    /// An invariant of cairn's own code did not hold (a bug, never bad input): the operation
+    /// stops rather than store or return wrong data. The text says which invariant.
+    #[error("internal error (a bug in cairn, please report it): {0}; the operation was stopped and nothing wrong was stored")]
+    Internal(String),
+
     /// Another process holds a lock that conflicts with the one asked for, or this process
     /// lost its lock. `detail` names the holder (host, pid, user, age) and what to do.
     #[error("repository is locked: {0}")]

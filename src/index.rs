@@ -104,11 +104,22 @@ pub struct Index {
     /// `starts[b]..starts[b + 1]` are the entries whose id begins with bucket `b`.
     starts: Vec<u32>,
     sorted: usize,
+    /// Further copies of blobs stored more than once (in other packs, or elsewhere in the
+    /// same pack), by key: readers fall back to them when the first copy is damaged. Rare
+    /// (a re-upload by `backup --force`, concurrent backups of the same data).
+    others: HashMap<[u8; KEY_LEN], Vec<Entry>>,
 }
 
 impl Default for Index {
     fn default() -> Self {
-        Index { packs: Vec::new(), pack_numbers: HashMap::new(), entries: Vec::new(), starts: vec![0; 65_537], sorted: 0 }
+        Index {
+            packs: Vec::new(),
+            pack_numbers: HashMap::new(),
+            entries: Vec::new(),
+            starts: vec![0; 65_537],
+            sorted: 0,
+            others: HashMap::new(),
+        }
     }
 }
 
@@ -156,8 +167,8 @@ impl Index {
         skipped
     }
 
-    /// Sort the new entries in, drop repeated ids (the earliest added wins), rebuild the
-    /// bucket directory.
+    /// Sort the new entries in, keep the earliest added copy of each id in the main array (the
+    /// others, at other locations, in [`Index::other_copies`]), rebuild the bucket directory.
     fn finish(&mut self) {
         // The pack-id map only serves merging while files are added.
         self.pack_numbers = HashMap::new();
@@ -167,7 +178,20 @@ impl Index {
         }
         // A stable sort keeps, among equal keys, the entry that was added first.
         self.entries.sort_by_key(|e| e.key);
-        self.entries.dedup_by(|later, earlier| later.key == earlier.key);
+        let others = &mut self.others;
+        self.entries.dedup_by(|later, earlier| {
+            if later.key != earlier.key {
+                return false;
+            }
+            let at = |e: &Entry| (e.pack & !TREE_BIT, e.offset);
+            if at(later) != at(earlier) {
+                let copies = others.entry(later.key).or_default();
+                if !copies.iter().any(|c| at(c) == at(later)) {
+                    copies.push(*later);
+                }
+            }
+            true
+        });
         self.entries.shrink_to_fit();
         self.sorted = self.entries.len();
         let mut b = 0usize;
@@ -202,9 +226,26 @@ impl Index {
         slice.binary_search_by(|e| e.key.cmp(&k)).ok().and_then(|i| slice.get(i))
     }
 
-    /// Where blob `id` is, if indexed.
+    /// Where blob `id` is, if indexed (its first indexed copy).
     pub fn get(&self, id: &BlobId) -> Option<(&PackInfo, Location)> {
-        let e = self.find(id)?;
+        self.locate(self.find(id)?)
+    }
+
+    /// The other indexed copies of blob `id` besides [`Index::get`]'s, in the order they
+    /// were added; usually none.
+    pub fn other_copies(&self, id: &BlobId) -> Vec<(&PackInfo, Location)> {
+        if self.others.is_empty() {
+            return Vec::new();
+        }
+        self.others.get(&key(id)).map(|v| v.iter().filter_map(|e| self.locate(e)).collect()).unwrap_or_default()
+    }
+
+    /// True when some blob is indexed more than once (see [`Index::other_copies`]).
+    pub fn has_other_copies(&self) -> bool {
+        !self.others.is_empty()
+    }
+
+    fn locate(&self, e: &Entry) -> Option<(&PackInfo, Location)> {
         let pack = e.pack & !TREE_BIT;
         let blob_type = if e.pack & TREE_BIT != 0 { BlobType::Tree } else { BlobType::Data };
         let loc = Location { pack, offset: e.offset, length: e.length, raw_length: e.raw_length, blob_type };
@@ -238,6 +279,7 @@ impl Index {
             + self.starts.capacity() * 4
             + self.packs.capacity() * std::mem::size_of::<PackInfo>()
             + self.pack_numbers.capacity() * (std::mem::size_of::<PackId>() + 4 + 1)
+            + self.others.values().map(|v| KEY_LEN + 24 + v.capacity() * std::mem::size_of::<Entry>()).sum::<usize>()
     }
 }
 
@@ -294,5 +336,15 @@ mod tests {
         assert_eq!(loc.blob_type, BlobType::Tree);
         assert!(!idx.contains(&BlobId(Id([3; 32]))));
         assert_eq!(idx.packs().len(), 2);
+        // The second copy is kept as an alternative; blobs stored once have none.
+        let others = idx.other_copies(&BlobId(Id([2; 32])));
+        assert_eq!(others.len(), 1);
+        assert_eq!(others[0].0.id, PackId(Id([2; 32])));
+        assert!(idx.other_copies(&BlobId(Id([1; 32]))).is_empty());
+        // The same pack listed again adds no copy.
+        let p1 = IndexPack { id: PackId(Id([1; 32])), salt: [0; 32], size: 100, blobs: vec![entry(1, 0), entry(2, 1)] };
+        idx.add_file(&IndexFile { packs: vec![p1], supersedes: vec![] });
+        assert_eq!(idx.other_copies(&BlobId(Id([2; 32]))).len(), 1);
+        assert!(idx.other_copies(&BlobId(Id([1; 32]))).is_empty());
     }
 }

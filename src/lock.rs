@@ -15,6 +15,15 @@
 //! Stale locks do not conflict. A process that takes an exclusive lock deletes the stale locks it
 //! overrides, so a stopped process that resumes finds its lock gone ([`RepoLock::check`]) and
 //! must not write a snapshot that could reference data deleted meanwhile.
+//!
+//! A lock file that cannot be decoded (empty, garbage, written with another key or by a cairn
+//! with another format version) is **unreadable**: it may still belong to a running process
+//! cairn cannot identify, so it conflicts with every lock, shared or exclusive (as in restic),
+//! and the error names the file. `cairn unlock` removes unreadable lock files (with or without
+//! `--remove-all`). A lock file whose read fails for another reason (the storage is
+//! unreachable) is an error, never taken for "no lock".
+//!
+//! Taking a lock writes a lock file first: every error after that write removes it again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -92,9 +101,15 @@ impl FoundLock {
     pub fn is_stale(&self, opts: &LockOptions) -> bool {
         match &self.info {
             Ok(info) => is_stale(info, opts),
-            // An unreadable lock is not stale: only `cairn unlock --remove-all` removes it.
+            // An unreadable lock is not stale: it may be a live process's (`cairn unlock`
+            // removes it, see [`remove_locks`]).
             Err(_) => false,
         }
+    }
+
+    /// True when the lock file could not be decoded (see the module documentation).
+    pub fn is_unreadable(&self) -> bool {
+        self.info.is_err()
     }
 
     /// One line describing the holder.
@@ -113,7 +128,10 @@ impl FoundLock {
                     human_age(age as u64)
                 )
             }
-            Err(e) => format!("lock {} cannot be read ({e})", self.name.get(..8).unwrap_or(&self.name)),
+            Err(e) => format!(
+                "lock file locks/{} cannot be read ({e}); it is treated as held by an unknown process, and `cairn unlock` removes it",
+                self.name
+            ),
         }
     }
 }
@@ -156,7 +174,9 @@ fn is_stale(info: &LockInfo, opts: &LockOptions) -> bool {
     age > opts.stale_after.as_secs() as i64
 }
 
-/// Read every lock file. A failed listing is an error (never "no locks").
+/// Read every lock file. A failed listing, or a lock file that cannot be read from the
+/// storage, is an error (never "no locks"); a lock file that is read but cannot be decoded is
+/// returned as unreadable ([`FoundLock::is_unreadable`]).
 pub fn list_locks(backend: &dyn Backend, master: &MasterKey) -> Result<Vec<FoundLock>> {
     let mut found = Vec::new();
     for (name, _) in backend.list(FileKind::Lock)? {
@@ -164,6 +184,7 @@ pub fn list_locks(backend: &dyn Backend, master: &MasterKey) -> Result<Vec<Found
             Ok(i) => Ok(i),
             // Removed between the listing and the read: released meanwhile.
             Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => continue,
+            Err(e @ Error::Backend(_)) => return Err(e),
             Err(e) => Err(e.to_string()),
         };
         found.push(FoundLock { name, info });
@@ -181,19 +202,48 @@ fn read_lock(backend: &dyn Backend, master: &MasterKey, name: &str) -> Result<Lo
     format::decode(&plain, &what)
 }
 
-fn write_lock(backend: &dyn Backend, master: &MasterKey, info: &LockInfo) -> Result<String> {
+fn write_lock<'a>(backend: &'a dyn Backend, master: &MasterKey, info: &LockInfo) -> Result<Written<'a>> {
     let sealed = master.seal_object(Magic::Lock, &format::encode(info)?)?;
     let name = Id::of_bytes(&sealed).to_hex();
     backend.write(FileKind::Lock, &name, &sealed)?;
-    Ok(name)
+    Ok(Written { backend, name, kept: false })
 }
 
-/// Remove stale locks (and, with `all`, every lock). Returns the names removed.
+/// A lock file this process just wrote. Dropped without [`Written::keep`] (an error path), it
+/// removes the file, so that no failure leaves this process's lock behind.
+struct Written<'a> {
+    backend: &'a dyn Backend,
+    name: String,
+    kept: bool,
+}
+
+impl Written<'_> {
+    /// The file's name.
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Keep the file: it is the held lock now. Returns its name.
+    fn keep(mut self) -> String {
+        self.kept = true;
+        std::mem::take(&mut self.name)
+    }
+}
+
+impl Drop for Written<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = self.backend.remove(FileKind::Lock, &self.name);
+        }
+    }
+}
+
+/// Remove stale and unreadable locks (and, with `all`, every lock). Returns the names removed.
 /// Errors: a failed listing or removal.
 pub fn remove_locks(backend: &dyn Backend, master: &MasterKey, opts: &LockOptions, all: bool) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for l in list_locks(backend, master)? {
-        if all || l.is_stale(opts) {
+        if all || l.is_stale(opts) || l.is_unreadable() {
             match backend.remove(FileKind::Lock, &l.name) {
                 Ok(()) => removed.push(l.name),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
@@ -246,14 +296,15 @@ impl Held {
         }
         let mut info = self.info.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
         info.time = Timestamp::now();
-        let new = write_lock(&*self.backend, &self.master, &info)?;
+        let written = write_lock(&*self.backend, &self.master, &info)?;
         if after_gap {
             let opts = LockOptions { stale_after: self.stale_after, ..LockOptions::default() };
-            if !conflicting(&*self.backend, &self.master, &new, LockKind::Shared, &opts)?.is_empty() {
-                let _ = self.backend.remove(FileKind::Lock, &new);
+            // On an error or a conflict, dropping `written` removes the new file.
+            if !conflicting(&*self.backend, &self.master, written.name(), LockKind::Shared, &opts)?.is_empty() {
                 return lost("another process took an exclusive lock while this one was stopped; stopping");
             }
         }
+        let new = written.keep();
         if let Ok(mut n) = self.name.lock() {
             *n = new;
         }
@@ -299,23 +350,36 @@ impl RepoLock {
         };
         let deadline = Instant::now() + opts.retry_for;
         loop {
-            let name = write_lock(&*backend, &master, &info)?;
-            let conflicts = match conflicting(&*backend, &master, &name, kind, opts) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = backend.remove(FileKind::Lock, &name);
-                    return Err(e);
-                }
-            };
+            // Every error return below drops `written`, which removes the lock file again.
+            let written = write_lock(&*backend, &master, &info)?;
+            let conflicts = conflicting(&*backend, &master, written.name(), kind, opts)?;
             if conflicts.is_empty() {
                 if kind == LockKind::Exclusive {
+                    fail::fail_point!("lock-stale-cleanup", |_| Err(Error::Locked("failpoint lock-stale-cleanup".into())));
                     // Remove the stale locks this lock overrides (see the module documentation).
                     for l in list_locks(&*backend, &master)? {
-                        if l.name != name && l.is_stale(opts) {
+                        if l.name != written.name() && l.is_stale(opts) {
                             let _ = backend.remove(FileKind::Lock, &l.name);
                         }
                     }
                 }
+                // The refresher thread starts before the file is handed to `Held`: a failed
+                // start still removes it.
+                let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+                let (start_tx, start_rx) = crossbeam_channel::bounded::<Arc<Held>>(1);
+                let every = opts.refresh_every;
+                let refresher = std::thread::Builder::new()
+                    .name("cairn-lock".into())
+                    .spawn(move || {
+                        let Ok(h) = start_rx.recv() else { return };
+                        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
+                            if h.refresh().is_err() && h.lost.load(Ordering::SeqCst) {
+                                return;
+                            }
+                        }
+                    })
+                    .map_err(|e| Error::InvalidInput(format!("cannot start the lock refresh thread: {e}")))?;
+                let name = written.keep();
                 let held = Arc::new(Held {
                     backend,
                     master,
@@ -327,22 +391,12 @@ impl RepoLock {
                     op: Mutex::new(()),
                     stale_after: opts.stale_after,
                 });
-                let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-                let h = held.clone();
-                let every = opts.refresh_every;
-                let refresher = std::thread::Builder::new()
-                    .name("cairn-lock".into())
-                    .spawn(move || {
-                        while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = rx.recv_timeout(every) {
-                            if h.refresh().is_err() && h.lost.load(Ordering::SeqCst) {
-                                return;
-                            }
-                        }
-                    })
-                    .map_err(|e| Error::InvalidInput(format!("cannot start the lock refresh thread: {e}")))?;
+                // The thread waits for this; it cannot have exited (it only returns on a
+                // closed channel), so the send does not fail.
+                let _ = start_tx.send(held.clone());
                 return Ok(RepoLock { held, stop: Some(tx), refresher: Some(refresher) });
             }
-            let _ = backend.remove(FileKind::Lock, &name);
+            drop(written);
             if Instant::now() >= deadline {
                 let list: Vec<String> = conflicts.iter().map(|l| l.describe()).collect();
                 return Err(Error::Locked(format!(

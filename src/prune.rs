@@ -205,9 +205,14 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     report.bytes_before = stored.values().sum();
 
     progress("loading snapshots");
-    let snapshots = repo
-        .snapshots(&Default::default())
+    let (snapshots, damaged) = repo
+        .snapshots_and_damaged(&Default::default())
         .map_err(|e| Error::InvalidInput(format!("prune refuses to run: a snapshot cannot be read ({e}); run `cairn check`")))?;
+    // The data of a snapshot that cannot be decoded cannot be told from unused data: deleting
+    // nothing is the only safe choice until the file is removed (or put back).
+    if let Some(d) = damaged.first() {
+        return Err(Error::InvalidInput(format!("prune refuses to run: {d}, then run prune again")));
+    }
     report.snapshots = snapshots.len();
 
     progress("finding the data still in use");
@@ -251,13 +256,16 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         // ua/ta descending, compared exactly with integer cross-multiplication.
         ((ub as u128) * (ta as u128)).cmp(&((ua as u128) * (tb as u128))).then(a.info.id.cmp(&b.info.id))
     });
+    // A used blob stored more than once is homed in a copy that verifies: one copy may be
+    // damaged (`backup --force` stores a fresh one beside it). Only such blobs are read.
+    let sound = sound_copies(repo, &index, &packs, &used, &stored);
     let mut homed: HashSet<BlobId> = HashSet::with_capacity(used.len());
     for p in packs.iter_mut() {
         if !stored.contains_key(&p.info.id.to_hex()) {
             continue;
         }
         for (i, b) in p.info.blobs.iter().enumerate() {
-            if used.contains(&b.id) && homed.insert(b.id) {
+            if used.contains(&b.id) && sound.get(&b.id).is_none_or(|home| *home == p.info.id) && homed.insert(b.id) {
                 p.home_bytes += b.length as u64;
                 p.home_blobs.push(i);
             }
@@ -417,13 +425,48 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     Ok(report)
 }
 
-/// Fault injection for the crash tests (tests/prune.rs): when `CAIRN_PRUNE_KILL_AT` names
-/// this point (`repacked`, `indexed`, `deleting`), the process sends itself SIGKILL there, as a
-/// power cut or the OOM killer would. Unset in normal use.
+/// Fault injection for the crash tests (tests/failpoints.rs), in builds with the `failpoints`
+/// feature only: the failpoint `prune-<name>` (`repacked`, `indexed`, `deleting`) set to
+/// `return` makes the process send itself SIGKILL there, as a power cut or the OOM killer
+/// would. Without the feature this function is empty.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 fn fault_point(name: &str) {
-    if std::env::var_os("CAIRN_PRUNE_KILL_AT").is_some_and(|v| v == name) {
+    fail::fail_point!(&format!("prune-{name}"), |_| {
         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    });
+}
+
+/// For each used blob the index lists more than once, the first pack (in `packs` order) whose
+/// copy reads back and verifies. Blobs with no sound copy are left out (homed as any other; the
+/// damage stays for `check` to report). Reads one blob range per copy tried.
+fn sound_copies(repo: &Repository, index: &Index, packs: &[PackState], used: &HashSet<BlobId>, stored: &HashMap<String, u64>) -> HashMap<BlobId, PackId> {
+    let mut chosen = HashMap::new();
+    if !index.has_other_copies() {
+        return chosen;
     }
+    for p in packs {
+        let name = p.info.id.to_hex();
+        if !stored.contains_key(&name) {
+            continue;
+        }
+        let key = repo.master().file_key(&p.info.salt);
+        for b in &p.info.blobs {
+            if !used.contains(&b.id) || chosen.contains_key(&b.id) || index.other_copies(&b.id).is_empty() {
+                continue;
+            }
+            let Some(kind) = b.kind() else { continue };
+            let what = || format!("{kind:?} blob {} in pack {name}", b.id.to_hex());
+            let sound = repo
+                .backend()
+                .read_range(FileKind::Pack, &name, b.offset as u64, b.length as u64)
+                .map_err(Error::from)
+                .and_then(|stored| blob::open(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, &stored, &what));
+            if sound.is_ok() {
+                chosen.insert(b.id, p.info.id);
+            }
+        }
+    }
+    chosen
 }
 
 fn unused_of(p: &PackState) -> u64 {
@@ -438,13 +481,13 @@ fn remove_ok(repo: &Repository, kind: FileKind, name: &str) -> Result<()> {
     }
 }
 
-/// Read one pack whole and return its home blobs' verified framed plaintexts.
+/// Read one pack whole and return its home blobs' verified framed plaintexts. Each home blob is
+/// verified on its own (authentication, id): a pack whose other bytes are damaged (a copy of a
+/// blob that `backup --force` stored again, homed elsewhere) is repacked like any other.
+/// Errors: a home blob that fails verification (prune then stops before deleting anything).
 fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, Vec<u8>)>> {
     let name = p.info.id.to_hex();
     let data = repo.backend().read(FileKind::Pack, &name)?;
-    if Id::of_bytes(&data) != p.info.id.0 {
-        return Err(Error::corrupt(format!("pack {name}"), "content does not match its name; prune stopped before deleting anything, run `cairn check`"));
-    }
     let key = repo.master().file_key(&p.info.salt);
     let mut out = Vec::with_capacity(p.home_blobs.len());
     for &i in &p.home_blobs {
@@ -454,7 +497,10 @@ fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, V
         let stored = data
             .get(b.offset as usize..(b.offset as usize).saturating_add(b.length as usize))
             .ok_or_else(|| Error::corrupt(what(), "outside the pack"))?;
-        let (framed, _) = blob::open_verified(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, stored, &what)?;
+        let (framed, _) = blob::open_verified(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, stored, &what).map_err(|e| match e {
+            Error::Corrupt { object, detail } => Error::Corrupt { object, detail: format!("{detail}; prune stopped before deleting anything, run `cairn check`") },
+            e => e,
+        })?;
         out.push((*b, framed));
     }
     Ok(out)

@@ -63,6 +63,68 @@ impl Default for InitOptions {
     }
 }
 
+/// Most key files whose key derivation runs when a repository is opened (restic's limit): a
+/// repository with many key files, or planted ones with costly parameters, cannot stall every
+/// command for long. Key files are tried cheapest key derivation first, newest first among
+/// equals (see [`key_candidates`]).
+pub const MAX_KEYS_TRIED: usize = 20;
+
+/// Largest key file read when opening a repository, in bytes (a real one is about 200 bytes):
+/// a larger file is reported as damaged without being read.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// A key file worth trying: its name and bytes.
+struct KeyCandidate {
+    name: String,
+    data: Vec<u8>,
+}
+
+/// The key files worth trying, in the order they are tried: ascending cost (memory in KiB ×
+/// passes) of their key derivation, then newest first; and the key files skipped as damaged
+/// (too large, content not matching the name, undecodable header, parameters out of range),
+/// each described. No key derivation runs here.
+/// Errors: a failed listing or read.
+fn key_candidates(backend: &dyn Backend) -> Result<(Vec<KeyCandidate>, Vec<String>)> {
+    let mut damaged = Vec::new();
+    let mut found = Vec::new();
+    for (name, size) in backend.list(FileKind::Key)? {
+        let what = format!("key file {name}");
+        if size > MAX_KEY_FILE_BYTES {
+            damaged.push(format!("{what}: {size} bytes, larger than any key file ({MAX_KEY_FILE_BYTES} at most)"));
+            continue;
+        }
+        let data = backend.read(FileKind::Key, &name)?;
+        if Id::of_bytes(&data).to_hex() != name {
+            damaged.push(format!("{what}: content does not match its name"));
+            continue;
+        }
+        match keyfile::parse_header(&data, &what).and_then(|(h, _)| h.kdf.check(&what).map(|()| h)) {
+            Ok(h) => found.push((name, data, h.kdf.cost(), h.created)),
+            Err(e) => damaged.push(e.to_string()),
+        }
+    }
+    found.sort_by(|a, b| a.2.cmp(&b.2).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
+    Ok((found.into_iter().map(|(name, data, _, _)| KeyCandidate { name, data }).collect(), damaged))
+}
+
+/// Snapshots with their ids, oldest first.
+pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
+
+/// A snapshot file that cannot be decoded (see [`Repository::snapshots_and_damaged`]).
+#[derive(Clone, Debug)]
+pub struct DamagedSnapshot {
+    /// Its id (its file name in `snapshots/`).
+    pub id: SnapshotId,
+    /// What check failed.
+    pub detail: String,
+}
+
+impl std::fmt::Display for DamagedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "snapshot file snapshots/{} is damaged ({}); `cairn forget {}` removes it", self.id.to_hex(), self.detail, self.id.short())
+    }
+}
+
 /// An open repository: backend, master key and config.
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -109,16 +171,10 @@ impl Repository {
             Err(e) if e.kind == ErrorKind::NotFound => return Err(Error::RepositoryNotFound { location: backend.location() }),
             Err(e) => return Err(e.into()),
         };
-        let keys = backend.list(FileKind::Key)?;
+        let (candidates, mut damaged) = key_candidates(&*backend)?;
         let mut tried = 0;
-        let mut damaged = Vec::new();
-        for (name, _) in &keys {
+        for KeyCandidate { name, data } in candidates.into_iter().take(MAX_KEYS_TRIED) {
             let what = format!("key file {name}");
-            let data = backend.read(FileKind::Key, name)?;
-            if Id::of_bytes(&data).to_hex() != *name {
-                damaged.push(format!("{what}: content does not match its name"));
-                continue;
-            }
             match keyfile::unwrap(&data, password, &what) {
                 Ok(Unwrapped::Key(master)) => {
                     let plain = master.open_object(Magic::Config, &config_bytes, "config")?;
@@ -306,29 +362,55 @@ impl Repository {
         self.read_object(FileKind::Snapshot, Magic::Snapshot, &id.to_hex())
     }
 
-    /// All snapshots passing `filter`, oldest first.
+    /// All snapshots passing `filter`, oldest first. A damaged snapshot file is skipped with a
+    /// warning on stderr naming it (see [`Repository::snapshots_and_damaged`]): one damaged
+    /// file does not hide the others. Commands that delete data by what snapshots reference
+    /// (prune) must use [`Repository::snapshots_and_damaged`] and refuse instead.
+    /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
     pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        use rayon::prelude::*;
-        let names = self.backend.list(FileKind::Snapshot)?;
-        let loaded: Result<Vec<(SnapshotId, Snapshot)>> = names
-            .par_iter()
-            .filter_map(|(n, _)| Id::from_hex(n).map(SnapshotId))
-            .map(|id| Ok((id, self.load_snapshot(&id)?)))
-            .collect();
-        let mut v: Vec<_> = loaded?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
-        v.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        let (v, damaged) = self.snapshots_and_damaged(filter)?;
+        for d in &damaged {
+            eprintln!("cairn: warning: {d}; it is skipped");
+        }
         Ok(v)
     }
 
-    /// Resolve a user's snapshot name: `latest` (the newest passing `filter`), a full id, or
-    /// a unique id prefix. Errors: [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`].
-    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
-        if spec == "latest" {
-            return self.snapshots(filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+    /// All snapshots passing `filter`, oldest first, and the snapshot files that are damaged
+    /// (content not matching the name, failed authentication, undecodable), which no filter
+    /// can be applied to. A file removed between the listing and the read is left out.
+    /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
+    pub fn snapshots_and_damaged(&self, filter: &SnapshotFilter) -> Result<(SnapshotList, Vec<DamagedSnapshot>)> {
+        use rayon::prelude::*;
+        let names = self.backend.list(FileKind::Snapshot)?;
+        let loaded: Vec<(SnapshotId, Result<Snapshot>)> = names
+            .par_iter()
+            .filter_map(|(n, _)| Id::from_hex(n).map(SnapshotId))
+            .map(|id| (id, self.load_snapshot(&id)))
+            .collect();
+        let mut v = Vec::new();
+        let mut damaged = Vec::new();
+        for (id, r) in loaded {
+            match r {
+                Ok(s) if filter.matches(&s) => v.push((id, s)),
+                Ok(_) => {}
+                Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => {}
+                Err(Error::Corrupt { object, detail }) => damaged.push(DamagedSnapshot { id, detail: format!("{object}: {detail}") }),
+                Err(e) => return Err(e),
+            }
         }
+        v.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        damaged.sort_by_key(|d| d.id);
+        Ok((v, damaged))
+    }
+
+    /// The snapshot named by a full id or a unique id prefix, without reading it (so that a
+    /// damaged snapshot file can still be named, e.g. to remove it).
+    /// Errors: [`Error::InvalidInput`] for a name that is not hex; [`Error::SnapshotNotFound`],
+    /// [`Error::AmbiguousSnapshot`]; a failed listing.
+    pub fn resolve_snapshot_id(&self, spec: &str) -> Result<SnapshotId> {
         let spec_l = spec.to_ascii_lowercase();
         if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::InvalidInput(format!("{spec:?} is neither `latest` nor a hex snapshot id")));
+            return Err(Error::InvalidInput(format!("{spec:?} is not a hex snapshot id")));
         }
         let matches: Vec<SnapshotId> = self
             .backend
@@ -339,20 +421,55 @@ impl Repository {
             .collect();
         match matches.as_slice() {
             [] => Err(Error::SnapshotNotFound(spec.to_string())),
-            [id] => Ok((*id, self.load_snapshot(id)?)),
+            [id] => Ok(*id),
             _ => Err(Error::AmbiguousSnapshot { prefix: spec.to_string(), count: matches.len() }),
         }
     }
 
-    /// Read, decrypt and verify one blob through the index.
+    /// Resolve a user's snapshot name: `latest` (the newest passing `filter`), a full id, or
+    /// a unique id prefix. Errors: [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`].
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            return self.snapshots(filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+        }
+        let id = match self.resolve_snapshot_id(spec) {
+            Err(Error::InvalidInput(_)) => return Err(Error::InvalidInput(format!("{spec:?} is neither `latest` nor a hex snapshot id"))),
+            r => r?,
+        };
+        Ok((id, self.load_snapshot(&id)?))
+    }
+
+    /// Read, decrypt and verify one blob through the index. When its first indexed copy is
+    /// damaged, the other copies the index knows are tried ([`Index::other_copies`]).
     /// Errors: [`Error::Corrupt`] naming the blob and its pack when it is missing from the
-    /// index or the storage, short, fails authentication, or does not hash to its id;
-    /// [`Error::Backend`] when the storage could not be read (unreachable, refusing): that is
-    /// not damage ([`Error::stored_read`]).
+    /// index or the storage, short, fails authentication, or does not hash to its id (the
+    /// first copy's error when every copy fails); [`Error::Backend`] when the storage could not
+    /// be read (unreachable, refusing): that is not damage ([`Error::stored_read`]).
     pub fn read_blob(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
         let (pack, loc) = index
             .get(id)
             .ok_or_else(|| Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "not in the index"))?;
+        match self.read_blob_at(pack, loc, blob_type, id) {
+            Err(e @ Error::Corrupt { .. }) => self.read_blob_other_copies(index, blob_type, id).map_err(|_| e),
+            r => r,
+        }
+    }
+
+    /// Read blob `id` from the indexed copies other than the first, returning the first that
+    /// verifies. Errors: [`Error::Corrupt`] when there is none or every one fails.
+    pub fn read_blob_other_copies(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+        let mut last = Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "no other copy is indexed");
+        for (pack, loc) in index.other_copies(id) {
+            match self.read_blob_at(pack, loc, blob_type, id) {
+                Ok(plain) => return Ok(plain),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Read, decrypt and verify the copy of blob `id` at `loc` in `pack`.
+    fn read_blob_at(&self, pack: &crate::index::PackInfo, loc: crate::index::Location, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
         if loc.blob_type != blob_type {
             return Err(Error::corrupt(format!("blob {}", id.short()), format!("indexed as {:?}, expected {blob_type:?}", loc.blob_type)));
         }

@@ -436,6 +436,11 @@ impl Restorer<'_> {
                     let stored = buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
                     blob::open(self.repo.master(), &key, n.loc.offset as u64, BlobType::Data, &n.id, n.loc.raw_length, stored, &what)
                 });
+                // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
+                let plain = match plain {
+                    Err(e @ Error::Corrupt { .. }) => self.repo.read_blob_other_copies(self.index, BlobType::Data, &n.id).map_err(|_| e),
+                    p => p,
+                };
                 match plain {
                     Ok(data) => {
                         for u in &n.uses {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::tree::Timestamp;
 
@@ -79,6 +80,45 @@ impl Snapshot {
         let off = chrono::FixedOffset::east_opt(self.tz_offset).unwrap_or_else(|| chrono::Utc.fix());
         self.time.to_utc().with_timezone(&off)
     }
+}
+
+/// Longest host name a new snapshot may record, in bytes (a DNS name is at most 253).
+pub const MAX_HOST_BYTES: usize = 255;
+/// Longest single tag a new snapshot may carry, in bytes.
+pub const MAX_TAG_BYTES: usize = 255;
+/// Most bytes all the tags of a new snapshot may take together (4 KiB).
+pub const MAX_TAGS_TOTAL_BYTES: usize = 4096;
+
+/// Check the host name and tags a new snapshot is to record: the host at most
+/// [`MAX_HOST_BYTES`], each tag at most [`MAX_TAG_BYTES`] and all tags together at most
+/// [`MAX_TAGS_TOTAL_BYTES`], none containing a control character (a newline would break every
+/// table that lists the snapshot). Snapshots already stored are never checked: readers cope
+/// with any length.
+/// Errors: [`Error::InvalidInput`] naming the value (shortened) and the limit.
+pub fn validate_labels(host: &str, tags: &[String]) -> Result<()> {
+    let shown = |s: &str| {
+        let head: String = s.chars().take(40).collect();
+        if head.len() < s.len() { format!("{head:?}...") } else { format!("{head:?}") }
+    };
+    if host.len() > MAX_HOST_BYTES {
+        return Err(Error::InvalidInput(format!("host name {} is {} bytes long; at most {MAX_HOST_BYTES} are allowed", shown(host), host.len())));
+    }
+    if host.chars().any(char::is_control) {
+        return Err(Error::InvalidInput(format!("host name {} contains a control character", shown(host))));
+    }
+    for t in tags {
+        if t.len() > MAX_TAG_BYTES {
+            return Err(Error::InvalidInput(format!("tag {} is {} bytes long; at most {MAX_TAG_BYTES} are allowed", shown(t), t.len())));
+        }
+        if t.chars().any(char::is_control) {
+            return Err(Error::InvalidInput(format!("tag {} contains a control character", shown(t))));
+        }
+    }
+    let total: usize = tags.iter().map(String::len).sum();
+    if total > MAX_TAGS_TOTAL_BYTES {
+        return Err(Error::InvalidInput(format!("the tags take {total} bytes together; at most {MAX_TAGS_TOTAL_BYTES} are allowed")));
+    }
+    Ok(())
 }
 
 /// Which snapshots a command considers: all filters that are set must match.

@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::generations::*;
 use common::*;
-
-const MIB: usize = 1 << 20;
 
 /// Every file below `dir` (relative path → bytes): a repository's exact state.
 fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -29,71 +28,6 @@ fn pack_count(repo: &Repo) -> usize {
         .flat_map(|entries| entries.filter_map(|e| e.ok()))
         .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
         .count()
-}
-
-fn lock_count(repo: &Repo) -> usize {
-    fs::read_dir(repo.path.join("locks")).map(|d| d.count()).unwrap_or(0)
-}
-
-/// `cairn forget ID`, which must succeed and remove exactly that snapshot file.
-fn forget(repo: &Repo, id: &str) {
-    repo.run(["forget", id]).ok();
-    assert!(!repo.path.join("snapshots").join(id).exists(), "forget left snapshot {id}");
-}
-
-/// Remove a snapshot file directly (as a forget on another machine would have).
-fn forget_by_file(repo: &Repo, id: &str) {
-    fs::remove_file(repo.path.join("snapshots").join(id)).expect("remove snapshot file");
-}
-
-fn snapshot_id(v: &serde_json::Value) -> String {
-    v["snapshot_id"].as_str().expect("snapshot_id").to_string()
-}
-
-/// Restore snapshot `id` into a fresh directory and assert it equals `src` as it was then
-/// (`expect`, a copy of the source taken at backup time).
-fn assert_restores(repo: &Repo, id: &str, src: &Path, expect: &Path) {
-    let t = Tmp::new();
-    repo.run(["restore", id, "--target"].iter().map(|s| s.to_string()).chain([t.path.display().to_string()])).ok();
-    assert_same_tree(expect, &restored(&t.path, src));
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().expect("run cp");
-    assert!(st.success());
-}
-
-/// Three generations of a source tree with shared, changed and dropped files, so that
-/// forgetting the first leaves fully unused packs and partly used packs.
-struct Generations {
-    _tmp: Tmp,
-    src: PathBuf,
-    /// (snapshot id, copy of the source at that time)
-    snaps: Vec<(String, PathBuf)>,
-}
-
-fn generations(repo: &Repo) -> Generations {
-    let tmp = Tmp::new();
-    let src = tmp.join("src");
-    fs::create_dir_all(src.join("keep")).unwrap();
-    let mut snaps = Vec::new();
-    for gen in 0..3u64 {
-        // Files that live in every generation, files unique to each, and many small files
-        // that share packs with the unique ones.
-        write(src.join("keep/base.bin"), random_bytes(1, 6 * MIB));
-        write(src.join(format!("gen{gen}.bin")), random_bytes(100 + gen, 9 * MIB));
-        if gen > 0 {
-            let _ = fs::remove_file(src.join(format!("gen{}.bin", gen - 1)));
-        }
-        for i in 0..40u64 {
-            write(src.join(format!("keep/small{i:02}.txt")), random_bytes(1000 + i + gen * (i % 3), 20_000 + i as usize * 100));
-        }
-        let summary = repo.backup_json([src.as_os_str()]);
-        let copy = tmp.join(format!("copy{gen}"));
-        copy_tree(&src, &copy);
-        snaps.push((snapshot_id(&summary), copy));
-    }
-    Generations { _tmp: tmp, src, snaps }
 }
 
 #[test]
@@ -137,44 +71,6 @@ fn forget_with_prune_removes_the_snapshot_and_its_data() {
     assert!(repo.size() + 8 * MIB as u64 <= before);
     for (id, copy) in &g.snaps[1..] {
         assert_restores(&repo, id, &g.src, copy);
-    }
-}
-
-#[test]
-fn prune_killed_at_each_step_leaves_a_complete_repository() {
-    for point in ["repacked", "indexed", "deleting"] {
-        let repo = Repo::init();
-        let g = generations(&repo);
-        forget(&repo, &g.snaps[0].0);
-        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("-r")
-            .arg(&repo.path)
-            .args(["prune", "--max-unused", "0"])
-            .env("CAIRN_PASSWORD", PASSWORD)
-            .env("CAIRN_PRUNE_KILL_AT", point)
-            .env_remove("CAIRN_REPOSITORY")
-            .output()
-            .expect("run prune");
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(out.status.signal(), Some(9), "{point}: prune was not killed: {out:?}");
-        // check --read-data passes on the half-pruned repository (packs in no index are hints).
-        repo.run(["check", "--read-data"]).ok();
-        // Every kept snapshot restores identically after the crash.
-        for (id, copy) in &g.snaps[1..] {
-            assert_restores(&repo, id, &g.src, copy);
-        }
-        // A new prune finishes the job (the dead process's lock is stale), and then there is
-        // nothing left to do.
-        repo.run(["prune", "--max-unused", "0"]).ok();
-        let again = repo.cmd().args(["--json", "prune", "--max-unused", "0", "--dry-run"]).run().ok().json();
-        assert_eq!(again["unused_blobs"], 0, "{point}: {again}");
-        assert_eq!(again["packs_unindexed_deleted"], 0, "{point}: {again}");
-        let out = repo.run(["check", "--read-data"]).ok();
-        assert!(!out.stdout.contains("hint"), "{point}: leftovers after the second prune: {}", out.stdout);
-        for (id, copy) in &g.snaps[1..] {
-            assert_restores(&repo, id, &g.src, copy);
-        }
-        assert_eq!(lock_count(&repo), 0);
     }
 }
 

@@ -110,8 +110,12 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     for f in &a.exclude_files {
         excludes.extend(archiver::read_pattern_file(f)?);
     }
+    let tags: Vec<String> = a.tags.iter().filter(|t| !t.is_empty()).cloned().collect();
+    // Checked before the repository is opened: a bad label wastes no work.
+    cairn::snapshot::validate_labels(a.host.as_deref().unwrap_or(""), &tags)
+        .map_err(|e| Error::InvalidInput(format!("--host/--tag: {e}")))?;
     let repo = g.open()?;
-    let lock = g.lock(&repo, cairn::lock::LockKind::Shared, "backup")?;
+    let lock = if a.dry_run { g.lock(&repo, cairn::lock::LockKind::Shared, "backup")? } else { g.lock_to_add(&repo, "backup")? };
     let parent = if a.force {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
@@ -121,7 +125,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     };
     let opts = BackupOptions {
         host: a.host.clone(),
-        tags: a.tags.iter().filter(|t| !t.is_empty()).cloned().collect(),
+        tags,
         excludes,
         one_file_system: a.one_file_system,
         dry_run: a.dry_run,

@@ -149,18 +149,33 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
     let text = !g.json && !g.quiet;
 
     let mut remove: Vec<(SnapshotId, Snapshot)> = Vec::new();
+    // Snapshot files named by id that cannot be decoded: removed by name.
+    let mut damaged: Vec<SnapshotId> = Vec::new();
     let mut json_groups: Vec<Value> = Vec::new();
     if !args.ids.is_empty() {
         // Resolve every id first: an unknown or ambiguous one removes nothing.
         for spec in &args.ids {
-            let (id, s) = repo.find_snapshot(spec, &filter)?;
-            if !remove.iter().any(|(i, _)| *i == id) {
-                remove.push((id, s));
+            match repo.find_snapshot(spec, &filter) {
+                Ok((id, s)) => {
+                    if !remove.iter().any(|(i, _)| *i == id) {
+                        remove.push((id, s));
+                    }
+                }
+                Err(Error::Corrupt { object, detail }) if spec != "latest" => {
+                    let id = repo.resolve_snapshot_id(spec)?;
+                    eprintln!("cairn: warning: snapshot file snapshots/{} is damaged ({object}: {detail}); it is removed by its name", id.to_hex());
+                    if !damaged.contains(&id) {
+                        damaged.push(id);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
+        let mut removed_json: Vec<Value> = remove.iter().map(|(i, s)| snapshot_json(i, s)).collect();
+        removed_json.extend(damaged.iter().map(|i| json!({ "id": i.to_hex(), "short_id": i.short(), "damaged": true })));
         json_groups.push(json!({
             "host": "", "paths": null, "tags": null, "keep": [],
-            "remove": remove.iter().map(|(i, s)| snapshot_json(i, s)).collect::<Vec<_>>(),
+            "remove": removed_json,
             "reasons": [],
         }));
     } else if policy.is_empty() {
@@ -191,7 +206,7 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
             l.check()?;
         }
         let mut failed = Vec::new();
-        for (id, _) in &remove {
+        for id in remove.iter().map(|(id, _)| id).chain(&damaged) {
             if cairn::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(Error::Interrupted);
             }
@@ -203,7 +218,7 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
             return Err(Error::InvalidInput(format!(
                 "{} of {} snapshots could not be removed: {}",
                 failed.len(),
-                remove.len(),
+                remove.len() + damaged.len(),
                 failed.join("; ")
             )));
         }
@@ -212,17 +227,17 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         out(&Value::Array(json_groups).to_string());
     } else if !g.quiet {
         if !args.ids.is_empty() {
-            for (id, _) in &remove {
+            for id in remove.iter().map(|(id, _)| id).chain(&damaged) {
                 out(&format!("{} snapshot {}", if args.dry_run { "would remove" } else { "removed" }, id.short()));
             }
         }
         if args.dry_run {
-            out(&format!("would remove {} snapshots", remove.len()));
+            out(&format!("would remove {} snapshots", remove.len() + damaged.len()));
         } else {
-            out(&format!("{} snapshots removed", remove.len()));
+            out(&format!("{} snapshots removed", remove.len() + damaged.len()));
         }
     }
-    if args.prune && !remove.is_empty() {
+    if args.prune && !(remove.is_empty() && damaged.is_empty()) {
         return super::prune::run_locked(g, &repo, lock.as_ref(), args.max_unused.as_deref().unwrap_or("5%"), args.dry_run);
     }
     Ok(EXIT_OK)
@@ -312,7 +327,7 @@ fn table(rows: &[&Decision], reasons: bool) {
     let width: Vec<usize> = (0..cols).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let rule = "-".repeat(width.iter().sum::<usize>() + 2 * (cols - 1));
     for (i, r) in cells.iter().enumerate() {
-        let line: Vec<String> = r.iter().zip(&width).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r.iter().zip(&width).map(|(c, w)| super::table::pad_right(c, *w)).collect();
         out(line.join("  ").trim_end());
         if i == 0 {
             out(&rule);

@@ -79,7 +79,7 @@ pub fn run(g: &GlobalOpts, a: &KeyArgs) -> Result<u8, Error> {
             }
         }
         KeyCommand::Add(n) => {
-            let _lock = g.lock(&repo, LockKind::Shared, "key add")?;
+            let _lock = g.lock_to_add(&repo, "key add")?;
             let pw = password::new_password(n.new_password_file.as_deref())?;
             let user = n.user.clone().unwrap_or_else(cairn::util::username);
             let host = n.host.clone().unwrap_or_else(cairn::util::hostname);

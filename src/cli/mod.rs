@@ -15,6 +15,7 @@ mod progress;
 mod prune;
 mod restore;
 mod snapshots;
+mod table;
 mod unlock;
 
 use std::process::ExitCode;
@@ -119,7 +120,8 @@ pub struct GlobalOpts {
     /// Limit downloads to this many KiB/s
     #[arg(long, global = true, value_name = "KIB_PER_SEC")]
     pub limit_download: Option<u64>,
-    /// Do not take a lock (read-only commands only; for repositories on read-only storage)
+    /// Do not take a lock (read-only commands and dry runs only; refused by commands that
+    /// write: backup, forget, prune, key add/remove/passwd)
     #[arg(long, global = true)]
     pub no_lock: bool,
     /// When the repository is locked, keep trying for this long (e.g. 30s, 10m, 2h) before
@@ -217,12 +219,31 @@ impl GlobalOpts {
         Ok(o)
     }
 
-    /// Take a lock on `repo` for `command`. A shared lock is skipped under `--no-lock`; an
-    /// exclusive one never is. Errors: [`Error::Locked`] (exit code 11).
+    /// Take a lock on `repo` for `command`. A shared lock (a command that only reads) is
+    /// skipped under `--no-lock`; an exclusive one (a command that deletes) is refused under it.
+    /// Errors: [`Error::Locked`] (exit code 11); [`Error::InvalidInput`] for `--no-lock` with an
+    /// exclusive lock.
     pub fn lock(&self, repo: &cairn::Repository, kind: cairn::lock::LockKind, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
-        if self.no_lock && kind == cairn::lock::LockKind::Shared {
-            return Ok(None);
+        if self.no_lock {
+            if kind == cairn::lock::LockKind::Shared {
+                return Ok(None);
+            }
+            return Err(no_lock_refused(command));
         }
+        self.take_lock(repo, kind, command)
+    }
+
+    /// Take the shared lock of a command that adds to `repo` (backup, key add): never skipped,
+    /// since a snapshot written beside a prune could name packs the prune deletes.
+    /// Errors: as [`GlobalOpts::lock`]; [`Error::InvalidInput`] under `--no-lock`.
+    pub fn lock_to_add(&self, repo: &cairn::Repository, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
+        if self.no_lock {
+            return Err(no_lock_refused(command));
+        }
+        self.take_lock(repo, cairn::lock::LockKind::Shared, command)
+    }
+
+    fn take_lock(&self, repo: &cairn::Repository, kind: cairn::lock::LockKind, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
         let lock = Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?);
         HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(&lock));
         Ok(Some(lock))
@@ -233,6 +254,13 @@ impl GlobalOpts {
         use std::io::IsTerminal;
         !self.quiet && !self.json && std::io::stderr().is_terminal()
     }
+}
+
+/// The error for `--no-lock` given to a command that writes.
+fn no_lock_refused(command: &str) -> Error {
+    Error::InvalidInput(format!(
+        "--no-lock is only for commands that only read the repository (and dry runs); `cairn {command}` writes to it and must take a lock"
+    ))
 }
 
 fn exit_code(e: &Error) -> u8 {

@@ -86,16 +86,17 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     let mut width = header.map(str::len);
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.lines().map(str::len).max().unwrap_or(0));
+            *w = (*w).max(c.lines().map(super::table::width).max().unwrap_or(0));
         }
     }
     let line = |cells: [&str; 6]| {
         let mut s = String::new();
         for (i, (c, w)) in cells.iter().zip(width).enumerate() {
             if i + 1 == cells.len() {
-                s.push_str(&format!("{c:>w$}"));
+                s.push_str(&super::table::pad_left(c, w));
             } else {
-                s.push_str(&format!("{c:<w$}  "));
+                s.push_str(&super::table::pad_right(c, w));
+                s.push_str("  ");
             }
         }
         s.trim_end().to_string()

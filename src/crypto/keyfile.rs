@@ -34,19 +34,32 @@ impl Default for KdfParams {
     }
 }
 
+/// Largest key derivation work accepted from a key file: memory (KiB) × passes, 16 GiB × 1
+/// pass (e.g. 1 GiB × 16, 4 GiB × 4; the default is 64 MiB × 3). A few seconds to a minute of
+/// Argon2 on current machines: a planted key file cannot stall a command for hours.
+pub const MAX_KDF_COST: u64 = 16 * 1024 * 1024;
+
 impl KdfParams {
-    /// Reject parameters a forged key file could use to make opening trivial or exhaust memory:
-    /// memory from 8 MiB to 4 GiB, 1 to 100 passes, 1 to 64 lanes.
-    fn check(&self, what: &str) -> Result<()> {
+    /// Reject parameters a forged key file could use to make opening trivial or exhaust memory
+    /// or time: memory from 8 MiB to 4 GiB, 1 to 100 passes, 1 to 64 lanes, memory × passes
+    /// at most [`MAX_KDF_COST`].
+    /// Errors: [`Error::Corrupt`] naming `what` and the parameters.
+    pub fn check(&self, what: &str) -> Result<()> {
         let ok = self.algorithm == 1
             && (8 * 1024..=4 * 1024 * 1024).contains(&self.memory_kib)
             && (1..=100).contains(&self.iterations)
-            && (1..=64).contains(&self.parallelism);
+            && (1..=64).contains(&self.parallelism)
+            && self.cost() <= MAX_KDF_COST;
         if ok {
             Ok(())
         } else {
             Err(Error::corrupt(what, format!("key derivation parameters out of the accepted range: {self:?}")))
         }
+    }
+
+    /// The work of one key derivation: memory (KiB) × passes.
+    pub fn cost(&self) -> u64 {
+        u64::from(self.memory_kib) * u64::from(self.iterations)
     }
 
     /// Derive the 32-byte wrapping key from `password` and `salt`.

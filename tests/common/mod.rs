@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod generations;
 pub mod maildir;
 
 use std::collections::BTreeMap;
