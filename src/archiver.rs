@@ -1021,6 +1021,23 @@ const NEW: usize = 0;
 const CHANGED: usize = 1;
 const UNCHANGED: usize = 2;
 
+/// Directory levels below a source saved in parallel on the call stack; deeper ones are saved
+/// by [`Walker::save_dir_deep`] with a stack of its own (a tree of any depth backs up).
+const PARALLEL_DEPTH: usize = 64;
+
+/// A directory being saved by [`Walker::save_dir_deep`].
+struct DeepDir {
+    /// Its path.
+    path: PathBuf,
+    /// Its own node (subtree still unset) and its node in the parent snapshot; `None` for the
+    /// directory the deep walk started at.
+    node: Option<(Node, Option<Node>)>,
+    /// Its entries saved so far.
+    nodes: Vec<Node>,
+    /// Its subdirectories still to save, with their nodes in the parent snapshot.
+    subdirs: Vec<(Node, Option<Node>)>,
+}
+
 /// The entry called `name` in a parent tree (sorted by name).
 fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> {
     let nodes = &tree?.nodes;
@@ -1079,9 +1096,21 @@ impl Walker<'_> {
         self.saver.progress.files.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Save one entry found at `path`; `Ok(None)` when it is skipped (excluded or unreadable,
-    /// the latter reported).
-    fn save_entry(&self, path: &Path, name: Vec<u8>, root_dev: u64, parent: Option<&Node>) -> Result<Option<Node>> {
+    /// Count a directory saved as tree `id` against its node in the parent snapshot.
+    fn count_dir(&self, parent: Option<&Node>, id: BlobId) {
+        let which = match parent.filter(|p| p.kind == NodeKind::Dir) {
+            Some(p) if p.subtree == Some(id) => UNCHANGED,
+            Some(_) => CHANGED,
+            None => NEW,
+        };
+        self.counts.dirs[which].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Save one entry found at `path`, `depth` directories below the source it belongs to;
+    /// `Ok(None)` when it is skipped (excluded or unreadable, the latter reported). From
+    /// [`PARALLEL_DEPTH`] on, a directory's node comes back without its subtree, for the
+    /// caller ([`Walker::save_dir_deep`]) to save its entries.
+    fn save_entry(&self, path: &Path, name: Vec<u8>, root_dev: u64, parent: Option<&Node>, depth: usize) -> Result<Option<Node>> {
         check_interrupted()?;
         if self.excludes.is_match(path) {
             return Ok(None);
@@ -1142,15 +1171,14 @@ impl Walker<'_> {
                     node.subtree = Some(self.save_tree(Tree::default())?);
                     return Ok(Some(node));
                 }
+                if depth >= PARALLEL_DEPTH {
+                    // Its entries are saved by save_dir_deep, from a stack of its own.
+                    return Ok(Some(node));
+                }
                 let ptree = self.parent_tree(parent);
-                match self.save_dir(path, root_dev, ptree.as_ref())? {
+                match self.save_dir(path, root_dev, ptree.as_ref(), depth + 1)? {
                     Some(id) => {
-                        let which = match parent.filter(|p| p.kind == NodeKind::Dir) {
-                            Some(p) if p.subtree == Some(id) => UNCHANGED,
-                            Some(_) => CHANGED,
-                            None => NEW,
-                        };
-                        self.counts.dirs[which].fetch_add(1, Ordering::Relaxed);
+                        self.count_dir(parent, id);
                         node.subtree = Some(id);
                     }
                     None => return Ok(None),
@@ -1162,14 +1190,33 @@ impl Walker<'_> {
     }
 
     /// Save a directory's entries and its tree blob; `Ok(None)` when it cannot be listed.
-    /// `parent`: the same directory in the parent snapshot.
-    fn save_dir(&self, path: &Path, root_dev: u64, parent: Option<&Tree>) -> Result<Option<BlobId>> {
+    /// `parent`: the same directory in the parent snapshot. `depth`: directories between the
+    /// source and this one; from [`PARALLEL_DEPTH`] on the rest is saved by
+    /// [`Walker::save_dir_deep`] (the call stack only ever holds that many levels).
+    fn save_dir(&self, path: &Path, root_dev: u64, parent: Option<&Tree>, depth: usize) -> Result<Option<BlobId>> {
+        use std::os::unix::ffi::OsStrExt;
+        if depth >= PARALLEL_DEPTH {
+            return self.save_dir_deep(path, root_dev, parent);
+        }
+        let Some(names) = self.list_dir(path, parent) else { return Ok(None) };
+        let nodes: Result<Vec<Option<Node>>> = names
+            .par_iter()
+            .map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev, find(parent, n.as_bytes()), depth))
+            .collect();
+        let tree = Tree { nodes: nodes?.into_iter().flatten().collect() };
+        Ok(Some(self.save_tree(tree)?))
+    }
+
+    /// The entry names of directory `path`, sorted; files not in `parent` (the same directory
+    /// in the parent snapshot) are handed to the prefetcher. `None` when it cannot be listed
+    /// (reported).
+    fn list_dir(&self, path: &Path, parent: Option<&Tree>) -> Option<Vec<std::ffi::OsString>> {
         use std::os::unix::ffi::OsStrExt;
         let rd = match fs::read_dir(path) {
             Ok(rd) => rd,
             Err(e) => {
                 self.report(path, format!("cannot list directory: {e}"));
-                return Ok(None);
+                return None;
             }
         };
         let mut names = Vec::new();
@@ -1193,12 +1240,59 @@ impl Walker<'_> {
                 p.hint(path.join(n));
             }
         }
-        let nodes: Result<Vec<Option<Node>>> = names
+        Some(names)
+    }
+
+    /// [`Walker::save_dir`] for the levels from [`PARALLEL_DEPTH`] down, without recursion:
+    /// a stack of directories being saved, one per level. Each directory's entries are saved
+    /// in parallel ([`Walker::save_entry`] returns subdirectories unsaved); its subdirectories
+    /// are then saved one after the other, each before its parent's tree. The trees are the
+    /// ones [`Walker::save_dir`] makes.
+    fn save_dir_deep(&self, path: &Path, root_dev: u64, parent: Option<&Tree>) -> Result<Option<BlobId>> {
+        let Some(first) = self.open_deep_dir(path.to_path_buf(), None, root_dev, parent)? else { return Ok(None) };
+        let mut stack = vec![first];
+        loop {
+            let Some(top) = stack.last_mut() else { return Ok(None) };
+            if let Some((node, pnode)) = top.subdirs.pop() {
+                use std::os::unix::ffi::OsStrExt;
+                let sub_path = top.path.join(std::ffi::OsStr::from_bytes(&node.name));
+                let ptree = self.parent_tree(pnode.as_ref());
+                // A directory that cannot be listed is left out (reported), as save_dir does.
+                if let Some(dir) = self.open_deep_dir(sub_path, Some((node, pnode)), root_dev, ptree.as_ref())? {
+                    stack.push(dir);
+                }
+                continue;
+            }
+            let Some(done) = stack.pop() else { return Ok(None) };
+            let id = self.save_tree(Tree { nodes: done.nodes })?;
+            let (Some(up), Some((mut node, pnode))) = (stack.last_mut(), done.node) else { return Ok(Some(id)) };
+            self.count_dir(pnode.as_ref(), id);
+            node.subtree = Some(id);
+            up.nodes.push(node);
+        }
+    }
+
+    /// List directory `path` and save its entries but its subdirectories (see
+    /// [`Walker::save_dir_deep`]); `node`: its own node and its node in the parent snapshot.
+    /// `Ok(None)` when it cannot be listed.
+    fn open_deep_dir(&self, path: PathBuf, node: Option<(Node, Option<Node>)>, root_dev: u64, parent: Option<&Tree>) -> Result<Option<DeepDir>> {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(names) = self.list_dir(&path, parent) else { return Ok(None) };
+        let saved: Result<Vec<Option<Node>>> = names
             .par_iter()
-            .map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev, find(parent, n.as_bytes())))
+            .map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev, find(parent, n.as_bytes()), PARALLEL_DEPTH))
             .collect();
-        let tree = Tree { nodes: nodes?.into_iter().flatten().collect() };
-        Ok(Some(self.save_tree(tree)?))
+        let mut nodes = Vec::new();
+        let mut subdirs = Vec::new();
+        for n in saved?.into_iter().flatten() {
+            if n.kind == NodeKind::Dir && n.subtree.is_none() {
+                let pnode = find(parent, &n.name).cloned();
+                subdirs.push((n, pnode));
+            } else {
+                nodes.push(n);
+            }
+        }
+        Ok(Some(DeepDir { path, node, nodes, subdirs }))
     }
 
     /// True when a directory on device `dev` below a source on `root_dev` is on another file
@@ -1225,7 +1319,7 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
-        let id = self.save_dir(root, dev, parent)?;
+        let id = self.save_dir(root, dev, parent, 0)?;
         if id.is_some() {
             self.sources_read.fetch_add(1, Ordering::Relaxed);
         }
@@ -1234,20 +1328,49 @@ impl Walker<'_> {
 
     /// Build the tree for the sources, mirroring their absolute paths from `/`.
     /// `prefix` is the directory whose entries are built; `sources` are relative to it.
+    /// A stack of its own holds one directory per level of the source paths (no recursion).
     fn save_virtual(&self, prefix: &Path, sources: &[Vec<Vec<u8>>], parent: Option<&Tree>) -> Result<Tree> {
         use std::os::unix::ffi::OsStrExt;
-        let mut firsts: Vec<&Vec<u8>> = sources.iter().filter_map(|s| s.first()).collect();
-        firsts.sort();
-        firsts.dedup();
-        let mut nodes = Vec::new();
-        for first in firsts {
-            let path = prefix.join(std::ffi::OsStr::from_bytes(first));
-            let rests: Vec<Vec<Vec<u8>>> = sources.iter().filter(|s| s.first() == Some(first)).map(|s| s[1..].to_vec()).collect();
-            if rests.iter().any(|r| r.is_empty()) {
+        /// A directory on the way to the sources: `members` index `sources`, whose component
+        /// `level` names its entries; `node`: its own node (none for `prefix`).
+        struct Frame {
+            path: PathBuf,
+            level: usize,
+            members: Vec<usize>,
+            firsts: std::vec::IntoIter<Vec<u8>>,
+            ptree: Option<Tree>,
+            nodes: Vec<Node>,
+            node: Option<Node>,
+        }
+        let frame = |path: PathBuf, level: usize, members: Vec<usize>, ptree: Option<Tree>, node: Option<Node>| {
+            let mut firsts: Vec<Vec<u8>> = members.iter().filter_map(|&i| sources.get(i)?.get(level).cloned()).collect();
+            firsts.sort();
+            firsts.dedup();
+            Frame { path, level, members, firsts: firsts.into_iter(), ptree, nodes: Vec::new(), node }
+        };
+        let mut stack = vec![frame(prefix.to_path_buf(), 0, (0..sources.len()).collect(), parent.cloned(), None)];
+        loop {
+            let Some(top) = stack.last_mut() else { return Ok(Tree::default()) };
+            let Some(first) = top.firsts.next() else {
+                let Some(done) = stack.pop() else { return Ok(Tree::default()) };
+                let tree = Tree { nodes: done.nodes };
+                let (Some(up), Some(mut node)) = (stack.last_mut(), done.node) else { return Ok(tree) };
+                if tree.nodes.is_empty() {
+                    // No source below it could be read: not recorded.
+                    continue;
+                }
+                node.subtree = Some(self.save_tree(tree)?);
+                up.nodes.push(node);
+                continue;
+            };
+            let path = top.path.join(std::ffi::OsStr::from_bytes(&first));
+            let level = top.level;
+            let members: Vec<usize> = top.members.iter().copied().filter(|&i| sources.get(i).and_then(|s| s.get(level)) == Some(&first)).collect();
+            if members.iter().any(|&i| sources.get(i).is_some_and(|s| s.len() == level + 1)) {
                 // This component is itself a source: back it up whole.
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
-                if let Some(n) = self.save_entry(&path, first.clone(), dev, find(parent, first))? {
-                    nodes.push(n);
+                if let Some(n) = self.save_entry(&path, first.clone(), dev, find(top.ptree.as_ref(), &first), 0)? {
+                    top.nodes.push(n);
                     self.sources_read.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
@@ -1259,22 +1382,15 @@ impl Walker<'_> {
                     }
                 };
                 let mut node = self.node(first.clone(), &md);
-                node.xattrs = self.xattrs(&path, &node, find(parent, first));
+                node.xattrs = self.xattrs(&path, &node, find(top.ptree.as_ref(), &first));
                 if node.kind != NodeKind::Dir {
                     self.report(&path, "is not a directory".into());
                     continue;
                 }
-                let ptree = self.parent_tree(find(parent, first));
-                let sub = self.save_virtual(&path, &rests, ptree.as_ref())?;
-                if sub.nodes.is_empty() {
-                    // No source below it could be read: not recorded.
-                    continue;
-                }
-                node.subtree = Some(self.save_tree(sub)?);
-                nodes.push(node);
+                let ptree = self.parent_tree(find(top.ptree.as_ref(), &first));
+                stack.push(frame(path, level + 1, members, ptree, Some(node)));
             }
         }
-        Ok(Tree { nodes })
     }
 }
 

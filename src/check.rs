@@ -35,7 +35,7 @@ use crate::index::{Index, IndexFile, IndexPack};
 use crate::pack::{self, BlobEntry};
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
-use crate::tree::{NodeKind, Timestamp, Tree};
+use crate::tree::{Node, NodeKind, Timestamp, Tree};
 
 /// Which packs `--read-data` / `--read-data-subset` download and verify.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -926,7 +926,7 @@ fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Sna
         let entries: Found = if damaged.contains(&s.tree) {
             Arc::new(vec![("/".to_string(), vec![s.tree])])
         } else {
-            affected_below(repo, index, &s.tree, damaged, &mut memo, 0, failure)
+            affected_below(repo, index, &s.tree, damaged, &mut memo, failure)
         };
         failure.check()?;
         for (rel, blobs) in entries.iter() {
@@ -940,52 +940,78 @@ fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Sna
 
 /// Entries below tree `id` (paths relative to it, each starting with `/`) that reference a
 /// damaged blob. A tree that cannot be loaded yields nothing here (it is reported where its
-/// parent names it, or as a problem of its own).
+/// parent names it, or as a problem of its own). Depth-first with a stack of its own (one
+/// partly read tree per level, no recursion), so any depth works.
 fn affected_below(
     repo: &Repository,
     index: &Index,
     id: &BlobId,
     damaged: &BTreeSet<BlobId>,
     memo: &mut HashMap<BlobId, Found>,
-    depth: usize,
     failure: &Failure,
 ) -> Found {
+    /// A tree being searched: its id, entries not searched yet, what was found, and the name
+    /// (`/name`) of the directory entry whose tree is being searched above it.
+    struct Frame {
+        id: BlobId,
+        nodes: std::vec::IntoIter<Node>,
+        out: Vec<(String, Vec<BlobId>)>,
+        pending: Option<String>,
+    }
+    let open = |id: &BlobId| Frame {
+        id: *id,
+        // A tree that cannot be read is damage reported on its own, or a storage failure
+        // recorded in `failure`: nothing is found below it.
+        nodes: failure.read(|| repo.load_tree(index, id)).map(|t| t.nodes).unwrap_or_default().into_iter(),
+        out: Vec::new(),
+        pending: None,
+    };
     if let Some(r) = memo.get(id) {
         return r.clone();
     }
-    let mut out = Vec::new();
-    // Tree ids are content hashes, so trees cannot form cycles; the depth bound guards against
-    // a forged repository anyway.
-    if depth < 1024 {
-        if let Ok(tree) = failure.read(|| repo.load_tree(index, id)) {
-            for node in &tree.nodes {
-                let name = format!("/{}", node.name_lossy());
-                match node.kind {
-                    NodeKind::File => {
-                        let mut bad: Vec<BlobId> = node.content.iter().filter(|b| damaged.contains(b)).copied().collect();
-                        if !bad.is_empty() {
-                            bad.sort();
-                            bad.dedup();
-                            out.push((name, bad));
-                        }
-                    }
-                    NodeKind::Dir => match node.subtree {
-                        Some(sub) if damaged.contains(&sub) => out.push((name, vec![sub])),
-                        Some(sub) => {
-                            for (rel, blobs) in affected_below(repo, index, &sub, damaged, memo, depth + 1, failure).iter() {
-                                out.push((format!("{name}{rel}"), blobs.clone()));
-                            }
-                        }
-                        None => {}
-                    },
-                    _ => {}
-                }
+    let mut stack = vec![open(id)];
+    let mut below: Option<Found> = None;
+    loop {
+        let Some(top) = stack.last_mut() else { return Arc::new(Vec::new()) };
+        if let (Some(name), Some(found)) = (top.pending.take(), below.take()) {
+            for (rel, blobs) in found.iter() {
+                top.out.push((format!("{name}{rel}"), blobs.clone()));
             }
         }
+        let Some(node) = top.nodes.next() else {
+            let Some(done) = stack.pop() else { return Arc::new(Vec::new()) };
+            let r = Arc::new(done.out);
+            memo.insert(done.id, r.clone());
+            if stack.is_empty() {
+                return r;
+            }
+            below = Some(r);
+            continue;
+        };
+        let name = format!("/{}", node.name_lossy());
+        match node.kind {
+            NodeKind::File => {
+                let mut bad: Vec<BlobId> = node.content.iter().filter(|b| damaged.contains(b)).copied().collect();
+                if !bad.is_empty() {
+                    bad.sort();
+                    bad.dedup();
+                    top.out.push((name, bad));
+                }
+            }
+            NodeKind::Dir => match node.subtree {
+                Some(sub) if damaged.contains(&sub) => top.out.push((name, vec![sub])),
+                Some(sub) => {
+                    top.pending = Some(name);
+                    match memo.get(&sub) {
+                        Some(r) => below = Some(r.clone()),
+                        None => stack.push(open(&sub)),
+                    }
+                }
+                None => {}
+            },
+            _ => {}
+        }
     }
-    let r = Arc::new(out);
-    memo.insert(*id, r.clone());
-    r
 }
 
 #[cfg(test)]

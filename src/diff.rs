@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
@@ -81,14 +81,30 @@ struct Differ<'a> {
     before: HashSet<BlobId>,
     after: HashSet<BlobId>,
     out: &'a mut dyn FnMut(&Change) -> Result<()>,
+    /// Trees still to compare or list, the next on top (a stack of its own instead of
+    /// recursion, so any depth works; one partly read tree or pair per level).
+    work: Vec<Work>,
+}
+
+/// One step of the walk in [`Differ::run`].
+enum Work {
+    /// Compare two trees at `prefix` (not read yet).
+    Diff { a: BlobId, b: BlobId, prefix: PathBuf },
+    /// Two trees being compared: their entries not compared yet.
+    Merge { a: std::iter::Peekable<std::vec::IntoIter<Node>>, b: std::iter::Peekable<std::vec::IntoIter<Node>>, prefix: PathBuf },
+    /// List everything below `tree` as added or removed (not read yet).
+    List { tree: BlobId, prefix: PathBuf, added: bool },
+    /// A tree being listed: its entries not listed yet.
+    Listing { nodes: std::vec::IntoIter<Node>, prefix: PathBuf, added: bool },
 }
 
 /// Compare the directory trees `a` and `b`, calling `on_change` for each change in path order,
 /// and return the totals. Errors: a tree that cannot be read, a blob missing from the index,
 /// or the first error of `on_change`.
 pub fn diff_trees(repo: &Repository, index: &Index, a: &BlobId, b: &BlobId, on_change: &mut dyn FnMut(&Change) -> Result<()>) -> Result<DiffStats> {
-    let mut d = Differ { repo, index, stats: DiffStats::default(), before: HashSet::new(), after: HashSet::new(), out: on_change };
-    d.diff_tree(a, b, Path::new("/"))?;
+    let mut d = Differ { repo, index, stats: DiffStats::default(), before: HashSet::new(), after: HashSet::new(), out: on_change, work: Vec::new() };
+    d.diff_tree(a, b, Path::new("/"));
+    d.run()?;
     let both: HashSet<BlobId> = d.before.intersection(&d.after).copied().collect();
     let mut stats = std::mem::take(&mut d.stats);
     count_blobs(index, d.before.difference(&both), &mut stats.removed)?;
@@ -141,42 +157,71 @@ impl Differ<'_> {
         (self.out)(&Change { path, modifier })
     }
 
-    fn diff_tree(&mut self, a: &BlobId, b: &BlobId, prefix: &Path) -> Result<()> {
-        if a == b {
-            return Ok(());
+    /// Compare trees `a` and `b` at `prefix` (queued: [`Differ::run`] does the work).
+    fn diff_tree(&mut self, a: &BlobId, b: &BlobId, prefix: &Path) {
+        if a != b {
+            self.work.push(Work::Diff { a: *a, b: *b, prefix: prefix.to_path_buf() });
         }
-        if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        let ta = self.repo.load_tree(self.index, a)?;
-        let tb = self.repo.load_tree(self.index, b)?;
-        // Both trees are sorted by name: merge them.
-        let (mut ia, mut ib) = (ta.nodes.iter().peekable(), tb.nodes.iter().peekable());
-        loop {
-            let (na, nb) = match (ia.peek(), ib.peek()) {
-                (None, None) => break,
-                (Some(x), None) => (Some(*x), None),
-                (None, Some(y)) => (None, Some(*y)),
-                (Some(x), Some(y)) => match x.name.cmp(&y.name) {
-                    std::cmp::Ordering::Less => (Some(*x), None),
-                    std::cmp::Ordering::Greater => (None, Some(*y)),
-                    std::cmp::Ordering::Equal => (Some(*x), Some(*y)),
-                },
-            };
-            if na.is_some() {
-                ia.next();
+    }
+
+    /// Do the queued work, one entry at a time, depth-first in name order.
+    fn run(&mut self) -> Result<()> {
+        while let Some(w) = self.work.pop() {
+            if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::Interrupted);
             }
-            if nb.is_some() {
-                ib.next();
-            }
-            match (na, nb) {
-                (Some(x), Some(y)) => self.compare(x, y, prefix)?,
-                (Some(x), None) => self.gone(x, prefix, false)?,
-                (None, Some(y)) => self.gone(y, prefix, true)?,
-                (None, None) => break,
+            match w {
+                Work::Diff { a, b, prefix } => {
+                    let ta = self.repo.load_tree(self.index, &a)?;
+                    let tb = self.repo.load_tree(self.index, &b)?;
+                    self.work.push(Work::Merge { a: ta.nodes.into_iter().peekable(), b: tb.nodes.into_iter().peekable(), prefix });
+                }
+                Work::List { tree, prefix, added } => {
+                    let t = self.repo.load_tree(self.index, &tree)?;
+                    self.work.push(Work::Listing { nodes: t.nodes.into_iter(), prefix, added });
+                }
+                Work::Merge { mut a, mut b, prefix } => {
+                    let take_a = match (a.peek(), b.peek()) {
+                        (None, None) => continue,
+                        (Some(_), None) => (true, false),
+                        (None, Some(_)) => (false, true),
+                        (Some(x), Some(y)) => match x.name.cmp(&y.name) {
+                            std::cmp::Ordering::Less => (true, false),
+                            std::cmp::Ordering::Greater => (false, true),
+                            std::cmp::Ordering::Equal => (true, true),
+                        },
+                    };
+                    let na = if take_a.0 { a.next() } else { None };
+                    let nb = if take_a.1 { b.next() } else { None };
+                    let before = self.work.len();
+                    match (na, nb) {
+                        (Some(x), Some(y)) => self.compare(&x, &y, &prefix)?,
+                        (Some(x), None) => self.gone(&x, &prefix, false)?,
+                        (None, Some(y)) => self.gone(&y, &prefix, true)?,
+                        (None, None) => {}
+                    }
+                    // The rest of this pair comes after whatever these entries queued.
+                    self.resume_under(before, Some(Work::Merge { a, b, prefix }));
+                }
+                Work::Listing { mut nodes, prefix, added } => {
+                    let Some(node) = nodes.next() else { continue };
+                    let before = self.work.len();
+                    self.gone(&node, &prefix, added)?;
+                    self.resume_under(before, Some(Work::Listing { nodes, prefix, added }));
+                }
             }
         }
         Ok(())
+    }
+
+    /// Put `rest` (the frame an entry came from) below the work that entry queued at
+    /// `before..`, so that the entry's subtrees are done first, in the order they were queued.
+    fn resume_under(&mut self, before: usize, rest: Option<Work>) {
+        let mut queued = self.work.split_off(before);
+        // Queued in walk order; the stack pops the last first.
+        queued.reverse();
+        self.work.extend(rest);
+        self.work.extend(queued);
     }
 
     fn compare(&mut self, x: &Node, y: &Node, prefix: &Path) -> Result<()> {
@@ -188,10 +233,10 @@ impl Differ<'_> {
             count(&mut self.stats.removed, x);
             count(&mut self.stats.added, y);
             if x.kind == NodeKind::Dir {
-                self.list(&subtree(x, &path)?, &path, false)?;
+                self.list(&subtree(x, &path)?, &path, false);
             }
             if y.kind == NodeKind::Dir {
-                self.list(&subtree(y, &path)?, &path, true)?;
+                self.list(&subtree(y, &path)?, &path, true);
             }
             return Ok(());
         }
@@ -209,7 +254,7 @@ impl Differ<'_> {
             self.emit(shown(&path, y), "U")?;
         }
         if x.kind == NodeKind::Dir {
-            self.diff_tree(&subtree(x, &path)?, &subtree(y, &path)?, &path)?;
+            self.diff_tree(&subtree(x, &path)?, &subtree(y, &path)?, &path);
         }
         Ok(())
     }
@@ -220,7 +265,7 @@ impl Differ<'_> {
         self.emit(shown(&path, node), if added { "+" } else { "-" })?;
         self.record(node, added);
         if node.kind == NodeKind::Dir {
-            self.list(&subtree(node, &path)?, &path, added)?;
+            self.list(&subtree(node, &path)?, &path, added);
         }
         Ok(())
     }
@@ -235,12 +280,8 @@ impl Differ<'_> {
         }
     }
 
-    /// Everything below `tree` was added (or removed).
-    fn list(&mut self, tree: &BlobId, prefix: &Path, added: bool) -> Result<()> {
-        let t = self.repo.load_tree(self.index, tree)?;
-        for node in &t.nodes {
-            self.gone(node, prefix, added)?;
-        }
-        Ok(())
+    /// List everything below `tree` at `prefix` as added or removed (queued).
+    fn list(&mut self, tree: &BlobId, prefix: &Path, added: bool) {
+        self.work.push(Work::List { tree: *tree, prefix: prefix.to_path_buf(), added });
     }
 }

@@ -129,43 +129,112 @@ impl<'r> Finder<'r> {
         self.oldest.is_none_or(|t| node.mtime >= t) && self.newest.is_none_or(|t| node.mtime <= t)
     }
 
-    fn search(&mut self, tree: &BlobId, path: &Path) -> Result<Option<Arc<Found>>> {
+    /// The matches below tree `root` at snapshot path `root_path`, each tree searched once per
+    /// memo key. Depth-first with a stack of its own (one partly searched tree per level, never
+    /// the call stack), so any depth works.
+    fn search(&mut self, root: &BlobId, root_path: &Path) -> Result<Option<Arc<Found>>> {
+        let mut stack: Vec<SearchFrame> = Vec::new();
+        // The result of the directory just searched, for the entry pending on the stack's top.
+        let mut below: Option<Arc<Found>>;
+        match self.open(root, root_path)? {
+            Opened::Known(f) => return Ok(f),
+            Opened::Frame(f) => stack.push(f),
+        }
+        below = None;
+        loop {
+            let Some(top) = stack.last_mut() else { return Ok(None) };
+            if let Some((name, hit)) = top.pending.take() {
+                let b = below.take();
+                if hit.is_some() || b.is_some() {
+                    top.items.push(FoundItem { name, hit, below: b });
+                }
+            }
+            match top.nodes.next() {
+                Some(node) => {
+                    let child = top.path.join(OsStr::from_bytes(&node.name));
+                    let hit = self.matcher.is_match(&node.name, &child) && self.in_time(&node);
+                    match (node.kind, node.subtree) {
+                        (NodeKind::Dir, Some(sub)) => {
+                            top.pending = Some((node.name.clone(), hit.then_some(node)));
+                            match self.open(&sub, &child)? {
+                                Opened::Known(f) => below = f,
+                                Opened::Frame(f) => stack.push(f),
+                            }
+                        }
+                        (NodeKind::Dir, None) => return Err(Error::corrupt(format!("directory {}", child.display()), "it has no subtree")),
+                        _ => {
+                            if hit {
+                                top.items.push(FoundItem { name: node.name.clone(), hit: Some(node), below: None });
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let Some(done) = stack.pop() else { return Ok(None) };
+                    let found = (!done.items.is_empty()).then(|| Arc::new(Found { items: done.items }));
+                    self.memo.insert(done.key, found.clone());
+                    if stack.is_empty() {
+                        return Ok(found);
+                    }
+                    below = found;
+                }
+            }
+        }
+    }
+
+    /// Start searching tree `tree` at snapshot path `path`: its memoised result, or a frame
+    /// with its entries. Errors: [`Error::Interrupted`]; the tree cannot be read.
+    fn open(&mut self, tree: &BlobId, path: &Path) -> Result<Opened> {
         let key = (*tree, self.matcher.uses_paths().then(|| path.to_path_buf()));
         if let Some(f) = self.memo.get(&key) {
-            return Ok(f.clone());
+            return Ok(Opened::Known(f.clone()));
         }
         if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
         let t = self.repo.load_tree(self.index, tree)?;
         self.trees_read += 1;
-        let mut items = Vec::new();
-        for node in t.nodes {
-            let child = path.join(OsStr::from_bytes(&node.name));
-            let hit = self.matcher.is_match(&node.name, &child) && self.in_time(&node);
-            let below = match (node.kind, node.subtree) {
-                (NodeKind::Dir, Some(sub)) => self.search(&sub, &child)?,
-                (NodeKind::Dir, None) => return Err(Error::corrupt(format!("directory {}", child.display()), "it has no subtree")),
-                _ => None,
-            };
-            if hit || below.is_some() {
-                items.push(FoundItem { name: node.name.clone(), hit: hit.then_some(node), below });
-            }
-        }
-        let found = (!items.is_empty()).then(|| Arc::new(Found { items }));
-        self.memo.insert(key, found.clone());
-        Ok(found)
+        Ok(Opened::Frame(SearchFrame { key, path: path.to_path_buf(), nodes: t.nodes.into_iter(), items: Vec::new(), pending: None }))
     }
 }
 
-fn flatten(f: &Found, prefix: &Path, out: &mut Vec<Match>) {
-    for item in &f.items {
+/// A tree being searched by [`Finder::search`].
+struct SearchFrame {
+    key: (BlobId, Option<PathBuf>),
+    /// The tree's snapshot path.
+    path: PathBuf,
+    /// Entries not searched yet.
+    nodes: std::vec::IntoIter<Node>,
+    /// Entries found so far.
+    items: Vec<FoundItem>,
+    /// The directory entry whose tree is being searched above this frame: name and node if it
+    /// matched itself.
+    pending: Option<(Vec<u8>, Option<Node>)>,
+}
+
+/// What [`Finder::open`] found.
+enum Opened {
+    /// Searched before.
+    Known(Option<Arc<Found>>),
+    /// To be searched.
+    Frame(SearchFrame),
+}
+
+/// Matches in walk order: each item's own match, then those below it (a stack, no recursion).
+fn flatten(f: &Arc<Found>, prefix: &Path, out: &mut Vec<Match>) {
+    let mut stack: Vec<(Arc<Found>, usize, PathBuf)> = vec![(f.clone(), 0, prefix.to_path_buf())];
+    while let Some((found, i, prefix)) = stack.last_mut() {
+        let Some(item) = found.items.get(*i) else {
+            stack.pop();
+            continue;
+        };
+        *i += 1;
         let path = prefix.join(OsStr::from_bytes(&item.name));
         if let Some(node) = &item.hit {
             out.push(Match { path: path.clone(), node: node.clone() });
         }
-        if let Some(b) = &item.below {
-            flatten(b, &path, out);
+        if let Some(b) = item.below.clone() {
+            stack.push((b, 0, path));
         }
     }
 }

@@ -3,21 +3,26 @@
 //! Files land at `TARGET/<full original path>`, as restic does. The plan follows restic's
 //! restorer (`internal/restorer/doc.go`) in spirit:
 //!
-//! 1. Walk the snapshot's trees (in parallel). Directories, symlinks and special files are
-//!    created at once; each regular file is created empty at its final size, and each of its
-//!    blobs is noted under the pack that holds it, with the file offset it belongs at.
+//! 1. Walk the snapshot's trees (in parallel; below [`PARALLEL_DEPTH`] levels one entry at a
+//!    time with a stack of its own, so no depth overflows the call stack). Directories,
+//!    symlinks and special files are created at once; each regular file is created empty at
+//!    its final size, and each of its blobs is noted under the pack that holds it, with the
+//!    file offset it belongs at.
 //! 2. Process the packs in parallel: read each pack's needed blobs in as few range requests as
 //!    possible (neighbouring blobs are read together), verify every blob (authenticated
 //!    decryption, then its id recomputed), and write it at every place it belongs (`pwrite`);
 //!    an all-zero blob is not written, leaving a hole (sparse files stay sparse).
 //!    A file whose last blob lands gets its metadata.
 //! 3. Files with a damaged or missing blob are removed and reported with the pack and blob;
-//!    nothing unverified is ever left as file content. Then hard links are made and
-//!    directories get their metadata, deepest first.
+//!    nothing unverified is ever left as file content. A file that replaces one already in
+//!    the target is written under a temporary name beside it and renamed over it only once
+//!    complete, so a damaged snapshot copy never costs the local one. Then hard links are
+//!    made and directories get their metadata, deepest first.
 //!
 //! Safety: every name comes from a tree and is checked to be one plain path component; any
 //! entry in the way (a planted symlink, say) is removed, never followed, and files are opened
-//! with `O_NOFOLLOW`, so a restore cannot write outside TARGET.
+//! with `O_NOFOLLOW`, so a restore cannot write outside TARGET. A directory with entries in
+//! the way of a file is never removed: the conflict is reported and the rest restored.
 
 use std::collections::HashMap;
 use std::fs;
@@ -42,6 +47,9 @@ use crate::tree::{Node, NodeKind, Tree};
 const MAX_GAP: u64 = 1 << 20;
 /// Largest single range request, bytes (bounds memory: one range per thread at a time).
 const MAX_RANGE: u64 = 8 << 20;
+/// Trees below this depth are walked by [`Restorer::walk_deep`] (a stack of its own, one
+/// entry at a time) instead of in parallel on the call stack.
+const PARALLEL_DEPTH: usize = 64;
 
 /// Options of a restore.
 #[derive(Default)]
@@ -84,7 +92,12 @@ pub struct RestoreProgress {
 /// A regular file being restored.
 struct FileJob {
     path: PathBuf,
+    /// Where the content is written.
     dest: PathBuf,
+    /// Where the file goes once complete, when not `dest`: an entry was there, and stays
+    /// until the new content is complete and verified (`dest` is then a temporary name beside
+    /// it, renamed over it).
+    target: Option<PathBuf>,
     node: Node,
     remaining: AtomicUsize,
     failed: AtomicBool,
@@ -116,6 +129,14 @@ enum DirState {
     Present,
     /// Created by this restore, so empty.
     Created,
+}
+
+/// What [`Restorer::enter_node`] did with an entry.
+enum Entered {
+    /// Restored or planned (true), or left out (false).
+    Done(bool),
+    /// A directory, created when selected: its entries are walked next.
+    Dir { tree: BlobId, path: PathBuf, dest: PathBuf, selected: bool, state: DirState },
 }
 
 struct DirJob {
@@ -151,6 +172,8 @@ struct Restorer<'a> {
     /// Files not restored because their stored content is damaged.
     damaged: AtomicU64,
     dirs_done: AtomicU64,
+    /// Temporary file names handed out (see [`Restorer::temporary_beside`]).
+    temporaries: AtomicU64,
     progress: &'a RestoreProgress,
 }
 
@@ -170,6 +193,7 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         errors: Mutex::new(Vec::new()),
         damaged: AtomicU64::new(0),
         dirs_done: AtomicU64::new(0),
+        temporaries: AtomicU64::new(0),
         progress,
     };
     let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { opts.threads };
@@ -207,7 +231,8 @@ impl Restorer<'_> {
     }
 
     /// Phase 1: walk tree `id` at snapshot path `dir`. `selected`: an ancestor matched the
-    /// includes (or there are none). `state`: whether `dir` exists in the target.
+    /// includes (or there are none). `state`: whether `dir` exists in the target. Entries are
+    /// walked in parallel down to [`PARALLEL_DEPTH`], below that by [`Restorer::walk_deep`].
     fn walk(&self, id: &BlobId, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
         let tree: Tree = self.repo.load_tree(self.index, id)?;
         let results: Vec<Result<bool>> = tree.nodes.par_iter().map(|n| self.walk_node(n, dir, depth, selected, state)).collect();
@@ -218,24 +243,88 @@ impl Restorer<'_> {
         Ok(any)
     }
 
+    /// [`Restorer::walk`] without recursion: one partly walked tree per level on a stack of
+    /// its own, entries one at a time, so any depth works.
+    fn walk_deep(&self, id: &BlobId, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
+        /// A tree being walked; `dir`: its directory entry (node, target path), for the
+        /// directory's own plan once its entries are done (none for the tree walk_deep starts at).
+        struct Frame {
+            nodes: std::vec::IntoIter<Node>,
+            path: PathBuf,
+            depth: usize,
+            selected: bool,
+            state: DirState,
+            any: bool,
+            dir: Option<(Node, PathBuf)>,
+        }
+        let nodes = self.repo.load_tree(self.index, id)?.nodes.into_iter();
+        let mut stack = vec![Frame { nodes, path: dir.to_path_buf(), depth, selected, state, any: false, dir: None }];
+        loop {
+            let Some(top) = stack.last_mut() else { return Ok(false) };
+            let Some(node) = top.nodes.next() else {
+                let Some(done) = stack.pop() else { return Ok(false) };
+                let Some((node, dest)) = done.dir else { return Ok(done.any) };
+                let any = self.dir_done(&node, dest, done.depth.saturating_sub(1), done.selected, done.any);
+                if let Some(up) = stack.last_mut() {
+                    up.any |= any;
+                }
+                continue;
+            };
+            match self.enter_node(&node, &top.path, top.selected, top.state)? {
+                Entered::Done(any) => top.any |= any,
+                Entered::Dir { tree, path, dest, selected, state } => {
+                    let nodes = self.repo.load_tree(self.index, &tree)?.nodes.into_iter();
+                    let depth = top.depth + 1;
+                    stack.push(Frame { nodes, path, depth, selected, state, any: false, dir: Some((node, dest)) });
+                }
+            }
+        }
+    }
+
     fn walk_node(&self, node: &Node, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
+        match self.enter_node(node, dir, selected, state)? {
+            Entered::Done(any) => Ok(any),
+            Entered::Dir { tree, path, dest, selected, state } => {
+                let any = if depth + 1 < PARALLEL_DEPTH {
+                    self.walk(&tree, &path, depth + 1, selected, state)?
+                } else {
+                    self.walk_deep(&tree, &path, depth + 1, selected, state)?
+                };
+                Ok(self.dir_done(node, dest, depth, selected, any))
+            }
+        }
+    }
+
+    /// A directory's entries are walked (`any`: one of them is restored): plan its metadata
+    /// if it is restored itself. True when it is.
+    fn dir_done(&self, node: &Node, dest: PathBuf, depth: usize, selected: bool, any: bool) -> bool {
+        if selected || any {
+            self.plan().dirs.push(DirJob { dest, depth, node: node.clone() });
+            return true;
+        }
+        false
+    }
+
+    /// Restore or plan one entry of directory `dir`; a directory is created (when selected)
+    /// and returned for its entries to be walked.
+    fn enter_node(&self, node: &Node, dir: &Path, selected: bool, state: DirState) -> Result<Entered> {
         if INTERRUPTED.load(Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }
         let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
         if !Tree::valid_name(&node.name) {
             self.report(&path, "invalid name in the snapshot (skipped)".into());
-            return Ok(false);
+            return Ok(Entered::Done(false));
         }
         if self.excludes.is_match(&path) {
-            return Ok(false);
+            return Ok(Entered::Done(false));
         }
         let selected = selected || self.includes.as_ref().is_some_and(|i| i.is_match(&path));
         let dest = self.dest(&path);
         if node.kind == NodeKind::Dir {
             let Some(sub) = node.subtree else {
                 self.report(&path, "directory without a subtree in the snapshot".into());
-                return Ok(false);
+                return Ok(Entered::Done(false));
             };
             let mut sub_state = DirState::Missing;
             if selected {
@@ -248,45 +337,49 @@ impl Restorer<'_> {
                     Ok(false) => sub_state = DirState::Present,
                     Err(e) => {
                         self.report(&path, format!("cannot create directory: {e}"));
-                        return Ok(false);
+                        return Ok(Entered::Done(false));
                     }
                 }
             }
-            let any = self.walk(&sub, &path, depth + 1, selected, sub_state)?;
-            if selected || any {
-                self.plan().dirs.push(DirJob { dest, depth, node: node.clone() });
-                return Ok(true);
-            }
-            return Ok(false);
+            return Ok(Entered::Dir { tree: sub, path, dest, selected, state: sub_state });
         }
+        Ok(Entered::Done(self.restore_entry(node, path, dest, selected, state, dir)))
+    }
+
+    /// Restore (or plan, for a regular file) a non-directory entry; true when it is restored.
+    fn restore_entry(&self, node: &Node, path: PathBuf, dest: PathBuf, selected: bool, state: DirState, dir: &Path) -> bool {
         if !selected {
-            return Ok(false);
+            return false;
         }
         if state == DirState::Missing {
             if let Err(e) = self.ensure_dir(dir) {
                 self.report(&path, format!("cannot create parent directory: {e}"));
-                return Ok(false);
+                return false;
             }
         }
         // In a directory this restore created, nothing is in the way (and whatever another
         // process might plant there makes the exclusive create fail, never followed).
+        let mut replace = false;
         if state != DirState::Created {
-            if let Err(e) = remove_existing(&dest) {
-                self.report(&path, format!("cannot replace existing entry: {e}"));
-                return Ok(false);
+            match make_way(&dest, node.kind == NodeKind::File) {
+                Ok(r) => replace = r,
+                Err(e) => {
+                    self.report(&path, e);
+                    return false;
+                }
             }
         }
         match node.kind {
-            NodeKind::File => Ok(self.plan_file(node, path, dest)),
+            NodeKind::File => self.plan_file(node, path, dest, replace),
             NodeKind::Symlink => match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.symlink_target), &dest) {
                 Ok(()) => {
                     self.set_metadata(node, &dest);
                     self.progress.files.fetch_add(1, Ordering::Relaxed);
-                    Ok(true)
+                    true
                 }
                 Err(e) => {
                     self.report(&path, format!("cannot create symlink: {e}"));
-                    Ok(false)
+                    false
                 }
             },
             _ => {
@@ -294,13 +387,15 @@ impl Restorer<'_> {
                 if ok {
                     self.set_metadata(node, &dest);
                 }
-                Ok(ok)
+                ok
             }
         }
     }
 
     /// Create a regular file at its final size and note its blobs under their packs.
-    fn plan_file(&self, node: &Node, path: PathBuf, dest: PathBuf) -> bool {
+    /// `replace`: an entry at `dest` stays until the file is complete (it is written to a
+    /// temporary file beside it, renamed over `dest` once done).
+    fn plan_file(&self, node: &Node, path: PathBuf, dest: PathBuf, replace: bool) -> bool {
         let link_key = (node.links > 1).then_some((node.device, node.inode));
         // For a hard-linked inode, the plan stays locked from the look-up to the insertion,
         // so exactly one name becomes the file and the others become links to it.
@@ -331,6 +426,7 @@ impl Restorer<'_> {
             self.report(&path, format!("the snapshot's content is {size} bytes but its size is recorded as {} (not restored)", node.size));
             return false;
         }
+        let (dest, target) = if replace { (self.temporary_beside(&dest), Some(dest)) } else { (dest, None) };
         let deferred = locs.len() == 1;
         if !deferred {
             let made = create_file(&dest).and_then(|f| f.set_len(size));
@@ -345,7 +441,7 @@ impl Restorer<'_> {
             None => self.plan(),
         };
         let n = plan.files.len();
-        plan.files.push(FileJob { path, dest, node: node.clone(), remaining: AtomicUsize::new(locs.len()), failed: AtomicBool::new(false), deferred });
+        plan.files.push(FileJob { path, dest, target, node: node.clone(), remaining: AtomicUsize::new(locs.len()), failed: AtomicBool::new(false), deferred });
         if let Some(k) = link_key {
             plan.first_names.insert(k, n);
         }
@@ -381,7 +477,8 @@ impl Restorer<'_> {
                 self.report(&l.path, format!("not restored: it is a hard link of {}, which could not be restored", first.path.display()));
                 continue;
             }
-            match remove_existing(&l.dest).and_then(|_| fs::hard_link(&first.dest, &l.dest)) {
+            let first_dest = first.target.as_ref().unwrap_or(&first.dest);
+            match remove_existing(&l.dest).and_then(|_| fs::hard_link(first_dest, &l.dest)) {
                 Ok(()) => {
                     self.progress.files.fetch_add(1, Ordering::Relaxed);
                 }
@@ -518,7 +615,22 @@ impl Restorer<'_> {
             }
         }
         self.set_metadata_via(&f.node, &f.dest, handle);
+        if let Some(target) = &f.target {
+            if let Err(e) = fs::rename(&f.dest, target) {
+                f.failed.store(true, Ordering::Relaxed);
+                self.report(&f.path, format!("cannot move the restored file into place: {e}"));
+                return;
+            }
+        }
         self.progress.files.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new temporary name in the directory of `dest` (the rename over `dest` stays within
+    /// one file system); the exclusive create of the file fails rather than follow anything
+    /// found there.
+    fn temporary_beside(&self, dest: &Path) -> PathBuf {
+        let n = self.temporaries.fetch_add(1, Ordering::Relaxed);
+        dest.with_file_name(format!(".cairn-restore-{}-{n}.tmp", std::process::id()))
     }
 
     /// Make sure the directory for `snap_dir` and all its ancestors exist in the target.
@@ -634,11 +746,32 @@ fn create_file(dest: &Path) -> std::io::Result<fs::File> {
     fs::OpenOptions::new().write(true).create_new(true).custom_flags(nix::libc::O_NOFOLLOW).mode(0o600).open(dest)
 }
 
-/// Remove whatever is at `p` (file, symlink, or a directory left by an earlier restore of a
-/// different type), without following symlinks.
+/// Clear the way for an entry of the snapshot at `p`. A directory there is removed only when
+/// empty: one with entries is not the restore's to delete. A regular file's way (`file`) is
+/// left as it is: true when something is there, to be replaced once the new file is complete.
+/// Anything else there is removed (never followed). Errors: a message for the report.
+fn make_way(p: &Path, file: bool) -> std::result::Result<bool, String> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => match fs::remove_dir(p) {
+            Ok(()) => Ok(false),
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST)) => Err(format!(
+                "not restored: a directory with entries is in the way at {} (restore does not delete what is not in the snapshot; move it away)",
+                p.display()
+            )),
+            Err(e) => Err(format!("cannot remove the empty directory in the way: {e}")),
+        },
+        Ok(_) if file => Ok(true),
+        Ok(_) => fs::remove_file(p).map(|()| false).map_err(|e| format!("cannot replace existing entry: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("cannot replace existing entry: {e}")),
+    }
+}
+
+/// Remove whatever is at `p` (file, symlink, or an empty directory), without following
+/// symlinks. A directory with entries is not removed (an error).
 fn remove_existing(p: &Path) -> std::io::Result<()> {
     match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(m) if m.is_dir() => fs::remove_dir(p),
         Ok(_) => fs::remove_file(p),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

@@ -136,22 +136,69 @@ pub enum Visit {
 
 /// Walk the tree `tree` depth-first in name order, calling `visit(path, node)` for every entry
 /// below it (not for the tree itself) before its children; `prefix` is the snapshot path of
-/// `tree` (`/` for the root). Errors: the first tree that cannot be read, or the first error
-/// `visit` returns.
+/// `tree` (`/` for the root). The walk keeps its own stack of partly visited trees (one per
+/// level, never on the call stack), so any depth works. Errors: the first tree that cannot be
+/// read, or the first error `visit` returns.
 pub fn walk(repo: &Repository, index: &Index, tree: &BlobId, prefix: &Path, visit: &mut dyn FnMut(&Path, &Node) -> Result<Visit>) -> Result<()> {
-    let t = repo.load_tree(index, tree)?;
-    for node in &t.nodes {
-        if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        let path = prefix.join(OsStr::from_bytes(&node.name));
-        let v = visit(&path, node)?;
-        if v == Visit::Descend && node.kind == NodeKind::Dir {
-            let sub = node.subtree.ok_or_else(|| Error::corrupt(format!("directory {}", path.display()), "it has no subtree"))?;
-            walk(repo, index, &sub, &path, visit)?;
+    let mut stream = TreeStream::new(repo, index, tree, prefix)?;
+    while let Some((path, node)) = stream.next_entry()? {
+        if visit(&path, &node)? == Visit::Descend && node.kind == NodeKind::Dir {
+            stream.descend(&path, &node)?;
         }
     }
     Ok(())
+}
+
+/// A depth-first stream of the entries below a tree, in name order, holding one partly read
+/// tree per level on a stack of its own (no recursion, so any depth works; memory grows with
+/// the depth by one tree per level). The caller decides after each directory entry whether to
+/// [`TreeStream::descend`] into it.
+pub struct TreeStream<'r> {
+    repo: &'r Repository,
+    index: &'r Index,
+    /// Per level: the snapshot path of the tree and its entries not yet returned.
+    stack: Vec<(PathBuf, std::vec::IntoIter<Node>)>,
+}
+
+impl<'r> TreeStream<'r> {
+    /// A stream of the entries below `tree`, whose snapshot path is `prefix`.
+    /// Errors: the tree cannot be read.
+    pub fn new(repo: &'r Repository, index: &'r Index, tree: &BlobId, prefix: &Path) -> Result<Self> {
+        let t = repo.load_tree(index, tree)?;
+        Ok(TreeStream { repo, index, stack: vec![(prefix.to_path_buf(), t.nodes.into_iter())] })
+    }
+
+    /// The next entry (its snapshot path and node), or `None` at the end.
+    /// Errors: [`Error::Interrupted`].
+    pub fn next_entry(&mut self) -> Result<Option<(PathBuf, Node)>> {
+        loop {
+            if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            let Some((prefix, nodes)) = self.stack.last_mut() else { return Ok(None) };
+            match nodes.next() {
+                Some(node) => return Ok(Some((prefix.join(OsStr::from_bytes(&node.name)), node))),
+                None => {
+                    self.stack.pop();
+                }
+            }
+        }
+    }
+
+    /// Make the entries of directory `node` (at snapshot path `path`, the entry just returned)
+    /// come next. Errors: the node has no subtree ([`Error::Corrupt`]), or its tree cannot be
+    /// read.
+    pub fn descend(&mut self, path: &Path, node: &Node) -> Result<()> {
+        let sub = node.subtree.ok_or_else(|| Error::corrupt(format!("directory {}", path.display()), "it has no subtree"))?;
+        let t = self.repo.load_tree(self.index, &sub)?;
+        self.stack.push((path.to_path_buf(), t.nodes.into_iter()));
+        Ok(())
+    }
+
+    /// How many trees are open (the depth below the starting tree, plus one).
+    pub fn depth(&self) -> usize {
+        self.stack.len()
+    }
 }
 
 /// restic's name of a node type: `file`, `dir`, `symlink`, `chardev`, `dev`, `fifo`, `socket`.

@@ -480,3 +480,27 @@ fn extended_attributes_are_served_by_the_mount() {
     assert!(text.contains(&format!("user.binary=0x{}", hex::encode(&value))), "getfattr: {text}");
     m.stop();
 }
+
+/// A tree 2,000 directories deep (a file beside each): its deepest file reads through the
+/// mount, and the whole tree lists equal to the source.
+#[test]
+fn a_tree_2000_levels_deep_reads_through_the_mount() {
+    let repo = Repo::init();
+    let src = Tmp::new();
+    let root = src.join("s");
+    let deepest = deep_tree(&root, 2000);
+    repo.run([std::ffi::OsStr::new("backup"), root.as_os_str()]).ok();
+    let mnt = Tmp::new();
+    let point = mnt.join("m");
+    let m = Mounted::start(&repo, &point, &[]);
+
+    let view = point.join("snapshots/latest").join(root.strip_prefix("/").unwrap());
+    let deepest_view = view.join(deepest.strip_prefix(&root).unwrap()).join("f");
+    assert_eq!(fs::read(&deepest_view).unwrap_or_else(|e| panic!("read the deepest file through the mount: {e}")), b"level 2000\n");
+    let (want, got) = (listing(&root), listing(&view));
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "entry names");
+    for (rel, g) in &got {
+        assert!(g.kind == want[rel].kind && g.content == want[rel].content, "{}: differs through the mount", rel.display());
+    }
+    m.stop();
+}

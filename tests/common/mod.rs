@@ -373,18 +373,38 @@ pub fn listing(root: &Path) -> BTreeMap<PathBuf, Entry> {
     out
 }
 
+/// Every entry below `root/rel` into `out`; a work list, not recursion (trees thousands of
+/// levels deep are compared too).
 fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
-    let dir = root.join(rel);
-    for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())) {
-        let e = e.unwrap();
-        let rel = rel.join(e.file_name());
-        let entry = describe(&root.join(&rel));
-        let is_dir = entry.kind == Kind::Dir;
-        out.insert(rel.clone(), entry);
-        if is_dir {
-            walk(root, &rel, out);
+    let mut dirs = vec![rel.to_path_buf()];
+    while let Some(rel) = dirs.pop() {
+        let dir = root.join(&rel);
+        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())) {
+            let e = e.unwrap();
+            let rel = rel.join(e.file_name());
+            let entry = describe(&root.join(&rel));
+            if entry.kind == Kind::Dir {
+                dirs.push(rel.clone());
+            }
+            out.insert(rel, entry);
         }
     }
+}
+
+/// Build a chain of `levels` nested directories `a` below `root` (`root/a/a/.../a`), with a
+/// file `f` beside each `a` and one in the deepest directory (`levels + 1` files, the text of
+/// their level). Returns the deepest directory.
+pub fn deep_tree(root: &Path, levels: usize) -> PathBuf {
+    let mut dir = root.to_path_buf();
+    fs::create_dir_all(&dir).unwrap();
+    for level in 0..=levels {
+        write(dir.join("f"), format!("level {level}\n"));
+        if level < levels {
+            dir.push("a");
+            fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir at level {level} ({} bytes): {e}", dir.as_os_str().len()));
+        }
+    }
+    dir
 }
 
 /// Describe one entry without following a symlink.

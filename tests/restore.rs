@@ -1,0 +1,101 @@
+//! Restore never destroys what it does not own: a directory with entries where the snapshot
+//! has a file stays (reported, exit 1, the rest restored), and a local file stays intact when
+//! the snapshot's copy of it turns out damaged.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// The largest file below `dir` (a repository's biggest pack: the data pack of one big file).
+fn largest_file(dir: &Path) -> PathBuf {
+    let mut best: Option<(u64, PathBuf)> = None;
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                dirs.push(e.path());
+            } else if best.as_ref().is_none_or(|(n, _)| md.len() > *n) {
+                best = Some((md.len(), e.path()));
+            }
+        }
+    }
+    best.expect("a file").1
+}
+
+/// Flip one bit of the byte at `at` in `path`.
+fn flip_byte(path: &Path, at: u64) {
+    let mut f = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    b[0] ^= 0x20;
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&b).unwrap();
+}
+
+#[test]
+fn a_directory_with_entries_in_the_way_of_a_file_is_kept_and_reported() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tmp.join("s");
+    write(src.join("a.txt"), "snapshot's a\n");
+    write(src.join("b.txt"), "snapshot's b\n");
+    repo.run(["backup".as_ref(), src.as_os_str()]).ok();
+
+    let target = tmp.join("t");
+    let here = restored(&target, &src);
+    write(here.join("a.txt/mine/keep.txt"), "not in any snapshot\n");
+    let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).code(1);
+    let a = src.join("a.txt");
+    assert!(out.stderr.contains(&a.display().to_string()), "the conflict does not name {}:\n{}", a.display(), out.stderr);
+    assert_eq!(fs::read_to_string(here.join("a.txt/mine/keep.txt")).unwrap(), "not in any snapshot\n", "the directory's content");
+    assert_eq!(fs::read_to_string(here.join("b.txt")).unwrap(), "snapshot's b\n", "the rest is restored");
+}
+
+#[test]
+fn a_damaged_snapshot_copy_does_not_replace_an_intact_local_file() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tmp.join("s");
+    write(src.join("big.bin"), random_bytes(7, 300_000));
+    write(src.join("small.txt"), "small\n");
+    repo.run(["backup".as_ref(), src.as_os_str()]).ok();
+    let pack = largest_file(&repo.path.join("data"));
+    let len = fs::metadata(&pack).unwrap().len();
+    flip_byte(&pack, len / 2);
+
+    let target = tmp.join("t");
+    let here = restored(&target, &src);
+    write(here.join("big.bin"), "the local copy, intact\n");
+    let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]);
+    assert_ne!(out.code, 0, "restore of a damaged file exited 0:\n{}", out.stderr);
+    let big = src.join("big.bin");
+    assert!(out.stderr.contains(&big.display().to_string()), "the error does not name {}:\n{}", big.display(), out.stderr);
+    assert_eq!(fs::read_to_string(here.join("big.bin")).unwrap(), "the local copy, intact\n", "the local file");
+    assert_eq!(fs::read_to_string(here.join("small.txt")).unwrap(), "small\n");
+    // No temporary file is left beside it.
+    let names: Vec<String> = fs::read_dir(&here).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 2, "entries: {names:?}");
+}
+
+#[test]
+fn an_existing_file_is_replaced_by_the_snapshots_copy() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tmp.join("s");
+    write(src.join("one.bin"), random_bytes(3, 1000));
+    write(src.join("many.bin"), random_bytes(4, 5_000_000));
+    repo.run(["backup".as_ref(), src.as_os_str()]).ok();
+    let target = tmp.join("t");
+    let here = restored(&target, &src);
+    write(here.join("one.bin"), "old\n");
+    write(here.join("many.bin"), "old\n");
+    repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).ok();
+    assert_same_tree(&src, &here);
+}
