@@ -91,7 +91,7 @@ enum Work {
     /// Compare two trees at `prefix` (not read yet).
     Diff { a: BlobId, b: BlobId, prefix: PathBuf },
     /// Two trees being compared: their entries not compared yet.
-    Merge { a: std::iter::Peekable<std::vec::IntoIter<Node>>, b: std::iter::Peekable<std::vec::IntoIter<Node>>, prefix: PathBuf },
+    Merge { a: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>, b: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>, prefix: PathBuf },
     /// List everything below `tree` as added or removed (not read yet).
     List { tree: BlobId, prefix: PathBuf, added: bool },
     /// A tree being listed: its entries not listed yet.
@@ -174,7 +174,7 @@ impl Differ<'_> {
                 Work::Diff { a, b, prefix } => {
                     let ta = self.repo.load_tree(self.index, &a)?;
                     let tb = self.repo.load_tree(self.index, &b)?;
-                    self.work.push(Work::Merge { a: ta.nodes.into_iter().peekable(), b: tb.nodes.into_iter().peekable(), prefix });
+                    self.work.push(Work::Merge { a: Box::new(ta.nodes.into_iter().peekable()), b: Box::new(tb.nodes.into_iter().peekable()), prefix });
                 }
                 Work::List { tree, prefix, added } => {
                     let t = self.repo.load_tree(self.index, &tree)?;

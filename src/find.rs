@@ -133,7 +133,7 @@ impl<'r> Finder<'r> {
     /// memo key. Depth-first with a stack of its own (one partly searched tree per level, never
     /// the call stack), so any depth works.
     fn search(&mut self, root: &BlobId, root_path: &Path) -> Result<Option<Arc<Found>>> {
-        let mut stack: Vec<SearchFrame> = Vec::new();
+        let mut stack: Vec<Box<SearchFrame>> = Vec::new();
         // The result of the directory just searched, for the entry pending on the stack's top.
         let mut below: Option<Arc<Found>>;
         match self.open(root, root_path)? {
@@ -171,6 +171,7 @@ impl<'r> Finder<'r> {
                 }
                 None => {
                     let Some(done) = stack.pop() else { return Ok(None) };
+                    let done = *done;
                     let found = (!done.items.is_empty()).then(|| Arc::new(Found { items: done.items }));
                     self.memo.insert(done.key, found.clone());
                     if stack.is_empty() {
@@ -194,7 +195,7 @@ impl<'r> Finder<'r> {
         }
         let t = self.repo.load_tree(self.index, tree)?;
         self.trees_read += 1;
-        Ok(Opened::Frame(SearchFrame { key, path: path.to_path_buf(), nodes: t.nodes.into_iter(), items: Vec::new(), pending: None }))
+        Ok(Opened::Frame(Box::new(SearchFrame { key, path: path.to_path_buf(), nodes: t.nodes.into_iter(), items: Vec::new(), pending: None })))
     }
 }
 
@@ -217,7 +218,7 @@ enum Opened {
     /// Searched before.
     Known(Option<Arc<Found>>),
     /// To be searched.
-    Frame(SearchFrame),
+    Frame(Box<SearchFrame>),
 }
 
 /// Matches in walk order: each item's own match, then those below it (a stack, no recursion).
