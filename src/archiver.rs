@@ -379,10 +379,10 @@ impl<'r> Saver<'r> {
         }
     }
 
-    /// Trust no indexed data blob without reading it (`backup --force`): each one the run
-    /// would reuse is read and verified once; when every indexed copy is damaged, a fresh
+    /// Trust no indexed blob without reading it (`backup --force`): each data or tree blob the
+    /// run would reuse is read and verified once; when every indexed copy is damaged, a fresh
     /// copy is stored, which readers then use (see [`Repository::read_blob`]) and prune
-    /// keeps. Costs a read of every reused data blob from the repository.
+    /// keeps. Costs a read of every reused blob from the repository.
     pub fn set_verify_indexed(&mut self, on: bool) {
         self.verify_indexed = on;
     }
@@ -404,7 +404,7 @@ impl<'r> Saver<'r> {
     pub fn save_blob(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
         let id = self.repo.master().blob_id(data);
         let indexed = self.index.contains(&id);
-        let verify = indexed && self.verify_indexed && blob_type == BlobType::Data;
+        let verify = indexed && self.verify_indexed;
         if (indexed && !verify) || !self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(id);
         }
@@ -1021,9 +1021,9 @@ const NEW: usize = 0;
 const CHANGED: usize = 1;
 const UNCHANGED: usize = 2;
 
-/// Directory levels below a source saved in parallel on the call stack; deeper ones are saved
-/// by [`Walker::save_dir_deep`] with a stack of its own (a tree of any depth backs up).
-const PARALLEL_DEPTH: usize = 64;
+// Directory levels below a source saved in parallel on the call stack; deeper ones are saved
+// by [`Walker::save_dir_deep`] with a stack of its own (a tree of any depth backs up).
+use crate::walker::PARALLEL_DEPTH;
 
 /// A directory being saved by [`Walker::save_dir_deep`].
 struct DeepDir {
@@ -1472,9 +1472,11 @@ fn probe_sources(comps: &[Components]) -> Result<()> {
 /// One source of [`probe_sources`]: on failure the source's path and why (naming the directory
 /// on its way that failed, if one did).
 fn probe_source(comps: &[Vec<u8>]) -> std::result::Result<(), (PathBuf, String)> {
+    use std::os::unix::ffi::OsStrExt;
     let path = components_path(comps);
-    for i in 1..comps.len() {
-        let dir = components_path(comps.get(..i).unwrap_or_default());
+    let mut dir = PathBuf::from("/");
+    for c in comps.iter().take(comps.len().saturating_sub(1)) {
+        dir.push(std::ffi::OsStr::from_bytes(c));
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err((path, format!("{} is not a directory", dir.display()))),

@@ -258,14 +258,14 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     });
     // A used blob stored more than once is homed in a copy that verifies: one copy may be
     // damaged (`backup --force` stores a fresh one beside it). Only such blobs are read.
-    let sound = sound_copies(repo, &index, &packs, &used, &stored);
+    let sound = sound_copies(repo, &index, &packs, &used, &stored)?;
     let mut homed: HashSet<BlobId> = HashSet::with_capacity(used.len());
     for p in packs.iter_mut() {
         if !stored.contains_key(&p.info.id.to_hex()) {
             continue;
         }
         for (i, b) in p.info.blobs.iter().enumerate() {
-            if used.contains(&b.id) && sound.get(&b.id).is_none_or(|home| *home == p.info.id) && homed.insert(b.id) {
+            if used.contains(&b.id) && sound.home.get(&b.id).is_none_or(|home| *home == p.info.id) && homed.insert(b.id) {
                 p.home_bytes += b.length as u64;
                 p.home_blobs.push(i);
             }
@@ -292,6 +292,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         let blob_bytes: u64 = p.info.blobs.iter().map(|b| b.length as u64).sum();
         if !stored.contains_key(&p.info.id.to_hex()) {
             continue; // missing, nothing used in it: dropped from the index below
+        }
+        if sound.keep_whole.contains(&p.info.id) {
+            continue; // holds a copy of a blob no copy of which verifies: kept as it is
         }
         if p.home_blobs.is_empty() {
             delete.push(p.info.id);
@@ -436,14 +439,26 @@ fn fault_point(name: &str) {
     });
 }
 
-/// For each used blob the index lists more than once, the first pack (in `packs` order) whose
-/// copy reads back and verifies. Blobs with no sound copy are left out (homed as any other; the
-/// damage stays for `check` to report). Reads one blob range per copy tried.
-fn sound_copies(repo: &Repository, index: &Index, packs: &[PackState], used: &HashSet<BlobId>, stored: &HashMap<String, u64>) -> HashMap<BlobId, PackId> {
-    let mut chosen = HashMap::new();
+/// Where prune homes the used blobs the index lists more than once (one copy may be damaged:
+/// `backup --force` stores a fresh one beside it). Reads one blob range per copy tried.
+struct SoundCopies {
+    /// Each such blob with a copy that reads back and verifies: the first pack (in `packs`
+    /// order) holding one.
+    home: HashMap<BlobId, PackId>,
+    /// The packs holding a copy of a used blob of which no copy verifies: kept whole (neither
+    /// deleted nor repacked), so prune never removes a copy that might still be the best one;
+    /// the damage stays for `check` to report.
+    keep_whole: HashSet<PackId>,
+}
+
+/// Find the [`SoundCopies`]. Errors: a storage failure while reading a copy (prune then stops
+/// before it changes anything: an unreadable copy is not a damaged one).
+fn sound_copies(repo: &Repository, index: &Index, packs: &[PackState], used: &HashSet<BlobId>, stored: &HashMap<String, u64>) -> Result<SoundCopies> {
+    let mut found = SoundCopies { home: HashMap::new(), keep_whole: HashSet::new() };
     if !index.has_other_copies() {
-        return chosen;
+        return Ok(found);
     }
+    let mut tried: HashSet<BlobId> = HashSet::new();
     for p in packs {
         let name = p.info.id.to_hex();
         if !stored.contains_key(&name) {
@@ -451,22 +466,31 @@ fn sound_copies(repo: &Repository, index: &Index, packs: &[PackState], used: &Ha
         }
         let key = repo.master().file_key(&p.info.salt);
         for b in &p.info.blobs {
-            if !used.contains(&b.id) || chosen.contains_key(&b.id) || index.other_copies(&b.id).is_empty() {
+            if !used.contains(&b.id) || found.home.contains_key(&b.id) || index.other_copies(&b.id).is_empty() {
                 continue;
             }
+            tried.insert(b.id);
             let Some(kind) = b.kind() else { continue };
             let what = || format!("{kind:?} blob {} in pack {name}", b.id.to_hex());
-            let sound = repo
+            let read = repo
                 .backend()
                 .read_range(FileKind::Pack, &name, b.offset as u64, b.length as u64)
-                .map_err(Error::from)
+                .map_err(|e| Error::stored_read(what(), e))
                 .and_then(|stored| blob::open(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, &stored, &what));
-            if sound.is_ok() {
-                chosen.insert(b.id, p.info.id);
+            match read {
+                Ok(_) => {
+                    found.home.insert(b.id, p.info.id);
+                }
+                Err(e) if e.is_storage_failure() => return Err(e),
+                Err(_) => {}
             }
         }
     }
-    chosen
+    for id in tried.iter().filter(|id| !found.home.contains_key(*id)) {
+        let first = index.get(id).map(|(pack, _)| pack.id);
+        found.keep_whole.extend(first.into_iter().chain(index.other_copies(id).into_iter().map(|(pack, _)| pack.id)));
+    }
+    Ok(found)
 }
 
 fn unused_of(p: &PackState) -> u64 {

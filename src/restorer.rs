@@ -47,9 +47,9 @@ use crate::tree::{Node, NodeKind, Tree};
 const MAX_GAP: u64 = 1 << 20;
 /// Largest single range request, bytes (bounds memory: one range per thread at a time).
 const MAX_RANGE: u64 = 8 << 20;
-/// Trees below this depth are walked by [`Restorer::walk_deep`] (a stack of its own, one
-/// entry at a time) instead of in parallel on the call stack.
-const PARALLEL_DEPTH: usize = 64;
+// Trees below this depth are walked by [`Restorer::walk_deep`] (a stack of its own, one
+// entry at a time) instead of in parallel on the call stack.
+use crate::walker::PARALLEL_DEPTH;
 
 /// Options of a restore.
 #[derive(Default)]
@@ -466,11 +466,15 @@ impl Restorer<'_> {
         }
         let mut packs: Vec<(u32, Vec<Needed>)> = packs.into_iter().map(|(p, m)| (p, m.into_values().collect())).collect();
         packs.sort_by_key(|(p, _)| *p);
-        packs.into_par_iter().try_for_each(|(pack, needed)| self.restore_pack(pack, needed, &files, verify))?;
-        // Files with a failed blob never reached `file_done`: remove what was written.
-        for f in files.iter().filter(|f| f.failed.load(Ordering::Relaxed)) {
+        let written = packs.into_par_iter().try_for_each(|(pack, needed)| self.restore_pack(pack, needed, &files, verify));
+        // Files with a failed blob never reached `file_done`: remove what was written. When the
+        // restore stops (a storage failure, an interrupt), so are the files not complete yet:
+        // nothing unverified is left as file content, and no temporary file beside the target.
+        let stopped = written.is_err();
+        for f in files.iter().filter(|f| f.failed.load(Ordering::Relaxed) || (stopped && f.remaining.load(Ordering::Relaxed) > 0)) {
             let _ = fs::remove_file(&f.dest);
         }
+        written?;
         for l in &links {
             let Some(first) = files.get(l.first) else { continue };
             if first.failed.load(Ordering::Relaxed) {
@@ -614,7 +618,8 @@ impl Restorer<'_> {
                 return;
             }
         }
-        self.set_metadata_via(&f.node, &f.dest, handle);
+        // Messages name the file's place in the target, not its temporary name.
+        self.set_metadata_via(&f.node, &f.dest, handle, f.target.as_deref().unwrap_or(&f.dest));
         if let Some(target) = &f.target {
             if let Err(e) = fs::rename(&f.dest, target) {
                 f.failed.store(true, Ordering::Relaxed);
@@ -683,12 +688,12 @@ impl Restorer<'_> {
     /// Ownership (as root), extended attributes, permissions and times; failures are
     /// reported, not fatal.
     fn set_metadata(&self, node: &Node, dest: &Path) {
-        self.set_metadata_via(node, dest, None);
+        self.set_metadata_via(node, dest, None, dest);
     }
 
     /// [`Restorer::set_metadata`], through `handle` (the file open for writing, no path
-    /// look-ups) when there is one.
-    fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>) {
+    /// look-ups) when there is one; failures are reported under `shown`.
+    fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>, shown: &Path) {
         use std::os::fd::AsRawFd;
         if self.as_root {
             let (uid, gid) = (Some(nix::unistd::Uid::from_raw(node.uid)), Some(nix::unistd::Gid::from_raw(node.gid)));
@@ -697,12 +702,12 @@ impl Restorer<'_> {
                 None => nix::unistd::fchownat(None, dest, uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW),
             };
             if let Err(e) = owned {
-                self.report(dest, format!("cannot set owner: {e}"));
+                self.report(shown, format!("cannot set owner: {e}"));
             }
         }
         // After chown (which drops security.capability), before the mode (an ACL sets group bits).
         for msg in crate::xattrs::write(dest, handle, &node.xattrs) {
-            self.report(dest, msg);
+            self.report(shown, msg);
         }
         if node.kind != NodeKind::Symlink {
             let mode = fs::Permissions::from_mode(node.mode & 0o7777);
@@ -711,7 +716,7 @@ impl Restorer<'_> {
                 None => fs::set_permissions(dest, mode),
             };
             if let Err(e) = set {
-                self.report(dest, format!("cannot set permissions: {e}"));
+                self.report(shown, format!("cannot set permissions: {e}"));
             }
         }
         let mtime = filetime::FileTime::from_unix_time(node.mtime.secs, node.mtime.nanos);
@@ -720,7 +725,7 @@ impl Restorer<'_> {
             None => filetime::set_symlink_file_times(dest, mtime, mtime),
         };
         if let Err(e) = timed {
-            self.report(dest, format!("cannot set times: {e}"));
+            self.report(shown, format!("cannot set times: {e}"));
         }
     }
 }

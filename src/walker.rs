@@ -16,6 +16,11 @@ use crate::index::Index;
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind};
 
+/// Tree levels that backup and restore walk in parallel on the call stack (rayon); below this
+/// depth they go on with a stack of their own, one level at a time, so a tree of any depth
+/// works while the call stack holds at most this many levels of their frames.
+pub const PARALLEL_DEPTH: usize = 64;
+
 /// Split a snapshot path into its components (name bytes). `/` (or an empty string) is the
 /// root: no components. A relative path is taken from the root, `.` and repeated `/` are
 /// ignored. Errors: [`Error::InvalidInput`] for a `..` component or a NUL byte.

@@ -290,7 +290,7 @@ fn backup_force_stores_a_fresh_copy_of_a_damaged_blob() {
         (out, fs::read(restored(&target, &src).join("big.bin")).ok())
     };
     let (out, _) = restore(&first, "t0");
-    assert_ne!(out.code, 0, "the damaged blob restored:\n{}", out.stderr);
+    assert_eq!(out.code, 15, "the damaged blob: exit code 15 (damaged data) expected:\n{}", out.stderr);
 
     let second = repo.backup_json(["--force".as_ref(), src.as_os_str()])["snapshot_id"].as_str().unwrap().to_string();
     for (i, id) in [&first, &second].into_iter().enumerate() {

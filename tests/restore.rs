@@ -74,7 +74,7 @@ fn a_damaged_snapshot_copy_does_not_replace_an_intact_local_file() {
     let here = restored(&target, &src);
     write(here.join("big.bin"), "the local copy, intact\n");
     let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]);
-    assert_ne!(out.code, 0, "restore of a damaged file exited 0:\n{}", out.stderr);
+    assert_eq!(out.code, 15, "restore of a damaged file: exit code 15 (damaged data) expected:\n{}", out.stderr);
     let big = src.join("big.bin");
     assert!(out.stderr.contains(&big.display().to_string()), "the error does not name {}:\n{}", big.display(), out.stderr);
     assert_eq!(fs::read_to_string(here.join("big.bin")).unwrap(), "the local copy, intact\n", "the local file");

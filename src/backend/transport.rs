@@ -49,6 +49,13 @@ impl Progress {
         self.last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
+    /// Record progress at `at`, an instant this call is scheduled to move bytes (the end of
+    /// its wait for a slot under a bandwidth limit): a wait the limit imposes is not a stall.
+    pub(crate) fn touch_at(&self, at: Instant) {
+        let ms = u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
     /// The instant of the last progress.
     pub(crate) fn last(&self) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
@@ -196,7 +203,11 @@ impl HttpTransport for Transport {
                 async move {
                     let b = r?;
                     if let Some(p) = &down {
-                        tokio::time::sleep_until(p.reserve(b.len() as u64).into()).await;
+                        let until = p.reserve(b.len() as u64);
+                        if let Some(progress) = &progress {
+                            progress.touch_at(until);
+                        }
+                        tokio::time::sleep_until(until.into()).await;
                     }
                     if let Some(p) = &progress {
                         p.touch();
@@ -271,6 +282,9 @@ impl http_body::Body for PacedBody {
         let Some(piece) = self.next_piece() else { return Poll::Ready(None) };
         if let Some(p) = &self.pace {
             let until = p.reserve(piece.len() as u64);
+            if let Some(progress) = &self.progress {
+                progress.touch_at(until);
+            }
             if until > Instant::now() {
                 let mut sleep = Box::pin(tokio::time::sleep_until(until.into()));
                 if sleep.as_mut().poll(cx).is_pending() {

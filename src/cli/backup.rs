@@ -60,7 +60,8 @@ pub struct BackupArgs {
     /// Compare with this snapshot instead of the latest of the same host and paths
     #[arg(long, value_name = "SNAPSHOT")]
     parent: Option<String>,
-    /// Read every file, trusting no parent snapshot
+    /// Read every file, trusting no parent snapshot, and read back every stored blob the backup
+    /// reuses (a damaged one is stored again)
     #[arg(long, conflicts_with = "parent")]
     force: bool,
     /// Do not compare ctimes to decide a file is unchanged
