@@ -840,6 +840,9 @@ struct Walker<'a> {
     one_fs: bool,
     ignore_ctime: bool,
     ignore_inode: bool,
+    /// The parent snapshot was written by a cairn that stores extended attributes, so a parent
+    /// node without any means the entry had none ([`crate::xattrs::reusable`]).
+    parent_stores_xattrs: bool,
     names: Mutex<OwnerNames>,
     errors: Mutex<Vec<(PathBuf, String)>>,
     counts: Counts,
@@ -1057,7 +1060,7 @@ impl Walker<'_> {
     /// The extended attributes of the entry at `path` (`node` its lstat): the parent's when
     /// [`crate::xattrs::reusable`], else read; a failure is reported and the entry kept.
     fn xattrs(&self, path: &Path, node: &Node, parent: Option<&Node>) -> Vec<crate::tree::Xattr> {
-        if let Some(p) = parent.filter(|p| crate::xattrs::reusable(p, node, self.ignore_ctime, self.ignore_inode)) {
+        if let Some(p) = parent.filter(|p| crate::xattrs::reusable(p, node, self.ignore_ctime, self.ignore_inode, self.parent_stores_xattrs)) {
             return p.xattrs.clone();
         }
         let (xattrs, failures) = crate::xattrs::read(path);
@@ -1494,6 +1497,8 @@ fn probe_source(comps: &[Vec<u8>]) -> std::result::Result<(), (PathBuf, String)>
 struct Parent {
     id: SnapshotId,
     root: Tree,
+    /// Written by a cairn that stores extended attributes ([`crate::xattrs::stored_by`]).
+    stores_xattrs: bool,
 }
 
 /// The parent snapshot and its root tree. A parent whose root tree cannot be read (its pack
@@ -1502,7 +1507,7 @@ struct Parent {
 fn load_parent(repo: &Repository, index: &Index, choice: ParentChoice, host: &str, paths: &[String]) -> Result<(Option<Parent>, Option<String>)> {
     let Some((id, snapshot)) = find_parent(repo, choice, host, paths)? else { return Ok((None, None)) };
     match repo.load_tree(index, &snapshot.tree) {
-        Ok(root) => Ok((Some(Parent { id, root }), None)),
+        Ok(root) => Ok((Some(Parent { id, root, stores_xattrs: crate::xattrs::stored_by(&snapshot.program_version) }), None)),
         Err(e) => Ok((
             None,
             Some(format!(
@@ -1539,6 +1544,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
         one_fs: opts.one_file_system,
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
+        parent_stores_xattrs: false,
         names: Mutex::new(OwnerNames::default()),
         errors: Mutex::new(Vec::new()),
         counts: Counts::default(),
@@ -1558,6 +1564,7 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
     });
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let (parent, parent_warning) = load_parent(repo, index, opts.parent, &hostname, &paths)?;
+    walker.parent_stores_xattrs = parent.as_ref().is_some_and(|p| p.stores_xattrs);
     let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
     // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;

@@ -58,14 +58,31 @@ pub fn read(path: &Path) -> (Vec<Xattr>, Vec<String>) {
 /// from the same entry in the parent snapshot (`parent`) instead of reading them: the same
 /// kind, inode (unless `ignore_inode`) and ctime. Setting or removing an attribute changes
 /// the ctime, so an equal ctime means equal attributes; with `ignore_ctime` nothing is reused.
-/// A parent node without attributes is never reused: it may come from a version of cairn that
-/// did not store them (and a file without any costs only one `llistxattr` to read).
-pub fn reusable(parent: &Node, node: &Node, ignore_ctime: bool, ignore_inode: bool) -> bool {
+/// A parent node without attributes is reused only when `parent_stores_xattrs` (the parent
+/// snapshot was written by a cairn that stores them, [`stored_by`]): an older one's nodes
+/// never have any. So an unchanged entry costs no `llistxattr` on an incremental backup.
+pub fn reusable(parent: &Node, node: &Node, ignore_ctime: bool, ignore_inode: bool, parent_stores_xattrs: bool) -> bool {
     !ignore_ctime
-        && !parent.xattrs.is_empty()
+        && (parent_stores_xattrs || !parent.xattrs.is_empty())
         && parent.kind == node.kind
         && parent.ctime == node.ctime
         && (ignore_inode || parent.inode == node.inode)
+}
+
+/// First cairn version whose backups store extended attributes (a snapshot's
+/// `program_version` is `cairn X.Y.Z`).
+pub const FIRST_VERSION_STORING: (u64, u64) = (0, 2);
+
+/// Whether a snapshot written by `program_version` (`cairn X.Y.Z`) stores extended attributes:
+/// version [`FIRST_VERSION_STORING`] or later. Anything else (another program, an unreadable
+/// version) is taken as not storing them, so their attributes are read again.
+pub fn stored_by(program_version: &str) -> bool {
+    let Some(v) = program_version.strip_prefix("cairn ") else { return false };
+    let mut parts = v.split('.').map(|p| p.parse::<u64>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= FIRST_VERSION_STORING,
+        _ => false,
+    }
 }
 
 /// Set `xattrs` on `dest`: through `handle` (the file open for writing) when there is one,
@@ -124,6 +141,23 @@ pub fn fuse_answer(data: Option<&[u8]>, size: u32) -> FuseAnswer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_that_store_attributes() {
+        for (v, stores) in [
+            ("cairn 0.2.0", true),
+            ("cairn 0.10.1", true),
+            ("cairn 1.0.0", true),
+            ("cairn 0.1.0", false),
+            ("cairn test", false),
+            ("restic 0.17.0", false),
+            ("", false),
+        ] {
+            assert_eq!(stored_by(v), stores, "{v:?}");
+        }
+        // This build's own snapshots must count as storing them.
+        assert!(stored_by(&format!("cairn {}", env!("CARGO_PKG_VERSION"))));
+    }
 
     #[test]
     fn fuse_size_query_and_short_buffers() {
