@@ -482,7 +482,11 @@ impl Restorer<'_> {
                 continue;
             }
             let first_dest = first.target.as_ref().unwrap_or(&first.dest);
-            match remove_existing(&l.dest).and_then(|_| fs::hard_link(first_dest, &l.dest)) {
+            if let Err(msg) = make_way(&l.dest, false) {
+                self.report(&l.path, msg);
+                continue;
+            }
+            match fs::hard_link(first_dest, &l.dest) {
                 Ok(()) => {
                     self.progress.files.fetch_add(1, Ordering::Relaxed);
                 }
@@ -772,13 +776,3 @@ fn make_way(p: &Path, file: bool) -> std::result::Result<bool, String> {
     }
 }
 
-/// Remove whatever is at `p` (file, symlink, or an empty directory), without following
-/// symlinks. A directory with entries is not removed (an error).
-fn remove_existing(p: &Path) -> std::io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => fs::remove_dir(p),
-        Ok(_) => fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
