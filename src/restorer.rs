@@ -775,4 +775,3 @@ fn make_way(p: &Path, file: bool) -> std::result::Result<bool, String> {
         Err(e) => Err(format!("cannot replace existing entry: {e}")),
     }
 }
-
