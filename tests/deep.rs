@@ -88,22 +88,7 @@ fn a_tree_2000_levels_deep_backs_up_restores_and_is_read_by_every_command() {
     let big = deepest.join("big.bin");
     write(&big, random_bytes(11, 400_000));
     repo.run(["backup".as_ref(), root.as_os_str()]).ok();
-    let backend: std::sync::Arc<dyn cairn::backend::Backend> = std::sync::Arc::new(cairn::backend::local::LocalBackend::new(&repo.path));
-    let r = cairn::repository::Repository::open(backend, PASSWORD.as_bytes()).expect("open the repository");
-    let (pack, blob) = r
-        .index_files()
-        .unwrap()
-        .into_iter()
-        .flat_map(|(_, f)| f.packs)
-        .flat_map(|p| p.blobs.into_iter().map(move |b| (p.id.to_hex(), b)))
-        .filter(|(_, b)| b.kind() == Some(cairn::blob::BlobType::Data))
-        .max_by_key(|(_, b)| b.length)
-        .expect("a data blob");
-    let pack_path = repo.path.join("data").join(&pack[..2]).join(&pack);
-    let mut bytes = fs::read(&pack_path).unwrap();
-    let at = blob.offset as usize + blob.length as usize / 2;
-    bytes[at] ^= 0x55;
-    fs::write(&pack_path, bytes).unwrap();
+    damage_largest_data_blob(&repo);
     let check = repo.run(["--json", "check", "--read-data"]).code(1);
     let v = check.json();
     let paths: Vec<&str> = v["affected"].as_array().expect("affected array").iter().filter_map(|a| a["path"].as_str()).collect();

@@ -272,17 +272,7 @@ fn backup_force_stores_a_fresh_copy_of_a_damaged_blob() {
     write(src.join("big.bin"), &content);
     let first = repo.backup_json([src.as_os_str()])["snapshot_id"].as_str().unwrap().to_string();
 
-    let r = open(&repo);
-    let (pack, blob) = r
-        .index_files()
-        .unwrap()
-        .into_iter()
-        .flat_map(|(_, f)| f.packs)
-        .flat_map(|p| p.blobs.into_iter().map(move |b| (p.id.to_hex(), b)))
-        .filter(|(_, b)| b.kind() == Some(cairn::blob::BlobType::Data))
-        .max_by_key(|(_, b)| b.length)
-        .expect("a data blob");
-    flip_byte(&repo.path.join("data").join(&pack[..2]).join(&pack), blob.offset as u64 + blob.length as u64 / 2);
+    let (pack, _) = damage_largest_data_blob(&repo);
 
     let restore = |id: &str, name: &str| {
         let target = tmp.join(name);

@@ -549,3 +549,30 @@ pub fn assert_same_tree(src: &Path, dst: &Path) {
     assert_eq!(format!("{:o}", ma.mode), format!("{:o}", mb.mode), "root directory: permission bits");
     assert_eq!(ma.mtime, mb.mtime, "root directory: mtime");
 }
+
+/// The repository's largest data blob, through the library's index reader: (its pack's hex
+/// id, its header entry). Panics when the repository has none.
+pub fn largest_data_blob(repo: &Repo) -> (String, cairn::pack::BlobEntry) {
+    let backend: std::sync::Arc<dyn cairn::backend::Backend> = std::sync::Arc::new(cairn::backend::local::LocalBackend::new(&repo.path));
+    let r = cairn::repository::Repository::open(backend, PASSWORD.as_bytes()).expect("open the repository");
+    r.index_files()
+        .expect("read the index files")
+        .into_iter()
+        .flat_map(|(_, f)| f.packs)
+        .flat_map(|p| p.blobs.into_iter().map(move |b| (p.id.to_hex(), b)))
+        .filter(|(_, b)| b.kind() == Some(cairn::blob::BlobType::Data))
+        .max_by_key(|(_, b)| b.length)
+        .expect("a data blob")
+}
+
+/// Damage the repository's largest data blob: one byte in its middle, in its pack file.
+/// Returns (the pack's hex id, the blob's entry).
+pub fn damage_largest_data_blob(repo: &Repo) -> (String, cairn::pack::BlobEntry) {
+    let (pack, blob) = largest_data_blob(repo);
+    let path = repo.path.join("data").join(&pack[..2]).join(&pack);
+    let mut bytes = fs::read(&path).expect("read the pack");
+    let at = blob.offset as usize + blob.length as usize / 2;
+    bytes[at] ^= 0x55;
+    fs::write(&path, bytes).expect("write the damaged pack");
+    (pack, blob)
+}
