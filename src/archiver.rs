@@ -1377,7 +1377,9 @@ impl Walker<'_> {
                     self.sources_read.fetch_add(1, Ordering::Relaxed);
                 }
             } else {
-                let md = match fs::symlink_metadata(&path) {
+                // A directory on the way to a source: a symbolic link here is followed (the
+                // source `/srv/mail` with `/srv -> /data/srv` is backed up as `/srv/mail`).
+                let md = match fs::metadata(&path) {
                     Ok(m) => m,
                     Err(e) => {
                         self.report(&path, format!("cannot stat: {e}"));
@@ -1455,7 +1457,7 @@ fn source_devices(paths: &[PathBuf]) -> Vec<u64> {
 
 /// Check, before anything is written, that at least one source (`comps`: each one's components
 /// from `/`) can be read as the walk will read it: every directory on its way is a directory
-/// (not a symbolic link), the source can be stat'ed, and a directory can be listed.
+/// (or a symbolic link to one), the source can be stat'ed, and a directory can be listed.
 /// Errors: [`Error::NoSourceRead`] naming each source and why, when none passes.
 fn probe_sources(comps: &[Components]) -> Result<()> {
     let mut failed = Vec::new();
@@ -1480,7 +1482,9 @@ fn probe_source(comps: &[Vec<u8>]) -> std::result::Result<(), (PathBuf, String)>
     let mut dir = PathBuf::from("/");
     for c in comps.iter().take(comps.len().saturating_sub(1)) {
         dir.push(std::ffi::OsStr::from_bytes(c));
-        match fs::symlink_metadata(&dir) {
+        // A symbolic link on the way to a source is followed (`/srv -> /data/srv`), as the
+        // walk follows it.
+        match fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err((path, format!("{} is not a directory", dir.display()))),
             Err(e) => return Err((path, format!("cannot stat {}: {e}", dir.display()))),
@@ -1616,6 +1620,9 @@ pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &Backu
     if let Some(lock) = &opts.lock {
         lock.check()?;
     }
+    // Interrupted after the walk (a SIGTERM that also ended a stream's producer early, so
+    // that its end looked normal): no snapshot. The packs and index written stay for reuse.
+    check_interrupted()?;
     let id = if opts.dry_run { None } else { Some(repo.write_snapshot(&snapshot)?) };
     Ok(BackupResult { id, snapshot, errors, warnings: parent_warning.into_iter().collect() })
 }

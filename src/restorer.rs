@@ -734,11 +734,19 @@ impl Restorer<'_> {
     }
 }
 
-/// Make `p` a real directory: keep one that is there, replace anything else (a planted
-/// symlink is removed, never followed). True when this call created it (it is empty).
+/// Make `p` a real directory: keep one that is there, refuse a regular file there (an error
+/// saying so), replace anything else (a planted symlink is removed, never followed). True when
+/// this call created it (it is empty).
 fn make_real_dir(p: &Path) -> std::io::Result<bool> {
     match fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => return Ok(false),
+        // A regular file is somebody's data, not the restore's to delete.
+        Ok(m) if m.is_file() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file is in the way (restore does not delete what is not in the snapshot; move it away)",
+            ))
+        }
         Ok(_) => fs::remove_file(p)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),

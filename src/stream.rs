@@ -14,7 +14,8 @@
 //! error as it comes, and its last [`STDERR_TAIL`] bytes are kept for the failure message. When
 //! [`crate::archiver::INTERRUPTED`] (or the flag given to [`CommandStream::spawn`]) is set, or
 //! the stream is dropped before its end, the command is sent `SIGTERM`, then `SIGKILL` after
-//! [`TERMINATE_GRACE`]. An interrupted `read` returns within a tenth of a second, even when a
+//! [`TERMINATE_GRACE`]; without a terminal, to its whole process group (see
+//! [`CommandStream::spawn`]). An interrupted `read` returns within a tenth of a second, even when a
 //! process the command started keeps its output open.
 
 use std::ffi::OsString;
@@ -191,6 +192,8 @@ pub struct CommandStream {
     stderr: Option<StderrCopy>,
     /// Set once the end was reached and reported: later reads return 0 (or an error).
     ended: Option<bool>,
+    /// The command's own process group, when it has one (see [`CommandStream::spawn`]).
+    pgid: Option<nix::unistd::Pid>,
 }
 
 impl CommandStream {
@@ -204,22 +207,28 @@ impl CommandStream {
         let Some((program, args)) = argv.split_first() else {
             return Err(StreamFailure::NotStarted { command, source: io::Error::new(io::ErrorKind::InvalidInput, "no command given") });
         };
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| StreamFailure::NotStarted { command: command.clone(), source })?;
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // Without a terminal (a timer, cron, a script), the command gets a process group of its
+        // own, so terminating it reaches the processes it started too (a shell's pg_dump, a
+        // psql session). On a terminal it stays in cairn's group: the terminal's Ctrl-C reaches
+        // them all already, and a command in a background group could not prompt for a
+        // password (SIGTTIN).
+        let group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+        if group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+        let mut child = cmd.spawn().map_err(|source| StreamFailure::NotStarted { command: command.clone(), source })?;
+        let pgid = if group { i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw) } else { None };
         let stdout = child.stdout.take();
         let stderr = child.stderr.take().map(StderrCopy::start);
         let abandon = Arc::new(AtomicBool::new(false));
         let stop = abandon.clone();
         let owner = std::thread::Builder::new()
             .name("command".into())
-            .spawn(move || own_child(child, &stop, interrupted))
+            .spawn(move || own_child(child, pgid, &stop, interrupted))
             .map_err(|source| StreamFailure::NotStarted { command: command.clone(), source })?;
-        Ok(CommandStream { command, stdout, owner: Some(owner), abandon, interrupted, stderr, ended: None })
+        Ok(CommandStream { command, stdout, owner: Some(owner), abandon, interrupted, stderr, ended: None, pgid })
     }
 
     /// The command line as shown in messages (shell-quoted, between backquotes).
@@ -285,6 +294,11 @@ impl Drop for CommandStream {
         if let Some(owner) = self.owner.take() {
             let _ = owner.join();
         }
+        // Processes the command started may outlive it (holding its output open): unless the
+        // stream ended well, they are terminated with it.
+        if let (Some(pgid), false) = (self.pgid, self.ended == Some(true)) {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        }
     }
 }
 
@@ -306,8 +320,10 @@ fn wait_readable(out: &ChildStdout, interrupted: &AtomicBool) -> io::Result<bool
 }
 
 /// Reap `child`; send it `SIGTERM` once `abandon` or `interrupted` is set, and `SIGKILL`
-/// [`TERMINATE_GRACE`] later if it is still running.
-fn own_child(mut child: Child, abandon: &AtomicBool, interrupted: &AtomicBool) -> io::Result<ExitStatus> {
+/// [`TERMINATE_GRACE`] later if it is still running. With `pgid` (its own process group) the
+/// signals go to the whole group.
+fn own_child(mut child: Child, pgid: Option<nix::unistd::Pid>, abandon: &AtomicBool, interrupted: &AtomicBool) -> io::Result<ExitStatus> {
+    use nix::sys::signal::{kill, killpg, Signal};
     let mut terminated: Option<Instant> = None;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -317,12 +333,21 @@ fn own_child(mut child: Child, abandon: &AtomicBool, interrupted: &AtomicBool) -
             match terminated {
                 None => {
                     // The child is not reaped yet (this thread alone waits for it): its pid is its own.
-                    if let Ok(pid) = i32::try_from(child.id()) {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+                    match (pgid, i32::try_from(child.id())) {
+                        (Some(g), _) => {
+                            let _ = killpg(g, Signal::SIGTERM);
+                        }
+                        (None, Ok(pid)) => {
+                            let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+                        }
+                        (None, Err(_)) => {}
                     }
                     terminated = Some(Instant::now());
                 }
                 Some(t) if t.elapsed() >= TERMINATE_GRACE => {
+                    if let Some(g) = pgid {
+                        let _ = killpg(g, Signal::SIGKILL);
+                    }
                     let _ = child.kill();
                     return child.wait();
                 }

@@ -157,7 +157,7 @@ fn no_lock_is_refused_by_commands_that_write() {
     }
     assert_eq!(repo.snapshots([] as [&str; 0]).len(), 1, "a refused command changed the snapshots");
     assert_eq!(fs::read_dir(repo.path.join("keys")).unwrap().count(), 1, "a refused key command changed the keys");
-    for args in [vec!["snapshots"], vec!["ls", "latest"], vec!["check"], vec!["forget", "--keep-last", "1", "--dry-run"], vec!["backup", "--dry-run", &src]] {
+    for args in [vec!["snapshots"], vec!["ls", "latest"], vec!["check"], vec!["forget", "--keep-last", "1", "--dry-run"], vec!["prune", "--dry-run"], vec!["backup", "--dry-run", &src]] {
         repo.cmd().arg("--no-lock").args(&args).run().ok();
     }
     assert!(lock_files(&repo).is_empty());

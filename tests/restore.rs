@@ -58,6 +58,27 @@ fn a_directory_with_entries_in_the_way_of_a_file_is_kept_and_reported() {
     assert_eq!(fs::read_to_string(here.join("b.txt")).unwrap(), "snapshot's b\n", "the rest is restored");
 }
 
+/// The reverse conflict: a local file where the snapshot has a directory is not deleted
+/// either; the directory's entries are not restored, the rest is.
+#[test]
+fn a_file_in_the_way_of_a_directory_is_kept_and_reported() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tmp.join("s");
+    write(src.join("dir/inner.txt"), "snapshot's inner\n");
+    write(src.join("b.txt"), "snapshot's b\n");
+    repo.run(["backup".as_ref(), src.as_os_str()]).ok();
+
+    let target = tmp.join("t");
+    let here = restored(&target, &src);
+    write(here.join("dir"), "precious, not in any snapshot\n");
+    let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).code(1);
+    let dir = src.join("dir");
+    assert!(out.stderr.contains(&dir.display().to_string()), "the conflict does not name {}:\n{}", dir.display(), out.stderr);
+    assert_eq!(fs::read_to_string(here.join("dir")).unwrap(), "precious, not in any snapshot\n", "the local file");
+    assert_eq!(fs::read_to_string(here.join("b.txt")).unwrap(), "snapshot's b\n", "the rest is restored");
+}
+
 #[test]
 fn a_damaged_snapshot_copy_does_not_replace_an_intact_local_file() {
     let repo = Repo::init();

@@ -213,3 +213,18 @@ fn unreadable_parent_root_tree_falls_back_to_no_parent() {
         assert_same_tree(&tree, &restored(&target.path, &tree));
     }
 }
+
+/// A source reached through a symbolic link to a directory on its way (`/srv -> /data/srv`)
+/// is backed up under the path given, the link followed.
+#[test]
+fn a_source_below_a_symlinked_directory_is_backed_up() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    write(tmp.join("real/mail/cur/1.eml"), "a message\n");
+    std::os::unix::fs::symlink("real", tmp.join("link")).unwrap();
+    let source = tmp.join("link/mail");
+    repo.run([std::ffi::OsStr::new("backup"), source.as_os_str()]).ok();
+    let target = tmp.join("t");
+    repo.run([std::ffi::OsStr::new("restore"), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).ok();
+    assert_same_tree(&tmp.join("real/mail"), &restored(&target, &source));
+}

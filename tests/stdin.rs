@@ -223,8 +223,17 @@ fn sigterm_stops_the_command_and_saves_nothing() {
     let t = Instant::now();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Without a terminal the command has a process group of its own, and the whole group is
+    // terminated: the background sleep it started does not outlive the backup.
+    let alive = |pid: i32| fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| st.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    while alive(sleeper) && Instant::now() < gone_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sleeper_survived = alive(sleeper);
     // SAFETY: the background sleep the test started through the command; best effort.
     unsafe { libc::kill(sleeper, libc::SIGKILL) };
+    assert!(!sleeper_survived, "a process the command started (pid {sleeper}) outlived the backup");
     assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
     assert!(t.elapsed() < Duration::from_secs(8), "cairn took {:?} to stop", t.elapsed());
     assert!(stderr.contains("interrupted"), "{stderr}");

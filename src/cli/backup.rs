@@ -252,7 +252,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     if r.errors.is_empty() {
         Ok(EXIT_OK)
     } else {
-        eprintln!("cairn: {} source(s) could not be read; the snapshot was saved without them", r.errors.len());
+        eprintln!("cairn: {} file(s) or directories could not be read; the snapshot was saved without them", r.errors.len());
         Ok(EXIT_PARTIAL)
     }
 }

@@ -57,7 +57,8 @@ Exit codes:
     1  fatal error: nothing was saved (no source could be read, the --stdin-from-command
        command failed, an empty stream); a restore that could not write every file;
        `check` found errors
-    2  wrong usage (unknown flag, missing argument)
+    2  wrong usage found by the argument parser (unknown flag, missing argument, flags
+       that exclude each other); a value cairn itself rejects exits 1
     3  snapshot saved, but some sources could not be read
    10  the repository does not exist
    11  the repository is locked by another process (or this one lost its lock)

@@ -25,7 +25,9 @@ pub struct PruneArgs {
 /// Open the repository, take the exclusive lock, prune.
 pub fn run(g: &GlobalOpts, a: &PruneArgs) -> Result<u8, Error> {
     let repo = g.open()?;
-    let lock = g.lock(&repo, LockKind::Exclusive, "prune")?;
+    // A dry run only reads: with --no-lock it runs beside anything (restic allows the same).
+    let kind = if a.dry_run && g.no_lock { LockKind::Shared } else { LockKind::Exclusive };
+    let lock = g.lock(&repo, kind, "prune")?;
     run_locked(g, &repo, lock.as_ref(), &a.max_unused, a.dry_run)
 }
 
