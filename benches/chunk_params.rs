@@ -32,7 +32,10 @@ fn main() {
         eprintln!("chunk_params: {} needs linux-6.1.tar and linux-6.12.tar; skipped", dir.display());
         return;
     };
-    println!("{:>24} {:>10} {:>10} {:>12} {:>12} {:>10}", "min/avg/max KiB", "chunks A", "chunks B", "B new MiB", "B reused %", "index KiB");
+    println!(
+        "{:>24} {:>10} {:>10} {:>12} {:>12} {:>10}",
+        "min/avg/max KiB", "chunks A", "chunks B", "B new MiB", "B reused %", "index KiB"
+    );
     let k = 1024u32;
     for (min, avg, max) in [
         (64 * k, 256 * k, 1024 * k),

@@ -30,7 +30,13 @@ fn main() {
                 if sample.len() < 100_000 && rng.next_u32() % 50 == 0 {
                     sample.push(BlobId(Id(b)));
                 }
-                BlobEntry { blob_type: 0, id: BlobId(Id(b)), offset: 37 + i as u32 * 524_288, length: 300_000, raw_length: 524_288 }
+                BlobEntry {
+                    blob_type: 0,
+                    id: BlobId(Id(b)),
+                    offset: 37 + i as u32 * 524_288,
+                    length: 300_000,
+                    raw_length: 524_288,
+                }
             })
             .collect();
         made += blobs.len();

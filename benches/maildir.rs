@@ -14,7 +14,8 @@ use std::path::PathBuf;
 
 fn main() {
     let n: usize = std::env::var("CAIRN_MAILDIR_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(500_000);
-    let base = PathBuf::from(std::env::var("CAIRN_BENCH_DIR").unwrap_or_else(|_| "/var/tmp/cairn-bench".into())).join("maildir");
+    let base = PathBuf::from(std::env::var("CAIRN_BENCH_DIR").unwrap_or_else(|_| "/var/tmp/cairn-bench".into()))
+        .join("maildir");
     let (made, bytes) = maildir::generate(&base, n);
     println!("maildir: {n} messages ({made} new, {} MB written) in {}", bytes >> 20, base.display());
 }

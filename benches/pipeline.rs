@@ -46,7 +46,12 @@ fn stages(c: &mut Criterion) {
     let key = mk.file_key(&[1; 32]);
     let id = mk.blob_id(b"x");
     g.bench_function("aes_gcm_seal", |b| {
-        b.iter(|| data.chunks(512 << 10).enumerate().map(|(i, c)| blob::seal(&key, i as u64, BlobType::Data, &id, c).map(|v| v.len()).unwrap_or(0)).sum::<usize>())
+        b.iter(|| {
+            data.chunks(512 << 10)
+                .enumerate()
+                .map(|(i, c)| blob::seal(&key, i as u64, BlobType::Data, &id, c).map(|v| v.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
     });
     g.finish();
 }
@@ -54,8 +59,12 @@ fn stages(c: &mut Criterion) {
 fn whole_pipeline(c: &mut Criterion) {
     let data = sample(64 << 20);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let backend: Arc<dyn cairn::backend::Backend> = Arc::new(cairn::backend::local::LocalBackend::new(dir.path().join("repo")));
-    let opts = InitOptions { kdf: KdfParams { memory_kib: 8 * 1024, iterations: 1, ..KdfParams::default() }, ..InitOptions::default() };
+    let backend: Arc<dyn cairn::backend::Backend> =
+        Arc::new(cairn::backend::local::LocalBackend::new(dir.path().join("repo")));
+    let opts = InitOptions {
+        kdf: KdfParams { memory_kib: 8 * 1024, iterations: 1, ..KdfParams::default() },
+        ..InitOptions::default()
+    };
     let repo = Repository::init(backend, b"bench", &opts).unwrap_or_else(|e| panic!("{e}"));
     let chunker = repo.chunker().unwrap_or_else(|e| panic!("{e}"));
     let mut g = c.benchmark_group("pipeline");

@@ -21,9 +21,9 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -178,7 +178,8 @@ mod tests {
 
     #[test]
     fn pattern_semantics() {
-        let e = Patterns::new(&["*.log".into(), "cur/*.tmp".into(), "/var/cache".into(), "/etc/**/secret".into()]).unwrap();
+        let e =
+            Patterns::new(&["*.log".into(), "cur/*.tmp".into(), "/var/cache".into(), "/etc/**/secret".into()]).unwrap();
         assert!(e.is_match(Path::new("/var/log/syslog.log")));
         assert!(e.is_match(Path::new("/a.log")));
         assert!(e.is_match(Path::new("/var/vmail/x/cur/1.tmp")));
@@ -260,7 +261,12 @@ struct Uploader {
 }
 
 impl Uploader {
-    fn start(backend: Arc<dyn crate::backend::Backend>, connections: usize, dry_run: bool, buffers: Arc<PackBuffers>) -> Self {
+    fn start(
+        backend: Arc<dyn crate::backend::Backend>,
+        connections: usize,
+        dry_run: bool,
+        buffers: Arc<PackBuffers>,
+    ) -> Self {
         // A hand-over queue: a finished pack waits in its worker until an uploader takes it.
         let (tx, rx) = crossbeam_channel::bounded::<FinishedPack>(0);
         let uploaded = Arc::new(Mutex::new(Vec::new()));
@@ -358,7 +364,13 @@ pub struct Saver<'r> {
 impl<'r> Saver<'r> {
     /// A saver adding to `repo`, deduplicating against `index`, uploading packs on
     /// `connections` threads (at least 1).
-    pub fn new(repo: &'r Repository, index: &'r Index, dry_run: bool, connections: usize, progress: &'r Progress) -> Self {
+    pub fn new(
+        repo: &'r Repository,
+        index: &'r Index,
+        dry_run: bool,
+        connections: usize,
+        progress: &'r Progress,
+    ) -> Self {
         let buffers = Arc::new(PackBuffers::new(repo.config().pack_size as usize));
         Saver {
             repo,
@@ -559,7 +571,12 @@ impl<'r> Saver<'r> {
     /// Chunk a stream and save its chunks; returns the content ids and the byte count.
     /// Read errors are returned as [`StreamError::Source`], repository errors as
     /// [`StreamError::Repo`].
-    pub fn save_stream(&self, chunker: &Chunker, r: &mut (dyn Read + Send), size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+    pub fn save_stream(
+        &self,
+        chunker: &Chunker,
+        r: &mut (dyn Read + Send),
+        size_hint: u64,
+    ) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         // On a pool worker (a large file of a tree backup) the chunks of each window are saved
         // in parallel on the pool. Off the pool (a stream on the main thread), a pipeline.
         if rayon::current_thread_index().is_some() {
@@ -570,7 +587,12 @@ impl<'r> Saver<'r> {
     }
 
     /// Read a window, cut it, save its chunks in parallel on the pool, repeat.
-    fn save_stream_windows(&self, chunker: &Chunker, r: &mut dyn Read, size_hint: u64) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+    fn save_stream_windows(
+        &self,
+        chunker: &Chunker,
+        r: &mut dyn Read,
+        size_hint: u64,
+    ) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let max = chunker.params().max_size as usize;
         let window = (3 * max).max(4 << 20);
         // Buffers grow (and are zeroed) only when full; a small file gets a small buffer.
@@ -612,7 +634,11 @@ impl<'r> Saver<'r> {
     /// window's slowest chunk. Chunks are not copied: each is a range of a shared [`Segment`],
     /// and segments are reused. Memory stays bounded: one segment being read, one being cut,
     /// and two chunks per core in the queue, which span at most a few segments.
-    fn save_stream_pipelined(&self, chunker: &Chunker, r: &mut (dyn Read + Send)) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
+    fn save_stream_pipelined(
+        &self,
+        chunker: &Chunker,
+        r: &mut (dyn Read + Send),
+    ) -> std::result::Result<(Vec<BlobId>, u64), StreamError> {
         let workers = rayon::current_num_threads().max(1);
         let (tx, rx) = crossbeam_channel::bounded::<SegmentChunk>(workers * 2);
         // The reader fills the next segment while this one is cut, then waits to hand it over.
@@ -655,7 +681,10 @@ impl<'r> Saver<'r> {
                 match h.join() {
                     Ok(Ok(v)) => ids.extend(v),
                     Ok(Err(e)) => saver_error = saver_error.or(Some(e)),
-                    Err(_) => saver_error = saver_error.or(Some(Error::InvalidInput("a backup worker thread panicked".into()))),
+                    Err(_) => {
+                        saver_error =
+                            saver_error.or(Some(Error::InvalidInput("a backup worker thread panicked".into())))
+                    }
                 }
             }
             if let Some(e) = saver_error {
@@ -693,7 +722,10 @@ impl<'r> Saver<'r> {
             }
             let segment = Arc::new(Segment { bytes: buf, pool: pool.clone() });
             let data = segment.bytes.as_slice().get(start..end).ok_or_else(|| {
-                StreamError::Repo(Error::Internal(format!("stream segment bytes {start}..{end} are outside its {}-byte buffer", segment.bytes.len())))
+                StreamError::Repo(Error::Internal(format!(
+                    "stream segment bytes {start}..{end} are outside its {}-byte buffer",
+                    segment.bytes.len()
+                )))
             })?;
             let mut pos = 0;
             while let Some(n) = data.get(pos..).and_then(|rest| chunker.next_cut(rest, eof)) {
@@ -711,7 +743,9 @@ impl<'r> Saver<'r> {
                 return Ok(total);
             }
             carry.clear();
-            let rest = data.get(pos..).ok_or_else(|| StreamError::Repo(Error::Internal(format!("chunk end {pos} is past the {}-byte segment", data.len()))))?;
+            let rest = data.get(pos..).ok_or_else(|| {
+                StreamError::Repo(Error::Internal(format!("chunk end {pos} is past the {}-byte segment", data.len())))
+            })?;
             carry.extend_from_slice(rest);
         }
         // The reader stopped without reaching the end: the saving failed or was interrupted.
@@ -738,7 +772,12 @@ struct Filled {
 /// the stream ends, an error (sent too), or the receiver hangs up. Runs on a thread of its
 /// own, so that reading the next segment (a wait for the disk with direct reads) overlaps
 /// cutting this one.
-fn read_segments(r: &mut (dyn Read + Send), head: usize, pool: &Mutex<Vec<AlignedBuf>>, out: &crossbeam_channel::Sender<std::io::Result<Filled>>) {
+fn read_segments(
+    r: &mut (dyn Read + Send),
+    head: usize,
+    pool: &Mutex<Vec<AlignedBuf>>,
+    out: &crossbeam_channel::Sender<std::io::Result<Filled>>,
+) {
     use crate::direct_io::round_up;
     let len = head + round_up((2 * head).max(4 << 20));
     loop {
@@ -802,13 +841,21 @@ impl SegmentChunk {
     /// The chunk's bytes. Errors: [`Error::Internal`] when the range is outside the segment.
     fn bytes(&self) -> Result<&[u8]> {
         let (r, len) = (&self.range, self.segment.bytes.len());
-        self.segment.bytes.as_slice().get(r.clone()).ok_or_else(|| Error::Internal(format!("chunk bytes {}..{} are outside its {len}-byte segment", r.start, r.end)))
+        self.segment.bytes.as_slice().get(r.clone()).ok_or_else(|| {
+            Error::Internal(format!("chunk bytes {}..{} are outside its {len}-byte segment", r.start, r.end))
+        })
     }
 }
 
 /// Read into `buf[*filled..]` until `window` bytes are there or the stream ends (returns
 /// true at the end). The buffer doubles as needed, starting at `first` bytes.
-fn fill_growing(r: &mut dyn Read, buf: &mut Vec<u8>, filled: &mut usize, window: usize, first: usize) -> std::io::Result<bool> {
+fn fill_growing(
+    r: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
+    window: usize,
+    first: usize,
+) -> std::io::Result<bool> {
     while *filled < window {
         if *filled == buf.len() {
             let len = if buf.is_empty() { first } else { (buf.len() * 2).min(window) };
@@ -884,7 +931,8 @@ impl Prefetcher {
                     // would read them twice.
                     if f.metadata().is_ok_and(|m| m.is_file() && m.len() < DIRECT_READ_MIN) {
                         let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
-                        let _ = nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
+                        let _ =
+                            nix::fcntl::posix_fadvise(fd, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
                     }
                 }
             });
@@ -936,7 +984,12 @@ impl SourceFile {
     /// process maps stay. Advisory: a failure is ignored.
     fn release(&self) {
         if let SourceFile::Cached(f) = self {
-            let _ = nix::fcntl::posix_fadvise(std::os::fd::AsRawFd::as_raw_fd(f), 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+            let _ = nix::fcntl::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(f),
+                0,
+                0,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
         }
     }
 }
@@ -1060,7 +1113,9 @@ impl Walker<'_> {
     /// The extended attributes of the entry at `path` (`node` its lstat): the parent's when
     /// [`crate::xattrs::reusable`], else read; a failure is reported and the entry kept.
     fn xattrs(&self, path: &Path, node: &Node, parent: Option<&Node>) -> Vec<crate::tree::Xattr> {
-        if let Some(p) = parent.filter(|p| crate::xattrs::reusable(p, node, self.ignore_ctime, self.ignore_inode, self.parent_stores_xattrs)) {
+        if let Some(p) = parent.filter(|p| {
+            crate::xattrs::reusable(p, node, self.ignore_ctime, self.ignore_inode, self.parent_stores_xattrs)
+        }) {
             return p.xattrs.clone();
         }
         let (xattrs, failures) = crate::xattrs::read(path);
@@ -1113,7 +1168,14 @@ impl Walker<'_> {
     /// `Ok(None)` when it is skipped (excluded or unreadable, the latter reported). From
     /// [`PARALLEL_DEPTH`] on, a directory's node comes back without its subtree, for the
     /// caller ([`Walker::save_dir_deep`]) to save its entries.
-    fn save_entry(&self, path: &Path, name: Vec<u8>, root_dev: u64, parent: Option<&Node>, depth: usize) -> Result<Option<Node>> {
+    fn save_entry(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        root_dev: u64,
+        parent: Option<&Node>,
+        depth: usize,
+    ) -> Result<Option<Node>> {
         check_interrupted()?;
         if self.excludes.is_match(path) {
             return Ok(None);
@@ -1278,12 +1340,26 @@ impl Walker<'_> {
     /// List directory `path` and save its entries but its subdirectories (see
     /// [`Walker::save_dir_deep`]); `node`: its own node and its node in the parent snapshot.
     /// `Ok(None)` when it cannot be listed.
-    fn open_deep_dir(&self, path: PathBuf, node: Option<(Node, Option<Node>)>, root_dev: u64, parent: Option<&Tree>) -> Result<Option<DeepDir>> {
+    fn open_deep_dir(
+        &self,
+        path: PathBuf,
+        node: Option<(Node, Option<Node>)>,
+        root_dev: u64,
+        parent: Option<&Tree>,
+    ) -> Result<Option<DeepDir>> {
         use std::os::unix::ffi::OsStrExt;
         let Some(names) = self.list_dir(&path, parent) else { return Ok(None) };
         let saved: Result<Vec<Option<Node>>> = names
             .par_iter()
-            .map(|n| self.save_entry(&path.join(n), n.as_bytes().to_vec(), root_dev, find(parent, n.as_bytes()), PARALLEL_DEPTH))
+            .map(|n| {
+                self.save_entry(
+                    &path.join(n),
+                    n.as_bytes().to_vec(),
+                    root_dev,
+                    find(parent, n.as_bytes()),
+                    PARALLEL_DEPTH,
+                )
+            })
             .collect();
         let mut nodes = Vec::new();
         let mut subdirs = Vec::new();
@@ -1346,7 +1422,8 @@ impl Walker<'_> {
             node: Option<Node>,
         }
         let frame = |path: PathBuf, level: usize, members: Vec<usize>, ptree: Option<Tree>, node: Option<Node>| {
-            let mut firsts: Vec<Vec<u8>> = members.iter().filter_map(|&i| sources.get(i)?.get(level).cloned()).collect();
+            let mut firsts: Vec<Vec<u8>> =
+                members.iter().filter_map(|&i| sources.get(i)?.get(level).cloned()).collect();
             firsts.sort();
             firsts.dedup();
             Frame { path, level, members, firsts: firsts.into_iter(), ptree, nodes: Vec::new(), node }
@@ -1368,7 +1445,12 @@ impl Walker<'_> {
             };
             let path = top.path.join(std::ffi::OsStr::from_bytes(&first));
             let level = top.level;
-            let members: Vec<usize> = top.members.iter().copied().filter(|&i| sources.get(i).and_then(|s| s.get(level)) == Some(&first)).collect();
+            let members: Vec<usize> = top
+                .members
+                .iter()
+                .copied()
+                .filter(|&i| sources.get(i).and_then(|s| s.get(level)) == Some(&first))
+                .collect();
             if members.iter().any(|&i| sources.get(i).is_some_and(|s| s.len() == level + 1)) {
                 // This component is itself a source: back it up whole.
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
@@ -1405,7 +1487,8 @@ fn normalise_sources(paths: &[PathBuf]) -> Result<Vec<(String, Vec<Vec<u8>>)>> {
     let mut out: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
     for p in paths {
         let comps = absolute_components(p)?;
-        let shown = format!("/{}", comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/"));
+        let shown =
+            format!("/{}", comps.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/"));
         out.push((shown, comps));
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
@@ -1508,7 +1591,13 @@ struct Parent {
 /// The parent snapshot and its root tree. A parent whose root tree cannot be read (its pack
 /// deleted or damaged) is not used: the backup goes on without one, reading every file, and the
 /// returned warning names the snapshot and why. Errors: those of [`find_parent`].
-fn load_parent(repo: &Repository, index: &Index, choice: ParentChoice, host: &str, paths: &[String]) -> Result<(Option<Parent>, Option<String>)> {
+fn load_parent(
+    repo: &Repository,
+    index: &Index,
+    choice: ParentChoice,
+    host: &str,
+    paths: &[String],
+) -> Result<(Option<Parent>, Option<String>)> {
     let Some((id, snapshot)) = find_parent(repo, choice, host, paths)? else { return Ok((None, None)) };
     match repo.load_tree(index, &snapshot.tree) {
         Ok(root) => Ok((Some(Parent { id, root, stores_xattrs: crate::xattrs::stored_by(&snapshot.program_version) }), None)),
@@ -1530,9 +1619,21 @@ fn load_parent(repo: &Repository, index: &Index, choice: ParentChoice, host: &st
 /// [`BackupResult::warnings`]). Errors: repository write failures; [`Error::Interrupted`];
 /// [`Error::NoSourceRead`] when no source could be read at all (no snapshot is written; when
 /// that is known before the walk, as for missing paths, nothing at all is written).
-pub fn backup(repo: &Repository, index: &Index, source: Source<'_>, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
+pub fn backup(
+    repo: &Repository,
+    index: &Index,
+    source: Source<'_>,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupResult> {
     let start = Timestamp::now();
-    let mut saver = Saver::new(repo, index, opts.dry_run, if opts.upload_connections == 0 { 2 } else { opts.upload_connections }, progress);
+    let mut saver = Saver::new(
+        repo,
+        index,
+        opts.dry_run,
+        if opts.upload_connections == 0 { 2 } else { opts.upload_connections },
+        progress,
+    );
     if let Some(level) = opts.compression {
         if !(0..=22).contains(&level) {
             return Err(Error::InvalidInput(format!("compression level {level} is outside 0 to 22")));
@@ -1640,7 +1741,12 @@ fn source_paths(source: &Source<'_>) -> Result<(Vec<String>, Vec<Components>)> {
 
 /// The parent snapshot: the one asked for, or the latest of the same host with the same set
 /// of paths (restic's rule), or none.
-fn find_parent(repo: &Repository, choice: ParentChoice, host: &str, paths: &[String]) -> Result<Option<(SnapshotId, Snapshot)>> {
+fn find_parent(
+    repo: &Repository,
+    choice: ParentChoice,
+    host: &str,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, Snapshot)>> {
     match choice {
         ParentChoice::None => Ok(None),
         ParentChoice::Given(id) => Ok(Some((id, repo.load_snapshot(&id)?))),

@@ -100,7 +100,10 @@ thread_local! {
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { std::cell::RefCell::new(None) };
 }
 
-fn with_compressor<T>(level: i32, f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>) -> std::io::Result<T> {
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().map(|(l, _)| *l) != Some(level) {
@@ -168,12 +171,14 @@ pub fn open_verified(
     let (&kind, body) = framed.split_first().ok_or_else(|| Error::corrupt(what(), "empty plaintext"))?;
     let plain = match kind {
         STORED => body.to_vec(),
-        ZSTD => decompress(body, raw_length as usize)
-            .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
+        ZSTD => decompress(body, raw_length as usize).map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?,
         other => return Err(Error::corrupt(what(), format!("unknown compression byte {other}"))),
     };
     if plain.len() != raw_length as usize {
-        return Err(Error::corrupt(what(), format!("{} bytes after decompression, the index says {raw_length}", plain.len())));
+        return Err(Error::corrupt(
+            what(),
+            format!("{} bytes after decompression, the index says {raw_length}", plain.len()),
+        ));
     }
     if master.blob_id(&plain) != *id {
         return Err(Error::corrupt(what(), "content does not hash to the blob id"));

@@ -63,7 +63,9 @@ impl std::str::FromStr for Subset {
     /// (1 ≤ n ≤ t ≤ 256). Errors: a sentence naming the bad value and the accepted forms.
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let s = s.trim();
-        let bad = |why: &str| format!("read-data subset {s:?}: {why}; expected N% (0 < N <= 100) or n/t (1 <= n <= t <= 256)");
+        let bad = |why: &str| {
+            format!("read-data subset {s:?}: {why}; expected N% (0 < N <= 100) or n/t (1 <= n <= t <= 256)")
+        };
         if let Some(p) = s.strip_suffix('%') {
             let v: f64 = p.trim().parse().map_err(|_| bad("not a percentage"))?;
             if !(v > 0.0 && v <= 100.0) {
@@ -296,7 +298,9 @@ impl Problem {
     /// The blobs this problem makes unreadable (before discounting intact copies elsewhere).
     pub fn damaged_blobs(&self) -> Vec<BlobId> {
         match self {
-            Problem::PackMissing { blobs, .. } | Problem::PackDamaged { blobs, .. } | Problem::PackIndexMismatch { blobs, .. } => blobs.clone(),
+            Problem::PackMissing { blobs, .. }
+            | Problem::PackDamaged { blobs, .. }
+            | Problem::PackIndexMismatch { blobs, .. } => blobs.clone(),
             Problem::BlobDamaged { blob, .. } | Problem::BlobNotIndexed { blob, .. } => vec![*blob],
             Problem::TreeDamaged { tree, .. } => vec![*tree],
             _ => Vec::new(),
@@ -308,17 +312,30 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Problem::IndexDamaged { index, error } => write!(f, "index file {index} is damaged: {error}"),
-            Problem::PackMissing { pack, blobs } => write!(f, "pack {pack} is missing: the index places {} blob(s) in it", blobs.len()),
+            Problem::PackMissing { pack, blobs } => {
+                write!(f, "pack {pack} is missing: the index places {} blob(s) in it", blobs.len())
+            }
             Problem::PackSizeMismatch { pack, indexed, actual } => {
                 write!(f, "pack {pack} has {actual} bytes, the index says {indexed}")
             }
             Problem::PackUnindexed { pack, size } => {
-                write!(f, "pack {pack} ({size} bytes) is not referenced in any index (a hint: the next backup indexes it)")
+                write!(
+                    f,
+                    "pack {pack} ({size} bytes) is not referenced in any index (a hint: the next backup indexes it)"
+                )
             }
-            Problem::PackDamaged { pack, error, blobs } if blobs.is_empty() => write!(f, "pack {pack} is damaged: {error}"),
-            Problem::PackDamaged { pack, error, blobs } => write!(f, "pack {pack} is damaged ({} indexed blob(s) in it): {error}", blobs.len()),
-            Problem::PackIndexMismatch { pack, index, detail, .. } => write!(f, "pack {pack} does not match index file {index}: {detail}"),
-            Problem::PackHashMismatch { pack, actual } => write!(f, "pack {pack} is damaged: its content hashes to {actual}"),
+            Problem::PackDamaged { pack, error, blobs } if blobs.is_empty() => {
+                write!(f, "pack {pack} is damaged: {error}")
+            }
+            Problem::PackDamaged { pack, error, blobs } => {
+                write!(f, "pack {pack} is damaged ({} indexed blob(s) in it): {error}", blobs.len())
+            }
+            Problem::PackIndexMismatch { pack, index, detail, .. } => {
+                write!(f, "pack {pack} does not match index file {index}: {detail}")
+            }
+            Problem::PackHashMismatch { pack, actual } => {
+                write!(f, "pack {pack} is damaged: its content hashes to {actual}")
+            }
             Problem::BlobDamaged { pack, blob, blob_type, error } => {
                 write!(f, "pack {pack}: {} blob {blob} is damaged: {error}", type_name(*blob_type))
             }
@@ -330,7 +347,11 @@ impl std::fmt::Display for Problem {
                     None => "a snapshot".to_string(),
                 };
                 if *wrong_type {
-                    write!(f, "{} blob {blob} (referenced by {by}) is indexed with the other type", type_name(*blob_type))
+                    write!(
+                        f,
+                        "{} blob {blob} (referenced by {by}) is indexed with the other type",
+                        type_name(*blob_type)
+                    )
                 } else {
                     write!(f, "{} blob {blob} (referenced by {by}) is not in any index", type_name(*blob_type))
                 }
@@ -456,7 +477,12 @@ impl PackRecord {
 /// Errors: [`Error::Interrupted`]; [`Error::Backend`] when the storage cannot be listed or
 /// read (unreachable, refusing: see the module documentation). Every damage is a [`Problem`]
 /// in the report.
-pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, on_event: &dyn Fn(Event<'_>)) -> Result<CheckReport> {
+pub fn check(
+    repo: &Repository,
+    opts: &CheckOptions,
+    progress: &CheckProgress,
+    on_event: &dyn Fn(Event<'_>),
+) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     // Problems are announced in batches, before each phase and at the end.
     let told = std::cell::Cell::new(0usize);
@@ -481,7 +507,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
         report.index_files = names.len();
         let loaded: Vec<(String, Result<IndexFile>)> = {
             use rayon::prelude::*;
-            names.par_iter().map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Index, Magic::Index, n)))).collect()
+            names
+                .par_iter()
+                .map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Index, Magic::Index, n))))
+                .collect()
         };
         failure.check()?;
         for (name, r) in loaded {
@@ -522,8 +551,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
                 }
             }
         }
-        let mut unindexed: Vec<(String, u64)> =
-            listed.into_iter().filter(|(n, _)| Id::from_hex(n).is_none_or(|i| !packs.contains_key(&PackId(i)))).collect();
+        let mut unindexed: Vec<(String, u64)> = listed
+            .into_iter()
+            .filter(|(n, _)| Id::from_hex(n).is_none_or(|i| !packs.contains_key(&PackId(i))))
+            .collect();
         unindexed.sort();
         for (pack, size) in unindexed {
             report.problems.push(Problem::PackUnindexed { pack, size });
@@ -551,7 +582,8 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
     // 3. Snapshots and trees.
     phase(&report.problems, Phase::CheckSnapshots);
     let snapshots = load_snapshots(repo, &mut report, &failure)?;
-    report.snapshots = snapshots.len() + report.problems.iter().filter(|p| matches!(p, Problem::SnapshotDamaged { .. })).count();
+    report.snapshots =
+        snapshots.len() + report.problems.iter().filter(|p| matches!(p, Problem::SnapshotDamaged { .. })).count();
     report.trees = walk_trees(repo, &index, &snapshots, &mut report.problems, progress)?;
 
     // 4. Read data.
@@ -573,7 +605,11 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
         report.packs_read = read.load(Ordering::Relaxed);
         report.bytes_read = progress.bytes_read.load(Ordering::Relaxed);
         tell(&report.problems);
-        on_event(Event::DataRead { selected: report.packs_selected, read: report.packs_read, bytes: report.bytes_read });
+        on_event(Event::DataRead {
+            selected: report.packs_selected,
+            read: report.packs_read,
+            bytes: report.bytes_read,
+        });
     }
 
     // 5. What the damage touches: a damaged blob is lost unless a pack that is neither
@@ -591,7 +627,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
                 Problem::BlobDamaged { pack, blob, .. } => {
                     bad_in.entry(*pack).or_default().insert(*blob);
                 }
-                Problem::PackIndexMismatch { pack, blobs, .. } => bad_in.entry(*pack).or_default().extend(blobs.iter().copied()),
+                Problem::PackIndexMismatch { pack, blobs, .. } => {
+                    bad_in.entry(*pack).or_default().extend(blobs.iter().copied())
+                }
                 Problem::BlobNotIndexed { blob, .. } | Problem::TreeDamaged { tree: blob, .. } => {
                     no_copy.insert(*blob);
                 }
@@ -601,7 +639,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions, progress: &CheckProgress, o
         // A blob is readable when the copy every reader uses (the index's location for it) is
         // sound; another sound copy elsewhere does not help restore, dump or mount.
         let readable = |b: &BlobId| {
-            index.get(b).is_some_and(|(p, _)| !bad_whole.contains(&p.id) && !bad_in.get(&p.id).is_some_and(|s| s.contains(b)))
+            index
+                .get(b)
+                .is_some_and(|(p, _)| !bad_whole.contains(&p.id) && !bad_in.get(&p.id).is_some_and(|s| s.contains(b)))
         };
         damaged.retain(|b| no_copy.contains(b) || !readable(b));
     }
@@ -678,7 +718,12 @@ impl Failure {
 
 /// Run `f` on every item with `threads` workers; the results in any order. Stops early and
 /// fails with the storage failure once `failure` holds one.
-fn parallel<T: Sync, R: Send>(items: &[T], threads: usize, failure: &Failure, f: impl Fn(&T) -> Vec<R> + Sync) -> Result<Vec<R>> {
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    failure: &Failure,
+    f: impl Fn(&T) -> Vec<R> + Sync,
+) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let out = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -737,14 +782,26 @@ fn compare_with_index(id: &PackId, salt: &[u8; SALT_LEN], entries: &[BlobEntry],
             details.push(format!("{extra} blob(s) of the header are not indexed for this pack"));
         }
         if !details.is_empty() {
-            out.push(Problem::PackIndexMismatch { pack: *id, index: index_name.clone(), detail: details.join("; "), blobs });
+            out.push(Problem::PackIndexMismatch {
+                pack: *id,
+                index: index_name.clone(),
+                detail: details.join("; "),
+                blobs,
+            });
         }
     }
     out
 }
 
 /// Download a whole pack and verify its id, header and every blob.
-fn read_pack(repo: &Repository, id: &PackId, rec: &PackRecord, progress: &CheckProgress, read: &AtomicUsize, failure: &Failure) -> Vec<Problem> {
+fn read_pack(
+    repo: &Repository,
+    id: &PackId,
+    rec: &PackRecord,
+    progress: &CheckProgress,
+    read: &AtomicUsize,
+    failure: &Failure,
+) -> Vec<Problem> {
     let data = match repo.backend().read(FileKind::Pack, &id.to_hex()) {
         Ok(d) => d,
         Err(e) => {
@@ -787,15 +844,22 @@ fn read_pack(repo: &Repository, id: &PackId, rec: &PackRecord, progress: &CheckP
     let key = repo.master().file_key(&salt);
     for e in &entries {
         let Some(blob_type) = e.kind() else {
-            out.push(Problem::BlobDamaged { pack: *id, blob: e.id, blob_type: BlobType::Data, error: format!("undefined blob type {}", e.blob_type) });
+            out.push(Problem::BlobDamaged {
+                pack: *id,
+                blob: e.id,
+                blob_type: BlobType::Data,
+                error: format!("undefined blob type {}", e.blob_type),
+            });
             continue;
         };
         let start = e.offset as usize;
         let stored = start.checked_add(e.length as usize).and_then(|end| data.get(start..end));
         let r = match stored {
             Some(stored) => {
-                blob::open(repo.master(), &key, e.offset as u64, blob_type, &e.id, e.raw_length, stored, &|| format!("blob {}", e.id.short()))
-                    .map(|_| ())
+                blob::open(repo.master(), &key, e.offset as u64, blob_type, &e.id, e.raw_length, stored, &|| {
+                    format!("blob {}", e.id.short())
+                })
+                .map(|_| ())
             }
             None => Err(Error::corrupt(format!("blob {}", e.id.short()), "lies beyond the end of the pack")),
         };
@@ -807,18 +871,27 @@ fn read_pack(repo: &Repository, id: &PackId, rec: &PackRecord, progress: &CheckP
 }
 
 /// Every snapshot that loads; damaged ones become problems.
-fn load_snapshots(repo: &Repository, report: &mut CheckReport, failure: &Failure) -> Result<Vec<(SnapshotId, Snapshot)>> {
+fn load_snapshots(
+    repo: &Repository,
+    report: &mut CheckReport,
+    failure: &Failure,
+) -> Result<Vec<(SnapshotId, Snapshot)>> {
     let names = repo.backend().list(FileKind::Snapshot)?;
     let loaded: Vec<(String, Result<Snapshot>)> = {
         use rayon::prelude::*;
-        names.par_iter().map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Snapshot, Magic::Snapshot, n)))).collect()
+        names
+            .par_iter()
+            .map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Snapshot, Magic::Snapshot, n))))
+            .collect()
     };
     failure.check()?;
     let mut out = Vec::new();
     for (name, r) in loaded {
         match (r, Id::from_hex(&name)) {
             (Ok(s), Some(id)) => out.push((SnapshotId(id), s)),
-            (Ok(_), None) => report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: "its name is not an id".into() }),
+            (Ok(_), None) => {
+                report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: "its name is not an id".into() })
+            }
             (Err(e), _) => report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: why(&e) }),
         }
     }
@@ -836,7 +909,13 @@ fn index_problem(index: &Index, blob: &BlobId, blob_type: BlobType) -> Option<bo
 }
 
 /// Load every tree reachable from `snapshots` once; returns how many loaded.
-fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapshot)], problems: &mut Vec<Problem>, progress: &CheckProgress) -> Result<usize> {
+fn walk_trees(
+    repo: &Repository,
+    index: &Index,
+    snapshots: &[(SnapshotId, Snapshot)],
+    problems: &mut Vec<Problem>,
+    progress: &CheckProgress,
+) -> Result<usize> {
     let mut seen: HashSet<BlobId> = HashSet::new();
     let mut reported: HashSet<BlobId> = HashSet::new();
     let mut queue: Vec<(BlobId, Option<BlobId>)> = Vec::new();
@@ -871,7 +950,12 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
         for (id, parent, r) in results {
             match r {
                 TreeLoad::NotIndexed { wrong_type } => {
-                    problems.push(Problem::BlobNotIndexed { blob: id, blob_type: BlobType::Tree, tree: parent, wrong_type });
+                    problems.push(Problem::BlobNotIndexed {
+                        blob: id,
+                        blob_type: BlobType::Tree,
+                        tree: parent,
+                        wrong_type,
+                    });
                 }
                 TreeLoad::Damaged(error) => problems.push(Problem::TreeDamaged { tree: id, error }),
                 TreeLoad::Loaded(tree) => {
@@ -885,13 +969,22 @@ fn walk_trees(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapsh
                                         queue.push((sub, Some(id)));
                                     }
                                 }
-                                None => problems.push(Problem::NodeInvalid { tree: id, name: node.name_lossy().into_owned(), detail: "is a directory without a subtree".into() }),
+                                None => problems.push(Problem::NodeInvalid {
+                                    tree: id,
+                                    name: node.name_lossy().into_owned(),
+                                    detail: "is a directory without a subtree".into(),
+                                }),
                             },
                             NodeKind::File => {
                                 for b in &node.content {
                                     if let Some(wrong_type) = index_problem(index, b, BlobType::Data) {
                                         if reported.insert(*b) {
-                                            problems.push(Problem::BlobNotIndexed { blob: *b, blob_type: BlobType::Data, tree: Some(id), wrong_type });
+                                            problems.push(Problem::BlobNotIndexed {
+                                                blob: *b,
+                                                blob_type: BlobType::Data,
+                                                tree: Some(id),
+                                                wrong_type,
+                                            });
                                         }
                                     }
                                 }
@@ -918,7 +1011,13 @@ enum TreeLoad {
 type Found = Arc<Vec<(String, Vec<BlobId>)>>;
 
 /// Map `damaged` blobs to the snapshot entries that reference them.
-fn find_affected(repo: &Repository, index: &Index, snapshots: &[(SnapshotId, Snapshot)], damaged: &BTreeSet<BlobId>, failure: &Failure) -> Result<Vec<Affected>> {
+fn find_affected(
+    repo: &Repository,
+    index: &Index,
+    snapshots: &[(SnapshotId, Snapshot)],
+    damaged: &BTreeSet<BlobId>,
+    failure: &Failure,
+) -> Result<Vec<Affected>> {
     let mut memo: HashMap<BlobId, Found> = HashMap::new();
     let mut out = Vec::new();
     for (sid, s) in snapshots {

@@ -100,7 +100,8 @@ impl Chunker {
     /// the hash's dependency chain is one shift and one add per two bytes (the crate's is two
     /// adds), and without bounds checks.
     fn cut(&self, data: &[u8]) -> usize {
-        let (min, avg, max) = (self.params.min_size as usize, self.params.avg_size as usize, self.params.max_size as usize);
+        let (min, avg, max) =
+            (self.params.min_size as usize, self.params.avg_size as usize, self.params.max_size as usize);
         let mut remaining = data.len();
         if remaining <= min {
             return remaining;
@@ -135,7 +136,15 @@ impl Chunker {
 /// Roll the gear hash over the byte pairs `from..to` of `data` (pair `i` is bytes `2i` and
 /// `2i + 1`): the position of the first byte where the hash matches `mask` (`mask << 1` on
 /// the first byte of a pair, as in FastCDC 2020), or `None`.
-fn scan(data: &[u8], from: usize, to: usize, hash: &mut u64, mask: u64, gear: &[u64; 256], gear_ls: &[u64; 256]) -> Option<usize> {
+fn scan(
+    data: &[u8],
+    from: usize,
+    to: usize,
+    hash: &mut u64,
+    mask: u64,
+    gear: &[u64; 256],
+    gear_ls: &[u64; 256],
+) -> Option<usize> {
     if from >= to {
         return None;
     }

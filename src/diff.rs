@@ -70,7 +70,13 @@ pub struct DiffStats {
 
 /// True when two nodes of the same kind differ in what `U` reports.
 pub fn metadata_differs(a: &Node, b: &Node) -> bool {
-    a.mode != b.mode || a.uid != b.uid || a.gid != b.gid || a.user != b.user || a.group != b.group || a.mtime != b.mtime || a.rdev != b.rdev
+    a.mode != b.mode
+        || a.uid != b.uid
+        || a.gid != b.gid
+        || a.user != b.user
+        || a.group != b.group
+        || a.mtime != b.mtime
+        || a.rdev != b.rdev
         || a.xattrs != b.xattrs
 }
 
@@ -91,7 +97,11 @@ enum Work {
     /// Compare two trees at `prefix` (not read yet).
     Diff { a: BlobId, b: BlobId, prefix: PathBuf },
     /// Two trees being compared: their entries not compared yet.
-    Merge { a: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>, b: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>, prefix: PathBuf },
+    Merge {
+        a: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>,
+        b: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>,
+        prefix: PathBuf,
+    },
     /// List everything below `tree` as added or removed (not read yet).
     List { tree: BlobId, prefix: PathBuf, added: bool },
     /// A tree being listed: its entries not listed yet.
@@ -101,8 +111,22 @@ enum Work {
 /// Compare the directory trees `a` and `b`, calling `on_change` for each change in path order,
 /// and return the totals. Errors: a tree that cannot be read, a blob missing from the index,
 /// or the first error of `on_change`.
-pub fn diff_trees(repo: &Repository, index: &Index, a: &BlobId, b: &BlobId, on_change: &mut dyn FnMut(&Change) -> Result<()>) -> Result<DiffStats> {
-    let mut d = Differ { repo, index, stats: DiffStats::default(), before: HashSet::new(), after: HashSet::new(), out: on_change, work: Vec::new() };
+pub fn diff_trees(
+    repo: &Repository,
+    index: &Index,
+    a: &BlobId,
+    b: &BlobId,
+    on_change: &mut dyn FnMut(&Change) -> Result<()>,
+) -> Result<DiffStats> {
+    let mut d = Differ {
+        repo,
+        index,
+        stats: DiffStats::default(),
+        before: HashSet::new(),
+        after: HashSet::new(),
+        out: on_change,
+        work: Vec::new(),
+    };
     d.diff_tree(a, b, Path::new("/"));
     d.run()?;
     let both: HashSet<BlobId> = d.before.intersection(&d.after).copied().collect();
@@ -114,7 +138,8 @@ pub fn diff_trees(repo: &Repository, index: &Index, a: &BlobId, b: &BlobId, on_c
 
 fn count_blobs<'a>(index: &Index, ids: impl Iterator<Item = &'a BlobId>, stat: &mut DiffStat) -> Result<()> {
     for id in ids {
-        let (_, loc) = index.get(id).ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "not in the index"))?;
+        let (_, loc) =
+            index.get(id).ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "not in the index"))?;
         match loc.blob_type {
             BlobType::Data => stat.data_blobs += 1,
             BlobType::Tree => stat.tree_blobs += 1,
@@ -174,7 +199,11 @@ impl Differ<'_> {
                 Work::Diff { a, b, prefix } => {
                     let ta = self.repo.load_tree(self.index, &a)?;
                     let tb = self.repo.load_tree(self.index, &b)?;
-                    self.work.push(Work::Merge { a: Box::new(ta.nodes.into_iter().peekable()), b: Box::new(tb.nodes.into_iter().peekable()), prefix });
+                    self.work.push(Work::Merge {
+                        a: Box::new(ta.nodes.into_iter().peekable()),
+                        b: Box::new(tb.nodes.into_iter().peekable()),
+                        prefix,
+                    });
                 }
                 Work::List { tree, prefix, added } => {
                     let t = self.repo.load_tree(self.index, &tree)?;

@@ -253,7 +253,17 @@ impl DirectReader {
     }
 
     fn new(file: File, direct: bool, pos: u64, expected: u64, request: usize) -> Self {
-        DirectReader { file, direct, pos, expected, request: round_up(request), buf: None, head: 0, tail: 0, at_end: false }
+        DirectReader {
+            file,
+            direct,
+            pos,
+            expected,
+            request: round_up(request),
+            buf: None,
+            head: 0,
+            tail: 0,
+            at_end: false,
+        }
     }
 
     /// The file offset just past the last byte returned by `read`.
@@ -282,11 +292,7 @@ impl DirectReader {
                 set_direct(&self.file, false)?;
                 self.direct = false;
             }
-            let want = if self.direct && self.expected > 0 {
-                self.expected_request(dst.len())
-            } else {
-                dst.len()
-            };
+            let want = if self.direct && self.expected > 0 { self.expected_request(dst.len()) } else { dst.len() };
             let Some(part) = dst.get_mut(..want) else { return Ok(0) };
             match self.file.read_at(part, self.pos) {
                 Ok(n) => {
@@ -342,7 +348,12 @@ impl Read for DirectReader {
         }
         let Some(buf) = self.buf.as_ref() else { return Ok(0) };
         let avail = buf.as_slice().get(self.head..self.tail).ok_or_else(|| {
-            internal(format!("buffered bytes {}..{} are outside the {}-byte read buffer", self.head, self.tail, buf.len()))
+            internal(format!(
+                "buffered bytes {}..{} are outside the {}-byte read buffer",
+                self.head,
+                self.tail,
+                buf.len()
+            ))
         })?;
         let n = avail.len().min(out.len());
         if let (Some(dst), Some(src)) = (out.get_mut(..n), avail.get(..n)) {
@@ -379,13 +390,21 @@ pub fn read_range(file: &File, direct: bool, offset: u64, len: usize) -> io::Res
             let out = buf.as_slice().get(skip..want).map(<[u8]>::to_vec);
             break out.ok_or_else(|| io::Error::other("range outside the buffer"));
         }
-        let Some(dst) = buf.as_mut_slice().get_mut(done..round_up(want)) else { break Err(io::Error::other("range outside the buffer")) };
+        let Some(dst) = buf.as_mut_slice().get_mut(done..round_up(want)) else {
+            break Err(io::Error::other("range outside the buffer"));
+        };
         match file.read_at(dst, start + done as u64) {
-            Ok(0) => break Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("file ends before byte {}", offset + len as u64))),
+            Ok(0) => {
+                break Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file ends before byte {}", offset + len as u64),
+                ))
+            }
             // A short read ends the file, or leaves an unaligned offset: the rest plainly.
             Ok(n) if n % ALIGN != 0 && done + n < want => {
                 done += n;
-                let rest = set_direct(file, false).and_then(|()| read_range_plain(file, start + done as u64, want - done));
+                let rest =
+                    set_direct(file, false).and_then(|()| read_range_plain(file, start + done as u64, want - done));
                 break rest.and_then(|r| {
                     let mut out = buf.as_slice().get(skip..done).map(<[u8]>::to_vec).ok_or_else(|| {
                         internal(format!("bytes {skip}..{done} are outside the {}-byte read buffer", buf.len()))
@@ -396,7 +415,9 @@ pub fn read_range(file: &File, direct: bool, offset: u64, len: usize) -> io::Res
             }
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break set_direct(file, false).and_then(|()| read_range_plain(file, offset, len)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                break set_direct(file, false).and_then(|()| read_range_plain(file, offset, len))
+            }
             Err(e) => break Err(e),
         }
     };
@@ -464,7 +485,11 @@ impl DirectWriter {
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let len = self.buf.len();
-            let room = self.buf.as_mut_slice().get_mut(self.fill..).ok_or_else(|| internal(format!("write buffer fill {} is past its {len} bytes", self.fill)))?;
+            let room = self
+                .buf
+                .as_mut_slice()
+                .get_mut(self.fill..)
+                .ok_or_else(|| internal(format!("write buffer fill {} is past its {len} bytes", self.fill)))?;
             if room.is_empty() {
                 self.flush_buffer()?;
                 continue;
@@ -564,7 +589,9 @@ mod tests {
             for len in [0, 1, ALIGN - 1, ALIGN, ALIGN + 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, d.len()] {
                 let p = root.path().join(format!("f{len}"));
                 std::fs::write(&p, &d[..len]).unwrap();
-                for (hint, step) in [(len as u64, 1 << 16), (0, 1000), (u64::MAX, 3 * ALIGN + 1), (len as u64 / 2, 1 << 22)] {
+                for (hint, step) in
+                    [(len as u64, 1 << 16), (0, 1000), (u64::MAX, 3 * ALIGN + 1), (len as u64 / 2, 1 << 22)]
+                {
                     let mut r = DirectReader::open(&p, hint).unwrap();
                     let mut got = Vec::new();
                     let mut piece = vec![0u8; step];
@@ -616,7 +643,16 @@ mod tests {
         for root in roots() {
             let p = root.path().join("r");
             std::fs::write(&p, &d).unwrap();
-            for (off, len) in [(0, 1), (0, d.len()), (1, 4095), (4095, 2), (4096, 4096), (12345, 1 << 20), (d.len() - 7, 7), (100, d.len() - 100)] {
+            for (off, len) in [
+                (0, 1),
+                (0, d.len()),
+                (1, 4095),
+                (4095, 2),
+                (4096, 4096),
+                (12345, 1 << 20),
+                (d.len() - 7, 7),
+                (100, d.len() - 100),
+            ] {
                 assert!(read_at(&p, off, len).unwrap() == d[off..off + len], "{off}+{len} in {:?}", root.path());
             }
             for (off, len) in [(d.len() - 7, 8), (d.len(), 1), (d.len() + 5000, 10)] {
@@ -681,7 +717,11 @@ mod tests {
                 for direct in [true, false] {
                     let p = root.path().join(format!("w{len}-{direct}"));
                     write_new_file(&p, &d[..len], direct).unwrap();
-                    assert!(std::fs::read(&p).unwrap() == d[..len], "{len} bytes, direct {direct}, in {:?}", root.path());
+                    assert!(
+                        std::fs::read(&p).unwrap() == d[..len],
+                        "{len} bytes, direct {direct}, in {:?}",
+                        root.path()
+                    );
                     assert!(write_new_file(&p, b"x", direct).is_err(), "an existing file is never overwritten");
                 }
             }

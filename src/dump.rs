@@ -95,7 +95,10 @@ impl Read for ContentReader<'_> {
             while self.pending.len() < READAHEAD {
                 let Some(id) = self.ids.get(self.next) else { break };
                 let (tx, rx) = crossbeam_channel::bounded(1);
-                self.fetcher.jobs.send((*id, tx)).map_err(|_| io::Error::other(Error::InvalidInput("the blob fetchers stopped".into())))?;
+                self.fetcher
+                    .jobs
+                    .send((*id, tx))
+                    .map_err(|_| io::Error::other(Error::InvalidInput("the blob fetchers stopped".into())))?;
                 self.pending.push_back(rx);
                 self.next += 1;
             }
@@ -141,11 +144,16 @@ pub fn is_broken_pipe(e: &Error) -> bool {
 fn checked_size(index: &Index, node: &Node, path: &Path) -> Result<u64> {
     let mut size = 0u64;
     for id in &node.content {
-        let (_, loc) = index.get(id).ok_or_else(|| Error::corrupt(path.display().to_string(), format!("data blob {} is not in the index", id.short())))?;
+        let (_, loc) = index.get(id).ok_or_else(|| {
+            Error::corrupt(path.display().to_string(), format!("data blob {} is not in the index", id.short()))
+        })?;
         size += loc.raw_length as u64;
     }
     if size != node.size {
-        return Err(Error::corrupt(path.display().to_string(), format!("its blobs hold {size} bytes but its size is recorded as {}", node.size)));
+        return Err(Error::corrupt(
+            path.display().to_string(),
+            format!("its blobs hold {size} bytes but its size is recorded as {}", node.size),
+        ));
     }
     Ok(size)
 }
@@ -153,9 +161,20 @@ fn checked_size(index: &Index, node: &Node, path: &Path) -> Result<u64> {
 /// Write the content of the file `node` (at snapshot path `path`) to `w`.
 /// Errors: a missing or damaged blob ([`Error::Corrupt`]); a write error ([`Error::Io`] naming
 /// `out_name`, possibly a broken pipe).
-pub fn write_file(fetcher: &BlobFetcher, index: &Index, node: &Node, path: &Path, w: &mut dyn Write, out_name: &Path) -> Result<()> {
+pub fn write_file(
+    fetcher: &BlobFetcher,
+    index: &Index,
+    node: &Node,
+    path: &Path,
+    w: &mut dyn Write,
+    out_name: &Path,
+) -> Result<()> {
     if node.kind != NodeKind::File {
-        return Err(Error::InvalidInput(format!("{} is a {}, not a file: give --archive tar or zip to dump it", path.display(), walker::kind_name(node.kind))));
+        return Err(Error::InvalidInput(format!(
+            "{} is a {}, not a file: give --archive tar or zip to dump it",
+            path.display(),
+            walker::kind_name(node.kind)
+        )));
     }
     checked_size(index, node, path)?;
     let mut r = ContentReader::new(fetcher, &node.content);
@@ -174,7 +193,12 @@ pub struct DumpReport {
 
 /// The entries of `loc` in walk order: the node itself (not for the root), then everything
 /// below it. Calls `f(path, node)`.
-fn for_each_entry(repo: &Repository, index: &Index, loc: &Located, f: &mut dyn FnMut(&Path, &Node) -> Result<()>) -> Result<()> {
+fn for_each_entry(
+    repo: &Repository,
+    index: &Index,
+    loc: &Located,
+    f: &mut dyn FnMut(&Path, &Node) -> Result<()>,
+) -> Result<()> {
     if let Located::Entry { path, node } = loc {
         f(path, node)?;
     }
@@ -193,7 +217,14 @@ fn archive_name(path: &Path) -> &Path {
 
 /// Write `loc` (a directory, the root, or a single entry) as a tar archive to `w`.
 /// Errors: tree or blob read errors; write errors ([`Error::Io`] naming `out_name`).
-pub fn write_tar<W: Write>(repo: &Repository, index: &Index, fetcher: &BlobFetcher, loc: &Located, w: W, out_name: &Path) -> Result<DumpReport> {
+pub fn write_tar<W: Write>(
+    repo: &Repository,
+    index: &Index,
+    fetcher: &BlobFetcher,
+    loc: &Located,
+    w: W,
+    out_name: &Path,
+) -> Result<DumpReport> {
     let mut b = tar::Builder::new(w);
     let mut report = DumpReport::default();
     let mut first_names: HashMap<(u64, u64), PathBuf> = HashMap::new();
@@ -306,7 +337,14 @@ fn zip_err(e: zip::result::ZipError, out_name: &Path) -> Error {
 /// Write `loc` as a zip archive into `zw` (a seekable file, or a stream made with
 /// `zip::ZipWriter::new_stream`), then finish the archive and return the writer.
 /// Errors: tree or blob read errors; write errors ([`Error::Io`] naming `out_name`).
-pub fn write_zip<W: Write + Seek>(repo: &Repository, index: &Index, fetcher: &BlobFetcher, loc: &Located, mut zw: zip::ZipWriter<W>, out_name: &Path) -> Result<(W, DumpReport)> {
+pub fn write_zip<W: Write + Seek>(
+    repo: &Repository,
+    index: &Index,
+    fetcher: &BlobFetcher,
+    loc: &Located,
+    mut zw: zip::ZipWriter<W>,
+    out_name: &Path,
+) -> Result<(W, DumpReport)> {
     use zip::write::SimpleFileOptions;
     let mut report = DumpReport::default();
     for_each_entry(repo, index, loc, &mut |path, node| {
@@ -315,7 +353,8 @@ pub fn write_zip<W: Write + Seek>(repo: &Repository, index: &Index, fetcher: &Bl
         match node.kind {
             NodeKind::File => {
                 let size = checked_size(index, node, path)?;
-                let opts = opts.compression_method(zip::CompressionMethod::Deflated).large_file(size >= u32::MAX as u64);
+                let opts =
+                    opts.compression_method(zip::CompressionMethod::Deflated).large_file(size >= u32::MAX as u64);
                 zw.start_file(name, opts).map_err(|e| zip_err(e, out_name))?;
                 io::copy(&mut ContentReader::new(fetcher, &node.content), &mut zw).map_err(|e| from_io(e, out_name))?;
             }

@@ -132,7 +132,9 @@ impl Error {
         match e.kind {
             ErrorKind::NotFound => Error::corrupt(object, format!("its file is missing from the storage ({e})")),
             ErrorKind::Corrupt => Error::corrupt(object, e.to_string()),
-            ErrorKind::Transient | ErrorKind::Permanent => Error::Backend(BackendError { context: format!("{object}: {}", e.context), ..e }),
+            ErrorKind::Transient | ErrorKind::Permanent => {
+                Error::Backend(BackendError { context: format!("{object}: {}", e.context), ..e })
+            }
         }
     }
 

@@ -54,13 +54,15 @@ impl Matcher {
                 .map_err(|e| Error::InvalidInput(format!("bad pattern {p:?}: {e}")))?;
             set.add(g);
         }
-        let build = |b: globset::GlobSetBuilder| b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")));
+        let build =
+            |b: globset::GlobSetBuilder| b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")));
         Ok(Matcher { names: build(names)?, paths: build(paths)? })
     }
 
     /// True when an entry named `name` at snapshot path `path` matches a pattern.
     pub fn is_match(&self, name: &[u8], path: &Path) -> bool {
-        (!self.names.is_empty() && self.names.is_match(OsStr::from_bytes(name))) || (!self.paths.is_empty() && self.paths.is_match(path))
+        (!self.names.is_empty() && self.names.is_match(OsStr::from_bytes(name)))
+            || (!self.paths.is_empty() && self.paths.is_match(path))
     }
 
     /// True when some pattern depends on where an entry is, not only on its name.
@@ -105,7 +107,13 @@ pub struct Finder<'r> {
 impl<'r> Finder<'r> {
     /// A finder for `matcher`, keeping only entries whose mtime lies in `[oldest, newest]`
     /// (either bound optional).
-    pub fn new(repo: &'r Repository, index: &'r Index, matcher: Matcher, oldest: Option<Timestamp>, newest: Option<Timestamp>) -> Self {
+    pub fn new(
+        repo: &'r Repository,
+        index: &'r Index,
+        matcher: Matcher,
+        oldest: Option<Timestamp>,
+        newest: Option<Timestamp>,
+    ) -> Self {
         Finder { repo, index, matcher, oldest, newest, memo: HashMap::new(), trees_read: 0 }
     }
 
@@ -161,7 +169,9 @@ impl<'r> Finder<'r> {
                                 Opened::Frame(f) => stack.push(f),
                             }
                         }
-                        (NodeKind::Dir, None) => return Err(Error::corrupt(format!("directory {}", child.display()), "it has no subtree")),
+                        (NodeKind::Dir, None) => {
+                            return Err(Error::corrupt(format!("directory {}", child.display()), "it has no subtree"))
+                        }
                         _ => {
                             if hit {
                                 top.items.push(FoundItem { name: node.name.clone(), hit: Some(node), below: None });
@@ -195,7 +205,13 @@ impl<'r> Finder<'r> {
         }
         let t = self.repo.load_tree(self.index, tree)?;
         self.trees_read += 1;
-        Ok(Opened::Frame(Box::new(SearchFrame { key, path: path.to_path_buf(), nodes: t.nodes.into_iter(), items: Vec::new(), pending: None })))
+        Ok(Opened::Frame(Box::new(SearchFrame {
+            key,
+            path: path.to_path_buf(),
+            nodes: t.nodes.into_iter(),
+            items: Vec::new(),
+            pending: None,
+        })))
     }
 }
 
@@ -258,7 +274,9 @@ mod tests {
         let i = Matcher::new(&["MAILDB.*".into()], true).unwrap();
         assert!(i.is_match(b"maildb.dump", Path::new("/maildb.dump")));
         assert!(!i.uses_paths());
-        assert!(!Matcher::new(&["MAILDB.*".into()], false).unwrap().is_match(b"maildb.dump", Path::new("/maildb.dump")));
+        assert!(!Matcher::new(&["MAILDB.*".into()], false)
+            .unwrap()
+            .is_match(b"maildb.dump", Path::new("/maildb.dump")));
         assert!(Matcher::new(&["[".into()], false).is_err());
     }
 }

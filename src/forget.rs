@@ -53,7 +53,11 @@ impl KeepDuration {
     /// Errors: [`Error::InvalidInput`] naming the input for an empty string, a missing number,
     /// a missing or unknown unit, a negative sign, or a number above 1000000.
     pub fn parse(s: &str) -> Result<KeepDuration> {
-        let bad = |why: String| Error::InvalidInput(format!("duration {s:?}: {why} (expected e.g. 30d, 6m or 1y2m3d4h: y = years, m = months, d = days, h = hours)"));
+        let bad = |why: String| {
+            Error::InvalidInput(format!(
+                "duration {s:?}: {why} (expected e.g. 30d, 6m or 1y2m3d4h: y = years, m = months, d = days, h = hours)"
+            ))
+        };
         let mut rest = s.trim();
         if rest.is_empty() {
             return Err(bad("empty".into()));
@@ -68,7 +72,8 @@ impl KeepDuration {
             if num.is_empty() {
                 return Err(bad(format!("no number before {tail:?}")));
             }
-            let n: u32 = num.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| bad(format!("{num} is too large")))?;
+            let n: u32 =
+                num.parse().ok().filter(|n| *n <= 1_000_000).ok_or_else(|| bad(format!("{num} is too large")))?;
             let mut chars = tail.chars();
             match chars.next() {
                 Some('y') => d.years = n,
@@ -92,7 +97,8 @@ impl KeepDuration {
     /// `t.AddDate(-years, -months, -days).Add(-hours)`. `None` when that lies outside the
     /// representable calendar (then every snapshot is within the duration).
     pub fn before(&self, t: DateTime<FixedOffset>) -> Option<DateTime<Utc>> {
-        let months0 = i64::from(t.year()) * 12 + i64::from(t.month0()) - i64::from(self.years) * 12 - i64::from(self.months);
+        let months0 =
+            i64::from(t.year()) * 12 + i64::from(t.month0()) - i64::from(self.years) * 12 - i64::from(self.months);
         let year = i32::try_from(months0.div_euclid(12)).ok()?;
         let month = u32::try_from(months0.rem_euclid(12)).ok()? + 1;
         let first = NaiveDate::from_ymd_opt(year, month, 1)?;
@@ -197,7 +203,9 @@ impl KeepPolicy {
     pub fn validate(&self) -> Result<()> {
         for (c, (name, _, _)) in self.counts().iter().zip(COUNT_RULES) {
             if *c < UNLIMITED {
-                return Err(Error::InvalidInput(format!("--keep-{name} {c}: negative values other than -1 (unlimited) are not allowed")));
+                return Err(Error::InvalidInput(format!(
+                    "--keep-{name} {c}: negative values other than -1 (unlimited) are not allowed"
+                )));
             }
         }
         if self.tags.iter().any(|l| l.is_empty() || l.iter().any(String::is_empty)) {
@@ -320,7 +328,13 @@ pub fn apply_policy(group: &[(SnapshotId, Snapshot)], policy: &KeepPolicy, now: 
     if policy.is_empty() {
         return list
             .into_iter()
-            .map(|(id, s)| Decision { id: *id, snapshot: s.clone(), keep: true, reasons: vec!["policy is empty".into()], counters: Counters::default() })
+            .map(|(id, s)| Decision {
+                id: *id,
+                snapshot: s.clone(),
+                keep: true,
+                reasons: vec!["policy is empty".into()],
+                counters: Counters::default(),
+            })
             .collect();
     }
     // The newest snapshot that is not in the future, in its own time zone.
@@ -328,7 +342,8 @@ pub fn apply_policy(group: &[(SnapshotId, Snapshot)], policy: &KeepPolicy, now: 
     // Lower bound of each within-rule; None = no bound (all within).
     let cutoff = |d: &KeepDuration| -> Option<DateTime<Utc>> { newest.and_then(|t| d.before(t)) };
     let within_cut = (!policy.within.is_zero()).then(|| cutoff(&policy.within));
-    let bucket_cuts: Vec<Option<Option<DateTime<Utc>>>> = policy.within_buckets().iter().map(|d| (!d.is_zero()).then(|| cutoff(d))).collect();
+    let bucket_cuts: Vec<Option<Option<DateTime<Utc>>>> =
+        policy.within_buckets().iter().map(|d| (!d.is_zero()).then(|| cutoff(d))).collect();
 
     let mut counts = policy.counts();
     let mut last_bucket: [Option<i64>; 6] = [None; 6];
@@ -373,7 +388,14 @@ pub fn apply_policy(group: &[(SnapshotId, Snapshot)], policy: &KeepPolicy, now: 
                 }
             }
         }
-        let counters = Counters { last: counts[0], hourly: counts[1], daily: counts[2], weekly: counts[3], monthly: counts[4], yearly: counts[5] };
+        let counters = Counters {
+            last: counts[0],
+            hourly: counts[1],
+            daily: counts[2],
+            weekly: counts[3],
+            monthly: counts[4],
+            yearly: counts[5],
+        };
         out.push(Decision { id: *id, snapshot: s.clone(), keep: !reasons.is_empty(), reasons, counters });
     }
     out
@@ -422,7 +444,10 @@ pub struct GroupKey {
 
 /// Split snapshots into groups by `by`. Groups are in ascending key order (host, then paths,
 /// then tags); within a group the input order is kept.
-pub fn group_snapshots(snaps: Vec<(SnapshotId, Snapshot)>, by: GroupBy) -> Vec<(GroupKey, Vec<(SnapshotId, Snapshot)>)> {
+pub fn group_snapshots(
+    snaps: Vec<(SnapshotId, Snapshot)>,
+    by: GroupBy,
+) -> Vec<(GroupKey, Vec<(SnapshotId, Snapshot)>)> {
     let mut groups: BTreeMap<GroupKey, Vec<(SnapshotId, Snapshot)>> = BTreeMap::new();
     for (id, s) in snaps {
         let sorted = |v: &[String]| {
@@ -526,7 +551,11 @@ mod tests {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
         let u = |s: &str| t(s).with_timezone(&Utc);
         let d = |s: &str| KeepDuration::parse(s).unwrap();
-        assert_eq!(d("1m").before(t("2023-03-31T10:00:00Z")), Some(u("2023-03-03T10:00:00Z")), "Feb 31 normalises to Mar 3");
+        assert_eq!(
+            d("1m").before(t("2023-03-31T10:00:00Z")),
+            Some(u("2023-03-03T10:00:00Z")),
+            "Feb 31 normalises to Mar 3"
+        );
         assert_eq!(d("1m").before(t("2024-03-31T10:00:00Z")), Some(u("2024-03-02T10:00:00Z")), "leap year");
         assert_eq!(d("1y").before(t("2024-02-29T00:00:00Z")), Some(u("2023-03-01T00:00:00Z")));
         assert_eq!(d("30d").before(t("2024-03-15T12:00:00Z")), Some(u("2024-02-14T12:00:00Z")));
@@ -544,7 +573,8 @@ mod tests {
         let ds = apply_policy(&g, &KeepPolicy::default(), now());
         assert!(ds.iter().all(|d| d.keep && d.reasons == ["policy is empty"]));
         assert!(!KeepPolicy { tags: vec![vec!["x".into()]], ..Default::default() }.is_empty());
-        assert!(!KeepPolicy { within_weekly: KeepDuration { hours: 1, ..Default::default() }, ..Default::default() }.is_empty());
+        assert!(!KeepPolicy { within_weekly: KeepDuration { hours: 1, ..Default::default() }, ..Default::default() }
+            .is_empty());
         assert!(apply_policy(&[], &KeepPolicy { last: 1, ..Default::default() }, now()).is_empty());
     }
 
@@ -561,7 +591,10 @@ mod tests {
         assert_eq!(kept(&g, &p), ["2024-01-04T10:00:00Z", "2024-01-02T09:00:00Z"]);
         let p = KeepPolicy { daily: 5, ..Default::default() };
         // Three days, so counts remain: the oldest snapshot is kept too (restic).
-        assert_eq!(kept(&g, &p), ["2024-01-04T10:00:00Z", "2024-01-02T09:00:00Z", "2024-01-01T20:00:00Z", "2024-01-01T08:00:00Z"]);
+        assert_eq!(
+            kept(&g, &p),
+            ["2024-01-04T10:00:00Z", "2024-01-02T09:00:00Z", "2024-01-01T20:00:00Z", "2024-01-01T08:00:00Z"]
+        );
         let d = apply_policy(&g, &KeepPolicy { daily: 5, last: 1, ..Default::default() }, now());
         assert_eq!(d[0].reasons, ["last snapshot", "daily snapshot"]);
         assert_eq!(d[0].counters, Counters { last: 0, daily: 4, ..Default::default() });
@@ -595,14 +628,19 @@ mod tests {
         let g = group(&["2024-12-29T12:00:00Z", "2024-12-30T12:00:00Z", "2025-01-05T12:00:00Z"]);
         let ds = apply_policy(&g, &KeepPolicy { weekly: 1, ..Default::default() }, now());
         assert_eq!(ds.iter().map(|d| d.keep).collect::<Vec<_>>(), [true, false, false]);
-        let ds = apply_policy(&g, &KeepPolicy { within_weekly: KeepDuration::parse("1y").unwrap(), ..Default::default() }, now());
+        let ds = apply_policy(
+            &g,
+            &KeepPolicy { within_weekly: KeepDuration::parse("1y").unwrap(), ..Default::default() },
+            now(),
+        );
         assert_eq!(ds.iter().map(|d| d.keep).collect::<Vec<_>>(), [true, false, true]);
         assert_eq!(ds[0].reasons, ["weekly within 1y"]);
     }
 
     #[test]
     fn within_is_relative_to_the_newest_past_snapshot() {
-        let g = group(&["2020-01-01T00:00:00Z", "2020-01-20T00:00:00Z", "2020-01-30T00:00:00Z", "2020-01-31T00:00:00Z"]);
+        let g =
+            group(&["2020-01-01T00:00:00Z", "2020-01-20T00:00:00Z", "2020-01-30T00:00:00Z", "2020-01-31T00:00:00Z"]);
         let p = KeepPolicy { within: KeepDuration::parse("11d").unwrap(), ..Default::default() };
         // Strictly after 2020-01-20T00:00: the boundary snapshot is not within.
         assert_eq!(kept(&g, &p), ["2020-01-31T00:00:00Z", "2020-01-30T00:00:00Z"]);
@@ -618,7 +656,13 @@ mod tests {
 
     #[test]
     fn within_buckets_keep_one_per_bucket_without_a_count() {
-        let g = group(&["2024-01-01T10:00:00Z", "2024-01-01T11:00:00Z", "2024-01-02T10:00:00Z", "2024-01-05T10:00:00Z", "2024-01-05T11:00:00Z"]);
+        let g = group(&[
+            "2024-01-01T10:00:00Z",
+            "2024-01-01T11:00:00Z",
+            "2024-01-02T10:00:00Z",
+            "2024-01-05T10:00:00Z",
+            "2024-01-05T11:00:00Z",
+        ]);
         let p = KeepPolicy { within_daily: KeepDuration::parse("4d").unwrap(), ..Default::default() };
         // Cut-off 2024-01-01T11:00 (exclusive): Jan 5 (newest), Jan 2; Jan 1 11:00 is not after it.
         assert_eq!(kept(&g, &p), ["2024-01-05T11:00:00Z", "2024-01-02T10:00:00Z"]);
@@ -640,7 +684,11 @@ mod tests {
         assert_eq!(ds[3].reasons, ["has tags [release, v1]", "has tags [v1]"]);
         assert!(p.validate().is_ok());
         assert!(KeepPolicy { tags: vec![vec![]], ..Default::default() }.validate().is_err());
-        assert!(KeepPolicy { daily: -2, ..Default::default() }.validate().unwrap_err().to_string().contains("--keep-daily -2"));
+        assert!(KeepPolicy { daily: -2, ..Default::default() }
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--keep-daily -2"));
     }
 
     #[test]
@@ -667,11 +715,20 @@ mod tests {
         let by = GroupBy::parse("host,paths").unwrap();
         assert_eq!(by, GroupBy { host: true, paths: true, tags: false });
         let g = group_snapshots(snaps.clone(), by);
-        let shape: Vec<(GroupKey, Vec<SnapshotId>)> = g.into_iter().map(|(k, v)| (k, v.into_iter().map(|(i, _)| i).collect())).collect();
-        let key = |h: &str, p: &[&str]| GroupKey { host: Some(h.into()), paths: Some(p.iter().map(|s| s.to_string()).collect()), tags: None };
+        let shape: Vec<(GroupKey, Vec<SnapshotId>)> =
+            g.into_iter().map(|(k, v)| (k, v.into_iter().map(|(i, _)| i).collect())).collect();
+        let key = |h: &str, p: &[&str]| GroupKey {
+            host: Some(h.into()),
+            paths: Some(p.iter().map(|s| s.to_string()).collect()),
+            tags: None,
+        };
         assert_eq!(
             shape,
-            [(key("a", &["/a", "/x"]), vec![sid(2)]), (key("a", &["/y"]), vec![sid(4)]), (key("b", &["/a", "/x"]), vec![sid(1), sid(3)])]
+            [
+                (key("a", &["/a", "/x"]), vec![sid(2)]),
+                (key("a", &["/y"]), vec![sid(4)]),
+                (key("b", &["/a", "/x"]), vec![sid(1), sid(3)])
+            ]
         );
         assert_eq!(group_snapshots(snaps.clone(), GroupBy::parse("").unwrap()).len(), 1);
         assert_eq!(group_snapshots(snaps.clone(), GroupBy::parse("tags").unwrap()).len(), 2);
@@ -681,13 +738,28 @@ mod tests {
 
     #[test]
     fn describe_reads_like_restic() {
-        let p = KeepPolicy { daily: 7, weekly: 4, monthly: UNLIMITED, within: KeepDuration::parse("30d").unwrap(), tags: vec![vec!["release".into()]], ..Default::default() };
+        let p = KeepPolicy {
+            daily: 7,
+            weekly: 4,
+            monthly: UNLIMITED,
+            within: KeepDuration::parse("30d").unwrap(),
+            tags: vec![vec!["release".into()]],
+            ..Default::default()
+        };
         assert_eq!(p.describe(), "keep 7 daily, 4 weekly, all monthly snapshots, all snapshots with tags [release], all snapshots within 30d of the newest");
     }
 
     fn arb_policy() -> impl Strategy<Value = KeepPolicy> {
         let count = prop_oneof![Just(0), Just(UNLIMITED), 1..6i32];
-        let dur = prop_oneof![Just(KeepDuration::default()), (0..2u32, 0..14u32, 0..40u32, 0..48u32).prop_map(|(y, m, d, h)| KeepDuration { years: y, months: m, days: d, hours: h })];
+        let dur = prop_oneof![
+            Just(KeepDuration::default()),
+            (0..2u32, 0..14u32, 0..40u32, 0..48u32).prop_map(|(y, m, d, h)| KeepDuration {
+                years: y,
+                months: m,
+                days: d,
+                hours: h
+            })
+        ];
         (
             proptest::collection::vec(count, 6),
             proptest::collection::vec(dur, 6),
@@ -712,7 +784,11 @@ mod tests {
 
     fn arb_group() -> impl Strategy<Value = Vec<(SnapshotId, Snapshot)>> {
         // Times within ~3 years, in a few time zones, some tagged.
-        proptest::collection::vec((0..100_000_000i64, prop_oneof![Just(0), Just(3600), Just(-5 * 3600), Just(19800)], 0..4u8), 0..60).prop_map(|v| {
+        proptest::collection::vec(
+            (0..100_000_000i64, prop_oneof![Just(0), Just(3600), Just(-5 * 3600), Just(19800)], 0..4u8),
+            0..60,
+        )
+        .prop_map(|v| {
             v.into_iter()
                 .enumerate()
                 .map(|(i, (secs, tz, tagbits))| {

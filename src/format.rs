@@ -56,7 +56,10 @@ impl Magic {
             return Err(Error::corrupt(what, format!("only {} bytes, shorter than its header", data.len())));
         };
         if head[..4] != self.bytes() {
-            return Err(Error::corrupt(what, format!("does not start with the magic {:?}", String::from_utf8_lossy(&self.bytes()))));
+            return Err(Error::corrupt(
+                what,
+                format!("does not start with the magic {:?}", String::from_utf8_lossy(&self.bytes())),
+            ));
         }
         if head[4] != FORMAT_VERSION {
             return Err(Error::corrupt(
@@ -80,7 +83,8 @@ fn config() -> impl bincode::config::Config {
 /// Errors: [`Error::InvalidInput`] if the value cannot be encoded (a structure over the 4 GiB
 /// limit).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::InvalidInput(format!("cannot encode a repository structure: {e}")))
+    bincode::serde::encode_to_vec(value, config())
+        .map_err(|e| Error::InvalidInput(format!("cannot encode a repository structure: {e}")))
 }
 
 /// Decode a whole buffer; trailing bytes or malformed input are reported as damage of `what`.

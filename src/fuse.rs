@@ -45,8 +45,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, OpenAccMode, OpenFlags,
-    ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig, OpenAccMode,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Request,
 };
 
 use crate::blob::BlobType;
@@ -265,7 +266,12 @@ fn file_type(kind: NodeKind) -> FileType {
 /// then `entry(i)` at position i + 2, until `entry` gives None or the reply is full. An entry's
 /// offset is its position + 1, where the next call resumes. Positions are looked up directly
 /// (no skipping from the start), so listing n entries in k calls costs O(n + k).
-fn fill_dir<'a>(mut reply: ReplyDirectory, offset: u64, dots: [(&'a [u8], u64); 2], entry: impl Fn(usize) -> Option<(&'a [u8], u64, FileType)>) {
+fn fill_dir<'a>(
+    mut reply: ReplyDirectory,
+    offset: u64,
+    dots: [(&'a [u8], u64); 2],
+    entry: impl Fn(usize) -> Option<(&'a [u8], u64, FileType)>,
+) {
     let mut pos = offset as usize;
     loop {
         let next = match dots.get(pos) {
@@ -329,7 +335,13 @@ impl Builder<'_> {
 
     /// Directory `dir` (at `path`) of `snaps` (oldest first) named by `name`, made unique with
     /// `-1`, `-2`... (restic's `uniqueName`), and a `latest` symlink to the newest.
-    fn snapshot_dir(&mut self, dir: u64, path: &str, snaps: &[&(SnapshotId, Snapshot)], name: impl Fn(&SnapshotId, &Snapshot) -> String) {
+    fn snapshot_dir(
+        &mut self,
+        dir: u64,
+        path: &str,
+        snaps: &[&(SnapshotId, Snapshot)],
+        name: impl Fn(&SnapshotId, &Snapshot) -> String,
+    ) {
         let mut taken = std::collections::HashSet::new();
         let mut newest = None;
         for (id, s) in snaps {
@@ -410,7 +422,13 @@ impl CairnFs {
     /// since the last check (restic: 60 s). Files and directories that are not in a snapshot
     /// (the fixed top levels) belong to the mounting user.
     /// Errors: those of [`Repository::snapshots`].
-    pub fn new(repo: Repository, index: Index, filter: SnapshotFilter, refresh: Duration, stats: Arc<MountStats>) -> Result<Self> {
+    pub fn new(
+        repo: Repository,
+        index: Index,
+        filter: SnapshotFilter,
+        refresh: Duration,
+        stats: Arc<MountStats>,
+    ) -> Result<Self> {
         let snapshots = repo.snapshots(&filter)?;
         let mut fixed = Fixed::default();
         let mut next = 2;
@@ -486,7 +504,10 @@ impl CairnFs {
 
     /// True when `ino` is one of the fixed directories (not a snapshot directory).
     fn is_fixed_dir(&self, ino: u64) -> bool {
-        matches!(self.fixed.read().unwrap_or_else(|e| e.into_inner()).nodes.get(&ino).map(|v| &**v), Some(VNode::Dir { .. }))
+        matches!(
+            self.fixed.read().unwrap_or_else(|e| e.into_inner()).nodes.get(&ino).map(|v| &**v),
+            Some(VNode::Dir { .. })
+        )
     }
 
     fn resolve(&self, ino: u64) -> Option<Resolved> {
@@ -631,7 +652,9 @@ impl CairnFs {
             let data = self.store.blob(id)?;
             let from = (pos - blob_start) as usize;
             let to = (end.min(blob_end) - blob_start) as usize;
-            let part = data.get(from..to).ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "shorter than the index says"))?;
+            let part = data
+                .get(from..to)
+                .ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "shorter than the index says"))?;
             out.extend_from_slice(part);
             pos = blob_end.min(end);
             i += 1;
@@ -723,17 +746,24 @@ impl Filesystem for CairnFs {
                     ends.push(at);
                 }
                 _ => {
-                    let e = Error::corrupt(format!("file {:?}", n.name_lossy()), format!("data blob {} is not in the index", id.short()));
+                    let e = Error::corrupt(
+                        format!("file {:?}", n.name_lossy()),
+                        format!("data blob {} is not in the index", id.short()),
+                    );
                     return reply.error(self.io_error(&e));
                 }
             }
         }
         if at != n.size {
-            let e = Error::corrupt(format!("file {:?}", n.name_lossy()), format!("its blobs hold {at} bytes, its size is {}", n.size));
+            let e = Error::corrupt(
+                format!("file {:?}", n.name_lossy()),
+                format!("its blobs hold {at} bytes, its size is {}", n.size),
+            );
             return reply.error(self.io_error(&e));
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(fh, Arc::new(OpenFile { blobs: n.content.clone(), ends, last_end: AtomicU64::new(0) }));
+        lock(&self.files)
+            .insert(fh, Arc::new(OpenFile { blobs: n.content.clone(), ends, last_end: AtomicU64::new(0) }));
         // The content never changes: the kernel may keep its page cache across opens.
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
     }
@@ -780,7 +810,9 @@ impl Filesystem for CairnFs {
         }
         match self.resolve(ino.0) {
             Some(Resolved::Fixed(v)) if matches!(*v, VNode::Link { .. }) => reply.error(Errno::ENOTDIR),
-            Some(Resolved::Entry(tree, idx)) if tree.nodes.get(idx).map(|n| n.kind) != Some(NodeKind::Dir) => reply.error(Errno::ENOTDIR),
+            Some(Resolved::Entry(tree, idx)) if tree.nodes.get(idx).map(|n| n.kind) != Some(NodeKind::Dir) => {
+                reply.error(Errno::ENOTDIR)
+            }
             Some(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
             None => reply.error(Errno::ENOENT),
         }
@@ -807,11 +839,15 @@ impl Filesystem for CairnFs {
         let dots: [(&[u8], u64); 2] = [(b".", ino.0), (b"..", parent)];
         if let Some(Resolved::Fixed(v)) = &resolved {
             if let VNode::Dir { entries, .. } = &**v {
-                return fill_dir(reply, offset, dots, |i| entries.get(i).map(|(name, child, kind)| (name.as_slice(), *child, *kind)));
+                return fill_dir(reply, offset, dots, |i| {
+                    entries.get(i).map(|(name, child, kind)| (name.as_slice(), *child, *kind))
+                });
             }
         }
         match self.tree_dir(ino.0) {
-            Ok(Some((tree, base))) => fill_dir(reply, offset, dots, |i| tree.nodes.get(i).map(|n| (n.name.as_slice(), base + i as u64, file_type(n.kind)))),
+            Ok(Some((tree, base))) => fill_dir(reply, offset, dots, |i| {
+                tree.nodes.get(i).map(|n| (n.name.as_slice(), base + i as u64, file_type(n.kind)))
+            }),
             Ok(None) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(self.io_error(&e)),
         }
@@ -872,7 +908,12 @@ pub fn mount(fs: CairnFs, mountpoint: &std::path::Path, opts: &MountOptions) -> 
     match std::fs::metadata(mountpoint) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Error::InvalidInput(format!("mountpoint {} is not a directory", mountpoint.display()))),
-        Err(e) => return Err(Error::InvalidInput(format!("mountpoint {}: {e}; create the directory first", mountpoint.display()))),
+        Err(e) => {
+            return Err(Error::InvalidInput(format!(
+                "mountpoint {}: {e}; create the directory first",
+                mountpoint.display()
+            )))
+        }
     }
     let mut config = fuser::Config::default();
     config.mount_options = vec![
@@ -909,7 +950,8 @@ pub fn unmount(session: fuser::BackgroundSession, mountpoint: &std::path::Path) 
         Ok(()) => Ok(false),
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
             let path = mountpoint.canonicalize().map_err(|e| Error::io(mountpoint, e))?;
-            let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidInput(format!("mountpoint {} contains a NUL byte", path.display())))?;
+            let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| Error::InvalidInput(format!("mountpoint {} contains a NUL byte", path.display())))?;
             // SAFETY: `c` is a valid NUL-terminated path.
             if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
                 Ok(true)
@@ -928,7 +970,9 @@ mod tests {
     #[test]
     fn rdev_encoding_matches_the_kernels() {
         // /dev/null is 1:3, /dev/sda1 8:1, a device with a large minor 259:65536.
-        let dev = |major: u64, minor: u64| (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32);
+        let dev = |major: u64, minor: u64| {
+            (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+        };
         assert_eq!(fuse_rdev(dev(1, 3)), (1 << 8) | 3);
         assert_eq!(fuse_rdev(dev(8, 1)), (8 << 8) | 1);
         assert_eq!(fuse_rdev(dev(259, 65536)), (259 << 8) | (65536 << 12));

@@ -161,7 +161,13 @@ impl Index {
                         continue;
                     }
                 };
-                self.entries.push(Entry { key: key(&e.id), pack: n | tree, offset: e.offset, length: e.length, raw_length: e.raw_length });
+                self.entries.push(Entry {
+                    key: key(&e.id),
+                    pack: n | tree,
+                    offset: e.offset,
+                    length: e.length,
+                    raw_length: e.raw_length,
+                });
             }
         }
         skipped
@@ -305,8 +311,21 @@ mod tests {
             .collect();
         ids.push(BlobId(Id([0; 32])));
         ids.push(BlobId(Id([0xff; 32])));
-        let blobs: Vec<BlobEntry> = ids.iter().enumerate().map(|(i, id)| BlobEntry { blob_type: (i % 2) as u8, id: *id, offset: i as u32, length: 7, raw_length: i as u32 * 3 }).collect();
-        let file = IndexFile { packs: vec![IndexPack { id: PackId(Id([5; 32])), salt: [1; 32], size: 9, blobs }], supersedes: vec![] };
+        let blobs: Vec<BlobEntry> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| BlobEntry {
+                blob_type: (i % 2) as u8,
+                id: *id,
+                offset: i as u32,
+                length: 7,
+                raw_length: i as u32 * 3,
+            })
+            .collect();
+        let file = IndexFile {
+            packs: vec![IndexPack { id: PackId(Id([5; 32])), salt: [1; 32], size: 9, blobs }],
+            supersedes: vec![],
+        };
         let mut idx = Index::new();
         idx.add_files([&file]);
         assert_eq!(idx.len(), ids.len());

@@ -83,7 +83,11 @@ pub struct LockOptions {
 
 impl Default for LockOptions {
     fn default() -> Self {
-        LockOptions { stale_after: Duration::from_secs(30 * 60), refresh_every: Duration::from_secs(5 * 60), retry_for: Duration::ZERO }
+        LockOptions {
+            stale_after: Duration::from_secs(30 * 60),
+            refresh_every: Duration::from_secs(5 * 60),
+            retry_for: Duration::ZERO,
+        }
     }
 }
 
@@ -291,7 +295,11 @@ impl Held {
         let after_gap = self.written.lock().map(|w| w.elapsed() >= self.stale_after).unwrap_or(true);
         match self.backend.exists(FileKind::Lock, &old) {
             Ok(true) => {}
-            Ok(false) => return lost("this process's lock file was removed by another process (it was taken for stale); stopping"),
+            Ok(false) => {
+                return lost(
+                    "this process's lock file was removed by another process (it was taken for stale); stopping",
+                )
+            }
             Err(e) => return Err(e.into()),
         }
         let mut info = self.info.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
@@ -355,7 +363,9 @@ impl RepoLock {
             let conflicts = conflicting(&*backend, &master, written.name(), kind, opts)?;
             if conflicts.is_empty() {
                 if kind == LockKind::Exclusive {
-                    fail::fail_point!("lock-stale-cleanup", |_| Err(Error::Locked("failpoint lock-stale-cleanup".into())));
+                    fail::fail_point!("lock-stale-cleanup", |_| Err(Error::Locked(
+                        "failpoint lock-stale-cleanup".into()
+                    )));
                     // Remove the stale locks this lock overrides (see the module documentation).
                     for l in list_locks(&*backend, &master)? {
                         if l.name != written.name() && l.is_stale(opts) {
@@ -404,7 +414,11 @@ impl RepoLock {
                     list.join("; ")
                 )));
             }
-            std::thread::sleep(Duration::from_secs(5).min(deadline.saturating_duration_since(Instant::now())).max(Duration::from_millis(100)));
+            std::thread::sleep(
+                Duration::from_secs(5)
+                    .min(deadline.saturating_duration_since(Instant::now()))
+                    .max(Duration::from_millis(100)),
+            );
         }
     }
 
@@ -427,7 +441,9 @@ impl RepoLock {
         let name = h.name.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
         if !h.backend.exists(FileKind::Lock, &name)? {
             h.lost.store(true, Ordering::SeqCst);
-            return Err(Error::Locked("this process's lock file was removed by another process (it was taken for stale)".into()));
+            return Err(Error::Locked(
+                "this process's lock file was removed by another process (it was taken for stale)".into(),
+            ));
         }
         Ok(())
     }
@@ -459,7 +475,13 @@ impl Drop for RepoLock {
 }
 
 /// Non-stale locks other than `own` that conflict with a lock of `kind`.
-fn conflicting(backend: &dyn Backend, master: &MasterKey, own: &str, kind: LockKind, opts: &LockOptions) -> Result<Vec<FoundLock>> {
+fn conflicting(
+    backend: &dyn Backend,
+    master: &MasterKey,
+    own: &str,
+    kind: LockKind,
+    opts: &LockOptions,
+) -> Result<Vec<FoundLock>> {
     Ok(list_locks(backend, master)?
         .into_iter()
         .filter(|l| l.name != own)
@@ -475,7 +497,15 @@ mod tests {
     fn info(host: &str, pid: u32, age_secs: i64) -> LockInfo {
         let mut time = Timestamp::now();
         time.secs -= age_secs;
-        LockInfo { time, exclusive: false, hostname: host.into(), username: "u".into(), pid, process_start: 0, command: "backup".into() }
+        LockInfo {
+            time,
+            exclusive: false,
+            hostname: host.into(),
+            username: "u".into(),
+            pid,
+            process_start: 0,
+            command: "backup".into(),
+        }
     }
 
     #[test]

@@ -133,7 +133,8 @@ impl PackWriter {
     /// Errors: the backend's, writing the prefix.
     pub fn staged(master: &MasterKey, blob_type: BlobType, file: Box<dyn StagedFile>) -> Result<Self> {
         let salt = random_salt();
-        let sink = Sink::Staged { file, hasher: Box::new(blake3::Hasher::new()), unhashed: Vec::with_capacity(HASH_BATCH) };
+        let sink =
+            Sink::Staged { file, hasher: Box::new(blake3::Hasher::new()), unhashed: Vec::with_capacity(HASH_BATCH) };
         let mut w = Self::begun(master, blob_type, salt, sink);
         w.push(&Magic::Pack.prefix())?;
         w.push(&salt)?;
@@ -142,7 +143,15 @@ impl PackWriter {
 
     /// A writer for the pack of `salt` whose sink holds (or is about to be given) the prefix.
     fn begun(master: &MasterKey, blob_type: BlobType, salt: [u8; SALT_LEN], sink: Sink) -> Self {
-        PackWriter { blob_type, key: master.file_key(&salt), salt, sink, entries: Vec::new(), raw_bytes: 0, broken: false }
+        PackWriter {
+            blob_type,
+            key: master.file_key(&salt),
+            salt,
+            sink,
+            entries: Vec::new(),
+            raw_bytes: 0,
+            broken: false,
+        }
     }
 
     /// True when one more blob of `framed_len` framed bytes, and then the header, fit without
@@ -150,7 +159,11 @@ impl PackWriter {
     pub fn fits(&self, framed_len: usize) -> bool {
         match &self.sink {
             Sink::Memory(buf) => {
-                buf.len().saturating_add(framed_len).saturating_add(TAG_LEN).saturating_add(header_bound(self.entries.len() + 1)) <= buf.capacity()
+                buf.len()
+                    .saturating_add(framed_len)
+                    .saturating_add(TAG_LEN)
+                    .saturating_add(header_bound(self.entries.len() + 1))
+                    <= buf.capacity()
             }
             Sink::Staged { .. } => true,
         }
@@ -181,7 +194,8 @@ impl PackWriter {
     /// After a backend error the pack is broken: [`PackWriter::finish`] refuses it.
     pub fn add_in_place(&mut self, id: BlobId, framed: &mut [u8], raw_length: u32) -> Result<u32> {
         let offset = u32::try_from(self.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
-        let length = u32::try_from(framed.len() + TAG_LEN).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
+        let length =
+            u32::try_from(framed.len() + TAG_LEN).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
         if (offset as u64) + (length as u64) > u32::MAX as u64 {
             return Err(Error::InvalidInput("pack larger than 4 GiB".into()));
         }
@@ -232,7 +246,15 @@ impl PackWriter {
                 (crate::id::Id(*hasher.finalize().as_bytes()), file.len(), Vec::new(), Some(file))
             }
         };
-        Ok(FinishedPack { id: PackId(id), salt: self.salt, bytes, size, staged, entries: self.entries, raw_bytes: self.raw_bytes })
+        Ok(FinishedPack {
+            id: PackId(id),
+            salt: self.salt,
+            bytes,
+            size,
+            staged,
+            entries: self.entries,
+            raw_bytes: self.raw_bytes,
+        })
     }
 }
 
@@ -263,16 +285,22 @@ pub fn header_span(size: u64, tail: &[u8], what: &str) -> Result<(u64, u64)> {
     let l: [u8; 4] = tail.try_into().map_err(|_| Error::corrupt(what, "truncated: no header length"))?;
     let hlen = u32::from_le_bytes(l) as u64;
     let len_at = size.checked_sub(4).ok_or_else(|| Error::corrupt(what, "truncated"))?;
-    let start = len_at
-        .checked_sub(hlen)
-        .filter(|s| *s >= FIRST_BLOB_OFFSET as u64 && hlen >= TAG_LEN as u64)
-        .ok_or_else(|| Error::corrupt(what, format!("header length {hlen} does not fit in a {size}-byte pack (truncated?)")))?;
+    let start =
+        len_at.checked_sub(hlen).filter(|s| *s >= FIRST_BLOB_OFFSET as u64 && hlen >= TAG_LEN as u64).ok_or_else(
+            || Error::corrupt(what, format!("header length {hlen} does not fit in a {size}-byte pack (truncated?)")),
+        )?;
     Ok((start, hlen))
 }
 
 /// Decrypt a pack header (`header`, found at byte `start`) and check its entries tile the blob
 /// area `[37, start)` exactly, in order, with defined types.
-pub fn decode_header(master: &MasterKey, salt: &[u8; SALT_LEN], header: &[u8], start: u64, what: &str) -> Result<Vec<BlobEntry>> {
+pub fn decode_header(
+    master: &MasterKey,
+    salt: &[u8; SALT_LEN],
+    header: &[u8],
+    start: u64,
+    what: &str,
+) -> Result<Vec<BlobEntry>> {
     let plain = master
         .file_key(salt)
         .open(HEADER_POSITION, &Magic::Pack.prefix(), header)
@@ -311,7 +339,9 @@ mod tests {
         let fk = mk.file_key(&read_salt(&p.bytes, "p").unwrap());
         for (e, b) in entries.iter().zip(&blobs) {
             let stored = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
-            let got = blob::open(&mk, &fk, e.offset as u64, BlobType::Data, &e.id, e.raw_length, stored, &|| "b".into()).unwrap();
+            let got =
+                blob::open(&mk, &fk, e.offset as u64, BlobType::Data, &e.id, e.raw_length, stored, &|| "b".into())
+                    .unwrap();
             assert_eq!(&got, b);
         }
     }
@@ -319,7 +349,13 @@ mod tests {
     #[test]
     fn header_bound_covers_the_largest_entries() {
         let mk = MasterKey::generate();
-        let e = BlobEntry { blob_type: 1, id: BlobId(crate::id::Id([0xff; 32])), offset: u32::MAX, length: u32::MAX, raw_length: u32::MAX };
+        let e = BlobEntry {
+            blob_type: 1,
+            id: BlobId(crate::id::Id([0xff; 32])),
+            offset: u32::MAX,
+            length: u32::MAX,
+            raw_length: u32::MAX,
+        };
         for n in [0usize, 1, 2, 127, 128, 5000] {
             let header = format::encode(&vec![e; n]).unwrap();
             let sealed = mk.file_key(&[0; 32]).seal(HEADER_POSITION, &Magic::Pack.prefix(), &header).unwrap();
@@ -363,7 +399,8 @@ mod tests {
         b.create().unwrap();
         let mk = MasterKey::generate();
         let mut w = PackWriter::staged(&mk, BlobType::Data, b.stage(FileKind::Pack).unwrap().unwrap()).unwrap();
-        let blobs: Vec<Vec<u8>> = (0..300u32).map(|i| i.to_le_bytes().repeat(1 + (i as usize * 997) % 40_000)).collect();
+        let blobs: Vec<Vec<u8>> =
+            (0..300u32).map(|i| i.to_le_bytes().repeat(1 + (i as usize * 997) % 40_000)).collect();
         for blob in &blobs {
             let mut framed = blob::compress(blob, 3);
             w.add_in_place(mk.blob_id(blob), &mut framed, blob.len() as u32).unwrap();

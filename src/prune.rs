@@ -48,7 +48,9 @@ impl MaxUnused {
     /// powers of 1024). Errors: [`Error::InvalidInput`].
     pub fn parse(s: &str) -> Result<Self> {
         let t = s.trim();
-        let bad = || Error::InvalidInput(format!("--max-unused {s:?}: expected a percentage (5%), a size (200M) or `unlimited`"));
+        let bad = || {
+            Error::InvalidInput(format!("--max-unused {s:?}: expected a percentage (5%), a size (200M) or `unlimited`"))
+        };
         if t.eq_ignore_ascii_case("unlimited") {
             return Ok(MaxUnused::Unlimited);
         }
@@ -159,10 +161,7 @@ pub fn used_blobs(repo: &Repository, index: &Index, roots: &[BlobId]) -> Result<
     let mut used: HashSet<BlobId> = HashSet::new();
     let mut frontier: Vec<BlobId> = roots.iter().copied().filter(|r| used.insert(*r)).collect();
     while !frontier.is_empty() {
-        let trees = frontier
-            .par_iter()
-            .map(|id| repo.load_tree(index, id))
-            .collect::<Result<Vec<_>>>()?;
+        let trees = frontier.par_iter().map(|id| repo.load_tree(index, id)).collect::<Result<Vec<_>>>()?;
         let mut next = Vec::new();
         for tree in trees {
             for node in tree.nodes {
@@ -185,15 +184,20 @@ pub fn used_blobs(repo: &Repository, index: &Index, roots: &[BlobId]) -> Result<
 /// Errors: refusals described in the module documentation; backend and damage errors. On an
 /// error nothing has been deleted unless the error came from the deletion phase itself, in
 /// which case the repository is still complete (a later prune finishes the job).
-pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Result<()>, progress: &dyn Fn(&str)) -> Result<PruneReport> {
+pub fn prune(
+    repo: &Repository,
+    opts: &PruneOptions,
+    check_lock: &dyn Fn() -> Result<()>,
+    progress: &dyn Fn(&str),
+) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let backend = repo.backend();
 
     // Everything listed first: a failed listing is an error, never an empty list.
     progress("loading index files");
-    let files = repo
-        .index_files()
-        .map_err(|e| Error::InvalidInput(format!("prune refuses to run: an index file cannot be read ({e}); run `cairn check`")))?;
+    let files = repo.index_files().map_err(|e| {
+        Error::InvalidInput(format!("prune refuses to run: an index file cannot be read ({e}); run `cairn check`"))
+    })?;
     let index_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     let live: Vec<&IndexFile> = Repository::live_index_files(&files).into_iter().map(|(_, f)| f).collect();
     let superseded = files.len() - live.len();
@@ -205,9 +209,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     report.bytes_before = stored.values().sum();
 
     progress("loading snapshots");
-    let (snapshots, damaged) = repo
-        .snapshots_and_damaged(&Default::default())
-        .map_err(|e| Error::InvalidInput(format!("prune refuses to run: a snapshot cannot be read ({e}); run `cairn check`")))?;
+    let (snapshots, damaged) = repo.snapshots_and_damaged(&Default::default()).map_err(|e| {
+        Error::InvalidInput(format!("prune refuses to run: a snapshot cannot be read ({e}); run `cairn check`"))
+    })?;
     // The data of a snapshot that cannot be decoded cannot be told from unused data: deleting
     // nothing is the only safe choice until the file is removed (or put back).
     if let Some(d) = damaged.first() {
@@ -244,7 +248,8 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     }
 
     // Homes: fully used packs first, then by used share; ties by id for a stable plan.
-    let mut packs: Vec<PackState> = by_id.into_values().map(|info| PackState { info, home_bytes: 0, home_blobs: Vec::new() }).collect();
+    let mut packs: Vec<PackState> =
+        by_id.into_values().map(|info| PackState { info, home_bytes: 0, home_blobs: Vec::new() }).collect();
     let share = |p: &IndexPack| -> (u64, u64) {
         let total: u64 = p.blobs.iter().map(|b| b.length as u64).sum();
         let u: u64 = p.blobs.iter().filter(|b| used.contains(&b.id)).map(|b| b.length as u64).sum();
@@ -265,7 +270,8 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
             continue;
         }
         for (i, b) in p.info.blobs.iter().enumerate() {
-            if used.contains(&b.id) && sound.home.get(&b.id).is_none_or(|home| *home == p.info.id) && homed.insert(b.id) {
+            if used.contains(&b.id) && sound.home.get(&b.id).is_none_or(|home| *home == p.info.id) && homed.insert(b.id)
+            {
                 p.home_bytes += b.length as u64;
                 p.home_blobs.push(i);
             }
@@ -334,12 +340,19 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         report.bytes_after = report.bytes_before;
         return Ok(report);
     }
-    let deleted_bytes: u64 = delete.iter().chain(repack.iter().map(|&i| &packs[i].info.id)).filter_map(|id| stored.get(&id.to_hex())).sum::<u64>()
+    let deleted_bytes: u64 = delete
+        .iter()
+        .chain(repack.iter().map(|&i| &packs[i].info.id))
+        .filter_map(|id| stored.get(&id.to_hex()))
+        .sum::<u64>()
         + unindexed.iter().filter_map(|n| stored.get(n)).sum::<u64>();
     if opts.dry_run {
         // Planned figures: new packs hold the repacked bytes plus small headers.
-        report.packs_written = if report.bytes_repacked > 0 { report.bytes_repacked.div_ceil(repo.config().pack_size as u64) } else { 0 };
-        report.packs_after = report.packs_before - report.packs_deleted - report.packs_unindexed_deleted - report.packs_repacked + report.packs_written;
+        report.packs_written =
+            if report.bytes_repacked > 0 { report.bytes_repacked.div_ceil(repo.config().pack_size as u64) } else { 0 };
+        report.packs_after =
+            report.packs_before - report.packs_deleted - report.packs_unindexed_deleted - report.packs_repacked
+                + report.packs_written;
         report.bytes_after = report.bytes_before.saturating_sub(deleted_bytes) + report.bytes_repacked;
         report.index_files_replaced = files.len() as u64;
         return Ok(report);
@@ -355,9 +368,12 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
         // (up to twice the pack size each), which sets prune's peak memory.
         let batch = rayon::current_num_threads().max(2);
         for group in repack.chunks(batch) {
-            let blobs: Vec<Vec<(BlobEntry, Vec<u8>)>> = group.par_iter().map(|&i| read_home_blobs(repo, &packs[i])).collect::<Result<_>>()?;
+            let blobs: Vec<Vec<(BlobEntry, Vec<u8>)>> =
+                group.par_iter().map(|&i| read_home_blobs(repo, &packs[i])).collect::<Result<_>>()?;
             for (entry, framed) in blobs.into_iter().flatten() {
-                let kind = entry.kind().ok_or_else(|| Error::corrupt(format!("blob {}", entry.id.short()), "undefined blob type"))?;
+                let kind = entry
+                    .kind()
+                    .ok_or_else(|| Error::corrupt(format!("blob {}", entry.id.short()), "undefined blob type"))?;
                 let slot = &mut writers[kind.byte() as usize & 1];
                 let w = slot.get_or_insert_with(|| PackWriter::new(repo.master(), kind, pack_size));
                 w.add(entry.id, &framed, entry.raw_length)?;
@@ -420,7 +436,8 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, check_lock: &dyn Fn() -> Re
     fault_point("deleting");
     rest.par_iter().try_for_each(|n| remove_ok(repo, FileKind::Pack, n))?;
 
-    (report.temporaries_removed, report.temporary_bytes_removed) = backend.remove_stale_temporaries(STALE_TEMPORARY_AGE)?;
+    (report.temporaries_removed, report.temporary_bytes_removed) =
+        backend.remove_stale_temporaries(STALE_TEMPORARY_AGE)?;
 
     let after = backend.list(FileKind::Pack)?;
     report.packs_after = after.len() as u64;
@@ -453,7 +470,13 @@ struct SoundCopies {
 
 /// Find the [`SoundCopies`]. Errors: a storage failure while reading a copy (prune then stops
 /// before it changes anything: an unreadable copy is not a damaged one).
-fn sound_copies(repo: &Repository, index: &Index, packs: &[PackState], used: &HashSet<BlobId>, stored: &HashMap<String, u64>) -> Result<SoundCopies> {
+fn sound_copies(
+    repo: &Repository,
+    index: &Index,
+    packs: &[PackState],
+    used: &HashSet<BlobId>,
+    stored: &HashMap<String, u64>,
+) -> Result<SoundCopies> {
     let mut found = SoundCopies { home: HashMap::new(), keep_whole: HashSet::new() };
     if !index.has_other_copies() {
         return Ok(found);
@@ -476,7 +499,9 @@ fn sound_copies(repo: &Repository, index: &Index, packs: &[PackState], used: &Ha
                 .backend()
                 .read_range(FileKind::Pack, &name, b.offset as u64, b.length as u64)
                 .map_err(|e| Error::stored_read(what(), e))
-                .and_then(|stored| blob::open(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, &stored, &what));
+                .and_then(|stored| {
+                    blob::open(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, &stored, &what)
+                });
             match read {
                 Ok(_) => {
                     found.home.insert(b.id, p.info.id);
@@ -516,15 +541,21 @@ fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, V
     let mut out = Vec::with_capacity(p.home_blobs.len());
     for &i in &p.home_blobs {
         let Some(b) = p.info.blobs.get(i) else { continue };
-        let kind = b.kind().ok_or_else(|| Error::corrupt(format!("pack {name}"), "undefined blob type in the index"))?;
+        let kind =
+            b.kind().ok_or_else(|| Error::corrupt(format!("pack {name}"), "undefined blob type in the index"))?;
         let what = || format!("{kind:?} blob {} in pack {name}", b.id.to_hex());
         let stored = data
             .get(b.offset as usize..(b.offset as usize).saturating_add(b.length as usize))
             .ok_or_else(|| Error::corrupt(what(), "outside the pack"))?;
-        let (framed, _) = blob::open_verified(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, stored, &what).map_err(|e| match e {
-            Error::Corrupt { object, detail } => Error::Corrupt { object, detail: format!("{detail}; prune stopped before deleting anything, run `cairn check`") },
-            e => e,
-        })?;
+        let (framed, _) =
+            blob::open_verified(repo.master(), &key, b.offset as u64, kind, &b.id, b.raw_length, stored, &what)
+                .map_err(|e| match e {
+                    Error::Corrupt { object, detail } => Error::Corrupt {
+                        object,
+                        detail: format!("{detail}; prune stopped before deleting anything, run `cairn check`"),
+                    },
+                    e => e,
+                })?;
         out.push((*b, framed));
     }
     Ok(out)

@@ -121,7 +121,13 @@ pub struct DamagedSnapshot {
 
 impl std::fmt::Display for DamagedSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "snapshot file snapshots/{} is damaged ({}); `cairn forget {}` removes it", self.id.to_hex(), self.detail, self.id.short())
+        write!(
+            f,
+            "snapshot file snapshots/{} is damaged ({}); `cairn forget {}` removes it",
+            self.id.to_hex(),
+            self.detail,
+            self.id.short()
+        )
     }
 }
 
@@ -168,7 +174,9 @@ impl Repository {
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
         let config_bytes = match backend.read(FileKind::Config, "") {
             Ok(b) => b,
-            Err(e) if e.kind == ErrorKind::NotFound => return Err(Error::RepositoryNotFound { location: backend.location() }),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                return Err(Error::RepositoryNotFound { location: backend.location() })
+            }
             Err(e) => return Err(e.into()),
         };
         let (candidates, mut damaged) = key_candidates(&*backend)?;
@@ -180,7 +188,10 @@ impl Repository {
                     let plain = master.open_object(Magic::Config, &config_bytes, "config")?;
                     let config: Config = format::decode(&plain, "config")?;
                     if config.version != format::FORMAT_VERSION as u32 {
-                        return Err(Error::corrupt("config", format!("repository version {} is not supported", config.version)));
+                        return Err(Error::corrupt(
+                            "config",
+                            format!("repository version {} is not supported", config.version),
+                        ));
                     }
                     config.chunker.validate().map_err(|e| Error::corrupt("config", e.to_string()))?;
                     let key_id = KeyId(Id::of_bytes(&data));
@@ -260,14 +271,18 @@ impl Repository {
     /// Errors: [`Error::InvalidInput`] for those refusals or an unknown id.
     pub fn remove_key(&self, id: &KeyId) -> Result<()> {
         if *id == self.key_id {
-            return Err(Error::InvalidInput("refusing to remove the key this command was opened with; open with another key's password".into()));
+            return Err(Error::InvalidInput(
+                "refusing to remove the key this command was opened with; open with another key's password".into(),
+            ));
         }
         let keys = self.list_keys()?;
         if !keys.iter().any(|(k, _)| k == id) {
             return Err(Error::InvalidInput(format!("no key file {}", id.to_hex())));
         }
         if keys.iter().filter(|(k, h)| k != id && h.is_ok()).count() == 0 {
-            return Err(Error::InvalidInput("refusing to remove the last key: the repository would be unreadable".into()));
+            return Err(Error::InvalidInput(
+                "refusing to remove the last key: the repository would be unreadable".into(),
+            ));
         }
         self.backend.remove(FileKind::Key, &id.to_hex())?;
         Ok(())
@@ -330,7 +345,8 @@ impl Repository {
     pub fn index_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
         use crate::index::IndexPack;
         let known: std::collections::HashSet<String> = index.packs().iter().map(|p| p.id.to_hex()).collect();
-        let orphans: Vec<(String, u64)> = self.backend.list(FileKind::Pack)?.into_iter().filter(|(n, _)| !known.contains(n)).collect();
+        let orphans: Vec<(String, u64)> =
+            self.backend.list(FileKind::Pack)?.into_iter().filter(|(n, _)| !known.contains(n)).collect();
         let recover = |name: &str, size: u64| -> Result<IndexPack> {
             let id = crate::id::PackId(Id::from_hex(name).ok_or_else(|| Error::corrupt(name, "not a pack id"))?);
             let what = format!("pack {}", id.short());
@@ -394,7 +410,9 @@ impl Repository {
                 Ok(s) if filter.matches(&s) => v.push((id, s)),
                 Ok(_) => {}
                 Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => {}
-                Err(Error::Corrupt { object, detail }) => damaged.push(DamagedSnapshot { id, detail: format!("{object}: {detail}") }),
+                Err(Error::Corrupt { object, detail }) => {
+                    damaged.push(DamagedSnapshot { id, detail: format!("{object}: {detail}") })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -433,7 +451,9 @@ impl Repository {
             return self.snapshots(filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
         }
         let id = match self.resolve_snapshot_id(spec) {
-            Err(Error::InvalidInput(_)) => return Err(Error::InvalidInput(format!("{spec:?} is neither `latest` nor a hex snapshot id"))),
+            Err(Error::InvalidInput(_)) => {
+                return Err(Error::InvalidInput(format!("{spec:?} is neither `latest` nor a hex snapshot id")))
+            }
             r => r?,
         };
         Ok((id, self.load_snapshot(&id)?))
@@ -469,9 +489,18 @@ impl Repository {
     }
 
     /// Read, decrypt and verify the copy of blob `id` at `loc` in `pack`.
-    fn read_blob_at(&self, pack: &crate::index::PackInfo, loc: crate::index::Location, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+    fn read_blob_at(
+        &self,
+        pack: &crate::index::PackInfo,
+        loc: crate::index::Location,
+        blob_type: BlobType,
+        id: &BlobId,
+    ) -> Result<Vec<u8>> {
         if loc.blob_type != blob_type {
-            return Err(Error::corrupt(format!("blob {}", id.short()), format!("indexed as {:?}, expected {blob_type:?}", loc.blob_type)));
+            return Err(Error::corrupt(
+                format!("blob {}", id.short()),
+                format!("indexed as {:?}, expected {blob_type:?}", loc.blob_type),
+            ));
         }
         let what = || format!("{blob_type:?} blob {} in pack {}", id.short(), pack.id.to_hex());
         let name = pack.id.to_hex();
@@ -480,7 +509,7 @@ impl Repository {
             BlobType::Tree => self.backend.read_range_cached(FileKind::Pack, &name, offset, length),
             BlobType::Data => self.backend.read_range(FileKind::Pack, &name, offset, length),
         }
-            .map_err(|e| Error::stored_read(what(), e))?;
+        .map_err(|e| Error::stored_read(what(), e))?;
         let key = self.master.file_key(&pack.salt);
         blob::open(&self.master, &key, loc.offset as u64, blob_type, id, loc.raw_length, &stored, &what)
     }

@@ -180,7 +180,14 @@ struct Restorer<'a> {
 /// Restore the tree `root` of a snapshot into `target`.
 /// Per-entry failures are collected in [`RestoreReport::errors`]; errors reading the trees
 /// themselves, creating `target`, or an interruption are returned.
-pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, opts: &RestoreOptions, progress: &RestoreProgress) -> Result<RestoreReport> {
+pub fn restore(
+    repo: &Repository,
+    index: &Index,
+    root: &BlobId,
+    target: &Path,
+    opts: &RestoreOptions,
+    progress: &RestoreProgress,
+) -> Result<RestoreReport> {
     fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
     let r = Restorer {
         repo,
@@ -196,7 +203,11 @@ pub fn restore(repo: &Repository, index: &Index, root: &BlobId, target: &Path, o
         temporaries: AtomicU64::new(0),
         progress,
     };
-    let threads = if opts.threads == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) } else { opts.threads };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        opts.threads
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -235,7 +246,8 @@ impl Restorer<'_> {
     /// walked in parallel down to [`PARALLEL_DEPTH`], below that by [`Restorer::walk_deep`].
     fn walk(&self, id: &BlobId, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
         let tree: Tree = self.repo.load_tree(self.index, id)?;
-        let results: Vec<Result<bool>> = tree.nodes.par_iter().map(|n| self.walk_node(n, dir, depth, selected, state)).collect();
+        let results: Vec<Result<bool>> =
+            tree.nodes.par_iter().map(|n| self.walk_node(n, dir, depth, selected, state)).collect();
         let mut any = false;
         for r in results {
             any |= r?;
@@ -347,7 +359,15 @@ impl Restorer<'_> {
     }
 
     /// Restore (or plan, for a regular file) a non-directory entry; true when it is restored.
-    fn restore_entry(&self, node: &Node, path: PathBuf, dest: PathBuf, selected: bool, state: DirState, dir: &Path) -> bool {
+    fn restore_entry(
+        &self,
+        node: &Node,
+        path: PathBuf,
+        dest: PathBuf,
+        selected: bool,
+        state: DirState,
+        dir: &Path,
+    ) -> bool {
         if !selected {
             return false;
         }
@@ -371,17 +391,19 @@ impl Restorer<'_> {
         }
         match node.kind {
             NodeKind::File => self.plan_file(node, path, dest, replace),
-            NodeKind::Symlink => match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.symlink_target), &dest) {
-                Ok(()) => {
-                    self.set_metadata(node, &dest);
-                    self.progress.files.fetch_add(1, Ordering::Relaxed);
-                    true
+            NodeKind::Symlink => {
+                match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.symlink_target), &dest) {
+                    Ok(()) => {
+                        self.set_metadata(node, &dest);
+                        self.progress.files.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }
+                    Err(e) => {
+                        self.report(&path, format!("cannot create symlink: {e}"));
+                        false
+                    }
                 }
-                Err(e) => {
-                    self.report(&path, format!("cannot create symlink: {e}"));
-                    false
-                }
-            },
+            }
             _ => {
                 let ok = self.restore_special(node, &path, &dest);
                 if ok {
@@ -423,7 +445,13 @@ impl Restorer<'_> {
             }
         }
         if size != node.size {
-            self.report(&path, format!("the snapshot's content is {size} bytes but its size is recorded as {} (not restored)", node.size));
+            self.report(
+                &path,
+                format!(
+                    "the snapshot's content is {size} bytes but its size is recorded as {} (not restored)",
+                    node.size
+                ),
+            );
             return false;
         }
         let (dest, target) = if replace { (self.temporary_beside(&dest), Some(dest)) } else { (dest, None) };
@@ -441,7 +469,15 @@ impl Restorer<'_> {
             None => self.plan(),
         };
         let n = plan.files.len();
-        plan.files.push(FileJob { path, dest, target, node: node.clone(), remaining: AtomicUsize::new(locs.len()), failed: AtomicBool::new(false), deferred });
+        plan.files.push(FileJob {
+            path,
+            dest,
+            target,
+            node: node.clone(),
+            remaining: AtomicUsize::new(locs.len()),
+            failed: AtomicBool::new(false),
+            deferred,
+        });
         if let Some(k) = link_key {
             plan.first_names.insert(k, n);
         }
@@ -464,21 +500,29 @@ impl Restorer<'_> {
         for f in files.iter().filter(|f| f.node.content.is_empty()) {
             self.file_done(f, verify, None);
         }
-        let mut packs: Vec<(u32, Vec<Needed>)> = packs.into_iter().map(|(p, m)| (p, m.into_values().collect())).collect();
+        let mut packs: Vec<(u32, Vec<Needed>)> =
+            packs.into_iter().map(|(p, m)| (p, m.into_values().collect())).collect();
         packs.sort_by_key(|(p, _)| *p);
-        let written = packs.into_par_iter().try_for_each(|(pack, needed)| self.restore_pack(pack, needed, &files, verify));
+        let written =
+            packs.into_par_iter().try_for_each(|(pack, needed)| self.restore_pack(pack, needed, &files, verify));
         // Files with a failed blob never reached `file_done`: remove what was written. When the
         // restore stops (a storage failure, an interrupt), so are the files not complete yet:
         // nothing unverified is left as file content, and no temporary file beside the target.
         let stopped = written.is_err();
-        for f in files.iter().filter(|f| f.failed.load(Ordering::Relaxed) || (stopped && f.remaining.load(Ordering::Relaxed) > 0)) {
+        for f in files
+            .iter()
+            .filter(|f| f.failed.load(Ordering::Relaxed) || (stopped && f.remaining.load(Ordering::Relaxed) > 0))
+        {
             let _ = fs::remove_file(&f.dest);
         }
         written?;
         for l in &links {
             let Some(first) = files.get(l.first) else { continue };
             if first.failed.load(Ordering::Relaxed) {
-                self.report(&l.path, format!("not restored: it is a hard link of {}, which could not be restored", first.path.display()));
+                self.report(
+                    &l.path,
+                    format!("not restored: it is a hard link of {}, which could not be restored", first.path.display()),
+                );
                 continue;
             }
             let first_dest = first.target.as_ref().unwrap_or(&first.dest);
@@ -538,12 +582,24 @@ impl Restorer<'_> {
                 let what = || format!("data blob {} in pack {}", n.id.short(), name);
                 let plain = range.as_ref().map_err(|e| Error::corrupt(what(), e.clone())).and_then(|buf| {
                     let s = (n.loc.offset as u64 - start) as usize;
-                    let stored = buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
-                    blob::open(self.repo.master(), &key, n.loc.offset as u64, BlobType::Data, &n.id, n.loc.raw_length, stored, &what)
+                    let stored =
+                        buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
+                    blob::open(
+                        self.repo.master(),
+                        &key,
+                        n.loc.offset as u64,
+                        BlobType::Data,
+                        &n.id,
+                        n.loc.raw_length,
+                        stored,
+                        &what,
+                    )
                 });
                 // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
                 let plain = match plain {
-                    Err(e @ Error::Corrupt { .. }) => self.repo.read_blob_other_copies(self.index, BlobType::Data, &n.id).map_err(|_| e),
+                    Err(e @ Error::Corrupt { .. }) => {
+                        self.repo.read_blob_other_copies(self.index, BlobType::Data, &n.id).map_err(|_| e)
+                    }
                     p => p,
                 };
                 match plain {
@@ -581,7 +637,9 @@ impl Restorer<'_> {
         let written = if f.deferred {
             // Its only blob: create, write, keep the descriptor for the metadata.
             create_file(&f.dest)
-                .and_then(|h| if zeros { h.set_len(data.len() as u64) } else { h.write_all_at(data, 0) }.map(|()| Some(h)))
+                .and_then(|h| {
+                    if zeros { h.set_len(data.len() as u64) } else { h.write_all_at(data, 0) }.map(|()| Some(h))
+                })
                 .map_err(|e| ("create", e))
         } else if zeros {
             Ok(None)
@@ -753,7 +811,12 @@ fn make_real_dir(p: &Path) -> std::io::Result<bool> {
     }
     match fs::create_dir(p) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) => Ok(false),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(e),
     }
 }

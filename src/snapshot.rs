@@ -98,17 +98,29 @@ pub const MAX_TAGS_TOTAL_BYTES: usize = 4096;
 pub fn validate_labels(host: &str, tags: &[String]) -> Result<()> {
     let shown = |s: &str| {
         let head: String = s.chars().take(40).collect();
-        if head.len() < s.len() { format!("{head:?}...") } else { format!("{head:?}") }
+        if head.len() < s.len() {
+            format!("{head:?}...")
+        } else {
+            format!("{head:?}")
+        }
     };
     if host.len() > MAX_HOST_BYTES {
-        return Err(Error::InvalidInput(format!("host name {} is {} bytes long; at most {MAX_HOST_BYTES} are allowed", shown(host), host.len())));
+        return Err(Error::InvalidInput(format!(
+            "host name {} is {} bytes long; at most {MAX_HOST_BYTES} are allowed",
+            shown(host),
+            host.len()
+        )));
     }
     if host.chars().any(char::is_control) {
         return Err(Error::InvalidInput(format!("host name {} contains a control character", shown(host))));
     }
     for t in tags {
         if t.len() > MAX_TAG_BYTES {
-            return Err(Error::InvalidInput(format!("tag {} is {} bytes long; at most {MAX_TAG_BYTES} are allowed", shown(t), t.len())));
+            return Err(Error::InvalidInput(format!(
+                "tag {} is {} bytes long; at most {MAX_TAG_BYTES} are allowed",
+                shown(t),
+                t.len()
+            )));
         }
         if t.chars().any(char::is_control) {
             return Err(Error::InvalidInput(format!("tag {} contains a control character", shown(t))));
@@ -116,7 +128,9 @@ pub fn validate_labels(host: &str, tags: &[String]) -> Result<()> {
     }
     let total: usize = tags.iter().map(String::len).sum();
     if total > MAX_TAGS_TOTAL_BYTES {
-        return Err(Error::InvalidInput(format!("the tags take {total} bytes together; at most {MAX_TAGS_TOTAL_BYTES} are allowed")));
+        return Err(Error::InvalidInput(format!(
+            "the tags take {total} bytes together; at most {MAX_TAGS_TOTAL_BYTES} are allowed"
+        )));
     }
     Ok(())
 }
@@ -137,7 +151,10 @@ impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
         let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
         let tag_ok = self.tags.is_empty()
-            || self.tags.iter().any(|group| group.split(',').filter(|t| !t.is_empty()).all(|t| s.tags.iter().any(|x| x == t)));
+            || self
+                .tags
+                .iter()
+                .any(|group| group.split(',').filter(|t| !t.is_empty()).all(|t| s.tags.iter().any(|x| x == t)));
         let path_ok = self.paths.iter().all(|p| {
             let p = p.trim_end_matches('/');
             let p = if p.is_empty() { "/" } else { p };

@@ -126,7 +126,8 @@ pub fn describe_status(status: ExitStatus) -> String {
     }
     match status.signal() {
         Some(sig) => {
-            let name = nix::sys::signal::Signal::try_from(sig).map(|s| format!(" ({})", s.as_str())).unwrap_or_default();
+            let name =
+                nix::sys::signal::Signal::try_from(sig).map(|s| format!(" ({})", s.as_str())).unwrap_or_default();
             let core = if status.core_dumped() { ", core dumped" } else { "" };
             format!("killed by signal {sig}{name}{core}")
         }
@@ -205,7 +206,10 @@ impl CommandStream {
     pub fn spawn(argv: &[OsString], interrupted: &'static AtomicBool) -> Result<Self, StreamFailure> {
         let command = quote_command(argv);
         let Some((program, args)) = argv.split_first() else {
-            return Err(StreamFailure::NotStarted { command, source: io::Error::new(io::ErrorKind::InvalidInput, "no command given") });
+            return Err(StreamFailure::NotStarted {
+                command,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "no command given"),
+            });
         };
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -242,8 +246,18 @@ impl CommandStream {
         let status = match self.owner.take().map(JoinHandle::join) {
             Some(Ok(Ok(status))) => status,
             Some(Ok(Err(source))) => return Err(StreamFailure::Wait { command: self.command.clone(), source }),
-            Some(Err(_)) => return Err(StreamFailure::Wait { command: self.command.clone(), source: io::Error::other("the thread waiting for it panicked") }),
-            None => return Err(StreamFailure::Wait { command: self.command.clone(), source: io::Error::other("already waited for") }),
+            Some(Err(_)) => {
+                return Err(StreamFailure::Wait {
+                    command: self.command.clone(),
+                    source: io::Error::other("the thread waiting for it panicked"),
+                })
+            }
+            None => {
+                return Err(StreamFailure::Wait {
+                    command: self.command.clone(),
+                    source: io::Error::other("already waited for"),
+                })
+            }
         };
         let stderr_tail = self.stderr.take().map(StderrCopy::finish).unwrap_or_default();
         if self.interrupted.load(Ordering::SeqCst) {
@@ -322,7 +336,12 @@ fn wait_readable(out: &ChildStdout, interrupted: &AtomicBool) -> io::Result<bool
 /// Reap `child`; send it `SIGTERM` once `abandon` or `interrupted` is set, and `SIGKILL`
 /// [`TERMINATE_GRACE`] later if it is still running. With `pgid` (its own process group) the
 /// signals go to the whole group.
-fn own_child(mut child: Child, pgid: Option<nix::unistd::Pid>, abandon: &AtomicBool, interrupted: &AtomicBool) -> io::Result<ExitStatus> {
+fn own_child(
+    mut child: Child,
+    pgid: Option<nix::unistd::Pid>,
+    abandon: &AtomicBool,
+    interrupted: &AtomicBool,
+) -> io::Result<ExitStatus> {
     use nix::sys::signal::{kill, killpg, Signal};
     let mut terminated: Option<Instant> = None;
     loop {
@@ -483,13 +502,18 @@ mod tests {
 
     #[test]
     fn a_failing_command_fails_at_the_end_with_its_status_and_stderr() {
-        let mut s = CommandStream::spawn(&argv(["sh", "-c", "printf data; echo 'no such database' >&2; exit 3"]), &NEVER).unwrap();
+        let mut s =
+            CommandStream::spawn(&argv(["sh", "-c", "printf data; echo 'no such database' >&2; exit 3"]), &NEVER)
+                .unwrap();
         let (data, end) = read_all(&mut s);
         assert_eq!(data, b"data");
         let f = failure(end.unwrap_err());
         let msg = f.to_string();
         assert!(matches!(f, StreamFailure::Failed { .. }), "{msg}");
-        assert!(msg.contains("exit code 3") && msg.contains("no such database") && msg.contains("`sh -c 'printf data;"), "{msg}");
+        assert!(
+            msg.contains("exit code 3") && msg.contains("no such database") && msg.contains("`sh -c 'printf data;"),
+            "{msg}"
+        );
         // A second read does not pretend the stream ended well.
         assert!(s.read(&mut [0u8; 8]).is_err());
     }
@@ -510,11 +534,15 @@ mod tests {
 
     #[test]
     fn the_stderr_tail_is_bounded_and_starts_at_a_line() {
-        let script = "i=0; while [ $i -lt 200 ]; do echo \"line $i of a long standard error\" >&2; i=$((i+1)); done; exit 1";
+        let script =
+            "i=0; while [ $i -lt 200 ]; do echo \"line $i of a long standard error\" >&2; i=$((i+1)); done; exit 1";
         let mut s = CommandStream::spawn(&argv(["sh", "-c", script]), &NEVER).unwrap();
         let StreamFailure::Failed { stderr_tail, .. } = failure(read_all(&mut s).1.unwrap_err()) else { panic!() };
         assert!(stderr_tail.len() <= STDERR_TAIL);
-        assert!(stderr_tail.starts_with("line ") && stderr_tail.ends_with("line 199 of a long standard error"), "{stderr_tail}");
+        assert!(
+            stderr_tail.starts_with("line ") && stderr_tail.ends_with("line 199 of a long standard error"),
+            "{stderr_tail}"
+        );
     }
 
     #[test]

@@ -120,8 +120,12 @@ impl Xattr {
     /// Whether a node's attribute list is well formed: names valid (not empty, no NUL, at
     /// most `NAME_MAX` bytes), sorted bytewise and unique, values at most `VALUE_MAX` bytes.
     pub fn valid_list(xattrs: &[Xattr]) -> bool {
-        xattrs.iter().all(|x| !x.name.is_empty() && x.name.len() <= Self::NAME_MAX && !x.name.contains(&0) && x.value.len() <= Self::VALUE_MAX)
-            && xattrs.windows(2).all(|w| matches!(w, [a, b] if a.name < b.name))
+        xattrs.iter().all(|x| {
+            !x.name.is_empty()
+                && x.name.len() <= Self::NAME_MAX
+                && !x.name.contains(&0)
+                && x.value.len() <= Self::VALUE_MAX
+        }) && xattrs.windows(2).all(|w| matches!(w, [a, b] if a.name < b.name))
     }
 }
 
@@ -227,11 +231,16 @@ impl Tree {
                     nodes.push(node);
                 }
                 if nodes.iter().all(|n| n.xattrs.is_empty()) {
-                    return Err(crate::error::Error::corrupt(what, "a version 2 tree in which no entry has extended attributes (it must be written as version 1)"));
+                    return Err(crate::error::Error::corrupt(
+                        what,
+                        "a version 2 tree in which no entry has extended attributes (it must be written as version 1)",
+                    ));
                 }
                 nodes
             }
-            [0xff, version, ..] => return Err(crate::error::Error::corrupt(what, format!("unknown tree version {version}"))),
+            [0xff, version, ..] => {
+                return Err(crate::error::Error::corrupt(what, format!("unknown tree version {version}")))
+            }
             _ => crate::format::decode(bytes, what)?,
         };
         Ok(Tree { nodes })

@@ -30,7 +30,9 @@ pub fn split_path(path: &str) -> Result<Vec<Vec<u8>>> {
         match c {
             "" | "." => {}
             ".." => return Err(Error::InvalidInput(format!("snapshot path {path:?}: `..` is not allowed"))),
-            c if c.contains('\0') => return Err(Error::InvalidInput(format!("snapshot path {path:?} contains a NUL byte"))),
+            c if c.contains('\0') => {
+                return Err(Error::InvalidInput(format!("snapshot path {path:?} contains a NUL byte")))
+            }
             c => out.push(c.as_bytes().to_vec()),
         }
     }
@@ -103,7 +105,10 @@ pub fn resolve(repo: &Repository, index: &Index, root: &BlobId, path: &str) -> R
             match (parent.kind, parent.subtree) {
                 (NodeKind::Dir, Some(t)) => tree_id = t,
                 (NodeKind::Dir, None) => {
-                    return Err(Error::corrupt(format!("directory {}", join_path(&comps[..i]).display()), "its node has no subtree"))
+                    return Err(Error::corrupt(
+                        format!("directory {}", join_path(&comps[..i]).display()),
+                        "its node has no subtree",
+                    ))
                 }
                 _ => {
                     return Err(Error::InvalidInput(format!(
@@ -144,7 +149,13 @@ pub enum Visit {
 /// `tree` (`/` for the root). The walk keeps its own stack of partly visited trees (one per
 /// level, never on the call stack), so any depth works. Errors: the first tree that cannot be
 /// read, or the first error `visit` returns.
-pub fn walk(repo: &Repository, index: &Index, tree: &BlobId, prefix: &Path, visit: &mut dyn FnMut(&Path, &Node) -> Result<Visit>) -> Result<()> {
+pub fn walk(
+    repo: &Repository,
+    index: &Index,
+    tree: &BlobId,
+    prefix: &Path,
+    visit: &mut dyn FnMut(&Path, &Node) -> Result<Visit>,
+) -> Result<()> {
     let mut stream = TreeStream::new(repo, index, tree, prefix)?;
     while let Some((path, node)) = stream.next_entry()? {
         if visit(&path, &node)? == Visit::Descend && node.kind == NodeKind::Dir {
@@ -194,7 +205,8 @@ impl<'r> TreeStream<'r> {
     /// come next. Errors: the node has no subtree ([`Error::Corrupt`]), or its tree cannot be
     /// read.
     pub fn descend(&mut self, path: &Path, node: &Node) -> Result<()> {
-        let sub = node.subtree.ok_or_else(|| Error::corrupt(format!("directory {}", path.display()), "it has no subtree"))?;
+        let sub =
+            node.subtree.ok_or_else(|| Error::corrupt(format!("directory {}", path.display()), "it has no subtree"))?;
         let t = self.repo.load_tree(self.index, &sub)?;
         self.stack.push((path.to_path_buf(), t.nodes.into_iter()));
         Ok(())
@@ -273,7 +285,10 @@ mod tests {
     fn paths() {
         assert!(split_path("/").unwrap().is_empty());
         assert!(split_path("").unwrap().is_empty());
-        assert_eq!(split_path("/etc//postfix/./main.cf").unwrap(), vec![b"etc".to_vec(), b"postfix".to_vec(), b"main.cf".to_vec()]);
+        assert_eq!(
+            split_path("/etc//postfix/./main.cf").unwrap(),
+            vec![b"etc".to_vec(), b"postfix".to_vec(), b"main.cf".to_vec()]
+        );
         assert_eq!(split_path("maildb.dump").unwrap(), vec![b"maildb.dump".to_vec()]);
         assert!(split_path("/etc/../x").is_err());
         assert_eq!(join_path(&split_path("/a/b").unwrap()), PathBuf::from("/a/b"));

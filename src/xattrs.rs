@@ -44,7 +44,11 @@ pub fn read(path: &Path) -> (Vec<Xattr>, Vec<String>) {
             Ok(Some(value)) if name.len() <= Xattr::NAME_MAX && value.len() <= Xattr::VALUE_MAX && !name.is_empty() => {
                 out.push(Xattr { name: name.as_bytes().to_vec(), value });
             }
-            Ok(Some(value)) => failures.push(format!("extended attribute {shown:?} is too large to store ({} bytes of name, {} of value)", name.len(), value.len())),
+            Ok(Some(value)) => failures.push(format!(
+                "extended attribute {shown:?} is too large to store ({} bytes of name, {} of value)",
+                name.len(),
+                value.len()
+            )),
             Ok(None) => {}
             Err(e) => failures.push(format!("cannot read extended attribute {shown:?}: {e}")),
         }
@@ -61,7 +65,13 @@ pub fn read(path: &Path) -> (Vec<Xattr>, Vec<String>) {
 /// A parent node without attributes is reused only when `parent_stores_xattrs` (the parent
 /// snapshot was written by a cairn that stores them, [`stored_by`]): an older one's nodes
 /// never have any. So an unchanged entry costs no `llistxattr` on an incremental backup.
-pub fn reusable(parent: &Node, node: &Node, ignore_ctime: bool, ignore_inode: bool, parent_stores_xattrs: bool) -> bool {
+pub fn reusable(
+    parent: &Node,
+    node: &Node,
+    ignore_ctime: bool,
+    ignore_inode: bool,
+    parent_stores_xattrs: bool,
+) -> bool {
     !ignore_ctime
         && (parent_stores_xattrs || !parent.xattrs.is_empty())
         && parent.kind == node.kind

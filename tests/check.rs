@@ -91,7 +91,8 @@ fn fixture() -> &'static Fixture {
         let repo = tmp.join("repo");
         // 1 MiB packs (the smallest allowed) so that the data spreads over many packs.
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&repo));
-        Repository::init(backend, PASSWORD.as_bytes(), &InitOptions { pack_size: 1 << 20, ..Default::default() }).expect("init");
+        Repository::init(backend, PASSWORD.as_bytes(), &InitOptions { pack_size: 1 << 20, ..Default::default() })
+            .expect("init");
         let src = tmp.join("src");
         let sizes = [1_000usize, 5_000, 40_000, 300_000, 900_000, 2_300_000, 3_100_000];
         for (i, size) in sizes.iter().enumerate() {
@@ -166,7 +167,11 @@ fn plaintexts(repo: &Repository, blobs: &[cairn::pack::BlobEntry]) -> Vec<Vec<u8
 }
 
 /// The plaintexts (`plain`, in the order of `all`) of the blobs of `all` that are in `some`.
-fn plaintexts_before(all: &[cairn::pack::BlobEntry], some: &[cairn::pack::BlobEntry], plain: &[Vec<u8>]) -> Vec<Vec<u8>> {
+fn plaintexts_before(
+    all: &[cairn::pack::BlobEntry],
+    some: &[cairn::pack::BlobEntry],
+    plain: &[Vec<u8>],
+) -> Vec<Vec<u8>> {
     all.iter().zip(plain).filter(|(b, _)| some.contains(b)).map(|(_, p)| p.clone()).collect()
 }
 
@@ -204,7 +209,12 @@ fn failed(out: Output) -> Output {
     for s in [&out.stdout, &out.stderr] {
         assert!(!s.contains("panicked"), "{} panicked:\n{}\n{}", out.cmdline, out.stdout, out.stderr);
     }
-    assert!(out.stderr.contains("repository contains errors"), "{}: no verdict on stderr:\n{}", out.cmdline, out.stderr);
+    assert!(
+        out.stderr.contains("repository contains errors"),
+        "{}: no verdict on stderr:\n{}",
+        out.cmdline,
+        out.stderr
+    );
     out
 }
 
@@ -242,7 +252,11 @@ fn largest_data_blob(repo: &Repository) -> (String, cairn::pack::BlobEntry) {
 
 /// "read N of M selected packs" → N.
 fn packs_read(out: &Output) -> usize {
-    let line = out.stdout.lines().find(|l| l.starts_with("read ") && l.contains(" selected packs")).unwrap_or_else(|| panic!("no pack count:\n{}", out.stdout));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("read ") && l.contains(" selected packs"))
+        .unwrap_or_else(|| panic!("no pack count:\n{}", out.stdout));
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -327,7 +341,8 @@ fn truncated_pack_is_found_without_read_data() {
     let expected_cut = expected_affected(&plaintexts_before(&blobs, &cut, &expected_blobs));
     let v = failed(c.run(&["--json", "check", "--read-data"])).json();
     assert_eq!(affected(&v), expected_cut);
-    let damaged: BTreeSet<String> = problems(&v, "blob_damaged").iter().map(|p| p["blobs"][0].as_str().unwrap().to_string()).collect();
+    let damaged: BTreeSet<String> =
+        problems(&v, "blob_damaged").iter().map(|p| p["blobs"][0].as_str().unwrap().to_string()).collect();
     assert_eq!(damaged, cut.iter().map(|b| b.id.to_hex()).collect());
 }
 
@@ -371,7 +386,8 @@ fn deleted_index_file_leaves_unknown_blobs_and_orphan_packs() {
         assert!(out.stdout.contains(&format!("hint: pack {p}")), "orphan pack {p} not reported:\n{}", out.stdout);
     }
     let v = failed(c.run(&["--json", "check"])).json();
-    let hinted: BTreeSet<String> = problems(&v, "pack_unindexed").iter().map(|p| p["pack"].as_str().unwrap().to_string()).collect();
+    let hinted: BTreeSet<String> =
+        problems(&v, "pack_unindexed").iter().map(|p| p["pack"].as_str().unwrap().to_string()).collect();
     assert_eq!(hinted, orphans);
     assert!(problems(&v, "pack_unindexed").iter().all(|p| p["error"] == false));
     // The third snapshot's root tree is new (its content changed), and so unknown: the whole
@@ -475,7 +491,8 @@ fn read_data_subsets() {
         assert!(out.stdout.contains(&format!("read group {n} of 3")), "{}", out.stdout);
         let read = packs_read(&out);
         // restic's grouping: the first byte of the pack id modulo t.
-        let want = packs.iter().filter(|(name, _)| u8::from_str_radix(&name[..2], 16).unwrap() as u32 % 3 == n - 1).count();
+        let want =
+            packs.iter().filter(|(name, _)| u8::from_str_radix(&name[..2], 16).unwrap() as u32 % 3 == n - 1).count();
         assert_eq!(read, want, "group {n}/3");
         total += read;
     }
@@ -492,7 +509,11 @@ fn bad_subset_arguments_are_refused() {
     for bad in ["0/5", "6/5", "150%", "abc", "1/0", "0%"] {
         let out = c.run(&["check", "--read-data-subset", bad]);
         assert_ne!(out.code, 0, "subset {bad:?} accepted");
-        assert!(out.stderr.contains("subset") && out.stderr.contains(bad), "unclear error for {bad:?}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains("subset") && out.stderr.contains(bad),
+            "unclear error for {bad:?}:\n{}",
+            out.stderr
+        );
         assert!(!out.stderr.contains("panicked"));
     }
     let out = c.run(&["check", "--read-data", "--read-data-subset", "1/2"]);

@@ -116,7 +116,8 @@ fn round_trip_preserves_content_types_modes_times_and_links() {
 fn stdin_backup_round_trips() {
     let repo = Repo::init();
     let data = random_bytes(3, 10_000_000 + 12_345);
-    let out = repo.cmd().args(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"]).stdin(data.clone()).run().ok();
+    let out =
+        repo.cmd().args(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"]).stdin(data.clone()).run().ok();
     let summary = out.json();
     assert_eq!(summary["total_bytes_processed"], data.len() as u64);
 
@@ -150,9 +151,21 @@ fn snapshots_json_fields_and_filters() {
     let n_files = 4u64;
 
     let before = chrono::Utc::now() - chrono::Duration::seconds(2);
-    let a = repo.backup_json([OsStr::new("--host"), OsStr::new("alpha-host"), OsStr::new("--tag"), OsStr::new("daily,extra"), src.path.as_os_str()]);
+    let a = repo.backup_json([
+        OsStr::new("--host"),
+        OsStr::new("alpha-host"),
+        OsStr::new("--tag"),
+        OsStr::new("daily,extra"),
+        src.path.as_os_str(),
+    ]);
     write(src.join("d/four.txt"), "four\n");
-    let b = repo.backup_json([OsStr::new("-H"), OsStr::new("beta-host"), OsStr::new("--tag"), OsStr::new("weekly"), src.path.as_os_str()]);
+    let b = repo.backup_json([
+        OsStr::new("-H"),
+        OsStr::new("beta-host"),
+        OsStr::new("--tag"),
+        OsStr::new("weekly"),
+        src.path.as_os_str(),
+    ]);
     let after = chrono::Utc::now() + chrono::Duration::seconds(2);
     let (ida, idb) = (a["snapshot_id"].as_str().unwrap().to_string(), b["snapshot_id"].as_str().unwrap().to_string());
     assert_ne!(ida, idb);
@@ -192,9 +205,14 @@ fn snapshots_json_fields_and_filters() {
     assert_eq!(sa["tags"], serde_json::json!(["daily", "extra"]));
     let sum = &sa["summary"];
     assert_eq!(sum["total_bytes_processed"], total);
-    let counted = sum["files_new"].as_u64().unwrap() + sum["files_changed"].as_u64().unwrap() + sum["files_unchanged"].as_u64().unwrap();
+    let counted = sum["files_new"].as_u64().unwrap()
+        + sum["files_changed"].as_u64().unwrap()
+        + sum["files_unchanged"].as_u64().unwrap();
     assert_eq!(counted, n_files, "new + changed + unchanged files");
-    assert!(sum["data_added"].as_u64().unwrap() >= total, "the first backup adds at least the content ({total} bytes): {sum}");
+    assert!(
+        sum["data_added"].as_u64().unwrap() >= total,
+        "the first backup adds at least the content ({total} bytes): {sum}"
+    );
     assert_eq!(sa["summary"], {
         // backup --json printed the same summary figures
         let mut v = a.clone();
@@ -285,7 +303,10 @@ fn missing_repository_double_init_and_password_sources() {
     let tmp = Tmp::new();
     let missing = tmp.join("no-repo-here");
     let target = tmp.join("target");
-    for args in [vec![OsStr::new("snapshots")], vec![OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), target.as_os_str()]] {
+    for args in [
+        vec![OsStr::new("snapshots")],
+        vec![OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), target.as_os_str()],
+    ] {
         cairn().arg("-r").arg(&missing).args(args).password(PASSWORD).run().code(10);
     }
     let src = Tmp::new();
@@ -316,7 +337,8 @@ fn missing_repository_double_init_and_password_sources() {
     // --password-file: first line only.
     let pwfile = tmp.join("pw.txt");
     write(&pwfile, format!("{PASSWORD}\nignored second line\n"));
-    let out = cairn().arg("-r").arg(&repo.path).arg("--password-file").arg(&pwfile).args(["--json", "snapshots"]).run().ok();
+    let out =
+        cairn().arg("-r").arg(&repo.path).arg("--password-file").arg(&pwfile).args(["--json", "snapshots"]).run().ok();
     assert_eq!(out.json().as_array().map(Vec::len), Some(1));
     let badfile = tmp.join("bad.txt");
     write(&badfile, "wrong\n");
@@ -326,7 +348,8 @@ fn missing_repository_double_init_and_password_sources() {
     // --password-command.
     let cmd_repo = tmp.join("cmd-repo");
     cairn().arg("-r").arg(&cmd_repo).args(["--password-command", "echo pw", "init"]).run().ok();
-    let out = cairn().arg("-r").arg(&cmd_repo).args(["--password-command", "echo pw", "--json", "snapshots"]).run().ok();
+    let out =
+        cairn().arg("-r").arg(&cmd_repo).args(["--password-command", "echo pw", "--json", "snapshots"]).run().ok();
     assert_eq!(out.json(), serde_json::json!([]));
     cairn().arg("-r").arg(&cmd_repo).arg("snapshots").password("pw").run().ok();
     cairn().arg("-r").arg(&cmd_repo).args(["--password-command", "echo pwx", "snapshots"]).run().code(12);
@@ -347,24 +370,46 @@ fn repository_contains_no_plaintext() {
     let dirname = "SECRET-DIRNAME-31c9";
     write(src.join(dirname).join(name), canary.repeat(5000));
     // Highly compressible, and also carrying the canary once in a while.
-    let compressible: String = (0..20000).map(|i| format!("line {} of a log file {}\n", i % 7, if i % 1000 == 0 { canary } else { "" })).collect();
+    let compressible: String = (0..20000)
+        .map(|i| format!("line {} of a log file {}\n", i % 7, if i % 1000 == 0 { canary } else { "" }))
+        .collect();
     write(src.join("compressible.log"), compressible);
     write(src.join("small"), canary);
-    repo.backup_json([OsStr::new("--host"), OsStr::new("HOSTCANARY-77ab"), OsStr::new("--tag"), OsStr::new("TAGCANARY-5e5e"), src.path.as_os_str()]);
+    repo.backup_json([
+        OsStr::new("--host"),
+        OsStr::new("HOSTCANARY-77ab"),
+        OsStr::new("--tag"),
+        OsStr::new("TAGCANARY-5e5e"),
+        src.path.as_os_str(),
+    ]);
     // The repository is readable afterwards (the data really is in there).
     let target = Tmp::new();
     repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), target.path.as_os_str()]).ok();
-    assert_eq!(fs::read(restored(&target.path, &src.join(dirname).join(name))).unwrap(), canary.repeat(5000).as_bytes());
+    assert_eq!(
+        fs::read(restored(&target.path, &src.join(dirname).join(name))).unwrap(),
+        canary.repeat(5000).as_bytes()
+    );
 
-    let needles: [&[u8]; 5] = [canary.as_bytes(), name.as_bytes(), dirname.as_bytes(), b"HOSTCANARY-77ab", b"TAGCANARY-5e5e"];
+    let needles: [&[u8]; 5] =
+        [canary.as_bytes(), name.as_bytes(), dirname.as_bytes(), b"HOSTCANARY-77ab", b"TAGCANARY-5e5e"];
     let state = raw_state(&repo.path);
     assert!(state.values().flatten().count() >= 5, "expected config, key, pack(s), index, snapshot");
     for (path, content) in &state {
         let path_bytes = path.as_os_str().as_bytes();
         for n in needles {
-            assert!(!contains(path_bytes, n), "repository file name {} contains {:?}", path.display(), String::from_utf8_lossy(n));
+            assert!(
+                !contains(path_bytes, n),
+                "repository file name {} contains {:?}",
+                path.display(),
+                String::from_utf8_lossy(n)
+            );
             if let Some(c) = content {
-                assert!(!contains(c, n), "repository file {} contains {:?} in plaintext", path.display(), String::from_utf8_lossy(n));
+                assert!(
+                    !contains(c, n),
+                    "repository file {} contains {:?} in plaintext",
+                    path.display(),
+                    String::from_utf8_lossy(n)
+                );
             }
         }
     }
@@ -389,7 +434,14 @@ fn damaged_pack_is_reported_and_never_restored() {
 
     // An intact repository verifies.
     let t0 = Tmp::new();
-    repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("--verify"), OsStr::new("-t"), t0.path.as_os_str()]).ok();
+    repo.run([
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("--verify"),
+        OsStr::new("-t"),
+        t0.path.as_os_str(),
+    ])
+    .ok();
     assert_same_tree(&src.path, &restored(&t0.path, &src.path));
 
     // Flip one byte in the middle of the data pack.
@@ -427,14 +479,21 @@ fn damaged_pack_is_reported_and_never_restored() {
     for f in &files {
         let r = dst.join(f.file_name().unwrap());
         match fs::symlink_metadata(&r) {
-            Ok(_) => assert!(fs::read(&r).unwrap() == fs::read(f).unwrap(), "{} restored with wrong content", r.display()),
+            Ok(_) => {
+                assert!(fs::read(&r).unwrap() == fs::read(f).unwrap(), "{} restored with wrong content", r.display())
+            }
             Err(_) => missing.push(f.clone()),
         }
     }
     // The flipped byte lies in exactly one blob, which belongs to exactly one file.
     assert_eq!(missing.len(), 1, "expected exactly one damaged file, missing: {missing:?}\nstderr:\n{}", out.stderr);
     for m in &missing {
-        assert!(out.stderr.contains(m.to_str().unwrap()), "stderr does not name the damaged file {}:\n{}", m.display(), out.stderr);
+        assert!(
+            out.stderr.contains(m.to_str().unwrap()),
+            "stderr does not name the damaged file {}:\n{}",
+            m.display(),
+            out.stderr
+        );
     }
     // Nothing else was written: every restored entry exists in the source with the same bytes.
     for (rel, e) in listing(&dst) {
@@ -484,7 +543,15 @@ fn deduplication_across_snapshots() {
     // The latest snapshot holds the modified content.
     let target = Tmp::new();
     let id = out["snapshot_id"].as_str().unwrap();
-    repo.run([OsStr::new("restore"), OsStr::new(id), OsStr::new("-t"), target.path.as_os_str(), OsStr::new("--include"), big1.as_os_str()]).ok();
+    repo.run([
+        OsStr::new("restore"),
+        OsStr::new(id),
+        OsStr::new("-t"),
+        target.path.as_os_str(),
+        OsStr::new("--include"),
+        big1.as_os_str(),
+    ])
+    .ok();
     assert!(fs::read(restored(&target.path, &big1)).unwrap() == content, "restored big1.bin differs");
     assert!(!restored(&target.path, &src.join("big0.bin")).exists());
 }
@@ -523,7 +590,10 @@ fn unreadable_source_exits_3_and_saves_the_rest() {
     let dst = restored(&target.path, &tree);
     assert_eq!(fs::read(dst.join("readable.txt")).unwrap(), b"readable\n");
     assert_eq!(fs::read(dst.join("sub/also.txt")).unwrap(), b"also readable\n");
-    assert!(fs::symlink_metadata(restored(&target.path, &bad)).is_err(), "the unreadable source appears in the restore");
+    assert!(
+        fs::symlink_metadata(restored(&target.path, &bad)).is_err(),
+        "the unreadable source appears in the restore"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,16 +630,41 @@ fn restore_include_and_exclude() {
 
     let t1 = Tmp::new();
     let pattern = format!("{}/sub/**", root.display());
-    repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), t1.path.as_os_str(), OsStr::new("--include"), OsStr::new(&pattern)]).ok();
+    repo.run([
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("-t"),
+        t1.path.as_os_str(),
+        OsStr::new("--include"),
+        OsStr::new(&pattern),
+    ])
+    .ok();
     let dst = restored(&t1.path, &root);
-    assert_eq!(files_below(&dst), BTreeSet::from(["sub/a.txt", "sub/b.log", "sub/deeper/c.txt", "sub/deeper/d.log"].map(String::from)));
-    assert!(!dst.join("other").exists() && !dst.join("subway").exists(), "directories outside the include were created");
+    assert_eq!(
+        files_below(&dst),
+        BTreeSet::from(["sub/a.txt", "sub/b.log", "sub/deeper/c.txt", "sub/deeper/d.log"].map(String::from))
+    );
+    assert!(
+        !dst.join("other").exists() && !dst.join("subway").exists(),
+        "directories outside the include were created"
+    );
     assert_eq!(fs::read(dst.join("sub/deeper/c.txt")).unwrap(), b"c");
 
     let t2 = Tmp::new();
-    repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), t2.path.as_os_str(), OsStr::new("--exclude"), OsStr::new("*.log")]).ok();
+    repo.run([
+        OsStr::new("restore"),
+        OsStr::new("latest"),
+        OsStr::new("-t"),
+        t2.path.as_os_str(),
+        OsStr::new("--exclude"),
+        OsStr::new("*.log"),
+    ])
+    .ok();
     let dst = restored(&t2.path, &root);
-    assert_eq!(files_below(&dst), BTreeSet::from(["keep.txt", "sub/a.txt", "sub/deeper/c.txt", "other/d.txt", "subway/e.txt"].map(String::from)));
+    assert_eq!(
+        files_below(&dst),
+        BTreeSet::from(["keep.txt", "sub/a.txt", "sub/deeper/c.txt", "other/d.txt", "subway/e.txt"].map(String::from))
+    );
     assert_eq!(fs::read(dst.join("other/d.txt")).unwrap(), b"d");
 }
 
@@ -582,18 +677,36 @@ fn backup_excludes() {
     let repo = Repo::init();
     let src = Tmp::new();
     let root = src.join("tree");
-    for p in ["keep.txt", "x.tmp", "sub/y.tmp", "sub/keep.tmp.txt", "cache/blob.bin", "sub/cache/inner.txt", "sub/cachet/kept.txt", "z.bak"] {
+    for p in [
+        "keep.txt",
+        "x.tmp",
+        "sub/y.tmp",
+        "sub/keep.tmp.txt",
+        "cache/blob.bin",
+        "sub/cache/inner.txt",
+        "sub/cachet/kept.txt",
+        "z.bak",
+    ] {
         write(root.join(p), p);
     }
     let exfile = src.join("excludes.txt");
     write(&exfile, "# a comment\n\ncache\n*.bak\n");
-    let summary = repo.backup_json([OsStr::new("--exclude"), OsStr::new("*.tmp"), OsStr::new("--exclude-file"), exfile.as_os_str(), root.as_os_str()]);
+    let summary = repo.backup_json([
+        OsStr::new("--exclude"),
+        OsStr::new("*.tmp"),
+        OsStr::new("--exclude-file"),
+        exfile.as_os_str(),
+        root.as_os_str(),
+    ]);
     assert_eq!(summary["total_files_processed"], 3);
 
     let target = Tmp::new();
     repo.run([OsStr::new("restore"), OsStr::new("latest"), OsStr::new("-t"), target.path.as_os_str()]).ok();
     let dst = restored(&target.path, &root);
-    assert_eq!(files_below(&dst), BTreeSet::from(["keep.txt", "sub/keep.tmp.txt", "sub/cachet/kept.txt"].map(String::from)));
+    assert_eq!(
+        files_below(&dst),
+        BTreeSet::from(["keep.txt", "sub/keep.tmp.txt", "sub/cachet/kept.txt"].map(String::from))
+    );
     assert!(!dst.join("cache").exists() && !dst.join("sub/cache").exists(), "an excluded directory was stored");
     assert_eq!(fs::read(dst.join("sub/keep.tmp.txt")).unwrap(), b"sub/keep.tmp.txt");
 }
@@ -656,7 +769,12 @@ fn snapshot_id_prefixes() {
     let shared = loop {
         let n = seen.len();
         assert!(n <= 16);
-        let out = repo.cmd().args(["--json", "backup", "--stdin", "--stdin-filename", "f.txt"]).stdin(format!("stream {n}\n").into_bytes()).run().ok();
+        let out = repo
+            .cmd()
+            .args(["--json", "backup", "--stdin", "--stdin-filename", "f.txt"])
+            .stdin(format!("stream {n}\n").into_bytes())
+            .run()
+            .ok();
         let id = out.json()["snapshot_id"].as_str().unwrap().to_string();
         if let Some(other) = seen.iter().find(|s| s[..1] == id[..1]) {
             let common = other.chars().zip(id.chars()).take_while(|(a, b)| a == b).count();
@@ -681,10 +799,8 @@ fn snapshot_id_prefixes() {
     assert_eq!(fs::read_dir(&t2.path).unwrap().count(), 0);
 
     // An unknown prefix fails and restores nothing.
-    let unknown = (0..=u32::MAX)
-        .map(|i| format!("{i:08x}"))
-        .find(|p| !seen.iter().any(|s| s.starts_with(p.as_str())))
-        .unwrap();
+    let unknown =
+        (0..=u32::MAX).map(|i| format!("{i:08x}")).find(|p| !seen.iter().any(|s| s.starts_with(p.as_str()))).unwrap();
     let out = repo.run([OsStr::new("restore"), OsStr::new(&unknown), OsStr::new("-t"), t2.path.as_os_str()]);
     assert_ne!(out.code, 0, "unknown prefix {unknown} was accepted");
     assert!(out.stderr.contains(&unknown) && out.stderr.contains("no snapshot"), "unclear message: {}", out.stderr);
@@ -753,7 +869,13 @@ fn opendal_scheme_with_options_round_trips() {
     write(src.join("b/two.bin"), random_bytes(16, 700_000));
     let root = tmp.join("odrepo");
     let base = |c: Cmd| {
-        c.arg("-r").arg("opendal:fs").arg("-o").arg(format!("root={}", root.display())).arg("--cache-dir").arg(tmp.join("cache")).password(PASSWORD)
+        c.arg("-r")
+            .arg("opendal:fs")
+            .arg("-o")
+            .arg(format!("root={}", root.display()))
+            .arg("--cache-dir")
+            .arg(tmp.join("cache"))
+            .password(PASSWORD)
     };
     base(cairn()).arg("init").run().ok();
     // The repository layout is the same as on a local disk, written through OpenDAL.
@@ -839,7 +961,8 @@ fn parent_snapshot_change_detection() {
 fn stdin_is_always_read_and_compared_by_content() {
     let repo = Repo::init();
     let run = |data: Vec<u8>| {
-        let out = repo.cmd().args(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"]).stdin(data).run().ok();
+        let out =
+            repo.cmd().args(["--json", "backup", "--stdin", "--stdin-filename", "db.dump"]).stdin(data).run().ok();
         out.json()
     };
     assert_eq!(counts(&run(random_bytes(5, 300_000))), (1, 0, 0));
@@ -912,19 +1035,37 @@ fn interrupted_backup_exits_130_and_leaves_a_valid_repository() {
 fn help_shows_global_options_heading_repository_forms_and_exit_codes() {
     let top = cairn().arg("--help").run().ok();
     for code in ["13", "14", "15", "130"] {
-        assert!(top.stdout.lines().any(|l| l.trim_start().starts_with(code)), "cairn --help has no exit code {code}:\n{}", top.stdout);
+        assert!(
+            top.stdout.lines().any(|l| l.trim_start().starts_with(code)),
+            "cairn --help has no exit code {code}:\n{}",
+            top.stdout
+        );
     }
     assert!(top.stdout.contains("Exit codes:") && top.stdout.contains("check --read-data"), "{}", top.stdout);
     for cmd in ["backup", "restore", "check", "dump", "snapshots"] {
         let out = cairn().args([cmd, "--help"]).run().ok();
-        let heading = out.stdout.find("Global options:").unwrap_or_else(|| panic!("cairn {cmd} --help has no \"Global options\" heading:\n{}", out.stdout));
-        let repo = out.stdout.find("--repo <REPO>").unwrap_or_else(|| panic!("cairn {cmd} --help lists no --repo:\n{}", out.stdout));
+        let heading = out
+            .stdout
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("cairn {cmd} --help has no \"Global options\" heading:\n{}", out.stdout));
+        let repo = out
+            .stdout
+            .find("--repo <REPO>")
+            .unwrap_or_else(|| panic!("cairn {cmd} --help lists no --repo:\n{}", out.stdout));
         assert!(repo > heading, "cairn {cmd} --help: --repo is not under \"Global options\":\n{}", out.stdout);
         let below = &out.stdout[heading..];
-        assert!(below.contains("--password-file") && below.contains("--limit-upload"), "cairn {cmd} --help:\n{}", out.stdout);
+        assert!(
+            below.contains("--password-file") && below.contains("--limit-upload"),
+            "cairn {cmd} --help:\n{}",
+            out.stdout
+        );
     }
     let out = cairn().args(["backup", "--help"]).run().ok();
-    assert!(out.stdout.contains("s3:") && out.stdout.contains("opendal:") && out.stdout.contains("local path"), "-r help:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains("s3:") && out.stdout.contains("opendal:") && out.stdout.contains("local path"),
+        "-r help:\n{}",
+        out.stdout
+    );
 }
 
 #[test]

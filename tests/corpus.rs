@@ -38,7 +38,10 @@ fn metadata_listing(root: &Path) -> BTreeMap<PathBuf, Meta> {
             let target = ft.is_symlink().then(|| fs::read_link(&p).expect("readlink"));
             let size = if ft.is_file() { md.len() } else { 0 };
             let mode = if ft.is_symlink() { 0 } else { md.mode() & 0o7777 };
-            out.insert(p.strip_prefix(root).expect("below root").to_path_buf(), (kind, mode, size, md.mtime(), md.mtime_nsec(), target));
+            out.insert(
+                p.strip_prefix(root).expect("below root").to_path_buf(),
+                (kind, mode, size, md.mtime(), md.mtime_nsec(), target),
+            );
             if ft.is_dir() {
                 stack.push(p);
             }

@@ -53,22 +53,45 @@ fn a_tree_2000_levels_deep_backs_up_restores_and_is_read_by_every_command() {
 
     // find: every `f`, the deepest one included.
     let found = repo.run(["find", "f"]).ok();
-    assert!(found.stdout.contains(&shown(&deepest_file)), "find does not find the deepest file:\n{}", &found.stdout[..found.stdout.len().min(2000)]);
+    assert!(
+        found.stdout.contains(&shown(&deepest_file)),
+        "find does not find the deepest file:\n{}",
+        &found.stdout[..found.stdout.len().min(2000)]
+    );
     assert_eq!(found.stdout.lines().filter(|l| l.ends_with("/f")).count(), LEVELS + 1, "find's matches");
 
     // diff against a second snapshot with a change at the bottom.
     write(&deepest_file, "changed at the bottom\n");
     repo.run(["backup".as_ref(), root.as_os_str()]).ok();
-    let second = repo.snapshots(["--json"]).iter().map(|s| s["id"].as_str().unwrap().to_string()).find(|id| *id != first).unwrap();
+    let second = repo
+        .snapshots(["--json"])
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .find(|id| *id != first)
+        .unwrap();
     let diff = repo.run(["diff", &first, &second]).ok();
     // Only the file changed below the source (its ancestors' mtimes outside it may differ).
     let below = format!("{}/", shown(&root));
-    let changes: Vec<&str> = diff.stdout.lines().filter(|l| l.get(1..5) == Some("    ") && l.contains(&below)).collect();
-    assert!(changes == vec![format!("M    {}", shown(&deepest_file))], "diff lists {} changes below the source, not the one file", changes.len());
+    let changes: Vec<&str> =
+        diff.stdout.lines().filter(|l| l.get(1..5) == Some("    ") && l.contains(&below)).collect();
+    assert!(
+        changes == vec![format!("M    {}", shown(&deepest_file))],
+        "diff lists {} changes below the source, not the one file",
+        changes.len()
+    );
 
     // dump --archive tar of the top directory, extracted by tar and compared.
     let archive = tmp.join("deep.tar");
-    repo.run(["dump".as_ref(), second.as_ref(), root.as_os_str(), "--archive".as_ref(), "tar".as_ref(), "-t".as_ref(), archive.as_os_str()]).ok();
+    repo.run([
+        "dump".as_ref(),
+        second.as_ref(),
+        root.as_os_str(),
+        "--archive".as_ref(),
+        "tar".as_ref(),
+        "-t".as_ref(),
+        archive.as_os_str(),
+    ])
+    .ok();
     let x = tmp.join("x");
     fs::create_dir(&x).unwrap();
     let tar = Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&x).output().expect("run tar");
@@ -91,6 +114,7 @@ fn a_tree_2000_levels_deep_backs_up_restores_and_is_read_by_every_command() {
     damage_largest_data_blob(&repo);
     let check = repo.run(["--json", "check", "--read-data"]).code(1);
     let v = check.json();
-    let paths: Vec<&str> = v["affected"].as_array().expect("affected array").iter().filter_map(|a| a["path"].as_str()).collect();
+    let paths: Vec<&str> =
+        v["affected"].as_array().expect("affected array").iter().filter_map(|a| a["path"].as_str()).collect();
     assert_eq!(paths, vec![shown(&big).as_str()], "the affected paths");
 }

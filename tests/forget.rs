@@ -64,7 +64,8 @@ struct MPolicy {
 }
 
 /// Names and bucket functions of the count rules: last, hourly, daily, weekly, monthly, yearly.
-const COUNT_REASONS: [&str; 6] = ["last snapshot", "hourly snapshot", "daily snapshot", "weekly snapshot", "monthly snapshot", "yearly snapshot"];
+const COUNT_REASONS: [&str; 6] =
+    ["last snapshot", "hourly snapshot", "daily snapshot", "weekly snapshot", "monthly snapshot", "yearly snapshot"];
 const WITHIN_REASONS: [&str; 5] = ["hourly within", "daily within", "weekly within", "monthly within", "yearly within"];
 
 /// A snapshot's bucket for rule `r` (0 = last: every snapshot its own, 1 = hour ... 5 = year).
@@ -94,7 +95,9 @@ fn dur_text(d: (u32, u32, u32, u32)) -> String {
 /// `t` minus a duration. The test data avoid days 29-31 at the newest snapshot, where
 /// calendar subtraction conventions differ.
 fn minus(t: DateTime<Utc>, d: (u32, u32, u32, u32)) -> DateTime<Utc> {
-    t.checked_sub_months(Months::new(d.0 * 12 + d.1)).unwrap() - TimeDelta::days(d.2 as i64) - TimeDelta::hours(d.3 as i64)
+    t.checked_sub_months(Months::new(d.0 * 12 + d.1)).unwrap()
+        - TimeDelta::days(d.2 as i64)
+        - TimeDelta::hours(d.3 as i64)
 }
 
 /// The reasons the model keeps each snapshot of one group for (absent: removed).
@@ -187,7 +190,9 @@ fn model(all: &[MSnap], p: &MPolicy, by: &str) -> (BTreeMap<String, BTreeSet<Str
 }
 
 fn msnaps(v: &[Value]) -> Vec<MSnap> {
-    let strs = |x: &Value| -> Vec<String> { x.as_array().expect("array").iter().map(|t| t.as_str().expect("string").to_string()).collect() };
+    let strs = |x: &Value| -> Vec<String> {
+        x.as_array().expect("array").iter().map(|t| t.as_str().expect("string").to_string()).collect()
+    };
     v.iter()
         .map(|s| {
             let time = s["time"].as_str().expect("time");
@@ -247,7 +252,13 @@ fn schedule() -> Vec<(String, &'static str, bool)> {
     let mut v: Vec<(String, &'static str, bool)> = times
         .into_iter()
         .take(398)
-        .map(|t| (t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), if rng.below(10) < 3 { "beta" } else { "alpha" }, rng.below(100) < 4))
+        .map(|t| {
+            (
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                if rng.below(10) < 3 { "beta" } else { "alpha" },
+                rng.below(100) < 4,
+            )
+        })
         .collect();
     v.push(("2025-06-14T18:00:00Z".into(), "beta", false));
     v.push(("2025-06-15T12:00:00Z".into(), "alpha", false));
@@ -268,11 +279,27 @@ fn counts(last: i64, hourly: i64, daily: i64, weekly: i64, monthly: i64, yearly:
 fn cases() -> Vec<Case> {
     let dflt = "host,paths";
     vec![
-        Case { flags: vec!["--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12"], group_by: dflt, policy: counts(0, 0, 7, 4, 12, 0) },
-        Case { flags: vec!["-d", "7", "-w", "4", "-m", "12", "--group-by", ""], group_by: "", policy: counts(0, 0, 7, 4, 12, 0) },
-        Case { flags: vec!["--keep-last", "3", "--keep-hourly", "10"], group_by: dflt, policy: counts(3, 10, 0, 0, 0, 0) },
+        Case {
+            flags: vec!["--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12"],
+            group_by: dflt,
+            policy: counts(0, 0, 7, 4, 12, 0),
+        },
+        Case {
+            flags: vec!["-d", "7", "-w", "4", "-m", "12", "--group-by", ""],
+            group_by: "",
+            policy: counts(0, 0, 7, 4, 12, 0),
+        },
+        Case {
+            flags: vec!["--keep-last", "3", "--keep-hourly", "10"],
+            group_by: dflt,
+            policy: counts(3, 10, 0, 0, 0, 0),
+        },
         Case { flags: vec!["-y", "2", "-m", "30"], group_by: dflt, policy: counts(0, 0, 0, 0, 30, 2) },
-        Case { flags: vec!["--keep-within", "30d"], group_by: dflt, policy: MPolicy { within: Some((0, 0, 30, 0)), ..Default::default() } },
+        Case {
+            flags: vec!["--keep-within", "30d"],
+            group_by: dflt,
+            policy: MPolicy { within: Some((0, 0, 30, 0)), ..Default::default() },
+        },
         Case {
             flags: vec!["--keep-within", "1m10d12h", "--group-by", ""],
             group_by: "",
@@ -284,7 +311,16 @@ fn cases() -> Vec<Case> {
             policy: MPolicy { within_buckets: [None, None, Some((0, 6, 0, 0)), None, None], ..Default::default() },
         },
         Case {
-            flags: vec!["--keep-within-daily", "14d", "--keep-within-monthly", "1y", "--keep-within-hourly", "36h", "--keep-yearly", "1"],
+            flags: vec![
+                "--keep-within-daily",
+                "14d",
+                "--keep-within-monthly",
+                "1y",
+                "--keep-within-hourly",
+                "36h",
+                "--keep-yearly",
+                "1",
+            ],
             group_by: dflt,
             policy: MPolicy {
                 counts: [0, 0, 0, 0, 0, 1],
@@ -298,9 +334,21 @@ fn cases() -> Vec<Case> {
             policy: MPolicy { counts: [1, 0, 0, 0, 0, 0], tags: vec![vec!["release".into()]], ..Default::default() },
         },
         Case { flags: vec!["--keep-monthly", "-1"], group_by: dflt, policy: counts(0, 0, 0, 0, -1, 0) },
-        Case { flags: vec!["--keep-weekly", "unlimited", "-g", "host"], group_by: "host", policy: counts(0, 0, 0, -1, 0, 0) },
-        Case { flags: vec!["--keep-last", "2", "--group-by", "tags"], group_by: "tags", policy: counts(2, 0, 0, 0, 0, 0) },
-        Case { flags: vec!["--keep-daily", "500", "-g", "host,tags"], group_by: "host,tags", policy: counts(0, 0, 500, 0, 0, 0) },
+        Case {
+            flags: vec!["--keep-weekly", "unlimited", "-g", "host"],
+            group_by: "host",
+            policy: counts(0, 0, 0, -1, 0, 0),
+        },
+        Case {
+            flags: vec!["--keep-last", "2", "--group-by", "tags"],
+            group_by: "tags",
+            policy: counts(2, 0, 0, 0, 0, 0),
+        },
+        Case {
+            flags: vec!["--keep-daily", "500", "-g", "host,tags"],
+            group_by: "host,tags",
+            policy: counts(0, 0, 500, 0, 0, 0),
+        },
     ]
 }
 
@@ -309,7 +357,9 @@ fn check_case(all: &[MSnap], case: &Case, out: &Value) {
     let what = format!("forget {:?}", case.flags);
     let (want, want_groups) = model(all, &case.policy, case.group_by);
     let groups = out.as_array().unwrap_or_else(|| panic!("{what}: not an array"));
-    let ids = |v: &Value| -> Vec<String> { v.as_array().expect("array").iter().map(|s| s["id"].as_str().expect("id").to_string()).collect() };
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array().expect("array").iter().map(|s| s["id"].as_str().expect("id").to_string()).collect()
+    };
     let mut got: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut removed = BTreeSet::new();
     let mut got_groups = BTreeSet::new();
@@ -321,7 +371,12 @@ fn check_case(all: &[MSnap], case: &Case, out: &Value) {
         for r in reasons {
             let id = r["snapshot"]["id"].as_str().expect("reason snapshot id").to_string();
             assert!(keep.contains(&id), "{what}: reason for a snapshot not kept");
-            let m: BTreeSet<String> = r["matches"].as_array().expect("matches").iter().map(|x| x.as_str().expect("str").to_string()).collect();
+            let m: BTreeSet<String> = r["matches"]
+                .as_array()
+                .expect("matches")
+                .iter()
+                .map(|x| x.as_str().expect("str").to_string())
+                .collect();
             got.insert(id, m);
         }
         // The group header fields describe every member.
@@ -338,7 +393,10 @@ fn check_case(all: &[MSnap], case: &Case, out: &Value) {
     assert_eq!(got_groups, want_groups, "{what}: groups");
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
     let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "{what}: kept sets differ: model keeps but cairn removes {missing:?}; cairn keeps but model removes {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: kept sets differ: model keeps but cairn removes {missing:?}; cairn keeps but model removes {extra:?}"
+    );
     assert_eq!(got, want, "{what}: reasons");
     let all_ids: BTreeSet<String> = all.iter().map(|s| s.id.clone()).collect();
     let want_removed: BTreeSet<String> = all_ids.iter().filter(|i| !want.contains_key(*i)).cloned().collect();
@@ -361,7 +419,8 @@ fn policies_match_restics_rules_on_two_years_of_snapshots() {
             sc.spawn(move || {
                 for (time, host, release) in sched.iter().skip(k).step_by(4) {
                     // --force: no parent lookup, which would read every snapshot so far.
-                    let mut c = repo.cmd().env("TZ", "UTC").args(["backup", "-q", "--force", "--time", time, "--host", host]);
+                    let mut c =
+                        repo.cmd().env("TZ", "UTC").args(["backup", "-q", "--force", "--time", time, "--host", host]);
                     if *release {
                         c = c.args(["--tag", "release"]);
                     }
@@ -374,7 +433,8 @@ fn policies_match_restics_rules_on_two_years_of_snapshots() {
     let all = msnaps(listed_json.as_array().expect("array"));
     assert_eq!(all.len(), 400);
     // The data are what the schedule says: two hosts, some releases, times as given.
-    let times: BTreeSet<String> = all.iter().map(|s| s.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).collect();
+    let times: BTreeSet<String> =
+        all.iter().map(|s| s.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).collect();
     assert_eq!(times, sched.iter().map(|s| s.0.clone()).collect::<BTreeSet<_>>());
     let releases = all.iter().filter(|s| s.tags == ["release"]).count();
     assert!((5..40).contains(&releases), "{releases} release snapshots");
@@ -496,7 +556,8 @@ fn host_filter_only_touches_that_host() {
     let (repo, _src, snaps) = small_repo(6);
     run(&repo, &["forget", "--host", "h1", "--keep-last", "1"]).ok();
     // h1: only its newest (2024-03-05) remains; h2: all three.
-    let want: BTreeSet<String> = snaps.iter().enumerate().filter(|(i, s)| s.1 == "h2" || *i == 4).map(|(_, s)| s.0.clone()).collect();
+    let want: BTreeSet<String> =
+        snaps.iter().enumerate().filter(|(i, s)| s.1 == "h2" || *i == 4).map(|(_, s)| s.0.clone()).collect();
     assert_eq!(listed(&repo), want);
 }
 
@@ -558,7 +619,9 @@ fn forgotten_snapshots_leave_the_cache() {
     for d in 1..=3 {
         od(&["backup", "-q", "--time", &format!("2024-01-{d:02}T00:00:00Z"), src.to_str().unwrap()]).ok();
     }
-    let list = |o: Output| -> Vec<String> { o.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect() };
+    let list = |o: Output| -> Vec<String> {
+        o.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    };
     let ids = list(od(&["--json", "snapshots"]).ok());
     assert_eq!(ids.len(), 3);
     let cached = |id: &str| walk_names(&cache).contains(id);

@@ -58,7 +58,9 @@ fn master() -> MasterKey {
 
 /// Data blob A: text that zstd compresses.
 fn content_a() -> Vec<u8> {
-    (0..60).flat_map(|i| format!("golden line {i:03}: all work and no play makes jack a dull boy\n").into_bytes()).collect()
+    (0..60)
+        .flat_map(|i| format!("golden line {i:03}: all work and no play makes jack a dull boy\n").into_bytes())
+        .collect()
 }
 
 /// Data blob B: 700 pseudo-random bytes that zstd cannot shrink (stored raw).
@@ -85,7 +87,16 @@ fn expected_config() -> Config {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn node(name: &[u8], kind: NodeKind, mode: u32, size: u64, mtime: Timestamp, inode: u64, links: u64, rdev: u64) -> Node {
+fn node(
+    name: &[u8],
+    kind: NodeKind,
+    mode: u32,
+    size: u64,
+    mtime: Timestamp,
+    inode: u64,
+    links: u64,
+    rdev: u64,
+) -> Node {
     Node {
         name: name.to_vec(),
         kind,
@@ -120,11 +131,21 @@ fn expected_sub_tree() -> Tree {
 
 /// The root tree: two files (one blob each), a symlink and a directory.
 fn expected_root_tree(a: BlobId, b: BlobId, sub: BlobId) -> Tree {
-    let mut text = node(b"compressible.txt", NodeKind::File, 0o644, content_a().len() as u64, Timestamp { secs: 1_700_000_000, nanos: 123_456_789 }, 1001, 1, 0);
+    let mut text = node(
+        b"compressible.txt",
+        NodeKind::File,
+        0o644,
+        content_a().len() as u64,
+        Timestamp { secs: 1_700_000_000, nanos: 123_456_789 },
+        1001,
+        1,
+        0,
+    );
     text.content = vec![a];
     let mut link = node(b"link", NodeKind::Symlink, 0o777, 0, Timestamp { secs: 1_700_000_000, nanos: 0 }, 1002, 1, 0);
     link.symlink_target = b"noise.bin".to_vec();
-    let mut noise = node(b"noise.bin", NodeKind::File, 0o600, 700, Timestamp { secs: -1, nanos: 999_999_999 }, 1003, 1, 0);
+    let mut noise =
+        node(b"noise.bin", NodeKind::File, 0o600, 700, Timestamp { secs: -1, nanos: 999_999_999 }, 1003, 1, 0);
     noise.content = vec![b];
     let mut dir = node(b"sub", NodeKind::Dir, 0o755, 0, Timestamp { secs: 1_700_000_050, nanos: 7 }, 1004, 2, 0);
     dir.subtree = Some(sub);
@@ -221,23 +242,57 @@ fn bid(s: &str) -> BlobId {
 
 fn data_entries() -> Vec<BlobEntry> {
     vec![
-        BlobEntry { blob_type: 0, id: bid(BLOB_A_ID), offset: 37, length: BLOB_A_LENGTH, raw_length: BLOB_A_RAW_LENGTH },
-        BlobEntry { blob_type: 0, id: bid(BLOB_B_ID), offset: 37 + BLOB_A_LENGTH, length: BLOB_B_LENGTH, raw_length: 700 },
+        BlobEntry {
+            blob_type: 0,
+            id: bid(BLOB_A_ID),
+            offset: 37,
+            length: BLOB_A_LENGTH,
+            raw_length: BLOB_A_RAW_LENGTH,
+        },
+        BlobEntry {
+            blob_type: 0,
+            id: bid(BLOB_B_ID),
+            offset: 37 + BLOB_A_LENGTH,
+            length: BLOB_B_LENGTH,
+            raw_length: 700,
+        },
     ]
 }
 
 fn tree_entries() -> Vec<BlobEntry> {
     vec![
-        BlobEntry { blob_type: 1, id: bid(SUB_TREE_ID), offset: 37, length: SUB_TREE_LENGTH, raw_length: SUB_TREE_RAW_LENGTH },
-        BlobEntry { blob_type: 1, id: bid(ROOT_TREE_ID), offset: 37 + SUB_TREE_LENGTH, length: ROOT_TREE_LENGTH, raw_length: ROOT_TREE_RAW_LENGTH },
+        BlobEntry {
+            blob_type: 1,
+            id: bid(SUB_TREE_ID),
+            offset: 37,
+            length: SUB_TREE_LENGTH,
+            raw_length: SUB_TREE_RAW_LENGTH,
+        },
+        BlobEntry {
+            blob_type: 1,
+            id: bid(ROOT_TREE_ID),
+            offset: 37 + SUB_TREE_LENGTH,
+            length: ROOT_TREE_LENGTH,
+            raw_length: ROOT_TREE_RAW_LENGTH,
+        },
     ]
 }
 
 fn expected_index() -> IndexFile {
     IndexFile {
         packs: vec![
-            IndexPack { id: PackId(Id(h32(DATA_PACK_ID))), salt: h32(DATA_PACK_SALT), size: DATA_PACK_SIZE, blobs: data_entries() },
-            IndexPack { id: PackId(Id(h32(TREE_PACK_ID))), salt: h32(TREE_PACK_SALT), size: TREE_PACK_SIZE, blobs: tree_entries() },
+            IndexPack {
+                id: PackId(Id(h32(DATA_PACK_ID))),
+                salt: h32(DATA_PACK_SALT),
+                size: DATA_PACK_SIZE,
+                blobs: data_entries(),
+            },
+            IndexPack {
+                id: PackId(Id(h32(TREE_PACK_ID))),
+                salt: h32(TREE_PACK_SALT),
+                size: TREE_PACK_SIZE,
+                blobs: tree_entries(),
+            },
         ],
         supersedes: vec![IndexId(Id(SUPERSEDED))],
     }
@@ -276,14 +331,25 @@ fn regenerate_golden_files() {
 
     let index = IndexFile {
         packs: vec![
-            IndexPack { id: data_pack.id, salt: data_pack.salt, size: data_pack.bytes.len() as u64, blobs: data_pack.entries.clone() },
-            IndexPack { id: tree_pack.id, salt: tree_pack.salt, size: tree_pack.bytes.len() as u64, blobs: tree_pack.entries.clone() },
+            IndexPack {
+                id: data_pack.id,
+                salt: data_pack.salt,
+                size: data_pack.bytes.len() as u64,
+                blobs: data_pack.entries.clone(),
+            },
+            IndexPack {
+                id: tree_pack.id,
+                salt: tree_pack.salt,
+                size: tree_pack.bytes.len() as u64,
+                blobs: tree_pack.entries.clone(),
+            },
         ],
         supersedes: vec![IndexId(Id(SUPERSEDED))],
     };
     let index_bytes = mk.seal_object(Magic::Index, &format::encode(&index).unwrap()).unwrap();
     let packed = data_pack.entries.iter().map(|e| e.length as u64).sum();
-    let snapshot = mk.seal_object(Magic::Snapshot, &format::encode(&expected_snapshot(root_id, packed)).unwrap()).unwrap();
+    let snapshot =
+        mk.seal_object(Magic::Snapshot, &format::encode(&expected_snapshot(root_id, packed)).unwrap()).unwrap();
 
     std::fs::create_dir_all(golden_dir()).unwrap();
     for (name, bytes) in [
@@ -370,7 +436,13 @@ fn golden_key_file() {
     let (header, ct_start) = keyfile::parse_header(&bytes, "golden key").unwrap();
     assert_eq!(
         header,
-        KeyHeader { created: KEY_CREATED, username: "golden-user".into(), hostname: "golden-host".into(), kdf: KDF, salt: h32(KEY_SALT) }
+        KeyHeader {
+            created: KEY_CREATED,
+            username: "golden-user".into(),
+            hostname: "golden-host".into(),
+            kdf: KDF,
+            salt: h32(KEY_SALT)
+        }
     );
     // § Key files: "CRNK" 01 header_len(u32 LE) header ciphertext(96) tag(16).
     let header_len = u32::from_le_bytes(bytes[5..9].try_into().unwrap()) as usize;
@@ -419,14 +491,18 @@ fn golden_data_pack() {
     let contents = [content_a(), content_b()];
     for ((e, want), frame_byte) in entries.iter().zip(&contents).zip([blob::ZSTD, blob::STORED]) {
         let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-        let got = blob::open(&mk, &fk, e.offset as u64, BlobType::Data, &e.id, e.raw_length, stored, &|| "blob".into()).unwrap();
+        let got = blob::open(&mk, &fk, e.offset as u64, BlobType::Data, &e.id, e.raw_length, stored, &|| "blob".into())
+            .unwrap();
         assert_eq!(&got, want);
         assert_eq!(mk.blob_id(want), e.id, "blob id = keyed BLAKE3 of the raw bytes");
         let framed = fk.open(e.offset as u64, &blob::aad(BlobType::Data, &e.id), stored).unwrap();
         assert_eq!(framed[0], frame_byte, "§ Framing and compression: compression byte");
         // Moved to another offset or read as a tree blob, the blob fails authentication.
-        assert!(blob::open(&mk, &fk, e.offset as u64 + 1, BlobType::Data, &e.id, e.raw_length, stored, &|| "b".into()).is_err());
-        assert!(blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, stored, &|| "b".into()).is_err());
+        assert!(blob::open(&mk, &fk, e.offset as u64 + 1, BlobType::Data, &e.id, e.raw_length, stored, &|| "b".into())
+            .is_err());
+        assert!(
+            blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, stored, &|| "b".into()).is_err()
+        );
     }
     assert!(entries[0].length < entries[0].raw_length, "blob A is stored compressed");
 }
@@ -439,8 +515,15 @@ fn expected_tree_v2() -> Tree {
     let x = |name: &[u8], value: &[u8]| Xattr { name: name.to_vec(), value: value.to_vec() };
     // ACL entries (struct posix_acl_xattr_entry: u16 tag, u16 perm, u32 id, LE) after the
     // version u32 2: user::rw-, group::r--, other::r--.
-    let acl: &[u8] = &[2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff];
-    t.nodes[0].xattrs = vec![x(b"system.posix_acl_access", acl), x(b"user.binary", &[0, 1, 2, 0xfe, 0xff]), x(b"user.mime_type", b"text/plain")];
+    let acl: &[u8] = &[
+        2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff,
+        0xff, 0xff,
+    ];
+    t.nodes[0].xattrs = vec![
+        x(b"system.posix_acl_access", acl),
+        x(b"user.binary", &[0, 1, 2, 0xfe, 0xff]),
+        x(b"user.mime_type", b"text/plain"),
+    ];
     t.nodes[1].xattrs = vec![x(b"trusted.link", b"on the link itself")];
     t.nodes[3].xattrs = vec![x(b"system.posix_acl_default", acl)];
     t
@@ -473,10 +556,29 @@ fn golden_tree_v2_pack() {
     let bytes = read_golden("tree-v2-pack.bin");
     assert_eq!(Id::of_bytes(&bytes).to_hex(), TREE_V2_PACK_ID);
     let entries = pack::read_header(&mk, &bytes, &PackId(Id::of_bytes(&bytes))).unwrap();
-    assert_eq!(entries, vec![BlobEntry { blob_type: 1, id: bid(TREE_V2_ID), offset: 37, length: TREE_V2_LENGTH, raw_length: TREE_V2_RAW_LENGTH }]);
+    assert_eq!(
+        entries,
+        vec![BlobEntry {
+            blob_type: 1,
+            id: bid(TREE_V2_ID),
+            offset: 37,
+            length: TREE_V2_LENGTH,
+            raw_length: TREE_V2_RAW_LENGTH
+        }]
+    );
     let fk = mk.file_key(&h32(TREE_V2_PACK_SALT));
     let e = &entries[0];
-    let raw = blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, &bytes[37..37 + e.length as usize], &|| "tree".into()).unwrap();
+    let raw = blob::open(
+        &mk,
+        &fk,
+        e.offset as u64,
+        BlobType::Tree,
+        &e.id,
+        e.raw_length,
+        &bytes[37..37 + e.length as usize],
+        &|| "tree".into(),
+    )
+    .unwrap();
     assert_eq!(&raw[..2], &[0xff, 0x02]);
     assert_eq!(Tree::decode(&raw, "tree").unwrap(), expected_tree_v2());
     assert_eq!(expected_tree_v2().encode().unwrap(), raw);
@@ -492,7 +594,8 @@ fn golden_tree_pack() {
     let fk = mk.file_key(&h32(TREE_PACK_SALT));
     let open = |e: &BlobEntry| {
         let stored = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-        let raw = blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, stored, &|| "tree".into()).unwrap();
+        let raw = blob::open(&mk, &fk, e.offset as u64, BlobType::Tree, &e.id, e.raw_length, stored, &|| "tree".into())
+            .unwrap();
         Tree::decode(&raw, "tree").unwrap()
     };
     let sub = open(&entries[0]);
@@ -544,7 +647,8 @@ fn golden_snapshot() {
 #[test]
 fn golden_files_detect_every_flipped_byte() {
     let mk = master();
-    for (name, magic) in [("config.bin", Magic::Config), ("index.bin", Magic::Index), ("snapshot.bin", Magic::Snapshot)] {
+    for (name, magic) in [("config.bin", Magic::Config), ("index.bin", Magic::Index), ("snapshot.bin", Magic::Snapshot)]
+    {
         let bytes = read_golden(name);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
@@ -562,7 +666,8 @@ fn golden_files_detect_every_flipped_byte() {
                 let fk = mk.file_key(&pack::read_salt(&bad, "p").unwrap());
                 entries.iter().all(|e| {
                     let stored = &bad[e.offset as usize..(e.offset + e.length) as usize];
-                    blob::open(&mk, &fk, e.offset as u64, blob_type, &e.id, e.raw_length, stored, &|| "b".into()).is_ok()
+                    blob::open(&mk, &fk, e.offset as u64, blob_type, &e.id, e.raw_length, stored, &|| "b".into())
+                        .is_ok()
                 })
             });
             assert!(!all_ok, "{name}: flip at {i} went unnoticed");
@@ -814,15 +919,19 @@ fn encoding_tree_v2_with_xattrs() {
     let expected = cat(&[
         &[0xff, 0x02, 0x03],
         &v1(&tree.nodes[0]),
-        &[0x02],                                   // two xattrs
-        &[0x17], b"system.posix_acl_access",       // name: Vec<u8>, 23 bytes
-        &[0x04, 0x02, 0x00, 0x00, 0x00],           // value: 4 bytes
-        &[0x08], b"user.bin",
+        &[0x02], // two xattrs
+        &[0x17],
+        b"system.posix_acl_access",      // name: Vec<u8>, 23 bytes
+        &[0x04, 0x02, 0x00, 0x00, 0x00], // value: 4 bytes
+        &[0x08],
+        b"user.bin",
         &[0x02, 0x00, 0xff],
         &v1(&tree.nodes[1]),
-        &[0x00],                                   // no xattrs
+        &[0x00], // no xattrs
         &v1(&tree.nodes[2]),
-        &[0x01, 0x09], b"trusted.\xfe", &[0x00],   // one xattr, empty value
+        &[0x01, 0x09],
+        b"trusted.\xfe",
+        &[0x00], // one xattr, empty value
     ]);
     pin_tree(&tree, &expected);
     // Without xattrs the same tree is version 1, byte for byte what earlier versions wrote.
@@ -851,64 +960,64 @@ fn encoding_tree_v2_with_xattrs() {
 #[test]
 fn encoding_tree_and_nodes() {
     let file_node: &[&[u8]] = &[
-        &[0x05, b'a', b'.', b't', b'x', b't'],                          // name: Vec<u8>, length 5
-        &[0x00],                                                        // kind File = variant 0
-        &[0xfb, 0xa4, 0x01],                                            // mode 0o644 = 420 = 0x01a4
-        &[0xfb, 0xe8, 0x03],                                            // uid 1000 = 0x03e8
-        &[0x64],                                                        // gid 100
-        &[0x03, b'b', b'o', b'b'],                                      // user "bob"
-        &[0x00],                                                        // group ""
-        &[0xfb, 0x2c, 0x01],                                            // size 300 = 0x012c
-        &[0xfc, 0x00, 0xe2, 0xa7, 0xca, 0x05],                          // mtime {1_700_000_000, 5}
-        &[0x01, 0xfc, 0xff, 0xc9, 0x9a, 0x3b],                          // ctime {-1 → 1, 999_999_999}
-        &[0xfd, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00],        // inode 2^32: fd + u64 LE
-        &[0x00],                                                        // device 0
-        &[0x01],                                                        // links 1
-        &[0x00],                                                        // rdev 0
-        &[0x00],                                                        // symlink_target empty
-        &[0x02],                                                        // content: 2 ids
+        &[0x05, b'a', b'.', b't', b'x', b't'],                   // name: Vec<u8>, length 5
+        &[0x00],                                                 // kind File = variant 0
+        &[0xfb, 0xa4, 0x01],                                     // mode 0o644 = 420 = 0x01a4
+        &[0xfb, 0xe8, 0x03],                                     // uid 1000 = 0x03e8
+        &[0x64],                                                 // gid 100
+        &[0x03, b'b', b'o', b'b'],                               // user "bob"
+        &[0x00],                                                 // group ""
+        &[0xfb, 0x2c, 0x01],                                     // size 300 = 0x012c
+        &[0xfc, 0x00, 0xe2, 0xa7, 0xca, 0x05],                   // mtime {1_700_000_000, 5}
+        &[0x01, 0xfc, 0xff, 0xc9, 0x9a, 0x3b],                   // ctime {-1 → 1, 999_999_999}
+        &[0xfd, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00], // inode 2^32: fd + u64 LE
+        &[0x00],                                                 // device 0
+        &[0x01],                                                 // links 1
+        &[0x00],                                                 // rdev 0
+        &[0x00],                                                 // symlink_target empty
+        &[0x02],                                                 // content: 2 ids
         &[0x31; 32],
         &[0x32; 32],
-        &[0x00],                                                        // subtree None
+        &[0x00], // subtree None
     ];
     let dir_node: &[&[u8]] = &[
-        &[0x01, b'd'],                            // name "d"
-        &[0x01],                                  // kind Dir = 1
-        &[0xfb, 0xed, 0x01],                      // mode 0o755 = 493 = 0x01ed
-        &[0x00],                                  // uid 0
-        &[0x00],                                  // gid 0
-        &[0x04, b'r', b'o', b'o', b't'],          // user
-        &[0x05, b'w', b'h', b'e', b'e', b'l'],    // group
-        &[0x00],                                  // size 0
-        &[0x00, 0x00],                            // mtime {0, 0}
-        &[0xfc, 0xff, 0xe1, 0xa7, 0xca, 0x00],    // ctime secs -1.7e9: zigzag 3_399_999_999 = 0xcaa7e1ff; nanos 0
-        &[0xfb, 0xfb, 0x00],                      // inode 251
-        &[0xfb, 0xff, 0xff],                      // device 65535
-        &[0x02],                                  // links 2
-        &[0x00],                                  // rdev
-        &[0x00],                                  // symlink_target
-        &[0x00],                                  // content: none
-        &[0x01],                                  // subtree Some
+        &[0x01, b'd'],                         // name "d"
+        &[0x01],                               // kind Dir = 1
+        &[0xfb, 0xed, 0x01],                   // mode 0o755 = 493 = 0x01ed
+        &[0x00],                               // uid 0
+        &[0x00],                               // gid 0
+        &[0x04, b'r', b'o', b'o', b't'],       // user
+        &[0x05, b'w', b'h', b'e', b'e', b'l'], // group
+        &[0x00],                               // size 0
+        &[0x00, 0x00],                         // mtime {0, 0}
+        &[0xfc, 0xff, 0xe1, 0xa7, 0xca, 0x00], // ctime secs -1.7e9: zigzag 3_399_999_999 = 0xcaa7e1ff; nanos 0
+        &[0xfb, 0xfb, 0x00],                   // inode 251
+        &[0xfb, 0xff, 0xff],                   // device 65535
+        &[0x02],                               // links 2
+        &[0x00],                               // rdev
+        &[0x00],                               // symlink_target
+        &[0x00],                               // content: none
+        &[0x01],                               // subtree Some
         &[0x33; 32],
     ];
     let link_node: &[&[u8]] = &[
-        &[0x02, b'l', 0xff],                                             // name: raw bytes, not UTF-8
-        &[0x02],                                                         // kind Symlink = 2
-        &[0xfb, 0xff, 0x01],                                             // mode 0o777 = 511 = 0x01ff
-        &[0xfc, 0x00, 0x00, 0x01, 0x00],                                 // uid 65536
-        &[0xfc, 0xff, 0xff, 0xff, 0xff],                                 // gid u32::MAX
-        &[0x00],                                                         // user ""
-        &[0x00],                                                         // group ""
-        &[0x00],                                                         // size 0
-        &[0xfd, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00],   // mtime {i64::MAX, 0}
-        &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00],   // ctime {i64::MIN, 0}
-        &[0x00],                                                         // inode
-        &[0x00],                                                         // device
-        &[0x01],                                                         // links
-        &[0x00],                                                         // rdev
-        &[0x05, b'a', b'.', b't', b'x', b't'],                           // symlink_target
-        &[0x00],                                                         // content
-        &[0x00],                                                         // subtree None
+        &[0x02, b'l', 0xff],                                           // name: raw bytes, not UTF-8
+        &[0x02],                                                       // kind Symlink = 2
+        &[0xfb, 0xff, 0x01],                                           // mode 0o777 = 511 = 0x01ff
+        &[0xfc, 0x00, 0x00, 0x01, 0x00],                               // uid 65536
+        &[0xfc, 0xff, 0xff, 0xff, 0xff],                               // gid u32::MAX
+        &[0x00],                                                       // user ""
+        &[0x00],                                                       // group ""
+        &[0x00],                                                       // size 0
+        &[0xfd, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00], // mtime {i64::MAX, 0}
+        &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00], // ctime {i64::MIN, 0}
+        &[0x00],                                                       // inode
+        &[0x00],                                                       // device
+        &[0x01],                                                       // links
+        &[0x00],                                                       // rdev
+        &[0x05, b'a', b'.', b't', b'x', b't'],                         // symlink_target
+        &[0x00],                                                       // content
+        &[0x00],                                                       // subtree None
     ];
     let tree = pinned_tree();
     pin(&tree.nodes[0], &file_node.concat());
@@ -918,7 +1027,15 @@ fn encoding_tree_and_nodes() {
     pin_tree(&tree, &cat(&[&[0x03], &file_node.concat(), &dir_node.concat(), &link_node.concat()]));
     pin_tree(&Tree { nodes: vec![] }, &[0x00]);
     // NodeKind: unit variants, one varint byte each, in declaration order.
-    let kinds = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink, NodeKind::CharDevice, NodeKind::BlockDevice, NodeKind::Fifo, NodeKind::Socket];
+    let kinds = [
+        NodeKind::File,
+        NodeKind::Dir,
+        NodeKind::Symlink,
+        NodeKind::CharDevice,
+        NodeKind::BlockDevice,
+        NodeKind::Fifo,
+        NodeKind::Socket,
+    ];
     for (k, byte) in kinds.iter().zip([0x00u8, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06]) {
         pin(k, &[byte]);
     }
@@ -961,29 +1078,29 @@ fn pinned_snapshot() -> Snapshot {
 #[test]
 fn encoding_snapshot() {
     let head: &[&[u8]] = &[
-        &[0xfc, 0x00, 0xe2, 0xa7, 0xca, 0x05],                          // time
-        &[0xfb, 0x9f, 0x8c],                                            // tz_offset -18000: zigzag 35999 = 0x8c9f
-        &[0x01, b'h'],                                                  // hostname
-        &[0x01, b'u'],                                                  // username
-        &[0x00],                                                        // uid 0
-        &[0xfb, 0xfb, 0x00],                                            // gid 251
-        &[0x01, 0x01, b'/'],                                            // paths: 1 string "/"
-        &[0x00],                                                        // tags: none
-        &[0x02, 0x03, b'*', b'.', b'o', 0x01, b'x'],                    // excludes: 2 strings
-        &[0x44; 32],                                                    // tree
+        &[0xfc, 0x00, 0xe2, 0xa7, 0xca, 0x05],       // time
+        &[0xfb, 0x9f, 0x8c],                         // tz_offset -18000: zigzag 35999 = 0x8c9f
+        &[0x01, b'h'],                               // hostname
+        &[0x01, b'u'],                               // username
+        &[0x00],                                     // uid 0
+        &[0xfb, 0xfb, 0x00],                         // gid 251
+        &[0x01, 0x01, b'/'],                         // paths: 1 string "/"
+        &[0x00],                                     // tags: none
+        &[0x02, 0x03, b'*', b'.', b'o', 0x01, b'x'], // excludes: 2 strings
+        &[0x44; 32],                                 // tree
     ];
     let tail: &[&[u8]] = &[
         &[0x0b, b'c', b'a', b'i', b'r', b'n', b' ', b'0', b'.', b'1', b'.', b'0'], // program_version (11 bytes)
-        &[0x02, 0x00],                                                  // backup_start {1 → 2, 0}
-        &[0x04, 0xfc, 0x00, 0x65, 0xcd, 0x1d],                          // backup_end {2 → 4, 500_000_000 = 0x1dcd6500}
-        &[0x01, 0x00, 0x00],                                            // files_new, files_changed, files_unchanged
-        &[0xfa, 0x00, 0x00],                                            // dirs_new 250, dirs_changed, dirs_unchanged
-        &[0x03, 0x02],                                                  // data_blobs, tree_blobs
-        &[0xfd, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00],        // data_added 2^32
-        &[0xfc, 0xff, 0xff, 0xff, 0xff],                                // data_added_packed 2^32 - 1
-        &[0x07],                                                        // total_files_processed
-        &[0xfb, 0xff, 0xff],                                            // total_bytes_processed 65535
-        &[0x00],                                                        // errors
+        &[0x02, 0x00],                                                             // backup_start {1 → 2, 0}
+        &[0x04, 0xfc, 0x00, 0x65, 0xcd, 0x1d], // backup_end {2 → 4, 500_000_000 = 0x1dcd6500}
+        &[0x01, 0x00, 0x00],                   // files_new, files_changed, files_unchanged
+        &[0xfa, 0x00, 0x00],                   // dirs_new 250, dirs_changed, dirs_unchanged
+        &[0x03, 0x02],                         // data_blobs, tree_blobs
+        &[0xfd, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00], // data_added 2^32
+        &[0xfc, 0xff, 0xff, 0xff, 0xff],       // data_added_packed 2^32 - 1
+        &[0x07],                               // total_files_processed
+        &[0xfb, 0xff, 0xff],                   // total_bytes_processed 65535
+        &[0x00],                               // errors
     ];
     let with_parent = cat(&[&head.concat(), &[0x01], &[0x55; 32], &tail.concat()]); // parent Some(id)
     pin(&pinned_snapshot(), &with_parent);
@@ -998,7 +1115,13 @@ fn encoding_index_file() {
             id: PackId(Id([0x66; 32])),
             salt: [0x77; 32],
             size: 1_000_000,
-            blobs: vec![BlobEntry { blob_type: 0, id: BlobId(Id([0x88; 32])), offset: 37, length: 100, raw_length: 83 }],
+            blobs: vec![BlobEntry {
+                blob_type: 0,
+                id: BlobId(Id([0x88; 32])),
+                offset: 37,
+                length: 100,
+                raw_length: 83,
+            }],
         }],
         supersedes: vec![IndexId(Id([0x99; 32]))],
     };
@@ -1075,7 +1198,16 @@ fn arb_kind() -> impl Strategy<Value = NodeKind> {
 }
 
 fn arb_node() -> impl Strategy<Value = Node> {
-    let a = (prop::collection::vec(any::<u8>(), 1..24), arb_kind(), any::<u32>(), any::<u32>(), any::<u32>(), ".{0,10}", ".{0,10}", any::<u64>());
+    let a = (
+        prop::collection::vec(any::<u8>(), 1..24),
+        arb_kind(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+        ".{0,10}",
+        ".{0,10}",
+        any::<u64>(),
+    );
     let b = (
         arb_ts(),
         arb_ts(),
@@ -1088,32 +1220,41 @@ fn arb_node() -> impl Strategy<Value = Node> {
         prop::option::of(arb_blob_id()),
         arb_xattrs(),
     );
-    (a, b).prop_map(|((name, kind, mode, uid, gid, user, group, size), (mtime, ctime, inode, device, links, rdev, symlink_target, content, subtree, xattrs))| Node {
-        name,
-        kind,
-        mode,
-        uid,
-        gid,
-        user,
-        group,
-        size,
-        mtime,
-        ctime,
-        inode,
-        device,
-        links,
-        rdev,
-        symlink_target,
-        content,
-        subtree,
-        xattrs,
-    })
+    (a, b).prop_map(
+        |(
+            (name, kind, mode, uid, gid, user, group, size),
+            (mtime, ctime, inode, device, links, rdev, symlink_target, content, subtree, xattrs),
+        )| Node {
+            name,
+            kind,
+            mode,
+            uid,
+            gid,
+            user,
+            group,
+            size,
+            mtime,
+            ctime,
+            inode,
+            device,
+            links,
+            rdev,
+            symlink_target,
+            content,
+            subtree,
+            xattrs,
+        },
+    )
 }
 
 /// A valid attribute list: names of non-NUL bytes, sorted and unique (often empty).
 fn arb_xattrs() -> impl Strategy<Value = Vec<Xattr>> {
-    prop::collection::btree_map(prop::collection::vec(1u8..=255, 1..12), prop::collection::vec(any::<u8>(), 0..20), 0..3)
-        .prop_map(|m| m.into_iter().map(|(name, value)| Xattr { name, value }).collect())
+    prop::collection::btree_map(
+        prop::collection::vec(1u8..=255, 1..12),
+        prop::collection::vec(any::<u8>(), 0..20),
+        0..3,
+    )
+    .prop_map(|m| m.into_iter().map(|(name, value)| Xattr { name, value }).collect())
 }
 
 fn arb_tree() -> impl Strategy<Value = Tree> {
@@ -1144,21 +1285,26 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
     let strings = || prop::collection::vec(".{0,12}", 0..4);
     let a = (arb_ts(), any::<i32>(), ".{0,16}", ".{0,16}", any::<u32>(), any::<u32>(), strings(), strings(), strings());
     let b = (arb_blob_id(), prop::option::of(any::<[u8; 32]>()), ".{0,16}", arb_summary());
-    (a, b).prop_map(|((time, tz_offset, hostname, username, uid, gid, paths, tags, excludes), (tree, parent, program_version, summary))| Snapshot {
-        time,
-        tz_offset,
-        hostname,
-        username,
-        uid,
-        gid,
-        paths,
-        tags,
-        excludes,
-        tree,
-        parent: parent.map(|p| SnapshotId(Id(p))),
-        program_version,
-        summary,
-    })
+    (a, b).prop_map(
+        |(
+            (time, tz_offset, hostname, username, uid, gid, paths, tags, excludes),
+            (tree, parent, program_version, summary),
+        )| Snapshot {
+            time,
+            tz_offset,
+            hostname,
+            username,
+            uid,
+            gid,
+            paths,
+            tags,
+            excludes,
+            tree,
+            parent: parent.map(|p| SnapshotId(Id(p))),
+            program_version,
+            summary,
+        },
+    )
 }
 
 fn arb_entry() -> impl Strategy<Value = BlobEntry> {
@@ -1174,20 +1320,23 @@ fn arb_index() -> impl Strategy<Value = IndexFile> {
 }
 
 fn arb_config() -> impl Strategy<Value = Config> {
-    (any::<u32>(), any::<[u8; 32]>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u8>(), any::<u32>(), any::<i32>()).prop_map(
-        |(version, id, min_size, avg_size, max_size, normalization, pack_size, compression_level)| Config {
+    (any::<u32>(), any::<[u8; 32]>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u8>(), any::<u32>(), any::<i32>())
+        .prop_map(|(version, id, min_size, avg_size, max_size, normalization, pack_size, compression_level)| Config {
             version,
             id: Id(id),
             chunker: ChunkerParams { min_size, avg_size, max_size, normalization },
             pack_size,
             compression_level,
-        },
-    )
+        })
 }
 
 fn tree_round_trip(t: &Tree) -> Result<(), TestCaseError> {
     let bytes = t.encode().unwrap();
-    prop_assert_eq!(bytes.first() == Some(&0xff), t.nodes.iter().any(|n| !n.xattrs.is_empty()), "version 2 exactly when some entry has xattrs");
+    prop_assert_eq!(
+        bytes.first() == Some(&0xff),
+        t.nodes.iter().any(|n| !n.xattrs.is_empty()),
+        "version 2 exactly when some entry has xattrs"
+    );
     prop_assert_eq!(&Tree::decode(&bytes, "rt").unwrap(), t);
     Ok(())
 }
@@ -1361,7 +1510,9 @@ fn chunker_ranges_enforced() {
     ];
     let accepted: Vec<_> = spec_invalid.iter().filter(|p| p.validate().is_ok()).collect();
     assert!(accepted.is_empty(), "accepted: {accepted:?}");
-    assert!(ChunkerParams { min_size: 131_072, avg_size: 262_144, max_size: 524_288, normalization: 1 }.validate().is_ok());
+    assert!(ChunkerParams { min_size: 131_072, avg_size: 262_144, max_size: 524_288, normalization: 1 }
+        .validate()
+        .is_ok());
 }
 
 /// § Framing and compression: "If the compressed frame is not smaller than the raw bytes,
@@ -1436,7 +1587,9 @@ fn refused_key_file_is_not_reported_as_wrong_password() {
     }
     // Weak parameters (64 KiB): refused before any decryption. The tag is never checked.
     let weak = KdfParams { memory_kib: 64, ..FAST };
-    let header = format::encode(&KeyHeader { created: 0, username: "u".into(), hostname: "h".into(), kdf: weak, salt: [1; 32] }).unwrap();
+    let header =
+        format::encode(&KeyHeader { created: 0, username: "u".into(), hostname: "h".into(), kdf: weak, salt: [1; 32] })
+            .unwrap();
     let mut forged = b"CRNK\x01".to_vec();
     forged.extend_from_slice(&(header.len() as u32).to_le_bytes());
     forged.extend_from_slice(&header);
@@ -1444,7 +1597,11 @@ fn refused_key_file_is_not_reported_as_wrong_password() {
     backend.write(FileKind::Key, &Id::of_bytes(&forged).to_hex(), &forged).unwrap();
     drop(repo);
     let r = Repository::open(backend, b"pw");
-    assert!(!matches!(r, Err(cairn::Error::WrongPassword { .. })), "reported as: {}", r.err().map(|e| e.to_string()).unwrap_or_default());
+    assert!(
+        !matches!(r, Err(cairn::Error::WrongPassword { .. })),
+        "reported as: {}",
+        r.err().map(|e| e.to_string()).unwrap_or_default()
+    );
     drop(d);
 }
 

@@ -157,7 +157,14 @@ fn no_lock_is_refused_by_commands_that_write() {
     }
     assert_eq!(repo.snapshots([] as [&str; 0]).len(), 1, "a refused command changed the snapshots");
     assert_eq!(fs::read_dir(repo.path.join("keys")).unwrap().count(), 1, "a refused key command changed the keys");
-    for args in [vec!["snapshots"], vec!["ls", "latest"], vec!["check"], vec!["forget", "--keep-last", "1", "--dry-run"], vec!["prune", "--dry-run"], vec!["backup", "--dry-run", &src]] {
+    for args in [
+        vec!["snapshots"],
+        vec!["ls", "latest"],
+        vec!["check"],
+        vec!["forget", "--keep-last", "1", "--dry-run"],
+        vec!["prune", "--dry-run"],
+        vec!["backup", "--dry-run", &src],
+    ] {
         repo.cmd().arg("--no-lock").args(&args).run().ok();
     }
     assert!(lock_files(&repo).is_empty());
@@ -197,7 +204,8 @@ fn a_damaged_snapshot_file_is_skipped_named_and_forgettable() {
     flip_byte(&path, fs::metadata(&path).unwrap().len() / 2);
 
     let out = repo.cmd().args(["--json", "snapshots"]).run().ok();
-    let listed: Vec<String> = out.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let listed: Vec<String> =
+        out.json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(listed, vec![second.clone()]);
     assert!(out.stderr.contains(&first) && out.stderr.contains("damaged"), "{}", out.stderr);
     repo.run(["snapshots"]).ok();
@@ -222,7 +230,13 @@ fn a_damaged_snapshot_file_is_skipped_named_and_forgettable() {
 /// A key file with the given KDF parameters and a random wrapped key: it parses, but no
 /// password opens it. Written into the repository under its hash.
 fn plant_key(repo: &Repo, kdf: KdfParams, seed: u64) {
-    let header = KeyHeader { created: 4_000_000_000, username: "mallory".into(), hostname: "evil".into(), kdf, salt: [seed as u8; 32] };
+    let header = KeyHeader {
+        created: 4_000_000_000,
+        username: "mallory".into(),
+        hostname: "evil".into(),
+        kdf,
+        salt: [seed as u8; 32],
+    };
     let h = cairn::format::encode(&header).unwrap();
     let mut data = Magic::Key.prefix().to_vec();
     data.extend_from_slice(&(h.len() as u32).to_le_bytes());
@@ -250,7 +264,11 @@ fn at_most_twenty_key_files_are_tried() {
 fn costly_and_garbage_key_files_do_not_stall_opening() {
     let repo = Repo::init();
     for i in 0..21 {
-        plant_key(&repo, KdfParams { algorithm: 1, memory_kib: 4 * 1024 * 1024, iterations: 100, parallelism: 1 }, 200 + i);
+        plant_key(
+            &repo,
+            KdfParams { algorithm: 1, memory_kib: 4 * 1024 * 1024, iterations: 100, parallelism: 1 },
+            200 + i,
+        );
         let junk = random_bytes(300 + i, 200);
         fs::write(repo.path.join("keys").join(cairn::id::Id::of_bytes(&junk).to_hex()), junk).unwrap();
     }

@@ -198,7 +198,12 @@ fn ls_lists_the_snapshot_as_the_source_is_on_disk() {
             assert_eq!(v["size"].as_u64().unwrap(), md.size(), "{}: size", path.display());
         }
         let t = chrono::DateTime::parse_from_rfc3339(v["mtime"].as_str().unwrap()).unwrap();
-        assert_eq!((t.timestamp(), t.timestamp_subsec_nanos() as i64), (md.mtime(), md.mtime_nsec()), "{}: mtime", path.display());
+        assert_eq!(
+            (t.timestamp(), t.timestamp_subsec_nanos() as i64),
+            (md.mtime(), md.mtime_nsec()),
+            "{}: mtime",
+            path.display()
+        );
     }
 
     // Errors: a path not in the snapshot, below a file, an unknown snapshot.
@@ -227,7 +232,8 @@ fn find_json(repo: &Repo, args: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
     let v = out.json();
     let mut m = BTreeMap::new();
     for snap in v.as_array().expect("find --json prints an array") {
-        let paths: BTreeSet<String> = snap["matches"].as_array().unwrap().iter().map(|x| x["path"].as_str().unwrap().to_string()).collect();
+        let paths: BTreeSet<String> =
+            snap["matches"].as_array().unwrap().iter().map(|x| x["path"].as_str().unwrap().to_string()).collect();
         assert_eq!(snap["hits"].as_u64().unwrap() as usize, paths.len());
         m.insert(snap["snapshot"].as_str().unwrap().to_string(), paths);
     }
@@ -325,14 +331,22 @@ fn dump_of_a_stdin_snapshot_streams_the_original_bytes() {
     let out = repo.run(["ls", "latest"]).ok();
     assert_eq!(out.stdout.trim(), "/maildb.dump");
     let r = shell(&repo, &format!("set -o pipefail; \"$CAIRN\" dump latest /maildb.dump | cmp - {}", s(&orig)));
-    assert!(r.status.success(), "dump | cmp: {}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
+    assert!(
+        r.status.success(),
+        "dump | cmp: {}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
     // A relative path names the same file; --target writes it to a file.
     let t = tmp.join("out.dump");
     repo.run(["dump", "latest", "maildb.dump", "--target", &s(&t)]).ok();
     let st = Command::new("cmp").arg(&t).arg(&orig).status().unwrap();
     assert!(st.success(), "dump --target differs from the original");
     // A reader that stops early: cairn ends quietly with exit code 0.
-    let r = shell(&repo, "\"$CAIRN\" dump latest /maildb.dump 2>err | head -c 1000 | wc -c; echo \"${PIPESTATUS[0]}\"; cat err");
+    let r = shell(
+        &repo,
+        "\"$CAIRN\" dump latest /maildb.dump 2>err | head -c 1000 | wc -c; echo \"${PIPESTATUS[0]}\"; cat err",
+    );
     let text = String::from_utf8_lossy(&r.stdout).into_owned();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines, ["1000", "0"], "wc output, cairn's exit code and stderr");
@@ -389,12 +403,18 @@ fn dump_archives_of_a_directory_extract_to_the_source() {
     assert!(r.status.success(), "dump | tar -x: {}", String::from_utf8_lossy(&r.stderr));
     let got = restored(&x, &src);
     assert_same_extracted(&src, &got);
-    assert_eq!(format!("{:o}", describe(&got).mode), format!("{:o}", describe(&src).mode), "the dumped directory itself");
+    assert_eq!(
+        format!("{:o}", describe(&got).mode),
+        format!("{:o}", describe(&src).mode),
+        "the dumped directory itself"
+    );
     assert_eq!(describe(&got).mtime, describe(&src).mtime);
     // The names in the archive: snapshot paths without the leading `/`.
     let r = shell(&repo, &format!("\"$CAIRN\" dump latest {} | tar -tf -", s(&src.join("etc"))));
-    let names: BTreeSet<String> = String::from_utf8_lossy(&r.stdout).lines().map(|l| l.trim_end_matches('/').to_string()).collect();
-    let mut want: BTreeSet<String> = listing(&src.join("etc")).keys().map(|p| s(&src.join("etc").join(p))[1..].to_string()).collect();
+    let names: BTreeSet<String> =
+        String::from_utf8_lossy(&r.stdout).lines().map(|l| l.trim_end_matches('/').to_string()).collect();
+    let mut want: BTreeSet<String> =
+        listing(&src.join("etc")).keys().map(|p| s(&src.join("etc").join(p))[1..].to_string()).collect();
     want.insert(s(&src.join("etc"))[1..].to_string());
     assert_eq!(names, want);
 
@@ -420,8 +440,12 @@ fn dump_archives_of_a_directory_extract_to_the_source() {
         let got = listing(&restored(&dir, &src));
         for (p, e) in listing(&src) {
             match e.kind {
-                Kind::File => assert_eq!(got.get(&p).and_then(|g| g.content.clone()), e.content, "{}: content", p.display()),
-                Kind::Symlink => assert_eq!(got.get(&p).and_then(|g| g.target.clone()), e.target, "{}: target", p.display()),
+                Kind::File => {
+                    assert_eq!(got.get(&p).and_then(|g| g.content.clone()), e.content, "{}: content", p.display())
+                }
+                Kind::Symlink => {
+                    assert_eq!(got.get(&p).and_then(|g| g.target.clone()), e.target, "{}: target", p.display())
+                }
                 Kind::Dir => assert_eq!(got.get(&p).map(|g| g.kind.clone()), Some(Kind::Dir), "{}", p.display()),
                 _ => assert!(!got.contains_key(&p), "{}: special files are not in zip archives", p.display()),
             }
@@ -431,7 +455,14 @@ fn dump_archives_of_a_directory_extract_to_the_source() {
     // A single file with --archive tar is an archive of that file.
     let z = tmp.join("x-one");
     fs::create_dir(&z).unwrap();
-    let r = shell(&repo, &format!("set -o pipefail; \"$CAIRN\" dump latest {} --archive tar | tar -C {} -xpf -", s(&src.join("setuid.bin")), s(&z)));
+    let r = shell(
+        &repo,
+        &format!(
+            "set -o pipefail; \"$CAIRN\" dump latest {} --archive tar | tar -C {} -xpf -",
+            s(&src.join("setuid.bin")),
+            s(&z)
+        ),
+    );
     assert!(r.status.success());
     assert_eq!(describe(&restored(&z, &src.join("setuid.bin"))), {
         let mut d = describe(&src.join("setuid.bin"));
@@ -485,7 +516,8 @@ fn model_changes(before: &Path, after: &Path) -> BTreeMap<String, String> {
 fn diff_rq(a: &Path, b: &Path) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<String>, BTreeSet<String>) {
     let out = Command::new("diff").arg("-rq").arg("--no-dereference").arg(a).arg(b).output().expect("run diff");
     let text = String::from_utf8(out.stdout).unwrap();
-    let (mut only_a, mut only_b, mut differ, mut types) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut only_a, mut only_b, mut differ, mut types) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     let rel = |p: &str, root: &Path| -> String { Path::new(p).strip_prefix(root).unwrap().display().to_string() };
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Only in ") {
@@ -545,7 +577,15 @@ fn diff_reports_exactly_the_changes_made() {
     let second = latest_id(&repo);
 
     let model = model_changes(&before, &src);
-    for (p, m) in [("/added.txt", "+"), ("/gone/", "-"), ("/etc/main.cf", "M"), ("/secret.key", "U"), ("/replaced/", "T"), ("/dir2file", "T"), ("/link", "M")] {
+    for (p, m) in [
+        ("/added.txt", "+"),
+        ("/gone/", "-"),
+        ("/etc/main.cf", "M"),
+        ("/secret.key", "U"),
+        ("/replaced/", "T"),
+        ("/dir2file", "T"),
+        ("/link", "M"),
+    ] {
         assert_eq!(model.get(p).map(String::as_str), Some(m), "the model itself: {p} in {model:?}");
     }
     let a = format!("{first}:{}", s(&src));
@@ -585,8 +625,12 @@ fn diff_reports_exactly_the_changes_made() {
     assert_eq!(stats["message_type"], "statistics");
     assert_eq!(stats["source_snapshot"], first.as_str());
     assert_eq!(stats["target_snapshot"], second.as_str());
-    assert_eq!(stats["changed_files"].as_u64().unwrap() as usize, differ.iter().filter(|p| src.join(p).is_file() && !src.join(p).is_symlink()).count());
-    let count = |m: &str, dir: bool| model.iter().filter(|(p, x)| x.as_str() == m && p.ends_with('/') == dir).count() as u64;
+    assert_eq!(
+        stats["changed_files"].as_u64().unwrap() as usize,
+        differ.iter().filter(|p| src.join(p).is_file() && !src.join(p).is_symlink()).count()
+    );
+    let count =
+        |m: &str, dir: bool| model.iter().filter(|(p, x)| x.as_str() == m && p.ends_with('/') == dir).count() as u64;
     // Added: the `+` entries and the new side of each type change (likewise for removed).
     assert_eq!(stats["added"]["dirs"].as_u64().unwrap(), count("+", true) + 1);
     assert_eq!(stats["added"]["files"].as_u64().unwrap(), count("+", false) + 1);
@@ -604,7 +648,9 @@ fn diff_reports_exactly_the_changes_made() {
     for c in &lines[..lines.len() - 1] {
         let p = c["path"].as_str().unwrap();
         match p.strip_prefix(&prefix) {
-            Some(rest) if !rest.is_empty() && rest != "/" => assert_eq!(model.get(rest), c["modifier"].as_str().map(str::to_string).as_ref(), "{p}"),
+            Some(rest) if !rest.is_empty() && rest != "/" => {
+                assert_eq!(model.get(rest), c["modifier"].as_str().map(str::to_string).as_ref(), "{p}")
+            }
             _ => assert_eq!(c["modifier"], "U", "{p}"),
         }
     }
@@ -694,9 +740,13 @@ fn diff_of_linux_trees_agrees_with_diff_rq() {
     assert_eq!(get("M"), differ, "modified paths");
     assert_eq!(get("T"), types, "type changes");
     for p in get("U") {
-        assert!(a.join(&p).symlink_metadata().is_ok() && b.join(&p).symlink_metadata().is_ok(), "U {p} exists on both sides");
+        assert!(
+            a.join(&p).symlink_metadata().is_ok() && b.join(&p).symlink_metadata().is_ok(),
+            "U {p} exists on both sides"
+        );
     }
-    let files_differ = differ.iter().filter(|p| b.join(p).symlink_metadata().map(|m| m.is_file()).unwrap_or(false)).count();
+    let files_differ =
+        differ.iter().filter(|p| b.join(p).symlink_metadata().map(|m| m.is_file()).unwrap_or(false)).count();
     assert_eq!(stats["changed_files"].as_u64().unwrap() as usize, files_differ);
     eprintln!(
         "corpus diff: {} added, {} removed, {} modified, {} metadata-only, in {:.1}s",

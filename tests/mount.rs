@@ -115,7 +115,13 @@ fn wait_for(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 impl Drop for Mounted {
     fn drop(&mut self) {
         if is_mounted(&self.point) {
-            let ok = Command::new(fusermount()).arg("-u").arg("-z").arg(&self.point).status().map(|s| s.success()).unwrap_or(false);
+            let ok = Command::new(fusermount())
+                .arg("-u")
+                .arg("-z")
+                .arg(&self.point)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
             if !ok {
                 let _ = Command::new("umount").arg("-l").arg(&self.point).status();
             }
@@ -129,7 +135,10 @@ impl Drop for Mounted {
 
 /// `(bytes, blobs)` from the "fetched N bytes in M blobs" line `cairn -v mount` prints.
 fn fetched(stderr: &str) -> (u64, u64) {
-    let line = stderr.lines().find(|l| l.starts_with("fetched ")).unwrap_or_else(|| panic!("no \"fetched\" line in:\n{stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("fetched "))
+        .unwrap_or_else(|| panic!("no \"fetched\" line in:\n{stderr}"));
     let w: Vec<&str> = line.split(' ').collect();
     assert_eq!((w.len(), w[2], w[3], w[5]), (6, "bytes", "in", "blobs"), "line {line:?}");
     (w[1].parse().unwrap(), w[4].parse().unwrap())
@@ -190,7 +199,8 @@ fn files_read_through_the_mount_equal_the_source() {
         assert_eq!(g.mtime, w.mtime, "{p}: mtime (seconds, nanoseconds)");
         assert_eq!(g.target, w.target, "{p}: symlink target");
         assert!(g.content == w.content, "{p}: content differs");
-        let (ms, mv) = (fs::symlink_metadata(src.path.join(rel)).unwrap(), fs::symlink_metadata(view.join(rel)).unwrap());
+        let (ms, mv) =
+            (fs::symlink_metadata(src.path.join(rel)).unwrap(), fs::symlink_metadata(view.join(rel)).unwrap());
         if w.kind != Kind::Dir {
             assert_eq!(mv.len(), ms.len(), "{p}: size");
             assert_eq!(mv.nlink(), ms.nlink(), "{p}: link count");
@@ -203,7 +213,10 @@ fn files_read_through_the_mount_equal_the_source() {
     assert_eq!(got[Path::new("a/fifo")].kind, Kind::Fifo);
     if is_root() {
         let md = fs::symlink_metadata(view.join("a/null")).unwrap();
-        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == libc::makedev(1, 3), "a/null: {md:?}");
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_char_device(&md.file_type()) && md.rdev() == libc::makedev(1, 3),
+            "a/null: {md:?}"
+        );
     }
     // Reads at arbitrary offsets (blob boundaries of a 5 MB file are crossed).
     let mut f = fs::File::open(view.join("a/b/size5000000")).unwrap();
@@ -238,7 +251,8 @@ fn layout_of_snapshots_ids_hosts_tags_and_latest() {
     let short = |id: &str| id[..8].to_string();
     let (t1, t2, t4) = ("2026-11-20T02:00:00Z", "2026-11-21T02:00:00Z", "2026-11-22T05:30:00+05:30");
     // s2 and s3 share a time; the one listed first (time, then id) keeps the plain name.
-    let (t2_of_s2, t2_of_s3) = if s2 < s3 { (t2.to_string(), format!("{t2}-1")) } else { (format!("{t2}-1"), t2.to_string()) };
+    let (t2_of_s2, t2_of_s3) =
+        if s2 < s3 { (t2.to_string(), format!("{t2}-1")) } else { (format!("{t2}-1"), t2.to_string()) };
 
     let mnt = Tmp::new();
     let point = mnt.join("m");
@@ -248,7 +262,8 @@ fn layout_of_snapshots_ids_hosts_tags_and_latest() {
     };
     let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
     let link = |rel: &str| fs::read_link(point.join(rel)).unwrap().into_os_string().into_string().unwrap();
-    let content = |rel: &str| fs::read_to_string(point.join(rel).join(src.path.strip_prefix("/").unwrap()).join("f")).unwrap();
+    let content =
+        |rel: &str| fs::read_to_string(point.join(rel).join(src.path.strip_prefix("/").unwrap()).join("f")).unwrap();
 
     assert_eq!(names(""), set(&["hosts", "ids", "snapshots", "tags"]));
     assert_eq!(names("snapshots"), set(&[t1, &t2_of_s2, &t2_of_s3, t4, "latest"]));
@@ -339,7 +354,10 @@ fn partial_reads_fetch_only_the_blobs_they_need() {
     assert_eq!(whole.len(), SIZE);
     assert!(whole == data, "the file read through the mount differs from the original");
     let (bytes, blobs) = fetched(&m.stop());
-    assert!(bytes >= SIZE as u64 && bytes < SIZE as u64 + SIZE as u64 / 4, "fetched {bytes} bytes in {blobs} blobs for a 64 MiB file");
+    assert!(
+        bytes >= SIZE as u64 && bytes < SIZE as u64 + SIZE as u64 / 4,
+        "fetched {bytes} bytes in {blobs} blobs for a 64 MiB file"
+    );
 }
 
 #[test]
@@ -358,7 +376,8 @@ fn directory_of_100000_entries_lists_completely() {
     let point = mnt.join("m");
     let m = Mounted::start(&repo, &point, &[]);
     let view = point.join("snapshots/latest").join(dir.strip_prefix("/").unwrap());
-    let listed: BTreeSet<String> = fs::read_dir(&view).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let listed: BTreeSet<String> =
+        fs::read_dir(&view).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(listed.len(), N, "entries listed");
     assert!(listed.iter().zip(0..N).all(|(n, i)| *n == name(i)), "listed names differ from the source's");
     // Look-ups by name at both ends and in the middle.
@@ -410,7 +429,11 @@ fn writes_fail_and_a_missing_mountpoint_is_an_error() {
 
     let missing = mnt.join("does-not-exist");
     let out = repo.cmd().arg("mount").arg(&missing).run().code(1);
-    assert!(out.stderr.contains(&*missing.to_string_lossy()) && out.stderr.contains("does not exist"), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&*missing.to_string_lossy()) && out.stderr.contains("does not exist"),
+        "stderr: {}",
+        out.stderr
+    );
     let file = mnt.join("a-file");
     write(&file, "x");
     let out = repo.cmd().arg("mount").arg(&file).run().code(1);
@@ -457,7 +480,10 @@ fn extended_attributes_are_served_by_the_mount() {
     let view = point.join("snapshots/latest").join(src.path.strip_prefix("/").unwrap());
 
     let all = |p: &Path| {
-        let mut v: Vec<(Vec<u8>, Vec<u8>)> = xattr::list(p).unwrap().map(|n| (n.as_encoded_bytes().to_vec(), xattr::get(p, &n).unwrap().unwrap())).collect();
+        let mut v: Vec<(Vec<u8>, Vec<u8>)> = xattr::list(p)
+            .unwrap()
+            .map(|n| (n.as_encoded_bytes().to_vec(), xattr::get(p, &n).unwrap().unwrap()))
+            .collect();
         v.sort();
         v
     };
@@ -496,11 +522,18 @@ fn a_tree_2000_levels_deep_reads_through_the_mount() {
 
     let view = point.join("snapshots/latest").join(root.strip_prefix("/").unwrap());
     let deepest_view = view.join(deepest.strip_prefix(&root).unwrap()).join("f");
-    assert_eq!(fs::read(&deepest_view).unwrap_or_else(|e| panic!("read the deepest file through the mount: {e}")), b"level 2000\n");
+    assert_eq!(
+        fs::read(&deepest_view).unwrap_or_else(|e| panic!("read the deepest file through the mount: {e}")),
+        b"level 2000\n"
+    );
     let (want, got) = (listing(&root), listing(&view));
     assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "entry names");
     for (rel, g) in &got {
-        assert!(g.kind == want[rel].kind && g.content == want[rel].content, "{}: differs through the mount", rel.display());
+        assert!(
+            g.kind == want[rel].kind && g.content == want[rel].content,
+            "{}: differs through the mount",
+            rel.display()
+        );
     }
     m.stop();
 }

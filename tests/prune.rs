@@ -98,7 +98,11 @@ fn prune_removes_only_stale_temporary_files() {
     let g = generations(&repo);
     forget(&repo, &g.snaps[0].0);
     let old_time = filetime::FileTime::from_system_time(std::time::SystemTime::now() - Duration::from_secs(2 * 3600));
-    let stale = [repo.path.join("data/.tmp-0123456789abcdef"), repo.path.join("data/ab/.tmp-fedcba9876543210"), repo.path.join("index/.tmp-00aa00aa00aa00aa")];
+    let stale = [
+        repo.path.join("data/.tmp-0123456789abcdef"),
+        repo.path.join("data/ab/.tmp-fedcba9876543210"),
+        repo.path.join("index/.tmp-00aa00aa00aa00aa"),
+    ];
     for (i, p) in stale.iter().enumerate() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, vec![7u8; 1000 * (i + 1)]).unwrap();
@@ -144,7 +148,9 @@ fn wait_stopped(child: &Child) {
         let all_stopped = fs::read_dir(&tasks).expect("list the child's threads").filter_map(|t| t.ok()).all(|t| {
             let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
             // The state is the first field after the command name in parentheses.
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st == "T" || st == "t")
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|st| st == "T" || st == "t")
         });
         if all_stopped {
             return;
@@ -330,7 +336,8 @@ fn keys_add_list_remove_passwd() {
         .run()
         .ok();
     cairn().arg("-r").arg(&repo.path).password("second password").arg("snapshots").run().code(12);
-    let list = cairn().arg("-r").arg(&repo.path).password("third password").args(["--json", "key", "list"]).run().ok().json();
+    let list =
+        cairn().arg("-r").arg(&repo.path).password("third password").args(["--json", "key", "list"]).run().ok().json();
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     // An unknown key id is an error, not a panic.
     let out = cairn().arg("-r").arg(&repo.path).password("third password").args(["key", "remove", "ffffffff"]).run();
@@ -355,7 +362,13 @@ fn a_closed_output_pipe_releases_the_lock() {
     // exits 0 at once and must still remove its lock file (exclusive for forget).
     for cmd in ["ls latest", "forget --keep-last 1 --dry-run", "snapshots"] {
         let line = format!("{} -r {} {cmd} | head -n 1 >/dev/null", env!("CARGO_BIN_EXE_cairn"), repo.path.display());
-        let st = Command::new("sh").arg("-c").arg(&line).env("CAIRN_PASSWORD", PASSWORD).env_remove("CAIRN_REPOSITORY").status().expect("run sh");
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("CAIRN_PASSWORD", PASSWORD)
+            .env_remove("CAIRN_REPOSITORY")
+            .status()
+            .expect("run sh");
         assert!(st.success(), "{line}");
         assert_eq!(lock_count(&repo), 0, "`{cmd}` into a closed pipe left its lock");
     }

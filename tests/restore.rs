@@ -53,8 +53,17 @@ fn a_directory_with_entries_in_the_way_of_a_file_is_kept_and_reported() {
     write(here.join("a.txt/mine/keep.txt"), "not in any snapshot\n");
     let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).code(1);
     let a = src.join("a.txt");
-    assert!(out.stderr.contains(&a.display().to_string()), "the conflict does not name {}:\n{}", a.display(), out.stderr);
-    assert_eq!(fs::read_to_string(here.join("a.txt/mine/keep.txt")).unwrap(), "not in any snapshot\n", "the directory's content");
+    assert!(
+        out.stderr.contains(&a.display().to_string()),
+        "the conflict does not name {}:\n{}",
+        a.display(),
+        out.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(here.join("a.txt/mine/keep.txt")).unwrap(),
+        "not in any snapshot\n",
+        "the directory's content"
+    );
     assert_eq!(fs::read_to_string(here.join("b.txt")).unwrap(), "snapshot's b\n", "the rest is restored");
 }
 
@@ -74,7 +83,12 @@ fn a_file_in_the_way_of_a_directory_is_kept_and_reported() {
     write(here.join("dir"), "precious, not in any snapshot\n");
     let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).code(1);
     let dir = src.join("dir");
-    assert!(out.stderr.contains(&dir.display().to_string()), "the conflict does not name {}:\n{}", dir.display(), out.stderr);
+    assert!(
+        out.stderr.contains(&dir.display().to_string()),
+        "the conflict does not name {}:\n{}",
+        dir.display(),
+        out.stderr
+    );
     assert_eq!(fs::read_to_string(here.join("dir")).unwrap(), "precious, not in any snapshot\n", "the local file");
     assert_eq!(fs::read_to_string(here.join("b.txt")).unwrap(), "snapshot's b\n", "the rest is restored");
 }
@@ -97,11 +111,17 @@ fn a_damaged_snapshot_copy_does_not_replace_an_intact_local_file() {
     let out = repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]);
     assert_eq!(out.code, 15, "restore of a damaged file: exit code 15 (damaged data) expected:\n{}", out.stderr);
     let big = src.join("big.bin");
-    assert!(out.stderr.contains(&big.display().to_string()), "the error does not name {}:\n{}", big.display(), out.stderr);
+    assert!(
+        out.stderr.contains(&big.display().to_string()),
+        "the error does not name {}:\n{}",
+        big.display(),
+        out.stderr
+    );
     assert_eq!(fs::read_to_string(here.join("big.bin")).unwrap(), "the local copy, intact\n", "the local file");
     assert_eq!(fs::read_to_string(here.join("small.txt")).unwrap(), "small\n");
     // No temporary file is left beside it.
-    let names: Vec<String> = fs::read_dir(&here).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> =
+        fs::read_dir(&here).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 2, "entries: {names:?}");
 }
 

@@ -102,7 +102,12 @@ fn install_s3s_fs() -> Result<PathBuf, String> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(format!("`cargo install s3s-fs --version 0.14.1 --features binary --locked --root {}` failed ({}):\n{}", root.display(), out.status, tail.join("\n")));
+        return Err(format!(
+            "`cargo install s3s-fs --version 0.14.1 --features binary --locked --root {}` failed ({}):\n{}",
+            root.display(),
+            out.status,
+            tail.join("\n")
+        ));
     }
     if is_executable(&bin) {
         Ok(bin)
@@ -180,11 +185,20 @@ impl S3Server {
         loop {
             let log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
             let mut cmd = Command::new(&self.bin);
-            cmd.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(&self.root)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log);
+            cmd.args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--access-key",
+                ACCESS_KEY,
+                "--secret-key",
+                SECRET_KEY,
+            ])
+            .arg(&self.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
             // SAFETY: prctl is async-signal-safe: the server dies with the thread that started it
             // even if the test process is killed before it can drop the server.
             unsafe {
@@ -200,7 +214,11 @@ impl S3Server {
                         std::thread::sleep(Duration::from_millis(100));
                         break; // port not free yet (a restart): start again
                     }
-                    panic!("s3s-fs exited ({status}) before accepting connections on port {}:\n{}", self.port, fs::read_to_string(self.log_path()).unwrap_or_default());
+                    panic!(
+                        "s3s-fs exited ({status}) before accepting connections on port {}:\n{}",
+                        self.port,
+                        fs::read_to_string(self.log_path()).unwrap_or_default()
+                    );
                 }
                 if TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_millis(200)).is_ok() {
                     self.child = Some(child);
@@ -209,7 +227,11 @@ impl S3Server {
                 if Instant::now() > deadline {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("s3s-fs did not accept connections on port {} within 10 s:\n{}", self.port, fs::read_to_string(self.log_path()).unwrap_or_default());
+                    panic!(
+                        "s3s-fs did not accept connections on port {} within 10 s:\n{}",
+                        self.port,
+                        fs::read_to_string(self.log_path()).unwrap_or_default()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -417,7 +439,10 @@ fn pack_files(repo_dir: &Path) -> BTreeMap<String, u64> {
 /// symlink target and mtime; one entry in memory at a time (the trees may be large).
 fn assert_same_tree(src: &Path, dst: &Path) {
     fn names(d: &Path) -> BTreeSet<OsString> {
-        fs::read_dir(d).unwrap_or_else(|e| panic!("list {}: {e}", d.display())).map(|e| e.unwrap().file_name()).collect()
+        fs::read_dir(d)
+            .unwrap_or_else(|e| panic!("list {}: {e}", d.display()))
+            .map(|e| e.unwrap().file_name())
+            .collect()
     }
     fn cmp(a: &Path, b: &Path, root: bool) {
         let (ea, eb) = (describe(a), describe(b));
@@ -425,7 +450,11 @@ fn assert_same_tree(src: &Path, dst: &Path) {
         assert_eq!(ea.kind, eb.kind, "{p}: type");
         assert_eq!(ea.target, eb.target, "{p}: symlink target");
         if ea.content != eb.content {
-            panic!("{p}: content differs ({} bytes in the source, {} restored)", ea.content.as_ref().map_or(0, Vec::len), eb.content.as_ref().map_or(0, Vec::len));
+            panic!(
+                "{p}: content differs ({} bytes in the source, {} restored)",
+                ea.content.as_ref().map_or(0, Vec::len),
+                eb.content.as_ref().map_or(0, Vec::len)
+            );
         }
         if ea.kind != Kind::Symlink {
             assert_eq!(format!("{:o}", ea.mode), format!("{:o}", eb.mode), "{p}: permission bits");
@@ -526,9 +555,21 @@ fn conformance(b: &dyn Backend, pack_file: &dyn Fn(&str) -> PathBuf) {
 
     // Missing files: NotFound.
     let missing = hex_name(4);
-    assert_eq!(b.read(FileKind::Snapshot, &missing).unwrap_err().kind, ErrorKind::NotFound, "{loc}: read of a missing file");
-    assert_eq!(b.read(FileKind::Pack, &missing).unwrap_err().kind, ErrorKind::NotFound, "{loc}: read of a missing pack");
-    assert_eq!(b.read_range(FileKind::Pack, &missing, 0, 4).unwrap_err().kind, ErrorKind::NotFound, "{loc}: read_range of a missing pack");
+    assert_eq!(
+        b.read(FileKind::Snapshot, &missing).unwrap_err().kind,
+        ErrorKind::NotFound,
+        "{loc}: read of a missing file"
+    );
+    assert_eq!(
+        b.read(FileKind::Pack, &missing).unwrap_err().kind,
+        ErrorKind::NotFound,
+        "{loc}: read of a missing pack"
+    );
+    assert_eq!(
+        b.read_range(FileKind::Pack, &missing, 0, 4).unwrap_err().kind,
+        ErrorKind::NotFound,
+        "{loc}: read_range of a missing pack"
+    );
 
     // remove, and removing a missing file is fine.
     b.remove(FileKind::Pack, &name).unwrap();
@@ -634,7 +675,13 @@ impl Proxy {
         Proxy { port, mode, cuts, stop }
     }
 
-    fn relay(mut client: TcpStream, upstream: u16, mode: Arc<Mutex<ProxyMode>>, cuts: Arc<AtomicUsize>, schedule: Arc<Mutex<Instant>>) {
+    fn relay(
+        mut client: TcpStream,
+        upstream: u16,
+        mode: Arc<Mutex<ProxyMode>>,
+        cuts: Arc<AtomicUsize>,
+        schedule: Arc<Mutex<Instant>>,
+    ) {
         let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
             let _ = client.shutdown(Shutdown::Both);
             return;
@@ -738,7 +785,8 @@ impl Drop for Proxy {
 fn s3_cut_upload_is_never_visible() {
     let server = S3Server::start();
     let proxy = Proxy::start(server.port);
-    let via_proxy = open_s3(&format!("s3:http://127.0.0.1:{}/{BUCKET}/cut", proxy.port), &[("retries", "0"), ("timeout", "5")]);
+    let via_proxy =
+        open_s3(&format!("s3:http://127.0.0.1:{}/{BUCKET}/cut", proxy.port), &[("retries", "0"), ("timeout", "5")]);
     let direct = server.backend("cut", &[]);
     let data = fast_random(21, 2 * MIB);
     let name = hex_name(21);
@@ -755,7 +803,11 @@ fn s3_cut_upload_is_never_visible() {
     for _ in 0..2 {
         assert!(!direct.list(FileKind::Pack).unwrap().iter().any(|(n, _)| *n == name), "partial upload listed");
         assert!(!direct.exists(FileKind::Pack, &name).unwrap(), "partial upload visible");
-        assert!(pack_files(&server.dir("cut")).is_empty(), "partial upload stored: {:?}", pack_files(&server.dir("cut")));
+        assert!(
+            pack_files(&server.dir("cut")).is_empty(),
+            "partial upload stored: {:?}",
+            pack_files(&server.dir("cut"))
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -768,10 +820,13 @@ fn s3_cut_upload_is_never_visible() {
     assert_eq!(proxy.cuts(), 1);
 
     // With retries allowed, one cut connection is survived: the next attempt succeeds.
-    let retrying = open_s3(&format!("s3:http://127.0.0.1:{}/{BUCKET}/cut", proxy.port), &[("retries", "3"), ("timeout", "5")]);
+    let retrying =
+        open_s3(&format!("s3:http://127.0.0.1:{}/{BUCKET}/cut", proxy.port), &[("retries", "3"), ("timeout", "5")]);
     let name2 = hex_name(22);
     proxy.cut(100 * 1024, 1);
-    retrying.write(FileKind::Pack, &name2, &data).unwrap_or_else(|e| panic!("a retried write after one cut connection: {e}"));
+    retrying
+        .write(FileKind::Pack, &name2, &data)
+        .unwrap_or_else(|e| panic!("a retried write after one cut connection: {e}"));
     assert_eq!(proxy.cuts(), 2, "the first attempt was not cut");
     assert!(direct.read(FileKind::Pack, &name2).unwrap() == data);
     assert_eq!(direct.list(FileKind::Pack).unwrap().len(), 2);
@@ -815,10 +870,18 @@ impl<B: Backend> Faulty<B> {
     fn inject(&self, what: String) -> BackendResult<()> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.permanent.load(Ordering::SeqCst) {
-            return Err(BackendError { kind: ErrorKind::Permanent, context: what, source: "injected: access denied".into() });
+            return Err(BackendError {
+                kind: ErrorKind::Permanent,
+                context: what,
+                source: "injected: access denied".into(),
+            });
         }
         if self.transient.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-            return Err(BackendError { kind: ErrorKind::Transient, context: what, source: "injected: connection reset".into() });
+            return Err(BackendError {
+                kind: ErrorKind::Transient,
+                context: what,
+                source: "injected: connection reset".into(),
+            });
         }
         Ok(())
     }
@@ -886,7 +949,9 @@ fn retry_policy_classifies_failures() {
     // Transient failures within the budget are retried until the call succeeds.
     faulty.reset();
     faulty.transient.store(3, Ordering::SeqCst);
-    retry.write(FileKind::Index, &name, b"index bytes").unwrap_or_else(|e| panic!("3 transient failures, 4 attempts: {e}"));
+    retry
+        .write(FileKind::Index, &name, b"index bytes")
+        .unwrap_or_else(|e| panic!("3 transient failures, 4 attempts: {e}"));
     assert_eq!(faulty.calls.load(Ordering::SeqCst), 4, "3 failed attempts and 1 good one");
     assert_eq!(faulty.inner.read(FileKind::Index, &name).unwrap(), b"index bytes");
 
@@ -951,11 +1016,19 @@ fn truncated_reads_are_corruption_never_wrong_data() {
     let repo_dir = tmp.join("repo");
     let content = fast_random(41, 3 * MIB + 12345);
     {
-        let repo = Repository::init(Arc::new(LocalBackend::new(&repo_dir)), PASSWORD.as_bytes(), &InitOptions::default()).unwrap();
+        let repo =
+            Repository::init(Arc::new(LocalBackend::new(&repo_dir)), PASSWORD.as_bytes(), &InitOptions::default())
+                .unwrap();
         let index = repo.load_index().unwrap();
         let mut reader: &[u8] = &content;
-        let r = archiver::backup(&repo, &index, Source::Stream { name: "data.bin".into(), reader: &mut reader }, &BackupOptions::default(), &Progress::default())
-            .unwrap();
+        let r = archiver::backup(
+            &repo,
+            &index,
+            Source::Stream { name: "data.bin".into(), reader: &mut reader },
+            &BackupOptions::default(),
+            &Progress::default(),
+        )
+        .unwrap();
         assert!(r.id.is_some());
     }
 
@@ -993,7 +1066,8 @@ fn truncated_reads_are_corruption_never_wrong_data() {
 
     // Restore with truncated data reads: the file is reported and not left behind.
     let target = tmp.join("target");
-    match restorer::restore(&repo, &index, &snap.tree, &target, &RestoreOptions::default(), &RestoreProgress::default()) {
+    match restorer::restore(&repo, &index, &snap.tree, &target, &RestoreOptions::default(), &RestoreProgress::default())
+    {
         Ok(report) => {
             assert!(!report.errors.is_empty(), "restore from truncated reads reported no error");
             assert!(!target.join("data.bin").exists(), "a file restored from truncated reads was left in place");
@@ -1001,7 +1075,9 @@ fn truncated_reads_are_corruption_never_wrong_data() {
         Err(e) => assert!(matches!(e, cairn::Error::Corrupt { .. }), "{e:?}"),
     }
     faulty.truncate_ranges.store(false, Ordering::SeqCst);
-    let report = restorer::restore(&repo, &index, &snap.tree, &target, &RestoreOptions::default(), &RestoreProgress::default()).unwrap();
+    let report =
+        restorer::restore(&repo, &index, &snap.tree, &target, &RestoreOptions::default(), &RestoreProgress::default())
+            .unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(fs::read(target.join("data.bin")).unwrap() == content);
 
@@ -1053,7 +1129,16 @@ fn cli_end_to_end_on_s3() {
     let id1 = s1["snapshot_id"].as_str().unwrap().to_string();
 
     let stream = fast_random(52, 5 * MIB + 777);
-    let s2 = s3().arg("--json").arg("backup").arg("--stdin").arg("--stdin-filename").arg("stream.bin").stdin(stream.clone()).run().ok().json();
+    let s2 = s3()
+        .arg("--json")
+        .arg("backup")
+        .arg("--stdin")
+        .arg("--stdin-filename")
+        .arg("stream.bin")
+        .stdin(stream.clone())
+        .run()
+        .ok()
+        .json();
     assert_eq!(as_u64(&s2["total_bytes_processed"], "total_bytes_processed"), stream.len() as u64);
     let id2 = s2["snapshot_id"].as_str().unwrap().to_string();
 
@@ -1104,7 +1189,11 @@ fn cli_exit_codes_on_s3() {
 
     let missing = server.url("codes/no/such/prefix");
     let out = s3_cmd(&missing, &cache.path).arg("snapshots").run().code(10);
-    assert!(out.stderr.contains("does not exist") && out.stderr.contains(&format!("127.0.0.1:{}", server.port)), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("does not exist") && out.stderr.contains(&format!("127.0.0.1:{}", server.port)),
+        "{}",
+        out.stderr
+    );
     let src = Tmp::new();
     write(src.join("f"), "x");
     s3_cmd(&missing, &cache.path).arg("backup").arg(src.join("f")).run().code(10);
@@ -1173,7 +1262,8 @@ fn server_killed_mid_backup_then_next_backup_reuses_uploads() {
     // transient failure).
     assert!(err.contains("write data/"), "the error does not name the operation:\n{err}");
     assert!(err.contains("gave up after 2 attempts"), "-o retries=1 should make 2 attempts:\n{err}");
-    let uploaded: BTreeMap<String, u64> = pack_files(&repo_dir).into_iter().filter(|(k, _)| !packs_before.contains_key(k)).collect();
+    let uploaded: BTreeMap<String, u64> =
+        pack_files(&repo_dir).into_iter().filter(|(k, _)| !packs_before.contains_key(k)).collect();
     let uploaded_bytes: u64 = uploaded.values().sum();
     assert!(uploaded.len() >= 2 && uploaded_bytes >= 32 * MIB as u64, "uploaded before the kill: {uploaded:?}");
     assert!(files_in(&repo_dir.join("snapshots")).len() == 1, "a snapshot was written by the failed backup");
@@ -1234,7 +1324,10 @@ fn cache_mirrors_index_and_snapshots_and_heals() {
         assert!(!server_side.is_empty(), "no {kind} objects on the server");
         assert_eq!(cached.keys().collect::<Vec<_>>(), server_side.keys().collect::<Vec<_>>(), "cached {kind} files");
         for name in cached.keys() {
-            assert!(fs::read(mine.join(kind).join(name)).unwrap() == fs::read(repo_dir.join(kind).join(name)).unwrap(), "cached {kind}/{name} differs");
+            assert!(
+                fs::read(mine.join(kind).join(name)).unwrap() == fs::read(repo_dir.join(kind).join(name)).unwrap(),
+                "cached {kind}/{name} differs"
+            );
         }
     }
     let want: BTreeSet<String> = [&s1, &s2].iter().map(|s| s["snapshot_id"].as_str().unwrap().to_string()).collect();
@@ -1254,7 +1347,10 @@ fn cache_mirrors_index_and_snapshots_and_heals() {
         v => panic!("{v}"),
     };
     assert_eq!(listed, want, "snapshots with a damaged cache entry");
-    assert!(fs::read(&cached_file).unwrap() == fs::read(repo_dir.join("snapshots").join(victim)).unwrap(), "the damaged cache entry was not replaced");
+    assert!(
+        fs::read(&cached_file).unwrap() == fs::read(repo_dir.join("snapshots").join(victim)).unwrap(),
+        "the damaged cache entry was not replaced"
+    );
 
     // A damaged cached index file does not break a restore either.
     let idx = files_in(&mine.join("index")).into_keys().next().unwrap();
@@ -1303,8 +1399,17 @@ fn unreachable_storage_is_reported_as_such_never_as_damage() {
     // the middle of the command, after the repository was opened).
     proxy.block(&format!("/{BUCKET}/unreach/data/"));
     let out = cmd().arg("check").run().code(13);
-    assert!(!out.stderr.contains("damaged") && !out.stdout.contains("damaged"), "check called an unreachable storage damage:\n{}{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("data/") && out.stderr.contains("gave up after 2 attempts"), "the error names the pack read and the retries:\n{}", out.stderr);
+    assert!(
+        !out.stderr.contains("damaged") && !out.stdout.contains("damaged"),
+        "check called an unreachable storage damage:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("data/") && out.stderr.contains("gave up after 2 attempts"),
+        "the error names the pack read and the retries:\n{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("try again later"), "{}", out.stderr);
     let target = Tmp::new();
     let out = cmd().args(["restore", "latest", "--target"]).arg(&target.path).run().code(13);
@@ -1314,9 +1419,14 @@ fn unreachable_storage_is_reported_as_such_never_as_damage() {
     // The server is gone altogether (reached directly: the connection is refused).
     let direct = server.url("unreach");
     server.stop();
-    for args in [vec!["check"], vec!["restore", "latest", "--target", target.path.to_str().unwrap()], vec!["snapshots"]] {
+    for args in [vec!["check"], vec!["restore", "latest", "--target", target.path.to_str().unwrap()], vec!["snapshots"]]
+    {
         let out = s3_cmd(&direct, &cache.path).args(["-o", "retries=1"]).args(&args).run().code(13);
-        assert!(out.stderr.contains("unreachable"), "{args:?}: the message does not say the endpoint is unreachable:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains("unreachable"),
+            "{args:?}: the message does not say the endpoint is unreachable:\n{}",
+            out.stderr
+        );
         assert!(!out.stderr.contains("damaged"), "{args:?}:\n{}", out.stderr);
     }
 }
@@ -1343,7 +1453,12 @@ fn damaged_pack_on_s3_exits_15_on_restore_and_check_lists_it() {
     assert!(out.stderr.contains("damaged") && out.stderr.contains("check --read-data"), "{}", out.stderr);
     assert!(!restored(&target.path, &root).join("dir/data.bin").exists(), "the damaged file was restored");
     let out = s3_cmd(&url, &cache.path).args(["check", "--read-data"]).run().code(1);
-    assert!(out.stdout.contains(&name) || out.stderr.contains(&name), "check does not list pack {name}:\n{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&name) || out.stderr.contains(&name),
+        "check does not list pack {name}:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
     assert!(out.stdout.contains("damaged") || out.stderr.contains("damaged"), "{}{}", out.stdout, out.stderr);
 }
 
@@ -1365,7 +1480,11 @@ fn slow_uplink_backup_succeeds_with_a_short_timeout() {
     // The link carries 1 MiB/s: a 16 MiB pack takes 16 s, over three times the timeout.
     proxy.throttle(MIB as u64);
     let t = Instant::now();
-    let out = s3_cmd(&url, &cache.path).args(["-o", "timeout=5", "-o", "retries=0", "--limit-upload", "1024", "--json", "backup"]).arg(&root).run().ok();
+    let out = s3_cmd(&url, &cache.path)
+        .args(["-o", "timeout=5", "-o", "retries=0", "--limit-upload", "1024", "--json", "backup"])
+        .arg(&root)
+        .run()
+        .ok();
     let took = t.elapsed();
     let summary = out.json();
     assert!(took > Duration::from_secs(16), "the backup took only {took:?}: the link was not slow");
@@ -1375,7 +1494,10 @@ fn slow_uplink_backup_succeeds_with_a_short_timeout() {
     proxy.pass_through();
     let target = Tmp::new();
     s3_cmd(&url, &cache.path).args(["restore", "latest", "--target"]).arg(&target.path).run().ok();
-    assert!(fs::read(restored(&target.path, &root).join("big.bin")).unwrap() == fs::read(root.join("big.bin")).unwrap(), "restored content differs");
+    assert!(
+        fs::read(restored(&target.path, &root).join("big.bin")).unwrap() == fs::read(root.join("big.bin")).unwrap(),
+        "restored content differs"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,14 +38,25 @@ fn maildir_of_500k_messages_backs_up_twice_in_bounded_memory() {
     assert_eq!(made, n);
 
     let repo = Repo::init();
-    let backup = || repo.cmd().args(["--json", "backup", "--host", "mail1"]).arg(&maildir).timeout(Duration::from_secs(1800)).run().ok();
+    let backup = || {
+        repo.cmd()
+            .args(["--json", "backup", "--host", "mail1"])
+            .arg(&maildir)
+            .timeout(Duration::from_secs(1800))
+            .run()
+            .ok()
+    };
     let first = backup();
     let s = first.json();
     assert_eq!(s["files_new"], n as u64, "{s}");
     assert_eq!(s["total_bytes_processed"], bytes, "{s}");
     let second = backup();
     let u = second.json();
-    assert_eq!((u["files_unchanged"].as_u64(), u["files_new"].as_u64(), u["files_changed"].as_u64()), (Some(n as u64), Some(0), Some(0)), "{u}");
+    assert_eq!(
+        (u["files_unchanged"].as_u64(), u["files_new"].as_u64(), u["files_changed"].as_u64()),
+        (Some(n as u64), Some(0), Some(0)),
+        "{u}"
+    );
     assert_eq!(u["data_added"], 0, "an unchanged Maildir added data: {u}");
     eprintln!(
         "{n} messages, {} MB: peak memory {} MB (first backup), {} MB (unchanged)",
@@ -60,12 +71,6 @@ fn maildir_of_500k_messages_backs_up_twice_in_bounded_memory() {
     // One user's mail restores identical (content and metadata).
     let user = maildir.join(format!("example.com/user{:03}", (n.saturating_sub(1) / 2000).min(7)));
     let target = Tmp::new();
-    repo.cmd()
-        .args(["restore", "latest", "--include"])
-        .arg(&user)
-        .arg("--target")
-        .arg(&target.path)
-        .run()
-        .ok();
+    repo.cmd().args(["restore", "latest", "--include"]).arg(&user).arg("--target").arg(&target.path).run().ok();
     assert_same_tree(&user, &restored(&target.path, &user));
 }

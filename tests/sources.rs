@@ -61,7 +61,13 @@ fn missing_sources_write_no_snapshot_and_exit_1() {
     // The retention job after a failed run keeps the real data.
     repo.run(["forget", "--keep-last", "1", "--prune"]).ok();
     let target = Tmp::new();
-    repo.run([OsString::from("restore"), OsString::from("latest"), OsString::from("-t"), target.path.clone().into_os_string()]).ok();
+    repo.run([
+        OsString::from("restore"),
+        OsString::from("latest"),
+        OsString::from("-t"),
+        target.path.clone().into_os_string(),
+    ])
+    .ok();
     assert_eq!(fs::read(restored(&target.path, &tree).join("mail.txt")).unwrap(), b"the real data\n");
 
     // One source readable, one missing: saved, exit 3, the missing one named.
@@ -71,7 +77,13 @@ fn missing_sources_write_no_snapshot_and_exit_1() {
     assert!(out.stderr.contains(lost.to_str().unwrap()), "{}", out.stderr);
     let id = out.json()["snapshot_id"].as_str().expect("snapshot_id").to_string();
     let target = Tmp::new();
-    repo.run([OsString::from("restore"), OsString::from(&id), OsString::from("-t"), target.path.clone().into_os_string()]).ok();
+    repo.run([
+        OsString::from("restore"),
+        OsString::from(&id),
+        OsString::from("-t"),
+        target.path.clone().into_os_string(),
+    ])
+    .ok();
     assert_same_tree(&tree, &restored(&target.path, &tree));
     // The directory holding only the missing source is not recorded as an empty one.
     assert!(!restored(&target.path, &elsewhere.path).exists());
@@ -90,7 +102,8 @@ impl RootDir {
         fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         let dir = RootDir { path };
         fs::create_dir(dir.mnt()).unwrap();
-        let st = Command::new("mount").args(["-t", "tmpfs", "cairn-test", dir.mnt().to_str().unwrap()]).status().unwrap();
+        let st =
+            Command::new("mount").args(["-t", "tmpfs", "cairn-test", dir.mnt().to_str().unwrap()]).status().unwrap();
         assert!(st.success(), "mount -t tmpfs on {} failed (the tests run as root)", dir.mnt().display());
         dir
     }
@@ -134,9 +147,19 @@ fn backup_of_root_with_one_file_system_keeps_mount_points_empty() {
     let excludes = exclude_all_of_root_but(&dir.path);
     let restore = |id: &str| -> Tmp {
         let target = Tmp::new();
-        repo.run([OsString::from("restore"), OsString::from(id), OsString::from("-t"), target.path.clone().into_os_string()]).ok();
+        repo.run([
+            OsString::from("restore"),
+            OsString::from(id),
+            OsString::from("-t"),
+            target.path.clone().into_os_string(),
+        ])
+        .ok();
         let top: Vec<OsString> = fs::read_dir(&target.path).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(top, vec![dir.path.file_name().unwrap().to_os_string()], "the excludes let more than the test directory in");
+        assert_eq!(
+            top,
+            vec![dir.path.file_name().unwrap().to_os_string()],
+            "the excludes let more than the test directory in"
+        );
         target
     };
 
@@ -148,7 +171,15 @@ fn backup_of_root_with_one_file_system_keeps_mount_points_empty() {
     assert_eq!(fs::read_dir(got.join("mnt")).unwrap().count(), 0, "-x entered the tmpfs");
 
     // `/` with a path inside it, one file system: the tmpfs below is an empty directory.
-    let out = repo.cmd().arg("--json").args(["backup", "-x", "/"]).arg(dir.path.join("sub")).args(&excludes).timeout(Duration::from_secs(60)).run().ok();
+    let out = repo
+        .cmd()
+        .arg("--json")
+        .args(["backup", "-x", "/"])
+        .arg(dir.path.join("sub"))
+        .args(&excludes)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
     let id = out.json()["snapshot_id"].as_str().expect("snapshot_id").to_string();
     let snaps = repo.snapshots::<[&str; 0], &str>([]);
     let snap = snaps.iter().find(|s| s["id"] == id.as_str()).expect("the snapshot is listed");
@@ -161,12 +192,21 @@ fn backup_of_root_with_one_file_system_keeps_mount_points_empty() {
     assert_eq!(fs::read_dir(got.join("mnt")).unwrap().count(), 0, "-x entered the tmpfs");
 
     // A source given on the other file system is entered, even inside `/`.
-    let out = repo.cmd().arg("--json").args(["backup", "-x", "/"]).arg(dir.mnt()).args(&excludes).timeout(Duration::from_secs(60)).run().ok();
+    let out = repo
+        .cmd()
+        .arg("--json")
+        .args(["backup", "-x", "/"])
+        .arg(dir.mnt())
+        .args(&excludes)
+        .timeout(Duration::from_secs(60))
+        .run()
+        .ok();
     let target = restore(out.json()["snapshot_id"].as_str().unwrap());
     assert_same_tree(&dir.path, &restored(&target.path, &dir.path));
 
     // Without -x the tmpfs is read, and `/` alone works.
-    let out = repo.cmd().arg("--json").args(["backup", "/"]).args(&excludes).timeout(Duration::from_secs(60)).run().ok();
+    let out =
+        repo.cmd().arg("--json").args(["backup", "/"]).args(&excludes).timeout(Duration::from_secs(60)).run().ok();
     let target = restore(out.json()["snapshot_id"].as_str().unwrap());
     assert_same_tree(&dir.path, &restored(&target.path, &dir.path));
 }
@@ -199,7 +239,11 @@ fn unreadable_parent_root_tree_falls_back_to_no_parent() {
     for (n, parent_args) in [(1, vec![]), (2, vec!["--parent", &first[..8]])] {
         write(tree.join("b.txt"), format!("b, changed {n}\n"));
         let out = repo.cmd().arg("--json").arg("backup").arg(&tree).args(&parent_args).run().ok();
-        assert!(out.stderr.contains(&format!("parent snapshot {}", &first[..8])), "no warning naming the parent:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("parent snapshot {}", &first[..8])),
+            "no warning naming the parent:\n{}",
+            out.stderr
+        );
         assert!(out.stderr.contains(&root[..8]), "the warning does not name the tree:\n{}", out.stderr);
         let v = out.json();
         // Every file was read: none is counted unchanged.
@@ -207,9 +251,18 @@ fn unreadable_parent_root_tree_falls_back_to_no_parent() {
         assert_eq!(v["files_new"], 2, "{v}");
         let id = v["snapshot_id"].as_str().unwrap().to_string();
         let snaps = repo.snapshots::<[&str; 0], &str>([]);
-        assert!(snaps.iter().find(|s| s["id"] == id.as_str()).unwrap()["parent"].is_null(), "an unused parent is recorded");
+        assert!(
+            snaps.iter().find(|s| s["id"] == id.as_str()).unwrap()["parent"].is_null(),
+            "an unused parent is recorded"
+        );
         let target = Tmp::new();
-        repo.run([OsString::from("restore"), OsString::from(&id), OsString::from("-t"), target.path.clone().into_os_string()]).ok();
+        repo.run([
+            OsString::from("restore"),
+            OsString::from(&id),
+            OsString::from("-t"),
+            target.path.clone().into_os_string(),
+        ])
+        .ok();
         assert_same_tree(&tree, &restored(&target.path, &tree));
     }
 }

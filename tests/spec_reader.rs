@@ -36,9 +36,11 @@ impl<'a> Dec<'a> {
     }
 
     fn take(&mut self, n: usize) -> R<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            format!("need {n} bytes at {}, only {} left", self.pos, self.buf.len() - self.pos)
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| format!("need {n} bytes at {}, only {} left", self.pos, self.buf.len() - self.pos))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -313,7 +315,8 @@ fn tree(d: &mut Dec) -> R<Vec<Node>> {
         let mut n = node(d)?;
         if v2 {
             n.xattrs = d.vec(|d| Ok((d.bytes()?, d.bytes()?)))?;
-            let ok = n.xattrs.iter().all(|(k, v)| !k.is_empty() && k.len() <= 255 && !k.contains(&0) && v.len() <= 65_536);
+            let ok =
+                n.xattrs.iter().all(|(k, v)| !k.is_empty() && k.len() <= 255 && !k.contains(&0) && v.len() <= 65_536);
             if !ok || n.xattrs.windows(2).any(|w| w[0].0 >= w[1].0) {
                 return Err(format!("invalid extended attributes on {:?}", String::from_utf8_lossy(&n.name)));
             }
@@ -462,7 +465,11 @@ impl Master {
     fn gear(&self) -> ([u64; 256], [u64; 256]) {
         let mut g = [0u8; 2048];
         blake3::Hasher::new_derive_key(GEAR_CONTEXT).update(&self.chunker_key).finalize_xof().fill(&mut g);
-        assert_eq!(g[..32], blake3::derive_key(GEAR_CONTEXT, &self.chunker_key), "§ Keyed gear table: first 32 bytes of G");
+        assert_eq!(
+            g[..32],
+            blake3::derive_key(GEAR_CONTEXT, &self.chunker_key),
+            "§ Keyed gear table: first 32 bytes of G"
+        );
         let mut gear = [0u64; 256];
         let mut gear_ls = [0u64; 256];
         for i in 0..256 {
@@ -498,7 +505,8 @@ fn open_key_file(data: &[u8], password: &[u8]) -> R<Option<(KeyHeader, Master)>>
     if !(8192..=4_194_304).contains(&header.memory_kib) || header.iterations < 1 || header.parallelism < 1 {
         return Err(format!("KDF parameters out of the accepted range: {header:?}"));
     }
-    let params = argon2::Params::new(header.memory_kib, header.iterations, header.parallelism, Some(32)).map_err(|e| e.to_string())?;
+    let params = argon2::Params::new(header.memory_kib, header.iterations, header.parallelism, Some(32))
+        .map_err(|e| e.to_string())?;
     let mut wrapping = [0u8; 32];
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password_into(password, &header.salt, &mut wrapping)
@@ -562,10 +570,15 @@ impl Repo {
     fn open(root: &Path, password: &[u8]) -> Repo {
         // § Repository layout.
         let top: BTreeSet<String> = list(root).into_iter().collect();
-        let want: BTreeSet<String> = ["config", "data", "index", "keys", "locks", "snapshots"].iter().map(|s| s.to_string()).collect();
+        let want: BTreeSet<String> =
+            ["config", "data", "index", "keys", "locks", "snapshots"].iter().map(|s| s.to_string()).collect();
         assert_eq!(top, want, "§ Repository layout: top-level entries");
         let data_dirs = list(&root.join("data"));
-        assert_eq!(data_dirs, (0..=255u8).map(|i| format!("{i:02x}")).collect::<Vec<_>>(), "§ Repository layout: data/00 … data/ff");
+        assert_eq!(
+            data_dirs,
+            (0..=255u8).map(|i| format!("{i:02x}")).collect::<Vec<_>>(),
+            "§ Repository layout: data/00 … data/ff"
+        );
         assert!(list(&root.join("locks")).is_empty());
 
         // § Key files, "Opening a repository".
@@ -618,7 +631,8 @@ impl Repo {
             repo.index_files.insert(id_from_hex(&name), f);
         }
         // The union, leaving out superseded index files.
-        let superseded: BTreeSet<[u8; 32]> = repo.index_files.values().flat_map(|f| f.supersedes.iter().copied()).collect();
+        let superseded: BTreeSet<[u8; 32]> =
+            repo.index_files.values().flat_map(|f| f.supersedes.iter().copied()).collect();
         for (id, f) in &repo.index_files {
             if superseded.contains(id) {
                 continue;
@@ -653,7 +667,8 @@ impl Repo {
         }
         let start = (size - 4 - l) as usize;
         let salt: [u8; 32] = pack[5..37].try_into().unwrap();
-        let plain = aes_open(&self.master.file_key(&salt), &nonce(HEADER_POSITION), b"CRNP\x01", &pack[start..pack.len() - 4])?;
+        let plain =
+            aes_open(&self.master.file_key(&salt), &nonce(HEADER_POSITION), b"CRNP\x01", &pack[start..pack.len() - 4])?;
         let entries = Dec::whole(&plain, |d| d.vec(blob_entry))?;
         let mut next = 37u64;
         for e in &entries {
@@ -903,14 +918,23 @@ fn make_source(dir: &Path) {
     fs::set_permissions(dir.join("sub/hello.txt"), fs::Permissions::from_mode(0o4751)).unwrap();
     fs::set_permissions(dir.join("sub"), fs::Permissions::from_mode(0o750)).unwrap();
     // Fixed times with nanoseconds, one before the epoch (negative zigzag seconds).
-    filetime::set_file_mtime(dir.join("random.bin"), filetime::FileTime::from_unix_time(1_600_000_000, 123_456_789)).unwrap();
+    filetime::set_file_mtime(dir.join("random.bin"), filetime::FileTime::from_unix_time(1_600_000_000, 123_456_789))
+        .unwrap();
     filetime::set_file_mtime(dir.join("empty"), filetime::FileTime::from_unix_time(-86_400, 999_999_999)).unwrap();
-    filetime::set_symlink_file_times(dir.join("link"), filetime::FileTime::from_unix_time(1_000, 0), filetime::FileTime::from_unix_time(1_234_567_890, 42)).unwrap();
+    filetime::set_symlink_file_times(
+        dir.join("link"),
+        filetime::FileTime::from_unix_time(1_000, 0),
+        filetime::FileTime::from_unix_time(1_234_567_890, 42),
+    )
+    .unwrap();
     // § Tree blobs, version 2: extended attributes (a binary value, an empty one, a raw POSIX
     // ACL on a directory; a trusted.* one on the symlink itself, which only root may set).
     xattr::set(dir.join("random.bin"), "user.binary", &[0, 1, 0xfe, 0xff]).unwrap();
     xattr::set(dir.join("random.bin"), "user.empty", b"").unwrap();
-    let acl: &[u8] = &[2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 5, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+    let acl: &[u8] = &[
+        2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 5, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff,
+        0xff, 0xff,
+    ];
     xattr::set(dir.join("sub"), "system.posix_acl_default", acl).unwrap();
     if nix::unistd::geteuid().is_root() {
         xattr::set(dir.join("link"), "trusted.on_link", b"link itself").unwrap();
@@ -921,7 +945,8 @@ fn make_source(dir: &Path) {
 /// The extended attributes of `path` itself, sorted by name.
 fn xattrs_of(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     use std::os::unix::ffi::OsStrExt;
-    let mut v: Vec<(Vec<u8>, Vec<u8>)> = xattr::list(path).unwrap().map(|n| (n.as_bytes().to_vec(), xattr::get(path, &n).unwrap().unwrap())).collect();
+    let mut v: Vec<(Vec<u8>, Vec<u8>)> =
+        xattr::list(path).unwrap().map(|n| (n.as_bytes().to_vec(), xattr::get(path, &n).unwrap().unwrap())).collect();
     v.sort();
     v
 }
@@ -942,7 +967,11 @@ fn check_metadata(n: &Node, path: &Path) {
     assert_eq!((n.uid, n.gid), (md.uid(), md.gid()), "{what}: uid/gid");
     assert_eq!(n.mtime, Timestamp { secs: md.mtime(), nanos: md.mtime_nsec() as u32 }, "{what}: mtime");
     assert_eq!(n.ctime, Timestamp { secs: md.ctime(), nanos: md.ctime_nsec() as u32 }, "{what}: ctime");
-    assert_eq!((n.inode, n.device, n.links, n.rdev), (md.ino(), md.dev(), md.nlink(), 0), "{what}: inode/device/links/rdev");
+    assert_eq!(
+        (n.inode, n.device, n.links, n.rdev),
+        (md.ino(), md.dev(), md.nlink(), 0),
+        "{what}: inode/device/links/rdev"
+    );
     assert_eq!(n.size, if kind == FILE { md.len() } else { 0 }, "{what}: size");
     assert_eq!(n.xattrs, xattrs_of(path), "{what}: extended attributes");
 }
@@ -951,7 +980,8 @@ fn check_metadata(n: &Node, path: &Path) {
 fn compare_dir(repo: &Repo, tree_id: &[u8; 32], dir: &Path, files_seen: &mut Vec<(PathBuf, Node)>) {
     use std::os::unix::ffi::OsStrExt;
     let nodes = repo.tree(tree_id);
-    let mut names: Vec<Vec<u8>> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+    let mut names: Vec<Vec<u8>> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
     names.sort();
     assert_eq!(nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>(), names, "names in {}", dir.display());
     for n in &nodes {
@@ -999,10 +1029,17 @@ fn spec_reader_reads_what_cairn_wrote() {
 
     // § Key files: the defaults written.
     let kh = &repo.key_header;
-    assert_eq!((kh.algorithm, kh.memory_kib, kh.iterations, kh.parallelism), (1, 65536, 3, 1), "§ Key files: default KDF parameters");
+    assert_eq!(
+        (kh.algorithm, kh.memory_kib, kh.iterations, kh.parallelism),
+        (1, 65536, 3, 1),
+        "§ Key files: default KDF parameters"
+    );
     // § Config and § Choice of chunk sizes: the defaults written.
     let c = &repo.config;
-    assert_eq!(c.chunker, ChunkerParams { min_size: 131_072, avg_size: 524_288, max_size: 2_097_152, normalization: 1 });
+    assert_eq!(
+        c.chunker,
+        ChunkerParams { min_size: 131_072, avg_size: 524_288, max_size: 2_097_152, normalization: 1 }
+    );
     assert_eq!((c.pack_size, c.compression_level), (16_777_216, 3));
 
     // § Index files: every pack is indexed with its salt, size and header entries; a backup
@@ -1018,7 +1055,11 @@ fn spec_reader_reads_what_cairn_wrote() {
             indexed_packs.insert(p.id);
         }
     }
-    assert_eq!(indexed_packs, repo.pack_headers.keys().copied().collect(), "every pack written by a completed backup is indexed");
+    assert_eq!(
+        indexed_packs,
+        repo.pack_headers.keys().copied().collect(),
+        "every pack written by a completed backup is indexed"
+    );
 
     // Every blob in every pack decrypts and verifies.
     let mut compression_seen = BTreeSet::new();
@@ -1028,11 +1069,15 @@ fn spec_reader_reads_what_cairn_wrote() {
             compression_seen.insert((e.blob_type, comp));
         }
     }
-    assert!(compression_seen.contains(&(0, 0)) && compression_seen.contains(&(0, 1)), "both stored and zstd data blobs: {compression_seen:?}");
+    assert!(
+        compression_seen.contains(&(0, 0)) && compression_seen.contains(&(0, 1)),
+        "both stored and zstd data blobs: {compression_seen:?}"
+    );
 
     // § Snapshots: `snapshots --json` lists the storage names as ids.
     assert_eq!(repo.snapshots.len(), 2);
-    let json_ids: BTreeSet<[u8; 32]> = listed.as_array().unwrap().iter().map(|s| id_from_hex(s["id"].as_str().unwrap())).collect();
+    let json_ids: BTreeSet<[u8; 32]> =
+        listed.as_array().unwrap().iter().map(|s| id_from_hex(s["id"].as_str().unwrap())).collect();
     assert_eq!(json_ids, repo.snapshots.keys().copied().collect());
     for s in listed.as_array().unwrap() {
         let snap = &repo.snapshots[&id_from_hex(s["id"].as_str().unwrap())];
@@ -1040,8 +1085,13 @@ fn spec_reader_reads_what_cairn_wrote() {
         assert_eq!(s["paths"], serde_json::json!(snap.paths));
     }
     let src_str = src.to_str().unwrap().to_string();
-    let dir_snap = repo.snapshots.values().find(|s| s.paths == vec![src_str.clone()]).expect("snapshot of the directory");
-    let stdin_snap = repo.snapshots.values().find(|s| s.paths == vec!["/data.txt".to_string()]).expect("§ Tree blobs: stdin paths = [\"/<name>\"]");
+    let dir_snap =
+        repo.snapshots.values().find(|s| s.paths == vec![src_str.clone()]).expect("snapshot of the directory");
+    let stdin_snap = repo
+        .snapshots
+        .values()
+        .find(|s| s.paths == vec!["/data.txt".to_string()])
+        .expect("§ Tree blobs: stdin paths = [\"/<name>\"]");
     for s in [dir_snap, stdin_snap] {
         assert!(s.parent.is_none() && s.tags.is_empty() && s.excludes.is_empty());
         assert_eq!(s.summary.errors, 0);
@@ -1050,10 +1100,22 @@ fn spec_reader_reads_what_cairn_wrote() {
     // Summary figures describe exactly what was added (sum over both backups).
     let all: Vec<&BlobEntry> = repo.pack_headers.values().flatten().collect();
     let sum = |f: &dyn Fn(&Summary) -> u64| repo.snapshots.values().map(|s| f(&s.summary)).sum::<u64>();
-    assert_eq!(sum(&|s| s.data_blobs), all.iter().filter(|e| e.blob_type == 0).count() as u64, "§ Snapshots: data_blobs");
-    assert_eq!(sum(&|s| s.tree_blobs), all.iter().filter(|e| e.blob_type == 1).count() as u64, "§ Snapshots: tree_blobs");
+    assert_eq!(
+        sum(&|s| s.data_blobs),
+        all.iter().filter(|e| e.blob_type == 0).count() as u64,
+        "§ Snapshots: data_blobs"
+    );
+    assert_eq!(
+        sum(&|s| s.tree_blobs),
+        all.iter().filter(|e| e.blob_type == 1).count() as u64,
+        "§ Snapshots: tree_blobs"
+    );
     assert_eq!(sum(&|s| s.data_added), all.iter().map(|e| e.raw_length as u64).sum::<u64>(), "§ Snapshots: data_added");
-    assert_eq!(sum(&|s| s.data_added_packed), all.iter().map(|e| e.length as u64).sum::<u64>(), "§ Snapshots: data_added_packed");
+    assert_eq!(
+        sum(&|s| s.data_added_packed),
+        all.iter().map(|e| e.length as u64).sum::<u64>(),
+        "§ Snapshots: data_added_packed"
+    );
 
     // § Tree blobs, "Root tree": the root mirrors the absolute path, through intermediate
     // directories carrying the real directories' metadata.
@@ -1068,7 +1130,12 @@ fn spec_reader_reads_what_cairn_wrote() {
         assert_eq!(n.name, comp.as_bytes());
         real.push(comp);
         let md = fs::symlink_metadata(&real).unwrap();
-        assert_eq!((n.kind, n.mode, n.inode, n.uid), (DIR, md.mode() & 0o7777, md.ino(), md.uid()), "intermediate {}", real.display());
+        assert_eq!(
+            (n.kind, n.mode, n.inode, n.uid),
+            (DIR, md.mode() & 0o7777, md.ino(), md.uid()),
+            "intermediate {}",
+            real.display()
+        );
         if i == comps.len() - 1 {
             check_metadata(n, &real); // the source itself: all metadata
         }

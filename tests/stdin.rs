@@ -42,7 +42,17 @@ fn stdin_from_command_stores_the_output_byte_for_byte() {
     fs::write(&file, &data).unwrap();
     let out = repo
         .cmd()
-        .args(["--json", "backup", "--stdin-from-command", "--stdin-filename", "maildb.dump", "--tag", "postgres", "--", "cat"])
+        .args([
+            "--json",
+            "backup",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "maildb.dump",
+            "--tag",
+            "postgres",
+            "--",
+            "cat",
+        ])
         .arg(&file)
         .run()
         .ok();
@@ -59,7 +69,10 @@ fn stdin_from_command_stores_the_output_byte_for_byte() {
 
     // Without --stdin-filename the name is restic's `stdin`; arguments with spaces reach the
     // command as they are (no shell).
-    repo.cmd().args(["backup", "--stdin-from-command", "--", "sh", "-c", "printf '%s|' \"$@\"", "sh", "a b", "c"]).run().ok();
+    repo.cmd()
+        .args(["backup", "--stdin-from-command", "--", "sh", "-c", "printf '%s|' \"$@\"", "sh", "a b", "c"])
+        .run()
+        .ok();
     let target = tmp.join("stdin.out");
     repo.cmd().args(["dump", "latest", "/stdin", "--target"]).arg(&target).run().ok();
     assert_eq!(fs::read(&target).unwrap(), b"a b|c|");
@@ -79,11 +92,17 @@ fn a_failing_command_leaves_no_snapshot() {
     fs::write(&big, random_bytes(3, 20 << 20)).unwrap();
     let big_then_fail = format!("cat '{}'; echo 'pg_dump: error: connection lost' >&2; exit 2", big.display());
     let cases: Vec<(Vec<&str>, &[&str])> = vec![
-        (vec!["sh", "-c", "printf data; echo 'database \"nosuchdb\" does not exist' >&2; exit 3"], &["exit code 3", "nosuchdb\" does not exist", "`sh -c 'printf data;"]),
+        (
+            vec!["sh", "-c", "printf data; echo 'database \"nosuchdb\" does not exist' >&2; exit 3"],
+            &["exit code 3", "nosuchdb\" does not exist", "`sh -c 'printf data;"],
+        ),
         (vec!["sh", "-c", "printf data; kill -9 $$"], &["killed by signal 9 (SIGKILL)"]),
         (vec!["sh", "-c", &big_then_fail], &["exit code 2", "pg_dump: error: connection lost"]),
         (vec!["false"], &["`false` failed (exit code 1)", "wrote nothing to standard error"]),
-        (vec!["/nonexistent/pg_dump", "maildb"], &["`/nonexistent/pg_dump maildb` could not be started", "No such file or directory"]),
+        (
+            vec!["/nonexistent/pg_dump", "maildb"],
+            &["`/nonexistent/pg_dump maildb` could not be started", "No such file or directory"],
+        ),
     ];
     for (command, expected) in cases {
         let out = backup_command(&repo, &["--stdin-filename", "db.dump"], &command).code(1);
@@ -185,7 +204,12 @@ fn dry_run_never_claims_a_snapshot() {
     for run in runs {
         let out = run();
         assert!(!out.stdout.contains("Added to the repository"), "{}", out.stdout);
-        assert!(!out.stdout.contains("snapshot saved") && !out.stdout.lines().any(|l| l.starts_with("snapshot ") && l.ends_with(" saved")), "{}", out.stdout);
+        assert!(
+            !out.stdout.contains("snapshot saved")
+                && !out.stdout.lines().any(|l| l.starts_with("snapshot ") && l.ends_with(" saved")),
+            "{}",
+            out.stdout
+        );
         assert!(out.stdout.contains("Would add to the repository: "), "{}", out.stdout);
         assert!(out.stdout.contains("no snapshot written (dry run)"), "{}", out.stdout);
     }
@@ -225,7 +249,10 @@ fn sigterm_stops_the_command_and_saves_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Without a terminal the command has a process group of its own, and the whole group is
     // terminated: the background sleep it started does not outlive the backup.
-    let alive = |pid: i32| fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| st.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+    let alive = |pid: i32| {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|st| st.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    };
     let gone_by = Instant::now() + Duration::from_secs(5);
     while alive(sleeper) && Instant::now() < gone_by {
         std::thread::sleep(Duration::from_millis(20));

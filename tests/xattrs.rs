@@ -99,9 +99,12 @@ fn xattrs_and_acls_are_backed_up_restored_and_listed() {
     }
     assert!(xattrs_of(&restored(&target.path, &src.join("plain.txt"))).is_empty());
     // The link's target kept only its own attributes (nothing was set through the link).
-    assert!(!xattrs_of(&restored(&target.path, &src.join("dir/file.bin"))).iter().any(|(n, _)| n == b"trusted.on_link"));
+    assert!(!xattrs_of(&restored(&target.path, &src.join("dir/file.bin")))
+        .iter()
+        .any(|(n, _)| n == b"trusted.on_link"));
     // The ACL is in force, not just stored: getfacl reads it back.
-    let acl = Command::new("getfacl").arg("-cn").arg(restored(&target.path, &src.join("dir/acl.txt"))).output().unwrap();
+    let acl =
+        Command::new("getfacl").arg("-cn").arg(restored(&target.path, &src.join("dir/acl.txt"))).output().unwrap();
     let acl = String::from_utf8_lossy(&acl.stdout);
     assert!(acl.contains("user:1234:r-x") && acl.contains("group:4321:rw-"), "getfacl: {acl}");
     assert_same_tree(&src.path, &restored(&target.path, &src.path));
@@ -116,7 +119,9 @@ fn xattrs_and_acls_are_backed_up_restored_and_listed() {
             .unwrap_or_else(|| panic!("no xattrs in {node}"))
             .iter()
             .map(|x| {
-                let b64 = |v: &serde_json::Value| base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+                let b64 = |v: &serde_json::Value| {
+                    base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap()
+                };
                 let name = match x.get("name_base64") {
                     Some(raw) => b64(raw),
                     None => x["name"].as_str().unwrap().as_bytes().to_vec(),
@@ -141,7 +146,11 @@ fn an_attribute_change_alone_is_recorded_by_the_next_backup() {
     let ls_value = |repo: &Repo| {
         let nodes = ls_json(repo);
         let node = &nodes[&file.display().to_string()];
-        node["xattrs"].as_array().map(|a| a.iter().map(|x| (x["name"].as_str().unwrap().to_string(), x["value"].as_str().unwrap().to_string())).collect::<Vec<_>>())
+        node["xattrs"].as_array().map(|a| {
+            a.iter()
+                .map(|x| (x["name"].as_str().unwrap().to_string(), x["value"].as_str().unwrap().to_string()))
+                .collect::<Vec<_>>()
+        })
     };
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -153,7 +162,8 @@ fn an_attribute_change_alone_is_recorded_by_the_next_backup() {
     repo.run([OsStr::new("backup"), src.path.as_os_str()]).ok();
     assert_eq!(ls_value(&repo), Some(vec![("user.kept".into(), b64(b"kept")), ("user.state".into(), b64(b"secnd"))]));
     // diff reports it as a metadata change.
-    let ids: Vec<String> = repo.snapshots(Vec::<&str>::new()).iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        repo.snapshots(Vec::<&str>::new()).iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
     let diff = repo.run(["diff", &ids[0], &ids[1]]).ok();
     assert!(diff.stdout.lines().any(|l| l.starts_with('U') && l.ends_with("/f.txt")), "diff:\n{}", diff.stdout);
 

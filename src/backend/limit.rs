@@ -20,7 +20,9 @@ pub(crate) struct Pace {
 impl Pace {
     /// A limit of `kib_per_sec` KiB/s; `None` for no limit (`None` or 0).
     pub(crate) fn new(kib_per_sec: Option<u64>) -> Option<Self> {
-        kib_per_sec.filter(|k| *k > 0).map(|k| Pace { bytes_per_sec: k.saturating_mul(1024), next_free: Mutex::new(Instant::now()) })
+        kib_per_sec
+            .filter(|k| *k > 0)
+            .map(|k| Pace { bytes_per_sec: k.saturating_mul(1024), next_free: Mutex::new(Instant::now()) })
     }
 
     /// Reserve `bytes` on the schedule; returns when the reservation ends (the bytes may go

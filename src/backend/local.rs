@@ -113,7 +113,11 @@ impl Backend for LocalBackend {
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
         if kind != FileKind::Config && !valid_name(name) {
-            return Err(BackendError { kind: ErrorKind::Permanent, context: format!("write {name:?}"), source: "invalid file name".into() });
+            return Err(BackendError {
+                kind: ErrorKind::Permanent,
+                context: format!("write {name:?}"),
+                source: "invalid file name".into(),
+            });
         }
         let path = self.path(kind, name);
         let dir = parent_dir(&path, &self.root)?;
@@ -144,12 +148,15 @@ impl Backend for LocalBackend {
         let direct = kind == FileKind::Pack && length >= crate::direct_io::DIRECT_READ_MIN;
         let (f, direct) = crate::direct_io::open_for_reading(&path, direct).map_err(|e| err("open", &path, e))?;
         // A short file is damage, not a missing file; other failures are the disk's.
-        crate::direct_io::read_range(&f, direct, offset, len).map_err(|e| BackendError::from_io(format!("read {length} bytes at {offset} of {}", path.display()), e))
+        crate::direct_io::read_range(&f, direct, offset, len)
+            .map_err(|e| BackendError::from_io(format!("read {length} bytes at {offset} of {}", path.display()), e))
     }
 
     fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
         let dirs: Vec<PathBuf> = match kind {
-            FileKind::Config => return Ok(if self.path(kind, "").exists() { vec![("config".into(), 0)] } else { vec![] }),
+            FileKind::Config => {
+                return Ok(if self.path(kind, "").exists() { vec![("config".into(), 0)] } else { vec![] })
+            }
             FileKind::Pack => {
                 let d = self.root.join("data");
                 let mut v = Vec::new();
@@ -207,7 +214,11 @@ impl Backend for LocalBackend {
     }
 
     fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
-        let mut dirs: Vec<PathBuf> = [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock, FileKind::Pack].iter().map(|k| self.root.join(k.dir())).collect();
+        let mut dirs: Vec<PathBuf> =
+            [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock, FileKind::Pack]
+                .iter()
+                .map(|k| self.root.join(k.dir()))
+                .collect();
         dirs.push(self.root.clone());
         let data = self.root.join(FileKind::Pack.dir());
         for e in fs::read_dir(&data).map_err(|e| err("list", &data, e))? {
@@ -286,7 +297,16 @@ impl LocalStaged {
             }
             file.finish()
         })?;
-        Ok(LocalStaged { tmp, root, kind, pending: Vec::with_capacity(STAGE_CHUNK), len: 0, to_writer: Some(to_writer), from_writer, writer: Some(writer) })
+        Ok(LocalStaged {
+            tmp,
+            root,
+            kind,
+            pending: Vec::with_capacity(STAGE_CHUNK),
+            len: 0,
+            to_writer: Some(to_writer),
+            from_writer,
+            writer: Some(writer),
+        })
     }
 
     /// Wait for the writer to write everything handed to it and sync the file.
@@ -316,7 +336,11 @@ impl StagedFile for LocalStaged {
                 let sent = self.to_writer.as_ref().is_some_and(|tx| tx.send(full).is_ok());
                 if !sent {
                     // The writer stopped: its error says why.
-                    return self.finish_writer().and(Err(err("write", &self.tmp, std::io::Error::other("the pack writer stopped"))));
+                    return self.finish_writer().and(Err(err(
+                        "write",
+                        &self.tmp,
+                        std::io::Error::other("the pack writer stopped"),
+                    )));
                 }
             }
         }
@@ -329,7 +353,11 @@ impl StagedFile for LocalStaged {
 
     fn commit(mut self: Box<Self>, name: &str) -> BackendResult<()> {
         if !valid_name(name) {
-            return Err(BackendError { kind: ErrorKind::Permanent, context: format!("commit {name:?}"), source: "invalid file name".into() });
+            return Err(BackendError {
+                kind: ErrorKind::Permanent,
+                context: format!("commit {name:?}"),
+                source: "invalid file name".into(),
+            });
         }
         let last = std::mem::take(&mut self.pending);
         if !last.is_empty() {
@@ -414,7 +442,11 @@ mod tests {
         let mut dropped = b.stage(FileKind::Pack).unwrap().unwrap();
         dropped.append(&data).unwrap();
         drop(dropped);
-        let left: Vec<_> = fs::read_dir(dir.path().join("repo/data")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX)).collect();
+        let left: Vec<_> = fs::read_dir(dir.path().join("repo/data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+            .collect();
         assert!(left.is_empty(), "an uncommitted pack was left behind");
         assert!(b.stage(FileKind::Index).unwrap().is_none(), "only packs are staged");
     }

@@ -114,7 +114,9 @@ impl BackendError {
         let kind = match e.kind() {
             K::NotFound => ErrorKind::NotFound,
             K::UnexpectedEof => ErrorKind::Corrupt,
-            K::Interrupted | K::TimedOut | K::WouldBlock | K::ConnectionReset | K::ConnectionAborted => ErrorKind::Transient,
+            K::Interrupted | K::TimedOut | K::WouldBlock | K::ConnectionReset | K::ConnectionAborted => {
+                ErrorKind::Transient
+            }
             _ => ErrorKind::Permanent,
         };
         BackendError { kind, context, source: Box::new(e) }
@@ -283,8 +285,17 @@ pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std
     Ok(match remote {
         Some(r) => match opts.options.get("retries") {
             Some(v) => {
-                let n: u32 = v.parse().ok().filter(|n| *n <= 100).ok_or_else(|| bad(format!("-o retries={v}: expected 0 to 100")))?;
-                Arc::new(retry::RetryBackend::with_policy(r, n + 1, std::time::Duration::from_millis(250), std::time::Duration::from_secs(30)))
+                let n: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| bad(format!("-o retries={v}: expected 0 to 100")))?;
+                Arc::new(retry::RetryBackend::with_policy(
+                    r,
+                    n + 1,
+                    std::time::Duration::from_millis(250),
+                    std::time::Duration::from_secs(30),
+                ))
             }
             None => Arc::new(retry::RetryBackend::new(r)),
         },

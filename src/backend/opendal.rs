@@ -58,9 +58,15 @@ impl S3Location {
         let bucket = parts.next().unwrap_or_default();
         let prefix = parts.next().unwrap_or_default().trim_matches('/');
         if host.is_empty() || bucket.is_empty() {
-            return Err(format!("{spec:?}: expected s3:HOST[:PORT]/BUCKET[/PREFIX] or s3:https://HOST[:PORT]/BUCKET[/PREFIX]"));
+            return Err(format!(
+                "{spec:?}: expected s3:HOST[:PORT]/BUCKET[/PREFIX] or s3:https://HOST[:PORT]/BUCKET[/PREFIX]"
+            ));
         }
-        Ok(S3Location { endpoint: format!("{scheme}://{host}"), bucket: bucket.to_string(), prefix: prefix.to_string() })
+        Ok(S3Location {
+            endpoint: format!("{scheme}://{host}"),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
     }
 }
 
@@ -108,7 +114,8 @@ fn summarize(e: &opendal::Error, full: &str, has_credentials: bool) -> String {
         }
         src = s.source();
     }
-    let refused = e.kind() == OErrorKind::PermissionDenied || ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"].iter().any(|c| full.contains(c));
+    let refused = e.kind() == OErrorKind::PermissionDenied
+        || ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"].iter().any(|c| full.contains(c));
     // Without credentials the signer may fail before any request is sent.
     if !has_credentials && (refused || full.contains("credential")) {
         return NO_CREDENTIALS.to_string();
@@ -126,7 +133,9 @@ fn summarize(e: &opendal::Error, full: &str, has_credentials: bool) -> String {
     }
     let deepest = deepest(e);
     let kind = match e.kind() {
-        OErrorKind::PermissionDenied => "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy)".to_string(),
+        OErrorKind::PermissionDenied => {
+            "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy)".to_string()
+        }
         OErrorKind::NotFound => "not found".to_string(),
         OErrorKind::RateLimited => "throttled by the server".to_string(),
         OErrorKind::Unexpected => "request failed".to_string(),
@@ -149,7 +158,13 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl OpendalBackend {
-    fn with_operator(op: Operator, location: String, options: &HashMap<String, String>, limits: (Option<u64>, Option<u64>), has_credentials: bool) -> Result<Self, String> {
+    fn with_operator(
+        op: Operator,
+        location: String,
+        options: &HashMap<String, String>,
+        limits: (Option<u64>, Option<u64>),
+        has_credentials: bool,
+    ) -> Result<Self, String> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -157,7 +172,9 @@ impl OpendalBackend {
             .build()
             .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
         let timeout = match options.get("timeout") {
-            Some(v) => Duration::from_secs(v.parse::<u64>().map_err(|_| format!("-o timeout={v}: expected whole seconds"))?),
+            Some(v) => {
+                Duration::from_secs(v.parse::<u64>().map_err(|_| format!("-o timeout={v}: expected whole seconds"))?)
+            }
             None => Duration::from_secs(120),
         };
         if timeout.is_zero() {
@@ -176,7 +193,11 @@ impl OpendalBackend {
     /// `s3.bucket-lookup` = `auto` (virtual-host style on amazonaws.com, path style elsewhere),
     /// `dns` or `path`; `timeout` (seconds without progress before a call fails, default 120).
     /// `limits`: upload and download limits in KiB/s (`None`: unlimited).
-    pub fn s3(loc: &S3Location, options: &HashMap<String, String>, limits: (Option<u64>, Option<u64>)) -> Result<Self, String> {
+    pub fn s3(
+        loc: &S3Location,
+        options: &HashMap<String, String>,
+        limits: (Option<u64>, Option<u64>),
+    ) -> Result<Self, String> {
         install_tls_provider();
         let region = options
             .get("s3.region")
@@ -219,16 +240,28 @@ impl OpendalBackend {
     /// Any OpenDAL service by scheme (`opendal:fs`, `opendal:gcs`...), configured entirely by
     /// `-o key=value` options as that service documents them. `limits` (KiB/s) pace the
     /// services that speak HTTP.
-    pub fn scheme(scheme: &str, options: &HashMap<String, String>, limits: (Option<u64>, Option<u64>)) -> Result<Self, String> {
+    pub fn scheme(
+        scheme: &str,
+        options: &HashMap<String, String>,
+        limits: (Option<u64>, Option<u64>),
+    ) -> Result<Self, String> {
         install_tls_provider();
-        let cfg: Vec<(String, String)> = options.iter().filter(|(k, _)| !matches!(k.as_str(), "timeout" | "connections" | "retries")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let cfg: Vec<(String, String)> = options
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "timeout" | "connections" | "retries"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let op = Operator::via_iter(scheme, cfg).map_err(|e| format!("opendal:{scheme}: {e}"))?;
         Self::with_operator(op, format!("opendal:{scheme}"), options, limits, true)
     }
 
     /// Run one OpenDAL call on the runtime; it fails when it makes no progress (no piece of
     /// a body sent or received, no answer) for the timeout, however long it runs in all.
-    fn run<T>(&self, context: impl Fn() -> String, f: impl std::future::IntoFuture<Output = opendal::Result<T>>) -> BackendResult<T> {
+    fn run<T>(
+        &self,
+        context: impl Fn() -> String,
+        f: impl std::future::IntoFuture<Output = opendal::Result<T>>,
+    ) -> BackendResult<T> {
         let progress = Progress::new();
         let outcome = self.rt.block_on(async {
             let mut call = Box::pin(transport::scoped(progress.clone(), f.into_future()));
@@ -311,7 +344,11 @@ impl Backend for OpendalBackend {
         })?;
         let data = self.run(ctx, self.op.read_with(&path).range(offset..end))?.to_vec();
         if data.len() as u64 != length {
-            return Err(BackendError { kind: ErrorKind::Corrupt, context: ctx(), source: format!("got {} bytes: the object is shorter", data.len()).into() });
+            return Err(BackendError {
+                kind: ErrorKind::Corrupt,
+                context: ctx(),
+                source: format!("got {} bytes: the object is shorter", data.len()).into(),
+            });
         }
         Ok(data)
     }
@@ -331,7 +368,8 @@ impl Backend for OpendalBackend {
             .filter(|e| e.metadata().is_file())
             .filter_map(|e| {
                 let name = e.name().trim_end_matches('/').to_string();
-                let ok = !name.starts_with(super::local::TMP_PREFIX) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                let ok = !name.starts_with(super::local::TMP_PREFIX)
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
                 ok.then(|| (name, e.metadata().content_length()))
             })
             .collect())
@@ -367,9 +405,23 @@ mod tests {
     #[test]
     fn s3_locations_as_restic_spells_them() {
         let l = S3Location::parse("s3:s3.eu-central-1.amazonaws.com/acme-backups/mail1").unwrap();
-        assert_eq!(l, S3Location { endpoint: "https://s3.eu-central-1.amazonaws.com".into(), bucket: "acme-backups".into(), prefix: "mail1".into() });
+        assert_eq!(
+            l,
+            S3Location {
+                endpoint: "https://s3.eu-central-1.amazonaws.com".into(),
+                bucket: "acme-backups".into(),
+                prefix: "mail1".into()
+            }
+        );
         let l = S3Location::parse("s3:http://127.0.0.1:9000/backups/mail1/deep/").unwrap();
-        assert_eq!(l, S3Location { endpoint: "http://127.0.0.1:9000".into(), bucket: "backups".into(), prefix: "mail1/deep".into() });
+        assert_eq!(
+            l,
+            S3Location {
+                endpoint: "http://127.0.0.1:9000".into(),
+                bucket: "backups".into(),
+                prefix: "mail1/deep".into()
+            }
+        );
         let l = S3Location::parse("s3:https://nyc3.digitaloceanspaces.com/b").unwrap();
         assert_eq!(l.prefix, "");
         assert!(S3Location::parse("s3:host-only").is_err());

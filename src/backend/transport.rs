@@ -111,7 +111,13 @@ impl Transport {
 
 /// Texts of rustls's errors (its error is boxed in an `io::Error` by the TLS stream, and may
 /// reach here only as text through the connector's error).
-const TLS_TEXTS: [&str; 5] = ["InvalidContentType", "received corrupt message", "invalid peer certificate", "HandshakeFailure", "peer is incompatible"];
+const TLS_TEXTS: [&str; 5] = [
+    "InvalidContentType",
+    "received corrupt message",
+    "invalid peer certificate",
+    "HandshakeFailure",
+    "peer is incompatible",
+];
 
 /// True when `e` (or a cause of it) is a TLS failure.
 fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
@@ -174,7 +180,9 @@ impl HttpTransport for Transport {
         let is_head = req.method() == http::Method::HEAD;
         let (parts, body) = req.into_parts();
         let url = reqwest::Url::parse(&uri.to_string()).map_err(|e| {
-            opendal::Error::new(opendal::ErrorKind::Unexpected, "request url is invalid").with_context("url", uri.to_string()).set_source(e)
+            opendal::Error::new(opendal::ErrorKind::Unexpected, "request url is invalid")
+                .with_context("url", uri.to_string())
+                .set_source(e)
         })?;
         let mut rb = self.client.request(parts.method, url).headers(parts.headers).version(parts.version);
         if !body.is_empty() {
@@ -217,13 +225,16 @@ impl HttpTransport for Transport {
             })
             .boxed();
         let body = HttpBody::new(sync_wrapper(stream), content_length);
-        hr.body(body).map_err(|e| opendal::Error::new(opendal::ErrorKind::Unexpected, "cannot build the response").set_source(e))
+        hr.body(body)
+            .map_err(|e| opendal::Error::new(opendal::ErrorKind::Unexpected, "cannot build the response").set_source(e))
     }
 }
 
 /// `HttpBody` wants a `Sync` stream; a boxed stream is polled through `&mut` only, so a mutex
 /// that is never contended makes it `Sync`.
-fn sync_wrapper<S: futures::Stream + Send + Unpin + 'static>(s: S) -> impl futures::Stream<Item = S::Item> + Send + Sync + Unpin + 'static {
+fn sync_wrapper<S: futures::Stream + Send + Unpin + 'static>(
+    s: S,
+) -> impl futures::Stream<Item = S::Item> + Send + Sync + Unpin + 'static {
     let cell = std::sync::Mutex::new(s);
     futures::stream::poll_fn(move |cx| match cell.lock() {
         Ok(mut s) => s.poll_next_unpin(cx),
@@ -270,7 +281,10 @@ impl http_body::Body for PacedBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         if let Some((_, sleep)) = &mut self.waiting {
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;

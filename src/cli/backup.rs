@@ -82,12 +82,9 @@ fn compression_level(s: &str) -> Result<Option<i32>, Error> {
         "off" => Ok(Some(0)),
         "fastest" => Ok(Some(1)),
         "max" => Ok(Some(19)),
-        n => n
-            .parse::<i32>()
-            .ok()
-            .filter(|l| (1..=22).contains(l))
-            .map(Some)
-            .ok_or_else(|| Error::InvalidInput(format!("--compression {n:?}: expected auto, off, fastest, max or a level 1 to 22"))),
+        n => n.parse::<i32>().ok().filter(|l| (1..=22).contains(l)).map(Some).ok_or_else(|| {
+            Error::InvalidInput(format!("--compression {n:?}: expected auto, off, fastest, max or a level 1 to 22"))
+        }),
     }
 }
 
@@ -95,7 +92,9 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
     let t = chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).or_else(|_| {
         chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
             .map_err(|e| e.to_string())
-            .and_then(|n| n.and_local_timezone(chrono::Local).single().ok_or_else(|| "ambiguous local time".to_string()))
+            .and_then(|n| {
+                n.and_local_timezone(chrono::Local).single().ok_or_else(|| "ambiguous local time".to_string())
+            })
             .map(|t| t.with_timezone(&chrono::Utc))
     });
     let t = t.map_err(|e| Error::InvalidInput(format!("--time {s:?}: {e}")))?;
@@ -105,7 +104,10 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
 /// Run a backup and print its summary.
 pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     if a.stdin_from_command && a.paths.is_empty() {
-        return Err(Error::InvalidInput("--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]".into()));
+        return Err(Error::InvalidInput(
+            "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]"
+                .into(),
+        ));
     }
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
@@ -116,7 +118,11 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     cairn::snapshot::validate_labels(a.host.as_deref().unwrap_or(""), &tags)
         .map_err(|e| Error::InvalidInput(format!("--host/--tag: {e}")))?;
     let repo = g.open()?;
-    let lock = if a.dry_run { g.lock(&repo, cairn::lock::LockKind::Shared, "backup")? } else { g.lock_to_add(&repo, "backup")? };
+    let lock = if a.dry_run {
+        g.lock(&repo, cairn::lock::LockKind::Shared, "backup")?
+    } else {
+        g.lock_to_add(&repo, "backup")?
+    };
     let parent = if a.force {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
@@ -139,7 +145,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         lock,
     };
     if !a.stdin && a.paths.is_empty() {
-        return Err(Error::InvalidInput("nothing to back up: give at least one path, --stdin or --stdin-from-command".into()));
+        return Err(Error::InvalidInput(
+            "nothing to back up: give at least one path, --stdin or --stdin-from-command".into(),
+        ));
     }
     let mut index = repo.load_index()?;
     if !a.dry_run {
@@ -168,11 +176,16 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         None
     };
     // Where a regular file on stdin starts being read (0 unless the caller consumed some).
-    let start = nix::unistd::lseek(0, 0, nix::unistd::Whence::SeekCur).ok().and_then(|o| u64::try_from(o).ok()).unwrap_or(0);
+    let start =
+        nix::unistd::lseek(0, 0, nix::unistd::Whence::SeekCur).ok().and_then(|o| u64::try_from(o).ok()).unwrap_or(0);
     // A regular file on stdin is read past the page cache (cairn::direct_io) in 8 MiB
     // requests; a pipe, or a file system without O_DIRECT, through the kernel's read-ahead.
     let stdin = std::io::stdin();
-    let mut direct = if a.stdin { cairn::direct_io::DirectReader::reopen(std::os::fd::AsFd::as_fd(&stdin), start, 8 << 20) } else { None };
+    let mut direct = if a.stdin {
+        cairn::direct_io::DirectReader::reopen(std::os::fd::AsFd::as_fd(&stdin), start, 8 << 20)
+    } else {
+        None
+    };
     let mut plain = ReadAhead { inner: std::io::stdin(), pos: start, advised: start };
     let origin = match &command {
         Some(c) => format!("the output of {}", c.command()),
@@ -252,7 +265,10 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     if r.errors.is_empty() {
         Ok(EXIT_OK)
     } else {
-        eprintln!("cairn: {} file(s) or directories could not be read; the snapshot was saved without them", r.errors.len());
+        eprintln!(
+            "cairn: {} file(s) or directories could not be read; the snapshot was saved without them",
+            r.errors.len()
+        );
         Ok(EXIT_PARTIAL)
     }
 }

@@ -107,7 +107,12 @@ fn print_report(r: &CheckReport, quiet: bool) {
         let snaps: std::collections::BTreeSet<_> = r.affected.iter().map(|a| a.snapshot).collect();
         out(&format!("the damage affects {} path(s) in {} snapshot(s):", r.affected.len(), snaps.len()));
         for a in &r.affected {
-            out(&format!("  snapshot {} ({}): {}", a.snapshot.short(), a.time.to_utc().format("%Y-%m-%d %H:%M:%S UTC"), a.path));
+            out(&format!(
+                "  snapshot {} ({}): {}",
+                a.snapshot.short(),
+                a.time.to_utc().format("%Y-%m-%d %H:%M:%S UTC"),
+                a.path
+            ));
         }
     }
     let errors = r.errors();
@@ -119,7 +124,10 @@ fn print_report(r: &CheckReport, quiet: bool) {
             ));
         }
     } else {
-        out(&format!("{errors} error(s) found in {} index files, {} packs, {} snapshots", r.index_files, r.packs, r.snapshots));
+        out(&format!(
+            "{errors} error(s) found in {} index files, {} packs, {} snapshots",
+            r.index_files, r.packs, r.snapshots
+        ));
     }
 }
 
@@ -132,10 +140,14 @@ fn problem_json(p: &Problem) -> Value {
         "blobs": p.damaged_blobs().iter().map(|b| b.to_hex()).collect::<Vec<_>>(),
     });
     let extra = match p {
-        Problem::IndexDamaged { index, .. } | Problem::PackIndexMismatch { index, .. } => Some(("index", index.clone())),
+        Problem::IndexDamaged { index, .. } | Problem::PackIndexMismatch { index, .. } => {
+            Some(("index", index.clone()))
+        }
         Problem::SnapshotDamaged { snapshot, .. } => Some(("snapshot", snapshot.clone())),
         Problem::TreeDamaged { tree, .. } => Some(("tree", tree.to_hex())),
-        Problem::BlobNotIndexed { tree: Some(tree), .. } | Problem::NodeInvalid { tree, .. } => Some(("tree", tree.to_hex())),
+        Problem::BlobNotIndexed { tree: Some(tree), .. } | Problem::NodeInvalid { tree, .. } => {
+            Some(("tree", tree.to_hex()))
+        }
         _ => None,
     };
     if let (Some((k, val)), Some(obj)) = (extra, v.as_object_mut()) {

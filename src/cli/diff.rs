@@ -47,7 +47,14 @@ pub fn run(g: &GlobalOpts, a: &DiffArgs) -> Result<u8, Error> {
         };
         let (id, s) = repo.find_snapshot(snap, &Default::default())?;
         let loc = walker::resolve(&repo, &index, &s.tree, path.unwrap_or("/"))?;
-        let tree = loc.tree().ok_or_else(|| Error::InvalidInput(format!("{}: {} in snapshot {} is not a directory", spec, loc.path().display(), id.short())))?;
+        let tree = loc.tree().ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "{}: {} in snapshot {} is not a directory",
+                spec,
+                loc.path().display(),
+                id.short()
+            ))
+        })?;
         Ok((id, tree))
     };
     let (id1, t1) = side(&a.first)?;

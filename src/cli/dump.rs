@@ -70,7 +70,8 @@ fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
     let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "dump")?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
     let index = repo.load_index()?;
-    let loc = walker::resolve(&repo, &index, &snap.tree, &a.path).map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;
+    let loc = walker::resolve(&repo, &index, &snap.tree, &a.path)
+        .map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;
     let format = match (a.archive, &loc) {
         (Some(Archive::Tar), _) => Some(ArchiveFormat::Tar),
         (Some(Archive::Zip), _) => Some(ArchiveFormat::Zip),
@@ -99,7 +100,8 @@ fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
             Some(ArchiveFormat::Zip) => {
                 if a.target.is_some() {
                     // A file can seek: sizes go into the local headers, no data descriptors.
-                    let (w, report) = dump::write_zip(&repo, &index, fetcher, &loc, zip::ZipWriter::new(out), &out_name)?;
+                    let (w, report) =
+                        dump::write_zip(&repo, &index, fetcher, &loc, zip::ZipWriter::new(out), &out_name)?;
                     w.sync_all().map_err(|e| Error::io(&out_name, e))?;
                     Ok(report)
                 } else {

@@ -172,7 +172,8 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
             }
         }
         let mut removed_json: Vec<Value> = remove.iter().map(|(i, s)| snapshot_json(i, s)).collect();
-        removed_json.extend(damaged.iter().map(|i| json!({ "id": i.to_hex(), "short_id": i.short(), "damaged": true })));
+        removed_json
+            .extend(damaged.iter().map(|i| json!({ "id": i.to_hex(), "short_id": i.short(), "damaged": true })));
         json_groups.push(json!({
             "host": "", "paths": null, "tags": null, "keep": [],
             "remove": removed_json,
@@ -238,7 +239,13 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         }
     }
     if args.prune && !(remove.is_empty() && damaged.is_empty()) {
-        return super::prune::run_locked(g, &repo, lock.as_ref(), args.max_unused.as_deref().unwrap_or("5%"), args.dry_run);
+        return super::prune::run_locked(
+            g,
+            &repo,
+            lock.as_ref(),
+            args.max_unused.as_deref().unwrap_or("5%"),
+            args.dry_run,
+        );
     }
     Ok(EXIT_OK)
 }
@@ -253,7 +260,14 @@ fn group_json(key: &GroupKey, decisions: &[Decision]) -> Value {
         .map(|d| {
             let c = d.counters;
             let mut counters = serde_json::Map::new();
-            for (name, v) in [("last", c.last), ("hourly", c.hourly), ("daily", c.daily), ("weekly", c.weekly), ("monthly", c.monthly), ("yearly", c.yearly)] {
+            for (name, v) in [
+                ("last", c.last),
+                ("hourly", c.hourly),
+                ("daily", c.daily),
+                ("weekly", c.weekly),
+                ("monthly", c.monthly),
+                ("yearly", c.yearly),
+            ] {
                 if v != 0 {
                     counters.insert(name.into(), v.into());
                 }

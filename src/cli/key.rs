@@ -125,10 +125,14 @@ fn resolve(repo: &cairn::Repository, spec: &str) -> Result<KeyId, Error> {
     if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::InvalidInput(format!("{spec:?} is not a key id")));
     }
-    let matches: Vec<KeyId> = repo.list_keys()?.into_iter().map(|(id, _)| id).filter(|id| id.to_hex().starts_with(&spec)).collect();
+    let matches: Vec<KeyId> =
+        repo.list_keys()?.into_iter().map(|(id, _)| id).filter(|id| id.to_hex().starts_with(&spec)).collect();
     match matches.as_slice() {
         [id] => Ok(*id),
         [] => Err(Error::InvalidInput(format!("no key file matches {spec:?}; see `cairn key list`"))),
-        _ => Err(Error::InvalidInput(format!("key id prefix {spec:?} matches {} keys; give more characters", matches.len()))),
+        _ => Err(Error::InvalidInput(format!(
+            "key id prefix {spec:?} matches {} keys; give more characters",
+            matches.len()
+        ))),
     }
 }

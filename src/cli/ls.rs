@@ -40,7 +40,11 @@ pub struct LsArgs {
 pub fn long_line(path: &Path, node: &Node) -> String {
     let user = if node.user.is_empty() { node.uid.to_string() } else { node.user.clone() };
     let group = if node.group.is_empty() { node.gid.to_string() } else { node.group.clone() };
-    let target = if node.kind == NodeKind::Symlink { format!(" -> {}", String::from_utf8_lossy(&node.symlink_target)) } else { String::new() };
+    let target = if node.kind == NodeKind::Symlink {
+        format!(" -> {}", String::from_utf8_lossy(&node.symlink_target))
+    } else {
+        String::new()
+    };
     format!(
         "{} {:>5} {:>5} {:>6} {} {}{}",
         walker::mode_string(node.kind, node.mode),
@@ -114,7 +118,13 @@ pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
     let targets: Vec<Located> = if a.dirs.is_empty() {
         vec![Located::Root { tree: snap.tree }]
     } else {
-        a.dirs.iter().map(|p| walker::resolve(&repo, &index, &snap.tree, p).map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))).collect::<Result<_, _>>()?
+        a.dirs
+            .iter()
+            .map(|p| {
+                walker::resolve(&repo, &index, &snap.tree, p)
+                    .map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))
+            })
+            .collect::<Result<_, _>>()?
     };
     if g.json {
         let mut s = super::snapshots::snapshot_json(&id, &snap);

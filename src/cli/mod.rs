@@ -1,11 +1,11 @@
 //! Command-line interface: restic's verbs, flags, environment variables and exit codes.
 
 mod backup;
-mod forget;
 mod check;
 mod diff;
 mod dump;
 mod find;
+mod forget;
 mod init;
 mod key;
 mod ls;
@@ -86,7 +86,15 @@ pub struct GlobalOpts {
     /// Repository location: a local path (/srv/backup/repo), s3:HOST[:PORT]/BUCKET[/PREFIX]
     /// (https), s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX], or opendal:SCHEME configured by -o
     /// options (e.g. opendal:fs -o root=/srv/repo)
-    #[arg(short = 'r', long = "repo", env = "CAIRN_REPOSITORY", global = true, value_name = "REPO", default_value = "", hide_default_value = true)]
+    #[arg(
+        short = 'r',
+        long = "repo",
+        env = "CAIRN_REPOSITORY",
+        global = true,
+        value_name = "REPO",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub repo: String,
     /// Read the repository password from this file (first line)
     #[arg(long, env = "CAIRN_PASSWORD_FILE", global = true, value_name = "FILE")]
@@ -171,9 +179,14 @@ impl GlobalOpts {
 
     /// The `-o KEY=VALUE` options and bandwidth limits.
     fn backend_options(&self) -> Result<cairn::backend::BackendOptions, Error> {
-        let mut opts = cairn::backend::BackendOptions { limit_upload: self.limit_upload, limit_download: self.limit_download, ..Default::default() };
+        let mut opts = cairn::backend::BackendOptions {
+            limit_upload: self.limit_upload,
+            limit_download: self.limit_download,
+            ..Default::default()
+        };
         for o in &self.options {
-            let (k, v) = o.split_once('=').ok_or_else(|| Error::InvalidInput(format!("-o {o:?}: expected KEY=VALUE")))?;
+            let (k, v) =
+                o.split_once('=').ok_or_else(|| Error::InvalidInput(format!("-o {o:?}: expected KEY=VALUE")))?;
             opts.options.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(opts)
@@ -206,7 +219,11 @@ impl GlobalOpts {
     /// S3 default) and 1 for local disks (a local write is far faster than the packs fill).
     pub fn connections(&self) -> Result<usize, Error> {
         if let Some(v) = self.backend_options()?.options.get("connections") {
-            return v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)).ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
+            return v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
         }
         Ok(if cairn::backend::is_remote(&self.repo) { 5 } else { 1 })
     }
@@ -224,7 +241,12 @@ impl GlobalOpts {
     /// skipped under `--no-lock`; an exclusive one (a command that deletes) is refused under it.
     /// Errors: [`Error::Locked`] (exit code 11); [`Error::InvalidInput`] for `--no-lock` with an
     /// exclusive lock.
-    pub fn lock(&self, repo: &cairn::Repository, kind: cairn::lock::LockKind, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
+    pub fn lock(
+        &self,
+        repo: &cairn::Repository,
+        kind: cairn::lock::LockKind,
+        command: &str,
+    ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
         if self.no_lock {
             if kind == cairn::lock::LockKind::Shared {
                 return Ok(None);
@@ -237,14 +259,23 @@ impl GlobalOpts {
     /// Take the shared lock of a command that adds to `repo` (backup, key add): never skipped,
     /// since a snapshot written beside a prune could name packs the prune deletes.
     /// Errors: as [`GlobalOpts::lock`]; [`Error::InvalidInput`] under `--no-lock`.
-    pub fn lock_to_add(&self, repo: &cairn::Repository, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
+    pub fn lock_to_add(
+        &self,
+        repo: &cairn::Repository,
+        command: &str,
+    ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
         if self.no_lock {
             return Err(no_lock_refused(command));
         }
         self.take_lock(repo, cairn::lock::LockKind::Shared, command)
     }
 
-    fn take_lock(&self, repo: &cairn::Repository, kind: cairn::lock::LockKind, command: &str) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
+    fn take_lock(
+        &self,
+        repo: &cairn::Repository,
+        kind: cairn::lock::LockKind,
+        command: &str,
+    ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
         let lock = Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?);
         HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(&lock));
         Ok(Some(lock))
@@ -455,13 +486,23 @@ pub struct FilterArgs {
 impl FilterArgs {
     /// As the library's filter.
     pub fn filter(&self) -> cairn::snapshot::SnapshotFilter {
-        cairn::snapshot::SnapshotFilter { hosts: self.hosts.clone(), tags: self.tags.clone(), paths: self.paths.clone() }
+        cairn::snapshot::SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self.tags.clone(),
+            paths: self.paths.clone(),
+        }
     }
 
     /// `e`, a path not found in the snapshot `spec` chose, with the snapshot named (id, host,
     /// paths, time) and, for `latest` without filters, how to pick the snapshot that holds
     /// the path. Other errors are returned as they are.
-    pub fn explain_missing_path(&self, e: Error, spec: &str, id: &cairn::id::SnapshotId, snap: &cairn::snapshot::Snapshot) -> Error {
+    pub fn explain_missing_path(
+        &self,
+        e: Error,
+        spec: &str,
+        id: &cairn::id::SnapshotId,
+        snap: &cairn::snapshot::Snapshot,
+    ) -> Error {
         let Error::InvalidInput(msg) = e else { return e };
         let mut msg = format!(
             "{msg} (snapshot {}, chosen as {spec:?}: host {}, paths {}, taken {})",

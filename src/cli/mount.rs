@@ -36,7 +36,10 @@ pub struct MountArgs {
 pub fn run(g: &GlobalOpts, a: &MountArgs) -> Result<u8, Error> {
     // A missing mountpoint is reported before a password is asked for.
     if !a.mountpoint.is_dir() {
-        return Err(Error::InvalidInput(format!("mountpoint {} does not exist or is not a directory; create it first", a.mountpoint.display())));
+        return Err(Error::InvalidInput(format!(
+            "mountpoint {} does not exist or is not a directory; create it first",
+            a.mountpoint.display()
+        )));
     }
     let repo = g.open()?;
     // Held (and refreshed) while mounted: a prune cannot delete what the mount shows.
@@ -57,10 +60,17 @@ pub fn run(g: &GlobalOpts, a: &MountArgs) -> Result<u8, Error> {
         std::thread::sleep(Duration::from_millis(100));
     }
     if cairn::fuse::unmount(session, &a.mountpoint)? {
-        eprintln!("cairn: {} was busy: detached it lazily; programs still using it get errors from now on", a.mountpoint.display());
+        eprintln!(
+            "cairn: {} was busy: detached it lazily; programs still using it get errors from now on",
+            a.mountpoint.display()
+        );
     }
     if g.verbose > 0 {
-        eprintln!("fetched {} bytes in {} blobs", stats.bytes.load(Ordering::Relaxed), stats.blobs.load(Ordering::Relaxed));
+        eprintln!(
+            "fetched {} bytes in {} blobs",
+            stats.bytes.load(Ordering::Relaxed),
+            stats.blobs.load(Ordering::Relaxed)
+        );
     }
     Ok(EXIT_OK)
 }

@@ -15,7 +15,8 @@ fn first_line(s: &str) -> &str {
 /// The first line of the password file at `path` (`what` names it in the error).
 fn read_password_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<String>, Error> {
     let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| Error::NoPassword(format!("cannot read the {what} {}: {e}", path.display())))?,
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::NoPassword(format!("cannot read the {what} {}: {e}", path.display())))?,
     );
     Ok(Zeroizing::new(first_line(&text).to_string()))
 }

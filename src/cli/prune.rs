@@ -32,7 +32,13 @@ pub fn run(g: &GlobalOpts, a: &PruneArgs) -> Result<u8, Error> {
 }
 
 /// Prune `repo` under an exclusive lock the caller holds (also used by `forget --prune`).
-pub fn run_locked(g: &GlobalOpts, repo: &Repository, lock: Option<&Arc<RepoLock>>, max_unused: &str, dry_run: bool) -> Result<u8, Error> {
+pub fn run_locked(
+    g: &GlobalOpts,
+    repo: &Repository,
+    lock: Option<&Arc<RepoLock>>,
+    max_unused: &str,
+    dry_run: bool,
+) -> Result<u8, Error> {
     let opts = PruneOptions { max_unused: MaxUnused::parse(max_unused)?, dry_run };
     let check = || lock.map_or(Ok(()), |l| l.check());
     let verbose = !g.quiet && !g.json;
@@ -62,11 +68,24 @@ fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
     let would = if dry_run { "would " } else { "" };
     out(&format!("{} snapshots, {} blobs in use ({})", r.snapshots, r.used_blobs, human_bytes(r.used_bytes)));
     out(&format!("unused: {} blobs ({})", r.unused_blobs, human_bytes(r.unused_bytes)));
-    out(&format!("{would}delete {} packs with nothing in use and {} packs in no index", r.packs_deleted, r.packs_unindexed_deleted));
-    out(&format!("{would}repack {} packs: {} blobs ({}) into {} new packs", r.packs_repacked, r.blobs_repacked, human_bytes(r.bytes_repacked), r.packs_written));
+    out(&format!(
+        "{would}delete {} packs with nothing in use and {} packs in no index",
+        r.packs_deleted, r.packs_unindexed_deleted
+    ));
+    out(&format!(
+        "{would}repack {} packs: {} blobs ({}) into {} new packs",
+        r.packs_repacked,
+        r.blobs_repacked,
+        human_bytes(r.bytes_repacked),
+        r.packs_written
+    ));
     out(&format!("unused data left in kept packs: {}", human_bytes(r.unused_bytes_kept)));
     if r.temporaries_removed > 0 {
-        out(&format!("removed {} temporary files left by killed writers ({})", r.temporaries_removed, human_bytes(r.temporary_bytes_removed)));
+        out(&format!(
+            "removed {} temporary files left by killed writers ({})",
+            r.temporaries_removed,
+            human_bytes(r.temporary_bytes_removed)
+        ));
     }
     out(&format!(
         "packs: {} ({}) before, {} ({}) {}",

@@ -18,7 +18,8 @@ pub struct SnapshotsArgs {
 
 /// The summary's fields as JSON (times RFC 3339, duration in seconds).
 pub fn summary_json(s: &Summary, tz: i32) -> Value {
-    let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64 + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
+    let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64
+        + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
     json!({
         "backup_start": rfc3339(s.backup_start, Some(tz)),
         "backup_end": rfc3339(s.backup_end, Some(tz)),

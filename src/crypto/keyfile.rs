@@ -146,7 +146,10 @@ pub fn unwrap(data: &[u8], password: &[u8], what: &str) -> Result<Unwrapped> {
     let (header, ct_start) = parse_header(data, what)?;
     let ct = &data[ct_start..];
     if ct.len() != MASTER_KEY_LEN + TAG_LEN {
-        return Err(Error::corrupt(what, format!("wrapped key is {} bytes, expected {}", ct.len(), MASTER_KEY_LEN + TAG_LEN)));
+        return Err(Error::corrupt(
+            what,
+            format!("wrapped key is {} bytes, expected {}", ct.len(), MASTER_KEY_LEN + TAG_LEN),
+        ));
     }
     let wrapping = header.kdf.derive(password, &header.salt, what)?;
     let cipher = Aes256Gcm::new_from_slice(&wrapping[..]).map_err(|_| Error::corrupt(what, "bad key length"))?;

@@ -14,7 +14,6 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-
 use crate::error::{Error, Result};
 use crate::format::{Magic, PREFIX_LEN};
 use crate::id::BlobId;
@@ -149,9 +148,9 @@ impl FileKey {
     /// Errors: [`Error::InvalidInput`] for a plaintext over AES-GCM's 64 GiB message limit.
     pub fn seal(&self, position: u64, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let n = nonce(position);
-        self.cipher
-            .encrypt(Nonce::from_slice(&n), Payload { msg: plaintext, aad })
-            .map_err(|_| Error::InvalidInput(format!("cannot encrypt {} bytes (over the AES-GCM message limit)", plaintext.len())))
+        self.cipher.encrypt(Nonce::from_slice(&n), Payload { msg: plaintext, aad }).map_err(|_| {
+            Error::InvalidInput(format!("cannot encrypt {} bytes (over the AES-GCM message limit)", plaintext.len()))
+        })
     }
 
     /// Encrypt `buf` in place at nonce position `position`; returns the 16-byte tag to append.

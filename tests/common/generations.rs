@@ -65,7 +65,10 @@ pub fn generations(repo: &Repo) -> Generations {
             let _ = fs::remove_file(src.join(format!("gen{}.bin", gen - 1)));
         }
         for i in 0..40u64 {
-            write(src.join(format!("keep/small{i:02}.txt")), random_bytes(1000 + i + gen * (i % 3), 20_000 + i as usize * 100));
+            write(
+                src.join(format!("keep/small{i:02}.txt")),
+                random_bytes(1000 + i + gen * (i % 3), 20_000 + i as usize * 100),
+            );
         }
         let summary = repo.backup_json([src.as_os_str()]);
         let copy = tmp.join(format!("copy{gen}"));
@@ -74,4 +77,3 @@ pub fn generations(repo: &Repo) -> Generations {
     }
     Generations { _tmp: tmp, src, snaps }
 }
-

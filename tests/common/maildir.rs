@@ -52,7 +52,8 @@ pub fn generate(base: &Path, n: usize) -> (usize, u64) {
             // The first two messages of a folder go to new/ and cur/: make both.
             std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         }
-        let mut body = format!("From: user{from}@example.org\nTo: user{user}@example.com\nSubject: message {i}\n\n").into_bytes();
+        let mut body =
+            format!("From: user{from}@example.org\nTo: user{user}@example.com\nSubject: message {i}\n\n").into_bytes();
         let rest = size.saturating_sub(body.len());
         body.extend_from_slice(&text[at..at + rest]);
         let mut f = std::fs::File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -47,20 +47,29 @@ pub struct Output {
 impl Output {
     /// Panic with the whole output unless the exit code is 0.
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed: {}\nstdout:\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed: {}\nstdout:\n{}\nstderr:\n{}",
+            self.cmdline, self.stdout, self.stderr
+        );
         self
     }
 
     /// Panic with the whole output unless the exit code is `code`.
     pub fn code(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code of {}\nstdout:\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code of {}\nstdout:\n{}\nstderr:\n{}",
+            self.cmdline, self.stdout, self.stderr
+        );
         self
     }
 
     /// Standard output parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim())
-            .unwrap_or_else(|e| panic!("stdout of {} is not JSON ({e}):\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!("stdout of {} is not JSON ({e}):\n{}\nstderr:\n{}", self.cmdline, self.stdout, self.stderr)
+        })
     }
 }
 
@@ -187,7 +196,8 @@ impl Cmd {
         }
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
         let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
-        let code = status.code().unwrap_or_else(|| panic!("{cmdline} was killed by a signal ({status:?})\nstderr:\n{stderr}"));
+        let code =
+            status.code().unwrap_or_else(|| panic!("{cmdline} was killed by a signal ({status:?})\nstderr:\n{stderr}"));
         Output { cmdline, code, stdout, stderr, peak_rss_kib }
     }
 }
@@ -196,7 +206,11 @@ impl Cmd {
 fn vm_hwm_kib(status_file: &str) -> u64 {
     fs::read_to_string(status_file)
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
         .unwrap_or(0)
 }
 
@@ -401,7 +415,8 @@ pub fn deep_tree(root: &Path, levels: usize) -> PathBuf {
         write(dir.join("f"), format!("level {level}\n"));
         if level < levels {
             dir.push("a");
-            fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir at level {level} ({} bytes): {e}", dir.as_os_str().len()));
+            fs::create_dir(&dir)
+                .unwrap_or_else(|e| panic!("mkdir at level {level} ({} bytes): {e}", dir.as_os_str().len()));
         }
     }
     dir
@@ -491,33 +506,40 @@ pub fn is_hex(s: &str, n: usize) -> bool {
 /// into `target/tmp/corpus` once. Panics with instructions when neither is there.
 pub fn linux_corpus() -> PathBuf {
     static CORPUS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    CORPUS.get_or_init(|| {
-        let has = |d: &Path| ["6.1", "6.12"].iter().all(|v| d.join(format!("linux-source-{v}/Makefile")).is_file());
-        let bench = std::env::var_os("CAIRN_BENCH_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/tmp/cairn-bench"));
-        if has(&bench) {
-            return bench;
-        }
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus");
-        for v in ["6.1", "6.12"] {
-            let tree = dir.join(format!("linux-source-{v}"));
-            if tree.join("Makefile").is_file() {
-                continue;
+    CORPUS
+        .get_or_init(|| {
+            let has = |d: &Path| ["6.1", "6.12"].iter().all(|v| d.join(format!("linux-source-{v}/Makefile")).is_file());
+            let bench = std::env::var_os("CAIRN_BENCH_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/var/tmp/cairn-bench"));
+            if has(&bench) {
+                return bench;
             }
-            let xz = PathBuf::from(format!("/usr/src/linux-source-{v}.tar.xz"));
-            assert!(xz.is_file(), "{} is missing: install Debian's linux-source-6.1 and linux-source-6.12 packages (.ci/run does)", xz.display());
-            // Unpack beside the final place, then rename: an interrupted run leaves no half tree.
-            let part = dir.join(format!(".part-{v}"));
-            let _ = fs::remove_dir_all(&part);
-            fs::create_dir_all(&part).expect("create corpus dir");
-            let st = Command::new("tar").arg("-C").arg(&part).arg("-xf").arg(&xz).status().expect("run tar");
-            assert!(st.success(), "tar -xf {} failed", xz.display());
-            let _ = fs::remove_dir_all(&tree);
-            fs::rename(part.join(format!("linux-source-{v}")), &tree).expect("move unpacked tree");
-            let _ = fs::remove_dir_all(&part);
-        }
-        dir
-    })
-    .clone()
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("corpus");
+            for v in ["6.1", "6.12"] {
+                let tree = dir.join(format!("linux-source-{v}"));
+                if tree.join("Makefile").is_file() {
+                    continue;
+                }
+                let xz = PathBuf::from(format!("/usr/src/linux-source-{v}.tar.xz"));
+                assert!(
+                    xz.is_file(),
+                    "{} is missing: install Debian's linux-source-6.1 and linux-source-6.12 packages (.ci/run does)",
+                    xz.display()
+                );
+                // Unpack beside the final place, then rename: an interrupted run leaves no half tree.
+                let part = dir.join(format!(".part-{v}"));
+                let _ = fs::remove_dir_all(&part);
+                fs::create_dir_all(&part).expect("create corpus dir");
+                let st = Command::new("tar").arg("-C").arg(&part).arg("-xf").arg(&xz).status().expect("run tar");
+                assert!(st.success(), "tar -xf {} failed", xz.display());
+                let _ = fs::remove_dir_all(&tree);
+                fs::rename(part.join(format!("linux-source-{v}")), &tree).expect("move unpacked tree");
+                let _ = fs::remove_dir_all(&part);
+            }
+            dir
+        })
+        .clone()
 }
 
 /// Assert that the tree restored at `dst` has exactly the entries of `src`, each with the same
@@ -553,7 +575,8 @@ pub fn assert_same_tree(src: &Path, dst: &Path) {
 /// The repository's largest data blob, through the library's index reader: (its pack's hex
 /// id, its header entry). Panics when the repository has none.
 pub fn largest_data_blob(repo: &Repo) -> (String, cairn::pack::BlobEntry) {
-    let backend: std::sync::Arc<dyn cairn::backend::Backend> = std::sync::Arc::new(cairn::backend::local::LocalBackend::new(&repo.path));
+    let backend: std::sync::Arc<dyn cairn::backend::Backend> =
+        std::sync::Arc::new(cairn::backend::local::LocalBackend::new(&repo.path));
     let r = cairn::repository::Repository::open(backend, PASSWORD.as_bytes()).expect("open the repository");
     r.index_files()
         .expect("read the index files")
