@@ -82,9 +82,23 @@ pub enum Error {
         count: usize,
     },
 
-    /// The user asked for something impossible or malformed.
+    /// The user asked for something impossible or malformed (a bad pattern, option value or
+    /// snapshot filter). Superseded by [`Error::Usage`], [`Error::Refused`] and
+    /// [`Error::Internal`]; kept while the last uses move.
     #[error("{0}")]
     InvalidInput(String),
+
+    /// The request is malformed or contradicts itself (a bad pattern, an option value out of
+    /// range, two settings that exclude each other). The text names the setting by what it
+    /// means, not by a command-line flag: the CLI knows its flags, the library does not.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A well-formed request the library declines because carrying it out would be unsafe or
+    /// would lose data (prune with too much unreferenced data to decide safely, removing the key
+    /// in use). The text says why and what would make it safe.
+    #[error("{0}")]
+    Refused(String),
 
     /// An invariant of cairn's own code did not hold (a bug, never bad input): the operation
     /// stops rather than store or return wrong data. The text says which invariant.
@@ -117,7 +131,80 @@ fn failed_sources(failed: &[(PathBuf, String)]) -> String {
     failed.iter().map(|(p, why)| format!("{}: {why}", p.display())).collect::<Vec<_>>().join("; ")
 }
 
+/// The class of an [`Error`], for a caller that acts on failures rather than prints them (the
+/// CLI maps each to an exit code; a scheduler retries [`Kind::Transient`] only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Malformed or contradictory request ([`Error::Usage`], [`Error::InvalidInput`]), or no
+    /// password given ([`Error::NoPassword`]).
+    Usage,
+    /// Declined as unsafe ([`Error::Refused`], [`Error::RepositoryExists`]).
+    Refused,
+    /// No repository at the location.
+    NoRepository,
+    /// No such snapshot, or a storage file missing where no damage is implied.
+    NotFound,
+    /// No key file opens with the password.
+    WrongPassword,
+    /// Another process holds a conflicting lock, or this process lost its own.
+    Locked,
+    /// Stored data failed verification.
+    Corrupt,
+    /// The storage could not be reached or kept failing: retrying later may succeed.
+    Transient,
+    /// The storage refused the request (credentials, permissions, no such bucket).
+    Permanent,
+    /// A local file could not be read or written.
+    Io,
+    /// A source of a backup failed (its command, an empty stream, no readable path).
+    Source,
+    /// Cancelled ([`crate::context::Cancel`]).
+    Interrupted,
+    /// A bug in cairn: an invariant did not hold.
+    Internal,
+}
+
 impl Error {
+    /// The class of this error (see [`Kind`]).
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::RepositoryNotFound { .. } => Kind::NoRepository,
+            Error::SnapshotNotFound(_) => Kind::NotFound,
+            Error::RepositoryExists { .. } | Error::Refused(_) => Kind::Refused,
+            Error::WrongPassword { .. } => Kind::WrongPassword,
+            Error::Backend(b) => match b.kind {
+                ErrorKind::Transient => Kind::Transient,
+                ErrorKind::Permanent => Kind::Permanent,
+                ErrorKind::Corrupt => Kind::Corrupt,
+                ErrorKind::NotFound => Kind::NotFound,
+            },
+            Error::Corrupt { .. } => Kind::Corrupt,
+            Error::Io { .. } => Kind::Io,
+            Error::Stream(_) | Error::NoSourceRead { .. } => Kind::Source,
+            Error::AmbiguousSnapshot { .. } | Error::InvalidInput(_) | Error::Usage(_) | Error::NoPassword(_) => {
+                Kind::Usage
+            }
+            Error::Internal(_) => Kind::Internal,
+            Error::Locked(_) => Kind::Locked,
+            Error::Interrupted => Kind::Interrupted,
+        }
+    }
+
+    /// Shorthand for [`Error::Usage`].
+    pub fn usage(text: impl Into<String>) -> Self {
+        Error::Usage(text.into())
+    }
+
+    /// Shorthand for [`Error::Refused`].
+    pub fn refused(text: impl Into<String>) -> Self {
+        Error::Refused(text.into())
+    }
+
+    /// Shorthand for [`Error::Internal`].
+    pub fn internal(text: impl Into<String>) -> Self {
+        Error::Internal(text.into())
+    }
+
     /// Shorthand for [`Error::Corrupt`].
     pub fn corrupt(object: impl Into<String>, detail: impl Into<String>) -> Self {
         Error::Corrupt { object: object.into(), detail: detail.into() }

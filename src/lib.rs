@@ -3,6 +3,7 @@
 //! The library holds every concept in its own module; the `cairn` binary is a thin CLI on top.
 //! The on-disk format is specified in `repo-format.md`.
 //!
+//! - [`context`]: what every operation is given: a cancellation token and a progress sink;
 //! - [`id`]: typed 32-byte ids; [`format`]: serialization and file prefixes;
 //! - [`crypto`]: master key, key files (Argon2id), per-file AES-256-GCM keys;
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
@@ -22,6 +23,7 @@ pub mod backend;
 pub mod blob;
 pub mod check;
 pub mod chunker;
+pub mod context;
 pub mod crypto;
 pub mod diff;
 pub mod direct_io;
@@ -45,5 +47,6 @@ pub mod util;
 pub mod walker;
 pub mod xattrs;
 
+pub use context::{Cancel, Ctx};
 pub use error::{Error, Result};
 pub use repository::Repository;

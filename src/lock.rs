@@ -474,6 +474,107 @@ impl Drop for RepoLock {
     }
 }
 
+/// Proof that the holder may read the repository: a shared lock, or no lock at all when the
+/// user asked for none (`--no-lock`, restic's flag for read-only storage). Operations that only
+/// read take `&ReadLock`; one that writes cannot be given one (see [`AppendLock`]).
+#[derive(Clone, Default)]
+pub struct ReadLock(Option<Arc<RepoLock>>);
+
+/// A shared lock held by an operation that **adds** to the repository (backup, key add): it can
+/// only be made by taking a lock, never by skipping one, since a snapshot written beside a
+/// prune could name packs the prune deletes.
+///
+/// ```compile_fail
+/// // A read lock (possibly no lock at all) cannot stand in for an append lock:
+/// fn backup(_lock: &cairn::lock::AppendLock) {}
+/// backup(&cairn::lock::ReadLock::unlocked());
+/// ```
+#[derive(Clone)]
+pub struct AppendLock(Arc<RepoLock>);
+
+/// An exclusive lock, held by an operation that **deletes** (forget, prune, key remove).
+///
+/// ```compile_fail
+/// fn prune(_lock: &cairn::lock::ExclusiveLock) {}
+/// let repo: cairn::Repository = todo!();
+/// let shared = cairn::lock::AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
+/// prune(&shared);
+/// ```
+#[derive(Clone)]
+pub struct ExclusiveLock(Arc<RepoLock>);
+
+impl ReadLock {
+    /// Take a shared lock on `repo` for `command`. Errors: as [`RepoLock::acquire`].
+    pub fn acquire(repo: &Repository, command: &str, opts: &LockOptions) -> Result<ReadLock> {
+        Ok(ReadLock(Some(Arc::new(RepoLock::acquire(repo, LockKind::Shared, command, opts)?))))
+    }
+
+    /// No lock: for a user who asked for none (`--no-lock`). Only reads can run under it.
+    pub fn unlocked() -> ReadLock {
+        ReadLock(None)
+    }
+
+    /// See [`RepoLock::check`]; always `Ok` without a lock.
+    pub fn check(&self) -> Result<()> {
+        self.0.as_ref().map_or(Ok(()), |l| l.check())
+    }
+
+    /// The lock file held, if any (for a process that must release it before exiting without
+    /// destructors).
+    pub fn held(&self) -> Option<&Arc<RepoLock>> {
+        self.0.as_ref()
+    }
+}
+
+impl AppendLock {
+    /// Take a shared lock on `repo` for `command`, to add to it. Errors: as [`RepoLock::acquire`].
+    pub fn acquire(repo: &Repository, command: &str, opts: &LockOptions) -> Result<AppendLock> {
+        Ok(AppendLock(Arc::new(RepoLock::acquire(repo, LockKind::Shared, command, opts)?)))
+    }
+
+    /// See [`RepoLock::check`]: call before writing an index file or a snapshot.
+    pub fn check(&self) -> Result<()> {
+        self.0.check()
+    }
+
+    /// The same lock, as permission to read.
+    pub fn read(&self) -> ReadLock {
+        ReadLock(Some(self.0.clone()))
+    }
+
+    /// The lock file held.
+    pub fn held(&self) -> &Arc<RepoLock> {
+        &self.0
+    }
+}
+
+impl ExclusiveLock {
+    /// Take an exclusive lock on `repo` for `command`. Errors: as [`RepoLock::acquire`].
+    pub fn acquire(repo: &Repository, command: &str, opts: &LockOptions) -> Result<ExclusiveLock> {
+        Ok(ExclusiveLock(Arc::new(RepoLock::acquire(repo, LockKind::Exclusive, command, opts)?)))
+    }
+
+    /// See [`RepoLock::check`]: call before deleting anything.
+    pub fn check(&self) -> Result<()> {
+        self.0.check()
+    }
+
+    /// The same lock, as permission to read.
+    pub fn read(&self) -> ReadLock {
+        ReadLock(Some(self.0.clone()))
+    }
+
+    /// The same lock, as permission to add (an exclusive lock covers adding).
+    pub fn append(&self) -> AppendLock {
+        AppendLock(self.0.clone())
+    }
+
+    /// The lock file held.
+    pub fn held(&self) -> &Arc<RepoLock> {
+        &self.0
+    }
+}
+
 /// Non-stale locks other than `own` that conflict with a lock of `kind`.
 fn conflicting(
     backend: &dyn Backend,

@@ -131,6 +131,22 @@ impl std::fmt::Display for DamagedSnapshot {
     }
 }
 
+/// One stored copy of a blob: where it lies and what it must verify as. Built from an index
+/// entry or a pack header; given to [`Repository::open_blob`].
+#[derive(Clone, Copy, Debug)]
+pub struct BlobRef<'a> {
+    /// Data or tree.
+    pub blob_type: BlobType,
+    /// The blob's id: the keyed hash its plaintext must have.
+    pub id: &'a BlobId,
+    /// The salt of the pack holding it (its file key derives from it).
+    pub salt: &'a [u8; crate::crypto::SALT_LEN],
+    /// Byte offset of the stored blob in its pack (bound into the encryption nonce).
+    pub offset: u32,
+    /// Plaintext length, bytes.
+    pub raw_length: u32,
+}
+
 /// An open repository: backend, master key and config.
 pub struct Repository {
     backend: Arc<dyn Backend>,
@@ -512,6 +528,76 @@ impl Repository {
         .map_err(|e| Error::stored_read(what(), e))?;
         let key = self.master.file_key(&pack.salt);
         blob::open(&self.master, &key, loc.offset as u64, blob_type, id, loc.raw_length, &stored, &what)
+    }
+
+    /// The id of a blob with `plaintext` (keyed BLAKE3, repo-format.md "Blobs").
+    pub fn blob_id(&self, plaintext: &[u8]) -> BlobId {
+        self.master.blob_id(plaintext)
+    }
+
+    /// Decrypt, decompress and verify `stored`, the stored bytes of `blob`: authentication, its
+    /// plaintext length and its id. `what` names it in errors. Errors: [`Error::Corrupt`].
+    pub fn open_blob(&self, blob: &BlobRef<'_>, stored: &[u8], what: &dyn Fn() -> String) -> Result<Vec<u8>> {
+        self.open_blob_framed(blob, stored, what).map(|(_, plain)| plain)
+    }
+
+    /// As [`Repository::open_blob`], but returns the verified *framed* plaintext too
+    /// (compression byte and body, ready to be sealed into another pack without recompressing:
+    /// prune's repack), as `(framed, plaintext)`.
+    pub fn open_blob_framed(
+        &self,
+        blob: &BlobRef<'_>,
+        stored: &[u8],
+        what: &dyn Fn() -> String,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let key = self.master.file_key(blob.salt);
+        blob::open_verified(
+            &self.master,
+            &key,
+            blob.offset as u64,
+            blob.blob_type,
+            blob.id,
+            blob.raw_length,
+            stored,
+            what,
+        )
+    }
+
+    /// An empty pack for blobs of `blob_type`, built in memory with room for `capacity` bytes.
+    pub fn pack_writer(&self, blob_type: BlobType, capacity: usize) -> crate::pack::PackWriter {
+        crate::pack::PackWriter::new(&self.master, blob_type, capacity)
+    }
+
+    /// An empty pack built in memory in `buf` (its allocation reused, its contents dropped).
+    pub fn pack_writer_with_buffer(&self, blob_type: BlobType, buf: Vec<u8>) -> crate::pack::PackWriter {
+        crate::pack::PackWriter::with_buffer(&self.master, blob_type, buf)
+    }
+
+    /// An empty pack written straight into `file`, a staged backend file. Errors: the
+    /// backend's, writing the prefix.
+    pub fn pack_writer_staged(
+        &self,
+        blob_type: BlobType,
+        file: Box<dyn crate::backend::StagedFile>,
+    ) -> Result<crate::pack::PackWriter> {
+        crate::pack::PackWriter::staged(&self.master, blob_type, file)
+    }
+
+    /// Decode and check the header of `data`, the whole of pack `id`. Errors: [`Error::Corrupt`].
+    pub fn read_pack_header(&self, data: &[u8], id: &crate::id::PackId) -> Result<Vec<crate::pack::BlobEntry>> {
+        crate::pack::read_header(&self.master, data, id)
+    }
+
+    /// Read the salt and header of stored pack `name` (`size` bytes) with three range reads,
+    /// without reading its blobs. `what` names it in errors. Errors: backend errors;
+    /// [`Error::Corrupt`] for a damaged prefix, length or header.
+    pub fn read_stored_pack_header(
+        &self,
+        name: &str,
+        size: u64,
+        what: &str,
+    ) -> Result<([u8; crate::crypto::SALT_LEN], Vec<crate::pack::BlobEntry>)> {
+        crate::pack::read_stored_header(&*self.backend, &self.master, name, size, what)
     }
 
     /// Load and decode a tree blob.

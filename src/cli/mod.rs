@@ -270,6 +270,46 @@ impl GlobalOpts {
         self.take_lock(repo, cairn::lock::LockKind::Shared, command)
     }
 
+    /// Permission to read `repo` for `command`: a shared lock, or none under `--no-lock`.
+    /// Errors: [`Error::Locked`] (exit code 11).
+    pub fn read_lock(&self, repo: &cairn::Repository, command: &str) -> Result<cairn::lock::ReadLock, Error> {
+        if self.no_lock {
+            return Ok(cairn::lock::ReadLock::unlocked());
+        }
+        let lock = cairn::lock::ReadLock::acquire(repo, command, &self.lock_options()?)?;
+        if let Some(l) = lock.held() {
+            hold(l);
+        }
+        Ok(lock)
+    }
+
+    /// The shared lock of a command that adds to `repo` (backup, key add): never skipped.
+    /// Errors: [`Error::Locked`]; [`Error::Usage`] under `--no-lock`.
+    pub fn append_lock(&self, repo: &cairn::Repository, command: &str) -> Result<cairn::lock::AppendLock, Error> {
+        if self.no_lock {
+            return Err(no_lock_refused(command));
+        }
+        let lock = cairn::lock::AppendLock::acquire(repo, command, &self.lock_options()?)?;
+        hold(lock.held());
+        Ok(lock)
+    }
+
+    /// The exclusive lock of a command that deletes from `repo` (forget, prune, key remove).
+    /// Errors: [`Error::Locked`]; [`Error::Usage`] under `--no-lock`.
+    pub fn exclusive_lock(&self, repo: &cairn::Repository, command: &str) -> Result<cairn::lock::ExclusiveLock, Error> {
+        if self.no_lock {
+            return Err(no_lock_refused(command));
+        }
+        let lock = cairn::lock::ExclusiveLock::acquire(repo, command, &self.lock_options()?)?;
+        hold(lock.held());
+        Ok(lock)
+    }
+
+    /// The context of this process's operation: the process's cancellation token ([`cancel`]).
+    pub fn ctx(&self) -> cairn::Ctx {
+        cairn::Ctx::new(cancel().clone())
+    }
+
     fn take_lock(
         &self,
         repo: &cairn::Repository,
@@ -277,7 +317,7 @@ impl GlobalOpts {
         command: &str,
     ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
         let lock = Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?);
-        HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(&lock));
+        hold(&lock);
         Ok(Some(lock))
     }
 
@@ -288,28 +328,37 @@ impl GlobalOpts {
     }
 }
 
+/// Record a lock this process holds, so that [`exit_now`] can remove its file.
+fn hold(lock: &Arc<cairn::lock::RepoLock>) {
+    HELD_LOCKS.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(lock));
+}
+
+/// This process's cancellation token: cancelled by the first Ctrl-C or SIGTERM (the second one
+/// exits at once). The CLI is the process, so this one token may be global; the library takes
+/// it as an argument ([`cairn::Ctx`]).
+pub fn cancel() -> &'static cairn::Cancel {
+    static CANCEL: std::sync::OnceLock<cairn::Cancel> = std::sync::OnceLock::new();
+    CANCEL.get_or_init(cairn::Cancel::new)
+}
+
 /// The error for `--no-lock` given to a command that writes.
 fn no_lock_refused(command: &str) -> Error {
-    Error::InvalidInput(format!(
+    Error::Usage(format!(
         "--no-lock is only for commands that only read the repository (and dry runs); `cairn {command}` writes to it and must take a lock"
     ))
 }
 
 fn exit_code(e: &Error) -> u8 {
-    use cairn::backend::ErrorKind;
-    match e {
-        Error::RepositoryNotFound { .. } => EXIT_NO_REPOSITORY,
-        Error::WrongPassword { .. } => EXIT_WRONG_PASSWORD,
-        Error::Interrupted => EXIT_INTERRUPTED,
-        Error::Locked(_) => EXIT_LOCKED,
-        Error::Backend(b) => match b.kind {
-            ErrorKind::Transient => EXIT_STORAGE_UNREACHABLE,
-            ErrorKind::Permanent => EXIT_STORAGE_REFUSED,
-            ErrorKind::Corrupt => EXIT_DAMAGED,
-            ErrorKind::NotFound => EXIT_FATAL,
-        },
-        Error::Corrupt { .. } => EXIT_DAMAGED,
-        _ => EXIT_FATAL,
+    use cairn::error::Kind;
+    match e.kind() {
+        Kind::NoRepository => EXIT_NO_REPOSITORY,
+        Kind::WrongPassword => EXIT_WRONG_PASSWORD,
+        Kind::Interrupted => EXIT_INTERRUPTED,
+        Kind::Locked => EXIT_LOCKED,
+        Kind::Transient => EXIT_STORAGE_UNREACHABLE,
+        Kind::Permanent => EXIT_STORAGE_REFUSED,
+        Kind::Corrupt => EXIT_DAMAGED,
+        Kind::Usage | Kind::Refused | Kind::NotFound | Kind::Io | Kind::Source | Kind::Internal => EXIT_FATAL,
     }
 }
 
@@ -342,7 +391,8 @@ pub fn print_error(e: &dyn std::error::Error) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = ctrlc::set_handler(|| {
-        if cairn::archiver::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        cairn::archiver::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        if cancel().cancel() {
             // Second signal: stop now.
             exit_now(EXIT_INTERRUPTED);
         }

@@ -1,0 +1,124 @@
+//! What every operation is given besides its options: a cancellation token ([`Cancel`]) and a
+//! progress sink ([`Progress`]), bundled as a [`Ctx`]. The lock an operation needs is a separate,
+//! typed argument ([`crate::lock::ReadLock`], [`crate::lock::AppendLock`],
+//! [`crate::lock::ExclusiveLock`]).
+//!
+//! The library holds no process-global state: the CLI makes one [`Cancel`] per process and
+//! cancels it from its Ctrl-C/SIGTERM handler; a library caller (a daemon running several
+//! operations, a test) makes one per operation and cancels it when it likes. This is the shape of
+//! Go's `context.Context` as restic uses it, and of rustic_core's progress bars trait.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// A cancellation token: cheap to clone, every clone sees the same state; once cancelled it
+/// stays cancelled. Operations poll it between units of work (a file, a blob, a tree) and stop
+/// with [`Error::Interrupted`], writing nothing that would look complete.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A token not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancel every operation holding a clone of this token. Returns true when it was already
+    /// cancelled (a second Ctrl-C).
+    pub fn cancel(&self) -> bool {
+        self.0.swap(true, Ordering::SeqCst)
+    }
+
+    /// True once [`Cancel::cancel`] was called on any clone.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Error::Interrupted)` once cancelled, else `Ok(())`: for `?` between units of work.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The flag itself, for code that polls an `AtomicBool` (a child process's watcher).
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+}
+
+/// Where an operation reports what it is doing. Every method has an empty default so that a
+/// sink implements only what it shows; [`NoProgress`] shows nothing.
+pub trait Progress: Send + Sync {
+    /// The operation entered a new phase (`"loading index files"`, `"repacking 12 blobs"`).
+    fn phase(&self, _what: &str) {}
+}
+
+/// A [`Progress`] that shows nothing (library callers, `--quiet`, `--json`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The context of one operation: its cancellation token and its progress sink.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Polled between units of work; see [`Cancel`].
+    pub cancel: Cancel,
+    /// Where phases are reported.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Ctx {
+    /// A context with `cancel` and no progress output.
+    pub fn new(cancel: Cancel) -> Self {
+        Ctx { cancel, progress: Arc::new(NoProgress) }
+    }
+
+    /// This context reporting to `progress` instead.
+    pub fn with_progress(self, progress: Arc<dyn Progress>) -> Self {
+        Ctx { progress, ..self }
+    }
+
+    /// Shorthand for `self.cancel.check()`: `Err(Error::Interrupted)` once cancelled.
+    pub fn check(&self) -> Result<()> {
+        self.cancel.check()
+    }
+
+    /// Shorthand for `self.cancel.is_cancelled()`.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx::new(Cancel::new())
+    }
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("cancel", &self.cancel).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_cancellation() {
+        let c = Cancel::new();
+        let d = c.clone();
+        assert!(c.check().is_ok());
+        assert!(!d.cancel());
+        assert!(c.is_cancelled());
+        assert!(matches!(c.check(), Err(Error::Interrupted)));
+        assert!(c.cancel(), "a second cancel reports the first");
+    }
+}
