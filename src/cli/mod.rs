@@ -375,7 +375,34 @@ pub fn exit_hint(code: u8) -> Option<&'static str> {
 
 /// Print an error with its chain of causes.
 pub fn print_error(e: &dyn std::error::Error) {
-    let mut msg = format!("cairn: {e}");
+    eprintln!("cairn: {}", error_text(e));
+}
+
+/// The error that ends a command under `--json`, on stderr as one JSON line (restic's
+/// `exit_error` message): `{"message_type":"exit_error","code":N,"message":"...","hint":"..."}`,
+/// `hint` only where [`exit_hint`] has one.
+#[derive(serde::Serialize)]
+struct ExitErrorMessage<'a> {
+    message_type: &'static str,
+    code: u8,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+}
+
+/// Print `e`, which ends the command with exit `code`, as an [`ExitErrorMessage`].
+fn print_json_error(e: &Error, code: u8) {
+    let message = error_text(e);
+    let msg = ExitErrorMessage { message_type: "exit_error", code, message, hint: exit_hint(code) };
+    match serde_json::to_string(&msg) {
+        Ok(line) => eprintln!("{line}"),
+        Err(_) => print_error(e),
+    }
+}
+
+/// An error with its chain of causes, each cause once, as one line.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
         let text = s.to_string();
@@ -384,7 +411,7 @@ pub fn print_error(e: &dyn std::error::Error) {
         }
         src = s.source();
     }
-    eprintln!("{msg}");
+    msg
 }
 
 /// Parse, run, and turn the outcome into restic's exit codes.
@@ -416,10 +443,14 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            print_error(&e);
             let code = exit_code(&e);
-            if let Some(h) = exit_hint(code) {
-                eprintln!("cairn: {h}");
+            if cli.global.json {
+                print_json_error(&e, code);
+            } else {
+                print_error(&e);
+                if let Some(h) = exit_hint(code) {
+                    eprintln!("cairn: {h}");
+                }
             }
             ExitCode::from(code)
         }
