@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cairn::backend::local::LocalBackend;
 use cairn::backend::retry::RetryBackend;
-use cairn::backend::{Backend, BackendError, BackendOptions, BackendResult, ErrorKind, FileKind};
+use cairn::backend::{Backend, BackendError, BackendOptions, BackendResult, ErrorKind, FileKind, StagedFile};
 use common::*;
 use filetime::FileTime;
 use serde_json::Value;
@@ -934,6 +934,14 @@ impl<B: Backend> Backend for Faulty<B> {
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.inject(format!("stat {}", kind.path(name)))?;
         self.inner.exists(kind, name)
+    }
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        self.inject(format!("stage {}", kind.dir()))?;
+        self.inner.stage(kind)
+    }
+    fn remove_stale_temporaries(&self, age: Duration) -> BackendResult<(u64, u64)> {
+        self.inject("remove stale temporaries".into())?;
+        self.inner.remove_stale_temporaries(age)
     }
 }
 

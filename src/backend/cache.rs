@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Backend, BackendResult, FileKind};
+use super::{Backend, BackendResult, FileKind, StagedFile};
 use crate::id::Id;
 
 /// Wraps a (remote) backend with a directory of cached files.
@@ -184,5 +184,12 @@ impl<B: Backend> Backend for CacheBackend<B> {
     }
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.inner.exists(kind, name)
+    }
+    /// Staged files are packs, which the cache keeps only when read as trees: forwarded.
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        self.inner.stage(kind)
+    }
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
+        self.inner.remove_stale_temporaries(age)
     }
 }

@@ -157,26 +157,19 @@ pub trait Backend: Send + Sync {
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool>;
 
     /// Like [`Backend::read_range`], for data worth keeping locally (tree packs): a caching
-    /// wrapper fetches and keeps the whole file. Other backends just read the range.
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        self.read_range(kind, name, offset, length)
-    }
+    /// wrapper fetches and keeps the whole file; a storage backend just reads the range.
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
 
     /// Start a file of `kind` that is written in pieces and named when complete (a pack being
-    /// filled), so the writer need not hold it in memory; `None` where the backend only takes
-    /// whole files through [`Backend::write`] (the default, and what wrappers answer).
-    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
-        let _ = kind;
-        Ok(None)
-    }
+    /// filled), so the writer need not hold it in memory; `Ok(None)` where the backend only
+    /// takes whole files through [`Backend::write`] (then the caller writes the whole file).
+    /// A wrapper forwards to the backend it wraps (adding its own behaviour to the pieces).
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>>;
 
     /// Remove the temporary files (`.tmp-*`, which readers ignore) that writers killed before
     /// they finished left behind, those not modified for `age` or longer; returns how many
-    /// were removed and their bytes. Backends whose writes leave none do nothing.
-    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
-        let _ = age;
-        Ok((0, 0))
-    }
+    /// were removed and their bytes. Backends whose writes leave none return `(0, 0)`.
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)>;
 }
 
 /// A file being written in pieces (see [`Backend::stage`]), with the atomicity of

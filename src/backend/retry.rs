@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind};
+use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, StagedFile};
 
 /// Wraps a backend; every call is tried up to `attempts` times while it fails transiently.
 pub struct RetryBackend<B> {
@@ -75,5 +75,16 @@ impl<B: Backend> Backend for RetryBackend<B> {
     }
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.retry(|| self.inner.exists(kind, name))
+    }
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        self.retry(|| self.inner.read_range_cached(kind, name, offset, length))
+    }
+    /// Starting a staged file is retried; its pieces are not (an append that failed leaves
+    /// the file in an unknown state: the caller drops it and writes the whole file again).
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        self.retry(|| self.inner.stage(kind))
+    }
+    fn remove_stale_temporaries(&self, age: Duration) -> BackendResult<(u64, u64)> {
+        self.retry(|| self.inner.remove_stale_temporaries(age))
     }
 }
