@@ -8,7 +8,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendResult, FileKind, StagedFile};
+use bytes::Bytes;
+
+use super::{Backend, BackendResult, FileKind, Properties, StagedFile};
 
 /// A schedule shared by the transfers of one direction: each reserves the time its bytes take
 /// at the limit, after the reservations before it.
@@ -62,14 +64,17 @@ impl<B: Backend> Backend for LimitBackend<B> {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn properties(&self) -> Properties {
+        self.inner.properties()
+    }
     fn create(&self) -> BackendResult<()> {
         self.inner.create()
     }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
         if let Some(p) = &self.up {
             p.take(data.len() as u64);
         }
-        self.inner.write(kind, name, data)
+        self.inner.write_bytes(kind, name, data)
     }
     fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
         let d = self.inner.read(kind, name)?;
