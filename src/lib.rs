@@ -26,7 +26,8 @@ pub mod chunker;
 pub mod context;
 pub mod crypto;
 pub mod diff;
-pub mod direct_io;
+/// Moved to [`backend::local::direct_io`]; this path stays until its users move.
+pub use backend::local::direct_io;
 pub mod dump;
 pub mod error;
 pub mod find;

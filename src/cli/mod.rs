@@ -174,6 +174,9 @@ enum Command {
 impl GlobalOpts {
     /// The backend named by `-r`.
     pub fn backend(&self) -> Result<Arc<dyn Backend>, Error> {
+        if self.repo.is_empty() {
+            return Err(Error::usage("no repository given: use -r/--repo or set CAIRN_REPOSITORY"));
+        }
         cairn::backend::open_location(&self.repo, &self.backend_options()?)
     }
 
@@ -185,8 +188,7 @@ impl GlobalOpts {
             ..Default::default()
         };
         for o in &self.options {
-            let (k, v) =
-                o.split_once('=').ok_or_else(|| Error::InvalidInput(format!("-o {o:?}: expected KEY=VALUE")))?;
+            let (k, v) = o.split_once('=').ok_or_else(|| Error::usage(format!("-o {o:?}: expected KEY=VALUE")))?;
             opts.options.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(opts)
@@ -196,7 +198,7 @@ impl GlobalOpts {
     /// the local cache unless `--no-cache`.
     pub fn open(&self) -> Result<cairn::Repository, Error> {
         let mut repo = self.open_uncached()?;
-        if cairn::backend::is_remote(&self.repo) && !self.no_cache {
+        if repo.backend().properties().remote && !self.no_cache {
             if let Some(dir) = self.cache_dir.clone().or_else(cairn::backend::cache::default_cache_dir) {
                 repo.use_cache(&dir);
             }
@@ -215,17 +217,14 @@ impl GlobalOpts {
         cairn::Repository::open(backend, pw.as_bytes())
     }
 
-    /// Packs uploaded at once: `-o connections=N`, else 5 for remote repositories (restic's
-    /// S3 default) and 1 for local disks (a local write is far faster than the packs fill).
+    /// Packs uploaded at once: `-o connections=N`, else what the repository's backend suits
+    /// (the library's policy: [`cairn::backend::BackendOptions::connections`]).
     pub fn connections(&self) -> Result<usize, Error> {
-        if let Some(v) = self.backend_options()?.options.get("connections") {
-            return v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
-        }
-        Ok(if cairn::backend::is_remote(&self.repo) { 5 } else { 1 })
+        let properties = cairn::backend::location_properties(&self.repo)?;
+        self.backend_options()?.connections(&properties).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("-o: {m}")),
+            e => e,
+        })
     }
 
     /// Lock timing: the defaults, with `--retry-lock`.
