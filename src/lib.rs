@@ -10,9 +10,9 @@
 //! - [`backend`]: the storage trait and the local-disk backend; [`direct_io`]: reads and writes past the page cache;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`stream`]: a command's output as a stream to back up, empty streams refused; [`restorer`]: restore;
-//! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O;
-//! - [`lock`]: repository locks; [`prune`]: deleting what no snapshot references;
-//! - [`check`]: repository consistency and data integrity checks;
+//! - [`lock`]: repository locks;
+//! - [`ops`]: operations on a whole repository: `forget` (restic's keep policies), `prune`
+//!   (deleting what no snapshot references), `check` (consistency and data integrity);
 //! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring;
 //! - [`fuse`]: `mount`, a read-only FUSE view of the snapshots.
 
@@ -21,7 +21,6 @@
 pub mod archiver;
 pub mod backend;
 pub mod blob;
-pub mod check;
 pub mod chunker;
 pub mod context;
 pub mod crypto;
@@ -31,14 +30,13 @@ pub use backend::local::direct_io;
 pub mod dump;
 pub mod error;
 pub mod find;
-pub mod forget;
 pub mod format;
 pub mod fuse;
 pub mod id;
 pub mod index;
 pub mod lock;
+pub mod ops;
 pub mod pack;
-pub mod prune;
 pub mod repository;
 pub mod restorer;
 pub mod snapshot;
