@@ -1,0 +1,378 @@
+//! Writing what the plan says: blobs read by pack and written into files, metadata, hard
+//! links, the way cleared for entries, temporaries.
+
+use std::fs;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+use super::plan::{FileJob, Needed, Plan, MAX_GAP, MAX_RANGE};
+use super::Restorer;
+use crate::archiver::INTERRUPTED;
+use crate::backend::FileKind;
+use crate::blob::{self, BlobType};
+use crate::error::{Error, Result};
+use crate::tree::{Node, NodeKind};
+
+impl Restorer<'_> {
+    /// Phases 2 and 3.
+    pub(super) fn run(&self, plan: Plan, verify: bool) -> Result<()> {
+        let Plan { files, mut dirs, links, packs, .. } = plan;
+        // Files without content are complete already.
+        for f in files.iter().filter(|f| f.node.content.is_empty()) {
+            self.file_done(f, verify, None);
+        }
+        let mut packs: Vec<(u32, Vec<Needed>)> =
+            packs.into_iter().map(|(p, m)| (p, m.into_values().collect())).collect();
+        packs.sort_by_key(|(p, _)| *p);
+        let written =
+            packs.into_par_iter().try_for_each(|(pack, needed)| self.restore_pack(pack, needed, &files, verify));
+        // Files with a failed blob never reached `file_done`: remove what was written. When the
+        // restore stops (a storage failure, an interrupt), so are the files not complete yet:
+        // nothing unverified is left as file content, and no temporary file beside the target.
+        let stopped = written.is_err();
+        for f in files
+            .iter()
+            .filter(|f| f.failed.load(Ordering::Relaxed) || (stopped && f.remaining.load(Ordering::Relaxed) > 0))
+        {
+            let _ = fs::remove_file(&f.dest);
+        }
+        written?;
+        for l in &links {
+            let Some(first) = files.get(l.first) else { continue };
+            if first.failed.load(Ordering::Relaxed) {
+                self.report(
+                    &l.path,
+                    format!("not restored: it is a hard link of {}, which could not be restored", first.path.display()),
+                );
+                continue;
+            }
+            let first_dest = first.target.as_ref().unwrap_or(&first.dest);
+            if let Err(msg) = make_way(&l.dest, false) {
+                self.report(&l.path, msg);
+                continue;
+            }
+            match fs::hard_link(first_dest, &l.dest) {
+                Ok(()) => {
+                    self.progress.files.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => self.report(&l.path, format!("cannot create hard link to {}: {e}", first.path.display())),
+            }
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
+        for d in &dirs {
+            self.set_metadata(&d.node, &d.dest);
+        }
+        self.dirs_done.fetch_add(dirs.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Read the needed blobs of one pack in few range requests, verify each, and write it
+    /// wherever it belongs.
+    pub(super) fn restore_pack(
+        &self,
+        pack: u32,
+        mut needed: Vec<Needed>,
+        files: &[FileJob],
+        verify: bool,
+    ) -> Result<()> {
+        let Some(info) = self.index.packs().get(pack as usize) else { return Ok(()) };
+        let name = info.id.to_hex();
+        let key = self.repo.master().file_key(&info.salt);
+        needed.sort_by_key(|n| n.loc.offset);
+        let mut i = 0;
+        while i < needed.len() {
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                return Err(Error::Interrupted);
+            }
+            // Extend the range over neighbours.
+            let start = needed[i].loc.offset as u64;
+            let mut end = start + needed[i].loc.length as u64;
+            let mut j = i + 1;
+            while j < needed.len() {
+                let (o, l) = (needed[j].loc.offset as u64, needed[j].loc.length as u64);
+                if o > end + MAX_GAP || o + l - start > MAX_RANGE {
+                    break;
+                }
+                end = end.max(o + l);
+                j += 1;
+            }
+            let range = match self.repo.backend().read_range(FileKind::Pack, &name, start, end - start) {
+                Ok(r) => Ok(r),
+                // The storage failing is not damage: stop, the user retries later.
+                Err(e) => match Error::stored_read(format!("pack {name}"), e) {
+                    e if e.is_storage_failure() => return Err(e),
+                    Error::Corrupt { detail, .. } => Err(detail),
+                    e => Err(e.to_string()),
+                },
+            };
+            for n in &needed[i..j] {
+                let what = || format!("data blob {} in pack {}", n.id.short(), name);
+                let plain = range.as_ref().map_err(|e| Error::corrupt(what(), e.clone())).and_then(|buf| {
+                    let s = (n.loc.offset as u64 - start) as usize;
+                    let stored =
+                        buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
+                    blob::open(
+                        self.repo.master(),
+                        &key,
+                        n.loc.offset as u64,
+                        BlobType::Data,
+                        &n.id,
+                        n.loc.raw_length,
+                        stored,
+                        &what,
+                    )
+                });
+                // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
+                let plain = match plain {
+                    Err(e @ Error::Corrupt { .. }) => {
+                        self.repo.read_blob_other_copies(self.index, BlobType::Data, &n.id).map_err(|_| e)
+                    }
+                    p => p,
+                };
+                match plain {
+                    Ok(data) => {
+                        for u in &n.uses {
+                            if let Some(f) = files.get(u.file) {
+                                self.write_blob(f, u.offset, &data, verify);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        for u in &n.uses {
+                            if let Some(f) = files.get(u.file) {
+                                if !f.failed.swap(true, Ordering::Relaxed) {
+                                    self.damaged.fetch_add(1, Ordering::Relaxed);
+                                    self.report(&f.path, format!("not restored: {e}"));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_blob(&self, f: &FileJob, offset: u64, data: &[u8], verify: bool) {
+        if f.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        // A file is sized before its blobs land, reading as zeros: an all-zero blob is left as
+        // a hole, so a sparse source (a database file, a disk image) restores sparse.
+        let zeros = data.iter().all(|b| *b == 0);
+        let written = if f.deferred {
+            // Its only blob: create, write, keep the descriptor for the metadata.
+            create_file(&f.dest)
+                .and_then(|h| {
+                    if zeros { h.set_len(data.len() as u64) } else { h.write_all_at(data, 0) }.map(|()| Some(h))
+                })
+                .map_err(|e| ("create", e))
+        } else if zeros {
+            Ok(None)
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&f.dest)
+                .and_then(|h| h.write_all_at(data, offset))
+                .map(|()| None)
+                .map_err(|e| ("write", e))
+        };
+        match written {
+            Ok(handle) => {
+                self.progress.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                if f.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.file_done(f, verify, handle.as_ref());
+                }
+            }
+            Err((op, e)) => {
+                if !f.failed.swap(true, Ordering::Relaxed) {
+                    self.report(&f.path, format!("cannot {op}: {e}"));
+                }
+            }
+        }
+    }
+
+    /// The last blob of a file landed: verify if asked, then set its metadata (through
+    /// `handle`, the file open for writing, when there is one).
+    pub(super) fn file_done(&self, f: &FileJob, verify: bool, handle: Option<&fs::File>) {
+        if f.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        if verify {
+            if let Err(msg) = self.verify_file(&f.node, &f.dest) {
+                f.failed.store(true, Ordering::Relaxed);
+                self.report(&f.path, format!("verification failed, file removed: {msg}"));
+                return;
+            }
+        }
+        // Messages name the file's place in the target, not its temporary name.
+        self.set_metadata_via(&f.node, &f.dest, handle, f.target.as_deref().unwrap_or(&f.dest));
+        if let Some(target) = &f.target {
+            if let Err(e) = fs::rename(&f.dest, target) {
+                f.failed.store(true, Ordering::Relaxed);
+                self.report(&f.path, format!("cannot move the restored file into place: {e}"));
+                return;
+            }
+        }
+        self.progress.files.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A new temporary name in the directory of `dest` (the rename over `dest` stays within
+    /// one file system); the exclusive create of the file fails rather than follow anything
+    /// found there.
+    pub(super) fn temporary_beside(&self, dest: &Path) -> PathBuf {
+        let n = self.temporaries.fetch_add(1, Ordering::Relaxed);
+        dest.with_file_name(format!(".cairn-restore-{}-{n}.tmp", std::process::id()))
+    }
+
+    /// Make sure the directory for `snap_dir` and all its ancestors exist in the target.
+    pub(super) fn ensure_dir(&self, snap_dir: &Path) -> std::io::Result<()> {
+        let mut cur = self.target.clone();
+        for c in snap_dir.components().skip(1) {
+            cur.push(c);
+            make_real_dir(&cur)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn restore_special(&self, node: &Node, path: &Path, dest: &Path) -> bool {
+        use nix::sys::stat::{mknod, Mode, SFlag};
+        let kind = match node.kind {
+            NodeKind::Fifo => SFlag::S_IFIFO,
+            NodeKind::CharDevice => SFlag::S_IFCHR,
+            NodeKind::BlockDevice => SFlag::S_IFBLK,
+            // A socket is recreated by the program that listens on it; it is only recorded.
+            _ => return false,
+        };
+        match mknod(dest, kind, Mode::from_bits_truncate(node.mode & 0o7777), node.rdev as nix::libc::dev_t) {
+            Ok(()) => true,
+            Err(e) => {
+                self.report(path, format!("cannot create {:?}: {e}", node.kind));
+                false
+            }
+        }
+    }
+
+    /// Re-read a restored file and check each piece against its blob id.
+    pub(super) fn verify_file(&self, node: &Node, dest: &Path) -> std::result::Result<(), String> {
+        use std::io::Read;
+        let mut f = fs::File::open(dest).map_err(|e| e.to_string())?;
+        for id in &node.content {
+            let (_, loc) = self.index.get(id).ok_or("blob not in the index")?;
+            let mut buf = vec![0u8; loc.raw_length as usize];
+            f.read_exact(&mut buf).map_err(|e| e.to_string())?;
+            if self.repo.master().blob_id(&buf) != *id {
+                return Err(format!("content differs from blob {}", id.short()));
+            }
+        }
+        let mut rest = [0u8; 1];
+        if f.read(&mut rest).map_err(|e| e.to_string())? != 0 {
+            return Err("file is longer than its snapshot content".into());
+        }
+        Ok(())
+    }
+
+    /// Ownership (as root), extended attributes, permissions and times; failures are
+    /// reported, not fatal.
+    pub(super) fn set_metadata(&self, node: &Node, dest: &Path) {
+        self.set_metadata_via(node, dest, None, dest);
+    }
+
+    /// [`Restorer::set_metadata`], through `handle` (the file open for writing, no path
+    /// look-ups) when there is one; failures are reported under `shown`.
+    pub(super) fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>, shown: &Path) {
+        use std::os::fd::AsRawFd;
+        if self.as_root {
+            let (uid, gid) = (Some(nix::unistd::Uid::from_raw(node.uid)), Some(nix::unistd::Gid::from_raw(node.gid)));
+            let owned = match handle {
+                Some(f) => nix::unistd::fchown(f.as_raw_fd(), uid, gid),
+                None => nix::unistd::fchownat(None, dest, uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW),
+            };
+            if let Err(e) = owned {
+                self.report(shown, format!("cannot set owner: {e}"));
+            }
+        }
+        // After chown (which drops security.capability), before the mode (an ACL sets group bits).
+        for msg in crate::xattrs::write(dest, handle, &node.xattrs) {
+            self.report(shown, msg);
+        }
+        if node.kind != NodeKind::Symlink {
+            let mode = fs::Permissions::from_mode(node.mode & 0o7777);
+            let set = match handle {
+                Some(f) => f.set_permissions(mode),
+                None => fs::set_permissions(dest, mode),
+            };
+            if let Err(e) = set {
+                self.report(shown, format!("cannot set permissions: {e}"));
+            }
+        }
+        let mtime = filetime::FileTime::from_unix_time(node.mtime.secs, node.mtime.nanos);
+        let timed = match handle {
+            Some(f) => filetime::set_file_handle_times(f, Some(mtime), Some(mtime)),
+            None => filetime::set_symlink_file_times(dest, mtime, mtime),
+        };
+        if let Err(e) = timed {
+            self.report(shown, format!("cannot set times: {e}"));
+        }
+    }
+}
+
+/// Make `p` a real directory: keep one that is there, refuse a regular file there (an error
+/// saying so), replace anything else (a planted symlink is removed, never followed). True when
+/// this call created it (it is empty).
+pub(super) fn make_real_dir(p: &Path) -> std::io::Result<bool> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => return Ok(false),
+        // A regular file is somebody's data, not the restore's to delete.
+        Ok(m) if m.is_file() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file is in the way (restore does not delete what is not in the snapshot; move it away)",
+            ))
+        }
+        Ok(_) => fs::remove_file(p)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    match fs::create_dir(p) {
+        Ok(()) => Ok(true),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::AlreadyExists
+                && fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Create a new file for writing, never through a symlink.
+pub(super) fn create_file(dest: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).custom_flags(nix::libc::O_NOFOLLOW).mode(0o600).open(dest)
+}
+
+/// Clear the way for an entry of the snapshot at `p`. A directory there is removed only when
+/// empty: one with entries is not the restore's to delete. A regular file's way (`file`) is
+/// left as it is: true when something is there, to be replaced once the new file is complete.
+/// Anything else there is removed (never followed). Errors: a message for the report.
+pub(super) fn make_way(p: &Path, file: bool) -> std::result::Result<bool, String> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => match fs::remove_dir(p) {
+            Ok(()) => Ok(false),
+            Err(e) if matches!(e.raw_os_error(), Some(nix::libc::ENOTEMPTY) | Some(nix::libc::EEXIST)) => Err(format!(
+                "not restored: a directory with entries is in the way at {} (restore does not delete what is not in the snapshot; move it away)",
+                p.display()
+            )),
+            Err(e) => Err(format!("cannot remove the empty directory in the way: {e}")),
+        },
+        Ok(_) if file => Ok(true),
+        Ok(_) => fs::remove_file(p).map(|()| false).map_err(|e| format!("cannot replace existing entry: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("cannot replace existing entry: {e}")),
+    }
+}
