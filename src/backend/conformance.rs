@@ -176,7 +176,7 @@ fn staged_files(b: &dyn Backend, loc: &str) -> Outcome {
     );
     ensure!(b.read(FileKind::Pack, &name).map_err(|x| e("read", x))? == data, "{loc}: committed pack differs");
     let mut dropped =
-        b.stage(FileKind::Pack).map_err(|x| e("stage", x))?.ok_or(format!("{loc}: stage once, not twice"))?;
+        b.stage(FileKind::Pack).map_err(|x| e("stage", x))?.ok_or_else(|| format!("{loc}: stage once, not twice"))?;
     dropped.append(&data).map_err(|x| e("append", x))?;
     drop(dropped);
     ensure!(b.list(FileKind::Pack).map_err(|x| e("list", x))?.len() == 1, "{loc}: a dropped staged pack is listed");

@@ -115,8 +115,8 @@ pub struct GlobalOpts {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Backend option KEY=VALUE (repeatable): connections=N, retries=N, timeout=SECONDS,
-    /// s3.region, s3.bucket-lookup=auto|dns|path, or an OpenDAL service's keys for
-    /// opendal:SCHEME
+    /// s3.region, s3.bucket-lookup=auto|dns|path, s3.checksum=md5|crc32c|none, or an OpenDAL
+    /// service's keys for opendal:SCHEME
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
     pub options: Vec<String>,
     /// Directory for the local cache of a remote repository's metadata
