@@ -19,8 +19,8 @@
 //! A lock file that cannot be decoded (empty, garbage, written with another key or by a cairn
 //! with another format version) is **unreadable**: it may still belong to a running process
 //! cairn cannot identify, so it conflicts with every lock, shared or exclusive (as in restic),
-//! and the error names the file. `cairn unlock` removes unreadable lock files (with or without
-//! `--remove-all`). A lock file whose read fails for another reason (the storage is
+//! and the error names the file. [`remove_locks`] (`cairn unlock`) removes unreadable lock
+//! files, with or without removing every lock. A lock file whose read fails for another reason (the storage is
 //! unreachable) is an error, never taken for "no lock".
 //!
 //! Taking a lock writes a lock file first: every error after that write removes it again.
@@ -131,7 +131,7 @@ impl FoundLock {
                 )
             }
             Err(e) => format!(
-                "lock file locks/{} cannot be read ({e}); it is treated as held by an unknown process, and `cairn unlock` removes it",
+                "lock file locks/{} cannot be read ({e}); it is treated as held by an unknown process until it is removed",
                 self.name
             ),
         }
@@ -405,7 +405,7 @@ impl RepoLock {
             if Instant::now() >= deadline {
                 let list: Vec<String> = conflicts.iter().map(|l| l.describe()).collect();
                 return Err(Error::Locked(format!(
-                    "{}; wait for it to finish, or if that process is gone, run `cairn unlock`",
+                    "{}; wait for it to finish, or if that process is gone, remove its lock",
                     list.join("; ")
                 )));
             }

@@ -371,6 +371,7 @@ pub fn exit_hint(code: u8) -> Option<&'static str> {
         EXIT_STORAGE_UNREACHABLE => Some("the storage could not be reached or kept failing (this says nothing about the data in the repository): try again later, and check the endpoint and the network"),
         EXIT_STORAGE_REFUSED => Some("the storage refused the request: fix the configuration (endpoint, credentials, permissions, bucket)"),
         EXIT_DAMAGED => Some("repository data is damaged: run `cairn check --read-data` to see what it affects"),
+        EXIT_LOCKED => Some("if the process holding a lock is gone, `cairn unlock` removes its lock file (stale and unreadable ones; with --remove-all, every lock)"),
         _ => None,
     }
 }
