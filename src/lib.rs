@@ -37,6 +37,7 @@ pub mod id;
 pub mod index;
 pub mod lock;
 pub mod pack;
+pub mod patterns;
 pub mod prune;
 pub mod repository;
 pub mod restorer;
