@@ -5,7 +5,7 @@
 //! depth (`maildb.dump`, `*.conf`); a pattern starting with `/` matches the whole snapshot path
 //! (`/etc/postfix/*.cf`); any other pattern with `/` matches the end of the path at any depth
 //! (`postfix/*.cf`). `*` stays within one component, `**` crosses components. Globs are
-//! compiled with `globset`.
+//! compiled by [`crate::patterns`].
 //!
 //! Snapshots of the same sources share most of their trees: a [`Finder`] remembers what it
 //! found below each tree it searched (keyed by tree id, and by the tree's path when a pattern
@@ -20,54 +20,29 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::id::BlobId;
 use crate::index::Index;
+use crate::patterns::{Patterns, Rule};
 use crate::repository::Repository;
 use crate::tree::{Node, NodeKind, Timestamp};
 
-/// Compiled find patterns.
-pub struct Matcher {
-    names: globset::GlobSet,
-    paths: globset::GlobSet,
-}
+/// Compiled find patterns: the crate's glob compiler ([`Patterns`]) under find's rule
+/// ([`Rule::Find`], see the module documentation).
+pub struct Matcher(Patterns);
 
 impl Matcher {
     /// Compile `patterns` (see the module documentation); `ignore_case` makes them
-    /// case-insensitive. Errors: [`Error::InvalidInput`] naming a malformed pattern.
+    /// case-insensitive. Errors: [`Error::Usage`] naming a malformed or empty pattern.
     pub fn new(patterns: &[String], ignore_case: bool) -> Result<Self> {
-        let mut names = globset::GlobSetBuilder::new();
-        let mut paths = globset::GlobSetBuilder::new();
-        for p in patterns {
-            let trimmed = p.trim_end_matches('/');
-            if trimmed.is_empty() {
-                return Err(Error::InvalidInput(format!("find pattern {p:?} matches nothing")));
-            }
-            let (set, glob) = if !trimmed.contains('/') {
-                (&mut names, trimmed.to_string())
-            } else if trimmed.starts_with('/') {
-                (&mut paths, trimmed.to_string())
-            } else {
-                (&mut paths, format!("**/{trimmed}"))
-            };
-            let g = globset::GlobBuilder::new(&glob)
-                .literal_separator(true)
-                .case_insensitive(ignore_case)
-                .build()
-                .map_err(|e| Error::InvalidInput(format!("bad pattern {p:?}: {e}")))?;
-            set.add(g);
-        }
-        let build =
-            |b: globset::GlobSetBuilder| b.build().map_err(|e| Error::InvalidInput(format!("bad patterns: {e}")));
-        Ok(Matcher { names: build(names)?, paths: build(paths)? })
+        Patterns::compile(patterns, Rule::Find, ignore_case).map(Matcher)
     }
 
     /// True when an entry named `name` at snapshot path `path` matches a pattern.
     pub fn is_match(&self, name: &[u8], path: &Path) -> bool {
-        (!self.names.is_empty() && self.names.is_match(OsStr::from_bytes(name)))
-            || (!self.paths.is_empty() && self.paths.is_match(path))
+        self.0.is_match_entry(name, path)
     }
 
     /// True when some pattern depends on where an entry is, not only on its name.
     pub fn uses_paths(&self) -> bool {
-        !self.paths.is_empty()
+        self.0.uses_paths()
     }
 }
 

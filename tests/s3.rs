@@ -902,7 +902,10 @@ fn truncated_reads_are_corruption_never_wrong_data() {
                 .unwrap();
         let index = repo.load_index().unwrap();
         let mut reader: &[u8] = &content;
+        let lock = cairn::lock::AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
         let r = archiver::backup(
+            &cairn::Ctx::default(),
+            archiver::Permit::Write(&lock),
             &repo,
             &index,
             Source::Stream { name: "data.bin".into(), reader: &mut reader },
