@@ -13,7 +13,8 @@
 //! - [`lock`]: repository locks;
 //! - [`ops`]: operations on a whole repository: `forget` (restic's keep policies), `prune`
 //!   (deleting what no snapshot references), `check` (consistency and data integrity);
-//! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring;
+//! - [`tree`]: trees and nodes, snapshot paths, the one tree streamer, the blob fetcher with read-ahead;
+//!   [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring ([`walker`]: deprecated alias);
 //! - [`fuse`]: `mount`, a read-only FUSE view of the snapshots.
 
 #![warn(missing_docs)]

@@ -518,7 +518,7 @@ impl FilterArgs {
         id: &cairn::id::SnapshotId,
         snap: &cairn::snapshot::Snapshot,
     ) -> Error {
-        let Error::InvalidInput(msg) = e else { return e };
+        let (Error::InvalidInput(msg) | Error::Usage(msg)) = e else { return e };
         let mut msg = format!(
             "{msg} (snapshot {}, chosen as {spec:?}: host {}, paths {}, taken {})",
             id.short(),
@@ -531,6 +531,6 @@ impl FilterArgs {
                 "; `latest` is the newest snapshot whatever it holds: pick the one with the file by --path (a path given to its backup, e.g. --path /maildb.dump for a --stdin backup named maildb.dump), --host or --tag, or give its id",
             );
         }
-        Error::InvalidInput(msg)
+        Error::Usage(msg)
     }
 }

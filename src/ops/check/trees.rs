@@ -163,7 +163,7 @@ pub(super) fn find_affected(
         } else if clean.contains(&s.tree) {
             Vec::new()
         } else {
-            affected_below(repo, index, &s.tree, damaged, &mut clean, failure)?
+            affected_below(ctx, repo, index, &s.tree, damaged, &mut clean, failure)?
         };
         failure.check()?;
         for (path, blobs) in entries {
@@ -186,6 +186,7 @@ struct Open {
 /// yields nothing here (it is reported where its parent names it, or as a problem of its own;
 /// a storage failure is recorded in `failure`). Errors: [`Error::Interrupted`].
 fn affected_below(
+    ctx: &Ctx,
     repo: &Repository,
     index: &Index,
     root: &BlobId,
@@ -194,7 +195,7 @@ fn affected_below(
     failure: &Failure,
 ) -> Result<Vec<(String, Vec<BlobId>)>> {
     let mut found = Vec::new();
-    let mut stream = match TreeStream::new(repo, index, root, Path::new("/")) {
+    let mut stream = match TreeStream::new(repo, index, &ctx.cancel, root, Path::new("/")) {
         Ok(s) => s,
         Err(e) => return skip_unreadable(e, failure).map(|()| found),
     };
