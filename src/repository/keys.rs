@@ -1,5 +1,5 @@
 //! Key files: one per password, each wrapping the master key (repo-format.md, "Key files").
-//! Opening tries them cheapest first ([`key_candidates`]); adding, listing, removing and
+//! Opening tries them cheapest first (`key_candidates`); adding, listing, removing and
 //! changing a password go through [`Repository`], under the lock each needs.
 
 use serde::Serialize;
@@ -15,7 +15,7 @@ use crate::lock::{AppendLock, ExclusiveLock};
 /// Most key files whose key derivation runs when a repository is opened (restic's limit): a
 /// repository with many key files, or planted ones with costly parameters, cannot stall every
 /// command for long. Key files are tried cheapest key derivation first, newest first among
-/// equals (see [`key_candidates`]).
+/// equals (see `key_candidates`).
 pub const MAX_KEYS_TRIED: usize = 20;
 
 /// Largest key file read when opening a repository, in bytes (a real one is about 200 bytes):
