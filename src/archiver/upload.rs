@@ -142,3 +142,26 @@ impl Uploader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_buffers_are_reused_up_to_a_few() {
+        let b = PackBuffers::new(1 << 20);
+        let first = b.take();
+        assert!(first.capacity() >= b.capacity);
+        let ptr = first.as_ptr();
+        b.give(first);
+        let again = b.take();
+        assert_eq!(again.as_ptr(), ptr, "a given buffer is taken again");
+        assert!(again.is_empty());
+        // A small buffer is not kept; at most KEEP are.
+        b.give(Vec::with_capacity(16));
+        for _ in 0..PackBuffers::KEEP + 2 {
+            b.give(Vec::with_capacity(b.capacity));
+        }
+        assert_eq!(b.free.lock().unwrap().len(), PackBuffers::KEEP);
+    }
+}
