@@ -69,8 +69,12 @@ impl Chunker {
         let bits = params.avg_size.trailing_zeros() as usize;
         let level = params.normalization as usize;
         let masks = &fastcdc::v2020::MASKS;
-        let mask_s = *masks.get(bits + level).ok_or_else(|| Error::Internal("chunker mask for an average size too large".into()))?;
-        let mask_l = *masks.get(bits - level).ok_or_else(|| Error::Internal("chunker mask for an average size too small".into()))?;
+        let mask_s = *masks
+            .get(bits + level)
+            .ok_or_else(|| Error::Internal("chunker mask for an average size too large".into()))?;
+        let mask_l = *masks
+            .get(bits - level)
+            .ok_or_else(|| Error::Internal("chunker mask for an average size too small".into()))?;
         let mut gear_ls = Box::new([0u64; 256]);
         for (ls, g) in gear_ls.iter_mut().zip(gear.iter()) {
             *ls = g << 1;

@@ -19,7 +19,7 @@ mod snapshots;
 mod table;
 mod unlock;
 
-pub use format::{human_bytes, local_time, parse_duration, rfc3339, snapshot_time, TIME_FORMAT};
+pub use format::{human_bytes, local_time, parse_duration, snapshot_time, TIME_FORMAT};
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -256,20 +256,6 @@ impl GlobalOpts {
             return Err(no_lock_refused(command));
         }
         self.take_lock(repo, kind, command)
-    }
-
-    /// Take the shared lock of a command that adds to `repo` (backup, key add): never skipped,
-    /// since a snapshot written beside a prune could name packs the prune deletes.
-    /// Errors: as [`GlobalOpts::lock`]; [`Error::InvalidInput`] under `--no-lock`.
-    pub fn lock_to_add(
-        &self,
-        repo: &cairn::Repository,
-        command: &str,
-    ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
-        if self.no_lock {
-            return Err(no_lock_refused(command));
-        }
-        self.take_lock(repo, cairn::lock::LockKind::Shared, command)
     }
 
     /// Permission to read `repo` for `command`: a shared lock, or none under `--no-lock`.
