@@ -78,6 +78,11 @@ fn classify(e: &opendal::Error, full: &str) -> ErrorKind {
         // Not "no such file": the whole repository is unreachable until the bucket exists.
         return ErrorKind::Permanent;
     }
+    if full.contains("BadDigest") || full.contains("XAmzContentChecksumMismatch") {
+        // The upload checksum did not match what arrived: the bytes were damaged on the way,
+        // and sending them again may well succeed.
+        return ErrorKind::Transient;
+    }
     match e.kind() {
         OErrorKind::NotFound => ErrorKind::NotFound,
         OErrorKind::RateLimited => ErrorKind::Transient,
@@ -129,6 +134,7 @@ fn summarize(e: &opendal::Error, full: &str, has_credentials: bool) -> String {
         ("SignatureDoesNotMatch", "the request signature does not match (check AWS_SECRET_ACCESS_KEY)"),
         ("AccessDenied", "access denied (check the credentials and the bucket policy)"),
         ("SlowDown", "the server asks to slow down (throttled)"),
+        ("BadDigest", "the server refused the upload: its checksum did not match the bytes that arrived (BadDigest)"),
     ] {
         if full.contains(code) {
             return say.to_string();
