@@ -4,7 +4,7 @@
 //!
 //! Each call runs on a private multi-threaded runtime and fails when it makes no progress for
 //! the timeout (`-o timeout=SECONDS`, default 120): a request body sent or a response body
-//! received piece by piece counts as progress ([`super::transport`]), so a slow uplink is not
+//! received piece by piece counts as progress (`transport.rs`), so a slow uplink is not
 //! a dead one. HTTP services go through cairn's own transport, which also paces transfers to
 //! the bandwidth limits. OpenDAL errors are classified for the retry wrapper: not found,
 //! transient (timeouts, connection failures, 5xx, throttling) or permanent (credentials,
