@@ -75,16 +75,25 @@ impl Uploader {
                 let (rx, backend, uploaded, failed, stopped, buffers) =
                     (rx.clone(), backend.clone(), uploaded.clone(), failed.clone(), stopped.clone(), buffers.clone());
                 std::thread::Builder::new().name("cairn-upload".into()).spawn(move || {
-                    for done in rx {
+                    for mut done in rx {
                         // After a failure the queue is drained without uploading: the backup stops.
                         if stopped.load(Ordering::SeqCst) {
                             continue;
                         }
                         let name = done.id.to_hex();
-                        let r = match done.staged {
+                        let r = match done.staged.take() {
                             Some(file) if !dry_run => file.commit(&name),
                             _ if dry_run => Ok(()),
-                            _ => backend.write(FileKind::Pack, &name, &done.bytes),
+                            _ => {
+                                // The buffer goes to the backend without a copy and comes back
+                                // for the next pack once the backend has let go of it.
+                                let data = bytes::Bytes::from(std::mem::take(&mut done.bytes));
+                                let r = backend.write_bytes(FileKind::Pack, &name, data.clone());
+                                if let Ok(m) = data.try_into_mut() {
+                                    done.bytes = Vec::from(m);
+                                }
+                                r
+                            }
                         };
                         let size = done.size;
                         buffers.give(done.bytes);

@@ -304,6 +304,7 @@ fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, V
 
 fn write_pack(repo: &Repository, w: PackWriter) -> Result<IndexPack> {
     let finished = w.finish()?;
-    repo.backend().write(FileKind::Pack, &finished.id.to_hex(), &finished.bytes)?;
-    Ok(IndexPack { id: finished.id, salt: finished.salt, size: finished.bytes.len() as u64, blobs: finished.entries })
+    let size = finished.bytes.len() as u64;
+    repo.backend().write_bytes(FileKind::Pack, &finished.id.to_hex(), finished.bytes.into())?;
+    Ok(IndexPack { id: finished.id, salt: finished.salt, size, blobs: finished.entries })
 }
