@@ -39,7 +39,7 @@
 
 //!
 //! Files: [`view`] (the fixed layout, inodes, attributes, reads through the shared blob
-//! fetcher, `tree/fetch.rs`), [`fs`] (the fuser callbacks), this module (mount and unmount).
+//! fetcher, `tree/fetch.rs`), `fs.rs` (the fuser callbacks), this module (mount and unmount).
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
