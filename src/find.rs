@@ -299,19 +299,8 @@ pub fn find(
     on_snapshot: &mut OnSnapshot<'_>,
 ) -> Result<FindSummary> {
     lock.check()?;
-    let mut snaps: Vec<(SnapshotId, Snapshot)> = if opts.snapshots.is_empty() {
-        repo.snapshots(&opts.filter)?
-    } else {
-        let mut v: Vec<(SnapshotId, Snapshot)> = Vec::new();
-        for s in &opts.snapshots {
-            let found = repo.find_snapshot(s, &opts.filter)?;
-            if !v.iter().any(|(id, _)| *id == found.0) {
-                v.push(found);
-            }
-        }
-        v.sort_by(|x, y| x.1.time.cmp(&y.1.time).then(x.0.cmp(&y.0)));
-        v
-    };
+    // Oldest first; each snapshot once however often it is named.
+    let mut snaps = crate::snapshot::select(repo, &opts.snapshots, &opts.filter)?.readable_by_time()?;
     if let Some(Bound::Count(n)) = opts.newest {
         let drop = snaps.len().saturating_sub(n);
         snaps.drain(..drop);

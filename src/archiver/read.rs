@@ -301,7 +301,7 @@ impl Drop for Stdin {
 }
 
 /// A reader of the file open as `fd` with kernel read-ahead: ask the kernel
-/// (`posix_fadvise WILLNEED`) to read the next [`ReadAhead::AHEAD`] bytes ahead of the
+/// (`posix_fadvise WILLNEED`) to read the next 64 MiB ahead of the
 /// chunker, so a dump that is not in the page cache is read from disk while the previous chunks
 /// are compressed. On a pipe the advice fails and is ignored.
 pub struct ReadAhead<R> {
