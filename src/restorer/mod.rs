@@ -5,14 +5,14 @@
 //!
 //! 1. Walk the snapshot's trees with the shared tree streamer ([`crate::walker::TreeStream`]:
 //!    one partly read tree per level on a stack of its own, so no depth overflows the call
-//!    stack), see [`plan`]. Directories, symlinks and special files are created at once;
+//!    stack), see `plan.rs`. Directories, symlinks and special files are created at once;
 //!    each regular file is created empty at its final size, and each of its blobs is noted
 //!    under the pack that holds it, with the file offset it belongs at.
 //! 2. Process the packs in parallel: read each pack's needed blobs in as few range requests as
 //!    possible (neighbouring blobs are read together), verify every blob (the repository's
 //!    authenticated decryption and blob id check), and write it at every place it belongs
 //!    (`pwrite`); an all-zero blob is not written, leaving a hole (sparse files stay sparse).
-//!    A file whose last blob lands gets its metadata. See [`write`].
+//!    A file whose last blob lands gets its metadata. See `write.rs`.
 //! 3. Files with a damaged or missing blob are removed and reported with the pack and blob;
 //!    nothing unverified is ever left as file content. A file that replaces one already in
 //!    the target is written under a temporary name beside it and renamed over it only once
@@ -120,7 +120,7 @@ pub struct RestoreProgress {
     pub bytes: AtomicU64,
 }
 
-/// The state of one restore, shared by the walk ([`plan`]) and the writers ([`write`]).
+/// The state of one restore, shared by the walk (`plan.rs`) and the writers (`write.rs`).
 struct Restorer<'a> {
     ctx: &'a Ctx,
     repo: &'a Repository,
