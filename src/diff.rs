@@ -20,18 +20,21 @@
 //! changes. Paths are printed from `/` (the root of each side), directories with a trailing `/`.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::blob::BlobType;
-use crate::error::{Error, Result};
-use crate::id::BlobId;
-use crate::index::Index;
-use crate::repository::Repository;
-use crate::tree::{Node, NodeKind};
+use serde::Serialize;
 
-/// One changed path.
+use crate::context::{Cancel, Ctx};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::lock::ReadLock;
+use crate::repository::Repository;
+use crate::tree::{resolve, Node, NodeKind, PairStream};
+
+/// One changed path. Serialized as `diff --json` prints it:
+/// `{"message_type":"change","modifier":..,"path":..}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// Path from the compared roots, starting with `/`; directories end with `/`.
@@ -40,21 +43,33 @@ pub struct Change {
     pub modifier: &'static str,
 }
 
-/// Counts for one side of a diff (restic's `DiffStat`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Change", 3)?;
+        st.serialize_field("message_type", "change")?;
+        st.serialize_field("modifier", self.modifier)?;
+        st.serialize_field("path", &self.path)?;
+        st.end()
+    }
+}
+
+/// Counts for one side of a diff (restic's `DiffStat`). Fields in name order: the JSON output
+/// has its keys sorted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DiffStat {
-    /// Regular files.
-    pub files: u64,
-    /// Directories.
-    pub dirs: u64,
-    /// Other entries (symlinks, devices, fifos, sockets).
-    pub others: u64,
-    /// Data blobs referenced only by this side's changed entries.
-    pub data_blobs: u64,
-    /// Tree blobs referenced only by this side's changed entries.
-    pub tree_blobs: u64,
     /// Plaintext bytes of those blobs.
     pub bytes: u64,
+    /// Data blobs referenced only by this side's changed entries.
+    pub data_blobs: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Other entries (symlinks, devices, fifos, sockets).
+    pub others: u64,
+    /// Tree blobs referenced only by this side's changed entries.
+    pub tree_blobs: u64,
 }
 
 /// Totals of a diff.
@@ -66,6 +81,85 @@ pub struct DiffStats {
     pub added: DiffStat,
     /// What was removed.
     pub removed: DiffStat,
+}
+
+/// The totals of a diff of two snapshots as `diff --json` prints them (restic's
+/// `statistics` message). Fields in name order: the JSON output has its keys sorted.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiffSummary {
+    /// What was added.
+    pub added: DiffStat,
+    /// Files present on both sides whose content differs.
+    pub changed_files: u64,
+    /// Always `"statistics"`.
+    pub message_type: &'static str,
+    /// What was removed.
+    pub removed: DiffStat,
+    /// The first snapshot's id (64 hex characters).
+    pub source_snapshot: String,
+    /// The second snapshot's id.
+    pub target_snapshot: String,
+}
+
+/// A diff of two snapshots (or directories in them), resolved and ready to run: see
+/// [`SnapshotDiff::new`] and [`SnapshotDiff::run`].
+pub struct SnapshotDiff<'a> {
+    ctx: &'a Ctx,
+    repo: &'a Repository,
+    index: &'a Index,
+    /// The first snapshot and the tree compared in it.
+    pub source: (SnapshotId, BlobId),
+    /// The second snapshot and the tree compared in it.
+    pub target: (SnapshotId, BlobId),
+}
+
+impl<'a> SnapshotDiff<'a> {
+    /// Resolve `first` and `second`, each `SNAPSHOT` or `SNAPSHOT:PATH` (a snapshot as
+    /// [`Repository::find_snapshot`] takes it, and a directory in it), under `lock`.
+    /// Errors: those of [`Repository::find_snapshot`] and [`crate::tree::resolve`];
+    /// [`Error::Usage`] when a path is not a directory; [`Error::Locked`] when the lock was lost.
+    pub fn new(
+        ctx: &'a Ctx,
+        lock: &ReadLock,
+        repo: &'a Repository,
+        index: &'a Index,
+        first: &str,
+        second: &str,
+    ) -> Result<Self> {
+        lock.check()?;
+        let side = |spec: &str| -> Result<(SnapshotId, BlobId)> {
+            let (snap, path) = match spec.split_once(':') {
+                Some((s, p)) => (s, Some(p)),
+                None => (spec, None),
+            };
+            let (id, s) = repo.find_snapshot(snap, &Default::default())?;
+            let loc = resolve(repo, index, &s.tree, path.unwrap_or("/"))?;
+            let tree = loc.tree().ok_or_else(|| {
+                Error::usage(format!(
+                    "{}: {} in snapshot {} is not a directory",
+                    spec,
+                    loc.path().display(),
+                    id.short()
+                ))
+            })?;
+            Ok((id, tree))
+        };
+        Ok(SnapshotDiff { ctx, repo, index, source: side(first)?, target: side(second)? })
+    }
+
+    /// Compare (see [`diff_trees`]), calling `on_change` for each change in path order.
+    /// Errors: those of [`diff_trees`].
+    pub fn run(&self, on_change: &mut dyn FnMut(&Change) -> Result<()>) -> Result<DiffSummary> {
+        let stats = diff_trees(self.repo, self.index, &self.ctx.cancel, &self.source.1, &self.target.1, on_change)?;
+        Ok(DiffSummary {
+            added: stats.added,
+            changed_files: stats.changed_files,
+            message_type: "statistics",
+            removed: stats.removed,
+            source_snapshot: self.source.0.to_hex(),
+            target_snapshot: self.target.0.to_hex(),
+        })
+    }
 }
 
 /// True when two nodes of the same kind differ in what `U` reports.
@@ -80,55 +174,40 @@ pub fn metadata_differs(a: &Node, b: &Node) -> bool {
         || a.xattrs != b.xattrs
 }
 
+/// Counts and blob sets gathered while [`diff_trees`] streams the changes.
 struct Differ<'a> {
-    repo: &'a Repository,
-    index: &'a Index,
     stats: DiffStats,
     before: HashSet<BlobId>,
     after: HashSet<BlobId>,
     out: &'a mut dyn FnMut(&Change) -> Result<()>,
-    /// Trees still to compare or list, the next on top (a stack of its own instead of
-    /// recursion, so any depth works; one partly read tree or pair per level).
-    work: Vec<Work>,
-}
-
-/// One step of the walk in [`Differ::run`].
-enum Work {
-    /// Compare two trees at `prefix` (not read yet).
-    Diff { a: BlobId, b: BlobId, prefix: PathBuf },
-    /// Two trees being compared: their entries not compared yet.
-    Merge {
-        a: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>,
-        b: Box<std::iter::Peekable<std::vec::IntoIter<Node>>>,
-        prefix: PathBuf,
-    },
-    /// List everything below `tree` as added or removed (not read yet).
-    List { tree: BlobId, prefix: PathBuf, added: bool },
-    /// A tree being listed: its entries not listed yet.
-    Listing { nodes: std::vec::IntoIter<Node>, prefix: PathBuf, added: bool },
 }
 
 /// Compare the directory trees `a` and `b`, calling `on_change` for each change in path order,
-/// and return the totals. Errors: a tree that cannot be read, a blob missing from the index,
-/// or the first error of `on_change`.
+/// and return the totals. The two trees are walked in step by one [`PairStream`] (any depth;
+/// subtrees with equal ids are not read). Errors: [`Error::Interrupted`] once `cancel` is
+/// cancelled; a tree that cannot be read; a blob missing from the index ([`Error::Corrupt`]);
+/// the first error of `on_change`.
 pub fn diff_trees(
     repo: &Repository,
     index: &Index,
+    cancel: &Cancel,
     a: &BlobId,
     b: &BlobId,
     on_change: &mut dyn FnMut(&Change) -> Result<()>,
 ) -> Result<DiffStats> {
-    let mut d = Differ {
-        repo,
-        index,
-        stats: DiffStats::default(),
-        before: HashSet::new(),
-        after: HashSet::new(),
-        out: on_change,
-        work: Vec::new(),
-    };
-    d.diff_tree(a, b, Path::new("/"));
-    d.run()?;
+    let mut d = Differ { stats: DiffStats::default(), before: HashSet::new(), after: HashSet::new(), out: on_change };
+    let mut stream = PairStream::new(repo, index, cancel, a, b, Path::new("/"))?;
+    while let Some(pair) = stream.next_pair()? {
+        match (&pair.old, &pair.new) {
+            (Some(x), Some(y)) => d.compare(x, y, &pair.path)?,
+            (Some(x), None) => d.gone(x, &pair.path, false)?,
+            (None, Some(y)) => d.gone(y, &pair.path, true)?,
+            (None, None) => {}
+        }
+        // Both directories: their differences; a directory on one side (added, removed, or a
+        // type change): all its contents, as added or removed.
+        stream.descend(&pair)?;
+    }
     let both: HashSet<BlobId> = d.before.intersection(&d.after).copied().collect();
     let mut stats = std::mem::take(&mut d.stats);
     count_blobs(index, d.before.difference(&both), &mut stats.removed)?;
@@ -173,100 +252,19 @@ fn shown(path: &Path, node: &Node) -> String {
     s
 }
 
-fn subtree(node: &Node, path: &Path) -> Result<BlobId> {
-    node.subtree.ok_or_else(|| Error::corrupt(format!("directory {}", path.display()), "it has no subtree"))
-}
-
 impl Differ<'_> {
     fn emit(&mut self, path: String, modifier: &'static str) -> Result<()> {
         (self.out)(&Change { path, modifier })
     }
 
-    /// Compare trees `a` and `b` at `prefix` (queued: [`Differ::run`] does the work).
-    fn diff_tree(&mut self, a: &BlobId, b: &BlobId, prefix: &Path) {
-        if a != b {
-            self.work.push(Work::Diff { a: *a, b: *b, prefix: prefix.to_path_buf() });
-        }
-    }
-
-    /// Do the queued work, one entry at a time, depth-first in name order.
-    fn run(&mut self) -> Result<()> {
-        while let Some(w) = self.work.pop() {
-            if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            match w {
-                Work::Diff { a, b, prefix } => {
-                    let ta = self.repo.load_tree(self.index, &a)?;
-                    let tb = self.repo.load_tree(self.index, &b)?;
-                    self.work.push(Work::Merge {
-                        a: Box::new(ta.nodes.into_iter().peekable()),
-                        b: Box::new(tb.nodes.into_iter().peekable()),
-                        prefix,
-                    });
-                }
-                Work::List { tree, prefix, added } => {
-                    let t = self.repo.load_tree(self.index, &tree)?;
-                    self.work.push(Work::Listing { nodes: t.nodes.into_iter(), prefix, added });
-                }
-                Work::Merge { mut a, mut b, prefix } => {
-                    let take_a = match (a.peek(), b.peek()) {
-                        (None, None) => continue,
-                        (Some(_), None) => (true, false),
-                        (None, Some(_)) => (false, true),
-                        (Some(x), Some(y)) => match x.name.cmp(&y.name) {
-                            std::cmp::Ordering::Less => (true, false),
-                            std::cmp::Ordering::Greater => (false, true),
-                            std::cmp::Ordering::Equal => (true, true),
-                        },
-                    };
-                    let na = if take_a.0 { a.next() } else { None };
-                    let nb = if take_a.1 { b.next() } else { None };
-                    let before = self.work.len();
-                    match (na, nb) {
-                        (Some(x), Some(y)) => self.compare(&x, &y, &prefix)?,
-                        (Some(x), None) => self.gone(&x, &prefix, false)?,
-                        (None, Some(y)) => self.gone(&y, &prefix, true)?,
-                        (None, None) => {}
-                    }
-                    // The rest of this pair comes after whatever these entries queued.
-                    self.resume_under(before, Some(Work::Merge { a, b, prefix }));
-                }
-                Work::Listing { mut nodes, prefix, added } => {
-                    let Some(node) = nodes.next() else { continue };
-                    let before = self.work.len();
-                    self.gone(&node, &prefix, added)?;
-                    self.resume_under(before, Some(Work::Listing { nodes, prefix, added }));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Put `rest` (the frame an entry came from) below the work that entry queued at
-    /// `before..`, so that the entry's subtrees are done first, in the order they were queued.
-    fn resume_under(&mut self, before: usize, rest: Option<Work>) {
-        let mut queued = self.work.split_off(before);
-        // Queued in walk order; the stack pops the last first.
-        queued.reverse();
-        self.work.extend(rest);
-        self.work.extend(queued);
-    }
-
-    fn compare(&mut self, x: &Node, y: &Node, prefix: &Path) -> Result<()> {
-        let path = prefix.join(OsStr::from_bytes(&x.name));
+    /// The same name on both sides.
+    fn compare(&mut self, x: &Node, y: &Node, path: &Path) -> Result<()> {
         add_blobs(&mut self.before, x);
         add_blobs(&mut self.after, y);
         if x.kind != y.kind {
-            self.emit(shown(&path, y), "T")?;
+            self.emit(shown(path, y), "T")?;
             count(&mut self.stats.removed, x);
             count(&mut self.stats.added, y);
-            if x.kind == NodeKind::Dir {
-                self.list(&subtree(x, &path)?, &path, false);
-            }
-            if y.kind == NodeKind::Dir {
-                self.list(&subtree(y, &path)?, &path, true);
-            }
             return Ok(());
         }
         let content_differs = match x.kind {
@@ -278,28 +276,16 @@ impl Differ<'_> {
             if x.kind == NodeKind::File {
                 self.stats.changed_files += 1;
             }
-            self.emit(shown(&path, y), "M")?;
+            self.emit(shown(path, y), "M")?;
         } else if metadata_differs(x, y) {
-            self.emit(shown(&path, y), "U")?;
-        }
-        if x.kind == NodeKind::Dir {
-            self.diff_tree(&subtree(x, &path)?, &subtree(y, &path)?, &path);
+            self.emit(shown(path, y), "U")?;
         }
         Ok(())
     }
 
     /// `node` exists on one side only: `added` says which.
-    fn gone(&mut self, node: &Node, prefix: &Path, added: bool) -> Result<()> {
-        let path = prefix.join(OsStr::from_bytes(&node.name));
-        self.emit(shown(&path, node), if added { "+" } else { "-" })?;
-        self.record(node, added);
-        if node.kind == NodeKind::Dir {
-            self.list(&subtree(node, &path)?, &path, added);
-        }
-        Ok(())
-    }
-
-    fn record(&mut self, node: &Node, added: bool) {
+    fn gone(&mut self, node: &Node, path: &Path, added: bool) -> Result<()> {
+        self.emit(shown(path, node), if added { "+" } else { "-" })?;
         if added {
             count(&mut self.stats.added, node);
             add_blobs(&mut self.after, node);
@@ -307,10 +293,6 @@ impl Differ<'_> {
             count(&mut self.stats.removed, node);
             add_blobs(&mut self.before, node);
         }
-    }
-
-    /// List everything below `tree` at `prefix` as added or removed (queued).
-    fn list(&mut self, tree: &BlobId, prefix: &Path, added: bool) {
-        self.work.push(Work::List { tree: *tree, prefix: prefix.to_path_buf(), added });
+        Ok(())
     }
 }

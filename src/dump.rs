@@ -1,9 +1,10 @@
 //! Writing files and directories of a snapshot to a stream (restic's `dump`): a file's
 //! content as is, or a directory as a tar or zip archive.
 //!
-//! Content is streamed blob by blob in file order: a few worker threads fetch and verify the
-//! next blobs (a read-ahead of [`READAHEAD`] blobs) while the current one is written, so memory
-//! stays bounded by a few chunks whatever the file size, and output starts at once.
+//! Content is streamed blob by blob in file order through the shared [`BlobFetcher`]
+//! (`tree/fetch.rs`): a few worker threads fetch and verify the next blobs (a read-ahead of
+//! [`READAHEAD`] blobs) while the current one is written, so memory stays bounded by the
+//! fetcher's cache whatever the file size, and output starts at once.
 //!
 //! Archive entries are named by their snapshot path without the leading `/`
 //! (`etc/postfix/main.cf`), as restic names them; the dumped directory itself is the first
@@ -14,22 +15,22 @@
 //! format's) and symlinks; zip has no hard links (the content is stored again) and no special
 //! files (they are skipped and reported).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::blob::BlobType;
-use crate::error::{Error, Result};
-use crate::id::BlobId;
-use crate::index::Index;
-use crate::repository::Repository;
-use crate::tree::{Node, NodeKind};
-use crate::walker::{self, Located, Visit};
+use std::sync::Arc;
 
-/// Blobs fetched ahead of the one being written.
-pub const READAHEAD: usize = 4;
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::lock::ReadLock;
+use crate::repository::Repository;
+pub use crate::tree::fetch::{from_io, BlobFetcher, ContentReader, READAHEAD};
+use crate::tree::fetch::{FetchOptions, FetchStats};
+use crate::tree::{kind_name, walk, Located, Node, NodeKind, Visit};
 
 /// Archive formats of `dump --archive`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,98 +41,93 @@ pub enum ArchiveFormat {
     Zip,
 }
 
-type Reply = crossbeam_channel::Sender<Result<Vec<u8>>>;
+/// Plaintext bytes of blobs a dump keeps (the blobs fetched ahead, and repeated content).
+pub const DUMP_CACHE_BYTES: usize = 32 << 20;
 
-/// Worker threads that fetch and verify data blobs for [`ContentReader`]s.
-pub struct BlobFetcher {
-    jobs: crossbeam_channel::Sender<(BlobId, Reply)>,
+/// Where a dump goes.
+#[derive(Debug)]
+pub enum Output {
+    /// A file created (or truncated) at this path; removed again when the dump fails (a cut
+    /// archive can look complete). Zip archives written there carry sizes in their headers.
+    File(PathBuf),
+    /// An open stream that cannot seek (standard output), named in errors by the text.
+    Stream(std::fs::File, String),
 }
 
-/// Run `f` with a [`BlobFetcher`] of `threads` workers (at least 1) reading from `repo`.
-pub fn with_fetcher<R>(repo: &Repository, index: &Index, threads: usize, f: impl FnOnce(&BlobFetcher) -> R) -> R {
-    std::thread::scope(|s| {
-        let (tx, rx) = crossbeam_channel::bounded::<(BlobId, Reply)>(READAHEAD);
-        for _ in 0..threads.max(1) {
-            let rx = rx.clone();
-            s.spawn(move || {
-                for (id, reply) in rx {
-                    // The reader may have gone (an error, a closed pipe): nothing to do then.
-                    let _ = reply.send(repo.read_blob(index, BlobType::Data, &id));
-                }
-            });
-        }
-        let fetcher = BlobFetcher { jobs: tx };
-        let r = f(&fetcher);
-        // Dropping the fetcher closes the job queue: the workers finish and the scope joins them.
-        drop(fetcher);
-        r
-    })
+/// What to dump and how.
+#[derive(Clone, Debug, Default)]
+pub struct DumpOptions {
+    /// The archive format; `None`: a file is written as is, a directory as [`ArchiveFormat::Tar`].
+    pub archive: Option<ArchiveFormat>,
+    /// Worker threads fetching blobs ahead of the writer (at least 1 is used).
+    pub threads: usize,
 }
 
-/// Reads a file's content in order, blob by blob, with read-ahead. Errors surface as
-/// `io::Error`s wrapping the [`Error`] (see [`from_io`]).
-pub struct ContentReader<'f> {
-    fetcher: &'f BlobFetcher,
-    ids: &'f [BlobId],
-    next: usize,
-    pending: VecDeque<crossbeam_channel::Receiver<Result<Vec<u8>>>>,
-    buf: Vec<u8>,
-    pos: usize,
-}
-
-impl<'f> ContentReader<'f> {
-    /// A reader of the blobs `ids`, in order.
-    pub fn new(fetcher: &'f BlobFetcher, ids: &'f [BlobId]) -> Self {
-        ContentReader { fetcher, ids, next: 0, pending: VecDeque::new(), buf: Vec::new(), pos: 0 }
+/// Dump `loc` (found by [`crate::tree::resolve`] in a snapshot of `repo`, whose blobs `index`
+/// locates) to `out` (restic's `dump`; see the module docs), under `lock` (a read lock, or
+/// none for a caller that chose not to lock).
+/// Errors: [`Error::Interrupted`] once `ctx` is cancelled; tree or blob read errors
+/// ([`Error::Corrupt`], [`Error::Backend`]); write errors ([`Error::Io`] naming the output,
+/// possibly a closed pipe: see [`is_broken_pipe`]).
+pub fn dump(
+    ctx: &Ctx,
+    lock: &ReadLock,
+    repo: Arc<Repository>,
+    index: Arc<Index>,
+    loc: &Located,
+    opts: &DumpOptions,
+    out: Output,
+) -> Result<DumpReport> {
+    lock.check()?;
+    let format = match (opts.archive, loc) {
+        (Some(f), _) => Some(f),
+        (None, Located::Entry { node, .. }) if node.kind != NodeKind::Dir => None,
+        (None, _) => Some(ArchiveFormat::Tar),
+    };
+    let (file, out_name, target) = match out {
+        Output::File(t) => (std::fs::File::create(&t).map_err(|e| Error::io(&t, e))?, t.clone(), Some(t)),
+        Output::Stream(f, name) => (f, PathBuf::from(name), None),
+    };
+    let fetch = FetchOptions { threads: opts.threads.max(1), cache_bytes: DUMP_CACHE_BYTES };
+    let fetcher = BlobFetcher::new(repo, index, &fetch, Arc::new(FetchStats::default()), &ctx.cancel);
+    let result = write(&fetcher, loc, format, file, &out_name, target.is_some());
+    if let (Err(_), Some(t)) = (&result, &target) {
+        let _ = std::fs::remove_file(t);
     }
+    result
 }
 
-impl Read for ContentReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos >= self.buf.len() {
-            if crate::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(io::Error::other(Error::Interrupted));
-            }
-            while self.pending.len() < READAHEAD {
-                let Some(id) = self.ids.get(self.next) else { break };
-                let (tx, rx) = crossbeam_channel::bounded(1);
-                self.fetcher
-                    .jobs
-                    .send((*id, tx))
-                    .map_err(|_| io::Error::other(Error::InvalidInput("the blob fetchers stopped".into())))?;
-                self.pending.push_back(rx);
-                self.next += 1;
-            }
-            let Some(rx) = self.pending.pop_front() else { return Ok(0) };
-            match rx.recv() {
-                Ok(Ok(data)) => {
-                    self.buf = data;
-                    self.pos = 0;
-                }
-                Ok(Err(e)) => return Err(io::Error::other(e)),
-                Err(_) => return Err(io::Error::other(Error::InvalidInput("a blob fetcher stopped".into()))),
-            }
+fn write(
+    fetcher: &BlobFetcher,
+    loc: &Located,
+    format: Option<ArchiveFormat>,
+    out: std::fs::File,
+    out_name: &Path,
+    seekable: bool,
+) -> Result<DumpReport> {
+    let buffered = |f| io::BufWriter::with_capacity(256 << 10, f);
+    match format {
+        None => {
+            let node = loc.node().ok_or_else(|| Error::usage("/ is a directory"))?;
+            let mut w = buffered(out);
+            write_file(fetcher, node, &loc.path(), &mut w, out_name)?;
+            w.flush().map_err(|e| Error::io(out_name, e))?;
+            Ok(DumpReport { entries: 1, skipped: Vec::new() })
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-/// Turn an I/O error from writing `what` back into an [`Error`]: a cairn error carried inside
-/// (a damaged blob) comes out as itself; anything else is [`Error::Io`] naming `what`.
-/// A closed pipe stays an `Error::Io` of kind `BrokenPipe` (see [`is_broken_pipe`]).
-pub fn from_io(e: io::Error, what: &Path) -> Error {
-    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
-        if let Some(inner) = e.into_inner() {
-            if let Ok(err) = inner.downcast::<Error>() {
-                return *err;
-            }
+        Some(ArchiveFormat::Tar) => write_tar(fetcher, loc, buffered(out), out_name),
+        Some(ArchiveFormat::Zip) if seekable => {
+            // A file can seek: sizes go into the local headers, no data descriptors.
+            let (w, report) = write_zip(fetcher, loc, zip::ZipWriter::new(out), out_name)?;
+            w.sync_all().map_err(|e| Error::io(out_name, e))?;
+            Ok(report)
         }
-        return Error::InvalidInput("lost error".into());
+        Some(ArchiveFormat::Zip) => {
+            let zw = zip::ZipWriter::new_stream(buffered(out));
+            let (w, report) = write_zip(fetcher, loc, zw, out_name)?;
+            w.into_inner().flush().map_err(|e| Error::io(out_name, e))?;
+            Ok(report)
+        }
     }
-    Error::io(what, e)
 }
 
 /// True when `e` is a write to a closed pipe (`cairn dump ... | head`).
@@ -161,22 +157,15 @@ fn checked_size(index: &Index, node: &Node, path: &Path) -> Result<u64> {
 /// Write the content of the file `node` (at snapshot path `path`) to `w`.
 /// Errors: a missing or damaged blob ([`Error::Corrupt`]); a write error ([`Error::Io`] naming
 /// `out_name`, possibly a broken pipe).
-pub fn write_file(
-    fetcher: &BlobFetcher,
-    index: &Index,
-    node: &Node,
-    path: &Path,
-    w: &mut dyn Write,
-    out_name: &Path,
-) -> Result<()> {
+pub fn write_file(fetcher: &BlobFetcher, node: &Node, path: &Path, w: &mut dyn Write, out_name: &Path) -> Result<()> {
     if node.kind != NodeKind::File {
-        return Err(Error::InvalidInput(format!(
-            "{} is a {}, not a file: give --archive tar or zip to dump it",
+        return Err(Error::usage(format!(
+            "{} is a {}, not a file: dump it as a tar or zip archive",
             path.display(),
-            walker::kind_name(node.kind)
+            kind_name(node.kind)
         )));
     }
-    checked_size(index, node, path)?;
+    checked_size(&fetcher.index(), node, path)?;
     let mut r = ContentReader::new(fetcher, &node.content);
     io::copy(&mut r, w).map_err(|e| from_io(e, out_name))?;
     w.flush().map_err(|e| Error::io(out_name, e))
@@ -193,17 +182,13 @@ pub struct DumpReport {
 
 /// The entries of `loc` in walk order: the node itself (not for the root), then everything
 /// below it. Calls `f(path, node)`.
-fn for_each_entry(
-    repo: &Repository,
-    index: &Index,
-    loc: &Located,
-    f: &mut dyn FnMut(&Path, &Node) -> Result<()>,
-) -> Result<()> {
+fn for_each_entry(fetcher: &BlobFetcher, loc: &Located, f: &mut dyn FnMut(&Path, &Node) -> Result<()>) -> Result<()> {
     if let Located::Entry { path, node } = loc {
         f(path, node)?;
     }
     if let Some(tree) = loc.tree() {
-        walker::walk(repo, index, &tree, &loc.path(), &mut |p, n| {
+        let index = fetcher.index();
+        walk(fetcher.repo(), &index, fetcher.cancel(), &tree, &loc.path(), &mut |p, n| {
             f(p, n)?;
             Ok(Visit::Descend)
         })?;
@@ -217,19 +202,13 @@ fn archive_name(path: &Path) -> &Path {
 
 /// Write `loc` (a directory, the root, or a single entry) as a tar archive to `w`.
 /// Errors: tree or blob read errors; write errors ([`Error::Io`] naming `out_name`).
-pub fn write_tar<W: Write>(
-    repo: &Repository,
-    index: &Index,
-    fetcher: &BlobFetcher,
-    loc: &Located,
-    w: W,
-    out_name: &Path,
-) -> Result<DumpReport> {
+pub fn write_tar<W: Write>(fetcher: &BlobFetcher, loc: &Located, w: W, out_name: &Path) -> Result<DumpReport> {
+    let index = fetcher.index();
     let mut b = tar::Builder::new(w);
     let mut report = DumpReport::default();
     let mut first_names: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let io_err = |e: io::Error| from_io(e, out_name);
-    for_each_entry(repo, index, loc, &mut |path, node| {
+    for_each_entry(fetcher, loc, &mut |path, node| {
         let name = archive_name(path);
         let mut h = tar::Header::new_gnu();
         h.set_mode(node.mode & 0o7777);
@@ -262,7 +241,7 @@ pub fn write_tar<W: Write>(
                         return Ok(());
                     }
                 }
-                let size = checked_size(index, node, path)?;
+                let size = checked_size(&index, node, path)?;
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(size);
                 b.append_data(&mut h, name, ContentReader::new(fetcher, &node.content)).map_err(io_err)?;
@@ -330,7 +309,7 @@ fn zip_time(node: &Node) -> zip::DateTime {
 fn zip_err(e: zip::result::ZipError, out_name: &Path) -> Error {
     match e {
         zip::result::ZipError::Io(e) => from_io(e, out_name),
-        other => Error::InvalidInput(format!("writing zip archive {}: {other}", out_name.display())),
+        other => Error::io(out_name, io::Error::other(format!("writing zip archive: {other}"))),
     }
 }
 
@@ -338,21 +317,20 @@ fn zip_err(e: zip::result::ZipError, out_name: &Path) -> Error {
 /// `zip::ZipWriter::new_stream`), then finish the archive and return the writer.
 /// Errors: tree or blob read errors; write errors ([`Error::Io`] naming `out_name`).
 pub fn write_zip<W: Write + Seek>(
-    repo: &Repository,
-    index: &Index,
     fetcher: &BlobFetcher,
     loc: &Located,
     mut zw: zip::ZipWriter<W>,
     out_name: &Path,
 ) -> Result<(W, DumpReport)> {
+    let index = fetcher.index();
     use zip::write::SimpleFileOptions;
     let mut report = DumpReport::default();
-    for_each_entry(repo, index, loc, &mut |path, node| {
+    for_each_entry(fetcher, loc, &mut |path, node| {
         let name = archive_name(path).to_string_lossy().into_owned();
         let opts = SimpleFileOptions::default().last_modified_time(zip_time(node)).unix_permissions(node.mode & 0o7777);
         match node.kind {
             NodeKind::File => {
-                let size = checked_size(index, node, path)?;
+                let size = checked_size(&index, node, path)?;
                 let opts =
                     opts.compression_method(zip::CompressionMethod::Deflated).large_file(size >= u32::MAX as u64);
                 zw.start_file(name, opts).map_err(|e| zip_err(e, out_name))?;
@@ -364,7 +342,7 @@ pub fn write_zip<W: Write + Seek>(
                 zw.add_symlink(name, target, opts).map_err(|e| zip_err(e, out_name))?
             }
             other => {
-                report.skipped.push((path.to_path_buf(), walker::kind_name(other)));
+                report.skipped.push((path.to_path_buf(), kind_name(other)));
                 return Ok(());
             }
         }

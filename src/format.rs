@@ -80,11 +80,11 @@ fn config() -> impl bincode::config::Config {
 }
 
 /// Encode `value` with the repository's bincode configuration.
-/// Errors: [`Error::InvalidInput`] if the value cannot be encoded (a structure over the 4 GiB
-/// limit).
+/// Errors: [`Error::Internal`] if the value cannot be encoded (a structure over the 4 GiB
+/// limit: the callers keep every structure below it).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| Error::InvalidInput(format!("cannot encode a repository structure: {e}")))
+        .map_err(|e| Error::internal(format!("cannot encode a repository structure: {e}")))
 }
 
 /// Decode a whole buffer; trailing bytes or malformed input are reported as damage of `what`.

@@ -3,6 +3,10 @@
 //! Blob ids are *keyed* BLAKE3 hashes of the plaintext (see `crypto::MasterKey::blob_id`);
 //! storage file names (packs, index files, snapshots, key files) are *unkeyed* BLAKE3 hashes
 //! of the stored bytes (see [`Id::of_bytes`]). Typed wrappers keep the two apart at compile time.
+//!
+//! A typed id is made explicitly: `PackId(id)`, [`PackId::from_hex`], or by the module that
+//! names the file ([`crate::repository::RepoFile`]). There is no `From<Id>` for them, so
+//! `.into()` cannot turn one kind of id into another (a [`BlobId`] into a [`PackId`]) unseen.
 
 use std::fmt;
 use std::str::FromStr;
@@ -75,6 +79,8 @@ macro_rules! typed_id {
             pub fn short(&self) -> String { self.0.short() }
             /// The raw id.
             pub fn id(&self) -> Id { self.0 }
+            /// Parse 64 hex characters (a storage name); `None` for anything else.
+            pub fn from_hex(s: &str) -> Option<Self> { Id::from_hex(s).map($name) }
         }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { fmt::Display::fmt(&self.0, f) }
@@ -83,9 +89,6 @@ macro_rules! typed_id {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}({})", stringify!($name), self.0.short())
             }
-        }
-        impl From<Id> for $name {
-            fn from(id: Id) -> Self { $name(id) }
         }
     };
 }
@@ -110,6 +113,10 @@ typed_id!(
     /// Id of a key file: BLAKE3 of its bytes.
     KeyId
 );
+typed_id!(
+    /// Id of a lock file: BLAKE3 of its bytes.
+    LockId
+);
 
 #[cfg(test)]
 mod tests {
@@ -131,5 +138,15 @@ mod tests {
         assert!(Id::from_hex("zz").is_none());
         assert!(Id::from_hex(&"a".repeat(63)).is_none());
         assert!(Id::from_hex(&"g".repeat(64)).is_none());
+    }
+
+    #[test]
+    fn typed_ids_parse_and_print_like_raw_ids() {
+        let id = Id::of_bytes(b"pack");
+        let pack = PackId::from_hex(&id.to_hex()).unwrap();
+        assert_eq!(pack.id(), id);
+        assert_eq!(pack.to_hex(), id.to_hex());
+        assert_eq!(format!("{pack:?}"), format!("PackId({})", id.short()));
+        assert!(LockId::from_hex("not hex").is_none());
     }
 }

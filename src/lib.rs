@@ -10,10 +10,11 @@
 //! - [`backend`]: the storage trait and the local-disk backend; [`direct_io`]: reads and writes past the page cache;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`stream`]: a command's output as a stream to back up, empty streams refused; [`restorer`]: restore;
-//! - [`forget`]: restic's keep policies (which snapshots `forget` removes), no I/O;
-//! - [`lock`]: repository locks; [`prune`]: deleting what no snapshot references;
-//! - [`check`]: repository consistency and data integrity checks;
-//! - [`walker`]: paths and walks inside a snapshot; [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring;
+//! - [`lock`]: repository locks;
+//! - [`ops`]: operations on a whole repository: `forget` (restic's keep policies), `prune`
+//!   (deleting what no snapshot references), `check` (consistency and data integrity);
+//! - [`tree`]: trees and nodes, snapshot paths, the one tree streamer, the blob fetcher with read-ahead;
+//!   [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring ([`walker`]: deprecated alias);
 //! - [`fuse`]: `mount`, a read-only FUSE view of the snapshots.
 
 #![warn(missing_docs)]
@@ -21,23 +22,23 @@
 pub mod archiver;
 pub mod backend;
 pub mod blob;
-pub mod check;
 pub mod chunker;
 pub mod context;
 pub mod crypto;
 pub mod diff;
-pub mod direct_io;
+/// Moved to [`backend::local::direct_io`]; this path stays until its users move.
+pub use backend::local::direct_io;
 pub mod dump;
 pub mod error;
 pub mod find;
-pub mod forget;
 pub mod format;
 pub mod fuse;
 pub mod id;
 pub mod index;
 pub mod lock;
+pub mod ops;
 pub mod pack;
-pub mod prune;
+pub mod patterns;
 pub mod repository;
 pub mod restorer;
 pub mod snapshot;

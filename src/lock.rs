@@ -19,8 +19,8 @@
 //! A lock file that cannot be decoded (empty, garbage, written with another key or by a cairn
 //! with another format version) is **unreadable**: it may still belong to a running process
 //! cairn cannot identify, so it conflicts with every lock, shared or exclusive (as in restic),
-//! and the error names the file. `cairn unlock` removes unreadable lock files (with or without
-//! `--remove-all`). A lock file whose read fails for another reason (the storage is
+//! and the error names the file. [`remove_locks`] (`cairn unlock`) removes unreadable lock
+//! files, with or without removing every lock. A lock file whose read fails for another reason (the storage is
 //! unreachable) is an error, never taken for "no lock".
 //!
 //! Taking a lock writes a lock file first: every error after that write removes it again.
@@ -31,12 +31,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, ErrorKind, FileKind};
-use crate::crypto::MasterKey;
+use crate::backend::{ErrorKind, FileKind};
 use crate::error::{Error, Result};
-use crate::format::{self, Magic};
-use crate::id::Id;
-use crate::repository::Repository;
+use crate::id::LockId;
+use crate::repository::{FileName, Repository};
 use crate::tree::Timestamp;
 
 /// The plaintext of a lock file (bincode, see repo-format.md "Locks").
@@ -133,11 +131,16 @@ impl FoundLock {
                 )
             }
             Err(e) => format!(
-                "lock file locks/{} cannot be read ({e}); it is treated as held by an unknown process, and `cairn unlock` removes it",
+                "lock file locks/{} cannot be read ({e}); it is treated as held by an unknown process until it is removed",
                 self.name
             ),
         }
     }
+}
+
+/// The error for a lock's state mutex poisoned by a panicking thread: a bug, not a conflict.
+fn poisoned() -> Error {
+    Error::internal("the lock's state was poisoned by a thread that panicked")
 }
 
 fn human_age(secs: u64) -> String {
@@ -178,13 +181,20 @@ fn is_stale(info: &LockInfo, opts: &LockOptions) -> bool {
     age > opts.stale_after.as_secs() as i64
 }
 
-/// Read every lock file. A failed listing, or a lock file that cannot be read from the
-/// storage, is an error (never "no locks"); a lock file that is read but cannot be decoded is
-/// returned as unreadable ([`FoundLock::is_unreadable`]).
-pub fn list_locks(backend: &dyn Backend, master: &MasterKey) -> Result<Vec<FoundLock>> {
+/// Read every lock file of `repo`. A failed listing, or a lock file that cannot be read from
+/// the storage, is an error (never "no locks"); a lock file that is read but cannot be decoded
+/// (or whose name cannot be a lock's) is returned as unreadable ([`FoundLock::is_unreadable`]).
+pub fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
     let mut found = Vec::new();
-    for (name, _) in backend.list(FileKind::Lock)? {
-        let info = match read_lock(backend, master, &name) {
+    for (name, _) in repo.backend().list(FileKind::Lock)? {
+        let read = match LockId::parse(&name) {
+            Some(id) => repo.load::<LockInfo>(&id),
+            None => Err(Error::corrupt(
+                format!("lock {}", name.get(..8).unwrap_or(&name)),
+                "content does not match its name (BLAKE3 of the file)",
+            )),
+        };
+        let info = match read {
             Ok(i) => Ok(i),
             // Removed between the listing and the read: released meanwhile.
             Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => continue,
@@ -196,27 +206,15 @@ pub fn list_locks(backend: &dyn Backend, master: &MasterKey) -> Result<Vec<Found
     Ok(found)
 }
 
-fn read_lock(backend: &dyn Backend, master: &MasterKey, name: &str) -> Result<LockInfo> {
-    let what = format!("lock {}", name.get(..8).unwrap_or(name));
-    let data = backend.read(FileKind::Lock, name)?;
-    if Id::of_bytes(&data).to_hex() != name {
-        return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
-    }
-    let plain = master.open_object(Magic::Lock, &data, &what)?;
-    format::decode(&plain, &what)
-}
-
-fn write_lock<'a>(backend: &'a dyn Backend, master: &MasterKey, info: &LockInfo) -> Result<Written<'a>> {
-    let sealed = master.seal_object(Magic::Lock, &format::encode(info)?)?;
-    let name = Id::of_bytes(&sealed).to_hex();
-    backend.write(FileKind::Lock, &name, &sealed)?;
-    Ok(Written { backend, name, kept: false })
+fn write_lock<'a>(repo: &'a Repository, info: &LockInfo) -> Result<Written<'a>> {
+    let name = repo.save(info)?.to_hex();
+    Ok(Written { repo, name, kept: false })
 }
 
 /// A lock file this process just wrote. Dropped without [`Written::keep`] (an error path), it
 /// removes the file, so that no failure leaves this process's lock behind.
 struct Written<'a> {
-    backend: &'a dyn Backend,
+    repo: &'a Repository,
     name: String,
     kept: bool,
 }
@@ -237,18 +235,18 @@ impl Written<'_> {
 impl Drop for Written<'_> {
     fn drop(&mut self) {
         if !self.kept {
-            let _ = self.backend.remove(FileKind::Lock, &self.name);
+            let _ = self.repo.backend().remove(FileKind::Lock, &self.name);
         }
     }
 }
 
 /// Remove stale and unreadable locks (and, with `all`, every lock). Returns the names removed.
 /// Errors: a failed listing or removal.
-pub fn remove_locks(backend: &dyn Backend, master: &MasterKey, opts: &LockOptions, all: bool) -> Result<Vec<String>> {
+pub fn remove_locks(repo: &Repository, opts: &LockOptions, all: bool) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for l in list_locks(backend, master)? {
+    for l in list_locks(repo)? {
         if all || l.is_stale(opts) || l.is_unreadable() {
-            match backend.remove(FileKind::Lock, &l.name) {
+            match repo.backend().remove(FileKind::Lock, &l.name) {
                 Ok(()) => removed.push(l.name),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -259,8 +257,8 @@ pub fn remove_locks(backend: &dyn Backend, master: &MasterKey, opts: &LockOption
 }
 
 struct Held {
-    backend: Arc<dyn Backend>,
-    master: Arc<MasterKey>,
+    /// The repository, through which lock files are written and read.
+    repo: Repository,
     info: Mutex<LockInfo>,
     /// The current lock file's name.
     name: Mutex<String>,
@@ -283,7 +281,7 @@ impl Held {
     /// lock: that process may have taken ours for stale between our check and our write (each
     /// side writes its lock before it lists, so one of the two always sees the other).
     fn refresh(&self) -> Result<()> {
-        let _op = self.op.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?;
+        let _op = self.op.lock().map_err(|_| poisoned())?;
         if self.released.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -291,9 +289,9 @@ impl Held {
             self.lost.store(true, Ordering::SeqCst);
             Err(Error::Locked(msg.to_string()))
         };
-        let old = self.name.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
+        let old = self.name.lock().map_err(|_| poisoned())?.clone();
         let after_gap = self.written.lock().map(|w| w.elapsed() >= self.stale_after).unwrap_or(true);
-        match self.backend.exists(FileKind::Lock, &old) {
+        match self.repo.backend().exists(FileKind::Lock, &old) {
             Ok(true) => {}
             Ok(false) => {
                 return lost(
@@ -302,13 +300,13 @@ impl Held {
             }
             Err(e) => return Err(e.into()),
         }
-        let mut info = self.info.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
+        let mut info = self.info.lock().map_err(|_| poisoned())?.clone();
         info.time = Timestamp::now();
-        let written = write_lock(&*self.backend, &self.master, &info)?;
+        let written = write_lock(&self.repo, &info)?;
         if after_gap {
             let opts = LockOptions { stale_after: self.stale_after, ..LockOptions::default() };
             // On an error or a conflict, dropping `written` removes the new file.
-            if !conflicting(&*self.backend, &self.master, written.name(), LockKind::Shared, &opts)?.is_empty() {
+            if !conflicting(&self.repo, written.name(), LockKind::Shared, &opts)?.is_empty() {
                 return lost("another process took an exclusive lock while this one was stopped; stopping");
             }
         }
@@ -319,7 +317,7 @@ impl Held {
         if let Ok(mut w) = self.written.lock() {
             *w = Instant::now();
         }
-        match self.backend.remove(FileKind::Lock, &old) {
+        match self.repo.backend().remove(FileKind::Lock, &old) {
             Ok(()) => Ok(()),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
@@ -344,8 +342,6 @@ impl RepoLock {
     /// Errors: [`Error::Locked`] naming the conflicting holder; backend errors (a failed listing
     /// is never taken for "no locks").
     pub fn acquire(repo: &Repository, kind: LockKind, command: &str, opts: &LockOptions) -> Result<RepoLock> {
-        let backend = repo.backend().clone();
-        let master = repo.master_shared();
         let pid = std::process::id();
         let info = LockInfo {
             time: Timestamp::now(),
@@ -359,17 +355,17 @@ impl RepoLock {
         let deadline = Instant::now() + opts.retry_for;
         loop {
             // Every error return below drops `written`, which removes the lock file again.
-            let written = write_lock(&*backend, &master, &info)?;
-            let conflicts = conflicting(&*backend, &master, written.name(), kind, opts)?;
+            let written = write_lock(repo, &info)?;
+            let conflicts = conflicting(repo, written.name(), kind, opts)?;
             if conflicts.is_empty() {
                 if kind == LockKind::Exclusive {
                     fail::fail_point!("lock-stale-cleanup", |_| Err(Error::Locked(
                         "failpoint lock-stale-cleanup".into()
                     )));
                     // Remove the stale locks this lock overrides (see the module documentation).
-                    for l in list_locks(&*backend, &master)? {
+                    for l in list_locks(repo)? {
                         if l.name != written.name() && l.is_stale(opts) {
-                            let _ = backend.remove(FileKind::Lock, &l.name);
+                            let _ = repo.backend().remove(FileKind::Lock, &l.name);
                         }
                     }
                 }
@@ -388,11 +384,10 @@ impl RepoLock {
                             }
                         }
                     })
-                    .map_err(|e| Error::InvalidInput(format!("cannot start the lock refresh thread: {e}")))?;
+                    .map_err(|e| Error::internal(format!("cannot start the lock refresh thread: {e}")))?;
                 let name = written.keep();
                 let held = Arc::new(Held {
-                    backend,
-                    master,
+                    repo: repo.clone(),
                     info: Mutex::new(info),
                     name: Mutex::new(name),
                     written: Mutex::new(Instant::now()),
@@ -410,7 +405,7 @@ impl RepoLock {
             if Instant::now() >= deadline {
                 let list: Vec<String> = conflicts.iter().map(|l| l.describe()).collect();
                 return Err(Error::Locked(format!(
-                    "{}; wait for it to finish, or if that process is gone, run `cairn unlock`",
+                    "{}; wait for it to finish, or if that process is gone, remove its lock",
                     list.join("; ")
                 )));
             }
@@ -438,8 +433,8 @@ impl RepoLock {
             // and renew it at once.
             h.refresh()?;
         }
-        let name = h.name.lock().map_err(|_| Error::Locked("lock state poisoned".into()))?.clone();
-        if !h.backend.exists(FileKind::Lock, &name)? {
+        let name = h.name.lock().map_err(|_| poisoned())?.clone();
+        if !h.repo.backend().exists(FileKind::Lock, &name)? {
             h.lost.store(true, Ordering::SeqCst);
             return Err(Error::Locked(
                 "this process's lock file was removed by another process (it was taken for stale)".into(),
@@ -459,7 +454,7 @@ impl RepoLock {
         let h = &self.held;
         let _op = h.op.lock();
         if !h.released.swap(true, Ordering::SeqCst) {
-            let _ = h.backend.remove(FileKind::Lock, &self.name());
+            let _ = h.repo.backend().remove(FileKind::Lock, &self.name());
         }
     }
 }
@@ -576,14 +571,8 @@ impl ExclusiveLock {
 }
 
 /// Non-stale locks other than `own` that conflict with a lock of `kind`.
-fn conflicting(
-    backend: &dyn Backend,
-    master: &MasterKey,
-    own: &str,
-    kind: LockKind,
-    opts: &LockOptions,
-) -> Result<Vec<FoundLock>> {
-    Ok(list_locks(backend, master)?
+fn conflicting(repo: &Repository, own: &str, kind: LockKind, opts: &LockOptions) -> Result<Vec<FoundLock>> {
+    Ok(list_locks(repo)?
         .into_iter()
         .filter(|l| l.name != own)
         .filter(|l| !l.is_stale(opts))
@@ -625,6 +614,36 @@ mod tests {
         // Another host: by age only.
         assert!(!is_stale(&info("elsewhere.invalid", 1, 29 * 60), &opts));
         assert!(is_stale(&info("elsewhere.invalid", 1, 31 * 60), &opts));
+    }
+
+    #[test]
+    fn locks_conflict_by_kind_and_unreadable_ones_are_removed() {
+        let (_d, repo) = crate::repository::tests::temp_repo();
+        let opts = LockOptions::default();
+        let a = ReadLock::acquire(&repo, "ls", &opts).unwrap();
+        let b = AppendLock::acquire(&repo, "backup", &opts).unwrap();
+        assert_eq!(list_locks(&repo).unwrap().len(), 2);
+        assert!(matches!(ExclusiveLock::acquire(&repo, "prune", &opts), Err(Error::Locked(_))));
+        assert_eq!(list_locks(&repo).unwrap().len(), 2, "a refused lock leaves no file");
+        a.check().unwrap();
+        b.check().unwrap();
+        drop((a, b));
+        assert!(list_locks(&repo).unwrap().is_empty());
+        // A lock file that does not decode conflicts with everything; unlock removes it.
+        repo.backend().write(FileKind::Lock, &"ab".repeat(32), b"garbage").unwrap();
+        let found = list_locks(&repo).unwrap();
+        assert!(found.len() == 1 && found[0].is_unreadable(), "{found:?}");
+        assert!(matches!(ReadLock::acquire(&repo, "ls", &opts), Err(Error::Locked(_))));
+        assert_eq!(remove_locks(&repo, &opts, false).unwrap(), vec!["ab".repeat(32)]);
+        let held = ExclusiveLock::acquire(&repo, "prune", &opts).unwrap();
+        held.check().unwrap();
+        assert_eq!(remove_locks(&repo, &opts, true).unwrap().len(), 1);
+        assert!(matches!(held.check(), Err(Error::Locked(_))), "a removed lock is lost");
+    }
+
+    #[test]
+    fn a_poisoned_state_is_an_internal_error() {
+        assert_eq!(poisoned().kind(), crate::error::Kind::Internal);
     }
 
     #[test]

@@ -184,7 +184,8 @@ impl PackWriter {
 
     /// Compress-framed `framed` bytes (see [`blob::compress`]) of the blob `id`, whose
     /// plaintext is `raw_length` bytes, are encrypted and appended. Returns the stored length.
-    /// Errors when the pack would pass 4 GiB (offsets are u32), and the backend's.
+    /// Errors: [`Error::Internal`] when the pack would pass 4 GiB (offsets are u32; packers
+    /// start a new pack long before), and the backend's.
     pub fn add(&mut self, id: BlobId, framed: &[u8], raw_length: u32) -> Result<u32> {
         let mut copy = framed.to_vec();
         self.add_in_place(id, &mut copy, raw_length)
@@ -193,11 +194,10 @@ impl PackWriter {
     /// Like [`PackWriter::add`], encrypting `framed` in place (it holds the ciphertext after).
     /// After a backend error the pack is broken: [`PackWriter::finish`] refuses it.
     pub fn add_in_place(&mut self, id: BlobId, framed: &mut [u8], raw_length: u32) -> Result<u32> {
-        let offset = u32::try_from(self.len()).map_err(|_| Error::InvalidInput("pack larger than 4 GiB".into()))?;
-        let length =
-            u32::try_from(framed.len() + TAG_LEN).map_err(|_| Error::InvalidInput("blob larger than 4 GiB".into()))?;
+        let offset = u32::try_from(self.len()).map_err(|_| Error::internal("pack larger than 4 GiB"))?;
+        let length = u32::try_from(framed.len() + TAG_LEN).map_err(|_| Error::internal("blob larger than 4 GiB"))?;
         if (offset as u64) + (length as u64) > u32::MAX as u64 {
-            return Err(Error::InvalidInput("pack larger than 4 GiB".into()));
+            return Err(Error::internal("pack larger than 4 GiB"));
         }
         let tag = self.key.seal_in_place(offset as u64, &blob::aad(self.blob_type, &id), framed)?;
         self.push(framed)?;
@@ -233,7 +233,7 @@ impl PackWriter {
     /// Errors: a header too large to encode or encrypt; the backend's; a broken pack.
     pub fn finish(mut self) -> Result<FinishedPack> {
         if self.broken {
-            return Err(Error::InvalidInput("a pack whose write failed cannot be finished".into()));
+            return Err(Error::internal("a pack whose write failed cannot be finished"));
         }
         let header = format::encode(&self.entries)?;
         let sealed = self.key.seal(HEADER_POSITION, &Magic::Pack.prefix(), &header)?;

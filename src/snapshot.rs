@@ -1,10 +1,12 @@
-//! Snapshots: the root of one backup (repo-format.md, "Snapshot plaintext"), and how users
-//! name them (`latest`, an id, a unique id prefix) and filter them (host, tag, path).
+//! Snapshots: the root of one backup (repo-format.md, "Snapshot plaintext"), how users name
+//! them (`latest`, an id, a unique id prefix) and filter them (host, tag, path) ([`select`]),
+//! and how they are shown as JSON ([`SnapshotInfo`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
+use crate::repository::{Repository, SnapshotList};
 use crate::tree::Timestamp;
 
 /// Figures of one backup run.
@@ -94,7 +96,7 @@ pub const MAX_TAGS_TOTAL_BYTES: usize = 4096;
 /// [`MAX_TAGS_TOTAL_BYTES`], none containing a control character (a newline would break every
 /// table that lists the snapshot). Snapshots already stored are never checked: readers cope
 /// with any length.
-/// Errors: [`Error::InvalidInput`] naming the value (shortened) and the limit.
+/// Errors: [`Error::Usage`] naming the value (shortened) and the limit.
 pub fn validate_labels(host: &str, tags: &[String]) -> Result<()> {
     let shown = |s: &str| {
         let head: String = s.chars().take(40).collect();
@@ -105,30 +107,30 @@ pub fn validate_labels(host: &str, tags: &[String]) -> Result<()> {
         }
     };
     if host.len() > MAX_HOST_BYTES {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::Usage(format!(
             "host name {} is {} bytes long; at most {MAX_HOST_BYTES} are allowed",
             shown(host),
             host.len()
         )));
     }
     if host.chars().any(char::is_control) {
-        return Err(Error::InvalidInput(format!("host name {} contains a control character", shown(host))));
+        return Err(Error::Usage(format!("host name {} contains a control character", shown(host))));
     }
     for t in tags {
         if t.len() > MAX_TAG_BYTES {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Usage(format!(
                 "tag {} is {} bytes long; at most {MAX_TAG_BYTES} are allowed",
                 shown(t),
                 t.len()
             )));
         }
         if t.chars().any(char::is_control) {
-            return Err(Error::InvalidInput(format!("tag {} contains a control character", shown(t))));
+            return Err(Error::Usage(format!("tag {} contains a control character", shown(t))));
         }
     }
     let total: usize = tags.iter().map(String::len).sum();
     if total > MAX_TAGS_TOTAL_BYTES {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::Usage(format!(
             "the tags take {total} bytes together; at most {MAX_TAGS_TOTAL_BYTES} are allowed"
         )));
     }
@@ -161,6 +163,188 @@ impl SnapshotFilter {
             s.paths.iter().any(|x| x == p)
         });
         host_ok && tag_ok && path_ok
+    }
+}
+
+/// The snapshots named by `specs` (`latest`, ids, unique id prefixes) among those passing
+/// `filter`, each once, in the order first named; every snapshot passing `filter`, oldest
+/// first, when `specs` is empty. A named snapshot file that cannot be decoded is not an error
+/// here: it is listed in [`Selection::damaged`] (by id; `latest` names no damaged file).
+/// Errors: [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`], backend errors; the first
+/// such error stops the selection (nothing is selected).
+pub fn select(repo: &Repository, specs: &[String], filter: &SnapshotFilter) -> Result<Selection> {
+    let mut sel = Selection::default();
+    if specs.is_empty() {
+        sel.found = repo.snapshots(filter)?;
+        return Ok(sel);
+    }
+    for spec in specs {
+        match repo.find_snapshot(spec, filter) {
+            Ok((id, s)) => {
+                if !sel.found.iter().any(|(i, _)| *i == id) {
+                    sel.found.push((id, s));
+                }
+            }
+            Err(e @ Error::Corrupt { .. }) if spec != "latest" => {
+                let id = repo.resolve_snapshot_id(spec)?;
+                if !sel.damaged.iter().any(|(i, _)| *i == id) {
+                    sel.damaged.push((id, e));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sel)
+}
+
+/// What [`select`] found.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// The snapshots that load, each once.
+    pub found: SnapshotList,
+    /// Snapshot files named by id that cannot be decoded, each once, with why
+    /// ([`Error::Corrupt`]).
+    pub damaged: Vec<(SnapshotId, Error)>,
+}
+
+impl Selection {
+    /// The snapshots found, oldest first (ties by id), or the error of the first damaged one
+    /// (for commands that read the snapshots they are given).
+    pub fn readable_by_time(mut self) -> Result<SnapshotList> {
+        if let Some((_, e)) = self.damaged.into_iter().next() {
+            return Err(e);
+        }
+        self.found.sort_by(|x, y| x.1.time.cmp(&y.1.time).then(x.0.cmp(&y.0)));
+        Ok(self.found)
+    }
+}
+
+/// A timestamp in RFC 3339 with as many fractional digits as needed, in the zone `tz_offset`
+/// (seconds east of UTC), or in this machine's zone when that offset is out of range.
+pub fn rfc3339(t: Timestamp, tz_offset: i32) -> String {
+    let utc = t.to_utc();
+    match chrono::FixedOffset::east_opt(tz_offset) {
+        Some(off) => utc.with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => utc.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    }
+}
+
+/// A snapshot as `snapshots --json` shows it (restic's field names; ids in hex, times in
+/// RFC 3339 in the snapshot's time zone).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SnapshotInfo {
+    /// Full id, hex.
+    pub id: String,
+    /// First 8 hex characters of the id.
+    pub short_id: String,
+    /// When the backup was taken.
+    pub time: String,
+    /// Host name.
+    pub hostname: String,
+    /// User who ran the backup.
+    pub username: String,
+    /// That user's uid.
+    pub uid: u32,
+    /// That user's gid.
+    pub gid: u32,
+    /// Absolute paths backed up.
+    pub paths: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Exclude patterns used.
+    pub excludes: Vec<String>,
+    /// Root tree, hex.
+    pub tree: String,
+    /// The parent snapshot's id, hex.
+    pub parent: Option<String>,
+    /// `cairn x.y.z` that wrote it.
+    pub program_version: String,
+    /// Figures of the run.
+    pub summary: SummaryInfo,
+}
+
+impl SnapshotInfo {
+    /// Snapshot `s` with id `id`.
+    pub fn new(id: &SnapshotId, s: &Snapshot) -> Self {
+        SnapshotInfo {
+            id: id.to_hex(),
+            short_id: id.short(),
+            time: rfc3339(s.time, s.tz_offset),
+            hostname: s.hostname.clone(),
+            username: s.username.clone(),
+            uid: s.uid,
+            gid: s.gid,
+            paths: s.paths.clone(),
+            tags: s.tags.clone(),
+            excludes: s.excludes.clone(),
+            tree: s.tree.to_hex(),
+            parent: s.parent.map(|p| p.to_hex()),
+            program_version: s.program_version.clone(),
+            summary: SummaryInfo::new(&s.summary, s.tz_offset),
+        }
+    }
+}
+
+/// A backup's [`Summary`] as JSON shows it: times in RFC 3339, the duration in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SummaryInfo {
+    /// When the backup started.
+    pub backup_start: String,
+    /// When it ended.
+    pub backup_end: String,
+    /// `backup_end - backup_start`, seconds (0 when the clock went back).
+    pub duration_seconds: f64,
+    /// Files not in the parent snapshot.
+    pub files_new: u64,
+    /// Files changed since the parent.
+    pub files_changed: u64,
+    /// Files unchanged since the parent.
+    pub files_unchanged: u64,
+    /// Directories not in the parent.
+    pub dirs_new: u64,
+    /// Directories changed since the parent.
+    pub dirs_changed: u64,
+    /// Directories unchanged since the parent.
+    pub dirs_unchanged: u64,
+    /// Data blobs added.
+    pub data_blobs: u64,
+    /// Tree blobs added.
+    pub tree_blobs: u64,
+    /// Plaintext bytes of the blobs added.
+    pub data_added: u64,
+    /// Stored bytes of the blobs added.
+    pub data_added_packed: u64,
+    /// Files read or reused.
+    pub total_files_processed: u64,
+    /// Bytes of file content processed.
+    pub total_bytes_processed: u64,
+    /// Sources that could not be read.
+    pub errors: u64,
+}
+
+impl SummaryInfo {
+    /// Summary `s` of a snapshot taken in zone `tz` (seconds east of UTC).
+    pub fn new(s: &Summary, tz: i32) -> Self {
+        let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64
+            + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
+        SummaryInfo {
+            backup_start: rfc3339(s.backup_start, tz),
+            backup_end: rfc3339(s.backup_end, tz),
+            duration_seconds: dur.max(0.0),
+            files_new: s.files_new,
+            files_changed: s.files_changed,
+            files_unchanged: s.files_unchanged,
+            dirs_new: s.dirs_new,
+            dirs_changed: s.dirs_changed,
+            dirs_unchanged: s.dirs_unchanged,
+            data_blobs: s.data_blobs,
+            tree_blobs: s.tree_blobs,
+            data_added: s.data_added,
+            data_added_packed: s.data_added_packed,
+            total_files_processed: s.total_files_processed,
+            total_bytes_processed: s.total_bytes_processed,
+            errors: s.errors,
+        }
     }
 }
 
@@ -198,5 +382,21 @@ mod tests {
         assert!(SnapshotFilter { paths: vec!["/var/vmail/".into()], ..Default::default() }.matches(&s));
         assert!(!SnapshotFilter { paths: vec!["/var".into()], ..Default::default() }.matches(&s));
         assert_eq!(s.local_time().offset().local_minus_utc(), 3600);
+    }
+
+    #[test]
+    fn info_shows_times_in_the_snapshot_zone() {
+        let mut s = snap("mail1", &[], &["/etc"]);
+        s.time = Timestamp { secs: 1_700_000_000, nanos: 500_000_000 };
+        s.summary.backup_start = Timestamp { secs: 1_700_000_000, nanos: 0 };
+        s.summary.backup_end = Timestamp { secs: 1_700_000_002, nanos: 500_000_000 };
+        let id = SnapshotId::default();
+        let info = SnapshotInfo::new(&id, &s);
+        assert_eq!(info.time, "2023-11-14T23:13:20.500+01:00");
+        assert_eq!(info.summary.duration_seconds, 2.5);
+        assert_eq!(info.short_id.len(), 8);
+        let v = serde_json::to_value(&info).unwrap();
+        assert_eq!(v["parent"], serde_json::Value::Null);
+        assert_eq!(v["summary"]["backup_start"], "2023-11-15T00:13:20+01:00");
     }
 }

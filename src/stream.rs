@@ -12,7 +12,7 @@
 //!
 //! A command runs without a shell. Its standard error is copied to this process's standard
 //! error as it comes, and its last [`STDERR_TAIL`] bytes are kept for the failure message. When
-//! [`crate::archiver::INTERRUPTED`] (or the flag given to [`CommandStream::spawn`]) is set, or
+//! the cancellation token given to [`CommandStream::spawn`] is cancelled, or
 //! the stream is dropped before its end, the command is sent `SIGTERM`, then `SIGKILL` after
 //! [`TERMINATE_GRACE`]; without a terminal, to its whole process group (see
 //! [`CommandStream::spawn`]). An interrupted `read` returns within a tenth of a second, even when a
@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::context::Cancel;
 use crate::error::Error;
 
 /// Bytes of a command's standard error kept for the message when it fails.
@@ -189,7 +190,8 @@ pub struct CommandStream {
     owner: Option<JoinHandle<io::Result<ExitStatus>>>,
     /// Set to make the owner terminate the command (the stream is dropped before its end).
     abandon: Arc<AtomicBool>,
-    interrupted: &'static AtomicBool,
+    /// Once cancelled, the command is terminated and `read` stops.
+    cancel: Cancel,
     stderr: Option<StderrCopy>,
     /// Set once the end was reached and reported: later reads return 0 (or an error).
     ended: Option<bool>,
@@ -200,10 +202,10 @@ pub struct CommandStream {
 impl CommandStream {
     /// Start `argv[0]` with the arguments `argv[1..]` (searched in `PATH`, no shell), its
     /// standard input inherited, its standard output read by this stream, its standard error
-    /// copied to this process's. The command is terminated once `interrupted` is set.
+    /// copied to this process's. The command is terminated once `cancel` is cancelled.
     ///
     /// Errors: [`StreamFailure::NotStarted`] when `argv` is empty or the command cannot be run.
-    pub fn spawn(argv: &[OsString], interrupted: &'static AtomicBool) -> Result<Self, StreamFailure> {
+    pub fn spawn(argv: &[OsString], cancel: &Cancel) -> Result<Self, StreamFailure> {
         let command = quote_command(argv);
         let Some((program, args)) = argv.split_first() else {
             return Err(StreamFailure::NotStarted {
@@ -230,9 +232,21 @@ impl CommandStream {
         let stop = abandon.clone();
         let owner = std::thread::Builder::new()
             .name("command".into())
-            .spawn(move || own_child(child, pgid, &stop, interrupted))
+            .spawn({
+                let cancel = cancel.clone();
+                move || own_child(child, pgid, &stop, cancel.flag())
+            })
             .map_err(|source| StreamFailure::NotStarted { command: command.clone(), source })?;
-        Ok(CommandStream { command, stdout, owner: Some(owner), abandon, interrupted, stderr, ended: None, pgid })
+        Ok(CommandStream {
+            command,
+            stdout,
+            owner: Some(owner),
+            abandon,
+            cancel: cancel.clone(),
+            stderr,
+            ended: None,
+            pgid,
+        })
     }
 
     /// The command line as shown in messages (shell-quoted, between backquotes).
@@ -260,7 +274,7 @@ impl CommandStream {
             }
         };
         let stderr_tail = self.stderr.take().map(StderrCopy::finish).unwrap_or_default();
-        if self.interrupted.load(Ordering::SeqCst) {
+        if self.cancel.is_cancelled() {
             return Err(StreamFailure::Interrupted { command: self.command.clone() });
         }
         if status.success() {
@@ -280,7 +294,7 @@ impl Read for CommandStream {
         }
         let n = match self.stdout.as_mut() {
             Some(out) => {
-                if !wait_readable(out, self.interrupted)? {
+                if !wait_readable(out, self.cancel.flag())? {
                     // The command is being terminated (see `own_child`); a process it started
                     // may still hold its output open, so do not wait for the end.
                     self.ended = Some(false);
@@ -468,7 +482,10 @@ impl<R: Read> Read for RequireData<R> {
 mod tests {
     use super::*;
 
-    static NEVER: AtomicBool = AtomicBool::new(false);
+    /// A token nobody cancels.
+    fn never() -> Cancel {
+        Cancel::new()
+    }
 
     fn argv<const N: usize>(args: [&str; N]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
@@ -492,7 +509,7 @@ mod tests {
 
     #[test]
     fn a_successful_command_streams_its_output() {
-        let mut s = CommandStream::spawn(&argv(["sh", "-c", "printf 'hello '; printf world"]), &NEVER).unwrap();
+        let mut s = CommandStream::spawn(&argv(["sh", "-c", "printf 'hello '; printf world"]), &never()).unwrap();
         let (data, end) = read_all(&mut s);
         assert_eq!(data, b"hello world");
         end.unwrap();
@@ -503,7 +520,7 @@ mod tests {
     #[test]
     fn a_failing_command_fails_at_the_end_with_its_status_and_stderr() {
         let mut s =
-            CommandStream::spawn(&argv(["sh", "-c", "printf data; echo 'no such database' >&2; exit 3"]), &NEVER)
+            CommandStream::spawn(&argv(["sh", "-c", "printf data; echo 'no such database' >&2; exit 3"]), &never())
                 .unwrap();
         let (data, end) = read_all(&mut s);
         assert_eq!(data, b"data");
@@ -520,23 +537,23 @@ mod tests {
 
     #[test]
     fn a_killed_command_names_the_signal() {
-        let mut s = CommandStream::spawn(&argv(["sh", "-c", "kill -9 $$"]), &NEVER).unwrap();
+        let mut s = CommandStream::spawn(&argv(["sh", "-c", "kill -9 $$"]), &never()).unwrap();
         let msg = failure(read_all(&mut s).1.unwrap_err()).to_string();
         assert!(msg.contains("killed by signal 9 (SIGKILL)"), "{msg}");
     }
 
     #[test]
     fn a_missing_program_is_not_started() {
-        let e = CommandStream::spawn(&argv(["/nonexistent/cairn-no-such-program"]), &NEVER).err().unwrap();
+        let e = CommandStream::spawn(&argv(["/nonexistent/cairn-no-such-program"]), &never()).err().unwrap();
         assert!(matches!(e, StreamFailure::NotStarted { .. }));
-        assert!(CommandStream::spawn(&[], &NEVER).is_err());
+        assert!(CommandStream::spawn(&[], &never()).is_err());
     }
 
     #[test]
     fn the_stderr_tail_is_bounded_and_starts_at_a_line() {
         let script =
             "i=0; while [ $i -lt 200 ]; do echo \"line $i of a long standard error\" >&2; i=$((i+1)); done; exit 1";
-        let mut s = CommandStream::spawn(&argv(["sh", "-c", script]), &NEVER).unwrap();
+        let mut s = CommandStream::spawn(&argv(["sh", "-c", script]), &never()).unwrap();
         let StreamFailure::Failed { stderr_tail, .. } = failure(read_all(&mut s).1.unwrap_err()) else { panic!() };
         assert!(stderr_tail.len() <= STDERR_TAIL);
         assert!(
@@ -547,8 +564,19 @@ mod tests {
 
     #[test]
     fn dropping_the_stream_terminates_the_command() {
-        let s = CommandStream::spawn(&argv(["sleep", "600"]), &NEVER).unwrap();
+        let s = CommandStream::spawn(&argv(["sleep", "600"]), &never()).unwrap();
         let t = Instant::now();
+        drop(s);
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_cancelled_stream_stops_and_terminates_its_command() {
+        let cancel = Cancel::new();
+        let mut s = CommandStream::spawn(&argv(["sleep", "600"]), &cancel).unwrap();
+        let t = Instant::now();
+        cancel.cancel();
+        assert!(matches!(failure(read_all(&mut s).1.unwrap_err()), StreamFailure::Interrupted { .. }));
         drop(s);
         assert!(t.elapsed() < Duration::from_secs(5));
     }

@@ -294,6 +294,37 @@ fn wrong_password_exits_12_and_changes_nothing() {
     assert_eq!(repo.snapshots::<[&str; 0], &str>([]).len(), 1);
 }
 
+#[test]
+fn json_errors_are_restic_exit_error_objects_with_the_exit_code() {
+    let repo = Repo::init();
+    let missing = Tmp::new();
+    let cases = [
+        (cairn().arg("--json").arg("-r").arg(missing.join("nothing")).arg("snapshots").password(PASSWORD), 10),
+        (cairn().arg("--json").arg("-r").arg(&repo.path).arg("snapshots").password("not the password"), 12),
+        (
+            cairn()
+                .arg("--json")
+                .arg("-r")
+                .arg(&repo.path)
+                .args(["restore", "ffffffff", "-t"])
+                .arg(&missing.path)
+                .password(PASSWORD),
+            1,
+        ),
+    ];
+    for (cmd, code) in cases {
+        let out = cmd.run().code(code);
+        assert!(out.stdout.trim().is_empty(), "an error wrote to stdout: {}", out.stdout);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one JSON line on stderr: {}", out.stderr);
+        let v: Value =
+            serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", out.stderr));
+        assert_eq!(v["message_type"], "exit_error");
+        assert_eq!(v["code"], code);
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {v}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Missing repository, double init, password sources
 // ---------------------------------------------------------------------------------------------

@@ -1633,3 +1633,68 @@ fn encoding_lock() {
     assert_eq!(master().open_object(Magic::Lock, &sealed, "lock").unwrap(), bytes);
     assert!(master().open_object(Magic::Snapshot, &sealed, "lock").is_err());
 }
+
+// ------------------------------------------------------------------------------------------
+// The chunker's cut points: the same key and bytes must always cut at the same offsets, or
+// a new version would stop deduplicating against every existing repository.
+// ------------------------------------------------------------------------------------------
+
+/// The chunker parameters pinned: the defaults, and small ones that give many cuts.
+fn pinned_chunker_params() -> [ChunkerParams; 2] {
+    [
+        ChunkerParams::default(),
+        ChunkerParams { min_size: 2 * 1024, avg_size: 8 * 1024, max_size: 64 * 1024, normalization: 2 },
+    ]
+}
+
+/// 6 MiB from xorshift64* seeded with a constant: fixed bytes that depend on no crate.
+fn chunker_input() -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(6 << 20);
+    while out.len() < 6 << 20 {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out
+}
+
+/// One line per parameter set: `min avg max normalization: end offsets of each chunk`.
+fn chunker_cuts() -> String {
+    let data = chunker_input();
+    let mut text = String::new();
+    for p in pinned_chunker_params() {
+        let chunker = cairn::chunker::Chunker::new(p, master().gear_table()).unwrap();
+        let mut end = 0usize;
+        let cuts: Vec<String> = chunker
+            .chunks(&data)
+            .map(|c| {
+                end += c.len();
+                end.to_string()
+            })
+            .collect();
+        assert_eq!(end, data.len(), "the chunks cover the input");
+        text.push_str(&format!(
+            "{} {} {} {}: {}\n",
+            p.min_size,
+            p.avg_size,
+            p.max_size,
+            p.normalization,
+            cuts.join(" ")
+        ));
+    }
+    text
+}
+
+#[test]
+#[ignore = "rewrites tests/golden/chunker-cuts.txt"]
+fn regenerate_golden_chunker_cuts() {
+    std::fs::write(golden_dir().join("chunker-cuts.txt"), chunker_cuts()).unwrap();
+}
+
+#[test]
+fn golden_chunker_cuts() {
+    let expected = String::from_utf8(read_golden("chunker-cuts.txt")).unwrap();
+    assert_eq!(chunker_cuts(), expected, "the chunker cuts the golden input at other offsets");
+}

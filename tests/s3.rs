@@ -3,8 +3,8 @@
 //!
 //! Every test starts its own s3s-fs on a free port with its own root directory; credentials
 //! reach cairn through AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the metadata cache always
-//! lives in a temporary directory. A missing s3s-fs is installed once into
-//! `<target>/tools` (see [`s3s_fs_bin`]); if that fails, every S3 test fails with the reason.
+//! lives in a temporary directory. The tests find s3s-fs (installed by `.ci/test`, see
+//! [`s3s_fs_bin`]) and fail, never skip, when it is missing.
 
 mod common;
 
@@ -18,12 +18,15 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use cairn::backend::local::LocalBackend;
 use cairn::backend::retry::RetryBackend;
-use cairn::backend::{Backend, BackendError, BackendOptions, BackendResult, ErrorKind, FileKind};
+use cairn::backend::{
+    Backend, BackendError, BackendOptions, BackendResult, ErrorKind, FileKind, Properties, StagedFile,
+};
 use common::*;
 use filetime::FileTime;
 use serde_json::Value;
@@ -37,7 +40,7 @@ const BUCKET: &str = "bkt";
 // Harness: finding (or installing) s3s-fs, running one server per test
 // ---------------------------------------------------------------------------------------------
 
-/// Where `cargo install --root` puts tools: `<CARGO_TARGET_DIR or ./target>/tools`.
+/// Where `.ci/test` installs tools (`cargo install --root`): `<CARGO_TARGET_DIR or ./target>/tools`.
 fn tools_root() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
         Some(d) => {
@@ -56,8 +59,8 @@ fn is_executable(p: &Path) -> bool {
     fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
-/// s3s-fs on $PATH, in ~/.cargo/bin, or in `target/tools/bin`.
-fn find_s3s_fs() -> Option<PathBuf> {
+/// Where s3s-fs is looked for: $PATH, ~/.cargo/bin, `<target>/tools/bin`, `./target/tools/bin`.
+fn s3s_fs_candidates() -> Vec<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join("s3s-fs")));
@@ -67,68 +70,20 @@ fn find_s3s_fs() -> Option<PathBuf> {
     }
     candidates.push(tools_root().join("bin/s3s-fs"));
     candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/s3s-fs"));
-    candidates.into_iter().find(|p| is_executable(p))
+    candidates
 }
 
-/// Install s3s-fs 0.14.1 into [`tools_root`], once: an exclusive `flock` on a lock file keeps
-/// concurrent test processes from installing it twice (the second finds it installed).
-fn install_s3s_fs() -> Result<PathBuf, String> {
-    let root = tools_root();
-    fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
-    let lock_path = root.join(".s3s-fs-install.lock");
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("open {}: {e}", lock_path.display()))?;
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; released when `lock` is closed.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(format!("lock {}: {}", lock_path.display(), std::io::Error::last_os_error()));
-    }
-    let bin = root.join("bin/s3s-fs");
-    if is_executable(&bin) {
-        return Ok(bin);
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("s3s-fs not found: installing it with cargo install into {} (once)", root.display());
-    let out = Command::new(&cargo)
-        .args(["install", "s3s-fs", "--version", "0.14.1", "--features", "binary", "--locked", "--root"])
-        .arg(&root)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {cargo:?}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(format!(
-            "`cargo install s3s-fs --version 0.14.1 --features binary --locked --root {}` failed ({}):\n{}",
-            root.display(),
-            out.status,
-            tail.join("\n")
-        ));
-    }
-    if is_executable(&bin) {
-        Ok(bin)
-    } else {
-        Err(format!("cargo install succeeded but {} is not there", bin.display()))
-    }
-}
-
-/// The s3s-fs binary; panics (the test fails, it is never skipped) when it can be neither
-/// found nor installed.
+/// The s3s-fs binary. The tests only look for it (`.ci/test` installs it); when it is missing
+/// every S3 test fails, never skips, saying where it looked and how to install it.
 fn s3s_fs_bin() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let r = BIN.get_or_init(|| match find_s3s_fs() {
-        Some(p) => Ok(p),
-        None => install_s3s_fs(),
-    });
-    match r {
-        Ok(p) => p.clone(),
-        Err(e) => panic!(
-            "the S3 tests need the s3s-fs server and it is missing: {e}\n\
-             install it with: cargo install s3s-fs --version 0.14.1 --features binary --locked"
+    let candidates = s3s_fs_candidates();
+    match candidates.iter().find(|p| is_executable(p)) {
+        Some(p) => p.clone(),
+        None => panic!(
+            "the S3 tests need the s3s-fs server and it is missing (looked in $PATH, ~/.cargo/bin and {}).\n\
+             .ci/test installs it; by hand: cargo install s3s-fs --version 0.14.1 --features binary --locked --root {}",
+            tools_root().join("bin").display(),
+            tools_root().display()
         ),
     }
 }
@@ -496,119 +451,32 @@ fn as_u64(v: &Value, what: &str) -> u64 {
 // 1. Backend conformance: one suite, run on the local backend and on S3
 // ---------------------------------------------------------------------------------------------
 
-/// The backend contract. `pack_file(name)` is where the storage keeps pack `name` on disk
-/// (the local repository directory, or the S3 server's root), to check the layout.
+/// The library's conformance suite, then where the storage keeps a pack: `pack_file(name)`
+/// is the file of pack `name` on disk (the local repository directory, or the S3 server's
+/// root), to check the layout of repo-format.md.
 fn conformance(b: &dyn Backend, pack_file: &dyn Fn(&str) -> PathBuf) {
     let loc = b.location();
-    // create; a second create over a config fails.
-    b.create().unwrap_or_else(|e| panic!("{loc}: create: {e}"));
-    assert!(!b.exists(FileKind::Config, "").unwrap(), "{loc}: config before it was written");
-    assert!(b.list(FileKind::Config).unwrap().is_empty());
-    b.write(FileKind::Config, "", b"config bytes").unwrap();
-    assert_eq!(b.read(FileKind::Config, "").unwrap(), b"config bytes");
-    assert_eq!(b.list(FileKind::Config).unwrap().len(), 1);
-    assert!(b.create().is_err(), "{loc}: create over an existing config must fail");
-
-    // write / read of a pack, and its place in the layout.
-    let data = fast_random(11, 300_000);
-    let name = hex_name(1);
-    b.write(FileKind::Pack, &name, &data).unwrap();
-    assert_eq!(b.read(FileKind::Pack, &name).unwrap(), data, "{loc}: read back");
-    let on_disk = pack_file(&name);
-    assert!(on_disk.ends_with(format!("data/{}/{name}", &name[..2])), "{}", on_disk.display());
-    assert_eq!(fs::read(&on_disk).unwrap_or_else(|e| panic!("{loc}: pack not at {}: {e}", on_disk.display())), data);
-
-    // read_range: middle, whole, exact end; beyond the end is an error.
-    assert_eq!(b.read_range(FileKind::Pack, &name, 1000, 5000).unwrap(), &data[1000..6000]);
-    assert_eq!(b.read_range(FileKind::Pack, &name, 0, data.len() as u64).unwrap(), data);
-    let n = data.len() as u64;
-    assert_eq!(b.read_range(FileKind::Pack, &name, n - 100, 100).unwrap(), &data[data.len() - 100..]);
-    assert_eq!(b.read_range(FileKind::Pack, &name, n - 1, 1).unwrap(), &data[data.len() - 1..]);
-    for (off, len) in [(n - 50, 100), (n, 1), (n + 10, 5)] {
-        match b.read_range(FileKind::Pack, &name, off, len) {
-            Ok(v) => panic!("{loc}: read_range({off}, {len}) past the end ({n} bytes) returned {} bytes", v.len()),
-            Err(e) => assert_ne!(e.kind, ErrorKind::Transient, "{loc}: a short object is not a transient failure: {e}"),
-        }
+    cairn::backend::conformance::run(b, 1100).unwrap_or_else(|e| panic!("conformance: {e}"));
+    for data in [fast_random(11, 300_000), b"second".to_vec()] {
+        let name = cairn::backend::conformance::name_of(&data);
+        b.write(FileKind::Pack, &name, &data).unwrap();
+        let on_disk = pack_file(&name);
+        assert!(on_disk.ends_with(format!("data/{}/{name}", &name[..2])), "{}", on_disk.display());
+        assert_eq!(
+            fs::read(&on_disk).unwrap_or_else(|e| panic!("{loc}: pack not at {}: {e}", on_disk.display())),
+            data
+        );
+        b.remove(FileKind::Pack, &name).unwrap();
+        assert!(!pack_file(&name).exists(), "{loc}: removed pack still stored");
     }
-
-    // exists; list with sizes; kinds are kept apart.
-    assert!(b.exists(FileKind::Pack, &name).unwrap());
-    assert!(!b.exists(FileKind::Pack, &hex_name(2)).unwrap());
-    assert!(!b.exists(FileKind::Index, &name).unwrap());
-    assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name.clone(), n)]);
-    for (i, kind) in [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock].into_iter().enumerate() {
-        assert!(b.list(kind).unwrap().is_empty(), "{loc}: {kind:?} listed before anything was written");
-        let nm = hex_name(100 + i as u64);
-        let body = vec![i as u8; 10 + i];
-        b.write(kind, &nm, &body).unwrap();
-        assert_eq!(b.list(kind).unwrap(), vec![(nm.clone(), body.len() as u64)], "{loc}: list {kind:?}");
-        assert_eq!(b.read(kind, &nm).unwrap(), body);
-    }
-    assert_eq!(b.list(FileKind::Pack).unwrap().len(), 1, "{loc}: other kinds leak into the pack listing");
-
-    // A second pack in another data/xx directory is listed too.
-    let name2 = format!("ff{}", &hex_name(3)[2..]);
-    b.write(FileKind::Pack, &name2, b"second").unwrap();
-    assert!(pack_file(&name2).ends_with(format!("data/ff/{name2}")));
-    let packs: BTreeSet<(String, u64)> = b.list(FileKind::Pack).unwrap().into_iter().collect();
-    assert_eq!(packs, BTreeSet::from([(name.clone(), n), (name2.clone(), 6)]));
-
-    // Missing files: NotFound.
-    let missing = hex_name(4);
-    assert_eq!(
-        b.read(FileKind::Snapshot, &missing).unwrap_err().kind,
-        ErrorKind::NotFound,
-        "{loc}: read of a missing file"
-    );
-    assert_eq!(
-        b.read(FileKind::Pack, &missing).unwrap_err().kind,
-        ErrorKind::NotFound,
-        "{loc}: read of a missing pack"
-    );
-    assert_eq!(
-        b.read_range(FileKind::Pack, &missing, 0, 4).unwrap_err().kind,
-        ErrorKind::NotFound,
-        "{loc}: read_range of a missing pack"
-    );
-
-    // remove, and removing a missing file is fine.
-    b.remove(FileKind::Pack, &name).unwrap();
-    assert!(!b.exists(FileKind::Pack, &name).unwrap());
-    assert_eq!(b.read(FileKind::Pack, &name).unwrap_err().kind, ErrorKind::NotFound);
-    b.remove(FileKind::Pack, &name).unwrap();
-    b.remove(FileKind::Index, &missing).unwrap();
-    assert_eq!(b.list(FileKind::Pack).unwrap(), vec![(name2.clone(), 6)]);
-    assert!(!pack_file(&name).exists(), "{loc}: removed pack still stored");
-
-    // More than 1,000 files of one kind: listing must page through all of them.
-    let snaps = b.list(FileKind::Snapshot).unwrap();
-    for (n, _) in &snaps {
-        b.remove(FileKind::Snapshot, n).unwrap();
-    }
-    const MANY: u64 = 1100;
-    let expected: BTreeMap<String, u64> = (0..MANY).map(|i| (hex_name(10_000 + i), 1 + i % 37)).collect();
-    let items: Vec<(&String, &u64)> = expected.iter().collect();
-    std::thread::scope(|s| {
-        for part in items.chunks(items.len().div_ceil(8)) {
-            s.spawn(move || {
-                for (nm, size) in part {
-                    b.write(FileKind::Snapshot, nm, &vec![0x5a; **size as usize]).unwrap();
-                }
-            });
-        }
-    });
-    let listed = b.list(FileKind::Snapshot).unwrap();
-    assert_eq!(listed.len(), MANY as usize, "{loc}: listing of {MANY} snapshots returned {}", listed.len());
-    let got: BTreeMap<String, u64> = listed.into_iter().collect();
-    assert_eq!(got, expected, "{loc}: listing of {MANY} snapshots: names or sizes differ");
 }
 
 #[test]
 fn backend_conformance_local() {
     let tmp = Tmp::new();
     let root = tmp.join("repo");
-    let b = LocalBackend::new(&root);
-    conformance(&b, &|name| root.join(FileKind::Pack.path(name)));
+    let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
+    conformance(&*b, &|name| root.join(FileKind::Pack.path(name)));
 }
 
 #[test]
@@ -900,13 +768,16 @@ impl<B: Backend> Backend for Faulty<B> {
     fn location(&self) -> String {
         format!("faulty:{}", self.inner.location())
     }
+    fn properties(&self) -> Properties {
+        self.inner.properties()
+    }
     fn create(&self) -> BackendResult<()> {
         self.inject("create".into())?;
         self.inner.create()
     }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
         self.inject(format!("write {}", kind.path(name)))?;
-        self.inner.write(kind, name, data)
+        self.inner.write_bytes(kind, name, data)
     }
     fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
         self.inject(format!("read {}", kind.path(name)))?;
@@ -935,6 +806,14 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inject(format!("stat {}", kind.path(name)))?;
         self.inner.exists(kind, name)
     }
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        self.inject(format!("stage {}", kind.dir()))?;
+        self.inner.stage(kind)
+    }
+    fn remove_stale_temporaries(&self, age: Duration) -> BackendResult<(u64, u64)> {
+        self.inject("remove stale temporaries".into())?;
+        self.inner.remove_stale_temporaries(age)
+    }
 }
 
 #[test]
@@ -950,7 +829,7 @@ fn retry_policy_classifies_failures() {
     faulty.reset();
     faulty.transient.store(3, Ordering::SeqCst);
     retry
-        .write(FileKind::Index, &name, b"index bytes")
+        .write_bytes(FileKind::Index, &name, Bytes::from_static(b"index bytes"))
         .unwrap_or_else(|e| panic!("3 transient failures, 4 attempts: {e}"));
     assert_eq!(faulty.calls.load(Ordering::SeqCst), 4, "3 failed attempts and 1 good one");
     assert_eq!(faulty.inner.read(FileKind::Index, &name).unwrap(), b"index bytes");
@@ -973,7 +852,7 @@ fn retry_policy_classifies_failures() {
     // Permanent failures are not retried.
     faulty.reset();
     faulty.permanent.store(true, Ordering::SeqCst);
-    let e = retry.write(FileKind::Index, &hex_name(32), b"x").expect_err("permanent failure");
+    let e = retry.write_bytes(FileKind::Index, &hex_name(32), Bytes::from_static(b"x")).expect_err("permanent failure");
     assert_eq!(e.kind, ErrorKind::Permanent);
     assert_eq!(faulty.calls.load(Ordering::SeqCst), 1, "a permanent failure was retried");
     assert!(!e.context.contains("gave up"), "{e}");
@@ -988,7 +867,9 @@ fn retry_policy_classifies_failures() {
     // Transient failures beyond the budget: exactly `attempts` calls, then an error that says so.
     faulty.reset();
     faulty.transient.store(100, Ordering::SeqCst);
-    let e = retry.write(FileKind::Index, &hex_name(34), b"y").expect_err("transient failures beyond the budget");
+    let e = retry
+        .write_bytes(FileKind::Index, &hex_name(34), Bytes::from_static(b"y"))
+        .expect_err("transient failures beyond the budget");
     assert_eq!(e.kind, ErrorKind::Transient);
     assert_eq!(faulty.calls.load(Ordering::SeqCst), 4, "attempts made");
     assert!(e.context.contains("gave up after 4 attempts"), "context: {}", e.context);
@@ -1021,7 +902,10 @@ fn truncated_reads_are_corruption_never_wrong_data() {
                 .unwrap();
         let index = repo.load_index().unwrap();
         let mut reader: &[u8] = &content;
+        let lock = cairn::lock::AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
         let r = archiver::backup(
+            &cairn::Ctx::default(),
+            archiver::Permit::Write(&lock),
             &repo,
             &index,
             Source::Stream { name: "data.bin".into(), reader: &mut reader },

@@ -11,7 +11,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{Backend, BackendResult, FileKind};
+use bytes::Bytes;
+
+use super::{Backend, BackendResult, FileKind, Properties, StagedFile};
 use crate::id::Id;
 
 /// Wraps a (remote) backend with a directory of cached files.
@@ -117,13 +119,17 @@ impl<B: Backend> Backend for CacheBackend<B> {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn properties(&self) -> Properties {
+        self.inner.properties()
+    }
     fn create(&self) -> BackendResult<()> {
         self.inner.create()
     }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
-        self.inner.write(kind, name, data)?;
-        if cached_kind(kind) {
-            self.store(kind, name, data);
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+        let keep = cached_kind(kind).then(|| data.clone());
+        self.inner.write_bytes(kind, name, data)?;
+        if let Some(d) = keep {
+            self.store(kind, name, &d);
         }
         Ok(())
     }
@@ -184,5 +190,12 @@ impl<B: Backend> Backend for CacheBackend<B> {
     }
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.inner.exists(kind, name)
+    }
+    /// Staged files are packs, which the cache keeps only when read as trees: forwarded.
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        self.inner.stage(kind)
+    }
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
+        self.inner.remove_stale_temporaries(age)
     }
 }

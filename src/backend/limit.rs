@@ -5,10 +5,12 @@
 //! ones are paced piece by piece in their HTTP transport (`transport.rs`), as a slow link
 //! would pace them.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendResult, FileKind};
+use bytes::Bytes;
+
+use super::{Backend, BackendResult, FileKind, Properties, StagedFile};
 
 /// A schedule shared by the transfers of one direction: each reserves the time its bytes take
 /// at the limit, after the reservations before it.
@@ -47,14 +49,14 @@ impl Pace {
 /// Wraps a backend with upload and download limits.
 pub struct LimitBackend<B> {
     inner: B,
-    up: Option<Pace>,
-    down: Option<Pace>,
+    up: Option<Arc<Pace>>,
+    down: Option<Arc<Pace>>,
 }
 
 impl<B: Backend> LimitBackend<B> {
     /// Limits in KiB/s; `None` or 0 means unlimited.
     pub fn new(inner: B, upload_kib: Option<u64>, download_kib: Option<u64>) -> Self {
-        LimitBackend { inner, up: Pace::new(upload_kib), down: Pace::new(download_kib) }
+        LimitBackend { inner, up: Pace::new(upload_kib).map(Arc::new), down: Pace::new(download_kib).map(Arc::new) }
     }
 }
 
@@ -62,14 +64,17 @@ impl<B: Backend> Backend for LimitBackend<B> {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn properties(&self) -> Properties {
+        self.inner.properties()
+    }
     fn create(&self) -> BackendResult<()> {
         self.inner.create()
     }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
         if let Some(p) = &self.up {
             p.take(data.len() as u64);
         }
-        self.inner.write(kind, name, data)
+        self.inner.write_bytes(kind, name, data)
     }
     fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
         let d = self.inner.read(kind, name)?;
@@ -96,6 +101,39 @@ impl<B: Backend> Backend for LimitBackend<B> {
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.inner.exists(kind, name)
     }
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        if let Some(p) = &self.down {
+            p.take(length);
+        }
+        self.inner.read_range_cached(kind, name, offset, length)
+    }
+    /// The wrapped backend's staged file, each piece paced by the upload limit.
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        let Some(inner) = self.inner.stage(kind)? else { return Ok(None) };
+        Ok(Some(match &self.up {
+            Some(p) => Box::new(PacedStaged { inner, pace: Arc::clone(p) }),
+            None => inner,
+        }))
+    }
+}
+
+/// A staged file whose appends wait for their slot under the upload limit.
+struct PacedStaged {
+    inner: Box<dyn StagedFile>,
+    pace: Arc<Pace>,
+}
+
+impl StagedFile for PacedStaged {
+    fn append(&mut self, data: &[u8]) -> BackendResult<()> {
+        self.pace.take(data.len() as u64);
+        self.inner.append(data)
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn commit(self: Box<Self>, name: &str) -> BackendResult<()> {
+        self.inner.commit(name)
+    }
 }
 
 #[cfg(test)]
@@ -112,5 +150,25 @@ mod tests {
         let el = t.elapsed();
         assert!(el >= Duration::from_millis(290), "{el:?}");
         assert!(Pace::new(Some(0)).is_none() && Pace::new(None).is_none());
+    }
+
+    /// `--limit-upload` on a local repository keeps staged packs (it used to turn them off:
+    /// the wrapper answered `stage` with its default, "no staging"), and paces their pieces.
+    #[test]
+    fn limit_keeps_staged_packs_and_paces_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = crate::backend::local::LocalBackend::new(dir.path().join("repo"));
+        local.create().unwrap();
+        let b = LimitBackend::new(local, Some(1024), None); // 1 MiB/s
+        let t = Instant::now();
+        let mut s = b.stage(FileKind::Pack).unwrap().expect("a limited local backend still stages packs");
+        s.append(&[7u8; 200 * 1024]).unwrap();
+        s.append(&[8u8; 100 * 1024]).unwrap();
+        assert_eq!(s.len(), 300 * 1024);
+        let name = "ef".repeat(32);
+        s.commit(&name).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(280), "not paced: {:?}", t.elapsed());
+        assert_eq!(b.read(FileKind::Pack, &name).unwrap().len(), 300 * 1024);
+        assert!(b.stage(FileKind::Index).unwrap().is_none());
     }
 }

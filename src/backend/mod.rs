@@ -7,13 +7,17 @@
 //! repository, and damage is not a storage failure.
 
 pub mod cache;
+pub mod conformance;
 pub mod limit;
 pub mod local;
+pub mod memory;
 pub mod opendal;
 pub mod retry;
 mod transport;
 
 use std::fmt;
+
+use bytes::Bytes;
 
 /// The kinds of repository file, each with its own directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,20 +130,54 @@ impl BackendError {
 /// Result of a backend call.
 pub type BackendResult<T> = Result<T, BackendError>;
 
+/// What a backend is, for the policies that depend on it: how many transfers to run at once,
+/// whether to keep a local cache of metadata. Wrappers answer what the backend they wrap
+/// answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Properties {
+    /// On another machine (an object store): worth a local cache of metadata and retries.
+    pub remote: bool,
+    /// Transfers that suit it at once (packs uploaded in parallel; the base of the reader
+    /// thread counts of restore, check and dump), at least 1. The backend option
+    /// `connections` overrides it ([`BackendOptions::connections`]).
+    pub connections: usize,
+    /// A write over an existing name replaces the file atomically: readers see the old file or
+    /// the new one, never a mix (a local rename, an S3 PUT).
+    pub atomic_replace: bool,
+}
+
+impl Properties {
+    /// A local directory: one upload at a time (a local write is far faster than packs fill).
+    pub const LOCAL: Properties = Properties { remote: false, connections: 1, atomic_replace: true };
+    /// S3 and S3-compatible stores: five uploads at once (restic's S3 default).
+    pub const S3: Properties = Properties { remote: true, connections: 5, atomic_replace: true };
+    /// Another OpenDAL service: remote, five at once; atomic replacement is not promised.
+    pub const OPENDAL: Properties = Properties { remote: true, connections: 5, atomic_replace: false };
+    /// The in-memory backend.
+    pub const MEMORY: Properties = Properties { remote: false, connections: 1, atomic_replace: true };
+}
+
 /// A place to keep repository files. Implementations must be safe to call from many threads.
 ///
-/// Contract: `write` is atomic — after it returns the file is durable and complete, and a
+/// Contract: `write_bytes` is atomic — after it returns the file is durable and complete, and a
 /// crash during it leaves either no file or the complete file, never a partial one under the
 /// final name. Files are never overwritten with different content (names are content hashes).
+/// Every method is required: a wrapper forwards each one or implements it deliberately.
+/// [`conformance::run`] checks an implementation against this contract.
 pub trait Backend: Send + Sync {
     /// A human-readable location (path or URL) for messages.
     fn location(&self) -> String;
 
+    /// What this backend is (remote or local, connections, atomic replacement).
+    fn properties(&self) -> Properties;
+
     /// Create the repository's directories; fails if `config` exists.
     fn create(&self) -> BackendResult<()>;
 
-    /// Store `data` as file `name` of `kind`, atomically and durably.
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()>;
+    /// Store `data` as file `name` of `kind`, atomically and durably. The bytes are taken by
+    /// value (a `Vec<u8>` converts without a copy) so an object store can send them as they
+    /// are; a wrapper that retries clones the handle, not the bytes.
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()>;
 
     /// The whole file.
     fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>>;
@@ -157,26 +195,19 @@ pub trait Backend: Send + Sync {
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool>;
 
     /// Like [`Backend::read_range`], for data worth keeping locally (tree packs): a caching
-    /// wrapper fetches and keeps the whole file. Other backends just read the range.
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        self.read_range(kind, name, offset, length)
-    }
+    /// wrapper fetches and keeps the whole file; a storage backend just reads the range.
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
 
     /// Start a file of `kind` that is written in pieces and named when complete (a pack being
-    /// filled), so the writer need not hold it in memory; `None` where the backend only takes
-    /// whole files through [`Backend::write`] (the default, and what wrappers answer).
-    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
-        let _ = kind;
-        Ok(None)
-    }
+    /// filled), so the writer need not hold it in memory; `Ok(None)` where the backend only
+    /// takes whole files through [`Backend::write`] (then the caller writes the whole file).
+    /// A wrapper forwards to the backend it wraps (adding its own behaviour to the pieces).
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>>;
 
     /// Remove the temporary files (`.tmp-*`, which readers ignore) that writers killed before
     /// they finished left behind, those not modified for `age` or longer; returns how many
-    /// were removed and their bytes. Backends whose writes leave none do nothing.
-    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
-        let _ = age;
-        Ok((0, 0))
-    }
+    /// were removed and their bytes. Backends whose writes leave none return `(0, 0)`.
+    fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)>;
 }
 
 /// A file being written in pieces (see [`Backend::stage`]), with the atomicity of
@@ -198,15 +229,27 @@ pub trait StagedFile: Send {
     fn commit(self: Box<Self>, name: &str) -> BackendResult<()>;
 }
 
+impl<'a> dyn Backend + 'a {
+    /// [`Backend::write_bytes`] of a copy of `data`, for callers that hold a borrowed slice
+    /// (callers that own a `Vec<u8>` hand it over with `write_bytes(.., vec.into())`).
+    /// Errors: as [`Backend::write_bytes`].
+    pub fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
+        self.write_bytes(kind, name, Bytes::copy_from_slice(data))
+    }
+}
+
 impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     fn location(&self) -> String {
         (**self).location()
     }
+    fn properties(&self) -> Properties {
+        (**self).properties()
+    }
     fn create(&self) -> BackendResult<()> {
         (**self).create()
     }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
-        (**self).write(kind, name, data)
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+        (**self).write_bytes(kind, name, data)
     }
     fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
         (**self).read(kind, name)
@@ -247,65 +290,163 @@ pub struct BackendOptions {
     pub limit_download: Option<u64>,
 }
 
-/// True for locations on another machine (worth a local cache and retries).
+impl BackendOptions {
+    /// Transfers to run at once: the backend option `connections` (1 to 64) when given, else
+    /// what the backend suits ([`Properties::connections`]).
+    /// Errors: [`crate::Error::Usage`] for a value that is not a number from 1 to 64.
+    pub fn connections(&self, properties: &Properties) -> crate::Result<usize> {
+        match self.options.get("connections") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| crate::Error::usage(format!("backend option connections={v}: expected 1 to 64"))),
+            None => Ok(properties.connections),
+        }
+    }
+}
+
+/// The properties of the backend `location` names (as [`open_location`] would open it), without
+/// opening it. Errors: [`crate::Error::Usage`] for an empty or unsupported location.
+pub fn location_properties(location: &str) -> crate::Result<Properties> {
+    Ok(match location_kind(location)? {
+        LocationKind::Local(_) => Properties::LOCAL,
+        LocationKind::S3 => Properties::S3,
+        LocationKind::Opendal(_) => Properties::OPENDAL,
+    })
+}
+
+/// True for locations on another machine (worth a local cache and retries); false for an
+/// empty or unsupported location. Prefer [`Backend::properties`] on an open backend.
 pub fn is_remote(location: &str) -> bool {
-    location.starts_with("s3:") || location.starts_with("opendal:")
+    location_properties(location).is_ok_and(|p| p.remote)
+}
+
+/// Which backend a location names.
+enum LocationKind<'a> {
+    /// A local directory (the path, `local:` removed).
+    Local(&'a str),
+    /// `s3:...`.
+    S3,
+    /// `opendal:SCHEME` (the scheme).
+    Opendal(&'a str),
+}
+
+fn location_kind(location: &str) -> crate::Result<LocationKind<'_>> {
+    if location.is_empty() {
+        return Err(crate::Error::usage("no repository location given"));
+    }
+    if location.starts_with("s3:") {
+        return Ok(LocationKind::S3);
+    }
+    if let Some(scheme) = location.strip_prefix("opendal:") {
+        return Ok(LocationKind::Opendal(scheme));
+    }
+    for scheme in ["sftp:", "rest:", "b2:", "azure:", "gs:", "swift:", "rclone:"] {
+        if location.starts_with(scheme) {
+            return Err(crate::Error::usage(format!(
+                "repository {location:?}: the {} backend is not built in; S3-compatible storage works as s3:, other services through opendal:SCHEME",
+                scheme.trim_end_matches(':')
+            )));
+        }
+    }
+    Ok(LocationKind::Local(location.strip_prefix("local:").unwrap_or(location)))
 }
 
 /// Open the backend a repository string names: a local path (or `local:PATH`),
 /// `s3:HOST[:PORT]/BUCKET[/PREFIX]`, `s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]`, or
-/// `opendal:SCHEME` configured by options. Remote backends retry transient failures.
-/// Errors: [`crate::Error::InvalidInput`] for an empty, malformed or unsupported location.
+/// `opendal:SCHEME` configured by options. Remote backends retry transient failures; bandwidth
+/// limits pace local repositories here and remote ones in their HTTP transport.
+/// Errors: [`crate::Error::Usage`] for an empty, malformed or unsupported location or a bad
+/// option value; [`crate::Error::Internal`] when the I/O runtime or HTTP client cannot start.
 pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std::sync::Arc<dyn Backend>> {
     use std::sync::Arc;
-    let bad = |m: String| crate::Error::InvalidInput(m);
-    if location.is_empty() {
-        return Err(bad("no repository given: use -r/--repo or set CAIRN_REPOSITORY".into()));
-    }
+    let kind = location_kind(location)?;
+    // Validate `connections` whatever the backend, at open.
+    opts.connections(&location_properties(location)?)?;
     // Remote transfers are paced in the HTTP transport, piece by piece, as a slow link paces
     // them (the timeout then counts time without progress, never time spent waiting).
     let limits = (opts.limit_upload, opts.limit_download);
-    let remote: Option<opendal::OpendalBackend> = if location.starts_with("s3:") {
-        let loc = opendal::S3Location::parse(location).map_err(bad)?;
-        Some(opendal::OpendalBackend::s3(&loc, &opts.options, limits).map_err(bad)?)
-    } else if let Some(scheme) = location.strip_prefix("opendal:") {
-        Some(opendal::OpendalBackend::scheme(scheme, &opts.options, limits).map_err(bad)?)
-    } else {
-        for scheme in ["sftp:", "rest:", "b2:", "azure:", "gs:", "swift:", "rclone:"] {
-            if location.starts_with(scheme) {
-                return Err(bad(format!(
-                    "repository {location:?}: the {} backend is not built in; S3-compatible storage works as s3:, other services through opendal:SCHEME",
-                    scheme.trim_end_matches(':')
-                )));
-            }
+    let remote: opendal::OpendalBackend = match kind {
+        LocationKind::S3 => {
+            let loc = opendal::S3Location::parse(location).map_err(crate::Error::Usage)?;
+            opendal::OpendalBackend::s3(&loc, &opts.options, limits)?
         }
-        None
-    };
-    let limited = opts.limit_upload.is_some() || opts.limit_download.is_some();
-    Ok(match remote {
-        Some(r) => match opts.options.get("retries") {
-            Some(v) => {
-                let n: u32 = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= 100)
-                    .ok_or_else(|| bad(format!("-o retries={v}: expected 0 to 100")))?;
-                Arc::new(retry::RetryBackend::with_policy(
-                    r,
-                    n + 1,
-                    std::time::Duration::from_millis(250),
-                    std::time::Duration::from_secs(30),
-                ))
-            }
-            None => Arc::new(retry::RetryBackend::new(r)),
-        },
-        None => {
-            let local = local::LocalBackend::new(location.strip_prefix("local:").unwrap_or(location));
-            if limited {
+        LocationKind::Opendal(scheme) => opendal::OpendalBackend::scheme(scheme, &opts.options, limits)?,
+        LocationKind::Local(path) => {
+            let local = local::LocalBackend::new(path);
+            return Ok(if opts.limit_upload.is_some() || opts.limit_download.is_some() {
                 Arc::new(limit::LimitBackend::new(local, opts.limit_upload, opts.limit_download))
             } else {
                 Arc::new(local)
-            }
+            });
         }
+    };
+    Ok(match opts.options.get("retries") {
+        Some(v) => {
+            let n: u32 = v
+                .parse()
+                .ok()
+                .filter(|n| *n <= 100)
+                .ok_or_else(|| crate::Error::usage(format!("backend option retries={v}: expected 0 to 100")))?;
+            Arc::new(retry::RetryBackend::with_policy(
+                remote,
+                n + 1,
+                std::time::Duration::from_millis(250),
+                std::time::Duration::from_secs(30),
+            ))
+        }
+        None => Arc::new(retry::RetryBackend::new(remote)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_name_their_backends_and_properties() {
+        assert_eq!(location_properties("/srv/repo").unwrap(), Properties::LOCAL);
+        assert_eq!(location_properties("local:/srv/repo").unwrap(), Properties::LOCAL);
+        assert_eq!(location_properties("s3:host/bucket").unwrap(), Properties::S3);
+        assert!(location_properties("opendal:fs").unwrap().remote);
+        assert!(matches!(location_properties(""), Err(crate::Error::Usage(_))));
+        assert!(matches!(location_properties("sftp:host:/r"), Err(crate::Error::Usage(_))));
+        assert!(is_remote("s3:h/b") && !is_remote("/srv/repo") && !is_remote(""));
+    }
+
+    #[test]
+    fn the_connections_option_overrides_the_backend() {
+        let mut o = BackendOptions::default();
+        assert_eq!(o.connections(&Properties::S3).unwrap(), 5);
+        assert_eq!(o.connections(&Properties::LOCAL).unwrap(), 1);
+        o.options.insert("connections".into(), "12".into());
+        assert_eq!(o.connections(&Properties::LOCAL).unwrap(), 12);
+        for bad in ["0", "65", "x"] {
+            o.options.insert("connections".into(), bad.into());
+            let e = o.connections(&Properties::S3).unwrap_err();
+            assert!(matches!(&e, crate::Error::Usage(m) if m.contains("connections") && !m.contains("-o")), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(open_location(&dir.path().display().to_string(), &o).is_err(), "checked at open");
+    }
+
+    /// Each wrapper around the memory and the local backend passes the conformance suite
+    /// (staged files, cached reads and temporaries included).
+    #[test]
+    fn wrappers_conform_around_memory_and_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let quick = |d: std::time::Duration| retry::RetryBackend::with_policy(memory::MemoryBackend::new(), 3, d, d);
+        let ms = std::time::Duration::from_millis(1);
+        conformance::run(&quick(ms), 50).unwrap();
+        conformance::run(&limit::LimitBackend::new(memory::MemoryBackend::new(), Some(1 << 20), Some(1 << 20)), 50)
+            .unwrap();
+        conformance::run(&cache::CacheBackend::new(memory::MemoryBackend::new(), dir.path().join("c1/repo")), 50)
+            .unwrap();
+        let local = |n: &str| local::LocalBackend::new(dir.path().join(n));
+        conformance::run(&local("plain"), 50).unwrap();
+        conformance::run(&retry::RetryBackend::with_policy(local("retry"), 3, ms, ms), 50).unwrap();
+        conformance::run(&limit::LimitBackend::new(local("limit"), Some(1 << 20), Some(1 << 20)), 50).unwrap();
+        conformance::run(&cache::CacheBackend::new(local("cached"), dir.path().join("c2/repo")), 50).unwrap();
+    }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind};
+use bytes::Bytes;
+
+use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, Properties, StagedFile};
 
 /// Wraps a backend; every call is tried up to `attempts` times while it fails transiently.
 pub struct RetryBackend<B> {
@@ -55,11 +57,15 @@ impl<B: Backend> Backend for RetryBackend<B> {
     fn location(&self) -> String {
         self.inner.location()
     }
+    fn properties(&self) -> Properties {
+        self.inner.properties()
+    }
     fn create(&self) -> BackendResult<()> {
         self.retry(|| self.inner.create())
     }
-    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
-        self.retry(|| self.inner.write(kind, name, data))
+    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+        // Each attempt sends the same bytes: the handle is cloned, not the data.
+        self.retry(|| self.inner.write_bytes(kind, name, data.clone()))
     }
     fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
         self.retry(|| self.inner.read(kind, name))
@@ -75,5 +81,16 @@ impl<B: Backend> Backend for RetryBackend<B> {
     }
     fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
         self.retry(|| self.inner.exists(kind, name))
+    }
+    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        self.retry(|| self.inner.read_range_cached(kind, name, offset, length))
+    }
+    /// Starting a staged file is retried; its pieces are not (an append that failed leaves
+    /// the file in an unknown state: the caller drops it and writes the whole file again).
+    fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
+        self.retry(|| self.inner.stage(kind))
+    }
+    fn remove_stale_temporaries(&self, age: Duration) -> BackendResult<(u64, u64)> {
+        self.retry(|| self.inner.remove_stale_temporaries(age))
     }
 }

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use cairn::archiver::{self, BackupOptions, ParentChoice, Progress, Source};
-use cairn::stream::{stream_error, CommandStream, RequireData, StreamFailure};
+use cairn::archiver::{self, BackupOptions, BackupSummary, Input, InputReport, ParentChoice, Permit, Progress};
+use cairn::patterns::read_pattern_file;
+use cairn::stream::StreamFailure;
 use cairn::Error;
 
 use super::progress::Ticker;
@@ -83,7 +84,7 @@ fn compression_level(s: &str) -> Result<Option<i32>, Error> {
         "fastest" => Ok(Some(1)),
         "max" => Ok(Some(19)),
         n => n.parse::<i32>().ok().filter(|l| (1..=22).contains(l)).map(Some).ok_or_else(|| {
-            Error::InvalidInput(format!("--compression {n:?}: expected auto, off, fastest, max or a level 1 to 22"))
+            Error::usage(format!("--compression {n:?}: expected auto, off, fastest, max or a level 1 to 22"))
         }),
     }
 }
@@ -97,31 +98,36 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
             })
             .map(|t| t.with_timezone(&chrono::Utc))
     });
-    let t = t.map_err(|e| Error::InvalidInput(format!("--time {s:?}: {e}")))?;
+    let t = t.map_err(|e| Error::usage(format!("--time {s:?}: {e}")))?;
     Ok(cairn::tree::Timestamp { secs: t.timestamp(), nanos: t.timestamp_subsec_nanos() })
 }
 
 /// Run a backup and print its summary.
 pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     if a.stdin_from_command && a.paths.is_empty() {
-        return Err(Error::InvalidInput(
-            "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]"
-                .into(),
+        return Err(Error::usage(
+            "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]",
         ));
     }
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
-        excludes.extend(archiver::read_pattern_file(f)?);
+        excludes.extend(read_pattern_file(f)?);
     }
     let tags: Vec<String> = a.tags.iter().filter(|t| !t.is_empty()).cloned().collect();
     // Checked before the repository is opened: a bad label wastes no work.
     cairn::snapshot::validate_labels(a.host.as_deref().unwrap_or(""), &tags)
-        .map_err(|e| Error::InvalidInput(format!("--host/--tag: {e}")))?;
+        .map_err(|e| Error::usage(format!("--host/--tag: {e}")))?;
     let repo = g.open()?;
-    let lock = if a.dry_run {
-        g.lock(&repo, cairn::lock::LockKind::Shared, "backup")?
+    // A dry run writes nothing: any read permission will do (`--no-lock` included).
+    let (read_lock, append_lock) = if a.dry_run {
+        (Some(g.read_lock(&repo, "backup")?), None)
     } else {
-        g.lock_to_add(&repo, "backup")?
+        (None, Some(g.append_lock(&repo, "backup")?))
+    };
+    let permit = match (&append_lock, &read_lock) {
+        (Some(l), _) => Permit::Write(l),
+        (None, Some(l)) => Permit::DryRun(l),
+        (None, None) => return Err(Error::internal("backup holds no lock")),
     };
     let parent = if a.force {
         ParentChoice::None
@@ -135,27 +141,25 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         tags,
         excludes,
         one_file_system: a.one_file_system,
-        dry_run: a.dry_run,
         time: a.time.as_deref().map(parse_time).transpose()?,
         upload_connections: g.connections()?,
         compression: compression_level(&a.compression)?,
         parent,
         ignore_ctime: a.ignore_ctime,
         ignore_inode: a.ignore_inode,
-        lock,
     };
     if !a.stdin && a.paths.is_empty() {
-        return Err(Error::InvalidInput(
-            "nothing to back up: give at least one path, --stdin or --stdin-from-command".into(),
-        ));
+        return Err(Error::usage("nothing to back up: give at least one path, --stdin or --stdin-from-command"));
     }
-    let mut index = repo.load_index()?;
-    if !a.dry_run {
-        let recovered = repo.index_unindexed_packs(&mut index)?;
-        if recovered > 0 && !g.quiet && !g.json {
-            eprintln!("cairn: indexed {recovered} pack(s) left by an interrupted backup; their data is reused");
-        }
-    }
+    let name = a.stdin_filename.clone().unwrap_or_else(|| "stdin".to_string());
+    let input = if a.stdin_from_command {
+        let argv = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
+        Input::Command { argv, name, allow_empty: a.allow_empty }
+    } else if a.stdin {
+        Input::Stdin { name, allow_empty: a.allow_empty }
+    } else {
+        Input::Paths(a.paths.clone())
+    };
     let progress = Arc::new(Progress::default());
     let p = progress.clone();
     let ticker = Ticker::start(g.show_progress(), move || {
@@ -167,61 +171,17 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             p.errors.load(Ordering::Relaxed)
         )
     });
-    // The command starts only now: the repository is open, the password checked, the lock
-    // held and the index loaded, so a repository that cannot take the backup costs no dump.
-    let mut command = if a.stdin_from_command {
-        let argv: Vec<std::ffi::OsString> = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
-        Some(CommandStream::spawn(&argv, &archiver::INTERRUPTED)?)
-    } else {
-        None
-    };
-    // Where a regular file on stdin starts being read (0 unless the caller consumed some).
-    let start =
-        nix::unistd::lseek(0, 0, nix::unistd::Whence::SeekCur).ok().and_then(|o| u64::try_from(o).ok()).unwrap_or(0);
-    // A regular file on stdin is read past the page cache (cairn::direct_io) in 8 MiB
-    // requests; a pipe, or a file system without O_DIRECT, through the kernel's read-ahead.
-    let stdin = std::io::stdin();
-    let mut direct = if a.stdin {
-        cairn::direct_io::DirectReader::reopen(std::os::fd::AsFd::as_fd(&stdin), start, 8 << 20)
-    } else {
-        None
-    };
-    let mut plain = ReadAhead { inner: std::io::stdin(), pos: start, advised: start };
-    let origin = match &command {
-        Some(c) => format!("the output of {}", c.command()),
-        None => "standard input".to_string(),
-    };
-    let stream: Option<&mut (dyn std::io::Read + Send)> = match (command.as_mut(), direct.as_mut()) {
-        (Some(c), _) => Some(c),
-        (None, Some(d)) if a.stdin => Some(d),
-        (None, None) if a.stdin => Some(&mut plain),
-        _ => None,
-    };
-    let name = a.stdin_filename.clone().unwrap_or_else(|| "stdin".to_string());
-    let mut required;
-    let source = match stream {
-        Some(reader) if a.allow_empty => Source::Stream { name, reader },
-        Some(reader) => {
-            required = RequireData::new(reader, origin);
-            Source::Stream { name, reader: &mut required }
-        }
-        None => Source::Paths(a.paths.clone()),
-    };
-    // A failed or empty stream comes back as the error that says so.
-    let result = archiver::backup(&repo, &index, source, &opts, &progress).map_err(stream_error);
+    let result = archiver::backup_input(&g.ctx(), permit, &repo, input, &opts, &progress);
     drop(ticker);
-    if let Some(d) = &direct {
-        // Leave standard input's offset where a plain read would have: after what was read.
-        if let Ok(pos) = i64::try_from(d.position()) {
-            let _ = nix::unistd::lseek(0, pos, nix::unistd::Whence::SeekSet);
-        }
-    }
-    let r = match result {
+    let InputReport { result: r, recovered_packs } = match result {
         Err(e @ Error::Stream(StreamFailure::Empty { .. })) => {
-            return Err(Error::InvalidInput(format!("{e} (--allow-empty stores an empty stream)")));
+            return Err(Error::refused(format!("{e} (--allow-empty stores an empty stream)")));
         }
         r => r?,
     };
+    if recovered_packs > 0 && !g.quiet && !g.json {
+        eprintln!("cairn: indexed {recovered_packs} pack(s) left by an interrupted backup; their data is reused");
+    }
     for w in &r.warnings {
         eprintln!("cairn: warning: {w}");
     }
@@ -230,13 +190,8 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     }
     let s = &r.snapshot.summary;
     if g.json {
-        let mut v = super::snapshots::summary_json(s, r.snapshot.tz_offset);
-        if let Some(obj) = v.as_object_mut() {
-            obj.insert("message_type".into(), "summary".into());
-            obj.insert("snapshot_id".into(), r.id.map(|i| i.to_hex()).into());
-            obj.insert("dry_run".into(), a.dry_run.into());
-        }
-        out(&v.to_string());
+        out(&serde_json::to_string(&BackupSummary::new(&r))
+            .map_err(|e| Error::internal(format!("summary as JSON: {e}")))?);
     } else if !g.quiet {
         out(&format!("Files:       {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged));
         out(&format!("Dirs:        {} new, {} changed, {} unchanged", s.dirs_new, s.dirs_changed, s.dirs_unchanged));
@@ -270,32 +225,5 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             r.errors.len()
         );
         Ok(EXIT_PARTIAL)
-    }
-}
-
-/// Standard input with kernel read-ahead: when stdin is a regular file (`cairn backup --stdin
-/// < dump`), ask the kernel (`posix_fadvise WILLNEED`) to read the next 64 MiB ahead of the
-/// chunker, so a dump that is not in the page cache is read from disk while the previous
-/// chunks are compressed. On a pipe the advice fails and is ignored.
-struct ReadAhead<R> {
-    inner: R,
-    /// The file offset of the next byte read.
-    pos: u64,
-    /// End of the range already advised.
-    advised: u64,
-}
-
-impl<R: std::io::Read> std::io::Read for ReadAhead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        const AHEAD: u64 = 64 << 20;
-        if self.pos + AHEAD / 2 >= self.advised {
-            let from = self.advised.max(self.pos);
-            let (Ok(off), Ok(len)) = (i64::try_from(from), i64::try_from(AHEAD)) else { return self.inner.read(buf) };
-            let _ = nix::fcntl::posix_fadvise(0, off, len, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED);
-            self.advised = from + AHEAD;
-        }
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }

@@ -5,9 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
-use serde_json::{json, Value};
 
-use cairn::check::{self, Affected, CheckOptions, CheckProgress, CheckReport, Event, Phase, Problem, Subset};
+use cairn::ops::check::{self, CheckOptions, CheckProgress, CheckReport, Event, Phase, Subset};
 use cairn::Error;
 
 use super::progress::Ticker;
@@ -48,7 +47,7 @@ fn phase_line(p: Phase, subset: Option<Subset>) -> String {
 pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     let subset = if a.read_data { Some(Subset::All) } else { a.read_data_subset };
     let repo = g.open_uncached()?;
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "check")?;
+    let lock = g.read_lock(&repo, "check")?;
     // A remote repository is latency-bound (one pack per connection); a local one CPU-bound.
     let threads = if cairn::backend::is_remote(&g.repo) {
         g.connections()?.max(2)
@@ -86,11 +85,11 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
         }
         Event::DataRead { .. } => {}
     };
-    let result = check::check(&repo, &opts, &progress, &announce);
+    let result = check::check(&g.ctx(), &lock, &repo, &opts, &progress, &announce);
     drop(ticker);
     let report = result?;
     if g.json {
-        out(&report_json(&report).to_string());
+        super::snapshots::print_json(&report);
     } else {
         print_report(&report, g.quiet);
     }
@@ -129,56 +128,4 @@ fn print_report(r: &CheckReport, quiet: bool) {
             r.index_files, r.packs, r.snapshots
         ));
     }
-}
-
-fn problem_json(p: &Problem) -> Value {
-    let mut v = json!({
-        "kind": p.kind(),
-        "error": p.is_error(),
-        "message": p.to_string(),
-        "pack": p.pack(),
-        "blobs": p.damaged_blobs().iter().map(|b| b.to_hex()).collect::<Vec<_>>(),
-    });
-    let extra = match p {
-        Problem::IndexDamaged { index, .. } | Problem::PackIndexMismatch { index, .. } => {
-            Some(("index", index.clone()))
-        }
-        Problem::SnapshotDamaged { snapshot, .. } => Some(("snapshot", snapshot.clone())),
-        Problem::TreeDamaged { tree, .. } => Some(("tree", tree.to_hex())),
-        Problem::BlobNotIndexed { tree: Some(tree), .. } | Problem::NodeInvalid { tree, .. } => {
-            Some(("tree", tree.to_hex()))
-        }
-        _ => None,
-    };
-    if let (Some((k, val)), Some(obj)) = (extra, v.as_object_mut()) {
-        obj.insert(k.to_string(), Value::String(val));
-    }
-    v
-}
-
-fn affected_json(a: &Affected) -> Value {
-    json!({
-        "snapshot": a.snapshot.to_hex(),
-        "time": a.time.to_utc().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        "path": a.path,
-        "blobs": a.blobs.iter().map(|b| b.to_hex()).collect::<Vec<_>>(),
-    })
-}
-
-fn report_json(r: &CheckReport) -> Value {
-    json!({
-        "message_type": "summary",
-        "errors": r.errors(),
-        "hints": r.problems.len() - r.errors(),
-        "problems": r.problems.iter().map(problem_json).collect::<Vec<_>>(),
-        "affected": r.affected.iter().map(affected_json).collect::<Vec<_>>(),
-        "index_files": r.index_files,
-        "packs": r.packs,
-        "blobs": r.blobs,
-        "snapshots": r.snapshots,
-        "trees": r.trees,
-        "packs_selected": r.packs_selected,
-        "packs_read": r.packs_read,
-        "bytes_read": r.bytes_read,
-    })
 }

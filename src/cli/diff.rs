@@ -1,11 +1,8 @@
 //! `cairn diff`: what changed between two snapshots (restic's `diff`).
 
 use clap::Args;
-use serde_json::json;
 
-use cairn::diff::{diff_trees, DiffStat};
-use cairn::id::SnapshotId;
-use cairn::walker;
+use cairn::diff::SnapshotDiff;
 use cairn::Error;
 
 use super::{human_bytes, out, GlobalOpts, EXIT_OK};
@@ -31,59 +28,30 @@ pub struct DiffArgs {
     second: String,
 }
 
-fn stat_json(s: &DiffStat) -> serde_json::Value {
-    json!({ "files": s.files, "dirs": s.dirs, "others": s.others, "data_blobs": s.data_blobs, "tree_blobs": s.tree_blobs, "bytes": s.bytes })
-}
-
 /// Compare two snapshots and print the changes and totals.
 pub fn run(g: &GlobalOpts, a: &DiffArgs) -> Result<u8, Error> {
     let repo = g.open()?;
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "diff")?;
+    let lock = g.read_lock(&repo, "diff")?;
     let index = repo.load_index()?;
-    let side = |spec: &str| -> Result<(SnapshotId, cairn::id::BlobId), Error> {
-        let (snap, path) = match spec.split_once(':') {
-            Some((s, p)) => (s, Some(p)),
-            None => (spec, None),
-        };
-        let (id, s) = repo.find_snapshot(snap, &Default::default())?;
-        let loc = walker::resolve(&repo, &index, &s.tree, path.unwrap_or("/"))?;
-        let tree = loc.tree().ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "{}: {} in snapshot {} is not a directory",
-                spec,
-                loc.path().display(),
-                id.short()
-            ))
-        })?;
-        Ok((id, tree))
-    };
-    let (id1, t1) = side(&a.first)?;
-    let (id2, t2) = side(&a.second)?;
+    let ctx = g.ctx();
+    let d = SnapshotDiff::new(&ctx, &lock, &repo, &index, &a.first, &a.second)?;
     if !g.json && !g.quiet {
-        out(&format!("comparing snapshot {} to {}:\n", id1.short(), id2.short()));
+        out(&format!("comparing snapshot {} to {}:\n", d.source.0.short(), d.target.0.short()));
     }
-    let stats = diff_trees(&repo, &index, &t1, &t2, &mut |c| {
+    let summary = d.run(&mut |c| {
         if g.json {
-            out(&json!({ "message_type": "change", "path": c.path, "modifier": c.modifier }).to_string());
+            out(&serde_json::to_string(c).map_err(|e| Error::internal(format!("JSON: {e}")))?);
         } else {
             out(&format!("{:<5}{}", c.modifier, c.path));
         }
         Ok(())
     })?;
     if g.json {
-        out(&json!({
-            "message_type": "statistics",
-            "source_snapshot": id1.to_hex(),
-            "target_snapshot": id2.to_hex(),
-            "changed_files": stats.changed_files,
-            "added": stat_json(&stats.added),
-            "removed": stat_json(&stats.removed),
-        })
-        .to_string());
+        out(&serde_json::to_string(&summary).map_err(|e| Error::internal(format!("JSON: {e}")))?);
     } else if !g.quiet {
-        let (ad, rm) = (&stats.added, &stats.removed);
+        let (ad, rm) = (&summary.added, &summary.removed);
         out("");
-        out(&format!("Files:       {:5} new, {:5} removed, {:5} changed", ad.files, rm.files, stats.changed_files));
+        out(&format!("Files:       {:5} new, {:5} removed, {:5} changed", ad.files, rm.files, summary.changed_files));
         out(&format!("Dirs:        {:5} new, {:5} removed", ad.dirs, rm.dirs));
         out(&format!("Others:      {:5} new, {:5} removed", ad.others, rm.others));
         out(&format!("Data Blobs:  {:5} new, {:5} removed", ad.data_blobs, rm.data_blobs));

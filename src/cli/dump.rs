@@ -2,13 +2,13 @@
 //! (restic's `dump`).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
-use cairn::dump::{self, ArchiveFormat, DumpReport};
-use cairn::walker::{self, Located};
+use cairn::dump::{self, ArchiveFormat, DumpOptions, DumpReport, Output};
+use cairn::tree::{self, NodeKind};
 use cairn::Error;
 
 use super::{FilterArgs, GlobalOpts, EXIT_OK};
@@ -66,60 +66,30 @@ pub fn run(g: &GlobalOpts, a: &DumpArgs) -> Result<u8, Error> {
 }
 
 fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
-    let repo = g.open()?;
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "dump")?;
+    let repo = Arc::new(g.open()?);
+    let lock = g.read_lock(&repo, "dump")?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
-    let index = repo.load_index()?;
-    let loc = walker::resolve(&repo, &index, &snap.tree, &a.path)
+    let index = Arc::new(repo.load_index()?);
+    let loc = tree::resolve(&repo, &index, &snap.tree, &a.path)
         .map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;
-    let format = match (a.archive, &loc) {
-        (Some(Archive::Tar), _) => Some(ArchiveFormat::Tar),
-        (Some(Archive::Zip), _) => Some(ArchiveFormat::Zip),
-        (None, Located::Entry { node, .. }) if node.kind != cairn::tree::NodeKind::Dir => None,
-        (None, _) => Some(ArchiveFormat::Tar),
-    };
-    let (out, out_name): (File, PathBuf) = match &a.target {
-        Some(t) => (File::create(t).map_err(|e| Error::io(t, e))?, t.clone()),
-        None => (stdout_file()?, PathBuf::from("standard output")),
+    if let (None, tree::Located::Entry { path, node }) = (a.archive, &loc) {
+        if !matches!(node.kind, NodeKind::File | NodeKind::Dir) {
+            return Err(Error::usage(format!(
+                "{} is a {}, not a file: give --archive tar or zip to dump it",
+                path.display(),
+                tree::kind_name(node.kind)
+            )));
+        }
+    }
+    let out = match &a.target {
+        Some(t) => Output::File(t.clone()),
+        None => Output::Stream(stdout_file()?, "standard output".into()),
     };
     // Remote repositories are latency-bound: fetch as many blobs at once as connections.
     let threads = if cairn::backend::is_remote(&g.repo) { g.connections()?.min(dump::READAHEAD) } else { 2 };
-    let result = dump::with_fetcher(&repo, &index, threads, |fetcher| -> Result<DumpReport, Error> {
-        match format {
-            None => {
-                let node = loc.node().ok_or_else(|| Error::InvalidInput("/ is a directory".into()))?;
-                let mut w = BufWriter::with_capacity(256 << 10, out);
-                dump::write_file(fetcher, &index, node, &loc.path(), &mut w, &out_name)?;
-                finish(w, &out_name)?;
-                Ok(DumpReport { entries: 1, skipped: Vec::new() })
-            }
-            Some(ArchiveFormat::Tar) => {
-                let w = BufWriter::with_capacity(256 << 10, out);
-                dump::write_tar(&repo, &index, fetcher, &loc, w, &out_name)
-            }
-            Some(ArchiveFormat::Zip) => {
-                if a.target.is_some() {
-                    // A file can seek: sizes go into the local headers, no data descriptors.
-                    let (w, report) =
-                        dump::write_zip(&repo, &index, fetcher, &loc, zip::ZipWriter::new(out), &out_name)?;
-                    w.sync_all().map_err(|e| Error::io(&out_name, e))?;
-                    Ok(report)
-                } else {
-                    let zw = zip::ZipWriter::new_stream(BufWriter::with_capacity(256 << 10, out));
-                    let (w, report) = dump::write_zip(&repo, &index, fetcher, &loc, zw, &out_name)?;
-                    finish(w.into_inner(), &out_name)?;
-                    Ok(report)
-                }
-            }
-        }
+    let archive = a.archive.map(|f| match f {
+        Archive::Tar => ArchiveFormat::Tar,
+        Archive::Zip => ArchiveFormat::Zip,
     });
-    // A failed dump into --target leaves no partial file (a cut tar can look complete).
-    if let (Err(_), Some(t)) = (&result, &a.target) {
-        let _ = std::fs::remove_file(t);
-    }
-    result
-}
-
-fn finish(mut w: BufWriter<File>, name: &Path) -> Result<(), Error> {
-    w.flush().map_err(|e| Error::io(name, e))
+    dump::dump(&g.ctx(), &lock, repo, index, &loc, &DumpOptions { archive, threads }, out)
 }

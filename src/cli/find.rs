@@ -1,17 +1,14 @@
 //! `cairn find`: which snapshots hold paths matching globs (restic's `find`).
 
 use clap::Args;
-use serde_json::{json, Value};
 
-use cairn::find::{Finder, Matcher};
+use cairn::find::{find, Bound, FindOptions, Match, Matcher, SnapshotMatches};
 use cairn::id::SnapshotId;
 use cairn::snapshot::Snapshot;
-use cairn::tree::{NodeKind, Timestamp};
-use cairn::walker;
+use cairn::tree::Timestamp;
 use cairn::Error;
 
 use super::ls::long_line;
-use super::rfc3339;
 use super::{out, FilterArgs, GlobalOpts, EXIT_OK};
 
 /// Arguments of `find`.
@@ -49,16 +46,9 @@ pub struct FindArgs {
     filter: FilterArgs,
 }
 
-/// `--newest`/`--oldest`: a snapshot count or an mtime bound.
-#[derive(Debug, PartialEq, Eq)]
-enum Bound {
-    Count(usize),
-    Time(Timestamp),
-}
-
 fn parse_bound(flag: &str, s: &str) -> Result<Bound, Error> {
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().map(Bound::Count).map_err(|e| Error::InvalidInput(format!("{flag} {s:?}: {e}")));
+        return s.parse().map(Bound::Count).map_err(|e| Error::usage(format!("{flag} {s:?}: {e}")));
     }
     let utc = chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).ok().or_else(|| {
         let naive = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
@@ -68,34 +58,9 @@ fn parse_bound(flag: &str, s: &str) -> Result<Bound, Error> {
         naive.and_local_timezone(chrono::Local).earliest().map(|t| t.with_timezone(&chrono::Utc))
     });
     let t = utc.ok_or_else(|| {
-        Error::InvalidInput(format!("{flag} {s:?}: expected a snapshot count, RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]]"))
+        Error::usage(format!("{flag} {s:?}: expected a snapshot count, RFC 3339, or YYYY-MM-DD[ HH:MM[:SS]]"))
     })?;
     Ok(Bound::Time(Timestamp { secs: t.timestamp(), nanos: t.timestamp_subsec_nanos() }))
-}
-
-/// One match as restic's `find --json` prints it.
-fn match_json(path: &std::path::Path, node: &cairn::tree::Node) -> Value {
-    let mut v = json!({
-        "path": path.display().to_string(),
-        "permissions": walker::mode_string(node.kind, node.mode),
-        "name": node.name_lossy(),
-        "type": walker::kind_name(node.kind),
-        "mtime": rfc3339(node.mtime, None),
-        "ctime": rfc3339(node.ctime, None),
-        "user": node.user,
-        "group": node.group,
-        "inode": node.inode,
-        "mode": walker::st_mode(node),
-        "device_id": node.device,
-        "links": node.links,
-        "uid": node.uid,
-        "gid": node.gid,
-        "size": node.size,
-    });
-    if node.kind == NodeKind::Symlink {
-        v["link_target"] = String::from_utf8_lossy(&node.symlink_target).into();
-    }
-    v
 }
 
 /// Search the selected snapshots and print the matches.
@@ -104,45 +69,16 @@ pub fn run(g: &GlobalOpts, a: &FindArgs) -> Result<u8, Error> {
     let oldest = a.oldest.as_deref().map(|s| parse_bound("--oldest", s)).transpose()?;
     let matcher = Matcher::new(&a.patterns, a.ignore_case)?;
     let repo = g.open()?;
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "find")?;
-    let mut snaps: Vec<(SnapshotId, Snapshot)> = if a.snapshots.is_empty() {
-        repo.snapshots(&a.filter.filter())?
-    } else {
-        let mut v = Vec::new();
-        for s in &a.snapshots {
-            let found = repo.find_snapshot(s, &a.filter.filter())?;
-            if !v.iter().any(|(id, _): &(SnapshotId, Snapshot)| *id == found.0) {
-                v.push(found);
-            }
-        }
-        v.sort_by(|x, y| x.1.time.cmp(&y.1.time).then(x.0.cmp(&y.0)));
-        v
-    };
-    if let Some(Bound::Count(n)) = newest {
-        let drop = snaps.len().saturating_sub(n);
-        snaps.drain(..drop);
-    }
-    if let Some(Bound::Count(n)) = oldest {
-        snaps.truncate(n);
-    }
-    let time = |b: &Option<Bound>| match b {
-        Some(Bound::Time(t)) => Some(*t),
-        _ => None,
-    };
-    let index = repo.load_index()?;
-    let mut finder = Finder::new(&repo, &index, matcher, time(&oldest), time(&newest));
-    if g.json {
-        out("[");
-    }
+    let lock = g.read_lock(&repo, "find")?;
+    let opts = FindOptions { snapshots: a.snapshots.clone(), filter: a.filter.filter(), newest, oldest };
     let mut first = true;
-    for (id, snap) in &snaps {
-        let matches = finder.find(&snap.tree)?;
-        if matches.is_empty() {
-            continue;
-        }
+    let mut on_snapshot = |id: &SnapshotId, snap: &Snapshot, matches: &[Match]| -> Result<(), Error> {
         if g.json {
-            let m: Vec<Value> = matches.iter().map(|m| match_json(&m.path, &m.node)).collect();
-            let obj = json!({ "matches": m, "hits": matches.len(), "snapshot": id.to_hex() });
+            let obj = serde_json::to_string(&SnapshotMatches::new(id, matches))
+                .map_err(|e| Error::internal(format!("JSON: {e}")))?;
+            if first {
+                out("[");
+            }
             out(&format!("{}{}", if first { "" } else { "," }, obj));
         } else {
             if !first {
@@ -151,17 +87,22 @@ pub fn run(g: &GlobalOpts, a: &FindArgs) -> Result<u8, Error> {
             if !g.quiet {
                 out(&format!("Found matching entries in snapshot {} from {}", id.short(), super::snapshot_time(snap)));
             }
-            for m in &matches {
+            for m in matches {
                 out(&long_line(&m.path, &m.node));
             }
         }
         first = false;
-    }
+        Ok(())
+    };
+    let summary = find(&g.ctx(), &lock, &repo, matcher, &opts, &mut on_snapshot)?;
     if g.json {
+        if first {
+            out("[");
+        }
         out("]");
     }
     if g.verbose > 0 {
-        eprintln!("searched {} snapshots, {} distinct trees read", snaps.len(), finder.trees_read());
+        eprintln!("searched {} snapshots, {} distinct trees read", summary.snapshots, summary.trees_read);
     }
     Ok(EXIT_OK)
 }

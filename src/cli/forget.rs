@@ -3,17 +3,12 @@
 //! `prune` removes the data no snapshot references any more.
 
 use clap::Args;
-use serde_json::{json, Value};
 
-use cairn::backend::FileKind;
-use cairn::forget::{self, Decision, GroupBy, GroupKey, KeepDuration, KeepPolicy};
-use cairn::id::SnapshotId;
-use cairn::snapshot::Snapshot;
+use cairn::ops::forget::{self, Decision, ForgetGroup, ForgetOptions, GroupBy, KeepDuration, KeepPolicy};
 use cairn::Error;
 
-use cairn::lock::LockKind;
-
-use super::snapshots::snapshot_json;
+use super::prune::PruneLock;
+use super::snapshots::print_json;
 use super::{out, FilterArgs, GlobalOpts, EXIT_OK};
 
 /// Arguments of `forget`.
@@ -82,7 +77,7 @@ pub struct ForgetArgs {
 /// when not given. Parsed here rather than by clap so that a bad value exits with 1.
 fn count(flag: &str, v: &Option<String>) -> Result<i32, Error> {
     let Some(v) = v else { return Ok(0) };
-    let bad = |why: &str| Error::InvalidInput(format!("{flag} {v:?}: {why}"));
+    let bad = |why: &str| Error::usage(format!("{flag} {v:?}: {why}"));
     match v.trim() {
         "unlimited" | "-1" => Ok(forget::UNLIMITED),
         t => match t.parse::<i64>() {
@@ -97,12 +92,12 @@ fn count(flag: &str, v: &Option<String>) -> Result<i32, Error> {
 fn duration(flag: &str, v: &Option<String>) -> Result<KeepDuration, Error> {
     match v {
         None => Ok(KeepDuration::default()),
-        Some(v) => KeepDuration::parse(v).map_err(|e| Error::InvalidInput(format!("{flag}: {e}"))),
+        Some(v) => KeepDuration::parse(v).map_err(|e| Error::usage(format!("{flag}: {e}"))),
     }
 }
 
 impl ForgetArgs {
-    /// The policy the flags describe. Errors: [`Error::InvalidInput`] naming the flag for a
+    /// The policy the flags describe. Errors: [`Error::Usage`] naming the flag for a
     /// malformed count or duration, or an empty tag.
     fn policy(&self) -> Result<KeepPolicy, Error> {
         let tags = self
@@ -111,7 +106,7 @@ impl ForgetArgs {
             .map(|l| l.split(',').map(|t| t.trim().to_string()).collect::<Vec<_>>())
             .collect::<Vec<_>>();
         if let Some(bad) = self.keep_tags.iter().zip(&tags).find(|(_, l)| l.iter().any(String::is_empty)) {
-            return Err(Error::InvalidInput(format!("--keep-tag {:?}: empty tag name", bad.0)));
+            return Err(Error::usage(format!("--keep-tag {:?}: empty tag name", bad.0)));
         }
         let p = KeepPolicy {
             last: count("--keep-last", &self.keep_last)?,
@@ -137,156 +132,82 @@ impl ForgetArgs {
 /// removed (and why); delete the removed snapshot files unless `--dry-run`.
 pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
     let policy = args.policy()?;
-    let group_by = GroupBy::parse(&args.group_by)?;
+    let group_by =
+        GroupBy::parse(&args.group_by).map_err(|e| Error::usage(format!("--group-by {:?}: {e}", args.group_by)))?;
     if !args.ids.is_empty() && !policy.is_empty() {
-        return Err(Error::InvalidInput("give snapshot IDs or a --keep-* policy, not both".into()));
+        return Err(Error::usage("give snapshot IDs or a --keep-* policy, not both"));
     }
+    let prune_opts = if args.prune {
+        Some(super::prune::options(args.max_unused.as_deref().unwrap_or("5%"), args.dry_run)?)
+    } else {
+        None
+    };
     let repo = g.open()?;
+    let opts =
+        ForgetOptions { ids: args.ids.clone(), policy, group_by, filter: args.filter.filter(), dry_run: args.dry_run };
+    let ctx = g.ctx();
     // Removing snapshots (and pruning) is exclusive, as in restic; a dry run only reads.
-    let kind = if args.dry_run { LockKind::Shared } else { LockKind::Exclusive };
-    let lock = g.lock(&repo, kind, "forget")?;
-    let filter = args.filter.filter();
-    let text = !g.json && !g.quiet;
-
-    let mut remove: Vec<(SnapshotId, Snapshot)> = Vec::new();
-    // Snapshot files named by id that cannot be decoded: removed by name.
-    let mut damaged: Vec<SnapshotId> = Vec::new();
-    let mut json_groups: Vec<Value> = Vec::new();
-    if !args.ids.is_empty() {
-        // Resolve every id first: an unknown or ambiguous one removes nothing.
-        for spec in &args.ids {
-            match repo.find_snapshot(spec, &filter) {
-                Ok((id, s)) => {
-                    if !remove.iter().any(|(i, _)| *i == id) {
-                        remove.push((id, s));
-                    }
-                }
-                Err(Error::Corrupt { object, detail }) if spec != "latest" => {
-                    let id = repo.resolve_snapshot_id(spec)?;
-                    eprintln!("cairn: warning: snapshot file snapshots/{} is damaged ({object}: {detail}); it is removed by its name", id.to_hex());
-                    if !damaged.contains(&id) {
-                        damaged.push(id);
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let mut removed_json: Vec<Value> = remove.iter().map(|(i, s)| snapshot_json(i, s)).collect();
-        removed_json
-            .extend(damaged.iter().map(|i| json!({ "id": i.to_hex(), "short_id": i.short(), "damaged": true })));
-        json_groups.push(json!({
-            "host": "", "paths": null, "tags": null, "keep": [],
-            "remove": removed_json,
-            "reasons": [],
-        }));
-    } else if policy.is_empty() {
+    let (read, exclusive) = if args.dry_run {
+        (Some(g.read_lock(&repo, "forget")?), None)
+    } else {
+        (None, Some(g.exclusive_lock(&repo, "forget")?))
+    };
+    if opts.ids.is_empty() && opts.policy.is_empty() {
         if g.json {
             out("[]");
         } else if !g.quiet {
             out("no policy was specified, no snapshots will be removed");
         }
         return Ok(EXIT_OK);
-    } else {
-        if text {
-            out(&format!("Applying policy: {}", policy.describe()));
-        }
-        let snaps = repo.snapshots(&filter)?;
-        let now = chrono::Utc::now();
-        for (key, group) in forget::group_snapshots(snaps, group_by) {
-            let decisions = forget::apply_policy(&group, &policy, now);
-            if text {
-                print_group(&key, &decisions);
-            }
-            json_groups.push(group_json(&key, &decisions));
-            remove.extend(decisions.into_iter().filter(|d| !d.keep).map(|d| (d.id, d.snapshot)));
-        }
     }
-
-    if !args.dry_run {
-        if let Some(l) = &lock {
-            l.check()?;
-        }
-        let mut failed = Vec::new();
-        for id in remove.iter().map(|(id, _)| id).chain(&damaged) {
-            if cairn::archiver::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(Error::Interrupted);
-            }
-            if let Err(e) = repo.backend().remove(FileKind::Snapshot, &id.to_hex()) {
-                failed.push(format!("snapshot {}: {e}", id.short()));
-            }
-        }
-        if !failed.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "{} of {} snapshots could not be removed: {}",
-                failed.len(),
-                remove.len() + damaged.len(),
-                failed.join("; ")
-            )));
-        }
+    let text = !g.json && !g.quiet;
+    if text && opts.ids.is_empty() {
+        out(&format!("Applying policy: {}", opts.policy.describe()));
     }
+    let report = match (&exclusive, &read) {
+        (Some(l), _) => forget::forget(&ctx, l, &repo, &opts)?,
+        (None, Some(l)) => forget::plan(&ctx, l, &repo, &opts)?,
+        (None, None) => return Err(Error::internal("forget holds no lock")),
+    };
+    for (id, why) in &report.damaged {
+        eprintln!(
+            "cairn: warning: snapshot file snapshots/{} is damaged ({why}); it is removed by its name",
+            id.to_hex()
+        );
+    }
+    let removed = report.removed();
     if g.json {
-        out(&Value::Array(json_groups).to_string());
+        print_json(&report);
     } else if !g.quiet {
-        if !args.ids.is_empty() {
-            for id in remove.iter().map(|(id, _)| id).chain(&damaged) {
+        if opts.ids.is_empty() {
+            for group in &report.groups {
+                print_group(group);
+            }
+        } else {
+            for id in &removed {
                 out(&format!("{} snapshot {}", if args.dry_run { "would remove" } else { "removed" }, id.short()));
             }
         }
         if args.dry_run {
-            out(&format!("would remove {} snapshots", remove.len() + damaged.len()));
+            out(&format!("would remove {} snapshots", removed.len()));
         } else {
-            out(&format!("{} snapshots removed", remove.len() + damaged.len()));
+            out(&format!("{} snapshots removed", removed.len()));
         }
     }
-    if args.prune && !(remove.is_empty() && damaged.is_empty()) {
-        return super::prune::run_locked(
-            g,
-            &repo,
-            lock.as_ref(),
-            args.max_unused.as_deref().unwrap_or("5%"),
-            args.dry_run,
-        );
+    if let (Some(prune_opts), false) = (prune_opts, removed.is_empty()) {
+        let lock = match (&exclusive, &read) {
+            (Some(l), _) => PruneLock::Exclusive(l),
+            (None, Some(l)) => PruneLock::Read(l),
+            (None, None) => return Err(Error::internal("forget holds no lock")),
+        };
+        return super::prune::run_locked(g, &repo, lock, &prune_opts);
     }
     Ok(EXIT_OK)
 }
 
-/// One group in restic's JSON shape: `{host, paths, tags, keep, remove, reasons}`.
-fn group_json(key: &GroupKey, decisions: &[Decision]) -> Value {
-    let keep: Vec<Value> = decisions.iter().filter(|d| d.keep).map(|d| snapshot_json(&d.id, &d.snapshot)).collect();
-    let remove: Vec<Value> = decisions.iter().filter(|d| !d.keep).map(|d| snapshot_json(&d.id, &d.snapshot)).collect();
-    let reasons: Vec<Value> = decisions
-        .iter()
-        .filter(|d| d.keep)
-        .map(|d| {
-            let c = d.counters;
-            let mut counters = serde_json::Map::new();
-            for (name, v) in [
-                ("last", c.last),
-                ("hourly", c.hourly),
-                ("daily", c.daily),
-                ("weekly", c.weekly),
-                ("monthly", c.monthly),
-                ("yearly", c.yearly),
-            ] {
-                if v != 0 {
-                    counters.insert(name.into(), v.into());
-                }
-            }
-            json!({ "snapshot": snapshot_json(&d.id, &d.snapshot), "matches": d.reasons, "counters": counters })
-        })
-        .collect();
-    json!({
-        "host": key.host.clone().unwrap_or_default(),
-        "paths": key.paths,
-        "tags": key.tags,
-        "keep": keep,
-        "remove": remove,
-        "reasons": reasons,
-    })
-}
-
 /// The group header, then the kept snapshots with their reasons and the removed ones.
-fn print_group(key: &GroupKey, decisions: &[Decision]) {
+fn print_group(group: &ForgetGroup) {
+    let key = &group.key;
     let mut what = Vec::new();
     if let Some(h) = &key.host {
         what.push(format!("host [{h}]"));
@@ -303,8 +224,8 @@ fn print_group(key: &GroupKey, decisions: &[Decision]) {
     } else {
         out(&format!("snapshots for ({}):", what.join(", ")));
     }
-    let keep: Vec<&Decision> = decisions.iter().filter(|d| d.keep).collect();
-    let remove: Vec<&Decision> = decisions.iter().filter(|d| !d.keep).collect();
+    let keep: Vec<&Decision> = group.kept().collect();
+    let remove: Vec<&Decision> = group.removed().collect();
     if !keep.is_empty() {
         out(&format!("keep {} snapshots:", keep.len()));
         table(&keep, true);

@@ -1,6 +1,7 @@
 //! `cairn init`: create a repository.
 
 use clap::Args;
+use serde::Serialize;
 
 use cairn::repository::{InitOptions, Repository};
 use cairn::Error;
@@ -11,6 +12,14 @@ use super::{out, password, GlobalOpts, EXIT_OK};
 #[derive(Args)]
 pub struct InitArgs {}
 
+/// What `init` prints under `--json`.
+#[derive(Serialize)]
+struct Initialized {
+    id: String,
+    message_type: &'static str,
+    repository: String,
+}
+
 /// Create the repository and print its id.
 pub fn run(g: &GlobalOpts, _a: &InitArgs) -> Result<u8, Error> {
     let backend = g.backend()?;
@@ -20,7 +29,9 @@ pub fn run(g: &GlobalOpts, _a: &InitArgs) -> Result<u8, Error> {
     let pw = password::get(g, true)?;
     let repo = Repository::init(backend.clone(), pw.as_bytes(), &InitOptions::default())?;
     if g.json {
-        out(&serde_json::json!({ "message_type": "initialized", "id": repo.config().id.to_hex(), "repository": backend.location() }).to_string());
+        let r =
+            Initialized { id: repo.config().id.to_hex(), message_type: "initialized", repository: backend.location() };
+        out(&serde_json::to_string(&r).unwrap_or_default());
     } else if !g.quiet {
         out(&format!("created cairn repository {} at {}", repo.config().id.short(), backend.location()));
         out("Please note that knowledge of your password is required to access the repository. Losing your password means that your data is irrecoverably lost.");

@@ -1,10 +1,10 @@
 //! `cairn key add | list | remove ID | passwd`: manage the key files (one per password).
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde::Serialize;
 
 use cairn::id::KeyId;
-use cairn::lock::LockKind;
+use cairn::repository::KeyReport;
 use cairn::Error;
 
 use super::{out, password, GlobalOpts, EXIT_OK};
@@ -44,71 +44,90 @@ struct NewKey {
     host: Option<String>,
 }
 
+impl NewKey {
+    /// The new password and the user and host names to record with it.
+    fn read(&self) -> Result<(zeroize::Zeroizing<String>, String, String), Error> {
+        let pw = password::new_password(self.new_password_file.as_deref())?;
+        let user = self.user.clone().unwrap_or_else(cairn::util::username);
+        let host = self.host.clone().unwrap_or_else(cairn::util::hostname);
+        Ok((pw, user, host))
+    }
+}
+
+/// What `key add | remove | passwd` prints under `--json`.
+#[derive(Serialize)]
+struct KeyChanged<'a> {
+    action: &'a str,
+    id: String,
+    message_type: &'static str,
+}
+
 /// Run one key subcommand.
 pub fn run(g: &GlobalOpts, a: &KeyArgs) -> Result<u8, Error> {
-    let repo = g.open()?;
+    let mut repo = g.open()?;
     match &a.command {
         KeyCommand::List => {
-            let _lock = g.lock(&repo, LockKind::Shared, "key list")?;
-            let keys = repo.list_keys()?;
-            if g.json {
-                let arr: Vec<_> = keys
-                    .iter()
-                    .map(|(id, h)| match h {
-                        Ok(h) => json!({ "current": *id == repo.key_id(), "id": id.to_hex(), "userName": h.username, "hostName": h.hostname,
-                            "created": chrono::DateTime::from_timestamp(h.created, 0).map(|t| t.to_rfc3339()) }),
-                        Err(e) => json!({ "current": false, "id": id.to_hex(), "error": e }),
-                    })
-                    .collect();
-                out(&serde_json::Value::Array(arr).to_string());
-            } else {
-                out(&format!(" {:<10} {:<12} {:<20} {}", "ID", "User", "Host", "Created"));
-                out(&"-".repeat(66));
-                for (id, h) in &keys {
-                    let mark = if *id == repo.key_id() { "*" } else { " " };
-                    match h {
-                        Ok(h) => {
-                            let created = chrono::DateTime::from_timestamp(h.created, 0)
-                                .map(|t| t.with_timezone(&chrono::Local).format(super::TIME_FORMAT).to_string())
-                                .unwrap_or_default();
-                            out(&format!("{mark}{:<10} {:<12} {:<20} {created}", id.short(), h.username, h.hostname));
-                        }
-                        Err(e) => out(&format!("{mark}{:<10} damaged: {e}", id.short())),
-                    }
-                }
-            }
+            let _lock = g.read_lock(&repo, "key list")?;
+            print_list(g, &repo.key_reports()?);
         }
         KeyCommand::Add(n) => {
-            let _lock = g.lock_to_add(&repo, "key add")?;
-            let pw = password::new_password(n.new_password_file.as_deref())?;
-            let user = n.user.clone().unwrap_or_else(cairn::util::username);
-            let host = n.host.clone().unwrap_or_else(cairn::util::hostname);
-            let id = repo.add_key(pw.as_bytes(), &user, &host)?;
+            let lock = g.append_lock(&repo, "key add")?;
+            let (pw, user, host) = n.read()?;
+            let id = repo.add_key(&lock, pw.as_bytes(), &user, &host)?;
             report(g, "added", &id);
         }
         KeyCommand::Remove { id } => {
-            let _lock = g.lock(&repo, LockKind::Exclusive, "key remove")?;
-            let id = resolve(&repo, id)?;
-            repo.remove_key(&id)?;
+            let lock = g.exclusive_lock(&repo, "key remove")?;
+            let id = repo.find_key(id).map_err(|e| match e {
+                Error::Usage(m) if m.starts_with("no key file") => Error::Usage(format!("{m}; see `cairn key list`")),
+                e => e,
+            })?;
+            repo.remove_key(&lock, &id)?;
             report(g, "removed", &id);
         }
         KeyCommand::Passwd(n) => {
-            let _lock = g.lock(&repo, LockKind::Exclusive, "key passwd")?;
-            let pw = password::new_password(n.new_password_file.as_deref())?;
-            let user = n.user.clone().unwrap_or_else(cairn::util::username);
-            let host = n.host.clone().unwrap_or_else(cairn::util::hostname);
-            // The new key is durable before the old one goes: a crash leaves both passwords valid.
-            let id = repo.add_key(pw.as_bytes(), &user, &host)?;
-            cairn::backend::Backend::remove(&**repo.backend(), cairn::backend::FileKind::Key, &repo.key_id().to_hex())?;
+            let lock = g.exclusive_lock(&repo, "key passwd")?;
+            let (pw, user, host) = n.read()?;
+            let id = repo.change_password(&lock, pw.as_bytes(), &user, &host)?;
             report(g, "changed", &id);
         }
     }
     Ok(EXIT_OK)
 }
 
+/// Print the key list: JSON, or a table with `*` on the key in use.
+fn print_list(g: &GlobalOpts, keys: &[KeyReport]) {
+    if g.json {
+        out(&serde_json::to_string(keys).unwrap_or_default());
+        return;
+    }
+    out(&format!(" {:<10} {:<12} {:<20} {}", "ID", "User", "Host", "Created"));
+    out(&"-".repeat(66));
+    for k in keys {
+        match k {
+            KeyReport::Readable { created, current, host_name, id, user_name } => {
+                let created = created
+                    .as_deref()
+                    .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                    .map(|t| t.with_timezone(&chrono::Local).format(super::TIME_FORMAT).to_string())
+                    .unwrap_or_default();
+                let mark = if *current { "*" } else { " " };
+                out(&format!("{mark}{:<10} {:<12} {:<20} {created}", short(id), user_name, host_name));
+            }
+            KeyReport::Damaged { id, error, .. } => out(&format!(" {:<10} damaged: {error}", short(id))),
+        }
+    }
+}
+
+/// The first 8 characters of a hex id.
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
 fn report(g: &GlobalOpts, what: &str, id: &KeyId) {
     if g.json {
-        out(&json!({ "message_type": "key", "action": what, "id": id.to_hex() }).to_string());
+        let r = KeyChanged { action: what, id: id.to_hex(), message_type: "key" };
+        out(&serde_json::to_string(&r).unwrap_or_default());
     } else if !g.quiet {
         let msg = match what {
             "added" => format!("saved new key as {}", id.short()),
@@ -116,23 +135,5 @@ fn report(g: &GlobalOpts, what: &str, id: &KeyId) {
             _ => format!("saved new key as {}; the old password no longer opens the repository", id.short()),
         };
         out(&msg);
-    }
-}
-
-/// A key id from a full id or unique prefix.
-fn resolve(repo: &cairn::Repository, spec: &str) -> Result<KeyId, Error> {
-    let spec = spec.to_ascii_lowercase();
-    if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::InvalidInput(format!("{spec:?} is not a key id")));
-    }
-    let matches: Vec<KeyId> =
-        repo.list_keys()?.into_iter().map(|(id, _)| id).filter(|id| id.to_hex().starts_with(&spec)).collect();
-    match matches.as_slice() {
-        [id] => Ok(*id),
-        [] => Err(Error::InvalidInput(format!("no key file matches {spec:?}; see `cairn key list`"))),
-        _ => Err(Error::InvalidInput(format!(
-            "key id prefix {spec:?} matches {} keys; give more characters",
-            matches.len()
-        ))),
     }
 }

@@ -6,6 +6,7 @@ mod diff;
 mod dump;
 mod find;
 mod forget;
+mod format;
 mod init;
 mod key;
 mod ls;
@@ -17,6 +18,8 @@ mod restore;
 mod snapshots;
 mod table;
 mod unlock;
+
+pub use format::{human_bytes, local_time, parse_duration, rfc3339, snapshot_time, TIME_FORMAT};
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -112,8 +115,8 @@ pub struct GlobalOpts {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Backend option KEY=VALUE (repeatable): connections=N, retries=N, timeout=SECONDS,
-    /// s3.region, s3.bucket-lookup=auto|dns|path, or an OpenDAL service's keys for
-    /// opendal:SCHEME
+    /// s3.region, s3.bucket-lookup=auto|dns|path, s3.checksum=md5|crc32c|none, or an OpenDAL
+    /// service's keys for opendal:SCHEME
     #[arg(short = 'o', long = "option", global = true, value_name = "KEY=VALUE")]
     pub options: Vec<String>,
     /// Directory for the local cache of a remote repository's metadata
@@ -174,6 +177,9 @@ enum Command {
 impl GlobalOpts {
     /// The backend named by `-r`.
     pub fn backend(&self) -> Result<Arc<dyn Backend>, Error> {
+        if self.repo.is_empty() {
+            return Err(Error::usage("no repository given: use -r/--repo or set CAIRN_REPOSITORY"));
+        }
         cairn::backend::open_location(&self.repo, &self.backend_options()?)
     }
 
@@ -185,8 +191,7 @@ impl GlobalOpts {
             ..Default::default()
         };
         for o in &self.options {
-            let (k, v) =
-                o.split_once('=').ok_or_else(|| Error::InvalidInput(format!("-o {o:?}: expected KEY=VALUE")))?;
+            let (k, v) = o.split_once('=').ok_or_else(|| Error::usage(format!("-o {o:?}: expected KEY=VALUE")))?;
             opts.options.insert(k.trim().to_string(), v.trim().to_string());
         }
         Ok(opts)
@@ -196,7 +201,7 @@ impl GlobalOpts {
     /// the local cache unless `--no-cache`.
     pub fn open(&self) -> Result<cairn::Repository, Error> {
         let mut repo = self.open_uncached()?;
-        if cairn::backend::is_remote(&self.repo) && !self.no_cache {
+        if repo.backend().properties().remote && !self.no_cache {
             if let Some(dir) = self.cache_dir.clone().or_else(cairn::backend::cache::default_cache_dir) {
                 repo.use_cache(&dir);
             }
@@ -215,17 +220,14 @@ impl GlobalOpts {
         cairn::Repository::open(backend, pw.as_bytes())
     }
 
-    /// Packs uploaded at once: `-o connections=N`, else 5 for remote repositories (restic's
-    /// S3 default) and 1 for local disks (a local write is far faster than the packs fill).
+    /// Packs uploaded at once: `-o connections=N`, else what the repository's backend suits
+    /// (the library's policy: [`cairn::backend::BackendOptions::connections`]).
     pub fn connections(&self) -> Result<usize, Error> {
-        if let Some(v) = self.backend_options()?.options.get("connections") {
-            return v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or_else(|| Error::InvalidInput(format!("-o connections={v}: expected 1 to 64")));
-        }
-        Ok(if cairn::backend::is_remote(&self.repo) { 5 } else { 1 })
+        let properties = cairn::backend::location_properties(&self.repo)?;
+        self.backend_options()?.connections(&properties).map_err(|e| match e {
+            Error::Usage(m) => Error::Usage(format!("-o: {m}")),
+            e => e,
+        })
     }
 
     /// Lock timing: the defaults, with `--retry-lock`.
@@ -369,13 +371,41 @@ pub fn exit_hint(code: u8) -> Option<&'static str> {
         EXIT_STORAGE_UNREACHABLE => Some("the storage could not be reached or kept failing (this says nothing about the data in the repository): try again later, and check the endpoint and the network"),
         EXIT_STORAGE_REFUSED => Some("the storage refused the request: fix the configuration (endpoint, credentials, permissions, bucket)"),
         EXIT_DAMAGED => Some("repository data is damaged: run `cairn check --read-data` to see what it affects"),
+        EXIT_LOCKED => Some("if the process holding a lock is gone, `cairn unlock` removes its lock file (stale and unreadable ones; with --remove-all, every lock)"),
         _ => None,
     }
 }
 
 /// Print an error with its chain of causes.
 pub fn print_error(e: &dyn std::error::Error) {
-    let mut msg = format!("cairn: {e}");
+    eprintln!("cairn: {}", error_text(e));
+}
+
+/// The error that ends a command under `--json`, on stderr as one JSON line (restic's
+/// `exit_error` message): `{"message_type":"exit_error","code":N,"message":"...","hint":"..."}`,
+/// `hint` only where [`exit_hint`] has one.
+#[derive(serde::Serialize)]
+struct ExitErrorMessage<'a> {
+    message_type: &'static str,
+    code: u8,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<&'a str>,
+}
+
+/// Print `e`, which ends the command with exit `code`, as an [`ExitErrorMessage`].
+fn print_json_error(e: &Error, code: u8) {
+    let message = error_text(e);
+    let msg = ExitErrorMessage { message_type: "exit_error", code, message, hint: exit_hint(code) };
+    match serde_json::to_string(&msg) {
+        Ok(line) => eprintln!("{line}"),
+        Err(_) => print_error(e),
+    }
+}
+
+/// An error with its chain of causes, each cause once, as one line.
+fn error_text(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
         let text = s.to_string();
@@ -384,7 +414,7 @@ pub fn print_error(e: &dyn std::error::Error) {
         }
         src = s.source();
     }
-    eprintln!("{msg}");
+    msg
 }
 
 /// Parse, run, and turn the outcome into restic's exit codes.
@@ -416,10 +446,14 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            print_error(&e);
             let code = exit_code(&e);
-            if let Some(h) = exit_hint(code) {
-                eprintln!("cairn: {h}");
+            if cli.global.json {
+                print_json_error(&e, code);
+            } else {
+                print_error(&e);
+                if let Some(h) = exit_hint(code) {
+                    eprintln!("cairn: {h}");
+                }
             }
             ExitCode::from(code)
         }
@@ -447,75 +481,6 @@ pub fn out(line: &str) {
     if writeln!(o, "{line}").is_err() {
         drop(o);
         exit_now(EXIT_OK);
-    }
-}
-
-/// Parse a duration such as `90s`, `30m`, `2h`, `1h30m` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(format!("unknown unit {c:?} (use s, m, h, d)")),
-        };
-        let n: u64 = num.parse().map_err(|_| "a number must come before each unit".to_string())?;
-        total = total.saturating_add(n.saturating_mul(unit));
-        num.clear();
-    }
-    if !num.is_empty() || s.is_empty() {
-        return Err("expected a duration such as 30s, 10m or 2h".into());
-    }
-    Ok(std::time::Duration::from_secs(total))
-}
-
-/// restic's `TimeFormat` for tables: `2006-01-02 15:04:05`.
-pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
-
-/// A snapshot's time for tables, in the time zone it was taken in.
-pub fn snapshot_time(s: &cairn::snapshot::Snapshot) -> String {
-    s.local_time().format(TIME_FORMAT).to_string()
-}
-
-/// A file time for tables, in this machine's time zone (as restic's `ls -l`).
-pub fn local_time(t: cairn::tree::Timestamp) -> String {
-    t.to_utc().with_timezone(&chrono::Local).format(TIME_FORMAT).to_string()
-}
-
-/// RFC 3339 with as many fractional digits as needed, in the zone `tz_offset` (seconds east of
-/// UTC) when given, else in this machine's time zone.
-pub fn rfc3339(t: cairn::tree::Timestamp, tz_offset: Option<i32>) -> String {
-    let utc = t.to_utc();
-    match tz_offset.and_then(chrono::FixedOffset::east_opt) {
-        Some(off) => utc.with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => utc.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-    }
-}
-
-/// Bytes as a human-readable size (KiB, MiB... with two decimals).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
     }
 }
 
@@ -553,7 +518,7 @@ impl FilterArgs {
         id: &cairn::id::SnapshotId,
         snap: &cairn::snapshot::Snapshot,
     ) -> Error {
-        let Error::InvalidInput(msg) = e else { return e };
+        let (Error::InvalidInput(msg) | Error::Usage(msg)) = e else { return e };
         let mut msg = format!(
             "{msg} (snapshot {}, chosen as {spec:?}: host {}, paths {}, taken {})",
             id.short(),
@@ -566,6 +531,6 @@ impl FilterArgs {
                 "; `latest` is the newest snapshot whatever it holds: pick the one with the file by --path (a path given to its backup, e.g. --path /maildb.dump for a --stdin backup named maildb.dump), --host or --tag, or give its id",
             );
         }
-        Error::InvalidInput(msg)
+        Error::Usage(msg)
     }
 }

@@ -36,27 +36,26 @@ pub struct MountArgs {
 pub fn run(g: &GlobalOpts, a: &MountArgs) -> Result<u8, Error> {
     // A missing mountpoint is reported before a password is asked for.
     if !a.mountpoint.is_dir() {
-        return Err(Error::InvalidInput(format!(
+        return Err(Error::usage(format!(
             "mountpoint {} does not exist or is not a directory; create it first",
             a.mountpoint.display()
         )));
     }
     let repo = g.open()?;
     // Held (and refreshed) while mounted: a prune cannot delete what the mount shows.
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "mount")?;
+    let _lock = g.read_lock(&repo, "mount")?;
+    let ctx = g.ctx();
     let index = repo.load_index()?;
     let stats = Arc::new(MountStats::default());
     let fs = CairnFs::new(repo, index, a.filter.filter(), Duration::from_secs(a.refresh_interval), stats.clone())?;
-    if cairn::archiver::INTERRUPTED.load(Ordering::SeqCst) {
-        return Err(Error::Interrupted);
-    }
+    ctx.check()?;
     let session = cairn::fuse::mount(fs, &a.mountpoint, &MountOptions { allow_other: a.allow_other })?;
     if !g.quiet {
         out(&format!("Now serving the repository at {}", a.mountpoint.display()));
         out("Use another terminal or tool to browse the contents of this folder.");
         out("When finished, quit with Ctrl-C here or unmount the mountpoint.");
     }
-    while !cairn::archiver::INTERRUPTED.load(Ordering::SeqCst) && !session.guard.is_finished() {
+    while !ctx.is_cancelled() && !session.guard.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
     }
     if cairn::fuse::unmount(session, &a.mountpoint)? {

@@ -24,7 +24,7 @@ fn read_password_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<St
 /// The password; with `confirm` (init), a prompt asks twice.
 pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
     if g.password_file.is_some() && g.password_command.is_some() {
-        return Err(Error::InvalidInput("give either --password-file or --password-command, not both".into()));
+        return Err(Error::usage("give either --password-file or --password-command, not both"));
     }
     let pw = if let Some(path) = &g.password_file {
         read_password_file(path, "password file")?
@@ -84,7 +84,7 @@ fn prompt(label: &str, confirm: bool, none: &dyn Fn() -> Error) -> Result<Zeroiz
     if confirm {
         let again = Zeroizing::new(rpassword::prompt_password("enter password again: ").map_err(|_| none())?);
         if *again != *pw {
-            return Err(Error::InvalidInput("the passwords do not match".into()));
+            return Err(Error::usage("the passwords do not match"));
         }
     }
     Ok(pw)

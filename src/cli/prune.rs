@@ -1,11 +1,11 @@
 //! `cairn prune`: delete data no snapshot references.
 
-use std::sync::Arc;
-
 use clap::Args;
+use serde::Serialize;
 
-use cairn::lock::{LockKind, RepoLock};
-use cairn::prune::{MaxUnused, PruneOptions, PruneReport};
+use cairn::context::Progress;
+use cairn::lock::{ExclusiveLock, ReadLock};
+use cairn::ops::prune::{self, MaxUnused, PruneOptions, PruneReport};
 use cairn::{Error, Repository};
 
 use super::{human_bytes, out, GlobalOpts, EXIT_OK};
@@ -22,44 +22,78 @@ pub struct PruneArgs {
     pub dry_run: bool,
 }
 
-/// Open the repository, take the exclusive lock, prune.
-pub fn run(g: &GlobalOpts, a: &PruneArgs) -> Result<u8, Error> {
-    let repo = g.open()?;
-    // A dry run only reads: with --no-lock it runs beside anything (restic allows the same).
-    let kind = if a.dry_run && g.no_lock { LockKind::Shared } else { LockKind::Exclusive };
-    let lock = g.lock(&repo, kind, "prune")?;
-    run_locked(g, &repo, lock.as_ref(), &a.max_unused, a.dry_run)
+/// The lock prune runs under: exclusive, or only permission to read for a dry run under
+/// `--no-lock` (restic allows the same).
+pub enum PruneLock<'a> {
+    /// Prune for real (or a dry run under an exclusive lock).
+    Exclusive(&'a ExclusiveLock),
+    /// A dry run only.
+    Read(&'a ReadLock),
 }
 
-/// Prune `repo` under an exclusive lock the caller holds (also used by `forget --prune`).
-pub fn run_locked(
-    g: &GlobalOpts,
-    repo: &Repository,
-    lock: Option<&Arc<RepoLock>>,
-    max_unused: &str,
-    dry_run: bool,
-) -> Result<u8, Error> {
-    let opts = PruneOptions { max_unused: MaxUnused::parse(max_unused)?, dry_run };
-    let check = || lock.map_or(Ok(()), |l| l.check());
-    let verbose = !g.quiet && !g.json;
-    let progress = |msg: &str| {
-        if verbose {
-            eprintln!("{msg}");
-        }
-    };
-    let r = cairn::prune::prune(repo, &opts, &check, &progress)?;
-    print_report(g, &r, dry_run);
+/// Open the repository, take the exclusive lock, prune.
+pub fn run(g: &GlobalOpts, a: &PruneArgs) -> Result<u8, Error> {
+    let opts = options(&a.max_unused, a.dry_run)?;
+    let repo = g.open()?;
+    // A dry run only reads: with --no-lock it runs beside anything (restic allows the same).
+    if a.dry_run && g.no_lock {
+        let lock = g.read_lock(&repo, "prune")?;
+        return run_locked(g, &repo, PruneLock::Read(&lock), &opts);
+    }
+    let lock = g.exclusive_lock(&repo, "prune")?;
+    run_locked(g, &repo, PruneLock::Exclusive(&lock), &opts)
+}
+
+/// Prune options from the command line's `--max-unused` and `--dry-run`.
+/// Errors: [`Error::Usage`] naming the flag.
+pub fn options(max_unused: &str, dry_run: bool) -> Result<PruneOptions, Error> {
+    let max_unused = MaxUnused::parse(max_unused).map_err(|e| Error::usage(format!("--max-unused: {e}")))?;
+    Ok(PruneOptions { max_unused, dry_run })
+}
+
+/// Phases printed to stderr, one line each (not under `--quiet` or `--json`).
+struct Lines;
+
+impl Progress for Lines {
+    fn phase(&self, what: &str) {
+        eprintln!("{what}");
+    }
+}
+
+/// Prune `repo` under a lock the caller holds (also used by `forget --prune`), and print the
+/// report.
+pub fn run_locked(g: &GlobalOpts, repo: &Repository, lock: PruneLock<'_>, opts: &PruneOptions) -> Result<u8, Error> {
+    let mut ctx = g.ctx();
+    if !g.quiet && !g.json {
+        ctx = ctx.with_progress(std::sync::Arc::new(Lines));
+    }
+    let r = match lock {
+        PruneLock::Exclusive(l) => prune::prune(&ctx, l, repo, opts),
+        PruneLock::Read(l) => prune::plan(&ctx, l, repo, opts),
+    }
+    .map_err(|e| match e {
+        // Prune refuses when it cannot tell used data from unused data: check tells why.
+        Error::Refused(m) if !m.contains("`cairn ") => Error::Refused(format!("{m}; run `cairn check`")),
+        Error::Corrupt { object, detail } => Error::Corrupt { object, detail: format!("{detail}, run `cairn check`") },
+        e => e,
+    })?;
+    print_report(g, &r, opts.dry_run);
     Ok(EXIT_OK)
+}
+
+/// `prune --json`: the report with its message type and whether it was a dry run.
+#[derive(Serialize)]
+struct Summary<'a> {
+    message_type: &'static str,
+    dry_run: bool,
+    #[serde(flatten)]
+    report: &'a PruneReport,
 }
 
 fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
     if g.json {
-        let mut v = serde_json::to_value(r).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("message_type".into(), "prune".into());
-            o.insert("dry_run".into(), dry_run.into());
-        }
-        out(&v.to_string());
+        let summary = Summary { message_type: "prune", dry_run, report: r };
+        out(&serde_json::to_string(&summary).unwrap_or_default());
         return;
     }
     if g.quiet {

@@ -1,13 +1,14 @@
 //! `cairn snapshots`: list snapshots as a table, or as one JSON array.
 
 use clap::Args;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use cairn::id::SnapshotId;
-use cairn::snapshot::{Snapshot, Summary};
+use cairn::snapshot::{Snapshot, SnapshotInfo, Summary, SummaryInfo};
 use cairn::Error;
 
-use super::{human_bytes, out, rfc3339, snapshot_time, FilterArgs, GlobalOpts, EXIT_OK};
+use super::{human_bytes, out, snapshot_time, FilterArgs, GlobalOpts, EXIT_OK};
 
 /// Arguments of `snapshots`.
 #[derive(Args)]
@@ -16,58 +17,30 @@ pub struct SnapshotsArgs {
     filter: FilterArgs,
 }
 
+/// Print a library report as one line of JSON, its keys sorted (as `serde_json::Value` prints
+/// them; the shape the commands have always printed).
+pub fn print_json<T: Serialize>(v: &T) {
+    out(&serde_json::to_value(v).unwrap_or_default().to_string());
+}
+
 /// The summary's fields as JSON (times RFC 3339, duration in seconds).
 pub fn summary_json(s: &Summary, tz: i32) -> Value {
-    let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64
-        + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
-    json!({
-        "backup_start": rfc3339(s.backup_start, Some(tz)),
-        "backup_end": rfc3339(s.backup_end, Some(tz)),
-        "duration_seconds": dur.max(0.0),
-        "files_new": s.files_new,
-        "files_changed": s.files_changed,
-        "files_unchanged": s.files_unchanged,
-        "dirs_new": s.dirs_new,
-        "dirs_changed": s.dirs_changed,
-        "dirs_unchanged": s.dirs_unchanged,
-        "data_blobs": s.data_blobs,
-        "tree_blobs": s.tree_blobs,
-        "data_added": s.data_added,
-        "data_added_packed": s.data_added_packed,
-        "total_files_processed": s.total_files_processed,
-        "total_bytes_processed": s.total_bytes_processed,
-        "errors": s.errors,
-    })
+    serde_json::to_value(SummaryInfo::new(s, tz)).unwrap_or_default()
 }
 
 /// One snapshot as the JSON object `snapshots --json` prints.
 pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
-    json!({
-        "id": id.to_hex(),
-        "short_id": id.short(),
-        "time": rfc3339(s.time, Some(s.tz_offset)),
-        "hostname": s.hostname,
-        "username": s.username,
-        "uid": s.uid,
-        "gid": s.gid,
-        "paths": s.paths,
-        "tags": s.tags,
-        "excludes": s.excludes,
-        "tree": s.tree.to_hex(),
-        "parent": s.parent.map(|p| p.to_hex()),
-        "program_version": s.program_version,
-        "summary": summary_json(&s.summary, s.tz_offset),
-    })
+    serde_json::to_value(SnapshotInfo::new(id, s)).unwrap_or_default()
 }
 
 /// List the snapshots passing the filters, oldest first.
 pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     let repo = g.open()?;
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "snapshots")?;
+    let _lock = g.read_lock(&repo, "snapshots")?;
     let snaps = repo.snapshots(&a.filter.filter())?;
     if g.json {
-        let arr: Vec<Value> = snaps.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-        out(&Value::Array(arr).to_string());
+        let list: Vec<SnapshotInfo> = snaps.iter().map(|(id, s)| SnapshotInfo::new(id, s)).collect();
+        print_json(&list);
         return Ok(EXIT_OK);
     }
     let rows: Vec<[String; 6]> = snaps

@@ -1,6 +1,7 @@
 //! `cairn unlock`: remove stale locks.
 
 use clap::Args;
+use serde::Serialize;
 
 use cairn::Error;
 
@@ -15,12 +16,19 @@ pub struct UnlockArgs {
     pub remove_all: bool,
 }
 
+/// What `unlock` prints under `--json`.
+#[derive(Serialize)]
+struct Unlocked {
+    message_type: &'static str,
+    removed: Vec<String>,
+}
+
 /// Remove stale locks (or all) and say how many.
 pub fn run(g: &GlobalOpts, a: &UnlockArgs) -> Result<u8, Error> {
     let repo = g.open()?;
-    let removed = cairn::lock::remove_locks(&**repo.backend(), repo.master(), &g.lock_options()?, a.remove_all)?;
+    let removed = cairn::lock::remove_locks(&repo, &g.lock_options()?, a.remove_all)?;
     if g.json {
-        out(&serde_json::json!({ "message_type": "unlock", "removed": removed }).to_string());
+        out(&serde_json::to_string(&Unlocked { message_type: "unlock", removed }).unwrap_or_default());
     } else if !g.quiet {
         out(&format!("{} lock(s) removed", removed.len()));
     }

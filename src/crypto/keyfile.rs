@@ -106,11 +106,12 @@ pub fn wrap(master: &MasterKey, password: &[u8], kdf: KdfParams, username: &str,
     out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(&header_bytes);
     let wrapping = kdf.derive(password, &header.salt, "new key file")?;
-    let cipher = Aes256Gcm::new_from_slice(&wrapping[..]).map_err(|_| Error::InvalidInput("bad key length".into()))?;
+    let cipher =
+        Aes256Gcm::new_from_slice(&wrapping[..]).map_err(|_| Error::internal("the wrapping key is not 32 bytes"))?;
     let plain = master.to_bytes();
     let ct = cipher
         .encrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: &plain[..], aad: &out })
-        .map_err(|_| Error::InvalidInput("key wrapping failed".into()))?;
+        .map_err(|_| Error::internal("key wrapping failed"))?;
     out.extend_from_slice(&ct);
     Ok(out)
 }

@@ -145,11 +145,12 @@ fn nonce(position: u64) -> [u8; 12] {
 
 impl FileKey {
     /// `ciphertext || tag` of `plaintext` at nonce position `position` with associated data `aad`.
-    /// Errors: [`Error::InvalidInput`] for a plaintext over AES-GCM's 64 GiB message limit.
+    /// Errors: [`Error::Internal`] for a plaintext over AES-GCM's 64 GiB message limit (the
+    /// callers' plaintexts are at most 4 GiB).
     pub fn seal(&self, position: u64, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         let n = nonce(position);
         self.cipher.encrypt(Nonce::from_slice(&n), Payload { msg: plaintext, aad }).map_err(|_| {
-            Error::InvalidInput(format!("cannot encrypt {} bytes (over the AES-GCM message limit)", plaintext.len()))
+            Error::internal(format!("cannot encrypt {} bytes (over the AES-GCM message limit)", plaintext.len()))
         })
     }
 
@@ -162,7 +163,7 @@ impl FileKey {
         let tag = self
             .cipher
             .encrypt_in_place_detached(Nonce::from_slice(&n), aad, buf)
-            .map_err(|_| Error::InvalidInput(format!("cannot encrypt {len} bytes (over the AES-GCM message limit)")))?;
+            .map_err(|_| Error::internal(format!("cannot encrypt {len} bytes (over the AES-GCM message limit)")))?;
         let mut out = [0u8; TAG_LEN];
         out.copy_from_slice(&tag);
         Ok(out)

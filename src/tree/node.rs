@@ -1,32 +1,12 @@
-//! Trees and nodes: one tree blob per directory (repo-format.md, "Tree blob plaintext").
+//! One directory entry of a tree ([`Node`]), its kinds and extended attributes, and how they
+//! are shown (restic's type names, `ls -l` modes, POSIX `st_mode`).
 
 use std::os::unix::fs::MetadataExt;
 
 use serde::{Deserialize, Serialize};
 
+use super::Timestamp;
 use crate::id::BlobId;
-
-/// A point in time: seconds since the Unix epoch and nanoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Timestamp {
-    /// Seconds since 1970-01-01T00:00:00Z (negative before).
-    pub secs: i64,
-    /// Nanoseconds, 0..1e9.
-    pub nanos: u32,
-}
-
-impl Timestamp {
-    /// The current time.
-    pub fn now() -> Self {
-        let n = chrono::Utc::now();
-        Timestamp { secs: n.timestamp(), nanos: n.timestamp_subsec_nanos() }
-    }
-
-    /// As a chrono UTC time (the epoch for values out of range).
-    pub fn to_utc(self) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp(self.secs, self.nanos.min(999_999_999)).unwrap_or_default()
-    }
-}
 
 /// What a node is. The variant index is part of the format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,7 +68,7 @@ pub struct Node {
     pub subtree: Option<BlobId>,
     /// Extended attributes (POSIX ACLs included), sorted by name, names unique; empty when
     /// the entry has none. Not part of this type's serde form (a version 1 node): a tree
-    /// stores them through [`Tree::encode`] (repo-format.md, "Tree blobs").
+    /// stores them through [`super::Tree::encode`] (repo-format.md, "Tree blobs").
     #[serde(skip)]
     pub xattrs: Vec<Xattr>,
 }
@@ -177,77 +157,86 @@ impl Node {
     }
 }
 
-/// The first two bytes of a version 2 tree blob: `0xff` (a byte that never starts a version 1
-/// tree, whose first bytes are a varint) and the version, 2.
-pub const TREE_V2_PREFIX: [u8; 2] = [0xff, 0x02];
-
-/// A directory: its entries sorted by name bytes. Stored with [`Tree::encode`] and read with
-/// [`Tree::decode`] (not serde: the encoding depends on whether any entry has xattrs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Tree {
-    /// Entries, sorted by `name`, names unique.
-    pub nodes: Vec<Node>,
+/// restic's name of a node type: `file`, `dir`, `symlink`, `chardev`, `dev`, `fifo`, `socket`.
+pub fn kind_name(kind: NodeKind) -> &'static str {
+    match kind {
+        NodeKind::File => "file",
+        NodeKind::Dir => "dir",
+        NodeKind::Symlink => "symlink",
+        NodeKind::CharDevice => "chardev",
+        NodeKind::BlockDevice => "dev",
+        NodeKind::Fifo => "fifo",
+        NodeKind::Socket => "socket",
+    }
 }
 
-impl Tree {
-    /// Sort entries by name (the canonical order that makes equal directories equal blobs).
-    pub fn sort(&mut self) {
-        self.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+/// The POSIX `st_mode` of a node: file type bits (`S_IFREG`, `S_IFDIR`...) | permission bits.
+pub fn st_mode(node: &Node) -> u32 {
+    let t = match node.kind {
+        NodeKind::File => 0o100000,
+        NodeKind::Dir => 0o040000,
+        NodeKind::Symlink => 0o120000,
+        NodeKind::CharDevice => 0o020000,
+        NodeKind::BlockDevice => 0o060000,
+        NodeKind::Fifo => 0o010000,
+        NodeKind::Socket => 0o140000,
+    };
+    t | (node.mode & 0o7777)
+}
+
+/// The mode as `ls -l` and `stat -c %A` show it: `-rw-r--r--`, `drwxr-xr-x`, `lrwxrwxrwx`,
+/// with `s`/`S` for setuid and setgid and `t`/`T` for the sticky bit.
+pub fn mode_string(kind: NodeKind, mode: u32) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match kind {
+        NodeKind::File => '-',
+        NodeKind::Dir => 'd',
+        NodeKind::Symlink => 'l',
+        NodeKind::CharDevice => 'c',
+        NodeKind::BlockDevice => 'b',
+        NodeKind::Fifo => 'p',
+        NodeKind::Socket => 's',
+    });
+    let bit = |b: u32, c: char| if mode & b != 0 { c } else { '-' };
+    let special = |x: u32, special: u32, lower: char, upper: char| match (mode & x != 0, mode & special != 0) {
+        (true, true) => lower,
+        (false, true) => upper,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    s.push(bit(0o400, 'r'));
+    s.push(bit(0o200, 'w'));
+    s.push(special(0o100, 0o4000, 's', 'S'));
+    s.push(bit(0o040, 'r'));
+    s.push(bit(0o020, 'w'));
+    s.push(special(0o010, 0o2000, 's', 'S'));
+    s.push(bit(0o004, 'r'));
+    s.push(bit(0o002, 'w'));
+    s.push(special(0o001, 0o1000, 't', 'T'));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode_string(NodeKind::File, 0o644), "-rw-r--r--");
+        assert_eq!(mode_string(NodeKind::Dir, 0o755), "drwxr-xr-x");
+        assert_eq!(mode_string(NodeKind::Symlink, 0o777), "lrwxrwxrwx");
+        assert_eq!(mode_string(NodeKind::File, 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(NodeKind::File, 0o2644), "-rw-r-Sr--");
+        assert_eq!(mode_string(NodeKind::Dir, 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string(NodeKind::Fifo, 0o600), "prw-------");
     }
 
-    /// The plaintext of the tree blob (repo-format.md, "Tree blobs"): the version 1 encoding
-    /// (bincode `Vec<Node>`) when no entry has extended attributes, so such trees keep the
-    /// bytes and ids older versions gave them; else [`TREE_V2_PREFIX`] then bincode
-    /// `Vec<(Node, Vec<Xattr>)>`.
-    /// Errors: [`crate::error::Error::InvalidInput`] for a tree over the 4 GiB encoding limit.
-    pub fn encode(&self) -> crate::error::Result<Vec<u8>> {
-        if self.nodes.iter().all(|n| n.xattrs.is_empty()) {
-            return crate::format::encode(&self.nodes);
-        }
-        let nodes: Vec<(&Node, &Vec<Xattr>)> = self.nodes.iter().map(|n| (n, &n.xattrs)).collect();
-        let mut out = TREE_V2_PREFIX.to_vec();
-        out.extend(crate::format::encode(&nodes)?);
-        Ok(out)
-    }
-
-    /// Decode a tree blob's plaintext, either version (see [`Tree::encode`]); `what` names
-    /// the blob in errors. Checks the encoding and each node's attribute list
-    /// ([`Xattr::valid_list`]); entry names are checked by the caller
-    /// ([`crate::repository::Repository::load_tree`]).
-    /// Errors: [`crate::error::Error::Corrupt`] for bytes that do not decode completely, an
-    /// unknown tree version, an invalid attribute list, or a version 2 tree without any
-    /// attribute (not the canonical encoding, which keeps equal directories equal blobs).
-    pub fn decode(bytes: &[u8], what: &str) -> crate::error::Result<Tree> {
-        let nodes = match bytes {
-            [0xff, 0x02, rest @ ..] => {
-                let pairs: Vec<(Node, Vec<Xattr>)> = crate::format::decode(rest, what)?;
-                let mut nodes = Vec::with_capacity(pairs.len());
-                for (mut node, xattrs) in pairs {
-                    if !Xattr::valid_list(&xattrs) {
-                        let msg = format!("entry {:?} has invalid extended attributes (a name empty, too long, with a NUL byte, unsorted or repeated, or a value over 64 KiB)", node.name_lossy());
-                        return Err(crate::error::Error::corrupt(what, msg));
-                    }
-                    node.xattrs = xattrs;
-                    nodes.push(node);
-                }
-                if nodes.iter().all(|n| n.xattrs.is_empty()) {
-                    return Err(crate::error::Error::corrupt(
-                        what,
-                        "a version 2 tree in which no entry has extended attributes (it must be written as version 1)",
-                    ));
-                }
-                nodes
-            }
-            [0xff, version, ..] => {
-                return Err(crate::error::Error::corrupt(what, format!("unknown tree version {version}")))
-            }
-            _ => crate::format::decode(bytes, what)?,
-        };
-        Ok(Tree { nodes })
-    }
-
-    /// A name in a stored tree must be a single, non-empty path component.
-    pub fn valid_name(name: &[u8]) -> bool {
-        !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+    #[test]
+    fn st_modes() {
+        let mut n =
+            Node::from_metadata(b"x".to_vec(), &std::fs::symlink_metadata("/").unwrap(), &mut Default::default());
+        n.mode = 0o755;
+        assert_eq!(st_mode(&n), 0o040755);
+        assert_eq!(kind_name(n.kind), "dir");
     }
 }

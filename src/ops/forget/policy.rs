@@ -1,7 +1,7 @@
 //! Forget policies: which snapshots to keep, following restic's rules exactly (restic docs,
 //! "Removing snapshots according to a policy",
 //! <https://restic.readthedocs.io/en/stable/060_forget.html>, and restic's
-//! `internal/restic/snapshot_policy.go`). Pure: no I/O; the caller lists and removes.
+//! `internal/restic/snapshot_policy.go`). Pure: no I/O; [`super::forget`] lists and removes.
 //!
 //! The algorithm, per group of snapshots:
 //! 1. sort the group newest first (ties: ascending id);
@@ -50,11 +50,11 @@ pub struct KeepDuration {
 impl KeepDuration {
     /// Parse restic's duration syntax: one or more `<digits><unit>` parts, unit `y`, `m`, `d`
     /// or `h` (surrounding white space is ignored).
-    /// Errors: [`Error::InvalidInput`] naming the input for an empty string, a missing number,
+    /// Errors: [`Error::Usage`] naming the input for an empty string, a missing number,
     /// a missing or unknown unit, a negative sign, or a number above 1000000.
     pub fn parse(s: &str) -> Result<KeepDuration> {
         let bad = |why: String| {
-            Error::InvalidInput(format!(
+            Error::usage(format!(
                 "duration {s:?}: {why} (expected e.g. 30d, 6m or 1y2m3d4h: y = years, m = months, d = days, h = hours)"
             ))
         };
@@ -198,18 +198,18 @@ impl KeepPolicy {
         self.tags.is_empty() && *self == KeepPolicy { tags: Vec::new(), ..Default::default() }
     }
 
-    /// Check the values. Errors: [`Error::InvalidInput`] for a count below -1 or an empty
+    /// Check the values. Errors: [`Error::Usage`] for a count below -1 or an empty
     /// tag list.
     pub fn validate(&self) -> Result<()> {
         for (c, (name, _, _)) in self.counts().iter().zip(COUNT_RULES) {
             if *c < UNLIMITED {
-                return Err(Error::InvalidInput(format!(
-                    "--keep-{name} {c}: negative values other than -1 (unlimited) are not allowed"
+                return Err(Error::usage(format!(
+                    "keep {name} count {c}: negative values other than -1 (unlimited) are not allowed"
                 )));
             }
         }
         if self.tags.iter().any(|l| l.is_empty() || l.iter().any(String::is_empty)) {
-            return Err(Error::InvalidInput("--keep-tag: empty tag in a tag list".into()));
+            return Err(Error::usage("tags to keep: empty tag in a tag list"));
         }
         Ok(())
     }
@@ -416,7 +416,7 @@ pub struct GroupBy {
 impl GroupBy {
     /// Parse a comma-separated list of `host`, `paths`, `tags` (restic also accepts `path`
     /// and `tag`); the empty string means no grouping.
-    /// Errors: [`Error::InvalidInput`] for any other word.
+    /// Errors: [`Error::Usage`] for any other word.
     pub fn parse(s: &str) -> Result<GroupBy> {
         let mut g = GroupBy::default();
         for w in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
@@ -424,7 +424,7 @@ impl GroupBy {
                 "host" | "hosts" => g.host = true,
                 "path" | "paths" => g.paths = true,
                 "tag" | "tags" => g.tags = true,
-                _ => return Err(Error::InvalidInput(format!("--group-by {s:?}: unknown field {w:?} (expected host, paths and/or tags, comma-separated, or '' for no grouping)"))),
+                _ => return Err(Error::usage(format!("grouping {s:?}: unknown field {w:?} (expected host, paths and/or tags, comma-separated, or '' for no grouping)"))),
             }
         }
         Ok(g)

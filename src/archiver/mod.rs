@@ -1,0 +1,407 @@
+//! Backup: walk sources, chunk, deduplicate, pack, and write a snapshot.
+//!
+//! Pipeline: the directory walk runs on a rayon pool (each directory's entries in parallel,
+//! directories recursively), every file's content is cut by the chunker and each chunk is
+//! hashed, looked up, compressed (outside any lock, into a per-thread buffer), then encrypted
+//! into the one open pack of its type by [`Saver::save_blob`]. On a local disk the open pack is
+//! a staged file written as it grows ([`crate::backend::Backend::stage`]); elsewhere it is a
+//! reused buffer. Full packs are committed (or uploaded) by upload threads; every
+//! [`INDEX_EVERY_PACKS`] packs an index file is written, so an interrupted backup's uploads are
+//! reused by the next one. Order on disk: packs, then index files, then the snapshot.
+//!
+//! A stream (`--stdin`) is a pipeline of its own: a reader thread fills segments (past the
+//! page cache for a regular file, see [`crate::direct_io`]), this thread cuts them, and one
+//! saver per core saves the chunks, which are ranges of the shared segments (no copies).
+//!
+//! Memory is bounded: a file is read in windows of three times the largest chunk (at least
+//! 4 MiB), each chunked and packed in parallel while the next is read; a stream holds a few
+//! segments (one largest chunk, then at least 4 MiB and two largest chunks); a local backup
+//! holds no pack in memory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::context::Ctx;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, SnapshotId};
+use crate::index::Index;
+use crate::lock::{AppendLock, ReadLock};
+use crate::repository::Repository;
+use crate::snapshot::{Snapshot, Summary};
+use crate::tree::{Node, NodeKind, Timestamp, Tree};
+use crate::util::OwnerNames;
+
+mod input;
+mod read;
+mod report;
+mod save;
+mod upload;
+mod walk;
+
+pub use crate::patterns::{read_pattern_file, Patterns};
+pub use input::{backup_input, Input, InputReport};
+use read::Prefetcher;
+pub use read::{ReadAhead, Stdin, StreamError};
+pub use report::BackupSummary;
+pub use save::Saver;
+
+use walk::{
+    find, normalise_sources, probe_sources, source_devices, Components, Counts, Walker, CHANGED, NEW, UNCHANGED,
+};
+
+/// An index file is written after this many new packs (and at the end).
+pub const INDEX_EVERY_PACKS: usize = 64;
+
+/// Set by a signal handler to stop a running operation at the next check. Deprecated: the
+/// archiver polls its [`Ctx`]'s cancellation token; other modules still read this flag until
+/// they take a [`Ctx`] too.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What a backup may do to the repository, proven by the lock its caller holds.
+#[derive(Clone, Copy)]
+pub enum Permit<'a> {
+    /// Add packs, index files and the snapshot, under the shared lock of a command that adds:
+    /// checked before every index file and right before the snapshot is written, so a backup
+    /// whose lock was lost (stopped for longer than the stale timeout, then overridden by a
+    /// prune) writes neither.
+    Write(&'a AppendLock),
+    /// A dry run: everything but writing to the repository. Any read permission will do, the
+    /// unlocked one included.
+    DryRun(&'a ReadLock),
+}
+
+impl Permit<'_> {
+    /// True for [`Permit::DryRun`].
+    pub fn is_dry_run(&self) -> bool {
+        matches!(self, Permit::DryRun(_))
+    }
+}
+
+/// What to back up.
+pub enum Source<'a> {
+    /// Files and directory trees, by path.
+    Paths(Vec<PathBuf>),
+    /// One stream (standard input), stored as a file named `name` at the snapshot's root.
+    Stream {
+        /// The file name in the snapshot.
+        name: String,
+        /// The stream.
+        reader: &'a mut (dyn Read + Send),
+    },
+}
+
+/// Options of one backup run.
+#[derive(Default)]
+pub struct BackupOptions {
+    /// Host name to record (default: this machine's).
+    pub host: Option<String>,
+    /// Tags to record.
+    pub tags: Vec<String>,
+    /// Exclude patterns (globs; unless they start with `/` they match at any depth).
+    pub excludes: Vec<String>,
+    /// Do not cross into other file systems below a source.
+    pub one_file_system: bool,
+    /// Snapshot time (default: now).
+    pub time: Option<Timestamp>,
+    /// Packs uploaded at once (0: the default, 2).
+    pub upload_connections: usize,
+    /// zstd level for this run (0 = store uncompressed); `None`: the repository's default.
+    pub compression: Option<i32>,
+    /// Which snapshot to compare with (restic's `--parent` / `--force`).
+    pub parent: ParentChoice,
+    /// Do not compare ctimes when deciding a file is unchanged.
+    pub ignore_ctime: bool,
+    /// Do not compare inode numbers when deciding a file is unchanged.
+    pub ignore_inode: bool,
+}
+
+/// How a backup picks its parent snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The latest snapshot of the same host and the same set of paths.
+    #[default]
+    Latest,
+    /// This snapshot.
+    Given(SnapshotId),
+    /// None: read every file (`--force`).
+    None,
+}
+
+/// Live counters a progress display may poll.
+#[derive(Default)]
+pub struct Progress {
+    /// Files finished.
+    pub files: AtomicU64,
+    /// Content bytes read.
+    pub bytes: AtomicU64,
+    /// Bytes added to the repository (stored size).
+    pub bytes_added: AtomicU64,
+    /// Sources skipped on error.
+    pub errors: AtomicU64,
+}
+
+/// What a backup produced.
+pub struct BackupResult {
+    /// The snapshot id, `None` on a dry run.
+    pub id: Option<SnapshotId>,
+    /// The snapshot as written.
+    pub snapshot: Snapshot,
+    /// Sources that could not be read: path and reason.
+    pub errors: Vec<(PathBuf, String)>,
+    /// Warnings about the run that did not stop it (a parent snapshot that could not be used).
+    pub warnings: Vec<String>,
+}
+
+/// The parent snapshot a backup compares with: its id and root tree.
+struct Parent {
+    id: SnapshotId,
+    root: Tree,
+    /// Written by a cairn that stores extended attributes ([`crate::xattrs::stored_by`]).
+    stores_xattrs: bool,
+}
+
+/// The parent snapshot and its root tree. A parent whose root tree cannot be read (its pack
+/// deleted or damaged) is not used: the backup goes on without one, reading every file, and the
+/// returned warning names the snapshot and why. Errors: those of [`find_parent`].
+fn load_parent(
+    repo: &Repository,
+    index: &Index,
+    choice: ParentChoice,
+    host: &str,
+    paths: &[String],
+) -> Result<(Option<Parent>, Option<String>)> {
+    let Some((id, snapshot)) = find_parent(repo, choice, host, paths)? else { return Ok((None, None)) };
+    match repo.load_tree(index, &snapshot.tree) {
+        Ok(root) => Ok((Some(Parent { id, root, stores_xattrs: crate::xattrs::stored_by(&snapshot.program_version) }), None)),
+        Err(e) => Ok((
+            None,
+            Some(format!(
+                "parent snapshot {} is not used: its root tree {} cannot be read ({e}); backing up without a parent (every file is read)",
+                id.short(),
+                snapshot.tree.short()
+            )),
+        )),
+    }
+}
+
+/// Back up `source` into `repo`, deduplicating against `index`; writes the snapshot last
+/// (nothing under [`Permit::DryRun`]). Stops with [`Error::Interrupted`] once `ctx` is
+/// cancelled (polled per file and per stream window); `progress` is updated as it goes.
+///
+/// Unreadable sources are skipped and listed in [`BackupResult::errors`] (exit code 3 in the
+/// CLI). A parent snapshot whose root tree cannot be read is not used (a warning in
+/// [`BackupResult::warnings`]). Errors: repository write failures; [`Error::Interrupted`];
+/// [`Error::NoSourceRead`] when no source could be read at all (no snapshot is written; when
+/// that is known before the walk, as for missing paths, nothing at all is written).
+pub fn backup(
+    ctx: &Ctx,
+    permit: Permit<'_>,
+    repo: &Repository,
+    index: &Index,
+    source: Source<'_>,
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupResult> {
+    let start = Timestamp::now();
+    let mut saver = Saver::new(
+        repo,
+        index,
+        permit.is_dry_run(),
+        if opts.upload_connections == 0 { 2 } else { opts.upload_connections },
+        progress,
+    );
+    if let Some(level) = opts.compression {
+        if !(0..=22).contains(&level) {
+            return Err(Error::usage(format!("compression level {level} is outside 0 to 22")));
+        }
+        saver.set_compression(level);
+    }
+    if let Permit::Write(lock) = permit {
+        saver.set_lock(lock);
+    }
+    saver.set_cancel(ctx.cancel.clone());
+    saver.set_verify_indexed(opts.parent == ParentChoice::None);
+    let mut walker = Walker {
+        saver: &saver,
+        chunker: repo.chunker()?,
+        excludes: Patterns::new(&opts.excludes)?,
+        one_fs: opts.one_file_system,
+        ignore_ctime: opts.ignore_ctime,
+        ignore_inode: opts.ignore_inode,
+        parent_stores_xattrs: false,
+        names: Mutex::new(OwnerNames::default()),
+        errors: Mutex::new(Vec::new()),
+        counts: Counts::default(),
+        prefetch: None,
+        sources_read: AtomicU64::new(0),
+        source_devs: match &source {
+            Source::Paths(paths) if opts.one_file_system => source_devices(paths),
+            _ => Vec::new(),
+        },
+    };
+    let (paths, comps) = source_paths(&source)?;
+    probe_sources(&comps)?;
+    let prefetcher = if matches!(source, Source::Paths(_)) { Prefetcher::start() } else { None };
+    let prefetch_threads = prefetcher.map(|(p, h)| {
+        walker.prefetch = Some(p);
+        h
+    });
+    let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
+    let (parent, parent_warning) = load_parent(repo, index, opts.parent, &hostname, &paths)?;
+    walker.parent_stores_xattrs = parent.as_ref().is_some_and(|p| p.stores_xattrs);
+    let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
+    // The walk is over: close the prefetch queue and let its threads finish.
+    walker.prefetch = None;
+    for h in prefetch_threads.into_iter().flatten() {
+        let _ = h.join();
+    }
+    let tree = match result.and_then(|r| saver.flush().map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => {
+            saver.salvage();
+            return Err(e);
+        }
+    };
+    let errors = std::mem::take(&mut *walker.errors.lock().unwrap_or_else(|p| p.into_inner()));
+    let c = &walker.counts;
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut summary = Summary {
+        backup_start: start,
+        backup_end: Timestamp::now(),
+        files_new: get(&c.files[NEW]),
+        files_changed: get(&c.files[CHANGED]),
+        files_unchanged: get(&c.files[UNCHANGED]),
+        dirs_new: get(&c.dirs[NEW]),
+        dirs_changed: get(&c.dirs[CHANGED]),
+        dirs_unchanged: get(&c.dirs[UNCHANGED]),
+        total_files_processed: c.files.iter().map(get).sum(),
+        total_bytes_processed: get(&c.bytes),
+        errors: errors.len() as u64,
+        ..Summary::default()
+    };
+
+    saver.fill_summary(&mut summary);
+    let now = chrono::Local::now();
+    let snapshot = Snapshot {
+        time: opts.time.unwrap_or(start),
+        tz_offset: now.offset().local_minus_utc(),
+        hostname,
+        username: crate::util::username(),
+        uid: nix::unistd::getuid().as_raw(),
+        gid: nix::unistd::getgid().as_raw(),
+        paths,
+        tags: opts.tags.clone(),
+        excludes: opts.excludes.clone(),
+        tree,
+        parent: parent.map(|p| p.id),
+        program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+        summary,
+    };
+    if let Permit::Write(lock) = permit {
+        lock.check()?;
+    }
+    // Interrupted after the walk (a SIGTERM that also ended a stream's producer early, so
+    // that its end looked normal): no snapshot. The packs and index written stay for reuse.
+    ctx.check()?;
+    let id = match permit {
+        Permit::Write(_) => Some(repo.write_snapshot(&snapshot)?),
+        Permit::DryRun(_) => None,
+    };
+    Ok(BackupResult { id, snapshot, errors, warnings: parent_warning.into_iter().collect() })
+}
+
+/// The snapshot paths a source will record, and for paths their components.
+fn source_paths(source: &Source<'_>) -> Result<(Vec<String>, Vec<Components>)> {
+    match source {
+        Source::Paths(paths) => Ok(normalise_sources(paths)?.into_iter().unzip()),
+        Source::Stream { name, .. } => Ok((vec![format!("/{name}")], Vec::new())),
+    }
+}
+
+/// The parent snapshot: the one asked for, or the latest of the same host with the same set
+/// of paths (restic's rule), or none.
+fn find_parent(
+    repo: &Repository,
+    choice: ParentChoice,
+    host: &str,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, Snapshot)>> {
+    match choice {
+        ParentChoice::None => Ok(None),
+        ParentChoice::Given(id) => Ok(Some((id, repo.load_snapshot(&id)?))),
+        ParentChoice::Latest => {
+            let filter = crate::snapshot::SnapshotFilter { hosts: vec![host.to_string()], ..Default::default() };
+            let mut want = paths.to_vec();
+            want.sort();
+            Ok(repo.snapshots(&filter)?.into_iter().rev().find(|(_, s)| {
+                let mut have = s.paths.clone();
+                have.sort();
+                have == want
+            }))
+        }
+    }
+}
+
+/// Walk or read the source (`comps`: the source paths' components); returns the root tree id.
+fn run(walker: &Walker<'_>, source: Source<'_>, comps: &[Components], parent: Option<&Tree>) -> Result<BlobId> {
+    match source {
+        Source::Paths(_) => {
+            if comps.is_empty() {
+                return Err(Error::usage("nothing to back up: no source path given"));
+            }
+            if comps.iter().any(Vec::is_empty) {
+                // `/` is a source: it is the root tree (any other source is inside it).
+                return walker.save_root(parent)?.ok_or_else(|| walker.no_source_read());
+            }
+            let root = walker.save_virtual(Path::new("/"), comps, parent)?;
+            if walker.sources_read.load(Ordering::Relaxed) == 0 {
+                return Err(walker.no_source_read());
+            }
+            walker.save_tree(root)
+        }
+        Source::Stream { name, reader } => {
+            if !Tree::valid_name(name.as_bytes()) {
+                return Err(Error::usage(format!(
+                    "the stream's file name {name:?} must be a plain file name (not empty, `.` or `..`, no `/`, no NUL byte)"
+                )));
+            }
+            let (content, size) = match walker.saver.save_stream(&walker.chunker, reader, u64::MAX) {
+                Ok(r) => r,
+                Err(StreamError::Source(e)) => return Err(Error::io("standard input", e)),
+                Err(StreamError::Repo(e)) => return Err(e),
+            };
+            // A stream is always read in full; the parent only tells whether it changed.
+            let which = match find(parent, name.as_bytes()) {
+                Some(p) if p.content == content => UNCHANGED,
+                Some(_) => CHANGED,
+                None => NEW,
+            };
+            walker.counts.files[which].fetch_add(1, Ordering::Relaxed);
+            walker.counts.bytes.fetch_add(size, Ordering::Relaxed);
+            let now = Timestamp::now();
+            let node = Node {
+                name: name.as_bytes().to_vec(),
+                kind: NodeKind::File,
+                mode: 0o600,
+                uid: nix::unistd::getuid().as_raw(),
+                gid: nix::unistd::getgid().as_raw(),
+                user: crate::util::username(),
+                group: String::new(),
+                size,
+                mtime: now,
+                ctime: now,
+                inode: 0,
+                device: 0,
+                links: 1,
+                rdev: 0,
+                symlink_target: Vec::new(),
+                content,
+                subtree: None,
+                xattrs: Vec::new(),
+            };
+            walker.save_tree(Tree { nodes: vec![node] })
+        }
+    }
+}

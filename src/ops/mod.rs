@@ -1,0 +1,19 @@
+//! Operations on a whole repository: each is an options struct and one function that takes the
+//! operation's context ([`crate::Ctx`]: cancellation and progress) and the lock it needs as a
+//! type ([`crate::lock::ReadLock`], [`crate::lock::ExclusiveLock`]).
+//!
+//! - [`forget`]: remove snapshots by id or by a keep policy (`forget(ctx, &ExclusiveLock, ..)`);
+//! - [`prune`]: delete the data no snapshot references (`prune(ctx, &ExclusiveLock, ..)`, or
+//!   `plan(ctx, &ReadLock, ..)` for a dry run);
+//! - [`check`]: verify the repository's structure and, on request, its data
+//!   (`check(ctx, &ReadLock, ..)`);
+//! - [`reachable`]: the walk over every tree the snapshots reach, each once, that check and
+//!   prune share.
+//!
+//! The operations return report types that derive `serde::Serialize`: the CLI prints them as
+//! JSON as they are.
+
+pub mod check;
+pub mod forget;
+pub mod prune;
+pub mod reachable;

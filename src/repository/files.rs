@@ -1,0 +1,283 @@
+//! Single-object repository files (config, index files, snapshots, locks): each kind is a
+//! [`RepoFile`], which ties its directory ([`FileKind`]), its magic ([`Magic`]), the type of its
+//! name ([`RepoFile::Id`]) and its plaintext type together, so that
+//! [`Repository::load`]`::<T>(&id)` and [`Repository::save`]`(&value)` cannot pair an index
+//! file's magic with a snapshot's directory.
+//!
+//! Every such file is `magic || version || salt || AES-256-GCM(bincode(value))`
+//! (repo-format.md, "Single-object files"); all but the config are named by the BLAKE3 hash of
+//! their bytes, which every read checks before decrypting.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::config::Config;
+use super::Repository;
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
+use crate::format::{self, Magic};
+use crate::id::{Id, IndexId, LockId, SnapshotId};
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::lock::LockInfo;
+use crate::snapshot::Snapshot;
+
+/// The name of a repository file, as [`RepoFile::Id`].
+pub trait FileName: Copy + Send + Sync {
+    /// True when a file's name is the BLAKE3 hash of its bytes (every kind but the config).
+    const CONTENT_ADDRESSED: bool = true;
+    /// The name of the file holding `stored` (its complete stored bytes).
+    fn of_stored(stored: &[u8]) -> Self;
+    /// Parse a storage name as listed by the backend; `None` when it cannot be one.
+    fn parse(name: &str) -> Option<Self>;
+    /// The storage name (64 hex characters; empty for the config).
+    fn name(&self) -> String;
+    /// The short form for messages (8 hex characters; empty for the config).
+    fn short(&self) -> String;
+}
+
+/// The name of the one `config` file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConfigName;
+
+impl FileName for ConfigName {
+    const CONTENT_ADDRESSED: bool = false;
+    fn of_stored(_: &[u8]) -> Self {
+        ConfigName
+    }
+    fn parse(_: &str) -> Option<Self> {
+        Some(ConfigName)
+    }
+    fn name(&self) -> String {
+        String::new()
+    }
+    fn short(&self) -> String {
+        String::new()
+    }
+}
+
+macro_rules! content_named {
+    ($($t:ty),*) => {$(
+        impl FileName for $t {
+            fn of_stored(stored: &[u8]) -> Self {
+                Self(Id::of_bytes(stored))
+            }
+            fn parse(name: &str) -> Option<Self> {
+                Self::from_hex(name)
+            }
+            fn name(&self) -> String {
+                self.to_hex()
+            }
+            fn short(&self) -> String {
+                <$t>::short(self)
+            }
+        }
+    )*};
+}
+content_named!(IndexId, SnapshotId, LockId);
+
+/// A kind of single-object repository file and its plaintext type.
+pub trait RepoFile: Serialize + DeserializeOwned {
+    /// Its directory.
+    const KIND: FileKind;
+    /// Its magic (the first 4 bytes of the file).
+    const MAGIC: Magic;
+    /// The type of its name.
+    type Id: FileName;
+}
+
+impl RepoFile for Config {
+    const KIND: FileKind = FileKind::Config;
+    const MAGIC: Magic = Magic::Config;
+    type Id = ConfigName;
+}
+
+impl RepoFile for IndexFile {
+    const KIND: FileKind = FileKind::Index;
+    const MAGIC: Magic = Magic::Index;
+    type Id = IndexId;
+}
+
+impl RepoFile for Snapshot {
+    const KIND: FileKind = FileKind::Snapshot;
+    const MAGIC: Magic = Magic::Snapshot;
+    type Id = SnapshotId;
+}
+
+impl RepoFile for LockInfo {
+    const KIND: FileKind = FileKind::Lock;
+    const MAGIC: Magic = Magic::Lock;
+    type Id = LockId;
+}
+
+/// How errors name file `short` of `kind`: `index 1a2b3c4d`, `config`.
+fn describe(kind: FileKind, short: &str) -> String {
+    if short.is_empty() {
+        kind.label().to_string()
+    } else {
+        format!("{} {short}", kind.label())
+    }
+}
+
+impl Repository {
+    /// Read file `id` of kind `T`, check its name is the hash of its bytes, decrypt and decode
+    /// it. Errors: [`Error::Backend`] when it cannot be read (not found included);
+    /// [`Error::Corrupt`] naming it for a wrong hash, failed authentication or bad encoding.
+    pub fn load<T: RepoFile>(&self, id: &T::Id) -> Result<T> {
+        let what = describe(T::KIND, &id.short());
+        let data = self.backend.read(T::KIND, &id.name())?;
+        self.decode_stored(id, &data, &what)
+    }
+
+    /// Decrypt and decode `data`, the stored bytes of file `id` of kind `T`, after checking
+    /// its name. Errors: as [`Repository::load`].
+    pub(super) fn decode_stored<T: RepoFile>(&self, id: &T::Id, data: &[u8], what: &str) -> Result<T> {
+        if <T::Id as FileName>::CONTENT_ADDRESSED && T::Id::of_stored(data).name() != id.name() {
+            return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
+        }
+        let plain = self.master.open_object(T::MAGIC, data, what)?;
+        format::decode(&plain, what)
+    }
+
+    /// Encrypt and store `value` as a new file of kind `T`; returns its name.
+    /// Errors: [`Error::Internal`] when it cannot be encoded; the backend's.
+    pub fn save<T: RepoFile>(&self, value: &T) -> Result<T::Id> {
+        let sealed = self.master.seal_object(T::MAGIC, &format::encode(value)?)?;
+        let id = T::Id::of_stored(&sealed);
+        self.backend.write(T::KIND, &id.name(), &sealed)?;
+        Ok(id)
+    }
+
+    /// The files of kind `T` with their sizes in bytes; names that cannot be one of them are
+    /// left out. Errors: a failed listing.
+    pub fn list<T: RepoFile>(&self) -> Result<Vec<(T::Id, u64)>> {
+        Ok(self.backend.list(T::KIND)?.into_iter().filter_map(|(n, size)| Some((T::Id::parse(&n)?, size))).collect())
+    }
+
+    /// Remove file `id` of kind `T`. Errors: the backend's (not found included).
+    pub fn remove<T: RepoFile>(&self, id: &T::Id) -> Result<()> {
+        Ok(self.backend.remove(T::KIND, &id.name())?)
+    }
+
+    /// Encrypt and store a single object; returns its storage id.
+    /// To be removed once every caller uses [`Repository::save`], which cannot mix a kind and
+    /// a magic.
+    pub fn write_object<T: Serialize>(&self, kind: FileKind, magic: Magic, value: &T) -> Result<Id> {
+        let sealed = self.master.seal_object(magic, &format::encode(value)?)?;
+        let id = Id::of_bytes(&sealed);
+        self.backend.write(kind, &id.to_hex(), &sealed)?;
+        Ok(id)
+    }
+
+    /// Read a single object, check its name is the hash of its bytes, decrypt and decode it.
+    /// To be removed once every caller uses [`Repository::load`].
+    pub fn read_object<T: DeserializeOwned>(&self, kind: FileKind, magic: Magic, name: &str) -> Result<T> {
+        let what = format!("{} {}", kind.label(), name.get(..8).unwrap_or(name));
+        let data = self.backend.read(kind, name)?;
+        if Id::of_bytes(&data).to_hex() != name {
+            return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
+        }
+        let plain = self.master.open_object(magic, &data, &what)?;
+        format::decode(&plain, &what)
+    }
+
+    /// Read and decode every index file, in parallel: `(storage name, contents)`.
+    /// Errors: the first index file that cannot be read or is damaged; a failed listing.
+    pub fn index_files(&self) -> Result<Vec<(String, IndexFile)>> {
+        use rayon::prelude::*;
+        let names = self.backend.list(FileKind::Index)?;
+        names
+            .par_iter()
+            .map(|(n, _)| match IndexId::from_hex(n) {
+                Some(id) => Ok((n.clone(), self.load::<IndexFile>(&id)?)),
+                None => Err(Error::corrupt(
+                    describe(FileKind::Index, n.get(..8).unwrap_or(n)),
+                    "content does not match its name (BLAKE3 of the file)",
+                )),
+            })
+            .collect()
+    }
+
+    /// The index files in force among `files`: all but those named in another's `supersedes`
+    /// (repo-format.md, "Index files").
+    pub fn live_index_files(files: &[(String, IndexFile)]) -> Vec<&(String, IndexFile)> {
+        let superseded: std::collections::HashSet<String> =
+            files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
+        files.iter().filter(|(name, _)| !superseded.contains(name)).collect()
+    }
+
+    /// Load every index file in force into one in-memory index. Damaged index files are an
+    /// error.
+    pub fn load_index(&self) -> Result<Index> {
+        let files = self.index_files()?;
+        let mut index = Index::new();
+        index.add_files(Self::live_index_files(&files).into_iter().map(|(_, f)| f));
+        Ok(index)
+    }
+
+    /// Index packs that no index file names: the complete uploads of a backup that was killed
+    /// before it wrote its index. Each such pack's header is read (two range reads) and
+    /// authenticated; the packs are added to `index` and recorded in a new index file, so the
+    /// next backup does not upload their blobs again. Unreadable packs are skipped (check
+    /// reports them). Returns how many packs were recovered.
+    pub fn index_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
+        let known: std::collections::HashSet<String> = index.packs().iter().map(|p| p.id.to_hex()).collect();
+        let orphans: Vec<(String, u64)> =
+            self.backend.list(FileKind::Pack)?.into_iter().filter(|(n, _)| !known.contains(n)).collect();
+        let recover = |name: &str, size: u64| -> Result<IndexPack> {
+            let id = crate::id::PackId::from_hex(name).ok_or_else(|| Error::corrupt(name, "not a pack id"))?;
+            let what = format!("pack {}", id.short());
+            let (salt, blobs) = self.read_stored_pack_header(name, size, &what)?;
+            Ok(IndexPack { id, salt, size, blobs })
+        };
+        let packs: Vec<IndexPack> = orphans.iter().filter_map(|(n, size)| recover(n, *size).ok()).collect();
+        if packs.is_empty() {
+            return Ok(0);
+        }
+        let file = IndexFile { packs, supersedes: Vec::new() };
+        self.write_index(&file)?;
+        index.add_file(&file);
+        Ok(file.packs.len())
+    }
+
+    /// Store an index file.
+    pub fn write_index(&self, file: &IndexFile) -> Result<IndexId> {
+        self.save(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::tests::temp_repo;
+
+    #[test]
+    fn save_then_load_by_type() {
+        let (_d, repo) = temp_repo();
+        let file = IndexFile { packs: vec![], supersedes: vec![IndexId(Id([3; 32]))] };
+        let id = repo.save(&file).unwrap();
+        assert_eq!(repo.load::<IndexFile>(&id).unwrap(), file);
+        assert_eq!(repo.list::<IndexFile>().unwrap().iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![id]);
+        // The same name read as another kind: not found in that directory.
+        assert!(repo.load::<Snapshot>(&SnapshotId(id.0)).is_err());
+        // The config is a file like the others, under its fixed name.
+        assert_eq!(repo.load::<Config>(&ConfigName).unwrap(), *repo.config());
+        repo.remove::<IndexFile>(&id).unwrap();
+        assert!(repo.list::<IndexFile>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_not_matching_its_name_is_damaged() {
+        let (_d, repo) = temp_repo();
+        let id = repo.save(&IndexFile::default()).unwrap();
+        let bytes = repo.backend().read(FileKind::Index, &id.to_hex()).unwrap();
+        let other = IndexId(Id([9; 32]));
+        repo.backend().write(FileKind::Index, &other.to_hex(), &bytes).unwrap();
+        let e = repo.load::<IndexFile>(&other).unwrap_err();
+        assert!(matches!(&e, Error::Corrupt { object, .. } if object == "index 09090909"), "{e}");
+        // A file of another kind under a right name: its magic does not match.
+        let lock_bytes = repo.master.seal_object(Magic::Lock, &format::encode(&IndexFile::default()).unwrap()).unwrap();
+        let named = IndexId::of_stored(&lock_bytes);
+        repo.backend().write(FileKind::Index, &named.to_hex(), &lock_bytes).unwrap();
+        assert!(matches!(repo.load::<IndexFile>(&named), Err(Error::Corrupt { .. })));
+    }
+}

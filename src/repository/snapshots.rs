@@ -1,0 +1,138 @@
+//! Snapshots as a repository holds them: listing with filters, damaged files named rather than
+//! fatal, and resolving the names users give (`latest`, an id or a unique id prefix).
+
+use super::Repository;
+use crate::backend::{ErrorKind, FileKind};
+use crate::error::{Error, Result};
+use crate::id::SnapshotId;
+use crate::snapshot::{Snapshot, SnapshotFilter};
+
+/// Snapshots with their ids, oldest first.
+pub type SnapshotList = Vec<(SnapshotId, Snapshot)>;
+
+/// A snapshot file that cannot be decoded (see [`Repository::snapshots_and_damaged`]).
+#[derive(Clone, Debug)]
+pub struct DamagedSnapshot {
+    /// Its id (its file name in `snapshots/`).
+    pub id: SnapshotId,
+    /// What check failed.
+    pub detail: String,
+}
+
+impl std::fmt::Display for DamagedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "snapshot file snapshots/{} is damaged ({}); `cairn forget {}` removes it",
+            self.id.to_hex(),
+            self.detail,
+            self.id.short()
+        )
+    }
+}
+
+impl Repository {
+    /// Store a snapshot; returns its id.
+    pub fn write_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
+        self.save(s)
+    }
+
+    /// Load one snapshot. Errors: as [`Repository::load`].
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        self.load(id)
+    }
+
+    /// All snapshots passing `filter`, oldest first. A damaged snapshot file is skipped with a
+    /// warning on stderr naming it (see [`Repository::snapshots_and_damaged`]): one damaged
+    /// file does not hide the others. Commands that delete data by what snapshots reference
+    /// (prune) must use [`Repository::snapshots_and_damaged`] and refuse instead.
+    /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
+    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<SnapshotList> {
+        let (v, damaged) = self.snapshots_and_damaged(filter)?;
+        for d in &damaged {
+            eprintln!("cairn: warning: {d}; it is skipped");
+        }
+        Ok(v)
+    }
+
+    /// All snapshots passing `filter`, oldest first, and the snapshot files that are damaged
+    /// (content not matching the name, failed authentication, undecodable), which no filter
+    /// can be applied to. A file removed between the listing and the read is left out.
+    /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
+    pub fn snapshots_and_damaged(&self, filter: &SnapshotFilter) -> Result<(SnapshotList, Vec<DamagedSnapshot>)> {
+        use rayon::prelude::*;
+        let ids = self.list::<Snapshot>()?;
+        let loaded: Vec<(SnapshotId, Result<Snapshot>)> =
+            ids.par_iter().map(|(id, _)| (*id, self.load_snapshot(id))).collect();
+        let mut v = Vec::new();
+        let mut damaged = Vec::new();
+        for (id, r) in loaded {
+            match r {
+                Ok(s) if filter.matches(&s) => v.push((id, s)),
+                Ok(_) => {}
+                Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => {}
+                Err(Error::Corrupt { object, detail }) => {
+                    damaged.push(DamagedSnapshot { id, detail: format!("{object}: {detail}") })
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        v.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        damaged.sort_by_key(|d| d.id);
+        Ok((v, damaged))
+    }
+
+    /// The snapshot named by a full id or a unique id prefix, without reading it (so that a
+    /// damaged snapshot file can still be named, e.g. to remove it).
+    /// Errors: [`Error::Usage`] for a name that is not hex; [`Error::SnapshotNotFound`],
+    /// [`Error::AmbiguousSnapshot`]; a failed listing.
+    pub fn resolve_snapshot_id(&self, spec: &str) -> Result<SnapshotId> {
+        let spec_l = spec.to_ascii_lowercase();
+        if spec_l.is_empty() || !spec_l.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::usage(format!("{spec:?} is not a hex snapshot id")));
+        }
+        let matches: Vec<SnapshotId> = self
+            .backend
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(&spec_l))
+            .filter_map(|(n, _)| SnapshotId::from_hex(&n))
+            .collect();
+        match matches.as_slice() {
+            [] => Err(Error::SnapshotNotFound(spec.to_string())),
+            [id] => Ok(*id),
+            _ => Err(Error::AmbiguousSnapshot { prefix: spec.to_string(), count: matches.len() }),
+        }
+    }
+
+    /// Resolve a user's snapshot name: `latest` (the newest passing `filter`), a full id, or
+    /// a unique id prefix. Errors: [`Error::Usage`] for anything else;
+    /// [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`].
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+        if spec == "latest" {
+            return self.snapshots(filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+        }
+        let id = match self.resolve_snapshot_id(spec) {
+            Err(Error::Usage(_)) => {
+                return Err(Error::usage(format!("{spec:?} is neither `latest` nor a hex snapshot id")))
+            }
+            r => r?,
+        };
+        Ok((id, self.load_snapshot(&id)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::tests::temp_repo;
+
+    #[test]
+    fn names_resolve_and_bad_names_are_usage_errors() {
+        let (_d, repo) = temp_repo();
+        assert!(matches!(repo.resolve_snapshot_id("xyz"), Err(Error::Usage(_))));
+        assert!(matches!(repo.find_snapshot("nope", &SnapshotFilter::default()), Err(Error::Usage(_))));
+        assert!(matches!(repo.resolve_snapshot_id("ab"), Err(Error::SnapshotNotFound(_))));
+        assert!(matches!(repo.find_snapshot("latest", &SnapshotFilter::default()), Err(Error::SnapshotNotFound(_))));
+    }
+}

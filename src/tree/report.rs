@@ -1,0 +1,228 @@
+//! Nodes as `ls --json` and `find --json` print them (restic's field names). The fields are
+//! declared in name order: the JSON output has always had its keys sorted, and serde writes
+//! fields in declaration order.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{kind_name, mode_string, st_mode, Node, NodeKind, Xattr};
+
+/// One node as `ls --json` prints it: restic's fields (`mode` is the POSIX `st_mode`,
+/// `permissions` the `ls -l` string, times RFC 3339 in local time), `link_target` for symlinks,
+/// `xattrs` when the node has extended attributes.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeInfo {
+    /// Status change time.
+    pub ctime: String,
+    /// Owner gid.
+    pub gid: u32,
+    /// Owner group name ("" when unknown).
+    pub group: String,
+    /// Inode number.
+    pub inode: u64,
+    /// Symlink target (symlinks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+    /// Hard link count.
+    pub links: u64,
+    /// Always `"node"`.
+    pub message_type: &'static str,
+    /// POSIX `st_mode` (type and permission bits).
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: String,
+    /// File name (lossy for non-UTF-8 names).
+    pub name: String,
+    /// Absolute snapshot path.
+    pub path: String,
+    /// Mode as `ls -l` shows it.
+    pub permissions: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Always `"node"`.
+    pub struct_type: &'static str,
+    /// restic's type name (`file`, `dir`, `symlink`...).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner user name ("" when unknown).
+    pub user: String,
+    /// Extended attributes (left out when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xattrs: Vec<XattrInfo>,
+}
+
+impl NodeInfo {
+    /// The report of `node` at snapshot path `path`.
+    pub fn new(path: &Path, node: &Node) -> Self {
+        NodeInfo {
+            ctime: node.ctime.to_rfc3339_local(),
+            gid: node.gid,
+            group: node.group.clone(),
+            inode: node.inode,
+            link_target: link_target(node),
+            links: node.links,
+            message_type: "node",
+            mode: st_mode(node),
+            mtime: node.mtime.to_rfc3339_local(),
+            name: node.name_lossy().into_owned(),
+            path: path.display().to_string(),
+            permissions: mode_string(node.kind, node.mode),
+            size: node.size,
+            struct_type: "node",
+            kind: kind_name(node.kind),
+            uid: node.uid,
+            user: node.user.clone(),
+            xattrs: node.xattrs.iter().map(XattrInfo::new).collect(),
+        }
+    }
+}
+
+/// One extended attribute as `ls --json` prints it: `name` as text, `value` in standard base64
+/// (with padding); a name that is not UTF-8 also gets `name_base64`, its exact bytes.
+#[derive(Clone, Debug, Serialize)]
+pub struct XattrInfo {
+    /// The name (lossy for non-UTF-8 names).
+    pub name: String,
+    /// The name's bytes in base64, when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_base64: Option<String>,
+    /// The value in base64.
+    pub value: String,
+}
+
+impl XattrInfo {
+    /// The report of `x`.
+    pub fn new(x: &Xattr) -> Self {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        XattrInfo {
+            name: x.name_lossy().into_owned(),
+            name_base64: std::str::from_utf8(&x.name).is_err().then(|| b64(&x.name)),
+            value: b64(&x.value),
+        }
+    }
+}
+
+/// One match as `find --json` prints it (restic's fields).
+#[derive(Clone, Debug, Serialize)]
+pub struct MatchInfo {
+    /// Status change time.
+    pub ctime: String,
+    /// Device the entry lived on (`st_dev`).
+    pub device_id: u64,
+    /// Owner gid.
+    pub gid: u32,
+    /// Owner group name.
+    pub group: String,
+    /// Inode number.
+    pub inode: u64,
+    /// Symlink target (symlinks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+    /// Hard link count.
+    pub links: u64,
+    /// POSIX `st_mode`.
+    pub mode: u32,
+    /// Modification time.
+    pub mtime: String,
+    /// File name.
+    pub name: String,
+    /// Absolute snapshot path.
+    pub path: String,
+    /// Mode as `ls -l` shows it.
+    pub permissions: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// restic's type name.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner user name.
+    pub user: String,
+}
+
+impl MatchInfo {
+    /// The report of `node` at snapshot path `path`.
+    pub fn new(path: &Path, node: &Node) -> Self {
+        MatchInfo {
+            ctime: node.ctime.to_rfc3339_local(),
+            device_id: node.device,
+            gid: node.gid,
+            group: node.group.clone(),
+            inode: node.inode,
+            link_target: link_target(node),
+            links: node.links,
+            mode: st_mode(node),
+            mtime: node.mtime.to_rfc3339_local(),
+            name: node.name_lossy().into_owned(),
+            path: path.display().to_string(),
+            permissions: mode_string(node.kind, node.mode),
+            size: node.size,
+            kind: kind_name(node.kind),
+            uid: node.uid,
+            user: node.user.clone(),
+        }
+    }
+}
+
+fn link_target(node: &Node) -> Option<String> {
+    (node.kind == NodeKind::Symlink).then(|| String::from_utf8_lossy(&node.symlink_target).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Timestamp;
+
+    fn node(kind: NodeKind) -> Node {
+        Node {
+            name: b"a\xffb".to_vec(),
+            kind,
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+            user: "u".into(),
+            group: "g".into(),
+            size: 3,
+            mtime: Timestamp { secs: 0, nanos: 0 },
+            ctime: Timestamp { secs: 0, nanos: 0 },
+            inode: 4,
+            device: 5,
+            links: 1,
+            rdev: 0,
+            symlink_target: b"t".to_vec(),
+            content: Vec::new(),
+            subtree: None,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// The keys come out sorted (as `json!` maps printed them), optional ones only when set.
+    #[test]
+    fn keys_are_sorted_and_optional_ones_left_out() {
+        let keys = |v: serde_json::Value| -> Vec<String> {
+            v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+        };
+        let ordered = |json: String, v: serde_json::Value| {
+            // serde_json's map sorts keys; the struct's output must already be in that order.
+            assert_eq!(json, v.to_string());
+        };
+        let mut n = node(NodeKind::File);
+        n.xattrs = vec![Xattr { name: b"user.\xff".to_vec(), value: b"v".to_vec() }];
+        let info = NodeInfo::new(Path::new("/a"), &n);
+        let json = serde_json::to_string(&info).unwrap();
+        ordered(json.clone(), serde_json::from_str(&json).unwrap());
+        assert!(!keys(serde_json::from_str(&json).unwrap()).contains(&"link_target".to_string()));
+        assert!(json.contains(r#""name_base64":"#));
+        let s = NodeInfo::new(Path::new("/a"), &node(NodeKind::Symlink));
+        let json = serde_json::to_string(&s).unwrap();
+        ordered(json.clone(), serde_json::from_str(&json).unwrap());
+        assert!(json.contains(r#""link_target":"t""#) && !json.contains("xattrs"));
+        let m = serde_json::to_string(&MatchInfo::new(Path::new("/a"), &node(NodeKind::Symlink))).unwrap();
+        ordered(m.clone(), serde_json::from_str(&m).unwrap());
+    }
+}
