@@ -3,7 +3,7 @@
 //! Files land at `TARGET/<full original path>`, as restic does. The plan follows restic's
 //! restorer (`internal/restorer/doc.go`) in spirit:
 //!
-//! 1. Walk the snapshot's trees with the shared tree streamer ([`crate::walker::TreeStream`]:
+//! 1. Walk the snapshot's trees with the shared tree streamer ([`crate::tree::stream::TreeStream`]:
 //!    one partly read tree per level on a stack of its own, so no depth overflows the call
 //!    stack), see `plan.rs`. Directories, symlinks and special files are created at once;
 //!    each regular file is created empty at its final size, and each of its blobs is noted
@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::archiver::Patterns;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
 use crate::lock::ReadLock;
+use crate::patterns::Patterns;
 use crate::repository::Repository;
 use crate::snapshot::SnapshotFilter;
 

@@ -12,8 +12,8 @@ use crate::blob::BlobType;
 use crate::error::Result;
 use crate::id::BlobId;
 use crate::index::Location;
+use crate::tree::stream::{Step, TreeStream};
 use crate::tree::{Node, NodeKind, Tree};
-use crate::walker::TreeStream;
 
 /// Neighbouring blobs of one pack closer than this (bytes) are fetched in one request.
 pub(super) const MAX_GAP: u64 = 1 << 20;
@@ -157,11 +157,11 @@ pub(super) fn read_ranges(needed: &[Needed]) -> Vec<ReadRange> {
 impl Restorer<'_> {
     /// Phase 1: walk the snapshot from its root tree `root` with the shared streamer, creating
     /// directories, symlinks and special files, and planning regular files and hard links.
-    /// A directory gets its metadata planned once the streamer leaves it (its level is gone
-    /// from [`TreeStream::depth`]). Errors: a tree that cannot be read, a cancellation.
+    /// A directory gets its metadata planned when the streamer leaves it ([`Step::Leave`]).
+    /// Errors: a tree that cannot be read, a cancellation.
     pub(super) fn walk(&self, root: &BlobId) -> Result<Plan> {
         let mut plan = Plan::default();
-        let mut stream = TreeStream::new(self.repo, self.index, root, Path::new("/"))?;
+        let mut stream = TreeStream::new(self.repo, self.index, &self.ctx.cancel, root, Path::new("/"))?;
         let top = OpenDir {
             node: None,
             path: PathBuf::from("/"),
@@ -171,11 +171,14 @@ impl Restorer<'_> {
             any: false,
         };
         let mut open = vec![top];
-        while let Some((path, node)) = stream.next_entry()? {
-            self.ctx.check()?;
-            while open.len() > stream.depth() {
-                self.close_dir(&mut open, &mut plan);
-            }
+        while let Some(step) = stream.next_step()? {
+            let (path, node) = match step {
+                Step::Entry(path, node) => (path, node),
+                Step::Leave(_) => {
+                    self.close_dir(&mut open, &mut plan);
+                    continue;
+                }
+            };
             let Some(parent) = open.last_mut() else { break };
             match self.enter_node(&node, path.clone(), parent, &mut plan)? {
                 Entered::Done(any) => parent.any |= any,
@@ -194,6 +197,10 @@ impl Restorer<'_> {
     /// The walk left the innermost open directory: plan its metadata if it is restored itself
     /// (it was selected, or an entry below it was restored), and tell its parent.
     fn close_dir(&self, open: &mut Vec<OpenDir>, plan: &mut Plan) {
+        // The root is never closed: it has no node of its own.
+        if open.len() <= 1 {
+            return;
+        }
         let Some(done) = open.pop() else { return };
         let restored = done.selected || done.any;
         if let (true, Some(node)) = (restored, done.node) {
