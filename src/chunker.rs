@@ -48,7 +48,7 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(Error::InvalidInput(format!("chunker parameters out of range: {self:?}")))
+            Err(Error::Usage(format!("chunker parameters out of range: {self:?}")))
         }
     }
 }
@@ -69,8 +69,12 @@ impl Chunker {
         let bits = params.avg_size.trailing_zeros() as usize;
         let level = params.normalization as usize;
         let masks = &fastcdc::v2020::MASKS;
-        let mask_s = *masks.get(bits + level).ok_or_else(|| Error::InvalidInput("average size too large".into()))?;
-        let mask_l = *masks.get(bits - level).ok_or_else(|| Error::InvalidInput("average size too small".into()))?;
+        let mask_s = *masks
+            .get(bits + level)
+            .ok_or_else(|| Error::Internal("chunker mask for an average size too large".into()))?;
+        let mask_l = *masks
+            .get(bits - level)
+            .ok_or_else(|| Error::Internal("chunker mask for an average size too small".into()))?;
         let mut gear_ls = Box::new([0u64; 256]);
         for (ls, g) in gear_ls.iter_mut().zip(gear.iter()) {
             *ls = g << 1;

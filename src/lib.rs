@@ -4,7 +4,7 @@
 //! The on-disk format is specified in `repo-format.md`.
 //!
 //! - [`context`]: what every operation is given: a cancellation token and a progress sink;
-//! - [`id`]: typed 32-byte ids; [`format`]: serialization and file prefixes;
+//! - [`id`]: typed 32-byte ids; [`format`](mod@format): serialization and file prefixes;
 //! - [`crypto`]: master key, key files (Argon2id), per-file AES-256-GCM keys;
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
 //! - [`backend`]: the storage trait and the local-disk backend; [`direct_io`]: reads and writes past the page cache;

@@ -397,6 +397,6 @@ mod tests {
         assert_eq!(info.short_id.len(), 8);
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["parent"], serde_json::Value::Null);
-        assert_eq!(v["summary"]["backup_start"], "2023-11-15T00:13:20+01:00");
+        assert_eq!(v["summary"]["backup_start"], "2023-11-14T23:13:20+01:00");
     }
 }

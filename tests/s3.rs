@@ -486,6 +486,18 @@ fn backend_conformance_s3() {
     assert_eq!(b.location(), format!("s3:http://127.0.0.1:{}/{BUCKET}/conf/deep", server.port));
     let dir = server.dir("conf/deep");
     conformance(&*b, &|name| dir.join(FileKind::Pack.path(name)));
+    assert_eq!(b.properties(), cairn::backend::Properties::S3);
+    // Through the metadata cache, and with each upload checksum the server checks.
+    let cache = Tmp::new();
+    let cached = cairn::backend::cache::CacheBackend::new(server.backend("conf/cached", &[]), cache.join("c/repo"));
+    cairn::backend::conformance::run(&cached, 20).unwrap_or_else(|e| panic!("through the cache: {e}"));
+    for sum in ["crc32c", "none"] {
+        let b = server.backend(&format!("conf/{sum}"), &[("s3.checksum", sum)]);
+        cairn::backend::conformance::run(&*b, 20).unwrap_or_else(|e| panic!("s3.checksum={sum}: {e}"));
+    }
+    let mut o = BackendOptions::default();
+    o.options.insert("s3.checksum".into(), "sha1".into());
+    assert!(matches!(cairn::backend::open_location(&server.url("x"), &o), Err(cairn::Error::Usage(_))));
     // Nothing was stored outside the prefix.
     let top: Vec<_> = fs::read_dir(server.root.join(BUCKET)).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(top, vec![OsString::from("conf")]);
@@ -509,6 +521,9 @@ struct ProxyMode {
     /// Pace client → server traffic to this many bytes per second, all connections
     /// together (a slow uplink).
     rate: Option<u64>,
+    /// Flip the byte at this offset of the next connection to reach it in this epoch (a
+    /// bit error the TCP checksum missed), once.
+    flip: Option<u64>,
 }
 
 /// A TCP proxy to 127.0.0.1:`upstream` (a thread per connection and direction) that can cut
@@ -525,7 +540,14 @@ impl Proxy {
     fn start(upstream: u16) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mode = Arc::new(Mutex::new(ProxyMode { epoch: 0, limit: u64::MAX, cuts_left: 0, block: None, rate: None }));
+        let mode = Arc::new(Mutex::new(ProxyMode {
+            epoch: 0,
+            limit: u64::MAX,
+            cuts_left: 0,
+            block: None,
+            rate: None,
+            flip: None,
+        }));
         let schedule = Arc::new(Mutex::new(Instant::now()));
         let cuts = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -574,6 +596,10 @@ impl Proxy {
                 if m.epoch != epoch {
                     (epoch, sent) = (m.epoch, 0);
                 }
+                if let Some(f) = m.flip.filter(|f| (sent..sent + n as u64).contains(f)) {
+                    buf[(f - sent) as usize] ^= 0xff;
+                    m.flip = None;
+                }
                 if m.block.as_ref().is_some_and(|b| contains(&buf[..n], b)) {
                     (Some(0), None)
                 } else if m.cuts_left > 0 && sent + n as u64 > m.limit {
@@ -614,6 +640,7 @@ impl Proxy {
         m.cuts_left = cuts_left;
         m.block = None;
         m.rate = None;
+        m.flip = None;
     }
 
     /// Cut the next `times` connections that carry more than `bytes` client → server.
@@ -635,6 +662,12 @@ impl Proxy {
     fn throttle(&self, bytes_per_sec: u64) {
         self.set(u64::MAX, 0);
         self.mode.lock().unwrap().rate = Some(bytes_per_sec);
+    }
+
+    /// Flip the byte at `offset` of the next connection that carries that many bytes.
+    fn flip(&self, offset: u64) {
+        self.set(u64::MAX, 0);
+        self.mode.lock().unwrap().flip = Some(offset);
     }
 
     fn cuts(&self) -> usize {
@@ -698,6 +731,44 @@ fn s3_cut_upload_is_never_visible() {
     assert_eq!(proxy.cuts(), 2, "the first attempt was not cut");
     assert!(direct.read(FileKind::Pack, &name2).unwrap() == data);
     assert_eq!(direct.list(FileKind::Pack).unwrap().len(), 2);
+}
+
+/// A byte flipped on the way (an error the TCP checksum missed) is caught by the upload
+/// checksum: the server refuses the object (S3 then stores nothing), the failure is transient
+/// and a retry sends the bytes again. Without the checksum the damaged object is stored (which shows the flip happened).
+#[test]
+fn s3_upload_checksum_refuses_a_body_damaged_in_transit() {
+    let server = S3Server::start();
+    let proxy = Proxy::start(server.port);
+    let data = fast_random(23, 300_000);
+    let direct = server.backend("flip", &[]);
+    for (sum, name) in [("md5", hex_name(41)), ("crc32c", hex_name(42))] {
+        let via_proxy = open_s3(
+            &format!("s3:http://127.0.0.1:{}/{BUCKET}/flip", proxy.port),
+            &[("retries", "0"), ("timeout", "5"), ("s3.checksum", sum)],
+        );
+        proxy.flip(200_000);
+        let err = via_proxy.write(FileKind::Pack, &name, &data).expect_err("a damaged upload must be refused");
+        assert_eq!(err.kind, ErrorKind::Transient, "{sum}: bytes damaged on the way are worth sending again: {err}");
+        assert!(err.to_string().contains("BadDigest"), "{sum}: the server's refusal is named: {err}");
+        // S3 stores nothing then; s3s-fs 0.14 renames the object into place before it checks
+        // the digest, so a retry (which sends the bytes again) must replace it.
+        let retried = open_s3(
+            &format!("s3:http://127.0.0.1:{}/{BUCKET}/flip", proxy.port),
+            &[("retries", "1"), ("timeout", "5"), ("s3.checksum", sum)],
+        );
+        proxy.flip(200_000);
+        retried.write(FileKind::Pack, &name, &data).unwrap_or_else(|e| panic!("{sum}: the retry failed: {e}"));
+        assert!(direct.read(FileKind::Pack, &name).unwrap() == data, "{sum}: the retry did not store the bytes");
+    }
+    let unchecked = open_s3(
+        &format!("s3:http://127.0.0.1:{}/{BUCKET}/flip", proxy.port),
+        &[("retries", "0"), ("timeout", "5"), ("s3.checksum", "none")],
+    );
+    let name = hex_name(43);
+    proxy.flip(200_000);
+    unchecked.write(FileKind::Pack, &name, &data).expect("without a checksum the server cannot tell");
+    assert!(direct.read(FileKind::Pack, &name).unwrap() != data, "the proxy did not flip a byte");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,3 +85,76 @@ pub fn backup_input(
     let result = backup(ctx, permit, repo, &index, source, opts, progress).map_err(stream_error)?;
     Ok(InputReport { result, recovered_packs })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::crypto::keyfile::KdfParams;
+    use crate::lock::{AppendLock, ReadLock};
+    use crate::repository::InitOptions;
+    use crate::Error;
+
+    fn repo(dir: &std::path::Path) -> Repository {
+        let opts = InitOptions {
+            kdf: KdfParams { algorithm: 1, memory_kib: 8 * 1024, iterations: 1, parallelism: 1 },
+            ..InitOptions::default()
+        };
+        Repository::init(Arc::new(LocalBackend::new(dir.join("repo"))), b"pw", &opts).unwrap()
+    }
+
+    #[test]
+    fn a_backup_a_dry_run_and_a_cancelled_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a"), vec![7u8; 100_000]).unwrap();
+        std::fs::write(src.join("b"), vec![7u8; 100_000]).unwrap();
+        let repo = repo(dir.path());
+        let opts = BackupOptions::default();
+        let progress = Progress::default();
+        let ctx = Ctx::default();
+
+        let read = ReadLock::unlocked();
+        let input = Input::Paths(vec![src.clone()]);
+        let dry = backup_input(&ctx, Permit::DryRun(&read), &repo, input, &opts, &progress).unwrap();
+        assert!(dry.result.id.is_none());
+        assert!(repo.snapshots(&Default::default()).unwrap().is_empty(), "a dry run wrote a snapshot");
+
+        let lock = AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
+        let input = Input::Paths(vec![src.clone()]);
+        let r = backup_input(&ctx, Permit::Write(&lock), &repo, input, &opts, &progress).unwrap();
+        assert!(r.result.id.is_some() && r.result.errors.is_empty());
+        assert_eq!(r.recovered_packs, 0);
+        let s = &r.result.snapshot.summary;
+        assert_eq!((s.files_new, s.data_blobs), (2, 1), "two equal files are one blob");
+
+        let cancelled = Ctx::default();
+        cancelled.cancel.cancel();
+        std::fs::write(src.join("c"), b"new").unwrap();
+        let input = Input::Paths(vec![src]);
+        let e = backup_input(&cancelled, Permit::Write(&lock), &repo, input, &opts, &progress).err();
+        assert!(matches!(e, Some(Error::Interrupted)), "{e:?}");
+        assert_eq!(repo.snapshots(&Default::default()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_empty_stream_is_refused_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo(dir.path());
+        let lock = AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
+        let (opts, progress, ctx) = (BackupOptions::default(), Progress::default(), Ctx::default());
+        let argv = |s: &str| vec![OsString::from("sh"), OsString::from("-c"), OsString::from(s)];
+        let input = Input::Command { argv: argv("true"), name: "dump".into(), allow_empty: false };
+        let e = backup_input(&ctx, Permit::Write(&lock), &repo, input, &opts, &progress).err();
+        assert!(matches!(e, Some(Error::Stream(crate::stream::StreamFailure::Empty { .. }))), "{e:?}");
+        let input = Input::Command { argv: argv("true"), name: "dump".into(), allow_empty: true };
+        backup_input(&ctx, Permit::Write(&lock), &repo, input, &opts, &progress).unwrap();
+        let input = Input::Command { argv: argv("printf x; exit 4"), name: "dump".into(), allow_empty: false };
+        let e = backup_input(&ctx, Permit::Write(&lock), &repo, input, &opts, &progress).err();
+        assert!(matches!(e, Some(Error::Stream(crate::stream::StreamFailure::Failed { .. }))), "{e:?}");
+        assert_eq!(repo.snapshots(&Default::default()).unwrap().len(), 1);
+    }
+}

@@ -52,6 +52,8 @@ pub(super) struct Uploader {
     /// The first upload error's class and text, once reported: what a later [`Uploader::check`]
     /// says stopped the uploads.
     reported: Mutex<Option<(ErrorKind, String)>>,
+    /// Why no upload thread could be started, if none could.
+    not_started: Option<String>,
     /// Set for good once any upload failed.
     stopped: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -72,17 +74,26 @@ impl Uploader {
             .map(|_| {
                 let (rx, backend, uploaded, failed, stopped, buffers) =
                     (rx.clone(), backend.clone(), uploaded.clone(), failed.clone(), stopped.clone(), buffers.clone());
-                std::thread::spawn(move || {
-                    for done in rx {
+                std::thread::Builder::new().name("cairn-upload".into()).spawn(move || {
+                    for mut done in rx {
                         // After a failure the queue is drained without uploading: the backup stops.
                         if stopped.load(Ordering::SeqCst) {
                             continue;
                         }
                         let name = done.id.to_hex();
-                        let r = match done.staged {
+                        let r = match done.staged.take() {
                             Some(file) if !dry_run => file.commit(&name),
                             _ if dry_run => Ok(()),
-                            _ => backend.write(FileKind::Pack, &name, &done.bytes),
+                            _ => {
+                                // The buffer goes to the backend without a copy and comes back
+                                // for the next pack once the backend has let go of it.
+                                let data = bytes::Bytes::from(std::mem::take(&mut done.bytes));
+                                let r = backend.write_bytes(FileKind::Pack, &name, data.clone());
+                                if let Ok(m) = data.try_into_mut() {
+                                    done.bytes = Vec::from(m);
+                                }
+                                r
+                            }
                         };
                         let size = done.size;
                         buffers.give(done.bytes);
@@ -101,13 +112,25 @@ impl Uploader {
                     }
                 })
             })
+            .collect::<Vec<_>>();
+        // Fewer threads than asked only slow the uploads down; none stops the backup.
+        let mut not_started = None;
+        let threads: Vec<_> = threads
+            .into_iter()
+            .filter_map(|t| t.map_err(|e| not_started = Some(format!("cannot start a pack upload thread: {e}"))).ok())
             .collect();
-        Uploader { tx: Some(tx), threads, uploaded, failed, reported: Mutex::new(None), stopped }
+        if !threads.is_empty() {
+            not_started = None;
+        }
+        Uploader { tx: Some(tx), threads, uploaded, failed, reported: Mutex::new(None), not_started, stopped }
     }
 
     /// The upload error, once; after it, an error of the same class that says an upload failed
     /// earlier and why.
     pub(super) fn check(&self) -> Result<()> {
+        if let Some(why) = &self.not_started {
+            return Err(Error::internal(why.clone()));
+        }
         let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
             *reported = Some((e.kind, e.to_string()));
@@ -140,5 +163,28 @@ impl Uploader {
         } else {
             Vec::new()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_buffers_are_reused_up_to_a_few() {
+        let b = PackBuffers::new(1 << 20);
+        let first = b.take();
+        assert!(first.capacity() >= b.capacity);
+        let ptr = first.as_ptr();
+        b.give(first);
+        let again = b.take();
+        assert_eq!(again.as_ptr(), ptr, "a given buffer is taken again");
+        assert!(again.is_empty());
+        // A small buffer is not kept; at most KEEP are.
+        b.give(Vec::with_capacity(16));
+        for _ in 0..PackBuffers::KEEP + 2 {
+            b.give(Vec::with_capacity(b.capacity));
+        }
+        assert_eq!(b.free.lock().unwrap().len(), PackBuffers::KEEP);
     }
 }

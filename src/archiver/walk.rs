@@ -559,3 +559,34 @@ fn probe_source(comps: &[Vec<u8>]) -> std::result::Result<(), (PathBuf, String)>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_normalised_deduplicated_and_nested_ones_dropped() {
+        let paths: Vec<PathBuf> = ["/srv/mail", "/srv/mail/cur", "/srv/./db/../mail", "/etc", "/srv/mail2"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        let shown: Vec<String> = normalise_sources(&paths).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(shown, ["/etc", "/srv/mail", "/srv/mail2"]);
+        let (shown, comps): (Vec<String>, Vec<Components>) =
+            normalise_sources(&[PathBuf::from("/")]).unwrap().into_iter().unzip();
+        assert_eq!((shown, comps), (vec!["/".to_string()], vec![Vec::new()]));
+        assert_eq!(components_path(&[b"a".to_vec(), b"b".to_vec()]), Path::new("/a/b"));
+    }
+
+    #[test]
+    fn probing_names_the_source_that_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = absolute_components(&dir.path().join("missing")).unwrap();
+        let Err(Error::NoSourceRead { failed }) = probe_sources(std::slice::from_ref(&missing)) else {
+            panic!("a missing source passed the probe")
+        };
+        assert!(failed[0].1.contains("cannot stat"), "{failed:?}");
+        let here = absolute_components(dir.path()).unwrap();
+        probe_sources(&[missing, here]).unwrap();
+    }
+}

@@ -1,6 +1,6 @@
 //! Bandwidth limits: paces uploads and downloads to at most a number of bytes per second
 //! (`--limit-upload`, `--limit-download`, given in KiB/s). Each transfer reserves its share of
-//! a shared schedule ([`Pace`]) and waits until its slot; concurrent transfers together stay
+//! a shared schedule (`Pace`) and waits until its slot; concurrent transfers together stay
 //! under the limit. [`LimitBackend`] paces whole files and serves local repositories; remote
 //! ones are paced piece by piece in their HTTP transport (`transport.rs`), as a slow link
 //! would pace them.

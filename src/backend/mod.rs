@@ -200,7 +200,7 @@ pub trait Backend: Send + Sync {
 
     /// Start a file of `kind` that is written in pieces and named when complete (a pack being
     /// filled), so the writer need not hold it in memory; `Ok(None)` where the backend only
-    /// takes whole files through [`Backend::write`] (then the caller writes the whole file).
+    /// takes whole files through [`Backend::write_bytes`] (then the caller writes the whole file).
     /// A wrapper forwards to the backend it wraps (adding its own behaviour to the pieces).
     fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>>;
 
@@ -211,10 +211,10 @@ pub trait Backend: Send + Sync {
 }
 
 /// A file being written in pieces (see [`Backend::stage`]), with the atomicity of
-/// [`Backend::write`]: it appears under its name, complete and durable, only when committed.
+/// [`Backend::write_bytes`]: it appears under its name, complete and durable, only when committed.
 /// Dropped uncommitted, what was written is removed.
 pub trait StagedFile: Send {
-    /// Append `data`. Errors: as for [`Backend::write`].
+    /// Append `data`. Errors: as for [`Backend::write_bytes`].
     fn append(&mut self, data: &[u8]) -> BackendResult<()>;
 
     /// Bytes appended so far.
@@ -225,7 +225,7 @@ pub trait StagedFile: Send {
         self.len() == 0
     }
 
-    /// Make the file durable and give it its name. Errors: as for [`Backend::write`].
+    /// Make the file durable and give it its name. Errors: as for [`Backend::write_bytes`].
     fn commit(self: Box<Self>, name: &str) -> BackendResult<()>;
 }
 

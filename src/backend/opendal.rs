@@ -4,7 +4,7 @@
 //!
 //! Each call runs on a private multi-threaded runtime and fails when it makes no progress for
 //! the timeout (`-o timeout=SECONDS`, default 120): a request body sent or a response body
-//! received piece by piece counts as progress ([`super::transport`]), so a slow uplink is not
+//! received piece by piece counts as progress (`transport.rs`), so a slow uplink is not
 //! a dead one. HTTP services go through cairn's own transport, which also paces transfers to
 //! the bandwidth limits. OpenDAL errors are classified for the retry wrapper: not found,
 //! transient (timeouts, connection failures, 5xx, throttling) or permanent (credentials,
@@ -78,6 +78,11 @@ fn classify(e: &opendal::Error, full: &str) -> ErrorKind {
         // Not "no such file": the whole repository is unreachable until the bucket exists.
         return ErrorKind::Permanent;
     }
+    if full.contains("BadDigest") || full.contains("XAmzContentChecksumMismatch") {
+        // The upload checksum did not match what arrived: the bytes were damaged on the way,
+        // and sending them again may well succeed.
+        return ErrorKind::Transient;
+    }
     match e.kind() {
         OErrorKind::NotFound => ErrorKind::NotFound,
         OErrorKind::RateLimited => ErrorKind::Transient,
@@ -129,6 +134,7 @@ fn summarize(e: &opendal::Error, full: &str, has_credentials: bool) -> String {
         ("SignatureDoesNotMatch", "the request signature does not match (check AWS_SECRET_ACCESS_KEY)"),
         ("AccessDenied", "access denied (check the credentials and the bucket policy)"),
         ("SlowDown", "the server asks to slow down (throttled)"),
+        ("BadDigest", "the server refused the upload: its checksum did not match the bytes that arrived (BadDigest)"),
     ] {
         if full.contains(code) {
             return say.to_string();

@@ -119,15 +119,13 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         .map_err(|e| Error::usage(format!("--host/--tag: {e}")))?;
     let repo = g.open()?;
     // A dry run writes nothing: any read permission will do (`--no-lock` included).
-    let (read_lock, append_lock) = if a.dry_run {
-        (Some(g.read_lock(&repo, "backup")?), None)
+    let (read_lock, append_lock);
+    let permit = if a.dry_run {
+        read_lock = g.read_lock(&repo, "backup")?;
+        Permit::DryRun(&read_lock)
     } else {
-        (None, Some(g.append_lock(&repo, "backup")?))
-    };
-    let permit = match (&append_lock, &read_lock) {
-        (Some(l), _) => Permit::Write(l),
-        (None, Some(l)) => Permit::DryRun(l),
-        (None, None) => return Err(Error::internal("backup holds no lock")),
+        append_lock = g.append_lock(&repo, "backup")?;
+        Permit::Write(&append_lock)
     };
     let parent = if a.force {
         ParentChoice::None

@@ -4,6 +4,7 @@
 
 use clap::Args;
 
+use cairn::lock::{ExclusiveLock, ReadLock};
 use cairn::ops::forget::{self, Decision, ForgetGroup, ForgetOptions, GroupBy, KeepDuration, KeepPolicy};
 use cairn::Error;
 
@@ -128,12 +129,19 @@ impl ForgetArgs {
     }
 }
 
+/// The lock forget holds: exclusive to remove, shared (or none under `--no-lock`) for a dry run.
+enum Held {
+    Read(ReadLock),
+    Exclusive(ExclusiveLock),
+}
+
 /// Remove the named snapshots, or apply the policy to each group; print what is kept and
 /// removed (and why); delete the removed snapshot files unless `--dry-run`.
 pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
     let policy = args.policy()?;
-    let group_by =
-        GroupBy::parse(&args.group_by).map_err(|e| Error::usage(format!("--group-by {:?}: {e}", args.group_by)))?;
+    // The library names the setting; the flag is named here.
+    let group_by = GroupBy::parse(&args.group_by)
+        .map_err(|e| Error::usage(e.to_string().replacen("grouping", "--group-by", 1)))?;
     if !args.ids.is_empty() && !policy.is_empty() {
         return Err(Error::usage("give snapshot IDs or a --keep-* policy, not both"));
     }
@@ -147,10 +155,10 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         ForgetOptions { ids: args.ids.clone(), policy, group_by, filter: args.filter.filter(), dry_run: args.dry_run };
     let ctx = g.ctx();
     // Removing snapshots (and pruning) is exclusive, as in restic; a dry run only reads.
-    let (read, exclusive) = if args.dry_run {
-        (Some(g.read_lock(&repo, "forget")?), None)
+    let lock = if args.dry_run {
+        Held::Read(g.read_lock(&repo, "forget")?)
     } else {
-        (None, Some(g.exclusive_lock(&repo, "forget")?))
+        Held::Exclusive(g.exclusive_lock(&repo, "forget")?)
     };
     if opts.ids.is_empty() && opts.policy.is_empty() {
         if g.json {
@@ -164,10 +172,9 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
     if text && opts.ids.is_empty() {
         out(&format!("Applying policy: {}", opts.policy.describe()));
     }
-    let report = match (&exclusive, &read) {
-        (Some(l), _) => forget::forget(&ctx, l, &repo, &opts)?,
-        (None, Some(l)) => forget::plan(&ctx, l, &repo, &opts)?,
-        (None, None) => return Err(Error::internal("forget holds no lock")),
+    let report = match &lock {
+        Held::Exclusive(l) => forget::forget(&ctx, l, &repo, &opts)?,
+        Held::Read(l) => forget::plan(&ctx, l, &repo, &opts)?,
     };
     for (id, why) in &report.damaged {
         eprintln!(
@@ -195,10 +202,9 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         }
     }
     if let (Some(prune_opts), false) = (prune_opts, removed.is_empty()) {
-        let lock = match (&exclusive, &read) {
-            (Some(l), _) => PruneLock::Exclusive(l),
-            (None, Some(l)) => PruneLock::Read(l),
-            (None, None) => return Err(Error::internal("forget holds no lock")),
+        let lock = match &lock {
+            Held::Exclusive(l) => PruneLock::Exclusive(l),
+            Held::Read(l) => PruneLock::Read(l),
         };
         return super::prune::run_locked(g, &repo, lock, &prune_opts);
     }

@@ -43,16 +43,6 @@ pub fn local_time(t: cairn::tree::Timestamp) -> String {
     t.to_utc().with_timezone(&chrono::Local).format(TIME_FORMAT).to_string()
 }
 
-/// RFC 3339 with as many fractional digits as needed, in the zone `tz_offset` (seconds east of
-/// UTC) when given, else in this machine's time zone.
-pub fn rfc3339(t: cairn::tree::Timestamp, tz_offset: Option<i32>) -> String {
-    let utc = t.to_utc();
-    match tz_offset.and_then(chrono::FixedOffset::east_opt) {
-        Some(off) => utc.with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => utc.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-    }
-}
-
 /// Bytes as a human-readable size (KiB, MiB... with two decimals).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

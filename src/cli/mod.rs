@@ -19,7 +19,7 @@ mod snapshots;
 mod table;
 mod unlock;
 
-pub use format::{human_bytes, local_time, parse_duration, rfc3339, snapshot_time, TIME_FORMAT};
+pub use format::{human_bytes, local_time, parse_duration, snapshot_time, TIME_FORMAT};
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -180,7 +180,7 @@ impl GlobalOpts {
         if self.repo.is_empty() {
             return Err(Error::usage("no repository given: use -r/--repo or set CAIRN_REPOSITORY"));
         }
-        cairn::backend::open_location(&self.repo, &self.backend_options()?)
+        cairn::backend::open_location(&self.repo, &self.backend_options()?).map_err(option_flag)
     }
 
     /// The `-o KEY=VALUE` options and bandwidth limits.
@@ -224,10 +224,7 @@ impl GlobalOpts {
     /// (the library's policy: [`cairn::backend::BackendOptions::connections`]).
     pub fn connections(&self) -> Result<usize, Error> {
         let properties = cairn::backend::location_properties(&self.repo)?;
-        self.backend_options()?.connections(&properties).map_err(|e| match e {
-            Error::Usage(m) => Error::Usage(format!("-o: {m}")),
-            e => e,
-        })
+        self.backend_options()?.connections(&properties).map_err(option_flag)
     }
 
     /// Lock timing: the defaults, with `--retry-lock`.
@@ -297,6 +294,18 @@ fn hold(lock: &Arc<cairn::lock::RepoLock>) {
 pub fn cancel() -> &'static cairn::Cancel {
     static CANCEL: std::sync::OnceLock<cairn::Cancel> = std::sync::OnceLock::new();
     CANCEL.get_or_init(cairn::Cancel::new)
+}
+
+/// A library message about a backend option ("backend option timeout=0: ...") as the user
+/// wrote it ("-o timeout=0: ...").
+fn option_flag(e: Error) -> Error {
+    match e {
+        Error::Usage(m) => match m.strip_prefix("backend option ") {
+            Some(rest) => Error::Usage(format!("-o {rest}")),
+            None => Error::Usage(m),
+        },
+        e => e,
+    }
 }
 
 /// The error for `--no-lock` given to a command that writes.

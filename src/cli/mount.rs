@@ -2,13 +2,11 @@
 //! `snapshots/`, `ids/`, `hosts/`, `tags/`), served until Ctrl-C, SIGTERM or an unmount.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
-use cairn::fuse::{CairnFs, MountOptions, MountStats};
+use cairn::fuse::MountOptions;
 use cairn::Error;
 
 use super::{out, FilterArgs, GlobalOpts, EXIT_OK};
@@ -43,33 +41,28 @@ pub fn run(g: &GlobalOpts, a: &MountArgs) -> Result<u8, Error> {
     }
     let repo = g.open()?;
     // Held (and refreshed) while mounted: a prune cannot delete what the mount shows.
-    let _lock = g.read_lock(&repo, "mount")?;
-    let ctx = g.ctx();
+    let lock = g.read_lock(&repo, "mount")?;
     let index = repo.load_index()?;
-    let stats = Arc::new(MountStats::default());
-    let fs = CairnFs::new(repo, index, a.filter.filter(), Duration::from_secs(a.refresh_interval), stats.clone())?;
-    ctx.check()?;
-    let session = cairn::fuse::mount(fs, &a.mountpoint, &MountOptions { allow_other: a.allow_other })?;
-    if !g.quiet {
-        out(&format!("Now serving the repository at {}", a.mountpoint.display()));
-        out("Use another terminal or tool to browse the contents of this folder.");
-        out("When finished, quit with Ctrl-C here or unmount the mountpoint.");
-    }
-    while !ctx.is_cancelled() && !session.guard.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if cairn::fuse::unmount(session, &a.mountpoint)? {
+    let opts = MountOptions {
+        allow_other: a.allow_other,
+        filter: a.filter.filter(),
+        refresh: Duration::from_secs(a.refresh_interval),
+    };
+    let report = cairn::fuse::serve(&g.ctx(), &lock, repo, index, &a.mountpoint, &opts, &mut || {
+        if !g.quiet {
+            out(&format!("Now serving the repository at {}", a.mountpoint.display()));
+            out("Use another terminal or tool to browse the contents of this folder.");
+            out("When finished, quit with Ctrl-C here or unmount the mountpoint.");
+        }
+    })?;
+    if report.lazily_detached {
         eprintln!(
             "cairn: {} was busy: detached it lazily; programs still using it get errors from now on",
             a.mountpoint.display()
         );
     }
     if g.verbose > 0 {
-        eprintln!(
-            "fetched {} bytes in {} blobs",
-            stats.bytes.load(Ordering::Relaxed),
-            stats.blobs.load(Ordering::Relaxed)
-        );
+        eprintln!("fetched {} bytes in {} blobs", report.fetched_bytes, report.fetched_blobs);
     }
     Ok(EXIT_OK)
 }

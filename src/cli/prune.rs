@@ -47,7 +47,9 @@ pub fn run(g: &GlobalOpts, a: &PruneArgs) -> Result<u8, Error> {
 /// Prune options from the command line's `--max-unused` and `--dry-run`.
 /// Errors: [`Error::Usage`] naming the flag.
 pub fn options(max_unused: &str, dry_run: bool) -> Result<PruneOptions, Error> {
-    let max_unused = MaxUnused::parse(max_unused).map_err(|e| Error::usage(format!("--max-unused: {e}")))?;
+    // The library names the setting; the flag is named here.
+    let max_unused = MaxUnused::parse(max_unused)
+        .map_err(|e| Error::usage(e.to_string().replacen("limit of unused data", "--max-unused", 1)))?;
     Ok(PruneOptions { max_unused, dry_run })
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use cairn::id::SnapshotId;
-use cairn::snapshot::{Snapshot, SnapshotInfo, Summary, SummaryInfo};
+use cairn::snapshot::{Snapshot, SnapshotInfo};
 use cairn::Error;
 
 use super::{human_bytes, out, snapshot_time, FilterArgs, GlobalOpts, EXIT_OK};
@@ -21,11 +21,6 @@ pub struct SnapshotsArgs {
 /// them; the shape the commands have always printed).
 pub fn print_json<T: Serialize>(v: &T) {
     out(&serde_json::to_value(v).unwrap_or_default().to_string());
-}
-
-/// The summary's fields as JSON (times RFC 3339, duration in seconds).
-pub fn summary_json(s: &Summary, tz: i32) -> Value {
-    serde_json::to_value(SummaryInfo::new(s, tz)).unwrap_or_default()
 }
 
 /// One snapshot as the JSON object `snapshots --json` prints.

@@ -39,9 +39,19 @@
 
 //!
 //! Files: [`view`] (the fixed layout, inodes, attributes, reads through the shared blob
-//! fetcher, `tree/fetch.rs`), [`fs`] (the fuser callbacks), this module (mount and unmount).
+//! fetcher, `tree/fetch.rs`), `fs.rs` (the fuser callbacks), this module (mount and unmount).
 
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::context::Ctx;
 use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::lock::ReadLock;
+use crate::repository::Repository;
+use crate::snapshot::SnapshotFilter;
 
 mod fs;
 pub mod view;
@@ -55,6 +65,53 @@ pub struct MountOptions {
     /// Let other users access the mount (`allow_other`; needs `user_allow_other` in
     /// /etc/fuse.conf unless root).
     pub allow_other: bool,
+    /// Which snapshots [`serve`] shows.
+    pub filter: SnapshotFilter,
+    /// How often [`serve`]'s view checks the snapshot list again (restic: 60 s).
+    pub refresh: Duration,
+}
+
+/// What [`serve`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServeReport {
+    /// The mountpoint was busy at the end and was detached lazily (see [`unmount`]).
+    pub lazily_detached: bool,
+    /// Stored bytes of the data blobs read from the repository.
+    pub fetched_bytes: u64,
+    /// Data blobs read from the repository.
+    pub fetched_blobs: u64,
+}
+
+/// Serve `repo` (blobs located by `index`) read-only at `mountpoint` (restic's `mount`)
+/// until `ctx` is cancelled or the mount is removed from outside, then unmount. `lock` is held
+/// for the whole time, so that a prune cannot delete what the mount shows. `on_mounted` is
+/// called once the mount is up.
+/// Errors: those of [`CairnFs::new`], [`mount`] and [`unmount`]; [`Error::Interrupted`] when
+/// cancelled before the mount was made; [`Error::Locked`] when the lock was lost.
+pub fn serve(
+    ctx: &Ctx,
+    lock: &ReadLock,
+    repo: Repository,
+    index: Index,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    on_mounted: &mut dyn FnMut(),
+) -> Result<ServeReport> {
+    lock.check()?;
+    let stats = Arc::new(MountStats::default());
+    let fs = CairnFs::new(repo, index, opts.filter.clone(), opts.refresh, stats.clone())?;
+    ctx.check()?;
+    let session = mount(fs, mountpoint, opts)?;
+    on_mounted();
+    while !ctx.is_cancelled() && !session.guard.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lazily_detached = unmount(session, mountpoint)?;
+    Ok(ServeReport {
+        lazily_detached,
+        fetched_bytes: stats.bytes.load(Ordering::Relaxed),
+        fetched_blobs: stats.blobs.load(Ordering::Relaxed),
+    })
 }
 
 /// Mount `fs` read-only at `mountpoint` and serve it from background threads until the

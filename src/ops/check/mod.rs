@@ -391,3 +391,29 @@ fn parallel<T: Sync, R: Send>(
     failure.check()?;
     Ok(out.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_runs_every_item_or_stops() {
+        let items: Vec<u32> = (0..100).collect();
+        let mut out = parallel(&Cancel::new(), &items, 4, &Failure::default(), |n| vec![*n * 2]).unwrap();
+        out.sort_unstable();
+        assert_eq!(out, items.iter().map(|n| n * 2).collect::<Vec<_>>());
+        let cancel = Cancel::new();
+        cancel.cancel();
+        let r = parallel(&cancel, &items, 4, &Failure::default(), |n| vec![*n]);
+        assert!(matches!(r, Err(Error::Interrupted)));
+        // A recorded storage failure ends the run with that failure.
+        let failure = Failure::default();
+        let e = crate::backend::BackendError::from_io(
+            "read data/ab".into(),
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+        );
+        let _ = failure.record(Error::Backend(e));
+        let r = parallel(&Cancel::new(), &items, 4, &failure, |n| vec![*n]);
+        assert!(matches!(r, Err(Error::Backend(_))), "{r:?}");
+    }
+}

@@ -142,3 +142,36 @@ pub(super) fn read_pack(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::IndexPack;
+
+    fn entry(n: u8, offset: u32) -> BlobEntry {
+        BlobEntry { blob_type: 0, id: BlobId(Id::of_bytes(&[n])), offset, length: 50, raw_length: 20 }
+    }
+
+    /// A header that lists what the index lists agrees; a moved blob, an extra blob or another
+    /// salt is one mismatch per index file, naming the blobs concerned.
+    #[test]
+    fn header_against_index() {
+        let id = PackId(Id::of_bytes(b"pack"));
+        let header = vec![entry(1, 32), entry(2, 82)];
+        let rec = |blobs: Vec<BlobEntry>, salt: [u8; SALT_LEN]| PackRecord {
+            entries: vec![("idx".into(), IndexPack { id, salt, size: 200, blobs })],
+        };
+        assert!(compare_with_index(&id, &[7; SALT_LEN], &header, &rec(header.clone(), [7; SALT_LEN])).is_empty());
+        let moved =
+            compare_with_index(&id, &[7; SALT_LEN], &header, &rec(vec![entry(1, 32), entry(2, 90)], [7; SALT_LEN]));
+        match moved.as_slice() {
+            [Problem::PackIndexMismatch { blobs, detail, .. }] => {
+                assert_eq!(blobs, &vec![entry(2, 0).id]);
+                assert!(detail.contains("not indexed for this pack"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let salt = compare_with_index(&id, &[7; SALT_LEN], &header, &rec(header.clone(), [8; SALT_LEN]));
+        assert!(matches!(salt.as_slice(), [Problem::PackIndexMismatch { detail, .. }] if detail.contains("salt")));
+    }
+}

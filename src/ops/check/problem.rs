@@ -243,7 +243,7 @@ pub struct Affected {
     pub blobs: Vec<BlobId>,
 }
 
-/// The outcome of [`check`].
+/// The outcome of [`super::check`].
 #[derive(Clone, Debug, Default)]
 pub struct CheckReport {
     /// Every problem found, errors and hints, in the order found.

@@ -158,6 +158,15 @@ pub fn plan(ctx: &Ctx, _lock: &ReadLock, repo: &Repository, opts: &ForgetOptions
 /// [`Error::AmbiguousSnapshot`]; [`Error::Locked`] when the lock was lost;
 /// [`Error::Interrupted`] (between removals: the snapshots removed so far stay removed); the
 /// first failed removal ([`Error::Backend`], its context counting and naming every failure).
+///
+/// Only an exclusive lock can remove snapshots: the permission to read that `--no-lock` gives
+/// does not compile here.
+/// ```compile_fail
+/// # fn f(ctx: &cairn::Ctx, repo: &cairn::Repository, opts: &cairn::ops::forget::ForgetOptions) {
+/// let lock = cairn::lock::ReadLock::unlocked();
+/// let _ = cairn::ops::forget::forget(ctx, &lock, repo, opts);
+/// # }
+/// ```
 pub fn forget(ctx: &Ctx, lock: &ExclusiveLock, repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     let mut report = decide(ctx, repo, opts)?;
     if opts.dry_run {

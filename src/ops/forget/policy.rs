@@ -688,7 +688,7 @@ mod tests {
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("--keep-daily -2"));
+            .contains("keep daily count -2"));
     }
 
     #[test]

@@ -116,6 +116,15 @@ pub fn plan(ctx: &Ctx, _lock: &ReadLock, repo: &Repository, opts: &PruneOptions)
 /// damage errors; [`Error::Interrupted`]. On an error nothing has been deleted unless the
 /// error came from the deletion phase itself, in which case the repository is still complete
 /// (a later prune finishes the job).
+///
+/// Only an exclusive lock can prune: the permission to read that `--no-lock` gives does not
+/// compile here.
+/// ```compile_fail
+/// # fn f(ctx: &cairn::Ctx, repo: &cairn::Repository, opts: &cairn::ops::prune::PruneOptions) {
+/// let lock = cairn::lock::ReadLock::unlocked();
+/// let _ = cairn::ops::prune::prune(ctx, &lock, repo, opts);
+/// # }
+/// ```
 pub fn prune(ctx: &Ctx, lock: &ExclusiveLock, repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     let plan = plan::make_plan(ctx, repo, opts)?;
     if plan.nothing_to_do || opts.dry_run {
@@ -295,6 +304,7 @@ fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, V
 
 fn write_pack(repo: &Repository, w: PackWriter) -> Result<IndexPack> {
     let finished = w.finish()?;
-    repo.backend().write(FileKind::Pack, &finished.id.to_hex(), &finished.bytes)?;
-    Ok(IndexPack { id: finished.id, salt: finished.salt, size: finished.bytes.len() as u64, blobs: finished.entries })
+    let size = finished.bytes.len() as u64;
+    repo.backend().write_bytes(FileKind::Pack, &finished.id.to_hex(), finished.bytes.into())?;
+    Ok(IndexPack { id: finished.id, salt: finished.salt, size, blobs: finished.entries })
 }
