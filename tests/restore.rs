@@ -140,3 +140,80 @@ fn an_existing_file_is_replaced_by_the_snapshots_copy() {
     repo.run(["restore".as_ref(), "latest".as_ref(), "--target".as_ref(), target.as_os_str()]).ok();
     assert_same_tree(&src, &here);
 }
+
+/// The library's restore stops at once when its context is cancelled (Error::Interrupted) and
+/// leaves no file content behind; with a live context the same call restores everything.
+#[test]
+fn a_cancelled_restore_stops_and_a_live_one_restores() {
+    use cairn::backend::local::LocalBackend;
+    use cairn::restorer::{self, RestoreOptions};
+    use std::sync::Arc;
+
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tmp.join("s");
+    write(src.join("one.bin"), random_bytes(1, 3 << 20));
+    write(src.join("d/two.txt"), "two\n");
+    repo.run(["backup".as_ref(), src.as_os_str()]).ok();
+
+    let r = cairn::Repository::open(Arc::new(LocalBackend::new(&repo.path)), PASSWORD.as_bytes()).unwrap();
+    let lock = cairn::lock::ReadLock::unlocked();
+    let ctx = cairn::Ctx::default();
+    ctx.cancel.cancel();
+    let target = tmp.join("t");
+    let opts = RestoreOptions::default();
+    match restorer::restore_snapshot(&ctx, &lock, &r, "latest", &Default::default(), &target, &opts) {
+        Err(cairn::Error::Interrupted) => {}
+        other => panic!("expected Interrupted, got {:?}", other.map(|(_, rep)| rep)),
+    }
+    let here = restored(&target, &src);
+    assert!(!here.join("one.bin").exists() && !here.join("d/two.txt").exists(), "a cancelled restore left files");
+
+    let (_, report) =
+        restorer::restore_snapshot(&cairn::Ctx::default(), &lock, &r, "latest", &Default::default(), &target, &opts)
+            .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.files, 2);
+    assert_eq!(opts.progress.files.load(std::sync::atomic::Ordering::Relaxed), 2, "progress counters");
+    assert_eq!(fs::read(here.join("one.bin")).unwrap(), random_bytes(1, 3 << 20));
+    assert_eq!(fs::read_to_string(here.join("d/two.txt")).unwrap(), "two\n");
+}
+
+/// `restore --json` prints one summary object with restic's keys.
+#[test]
+fn the_json_summary_keeps_its_keys() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tmp.join("s");
+    write(src.join("a.txt"), "a\n");
+    repo.run(["backup".as_ref(), src.as_os_str()]).ok();
+    let target = tmp.join("t");
+    let out =
+        repo.run(["--json".as_ref(), "restore".as_ref(), "latest".as_ref(), "-t".as_ref(), target.as_os_str()]).ok();
+    let line = out.stdout.lines().last().expect("a summary line");
+    let keys: Vec<&str> = line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| {
+            k.ends_with("_restored") || ["message_type", "snapshot_id", "errors", "duration_seconds"].contains(k)
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "bytes_restored",
+            "dirs_restored",
+            "duration_seconds",
+            "errors",
+            "files_restored",
+            "message_type",
+            "snapshot_id"
+        ],
+        "{line}"
+    );
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["message_type"], "summary");
+    assert_eq!(v["files_restored"], 1);
+    assert_eq!(v["errors"], 0);
+}

@@ -962,7 +962,7 @@ fn truncated_reads_are_corruption_never_wrong_data() {
     use cairn::archiver::{self, BackupOptions, Progress, Source};
     use cairn::blob::BlobType;
     use cairn::repository::{InitOptions, Repository};
-    use cairn::restorer::{self, RestoreOptions, RestoreProgress};
+    use cairn::restorer::{self, RestoreOptions};
 
     let tmp = Tmp::new();
     let repo_dir = tmp.join("repo");
@@ -1021,8 +1021,8 @@ fn truncated_reads_are_corruption_never_wrong_data() {
 
     // Restore with truncated data reads: the file is reported and not left behind.
     let target = tmp.join("target");
-    match restorer::restore(&repo, &index, &snap.tree, &target, &RestoreOptions::default(), &RestoreProgress::default())
-    {
+    let (ctx, lock, opts) = (cairn::Ctx::default(), cairn::lock::ReadLock::unlocked(), RestoreOptions::default());
+    match restorer::restore(&ctx, &lock, &repo, &index, &snap.tree, &target, &opts) {
         Ok(report) => {
             assert!(!report.errors.is_empty(), "restore from truncated reads reported no error");
             assert!(!target.join("data.bin").exists(), "a file restored from truncated reads was left in place");
@@ -1030,9 +1030,7 @@ fn truncated_reads_are_corruption_never_wrong_data() {
         Err(e) => assert!(matches!(e, cairn::Error::Corrupt { .. }), "{e:?}"),
     }
     faulty.truncate_ranges.store(false, Ordering::SeqCst);
-    let report =
-        restorer::restore(&repo, &index, &snap.tree, &target, &RestoreOptions::default(), &RestoreProgress::default())
-            .unwrap();
+    let report = restorer::restore(&ctx, &lock, &repo, &index, &snap.tree, &target, &opts).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(fs::read(target.join("data.bin")).unwrap() == content);
 

@@ -236,25 +236,6 @@ impl GlobalOpts {
         Ok(o)
     }
 
-    /// Take a lock on `repo` for `command`. A shared lock (a command that only reads) is
-    /// skipped under `--no-lock`; an exclusive one (a command that deletes) is refused under it.
-    /// Errors: [`Error::Locked`] (exit code 11); [`Error::InvalidInput`] for `--no-lock` with an
-    /// exclusive lock.
-    pub fn lock(
-        &self,
-        repo: &cairn::Repository,
-        kind: cairn::lock::LockKind,
-        command: &str,
-    ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
-        if self.no_lock {
-            if kind == cairn::lock::LockKind::Shared {
-                return Ok(None);
-            }
-            return Err(no_lock_refused(command));
-        }
-        self.take_lock(repo, kind, command)
-    }
-
     /// Permission to read `repo` for `command`: a shared lock, or none under `--no-lock`.
     /// Errors: [`Error::Locked`] (exit code 11).
     pub fn read_lock(&self, repo: &cairn::Repository, command: &str) -> Result<cairn::lock::ReadLock, Error> {
@@ -293,17 +274,6 @@ impl GlobalOpts {
     /// The context of this process's operation: the process's cancellation token ([`cancel`]).
     pub fn ctx(&self) -> cairn::Ctx {
         cairn::Ctx::new(cancel().clone())
-    }
-
-    fn take_lock(
-        &self,
-        repo: &cairn::Repository,
-        kind: cairn::lock::LockKind,
-        command: &str,
-    ) -> Result<Option<Arc<cairn::lock::RepoLock>>, Error> {
-        let lock = Arc::new(cairn::lock::RepoLock::acquire(repo, kind, command, &self.lock_options()?)?);
-        hold(&lock);
-        Ok(Some(lock))
     }
 
     /// True when progress bars may be drawn: stderr is a terminal and not `--quiet`/`--json`.

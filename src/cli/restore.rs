@@ -34,48 +34,38 @@ pub struct RestoreArgs {
     filter: FilterArgs,
 }
 
-/// Restore and print what was done; exit 1 if any entry failed.
+/// Restore and print what was done; exit 1 if any entry failed (15 when some data is damaged).
 pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
     // Said before the repository is opened (a remote one, a password prompt).
-    if let Ok(md) = std::fs::metadata(&a.target) {
-        if !md.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "restore target {} is a file, not a directory: give a directory to restore into (it is created if missing)",
-                a.target.display()
-            )));
-        }
-    }
+    restorer::check_target(&a.target)?;
     let repo = g.open()?;
-    let _lock = g.lock(&repo, cairn::lock::LockKind::Shared, "restore")?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
-    let index = repo.load_index()?;
+    let lock = g.read_lock(&repo, "restore")?;
     // Remote repositories are latency-bound: read as many packs at once as there are
     // connections; a local disk is CPU-bound (0: one thread per CPU).
     let threads = if cairn::backend::is_remote(&g.repo) { g.connections()?.max(4) } else { 0 };
-    let opts = RestoreOptions { includes: a.includes.clone(), excludes: a.excludes.clone(), verify: a.verify, threads };
     let progress = Arc::new(RestoreProgress::default());
-    let p = progress.clone();
+    let opts = RestoreOptions {
+        includes: a.includes.clone(),
+        excludes: a.excludes.clone(),
+        verify: a.verify,
+        threads,
+        progress: progress.clone(),
+    };
     let ticker = Ticker::start(g.show_progress(), move || {
-        format!("{} files, {} restored", p.files.load(Ordering::Relaxed), human_bytes(p.bytes.load(Ordering::Relaxed)))
+        format!(
+            "{} files, {} restored",
+            progress.files.load(Ordering::Relaxed),
+            human_bytes(progress.bytes.load(Ordering::Relaxed))
+        )
     });
-    let started = std::time::Instant::now();
-    let result = restorer::restore(&repo, &index, &snap.tree, &a.target, &opts, &progress);
+    let result = restorer::restore_snapshot(&g.ctx(), &lock, &repo, &a.snapshot, &a.filter.filter(), &a.target, &opts);
     drop(ticker);
-    let report = result?;
+    let (id, report) = result?;
     for (path, msg) in &report.errors {
         eprintln!("cairn: {path}: {msg}");
     }
     if g.json {
-        out(&serde_json::json!({
-            "message_type": "summary",
-            "snapshot_id": id.to_hex(),
-            "files_restored": report.files,
-            "dirs_restored": report.dirs,
-            "bytes_restored": report.bytes,
-            "errors": report.errors.len(),
-            "duration_seconds": started.elapsed().as_secs_f64(),
-        })
-        .to_string());
+        out(&serde_json::to_string(&report.summary(&id)).map_err(|e| Error::internal(format!("summary: {e}")))?);
     } else if !g.quiet {
         out(&format!(
             "restored snapshot {} to {}: {} files, {} directories, {} in {:.1}s",
@@ -84,7 +74,7 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
             report.files,
             report.dirs,
             human_bytes(report.bytes),
-            started.elapsed().as_secs_f64()
+            report.duration.as_secs_f64()
         ));
     }
     if report.errors.is_empty() {

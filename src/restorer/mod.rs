@@ -3,16 +3,16 @@
 //! Files land at `TARGET/<full original path>`, as restic does. The plan follows restic's
 //! restorer (`internal/restorer/doc.go`) in spirit:
 //!
-//! 1. Walk the snapshot's trees (in parallel; below [`PARALLEL_DEPTH`] levels one entry at a
-//!    time with a stack of its own, so no depth overflows the call stack). Directories,
-//!    symlinks and special files are created at once; each regular file is created empty at
-//!    its final size, and each of its blobs is noted under the pack that holds it, with the
-//!    file offset it belongs at.
+//! 1. Walk the snapshot's trees with the shared tree streamer ([`crate::tree::stream::TreeStream`]:
+//!    one partly read tree per level on a stack of its own, so no depth overflows the call
+//!    stack), see `plan.rs`. Directories, symlinks and special files are created at once;
+//!    each regular file is created empty at its final size, and each of its blobs is noted
+//!    under the pack that holds it, with the file offset it belongs at.
 //! 2. Process the packs in parallel: read each pack's needed blobs in as few range requests as
-//!    possible (neighbouring blobs are read together), verify every blob (authenticated
-//!    decryption, then its id recomputed), and write it at every place it belongs (`pwrite`);
-//!    an all-zero blob is not written, leaving a hole (sparse files stay sparse).
-//!    A file whose last blob lands gets its metadata.
+//!    possible (neighbouring blobs are read together), verify every blob (the repository's
+//!    authenticated decryption and blob id check), and write it at every place it belongs
+//!    (`pwrite`); an all-zero blob is not written, leaving a hole (sparse files stay sparse).
+//!    A file whose last blob lands gets its metadata. See `write.rs`.
 //! 3. Files with a damaged or missing blob are removed and reported with the pack and blob;
 //!    nothing unverified is ever left as file content. A file that replaces one already in
 //!    the target is written under a temporary name beside it and renamed over it only once
@@ -27,17 +27,21 @@
 mod plan;
 mod write;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use self::plan::{DirState, Plan};
-use crate::archiver::Patterns;
+use serde::Serialize;
+
+use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::id::BlobId;
+use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
+use crate::lock::ReadLock;
+use crate::patterns::Patterns;
 use crate::repository::Repository;
+use crate::snapshot::SnapshotFilter;
 
 /// Options of a restore.
 #[derive(Default)]
@@ -50,6 +54,8 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// Packs processed at once (0: the number of CPUs).
     pub threads: usize,
+    /// Live counters, for a progress display (the caller keeps a clone of the `Arc`).
+    pub progress: Arc<RestoreProgress>,
 }
 
 /// Figures and failures of a restore.
@@ -66,10 +72,47 @@ pub struct RestoreReport {
     /// How many of `errors` are files whose stored content is damaged or missing in the
     /// repository (a verified read failed), as opposed to local failures (a full disk...).
     pub damaged: u64,
+    /// Wall time of the restore (walk, packs, links and directory metadata).
+    pub duration: Duration,
+}
+
+impl RestoreReport {
+    /// The summary printed as JSON for the restore of snapshot `snapshot`.
+    pub fn summary(&self, snapshot: &SnapshotId) -> RestoreSummary {
+        RestoreSummary {
+            bytes_restored: self.bytes,
+            dirs_restored: self.dirs,
+            duration_seconds: self.duration.as_secs_f64(),
+            errors: self.errors.len(),
+            files_restored: self.files,
+            message_type: "summary",
+            snapshot_id: snapshot.to_hex(),
+        }
+    }
+}
+
+/// What `restore --json` prints at the end (restic's restore summary, in spirit). The fields are
+/// declared in the order of their keys as printed since the first release (sorted).
+#[derive(Clone, Debug, Serialize)]
+pub struct RestoreSummary {
+    /// Content bytes written.
+    pub bytes_restored: u64,
+    /// Directories created.
+    pub dirs_restored: u64,
+    /// Wall time of the restore, seconds.
+    pub duration_seconds: f64,
+    /// How many entries could not be restored.
+    pub errors: usize,
+    /// Files written (hard links included).
+    pub files_restored: u64,
+    /// Always `"summary"`.
+    pub message_type: &'static str,
+    /// The restored snapshot's id, hex.
+    pub snapshot_id: String,
 }
 
 /// Live counters for a progress display.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct RestoreProgress {
     /// Files done.
     pub files: AtomicU64,
@@ -77,14 +120,15 @@ pub struct RestoreProgress {
     pub bytes: AtomicU64,
 }
 
-pub(super) struct Restorer<'a> {
+/// The state of one restore, shared by the walk (`plan.rs`) and the writers (`write.rs`).
+struct Restorer<'a> {
+    ctx: &'a Ctx,
     repo: &'a Repository,
     index: &'a Index,
     target: PathBuf,
     includes: Option<Patterns>,
     excludes: Patterns,
     as_root: bool,
-    plan: Mutex<Plan>,
     errors: Mutex<Vec<(String, String)>>,
     /// Files not restored because their stored content is damaged.
     damaged: AtomicU64,
@@ -94,26 +138,62 @@ pub(super) struct Restorer<'a> {
     progress: &'a RestoreProgress,
 }
 
-/// Restore the tree `root` of a snapshot into `target`.
-/// Per-entry failures are collected in [`RestoreReport::errors`]; errors reading the trees
-/// themselves, creating `target`, or an interruption are returned.
+/// Fail when `target` exists and is not a directory (it is created when missing): said before
+/// anything else is done. Errors: [`Error::Usage`].
+pub fn check_target(target: &Path) -> Result<()> {
+    match std::fs::metadata(target) {
+        Ok(md) if !md.is_dir() => Err(Error::usage(format!(
+            "restore target {} is a file, not a directory: give a directory to restore into (it is created if missing)",
+            target.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Restore the snapshot `spec` (`latest`, an id or a unique id prefix, among the snapshots
+/// `filter` selects) of `repo` into `target`: [`check_target`], find the snapshot, load the
+/// index, [`restore`]. Returns the snapshot's id and the report. Errors: as those steps.
+pub fn restore_snapshot(
+    ctx: &Ctx,
+    lock: &ReadLock,
+    repo: &Repository,
+    spec: &str,
+    filter: &SnapshotFilter,
+    target: &Path,
+    opts: &RestoreOptions,
+) -> Result<(SnapshotId, RestoreReport)> {
+    check_target(target)?;
+    let (id, snap) = repo.find_snapshot(spec, filter)?;
+    let index = repo.load_index()?;
+    let report = restore(ctx, lock, repo, &index, &snap.tree, target, opts)?;
+    Ok((id, report))
+}
+
+/// Restore the tree `root` of a snapshot into `target`, reading `repo` under `_lock` (the
+/// caller's permission to read it). Per-entry failures are collected in
+/// [`RestoreReport::errors`]; errors reading the trees themselves, creating `target`, a
+/// storage failure, or a cancellation of `ctx` ([`Error::Interrupted`]) are returned, and then
+/// no incomplete file is left behind. [`Error::Internal`] when the worker threads cannot start.
 pub fn restore(
+    ctx: &Ctx,
+    _lock: &ReadLock,
     repo: &Repository,
     index: &Index,
     root: &BlobId,
     target: &Path,
     opts: &RestoreOptions,
-    progress: &RestoreProgress,
 ) -> Result<RestoreReport> {
-    fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    let started = Instant::now();
+    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    let progress = &*opts.progress;
     let r = Restorer {
+        ctx,
         repo,
         index,
         target: target.to_path_buf(),
         includes: if opts.includes.is_empty() { None } else { Some(Patterns::new(&opts.includes)?) },
         excludes: Patterns::new(&opts.excludes)?,
         as_root: nix::unistd::geteuid().is_root(),
-        plan: Mutex::new(Plan::default()),
         errors: Mutex::new(Vec::new()),
         damaged: AtomicU64::new(0),
         dirs_done: AtomicU64::new(0),
@@ -128,10 +208,9 @@ pub fn restore(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| Error::InvalidInput(format!("cannot start restore threads: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot start restore threads: {e}")))?;
     pool.install(|| -> Result<()> {
-        r.walk(root, Path::new("/"), 0, r.includes.is_none(), DirState::Present)?;
-        let plan = std::mem::take(&mut *r.plan.lock().unwrap_or_else(|p| p.into_inner()));
+        let plan = r.walk(root)?;
         r.run(plan, opts.verify)
     })?;
     let mut errors = std::mem::take(&mut *r.errors.lock().unwrap_or_else(|p| p.into_inner()));
@@ -142,19 +221,66 @@ pub fn restore(
         bytes: progress.bytes.load(Ordering::Relaxed),
         errors,
         damaged: r.damaged.load(Ordering::Relaxed),
+        duration: started.elapsed(),
     })
 }
 
 impl Restorer<'_> {
+    /// Note that the entry at snapshot path `path` could not be restored, and why.
     fn report(&self, path: &Path, msg: String) {
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).push((path.display().to_string(), msg));
     }
 
-    fn plan(&self) -> std::sync::MutexGuard<'_, Plan> {
-        self.plan.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
+    /// Where the entry at snapshot path `snap_path` goes in the target.
     fn dest(&self, snap_path: &Path) -> PathBuf {
         self.target.join(snap_path.strip_prefix("/").unwrap_or(snap_path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_keys_in_printed_order() {
+        let report = RestoreReport {
+            files: 3,
+            dirs: 2,
+            bytes: 10,
+            errors: vec![("/a".into(), "why".into())],
+            damaged: 1,
+            duration: Duration::from_millis(1500),
+        };
+        let id = SnapshotId::default();
+        let json = serde_json::to_string(&report.summary(&id)).unwrap();
+        let keys = [
+            "bytes_restored",
+            "dirs_restored",
+            "duration_seconds",
+            "errors",
+            "files_restored",
+            "message_type",
+            "snapshot_id",
+        ];
+        let mut at = 0;
+        for k in keys {
+            let p =
+                json[at..].find(&format!("\"{k}\"")).unwrap_or_else(|| panic!("{k} missing or out of order: {json}"));
+            at += p;
+        }
+        assert!(json.contains("\"errors\":1") && json.contains("\"message_type\":\"summary\""), "{json}");
+        assert!(json.contains("\"duration_seconds\":1.5"), "{json}");
+    }
+
+    #[test]
+    fn a_file_is_no_target() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_target(dir.path()).is_ok());
+        assert!(check_target(&dir.path().join("missing")).is_ok());
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let e = check_target(&file).unwrap_err();
+        assert_eq!(e.kind(), crate::error::Kind::Usage);
+        assert!(e.to_string().contains("is a file"), "{e}");
     }
 }

@@ -1,25 +1,19 @@
-//! What to restore: the walk of the snapshot's trees (filters, directories created, files
-//! planned) and the per-pack read plan.
+//! What to restore: the walk of the snapshot's trees with the shared tree streamer (filters,
+//! directories created, files planned) and the per-pack read plan.
 
 use std::collections::HashMap;
-use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 use super::write::{create_file, make_real_dir, make_way};
 use super::Restorer;
-use crate::archiver::INTERRUPTED;
 use crate::blob::BlobType;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::BlobId;
 use crate::index::Location;
+use crate::tree::stream::{Step, TreeStream};
 use crate::tree::{Node, NodeKind, Tree};
-// Trees below this depth are walked by [`Restorer::walk_deep`] (a stack of its own, one
-// entry at a time) instead of in parallel on the call stack.
-use crate::walker::PARALLEL_DEPTH;
 
 /// Neighbouring blobs of one pack closer than this (bytes) are fetched in one request.
 pub(super) const MAX_GAP: u64 = 1 << 20;
@@ -28,6 +22,7 @@ pub(super) const MAX_RANGE: u64 = 8 << 20;
 
 /// A regular file being restored.
 pub(super) struct FileJob {
+    /// Its snapshot path (what reports name).
     pub(super) path: PathBuf,
     /// Where the content is written.
     pub(super) dest: PathBuf,
@@ -35,8 +30,11 @@ pub(super) struct FileJob {
     /// until the new content is complete and verified (`dest` is then a temporary name beside
     /// it, renamed over it).
     pub(super) target: Option<PathBuf>,
+    /// Its node in the snapshot (content, metadata).
     pub(super) node: Node,
+    /// Blobs not written yet.
     pub(super) remaining: AtomicUsize,
+    /// A blob could not be read or written: the file is removed and reported.
     pub(super) failed: AtomicBool,
     /// A file of one blob (most files) is created only when its blob lands, written and given
     /// its metadata through one open descriptor: half the system calls of the general path.
@@ -44,9 +42,11 @@ pub(super) struct FileJob {
 }
 
 /// One place a blob is written to.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct BlobUse {
+    /// Index in [`Plan::files`].
     pub(super) file: usize,
+    /// Byte offset in that file.
     pub(super) offset: u64,
 }
 
@@ -58,8 +58,8 @@ pub(super) struct Needed {
 }
 
 /// Whether a directory of the snapshot exists in the target while its entries are walked.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum DirState {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DirState {
     /// Not created (not selected by the includes): made when an entry below is selected.
     Missing,
     /// There, perhaps with entries from before that are replaced.
@@ -69,132 +69,151 @@ pub(super) enum DirState {
 }
 
 /// What [`Restorer::enter_node`] did with an entry.
-pub(super) enum Entered {
+enum Entered {
     /// Restored or planned (true), or left out (false).
     Done(bool),
     /// A directory, created when selected: its entries are walked next.
-    Dir { tree: BlobId, path: PathBuf, dest: PathBuf, selected: bool, state: DirState },
+    Dir { dest: PathBuf, selected: bool, state: DirState },
 }
 
+/// A directory whose metadata is set once everything below it is written.
 pub(super) struct DirJob {
     pub(super) dest: PathBuf,
+    /// Its depth below the root tree (0 for an entry of the root tree): deepest first.
     pub(super) depth: usize,
     pub(super) node: Node,
 }
 
+/// A further name of a hard-linked file, linked once the file is complete.
 pub(super) struct LinkJob {
     pub(super) path: PathBuf,
     pub(super) dest: PathBuf,
+    /// Index in [`Plan::files`] of the file it links to.
     pub(super) first: usize,
 }
 
+/// Everything the walk decided: the files to write and the blobs each pack gives them, the
+/// hard links, and the directories to finish.
 #[derive(Default)]
 pub(super) struct Plan {
     pub(super) files: Vec<FileJob>,
     pub(super) dirs: Vec<DirJob>,
     pub(super) links: Vec<LinkJob>,
-    pub(super) first_names: HashMap<(u64, u64), usize>,
+    /// The first name of each hard-linked inode `(device, inode)`: index in `files`.
+    first_names: HashMap<(u64, u64), usize>,
+    /// Per pack (index in [`crate::index::Index::packs`]): the blobs needed from it.
     pub(super) packs: HashMap<u32, HashMap<BlobId, Needed>>,
 }
 
+/// A directory of the snapshot whose entries the walk is returning.
+struct OpenDir {
+    /// Its entry in its parent (`None` for the root tree, which has no node).
+    node: Option<Node>,
+    /// Its snapshot path.
+    path: PathBuf,
+    /// Where it goes in the target.
+    dest: PathBuf,
+    /// It, or an ancestor, matched the includes (or there are none).
+    selected: bool,
+    state: DirState,
+    /// One of its entries is restored.
+    any: bool,
+}
+
+/// One range request of a pack: the bytes `offset..offset + length` hold the stored blobs
+/// `blobs` (indices in the pack's needed blobs, sorted by offset).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ReadRange {
+    pub(super) blobs: Range<usize>,
+    pub(super) offset: u64,
+    pub(super) length: u64,
+}
+
+/// The needed blobs of one pack (sorted by offset) grouped into range requests, each read from
+/// its first blob's offset to the end of its last. Blobs join a request while the gap before
+/// them is at most [`MAX_GAP`] and the request stays within [`MAX_RANGE`] bytes (a single
+/// larger blob is a request of its own).
+pub(super) fn read_ranges(needed: &[Needed]) -> Vec<ReadRange> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(first) = needed.get(i) {
+        let start = first.loc.offset as u64;
+        let mut end = start + first.loc.length as u64;
+        let mut j = i + 1;
+        while let Some(n) = needed.get(j) {
+            let (o, l) = (n.loc.offset as u64, n.loc.length as u64);
+            if o > end + MAX_GAP || (o + l).saturating_sub(start) > MAX_RANGE {
+                break;
+            }
+            end = end.max(o + l);
+            j += 1;
+        }
+        out.push(ReadRange { blobs: i..j, offset: start, length: end - start });
+        i = j;
+    }
+    out
+}
+
 impl Restorer<'_> {
-    /// Phase 1: walk tree `id` at snapshot path `dir`. `selected`: an ancestor matched the
-    /// includes (or there are none). `state`: whether `dir` exists in the target. Entries are
-    /// walked in parallel down to [`PARALLEL_DEPTH`], below that by [`Restorer::walk_deep`].
-    pub(super) fn walk(&self, id: &BlobId, dir: &Path, depth: usize, selected: bool, state: DirState) -> Result<bool> {
-        let tree: Tree = self.repo.load_tree(self.index, id)?;
-        let results: Vec<Result<bool>> =
-            tree.nodes.par_iter().map(|n| self.walk_node(n, dir, depth, selected, state)).collect();
-        let mut any = false;
-        for r in results {
-            any |= r?;
-        }
-        Ok(any)
-    }
-
-    /// [`Restorer::walk`] without recursion: one partly walked tree per level on a stack of
-    /// its own, entries one at a time, so any depth works.
-    pub(super) fn walk_deep(
-        &self,
-        id: &BlobId,
-        dir: &Path,
-        depth: usize,
-        selected: bool,
-        state: DirState,
-    ) -> Result<bool> {
-        /// A tree being walked; `dir`: its directory entry (node, target path), for the
-        /// directory's own plan once its entries are done (none for the tree walk_deep starts at).
-        struct Frame {
-            nodes: std::vec::IntoIter<Node>,
-            path: PathBuf,
-            depth: usize,
-            selected: bool,
-            state: DirState,
-            any: bool,
-            dir: Option<(Node, PathBuf)>,
-        }
-        let nodes = self.repo.load_tree(self.index, id)?.nodes.into_iter();
-        let mut stack = vec![Frame { nodes, path: dir.to_path_buf(), depth, selected, state, any: false, dir: None }];
-        loop {
-            let Some(top) = stack.last_mut() else { return Ok(false) };
-            let Some(node) = top.nodes.next() else {
-                let Some(done) = stack.pop() else { return Ok(false) };
-                let Some((node, dest)) = done.dir else { return Ok(done.any) };
-                let any = self.dir_done(&node, dest, done.depth.saturating_sub(1), done.selected, done.any);
-                if let Some(up) = stack.last_mut() {
-                    up.any |= any;
+    /// Phase 1: walk the snapshot from its root tree `root` with the shared streamer, creating
+    /// directories, symlinks and special files, and planning regular files and hard links.
+    /// A directory gets its metadata planned when the streamer leaves it ([`Step::Leave`]).
+    /// Errors: a tree that cannot be read, a cancellation.
+    pub(super) fn walk(&self, root: &BlobId) -> Result<Plan> {
+        let mut plan = Plan::default();
+        let mut stream = TreeStream::new(self.repo, self.index, &self.ctx.cancel, root, Path::new("/"))?;
+        let top = OpenDir {
+            node: None,
+            path: PathBuf::from("/"),
+            dest: self.target.clone(),
+            selected: self.includes.is_none(),
+            state: DirState::Present,
+            any: false,
+        };
+        let mut open = vec![top];
+        while let Some(step) = stream.next_step()? {
+            let (path, node) = match step {
+                Step::Entry(path, node) => (path, node),
+                Step::Leave(_) => {
+                    self.close_dir(&mut open, &mut plan);
+                    continue;
                 }
-                continue;
             };
-            match self.enter_node(&node, &top.path, top.selected, top.state)? {
-                Entered::Done(any) => top.any |= any,
-                Entered::Dir { tree, path, dest, selected, state } => {
-                    let nodes = self.repo.load_tree(self.index, &tree)?.nodes.into_iter();
-                    let depth = top.depth + 1;
-                    stack.push(Frame { nodes, path, depth, selected, state, any: false, dir: Some((node, dest)) });
+            let Some(parent) = open.last_mut() else { break };
+            match self.enter_node(&node, path.clone(), parent, &mut plan)? {
+                Entered::Done(any) => parent.any |= any,
+                Entered::Dir { dest, selected, state } => {
+                    stream.descend(&path, &node)?;
+                    open.push(OpenDir { node: Some(node), path, dest, selected, state, any: false });
                 }
             }
         }
+        while open.len() > 1 {
+            self.close_dir(&mut open, &mut plan);
+        }
+        Ok(plan)
     }
 
-    pub(super) fn walk_node(
-        &self,
-        node: &Node,
-        dir: &Path,
-        depth: usize,
-        selected: bool,
-        state: DirState,
-    ) -> Result<bool> {
-        match self.enter_node(node, dir, selected, state)? {
-            Entered::Done(any) => Ok(any),
-            Entered::Dir { tree, path, dest, selected, state } => {
-                let any = if depth + 1 < PARALLEL_DEPTH {
-                    self.walk(&tree, &path, depth + 1, selected, state)?
-                } else {
-                    self.walk_deep(&tree, &path, depth + 1, selected, state)?
-                };
-                Ok(self.dir_done(node, dest, depth, selected, any))
-            }
+    /// The walk left the innermost open directory: plan its metadata if it is restored itself
+    /// (it was selected, or an entry below it was restored), and tell its parent.
+    fn close_dir(&self, open: &mut Vec<OpenDir>, plan: &mut Plan) {
+        // The root is never closed: it has no node of its own.
+        if open.len() <= 1 {
+            return;
+        }
+        let Some(done) = open.pop() else { return };
+        let restored = done.selected || done.any;
+        if let (true, Some(node)) = (restored, done.node) {
+            plan.dirs.push(DirJob { dest: done.dest, depth: open.len().saturating_sub(1), node });
+        }
+        if let Some(parent) = open.last_mut() {
+            parent.any |= restored;
         }
     }
 
-    /// A directory's entries are walked (`any`: one of them is restored): plan its metadata
-    /// if it is restored itself. True when it is.
-    pub(super) fn dir_done(&self, node: &Node, dest: PathBuf, depth: usize, selected: bool, any: bool) -> bool {
-        if selected || any {
-            self.plan().dirs.push(DirJob { dest, depth, node: node.clone() });
-            return true;
-        }
-        false
-    }
-
-    /// Restore or plan one entry of directory `dir`; a directory is created (when selected)
-    /// and returned for its entries to be walked.
-    pub(super) fn enter_node(&self, node: &Node, dir: &Path, selected: bool, state: DirState) -> Result<Entered> {
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        let path = dir.join(std::ffi::OsStr::from_bytes(&node.name));
+    /// Restore or plan `node`, at snapshot path `path` in directory `parent`; a directory is
+    /// created (when selected) and returned for its entries to be walked.
+    fn enter_node(&self, node: &Node, path: PathBuf, parent: &OpenDir, plan: &mut Plan) -> Result<Entered> {
         if !Tree::valid_name(&node.name) {
             self.report(&path, "invalid name in the snapshot (skipped)".into());
             return Ok(Entered::Done(false));
@@ -202,48 +221,41 @@ impl Restorer<'_> {
         if self.excludes.is_match(&path) {
             return Ok(Entered::Done(false));
         }
-        let selected = selected || self.includes.as_ref().is_some_and(|i| i.is_match(&path));
+        let selected = parent.selected || self.includes.as_ref().is_some_and(|i| i.is_match(&path));
         let dest = self.dest(&path);
         if node.kind == NodeKind::Dir {
-            let Some(sub) = node.subtree else {
+            if node.subtree.is_none() {
                 self.report(&path, "directory without a subtree in the snapshot".into());
                 return Ok(Entered::Done(false));
-            };
-            let mut sub_state = DirState::Missing;
+            }
+            let mut state = DirState::Missing;
             if selected {
-                let made = match state {
+                let made = match parent.state {
                     DirState::Missing => self.ensure_dir(&path).map(|()| false),
                     _ => make_real_dir(&dest),
                 };
                 match made {
-                    Ok(true) => sub_state = DirState::Created,
-                    Ok(false) => sub_state = DirState::Present,
+                    Ok(true) => state = DirState::Created,
+                    Ok(false) => state = DirState::Present,
                     Err(e) => {
                         self.report(&path, format!("cannot create directory: {e}"));
                         return Ok(Entered::Done(false));
                     }
                 }
             }
-            return Ok(Entered::Dir { tree: sub, path, dest, selected, state: sub_state });
+            return Ok(Entered::Dir { dest, selected, state });
         }
-        Ok(Entered::Done(self.restore_entry(node, path, dest, selected, state, dir)))
+        if !selected {
+            return Ok(Entered::Done(false));
+        }
+        Ok(Entered::Done(self.restore_entry(node, path, dest, parent, plan)))
     }
 
-    /// Restore (or plan, for a regular file) a non-directory entry; true when it is restored.
-    pub(super) fn restore_entry(
-        &self,
-        node: &Node,
-        path: PathBuf,
-        dest: PathBuf,
-        selected: bool,
-        state: DirState,
-        dir: &Path,
-    ) -> bool {
-        if !selected {
-            return false;
-        }
-        if state == DirState::Missing {
-            if let Err(e) = self.ensure_dir(dir) {
+    /// Restore (or plan, for a regular file) a selected non-directory entry of `parent`; true
+    /// when it is restored.
+    fn restore_entry(&self, node: &Node, path: PathBuf, dest: PathBuf, parent: &OpenDir, plan: &mut Plan) -> bool {
+        if parent.state == DirState::Missing {
+            if let Err(e) = self.ensure_dir(&parent.path) {
                 self.report(&path, format!("cannot create parent directory: {e}"));
                 return false;
             }
@@ -251,7 +263,7 @@ impl Restorer<'_> {
         // In a directory this restore created, nothing is in the way (and whatever another
         // process might plant there makes the exclusive create fail, never followed).
         let mut replace = false;
-        if state != DirState::Created {
+        if parent.state != DirState::Created {
             match make_way(&dest, node.kind == NodeKind::File) {
                 Ok(r) => replace = r,
                 Err(e) => {
@@ -261,20 +273,8 @@ impl Restorer<'_> {
             }
         }
         match node.kind {
-            NodeKind::File => self.plan_file(node, path, dest, replace),
-            NodeKind::Symlink => {
-                match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.symlink_target), &dest) {
-                    Ok(()) => {
-                        self.set_metadata(node, &dest);
-                        self.progress.files.fetch_add(1, Ordering::Relaxed);
-                        true
-                    }
-                    Err(e) => {
-                        self.report(&path, format!("cannot create symlink: {e}"));
-                        false
-                    }
-                }
-            }
+            NodeKind::File => self.plan_file(node, path, dest, replace, plan),
+            NodeKind::Symlink => self.restore_symlink(node, &path, &dest),
             _ => {
                 let ok = self.restore_special(node, &path, &dest);
                 if ok {
@@ -287,19 +287,15 @@ impl Restorer<'_> {
 
     /// Create a regular file at its final size and note its blobs under their packs.
     /// `replace`: an entry at `dest` stays until the file is complete (it is written to a
-    /// temporary file beside it, renamed over `dest` once done).
-    pub(super) fn plan_file(&self, node: &Node, path: PathBuf, dest: PathBuf, replace: bool) -> bool {
+    /// temporary file beside it, renamed over `dest` once done). A further name of a
+    /// hard-linked inode already planned becomes a link to it.
+    fn plan_file(&self, node: &Node, path: PathBuf, dest: PathBuf, replace: bool, plan: &mut Plan) -> bool {
         let link_key = (node.links > 1).then_some((node.device, node.inode));
-        // For a hard-linked inode, the plan stays locked from the look-up to the insertion,
-        // so exactly one name becomes the file and the others become links to it.
-        let mut held = None;
         if let Some(k) = link_key {
-            let mut plan = self.plan();
             if let Some(&first) = plan.first_names.get(&k) {
                 plan.links.push(LinkJob { path, dest, first });
                 return true;
             }
-            held = Some(plan);
         }
         let mut locs = Vec::with_capacity(node.content.len());
         let mut size = 0u64;
@@ -330,15 +326,11 @@ impl Restorer<'_> {
         if !deferred {
             let made = create_file(&dest).and_then(|f| f.set_len(size));
             if let Err(e) = made {
-                let _ = fs::remove_file(&dest);
+                let _ = std::fs::remove_file(&dest);
                 self.report(&path, format!("cannot create file: {e}"));
                 return false;
             }
         }
-        let mut plan = match held {
-            Some(p) => p,
-            None => self.plan(),
-        };
         let n = plan.files.len();
         plan.files.push(FileJob {
             path,
@@ -362,5 +354,37 @@ impl Restorer<'_> {
                 .push(BlobUse { file: n, offset });
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn needed(offset: u32, length: u32) -> Needed {
+        let loc = Location { pack: 0, offset, length, raw_length: length, blob_type: BlobType::Data };
+        Needed { id: BlobId::default(), loc, uses: Vec::new() }
+    }
+
+    #[test]
+    fn neighbours_share_a_request() {
+        let mib = 1u32 << 20;
+        let n = [needed(0, 100), needed(100, 100), needed(300, 100), needed(300 + 2 * mib, 100)];
+        // The first three are within MAX_GAP of each other; the last is 2 MiB further.
+        let r = read_ranges(&n);
+        assert_eq!(r.iter().map(|r| r.blobs.clone()).collect::<Vec<_>>(), vec![0..3, 3..4]);
+        assert_eq!((r[0].offset, r[0].length), (0, 400));
+        assert_eq!((r[1].offset, r[1].length), (300 + 2 * mib as u64, 100));
+        assert!(read_ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn requests_stay_within_max_range() {
+        let mib = 1u32 << 20;
+        let n = [needed(0, 3 * mib), needed(3 * mib, 3 * mib), needed(6 * mib, 3 * mib), needed(9 * mib, 20 * mib)];
+        // 9 MiB would exceed MAX_RANGE (8 MiB); a blob larger than it is a request of its own.
+        let r = read_ranges(&n);
+        assert_eq!(r.iter().map(|r| r.blobs.clone()).collect::<Vec<_>>(), vec![0..2, 2..3, 3..4]);
+        assert_eq!(r[2].length, 20 * mib as u64);
     }
 }

@@ -8,12 +8,12 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::plan::{FileJob, Needed, Plan, MAX_GAP, MAX_RANGE};
+use super::plan::{read_ranges, FileJob, Needed, Plan};
 use super::Restorer;
-use crate::archiver::INTERRUPTED;
 use crate::backend::FileKind;
-use crate::blob::{self, BlobType};
+use crate::blob::BlobType;
 use crate::error::{Error, Result};
+use crate::repository::BlobRef;
 use crate::tree::{Node, NodeKind};
 
 impl Restorer<'_> {
@@ -71,35 +71,15 @@ impl Restorer<'_> {
 
     /// Read the needed blobs of one pack in few range requests, verify each, and write it
     /// wherever it belongs.
-    pub(super) fn restore_pack(
-        &self,
-        pack: u32,
-        mut needed: Vec<Needed>,
-        files: &[FileJob],
-        verify: bool,
-    ) -> Result<()> {
+    fn restore_pack(&self, pack: u32, mut needed: Vec<Needed>, files: &[FileJob], verify: bool) -> Result<()> {
         let Some(info) = self.index.packs().get(pack as usize) else { return Ok(()) };
         let name = info.id.to_hex();
-        let key = self.repo.master().file_key(&info.salt);
         needed.sort_by_key(|n| n.loc.offset);
-        let mut i = 0;
-        while i < needed.len() {
-            if INTERRUPTED.load(Ordering::Relaxed) {
-                return Err(Error::Interrupted);
-            }
-            // Extend the range over neighbours.
-            let start = needed[i].loc.offset as u64;
-            let mut end = start + needed[i].loc.length as u64;
-            let mut j = i + 1;
-            while j < needed.len() {
-                let (o, l) = (needed[j].loc.offset as u64, needed[j].loc.length as u64);
-                if o > end + MAX_GAP || o + l - start > MAX_RANGE {
-                    break;
-                }
-                end = end.max(o + l);
-                j += 1;
-            }
-            let range = match self.repo.backend().read_range(FileKind::Pack, &name, start, end - start) {
+        for request in read_ranges(&needed) {
+            self.ctx.check()?;
+            let Some(batch) = needed.get(request.blobs) else { continue };
+            let start = request.offset;
+            let range = match self.repo.backend().read_range(FileKind::Pack, &name, start, request.length) {
                 Ok(r) => Ok(r),
                 // The storage failing is not damage: stop, the user retries later.
                 Err(e) => match Error::stored_read(format!("pack {name}"), e) {
@@ -108,22 +88,20 @@ impl Restorer<'_> {
                     e => Err(e.to_string()),
                 },
             };
-            for n in &needed[i..j] {
+            for n in batch {
                 let what = || format!("data blob {} in pack {}", n.id.short(), name);
                 let plain = range.as_ref().map_err(|e| Error::corrupt(what(), e.clone())).and_then(|buf| {
-                    let s = (n.loc.offset as u64 - start) as usize;
+                    let s = (n.loc.offset as u64).saturating_sub(start) as usize;
                     let stored =
                         buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
-                    blob::open(
-                        self.repo.master(),
-                        &key,
-                        n.loc.offset as u64,
-                        BlobType::Data,
-                        &n.id,
-                        n.loc.raw_length,
-                        stored,
-                        &what,
-                    )
+                    let blob = BlobRef {
+                        blob_type: BlobType::Data,
+                        id: &n.id,
+                        salt: &info.salt,
+                        offset: n.loc.offset,
+                        raw_length: n.loc.raw_length,
+                    };
+                    self.repo.open_blob(&blob, stored, &what)
                 });
                 // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
                 let plain = match plain {
@@ -152,12 +130,14 @@ impl Restorer<'_> {
                     }
                 }
             }
-            i = j;
         }
         Ok(())
     }
 
-    pub(super) fn write_blob(&self, f: &FileJob, offset: u64, data: &[u8], verify: bool) {
+    /// Write the verified blob `data` at `offset` in file `f` (creating it first when it is
+    /// deferred); the file's last blob completes it ([`Restorer::file_done`]). Failures mark the
+    /// file failed and are reported.
+    fn write_blob(&self, f: &FileJob, offset: u64, data: &[u8], verify: bool) {
         if f.failed.load(Ordering::Relaxed) {
             return;
         }
@@ -199,7 +179,7 @@ impl Restorer<'_> {
 
     /// The last blob of a file landed: verify if asked, then set its metadata (through
     /// `handle`, the file open for writing, when there is one).
-    pub(super) fn file_done(&self, f: &FileJob, verify: bool, handle: Option<&fs::File>) {
+    fn file_done(&self, f: &FileJob, verify: bool, handle: Option<&fs::File>) {
         if f.failed.load(Ordering::Relaxed) {
             return;
         }
@@ -240,6 +220,25 @@ impl Restorer<'_> {
         Ok(())
     }
 
+    /// Create the symlink `node` at `dest` (never followed: the way is clear) with its
+    /// metadata; true when made. Failures are reported under `path`.
+    pub(super) fn restore_symlink(&self, node: &Node, path: &Path, dest: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.symlink_target), dest) {
+            Ok(()) => {
+                self.set_metadata(node, dest);
+                self.progress.files.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.report(path, format!("cannot create symlink: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Create the special file `node` (a FIFO or a device) at `dest`; true when made. A socket
+    /// is not made. Failures are reported under `path`.
     pub(super) fn restore_special(&self, node: &Node, path: &Path, dest: &Path) -> bool {
         use nix::sys::stat::{mknod, Mode, SFlag};
         let kind = match node.kind {
@@ -259,14 +258,14 @@ impl Restorer<'_> {
     }
 
     /// Re-read a restored file and check each piece against its blob id.
-    pub(super) fn verify_file(&self, node: &Node, dest: &Path) -> std::result::Result<(), String> {
+    fn verify_file(&self, node: &Node, dest: &Path) -> std::result::Result<(), String> {
         use std::io::Read;
         let mut f = fs::File::open(dest).map_err(|e| e.to_string())?;
         for id in &node.content {
             let (_, loc) = self.index.get(id).ok_or("blob not in the index")?;
             let mut buf = vec![0u8; loc.raw_length as usize];
             f.read_exact(&mut buf).map_err(|e| e.to_string())?;
-            if self.repo.master().blob_id(&buf) != *id {
+            if self.repo.blob_id(&buf) != *id {
                 return Err(format!("content differs from blob {}", id.short()));
             }
         }
@@ -285,7 +284,7 @@ impl Restorer<'_> {
 
     /// [`Restorer::set_metadata`], through `handle` (the file open for writing, no path
     /// look-ups) when there is one; failures are reported under `shown`.
-    pub(super) fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>, shown: &Path) {
+    fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>, shown: &Path) {
         use std::os::fd::AsRawFd;
         if self.as_root {
             let (uid, gid) = (Some(nix::unistd::Uid::from_raw(node.uid)), Some(nix::unistd::Gid::from_raw(node.gid)));
@@ -374,5 +373,61 @@ pub(super) fn make_way(p: &Path, file: bool) -> std::result::Result<bool, String
         Ok(_) => fs::remove_file(p).map(|()| false).map_err(|e| format!("cannot replace existing entry: {e}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(format!("cannot replace existing entry: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_way_keeps_what_is_not_the_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        // Nothing there: nothing to replace.
+        assert_eq!(make_way(&p.join("none"), true), Ok(false));
+        // A file in a file's way stays until the new one is complete.
+        fs::write(p.join("f"), b"old").unwrap();
+        assert_eq!(make_way(&p.join("f"), true), Ok(true));
+        assert_eq!(fs::read(p.join("f")).unwrap(), b"old");
+        // A planted symlink is removed, not followed.
+        std::os::unix::fs::symlink(p.join("f"), p.join("l")).unwrap();
+        assert_eq!(make_way(&p.join("l"), false), Ok(false));
+        assert!(fs::symlink_metadata(p.join("l")).is_err());
+        assert_eq!(fs::read(p.join("f")).unwrap(), b"old");
+        // An empty directory goes, one with entries is reported and kept.
+        fs::create_dir(p.join("empty")).unwrap();
+        assert_eq!(make_way(&p.join("empty"), true), Ok(false));
+        assert!(!p.join("empty").exists());
+        fs::create_dir(p.join("full")).unwrap();
+        fs::write(p.join("full/x"), b"x").unwrap();
+        let msg = make_way(&p.join("full"), true).unwrap_err();
+        assert!(msg.contains("directory with entries"), "{msg}");
+        assert!(p.join("full/x").exists());
+    }
+
+    #[test]
+    fn real_dirs_replace_links_not_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        assert!(make_real_dir(&p.join("d")).unwrap(), "created");
+        assert!(!make_real_dir(&p.join("d")).unwrap(), "already there");
+        fs::write(p.join("f"), b"data").unwrap();
+        assert!(make_real_dir(&p.join("f")).is_err());
+        assert_eq!(fs::read(p.join("f")).unwrap(), b"data");
+        std::os::unix::fs::symlink(p.join("d"), p.join("l")).unwrap();
+        assert!(make_real_dir(&p.join("l")).unwrap());
+        assert!(fs::symlink_metadata(p.join("l")).unwrap().is_dir());
+    }
+
+    #[test]
+    fn create_file_never_follows_or_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        create_file(&p.join("new")).unwrap();
+        assert!(create_file(&p.join("new")).is_err());
+        std::os::unix::fs::symlink(p.join("elsewhere"), p.join("l")).unwrap();
+        assert!(create_file(&p.join("l")).is_err());
+        assert!(!p.join("elsewhere").exists());
     }
 }
