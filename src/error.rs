@@ -82,12 +82,6 @@ pub enum Error {
         count: usize,
     },
 
-    /// The user asked for something impossible or malformed (a bad pattern, option value or
-    /// snapshot filter). Superseded by [`Error::Usage`], [`Error::Refused`] and
-    /// [`Error::Internal`]; kept while the last uses move.
-    #[error("{0}")]
-    InvalidInput(String),
-
     /// The request is malformed or contradicts itself (a bad pattern, an option value out of
     /// range, two settings that exclude each other). The text names the setting by what it
     /// means, not by a command-line flag: the CLI knows its flags, the library does not.
@@ -135,7 +129,7 @@ fn failed_sources(failed: &[(PathBuf, String)]) -> String {
 /// CLI maps each to an exit code; a scheduler retries [`Kind::Transient`] only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
-    /// Malformed or contradictory request ([`Error::Usage`], [`Error::InvalidInput`]), or no
+    /// Malformed or contradictory request ([`Error::Usage`], [`Error::AmbiguousSnapshot`]), or no
     /// password given ([`Error::NoPassword`]).
     Usage,
     /// Declined as unsafe ([`Error::Refused`], [`Error::RepositoryExists`]).
@@ -181,9 +175,7 @@ impl Error {
             Error::Corrupt { .. } => Kind::Corrupt,
             Error::Io { .. } => Kind::Io,
             Error::Stream(_) | Error::NoSourceRead { .. } => Kind::Source,
-            Error::AmbiguousSnapshot { .. } | Error::InvalidInput(_) | Error::Usage(_) | Error::NoPassword(_) => {
-                Kind::Usage
-            }
+            Error::AmbiguousSnapshot { .. } | Error::Usage(_) | Error::NoPassword(_) => Kind::Usage,
             Error::Internal(_) => Kind::Internal,
             Error::Locked(_) => Kind::Locked,
             Error::Interrupted => Kind::Interrupted,

@@ -7,14 +7,14 @@
 //! - [`id`]: typed 32-byte ids; [`format`](mod@format): serialization and file prefixes;
 //! - [`crypto`]: master key, key files (Argon2id), per-file AES-256-GCM keys;
 //! - [`chunker`]: keyed FastCDC, no I/O; [`blob`], [`pack`], [`index`], [`tree`], [`snapshot`];
-//! - [`backend`]: the storage trait and the local-disk backend; [`direct_io`]: reads and writes past the page cache;
+//! - [`backend`]: the storage trait; local disk (with reads and writes past the page cache), S3, memory, wrappers;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`stream`]: a command's output as a stream to back up, empty streams refused; [`restorer`]: restore;
 //! - [`lock`]: repository locks;
 //! - [`ops`]: operations on a whole repository: `forget` (restic's keep policies), `prune`
 //!   (deleting what no snapshot references), `check` (consistency and data integrity);
 //! - [`tree`]: trees and nodes, snapshot paths, the one tree streamer, the blob fetcher with read-ahead;
-//!   [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring ([`walker`]: deprecated alias);
+//!   [`find`], [`diff`], [`dump`]: looking inside snapshots without restoring;
 //! - [`fuse`]: `mount`, a read-only FUSE view of the snapshots.
 
 #![warn(missing_docs)]
@@ -26,8 +26,6 @@ pub mod chunker;
 pub mod context;
 pub mod crypto;
 pub mod diff;
-/// Moved to [`backend::local::direct_io`]; this path stays until its users move.
-pub use backend::local::direct_io;
 pub mod dump;
 pub mod error;
 pub mod find;
@@ -45,7 +43,6 @@ pub mod snapshot;
 pub mod stream;
 pub mod tree;
 pub mod util;
-pub mod walker;
 pub mod xattrs;
 
 pub use context::{Cancel, Ctx};

@@ -1551,13 +1551,12 @@ fn superseded_index_files_are_left_out() {
 #[test]
 fn tree_order_and_uniqueness_verified_on_read() {
     let (_d, repo) = temp_repo();
-    let mk = repo.master();
     let n = |name: &[u8]| node(name, NodeKind::Fifo, 0o644, 0, Timestamp::default(), 1, 1, 0);
     let mut failures = Vec::new();
     for (what, nodes) in [("unsorted", vec![n(b"b"), n(b"a")]), ("duplicate", vec![n(b"a"), n(b"a")])] {
         let raw = Tree { nodes }.encode().unwrap();
-        let id = mk.blob_id(&raw);
-        let mut w = PackWriter::new(mk, BlobType::Tree, 1024);
+        let id = repo.blob_id(&raw);
+        let mut w = repo.pack_writer(BlobType::Tree, 1024);
         w.add(id, &blob::compress(&raw, 3), raw.len() as u32).unwrap();
         let p = w.finish().unwrap();
         repo.backend().write(FileKind::Pack, &p.id.to_hex(), &p.bytes).unwrap();

@@ -10,7 +10,7 @@
 //! reused by the next one. Order on disk: packs, then index files, then the snapshot.
 //!
 //! A stream (`--stdin`) is a pipeline of its own: a reader thread fills segments (past the
-//! page cache for a regular file, see [`crate::direct_io`]), this thread cuts them, and one
+//! page cache for a regular file, see [`crate::backend::local::direct_io`]), this thread cuts them, and one
 //! saver per core saves the chunks, which are ranges of the shared segments (no copies).
 //!
 //! Memory is bounded: a file is read in windows of three times the largest chunk (at least
@@ -53,11 +53,6 @@ use walk::{
 
 /// An index file is written after this many new packs (and at the end).
 pub const INDEX_EVERY_PACKS: usize = 64;
-
-/// Set by a signal handler to stop a running operation at the next check. Deprecated: the
-/// archiver polls its [`Ctx`]'s cancellation token; other modules still read this flag until
-/// they take a [`Ctx`] too.
-pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What a backup may do to the repository, proven by the lock its caller holds.
 #[derive(Clone, Copy)]

@@ -9,15 +9,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::backend::local::direct_io::{AlignedBuf, DIRECT_READ_MIN};
 use crate::chunker::Chunker;
 use crate::context::Cancel;
-use crate::direct_io::{AlignedBuf, DIRECT_READ_MIN};
 use crate::error::{Error, Result};
 
 /// The head of a stream segment, bytes: room for the bytes after the previous segment's last
 /// cut (less than one largest chunk), block-aligned so that the body after it is.
 pub(super) fn segment_head(chunker: &Chunker) -> usize {
-    crate::direct_io::round_up(chunker.params().max_size as usize)
+    crate::backend::local::direct_io::round_up(chunker.params().max_size as usize)
 }
 
 /// A segment's buffer with its body read: stream bytes are `buf[head..end]`.
@@ -39,7 +39,7 @@ pub(super) fn read_segments(
     out: &crossbeam_channel::Sender<std::io::Result<Filled>>,
     cancel: &Cancel,
 ) {
-    use crate::direct_io::round_up;
+    use crate::backend::local::direct_io::round_up;
     let len = head + round_up((2 * head).max(4 << 20));
     loop {
         if cancel.is_cancelled() {
@@ -167,7 +167,7 @@ impl Prefetcher {
                 for path in rx {
                     // Never through a symbolic link, never waiting on a FIFO: the path may
                     // have been replaced since it was listed.
-                    let Ok((f, _)) = crate::direct_io::open_no_follow(&path, false) else { continue };
+                    let Ok((f, _)) = crate::backend::local::direct_io::open_no_follow(&path, false) else { continue };
                     // Large files are read past the page cache: reading them ahead into it
                     // would read them twice.
                     if f.metadata().is_ok_and(|m| m.is_file() && m.len() < DIRECT_READ_MIN) {
@@ -194,27 +194,28 @@ impl Prefetcher {
 /// A source file being read: from [`DIRECT_READ_MIN`] bytes past the page cache, smaller ones
 /// through it (read ahead by the [`Prefetcher`]).
 pub(super) enum SourceFile {
-    Direct(crate::direct_io::DirectReader),
+    Direct(crate::backend::local::direct_io::DirectReader),
     Cached(fs::File),
 }
 
 impl SourceFile {
     /// Open the regular file the walk stat'ed at `path` (`md`: its `lstat`), only if the path
     /// still names that file: never through a symbolic link, never waiting on a FIFO (see
-    /// [`crate::direct_io::open_regular`]). Errors: a
-    /// [`crate::direct_io::FileChanged`] inside the [`std::io::Error`] when the path changed.
+    /// [`crate::backend::local::direct_io::open_regular`]). Errors: a
+    /// [`crate::backend::local::direct_io::FileChanged`] inside the [`std::io::Error`] when the path changed.
     pub(super) fn open(path: &Path, md: &fs::Metadata) -> std::io::Result<Self> {
         let expected = (md.dev(), md.ino());
         if md.len() >= DIRECT_READ_MIN {
-            crate::direct_io::DirectReader::open_regular(path, md.len(), expected).map(SourceFile::Direct)
+            crate::backend::local::direct_io::DirectReader::open_regular(path, md.len(), expected)
+                .map(SourceFile::Direct)
         } else {
-            crate::direct_io::open_regular(path, false, expected).map(|(f, _)| SourceFile::Cached(f))
+            crate::backend::local::direct_io::open_regular(path, false, expected).map(|(f, _)| SourceFile::Cached(f))
         }
     }
 
     /// How a failed [`SourceFile::open`] is reported for the file.
     pub(super) fn open_error(e: &std::io::Error) -> String {
-        match e.get_ref().and_then(|i| i.downcast_ref::<crate::direct_io::FileChanged>()) {
+        match e.get_ref().and_then(|i| i.downcast_ref::<crate::backend::local::direct_io::FileChanged>()) {
             Some(changed) => changed.to_string(),
             None => format!("cannot open: {e}"),
         }
@@ -245,7 +246,7 @@ impl Read for SourceFile {
 }
 
 /// This process's standard input as a stream to back up (`--stdin`). A regular file
-/// (`cairn backup --stdin < dump`) is read past the page cache ([`crate::direct_io`]) in 8 MiB
+/// (`cairn backup --stdin < dump`) is read past the page cache ([`crate::backend::local::direct_io`]) in 8 MiB
 /// requests from where its offset stands; a pipe, or a file system without `O_DIRECT`, through
 /// the kernel's read-ahead, asked to read ahead of the chunker ([`ReadAhead`]). Dropped after
 /// a direct read, it leaves standard input's offset where a plain read would have: after what
@@ -255,7 +256,7 @@ pub struct Stdin {
 }
 
 enum StdinInner {
-    Direct(crate::direct_io::DirectReader),
+    Direct(crate::backend::local::direct_io::DirectReader),
     Plain(ReadAhead<std::io::Stdin>),
 }
 
@@ -271,8 +272,11 @@ impl Stdin {
             .and_then(|o| u64::try_from(o).ok())
             .unwrap_or(0);
         let stdin = std::io::stdin();
-        let inner = match crate::direct_io::DirectReader::reopen(std::os::fd::AsFd::as_fd(&stdin), start, Self::REQUEST)
-        {
+        let inner = match crate::backend::local::direct_io::DirectReader::reopen(
+            std::os::fd::AsFd::as_fd(&stdin),
+            start,
+            Self::REQUEST,
+        ) {
             Some(d) => StdinInner::Direct(d),
             None => StdinInner::Plain(ReadAhead { inner: stdin, fd: 0, pos: start, advised: start }),
         };

@@ -59,7 +59,7 @@ pub(super) const UNCHANGED: usize = 2;
 
 // Directory levels below a source saved in parallel on the call stack; deeper ones are saved
 // by [`Walker::save_dir_deep`] with a stack of its own (a tree of any depth backs up).
-use crate::walker::PARALLEL_DEPTH;
+use crate::tree::stream::PARALLEL_DEPTH;
 
 /// A directory being saved by [`Walker::save_dir_deep`].
 struct DeepDir {

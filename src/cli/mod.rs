@@ -231,7 +231,7 @@ impl GlobalOpts {
     pub fn lock_options(&self) -> Result<cairn::lock::LockOptions, Error> {
         let mut o = cairn::lock::LockOptions::default();
         if let Some(d) = &self.retry_lock {
-            o.retry_for = parse_duration(d).map_err(|e| Error::InvalidInput(format!("--retry-lock {d:?}: {e}")))?;
+            o.retry_for = parse_duration(d).map_err(|e| Error::Usage(format!("--retry-lock {d:?}: {e}")))?;
         }
         Ok(o)
     }
@@ -386,7 +386,6 @@ fn error_text(e: &dyn std::error::Error) -> String {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = ctrlc::set_handler(|| {
-        cairn::archiver::INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         if cancel().cancel() {
             // Second signal: stop now.
             exit_now(EXIT_INTERRUPTED);
@@ -483,7 +482,7 @@ impl FilterArgs {
         id: &cairn::id::SnapshotId,
         snap: &cairn::snapshot::Snapshot,
     ) -> Error {
-        let (Error::InvalidInput(msg) | Error::Usage(msg)) = e else { return e };
+        let Error::Usage(msg) = e else { return e };
         let mut msg = format!(
             "{msg} (snapshot {}, chosen as {spec:?}: host {}, paths {}, taken {})",
             id.short(),

@@ -101,15 +101,6 @@ impl Repository {
         &self.config
     }
 
-    /// The master key. Only for `tests/golden.rs`, which pins the format below the repository
-    /// (it cannot change while the format does not); nothing in the library or the CLI calls
-    /// it: they use the repository's methods ([`Repository::open_blob`],
-    /// [`Repository::pack_writer`], [`Repository::load`]...).
-    #[doc(hidden)]
-    pub fn master(&self) -> &MasterKey {
-        &self.master
-    }
-
     /// A chunker with the repository's parameters and keyed gear table.
     pub fn chunker(&self) -> Result<Chunker> {
         Chunker::new(self.config.chunker, self.master.gear_table())

@@ -72,7 +72,7 @@ impl Tree {
     /// (bincode `Vec<Node>`) when no entry has extended attributes, so such trees keep the
     /// bytes and ids older versions gave them; else [`TREE_V2_PREFIX`] then bincode
     /// `Vec<(Node, Vec<Xattr>)>`.
-    /// Errors: [`crate::error::Error::InvalidInput`] for a tree over the 4 GiB encoding limit.
+    /// Errors: [`crate::error::Error::Internal`] for a tree over the 4 GiB encoding limit.
     pub fn encode(&self) -> crate::error::Result<Vec<u8>> {
         if self.nodes.iter().all(|n| n.xattrs.is_empty()) {
             return crate::format::encode(&self.nodes);

@@ -1,6 +1,6 @@
 //! `check`'s snapshot phases: every snapshot decodes, every tree they reach loads (each once,
 //! through [`crate::ops::reachable`]) and names blobs the index knows; and, when damage was
-//! found, which snapshot entries it affects (through [`crate::walker::TreeStream`]).
+//! found, which snapshot entries it affects (through [`crate::tree::TreeStream`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
@@ -16,8 +16,8 @@ use crate::index::Index;
 use crate::ops::reachable;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::tree::TreeStream;
 use crate::tree::{NodeKind, Tree};
-use crate::walker::TreeStream;
 
 use super::{why, Affected, CheckProgress, CheckReport, Failure, Problem};
 
