@@ -1,5 +1,5 @@
 //! Generates the synthetic Maildir of the nightly-scale benchmark (the same tree as
-//! `tests/scale.rs` makes, see `tests/common/maildir.rs`): `CAIRN_MAILDIR_FILES` messages
+//! `tests/it/scale.rs` makes, see `tests/it/common/maildir.rs`): `CAIRN_MAILDIR_FILES` messages
 //! (default 500,000) of 2 to 50 KB under `$CAIRN_BENCH_DIR/maildir` (default
 //! /var/tmp/cairn-bench/maildir). Safe to run again (existing files are kept).
 //!
@@ -7,7 +7,7 @@
 //! printed directory twice each (the second run is the unchanged nightly case), e.g. with
 //! `/usr/bin/time -f "%e s %M KB"`.
 
-#[path = "../tests/common/maildir.rs"]
+#[path = "../tests/it/common/maildir.rs"]
 mod maildir;
 
 use std::path::PathBuf;

@@ -5,14 +5,12 @@
 //! Every cairn process runs with TZ=UTC so that the snapshots' recorded time zone, and with it
 //! the hour/day/week/month/year buckets, is UTC.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
+use crate::common::*;
 use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
-use common::*;
 use serde_json::Value;
 
 /// `cairn -r REPO ARGS` with TZ=UTC.

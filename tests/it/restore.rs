@@ -2,13 +2,11 @@
 //! has a file stays (reported, exit 1, the rest restored), and a local file stays intact when
 //! the snapshot's copy of it turns out damaged.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// The largest file below `dir` (a repository's biggest pack: the data pack of one big file).
 fn largest_file(dir: &Path) -> PathBuf {

@@ -3,8 +3,6 @@
 //! Every repository, source tree and restore target lives in its own temporary directory;
 //! cairn runs without a terminal and with only the CAIRN_* variables a test sets.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
@@ -13,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use filetime::FileTime;
 use serde_json::Value;
 

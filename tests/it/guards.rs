@@ -2,19 +2,17 @@
 //! for a table, `--no-lock` on commands that write, unreadable lock files, damaged snapshot
 //! files, planted key files, times before 1970 in tar archives.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use cairn::backend::local::LocalBackend;
 use cairn::backend::Backend;
 use cairn::crypto::keyfile::{KdfParams, KeyHeader};
 use cairn::format::Magic;
 use cairn::repository::Repository;
-use common::*;
 
 fn open(repo: &Repo) -> Repository {
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(&repo.path));

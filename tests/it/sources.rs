@@ -2,8 +2,6 @@
 //! that are missing (no snapshot, exit 1), `/` as a source, one-file-system mode and mount
 //! points, and a parent snapshot whose root tree cannot be read.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
@@ -12,11 +10,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use cairn::backend::local::LocalBackend;
 use cairn::backend::Backend;
 use cairn::id::{BlobId, Id};
 use cairn::repository::Repository;
-use common::*;
 
 /// Every file of the repository but its locks: name and content.
 fn stored_files(repo: &Repo) -> BTreeMap<PathBuf, Option<Vec<u8>>> {

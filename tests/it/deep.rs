@@ -2,13 +2,11 @@
 //! PATH_MAX), with a file beside each directory: backup, restore, check, ls, find, diff, dump
 //! and prune all walk it without overflowing a stack (the mount is in tests/mount.rs).
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// Levels of the deep tree.
 const LEVELS: usize = 2000;

@@ -5,8 +5,6 @@
 //! mountpoint, and stops it with SIGTERM (it must unmount and exit 0). A guard unmounts
 //! (`fusermount -u -z`, else `umount -l`) and kills the child when a test fails halfway.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -16,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use filetime::FileTime;
 
 /// True when `path` is a mount point of this process's mount namespace.

@@ -1,8 +1,6 @@
 //! Integration tests of retention and trust: prune, locks and keys, including prune killed at
 //! each step, a backup stopped (SIGSTOP) while prune runs, and stale locks of dead processes.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -10,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::generations::*;
-use common::*;
+use crate::common::generations::*;
+use crate::common::*;
 
 /// Every file below `dir` (relative path → bytes): a repository's exact state.
 fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

@@ -2,15 +2,13 @@
 //! `dump`. Every listing is checked against the source tree on disk (through `stat`, `diff -rq`,
 //! `tar`, `unzip`, `cmp`) or against a model the test computes from the tree itself.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use filetime::FileTime;
 use serde_json::Value;
 

@@ -1,15 +1,13 @@
 //! Tests on the real Linux source trees (`linux_corpus()`: Debian's linux-source-6.1 and
 //! linux-source-6.12, which .ci/run installs): retention end to end at a realistic scale.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 /// Type letter, permission bits, size, mtime (s, ns) and symlink target of one entry.
 type Meta = (char, u32, u64, i64, i64, Option<PathBuf>);

@@ -6,21 +6,19 @@
 //! at each snapshot, and the plaintext of the blobs a damage hits (read before the damage).
 //! An entry is affected when its content contains one of those plaintexts.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::common::*;
 use cairn::backend::local::LocalBackend;
 use cairn::backend::{Backend, FileKind};
 use cairn::blob::BlobType;
 use cairn::format::Magic;
 use cairn::index::IndexFile;
 use cairn::repository::{InitOptions, Repository};
-use common::*;
 use serde_json::Value;
 
 /// Content of every regular file at one snapshot, by absolute path.

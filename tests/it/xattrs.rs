@@ -3,14 +3,12 @@
 //! `trusted.*` and the symlink case) and need `setfacl` (package `acl`) and `setpriv`
 //! (util-linux).
 
-mod common;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 

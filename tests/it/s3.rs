@@ -6,8 +6,6 @@
 //! lives in a temporary directory. The tests find s3s-fs (installed by `.ci/test`, see
 //! [`s3s_fs_bin`]) and fail, never skip, when it is missing.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
@@ -21,13 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use bytes::Bytes;
 use cairn::backend::local::LocalBackend;
 use cairn::backend::retry::RetryBackend;
 use cairn::backend::{
     Backend, BackendError, BackendOptions, BackendResult, ErrorKind, FileKind, Properties, StagedFile,
 };
-use common::*;
 use filetime::FileTime;
 use serde_json::Value;
 

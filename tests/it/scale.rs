@@ -9,11 +9,9 @@
 //! without running would hide a regression).
 //! `CAIRN_SCALE_MESSAGES` sets another message count.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// 400 MB, in KiB.
 const PEAK_LIMIT_KIB: u64 = 400_000_000 / 1024;

@@ -4,13 +4,11 @@
 //!
 //! Every command run is a real program (`sh`, `cat`, `true`, `false`), no mocks.
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// `backup --stdin-from-command [EXTRA...] -- COMMAND...`, not checked.
 fn backup_command(repo: &Repo, extra: &[&str], command: &[&str]) -> Output {

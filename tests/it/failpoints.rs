@@ -1,13 +1,11 @@
 //! Crash and fault tests that need failpoints: built only with `--features failpoints`
-//! (Cargo.toml declares this test with `required-features`; CI runs `cargo test --features
+//! (`main.rs` declares this module under that feature; `.ci/test` runs `cargo test --features
 //! failpoints`). Each failpoint is set through the FAILPOINTS variable of the cairn process.
-
-mod common;
 
 use std::process::Command;
 
-use common::generations::*;
-use common::*;
+use crate::common::generations::*;
+use crate::common::*;
 
 /// prune killed (SIGKILL, as a power cut or the OOM killer would) after repacking, after
 /// writing the new index, and halfway through deleting: the repository stays complete, and a

@@ -1,8 +1,6 @@
 //! Helpers for the CLI integration tests: running the `cairn` binary hermetically, building
 //! source trees, and describing directory trees so that they can be compared.
 
-#![allow(dead_code)]
-
 pub mod generations;
 pub mod maildir;
 

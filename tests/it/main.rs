@@ -1,0 +1,30 @@
+//! The integration tests, one binary (as ripgrep and rustic do): each module runs the `cairn`
+//! binary against real repositories, sources and servers. The format-pinning tests
+//! (`tests/golden.rs`, `tests/spec_reader.rs`) stay separate binaries: they read the format
+//! with as little of the library as possible.
+//!
+//! Run one module with `bash .ci/test --test it cli::` (a name filter).
+
+// The harness calls libc where the standard library has no call (kill, setsid, mkfifo, mknod,
+// geteuid, lgetxattr); the crate itself has no unsafe code (Cargo.toml's [lints]).
+#![allow(unsafe_code)]
+
+mod common;
+
+mod check;
+mod cli;
+mod corpus;
+mod deep;
+#[cfg(feature = "failpoints")]
+mod failpoints;
+mod forget;
+mod guards;
+mod inspect;
+mod mount;
+mod prune;
+mod restore;
+mod s3;
+mod scale;
+mod sources;
+mod stdin;
+mod xattrs;
