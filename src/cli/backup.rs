@@ -188,8 +188,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     }
     let s = &r.snapshot.summary;
     if g.json {
-        out(&serde_json::to_string(&BackupSummary::new(&r))
-            .map_err(|e| Error::internal(format!("summary as JSON: {e}")))?);
+        out(&BackupSummary::new(&r).to_json()?);
     } else if !g.quiet {
         out(&format!("Files:       {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged));
         out(&format!("Dirs:        {} new, {} changed, {} unchanged", s.dirs_new, s.dirs_changed, s.dirs_unchanged));

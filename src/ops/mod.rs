@@ -6,9 +6,10 @@
 //! - [`prune`]: delete the data no snapshot references (`prune(ctx, &ExclusiveLock, ..)`, or
 //!   `plan(ctx, &ReadLock, ..)` for a dry run);
 //! - [`check`]: verify the repository's structure and, on request, its data
-//!   (`check(ctx, &ReadLock, ..)`);
-//! - [`reachable`]: the walk over every tree the snapshots reach, each once, that check and
-//!   prune share.
+//!   (`check(ctx, &ReadLock, ..)`).
+//!
+//! Check and prune walk every tree the snapshots reach, each once, with
+//! [`crate::tree::reachable`].
 //!
 //! The operations return report types that derive `serde::Serialize`: the CLI prints them as
 //! JSON as they are.
@@ -16,4 +17,3 @@
 pub mod check;
 pub mod forget;
 pub mod prune;
-pub mod reachable;

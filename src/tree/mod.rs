@@ -6,7 +6,10 @@
 //!   modes are shown (`ls -l`, restic's type names, POSIX `st_mode`);
 //! - [`path`]: snapshot paths and resolving one to its node ([`resolve`], [`Located`]);
 //! - [`stream`]: the one iterative tree streamer ([`TreeStream`], and [`PairStream`] walking two
-//!   trees in step), used by ls, find, diff and dump, and [`PARALLEL_DEPTH`];
+//!   trees in step), used by ls, find, diff, dump, restore and check's search for the paths
+//!   damage affects, and [`PARALLEL_DEPTH`];
+//! - [`reachable`]: the walk over tree *ids* (each tree once however many snapshots share it,
+//!   loaded in parallel) that check and prune use to visit a whole repository;
 //! - [`fetch`]: the blob fetcher with read-ahead shared by dump and mount.
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +18,7 @@ pub mod fetch;
 pub mod list;
 pub mod node;
 pub mod path;
+pub mod reachable;
 pub mod report;
 pub mod stream;
 

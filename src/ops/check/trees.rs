@@ -1,5 +1,5 @@
 //! `check`'s snapshot phases: every snapshot decodes, every tree they reach loads (each once,
-//! through [`crate::ops::reachable`]) and names blobs the index knows; and, when damage was
+//! through [`crate::tree::reachable`]) and names blobs the index knows; and, when damage was
 //! found, which snapshot entries it affects (through [`crate::tree::TreeStream`]).
 
 use std::collections::{BTreeSet, HashSet};
@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 use crate::format::Magic;
 use crate::id::{BlobId, Id, SnapshotId};
 use crate::index::Index;
-use crate::ops::reachable;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
+use crate::tree::reachable;
 use crate::tree::TreeStream;
 use crate::tree::{NodeKind, Tree};
 

@@ -255,7 +255,7 @@ fn repack_packs(ctx: &Ctx, repo: &Repository, packs: &[&PackState], blobs: u64) 
     Ok(new_packs)
 }
 
-/// Fault injection for the crash tests (tests/failpoints.rs), in builds with the `failpoints`
+/// Fault injection for the crash tests (tests/it/failpoints.rs), in builds with the `failpoints`
 /// feature only: the failpoint `prune-<name>` (`repacked`, `indexed`, `deleting`) set to
 /// `return` makes the process send itself SIGKILL there, as a power cut or the OOM killer
 /// would. Without the feature this function is empty.

@@ -8,8 +8,8 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
 use crate::index::{Index, IndexFile, IndexPack};
-use crate::ops::reachable;
 use crate::repository::{BlobRef, Repository};
+use crate::tree::reachable;
 
 use super::{PruneOptions, PruneReport};
 

@@ -1,7 +1,7 @@
 //! The walk over every tree reachable from a set of root trees, each tree once, that `check`
 //! (its structure phase) and `prune` (its mark phase) share.
 //!
-//! Unlike [`crate::tree::TreeStream`], which streams the *entries* below one tree with their
+//! The tree module's second traversal. Unlike [`crate::tree::TreeStream`], which streams the *entries* below one tree with their
 //! paths (a tree shared by two directories is read twice), this walk is over tree *ids*: a
 //! tree that many snapshots share is loaded once, which is what a whole-repository operation
 //! needs. Trees are loaded in parallel, in batches of [`BATCH`] taken from the end of the
