@@ -88,7 +88,8 @@ pub fn dump(
         Output::File(t) => (std::fs::File::create(&t).map_err(|e| Error::io(&t, e))?, t.clone(), Some(t)),
         Output::Stream(f, name) => (f, PathBuf::from(name), None),
     };
-    let fetch = FetchOptions { threads: opts.threads.max(1), cache_bytes: DUMP_CACHE_BYTES };
+    // More fetchers than blobs read ahead would only wait.
+    let fetch = FetchOptions { threads: opts.threads.clamp(1, READAHEAD), cache_bytes: DUMP_CACHE_BYTES };
     let fetcher = BlobFetcher::new(repo, index, &fetch, Arc::new(FetchStats::default()), &ctx.cancel);
     let result = write(&fetcher, loc, format, file, &out_name, target.is_some());
     if let (Err(_), Some(t)) = (&result, &target) {

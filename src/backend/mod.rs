@@ -146,7 +146,34 @@ pub struct Properties {
     pub atomic_replace: bool,
 }
 
+/// A command that reads the repository with several threads ([`Properties::reader_threads`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadWork {
+    /// restore: reads pack ranges and writes files.
+    Restore,
+    /// check: reads and verifies whole packs.
+    Check,
+    /// dump and mount: fetch blobs ahead of one writer.
+    Fetch,
+}
+
 impl Properties {
+    /// Threads that read the repository at once for `work`, given `connections` (the backend
+    /// option `connections`, else [`Properties::connections`]): a remote store is
+    /// latency-bound, so one read per connection (at least 4 for restore, 2 for check); a local
+    /// disk is CPU-bound (restore: 0, one thread per CPU; check: the CPUs, 2 to 8; fetching:
+    /// 2).
+    pub fn reader_threads(&self, work: ReadWork, connections: usize) -> usize {
+        match (self.remote, work) {
+            (true, ReadWork::Restore) => connections.max(4),
+            (true, ReadWork::Check) => connections.max(2),
+            (true, ReadWork::Fetch) => connections.max(1),
+            (false, ReadWork::Restore) => 0,
+            (false, ReadWork::Check) => std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8),
+            (false, ReadWork::Fetch) => 2,
+        }
+    }
+
     /// A local directory: one upload at a time (a local write is far faster than packs fill).
     pub const LOCAL: Properties = Properties { remote: false, connections: 1, atomic_replace: true };
     /// S3 and S3-compatible stores: five uploads at once (restic's S3 default).

@@ -48,12 +48,7 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     let subset = if a.read_data { Some(Subset::All) } else { a.read_data_subset };
     let repo = g.open_uncached()?;
     let lock = g.read_lock(&repo, "check")?;
-    // A remote repository is latency-bound (one pack per connection); a local one CPU-bound.
-    let threads = if cairn::backend::is_remote(&g.repo) {
-        g.connections()?.max(2)
-    } else {
-        std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
-    };
+    let threads = g.reader_threads(cairn::backend::ReadWork::Check)?;
     let opts = CheckOptions { read_data: subset, threads };
     let progress = Arc::new(CheckProgress::default());
     let current = Arc::new(Mutex::new(String::new()));

@@ -85,8 +85,7 @@ fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
         Some(t) => Output::File(t.clone()),
         None => Output::Stream(stdout_file()?, "standard output".into()),
     };
-    // Remote repositories are latency-bound: fetch as many blobs at once as connections.
-    let threads = if cairn::backend::is_remote(&g.repo) { g.connections()?.min(dump::READAHEAD) } else { 2 };
+    let threads = g.reader_threads(cairn::backend::ReadWork::Fetch)?;
     let archive = a.archive.map(|f| match f {
         Archive::Tar => ArchiveFormat::Tar,
         Archive::Zip => ArchiveFormat::Zip,

@@ -227,6 +227,13 @@ impl GlobalOpts {
         self.backend_options()?.connections(&properties).map_err(option_flag)
     }
 
+    /// Threads that read the repository at once for `work` (the library's policy,
+    /// [`cairn::backend::Properties::reader_threads`], with `-o connections=N`).
+    pub fn reader_threads(&self, work: cairn::backend::ReadWork) -> Result<usize, Error> {
+        let properties = cairn::backend::location_properties(&self.repo)?;
+        Ok(properties.reader_threads(work, self.connections()?))
+    }
+
     /// Lock timing: the defaults, with `--retry-lock`.
     pub fn lock_options(&self) -> Result<cairn::lock::LockOptions, Error> {
         let mut o = cairn::lock::LockOptions::default();

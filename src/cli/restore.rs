@@ -40,9 +40,7 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
     restorer::check_target(&a.target)?;
     let repo = g.open()?;
     let lock = g.read_lock(&repo, "restore")?;
-    // Remote repositories are latency-bound: read as many packs at once as there are
-    // connections; a local disk is CPU-bound (0: one thread per CPU).
-    let threads = if cairn::backend::is_remote(&g.repo) { g.connections()?.max(4) } else { 0 };
+    let threads = g.reader_threads(cairn::backend::ReadWork::Restore)?;
     let progress = Arc::new(RestoreProgress::default());
     let opts = RestoreOptions {
         includes: a.includes.clone(),
