@@ -26,6 +26,13 @@ impl Id {
         Id(*blake3::hash(bytes).as_bytes())
     }
 
+    /// True when `bytes` are what a storage file named `name` must hold: `name` is the hex of
+    /// their BLAKE3-256 hash (repo-format.md, "Ids and hashing"). The one name check of every
+    /// reader of storage files.
+    pub fn names(name: &str, bytes: &[u8]) -> bool {
+        Id::of_bytes(bytes).to_hex() == name
+    }
+
     /// 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)

@@ -69,7 +69,7 @@ impl<B: Backend> CacheBackend<B> {
     fn load(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
         let p = self.path(kind, name);
         let data = fs::read(&p).ok()?;
-        if Id::of_bytes(&data).to_hex() == name {
+        if Id::names(name, &data) {
             Some(data)
         } else {
             let _ = fs::remove_file(&p);
@@ -139,7 +139,7 @@ impl<B: Backend> Backend for CacheBackend<B> {
                 return Ok(d);
             }
             let d = self.inner.read(kind, name)?;
-            if Id::of_bytes(&d).to_hex() == name {
+            if Id::names(name, &d) {
                 self.store(kind, name, &d);
             }
             return Ok(d);
@@ -167,7 +167,7 @@ impl<B: Backend> Backend for CacheBackend<B> {
             }
         }
         let whole = self.inner.read(kind, name)?;
-        if Id::of_bytes(&whole).to_hex() == name {
+        if Id::names(name, &whole) {
             self.store(kind, name, &whole);
             self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
         }

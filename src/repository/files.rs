@@ -173,7 +173,7 @@ impl Repository {
     pub fn read_object<T: DeserializeOwned>(&self, kind: FileKind, magic: Magic, name: &str) -> Result<T> {
         let what = format!("{} {}", kind.label(), name.get(..8).unwrap_or(name));
         let data = self.backend.read(kind, name)?;
-        if Id::of_bytes(&data).to_hex() != name {
+        if !Id::names(name, &data) {
             return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
         }
         let plain = self.master.open_object(magic, &data, &what)?;

@@ -45,7 +45,7 @@ pub(super) fn key_candidates(backend: &dyn Backend) -> Result<(Vec<KeyCandidate>
             continue;
         }
         let data = backend.read(FileKind::Key, &name)?;
-        if Id::of_bytes(&data).to_hex() != name {
+        if !Id::names(&name, &data) {
             damaged.push(format!("{what}: content does not match its name"));
             continue;
         }
@@ -135,7 +135,7 @@ impl Repository {
             let Some(id) = KeyId::from_hex(&name) else { continue };
             let what = format!("key file {}", id.short());
             let header = self.backend.read(FileKind::Key, &name).map_err(Error::from).and_then(|data| {
-                if Id::of_bytes(&data) != id.0 {
+                if !Id::names(&name, &data) {
                     return Err(Error::corrupt(&what, "content does not match its name"));
                 }
                 keyfile::parse_header(&data, &what).map(|(h, _)| h)
