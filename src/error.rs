@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No repository at the location (no `config` file).
-    #[error("repository {location} does not exist (no config file); create it with `cairn init`")]
+    #[error("repository {location} does not exist (no config file)")]
     RepositoryNotFound {
         /// The repository location as given by the user.
         location: String,
@@ -70,7 +70,7 @@ pub enum Error {
     Stream(#[from] crate::stream::StreamFailure),
 
     /// No snapshot matches the given id prefix or filter.
-    #[error("no snapshot matches {0:?}; list them with `cairn snapshots`")]
+    #[error("no snapshot matches {0:?}")]
     SnapshotNotFound(String),
 
     /// An id prefix matches more than one snapshot.

@@ -472,7 +472,7 @@ impl Drop for RepoLock {
 /// Proof that the holder may read the repository: a shared lock, or no lock at all when the
 /// user asked for none (`--no-lock`, restic's flag for read-only storage). Operations that only
 /// read take `&ReadLock`; one that writes cannot be given one (see [`AppendLock`]).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ReadLock(Option<Arc<RepoLock>>);
 
 /// A shared lock held by an operation that **adds** to the repository (backup, key add): it can

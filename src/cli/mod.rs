@@ -343,8 +343,18 @@ pub fn exit_hint(code: u8) -> Option<&'static str> {
         EXIT_STORAGE_UNREACHABLE => Some("the storage could not be reached or kept failing (this says nothing about the data in the repository): try again later, and check the endpoint and the network"),
         EXIT_STORAGE_REFUSED => Some("the storage refused the request: fix the configuration (endpoint, credentials, permissions, bucket)"),
         EXIT_DAMAGED => Some("repository data is damaged: run `cairn check --read-data` to see what it affects"),
+        EXIT_NO_REPOSITORY => Some("create a repository there with `cairn init`, or give the right one with -r/--repo"),
         EXIT_LOCKED => Some("if the process holding a lock is gone, `cairn unlock` removes its lock file (stale and unreadable ones; with --remove-all, every lock)"),
         _ => None,
+    }
+}
+
+/// What to do about error `e`, which ends the command with exit `code`: the CLI's words (the
+/// library's messages name no command).
+fn error_hint(e: &Error, code: u8) -> Option<&'static str> {
+    match e {
+        Error::SnapshotNotFound(_) => Some("list the snapshots with `cairn snapshots`"),
+        _ => exit_hint(code),
     }
 }
 
@@ -368,7 +378,7 @@ struct ExitErrorMessage<'a> {
 /// Print `e`, which ends the command with exit `code`, as an [`ExitErrorMessage`].
 fn print_json_error(e: &Error, code: u8) {
     let message = error_text(e);
-    let msg = ExitErrorMessage { message_type: "exit_error", code, message, hint: exit_hint(code) };
+    let msg = ExitErrorMessage { message_type: "exit_error", code, message, hint: error_hint(e, code) };
     match serde_json::to_string(&msg) {
         Ok(line) => eprintln!("{line}"),
         Err(_) => print_error(e),
@@ -422,7 +432,7 @@ pub fn main() -> ExitCode {
                 print_json_error(&e, code);
             } else {
                 print_error(&e);
-                if let Some(h) = exit_hint(code) {
+                if let Some(h) = error_hint(&e, code) {
                     eprintln!("cairn: {h}");
                 }
             }

@@ -95,7 +95,8 @@ struct Summary<'a> {
 fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
     if g.json {
         let summary = Summary { message_type: "prune", dry_run, report: r };
-        out(&serde_json::to_string(&summary).unwrap_or_default());
+        // Through serde_json::Value: the keys sorted, as prune has always printed them.
+        super::snapshots::print_json(&summary);
         return;
     }
     if g.quiet {
