@@ -400,18 +400,7 @@ fn assert_same_tree(src: &Path, dst: &Path) {
     fn cmp(a: &Path, b: &Path, root: bool) {
         let (ea, eb) = (describe(a), describe(b));
         let p = a.display();
-        assert_eq!(ea.kind, eb.kind, "{p}: type");
-        assert_eq!(ea.target, eb.target, "{p}: symlink target");
-        if ea.content != eb.content {
-            panic!(
-                "{p}: content differs ({} bytes in the source, {} restored)",
-                ea.content.as_ref().map_or(0, Vec::len),
-                eb.content.as_ref().map_or(0, Vec::len)
-            );
-        }
-        if ea.kind != Kind::Symlink {
-            assert_eq!(format!("{:o}", ea.mode), format!("{:o}", eb.mode), "{p}: permission bits");
-        }
+        assert_same_entry(&p, &ea, &eb);
         assert_eq!(ea.mtime, eb.mtime, "{p}: mtime (secs, nanos){}", if root { " of the root" } else { "" });
         if ea.kind == Kind::Dir {
             let (na, nb) = (names(a), names(b));

@@ -551,23 +551,29 @@ pub fn assert_same_tree(src: &Path, dst: &Path) {
     for (p, ea) in &a {
         let eb = &b[p];
         let p = p.display();
-        assert_eq!(ea.kind, eb.kind, "{p}: type");
-        assert_eq!(ea.target, eb.target, "{p}: symlink target");
-        if ea.content != eb.content {
-            panic!(
-                "{p}: content differs ({} bytes in the source, {} restored)",
-                ea.content.as_ref().map_or(0, Vec::len),
-                eb.content.as_ref().map_or(0, Vec::len)
-            );
-        }
-        if ea.kind != Kind::Symlink {
-            assert_eq!(format!("{:o}", ea.mode), format!("{:o}", eb.mode), "{p}: permission bits");
-        }
+        assert_same_entry(&p, ea, eb);
         assert_eq!(ea.mtime, eb.mtime, "{p}: mtime (secs, nanos)");
     }
     let (ma, mb) = (describe(src), describe(dst));
     assert_eq!(format!("{:o}", ma.mode), format!("{:o}", mb.mode), "root directory: permission bits");
     assert_eq!(ma.mtime, mb.mtime, "root directory: mtime");
+}
+
+/// Fail unless restored entry `b` has the type, symlink target, content and (but for a
+/// symlink) permission bits of source entry `a`; `p` names it.
+pub fn assert_same_entry(p: &dyn std::fmt::Display, a: &Entry, b: &Entry) {
+    assert_eq!(a.kind, b.kind, "{p}: type");
+    assert_eq!(a.target, b.target, "{p}: symlink target");
+    if a.content != b.content {
+        panic!(
+            "{p}: content differs ({} bytes in the source, {} restored)",
+            a.content.as_ref().map_or(0, Vec::len),
+            b.content.as_ref().map_or(0, Vec::len)
+        );
+    }
+    if a.kind != Kind::Symlink {
+        assert_eq!(format!("{:o}", a.mode), format!("{:o}", b.mode), "{p}: permission bits");
+    }
 }
 
 /// The repository's largest data blob, through the library's index reader: (its pack's hex
