@@ -2,10 +2,12 @@
 //! "Serialization" and "Magic / version prefix").
 //!
 //! Structures are encoded with bincode 2 `config::standard()` (little-endian varints) through
-//! serde. Every storage file starts with a 4-byte magic and the format version byte.
+//! serde. Every storage file starts with a 4-byte magic and the format version byte
+//! ([`FileKind::magic`], [`FileKind::prefix`]).
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::backend::FileKind;
 use crate::error::{Error, Result};
 
 /// The on-disk format version written by this build (byte 4 of every storage file).
@@ -14,51 +16,38 @@ pub const FORMAT_VERSION: u8 = 1;
 /// Length of the `magic || version` prefix, in bytes.
 pub const PREFIX_LEN: usize = 5;
 
-/// The kinds of storage file and their 4-byte magic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Magic {
-    /// `config`: "CRNC".
-    Config,
-    /// A key file: "CRNK".
-    Key,
-    /// A pack: "CRNP".
-    Pack,
-    /// An index file: "CRNI".
-    Index,
-    /// A snapshot: "CRNS".
-    Snapshot,
-    /// A lock: "CRNL".
-    Lock,
-}
-
-impl Magic {
-    /// The 4 magic bytes.
-    pub fn bytes(self) -> [u8; 4] {
+/// The magic and version prefix of each kind of storage file: the kind of a file is one enum,
+/// [`FileKind`], for its place in the repository and for its first bytes.
+impl FileKind {
+    /// The 4 magic bytes: `CRNC` config, `CRNK` key, `CRNP` pack, `CRNI` index, `CRNS`
+    /// snapshot, `CRNL` lock.
+    pub fn magic(self) -> [u8; 4] {
         match self {
-            Magic::Config => *b"CRNC",
-            Magic::Key => *b"CRNK",
-            Magic::Pack => *b"CRNP",
-            Magic::Index => *b"CRNI",
-            Magic::Snapshot => *b"CRNS",
-            Magic::Lock => *b"CRNL",
+            FileKind::Config => *b"CRNC",
+            FileKind::Key => *b"CRNK",
+            FileKind::Pack => *b"CRNP",
+            FileKind::Index => *b"CRNI",
+            FileKind::Snapshot => *b"CRNS",
+            FileKind::Lock => *b"CRNL",
         }
     }
 
     /// `magic || FORMAT_VERSION`: the first [`PREFIX_LEN`] bytes of a file of this kind.
     pub fn prefix(self) -> [u8; PREFIX_LEN] {
-        let m = self.bytes();
+        let m = self.magic();
         [m[0], m[1], m[2], m[3], FORMAT_VERSION]
     }
 
     /// Check that `data` starts with this kind's prefix; `what` names the file in the error.
-    pub fn check(self, data: &[u8], what: &str) -> Result<()> {
+    /// Errors: [`Error::Corrupt`] for a short file, another magic or another format version.
+    pub fn check_prefix(self, data: &[u8], what: &str) -> Result<()> {
         let Some(head) = data.get(..PREFIX_LEN) else {
             return Err(Error::corrupt(what, format!("only {} bytes, shorter than its header", data.len())));
         };
-        if head[..4] != self.bytes() {
+        if head[..4] != self.magic() {
             return Err(Error::corrupt(
                 what,
-                format!("does not start with the magic {:?}", String::from_utf8_lossy(&self.bytes())),
+                format!("does not start with the magic {:?}", String::from_utf8_lossy(&self.magic())),
             ));
         }
         if head[4] != FORMAT_VERSION {
@@ -95,4 +84,22 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
         return Err(Error::corrupt(what, format!("{} trailing bytes after the structure", bytes.len() - used)));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_magic_and_prefix() {
+        let kinds =
+            [FileKind::Config, FileKind::Key, FileKind::Pack, FileKind::Index, FileKind::Snapshot, FileKind::Lock];
+        let magics: std::collections::HashSet<[u8; 4]> = kinds.iter().map(|k| k.magic()).collect();
+        assert_eq!(magics.len(), kinds.len());
+        assert_eq!(&FileKind::Pack.prefix(), b"CRNP\x01");
+        assert!(FileKind::Index.check_prefix(b"CRNI\x01rest", "i").is_ok());
+        for bad in [&b"CRNI"[..], b"CRNS\x01", b"CRNI\x02"] {
+            assert!(matches!(FileKind::Index.check_prefix(bad, "i"), Err(Error::Corrupt { .. })));
+        }
+    }
 }

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{ErrorKind, FileKind};
 use crate::error::{Error, Result};
 use crate::id::LockId;
-use crate::repository::{FileName, Repository};
+use crate::repository::Repository;
 use crate::tree::Timestamp;
 
 /// The plaintext of a lock file (bincode, see repo-format.md "Locks").
@@ -92,8 +92,8 @@ impl Default for LockOptions {
 /// A lock file found in `locks/`.
 #[derive(Clone, Debug)]
 pub struct FoundLock {
-    /// Storage name.
-    pub name: String,
+    /// Its id (the file's name).
+    pub id: LockId,
     /// Its contents, or why they could not be read.
     pub info: std::result::Result<LockInfo, String>,
 }
@@ -122,7 +122,7 @@ impl FoundLock {
                 format!(
                     "{} lock {} held by `cairn {}` (pid {}) of {}@{}, written {} ago",
                     if i.exclusive { "an exclusive" } else { "a shared" },
-                    self.name.get(..8).unwrap_or(&self.name),
+                    self.id.short(),
                     i.command,
                     i.pid,
                     i.username,
@@ -132,7 +132,7 @@ impl FoundLock {
             }
             Err(e) => format!(
                 "lock file locks/{} cannot be read ({e}); it is treated as held by an unknown process until it is removed",
-                self.name
+                self.id
             ),
         }
     }
@@ -183,71 +183,66 @@ fn is_stale(info: &LockInfo, opts: &LockOptions) -> bool {
 
 /// Read every lock file of `repo`. A failed listing, or a lock file that cannot be read from
 /// the storage, is an error (never "no locks"); a lock file that is read but cannot be decoded
-/// (or whose name cannot be a lock's) is returned as unreadable ([`FoundLock::is_unreadable`]).
+/// (or does not match its name) is returned as unreadable ([`FoundLock::is_unreadable`]).
+/// Files in `locks/` whose names are not ids are not locks: no lock can be written under them,
+/// and none is listed.
 pub fn list_locks(repo: &Repository) -> Result<Vec<FoundLock>> {
     let mut found = Vec::new();
-    for (name, _) in repo.backend().list(FileKind::Lock)? {
-        let read = match LockId::parse(&name) {
-            Some(id) => repo.load::<LockInfo>(&id),
-            None => Err(Error::corrupt(
-                format!("lock {}", name.get(..8).unwrap_or(&name)),
-                "content does not match its name (BLAKE3 of the file)",
-            )),
-        };
-        let info = match read {
+    for (id, _) in repo.list::<LockInfo>()? {
+        let info = match repo.load::<LockInfo>(&id) {
             Ok(i) => Ok(i),
             // Removed between the listing and the read: released meanwhile.
             Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => continue,
             Err(e @ Error::Backend(_)) => return Err(e),
             Err(e) => Err(e.to_string()),
         };
-        found.push(FoundLock { name, info });
+        found.push(FoundLock { id, info });
     }
     Ok(found)
 }
 
 fn write_lock<'a>(repo: &'a Repository, info: &LockInfo) -> Result<Written<'a>> {
-    let name = repo.save(info)?.to_hex();
-    Ok(Written { repo, name, kept: false })
+    let id = repo.save(info)?;
+    Ok(Written { repo, id, kept: false })
 }
 
 /// A lock file this process just wrote. Dropped without [`Written::keep`] (an error path), it
 /// removes the file, so that no failure leaves this process's lock behind.
 struct Written<'a> {
     repo: &'a Repository,
-    name: String,
+    id: LockId,
     kept: bool,
 }
 
 impl Written<'_> {
-    /// The file's name.
-    fn name(&self) -> &str {
-        &self.name
+    /// The file's id.
+    fn id(&self) -> LockId {
+        self.id
     }
 
-    /// Keep the file: it is the held lock now. Returns its name.
-    fn keep(mut self) -> String {
+    /// Keep the file: it is the held lock now. Returns its id.
+    fn keep(mut self) -> LockId {
         self.kept = true;
-        std::mem::take(&mut self.name)
+        self.id
     }
 }
 
 impl Drop for Written<'_> {
     fn drop(&mut self) {
         if !self.kept {
-            let _ = self.repo.backend().remove(FileKind::Lock, &self.name);
+            let _ = self.repo.remove::<LockInfo>(&self.id);
         }
     }
 }
 
-/// Remove stale and unreadable locks (and, with `all`, every lock). Returns the names removed.
+/// Remove stale and unreadable locks (and, with `all`, every lock). Returns the ids removed.
 /// Errors: a failed listing or removal.
-pub fn remove_locks(repo: &Repository, opts: &LockOptions, all: bool) -> Result<Vec<String>> {
+pub fn remove_locks(repo: &Repository, opts: &LockOptions, all: bool) -> Result<Vec<LockId>> {
     let mut removed = Vec::new();
     for l in list_locks(repo)? {
         if all || l.is_stale(opts) || l.is_unreadable() {
-            match repo.backend().remove(FileKind::Lock, &l.name) {
-                Ok(()) => removed.push(l.name),
+            match repo.backend().remove(FileKind::Lock, &l.id.0) {
+                Ok(()) => removed.push(l.id),
                 Err(e) if e.kind == ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -260,8 +255,8 @@ struct Held {
     /// The repository, through which lock files are written and read.
     repo: Repository,
     info: Mutex<LockInfo>,
-    /// The current lock file's name.
-    name: Mutex<String>,
+    /// The current lock file's id.
+    id: Mutex<LockId>,
     /// When the current lock file was written.
     written: Mutex<Instant>,
     /// Set when the lock file vanished or could not be refreshed in time.
@@ -289,9 +284,9 @@ impl Held {
             self.lost.store(true, Ordering::SeqCst);
             Err(Error::Locked(msg.to_string()))
         };
-        let old = self.name.lock().map_err(|_| poisoned())?.clone();
+        let old = *self.id.lock().map_err(|_| poisoned())?;
         let after_gap = self.written.lock().map(|w| w.elapsed() >= self.stale_after).unwrap_or(true);
-        match self.repo.backend().exists(FileKind::Lock, &old) {
+        match self.repo.backend().exists(FileKind::Lock, &old.0) {
             Ok(true) => {}
             Ok(false) => {
                 return lost(
@@ -306,18 +301,18 @@ impl Held {
         if after_gap {
             let opts = LockOptions { stale_after: self.stale_after, ..LockOptions::default() };
             // On an error or a conflict, dropping `written` removes the new file.
-            if !conflicting(&self.repo, written.name(), LockKind::Shared, &opts)?.is_empty() {
+            if !conflicting(&self.repo, written.id(), LockKind::Shared, &opts)?.is_empty() {
                 return lost("another process took an exclusive lock while this one was stopped; stopping");
             }
         }
         let new = written.keep();
-        if let Ok(mut n) = self.name.lock() {
+        if let Ok(mut n) = self.id.lock() {
             *n = new;
         }
         if let Ok(mut w) = self.written.lock() {
             *w = Instant::now();
         }
-        match self.repo.backend().remove(FileKind::Lock, &old) {
+        match self.repo.backend().remove(FileKind::Lock, &old.0) {
             Ok(()) => Ok(()),
             Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
@@ -356,7 +351,7 @@ impl RepoLock {
         loop {
             // Every error return below drops `written`, which removes the lock file again.
             let written = write_lock(repo, &info)?;
-            let conflicts = conflicting(repo, written.name(), kind, opts)?;
+            let conflicts = conflicting(repo, written.id(), kind, opts)?;
             if conflicts.is_empty() {
                 if kind == LockKind::Exclusive {
                     fail::fail_point!("lock-stale-cleanup", |_| Err(Error::Locked(
@@ -364,8 +359,8 @@ impl RepoLock {
                     )));
                     // Remove the stale locks this lock overrides (see the module documentation).
                     for l in list_locks(repo)? {
-                        if l.name != written.name() && l.is_stale(opts) {
-                            let _ = repo.backend().remove(FileKind::Lock, &l.name);
+                        if l.id != written.id() && l.is_stale(opts) {
+                            let _ = repo.backend().remove(FileKind::Lock, &l.id.0);
                         }
                     }
                 }
@@ -385,11 +380,11 @@ impl RepoLock {
                         }
                     })
                     .map_err(|e| Error::internal(format!("cannot start the lock refresh thread: {e}")))?;
-                let name = written.keep();
+                let id = written.keep();
                 let held = Arc::new(Held {
                     repo: repo.clone(),
                     info: Mutex::new(info),
-                    name: Mutex::new(name),
+                    id: Mutex::new(id),
                     written: Mutex::new(Instant::now()),
                     lost: AtomicBool::new(false),
                     released: AtomicBool::new(false),
@@ -433,8 +428,8 @@ impl RepoLock {
             // and renew it at once.
             h.refresh()?;
         }
-        let name = h.name.lock().map_err(|_| poisoned())?.clone();
-        if !h.repo.backend().exists(FileKind::Lock, &name)? {
+        let id = *h.id.lock().map_err(|_| poisoned())?;
+        if !h.repo.backend().exists(FileKind::Lock, &id.0)? {
             h.lost.store(true, Ordering::SeqCst);
             return Err(Error::Locked(
                 "this process's lock file was removed by another process (it was taken for stale)".into(),
@@ -443,9 +438,9 @@ impl RepoLock {
         Ok(())
     }
 
-    /// The current lock file's storage name.
-    pub fn name(&self) -> String {
-        self.held.name.lock().map(|n| n.clone()).unwrap_or_default()
+    /// The current lock file's id (a refresh writes a new file: the id changes).
+    pub fn id(&self) -> LockId {
+        self.held.id.lock().map(|n| *n).unwrap_or_else(|p| *p.into_inner())
     }
 
     /// Remove the lock file now and never refresh it again: for a process about to exit
@@ -454,7 +449,7 @@ impl RepoLock {
         let h = &self.held;
         let _op = h.op.lock();
         if !h.released.swap(true, Ordering::SeqCst) {
-            let _ = h.repo.backend().remove(FileKind::Lock, &self.name());
+            let _ = h.repo.backend().remove(FileKind::Lock, &self.id().0);
         }
     }
 }
@@ -571,10 +566,10 @@ impl ExclusiveLock {
 }
 
 /// Non-stale locks other than `own` that conflict with a lock of `kind`.
-fn conflicting(repo: &Repository, own: &str, kind: LockKind, opts: &LockOptions) -> Result<Vec<FoundLock>> {
+fn conflicting(repo: &Repository, own: LockId, kind: LockKind, opts: &LockOptions) -> Result<Vec<FoundLock>> {
     Ok(list_locks(repo)?
         .into_iter()
-        .filter(|l| l.name != own)
+        .filter(|l| l.id != own)
         .filter(|l| !l.is_stale(opts))
         .filter(|l| kind == LockKind::Exclusive || !matches!(&l.info, Ok(i) if !i.exclusive))
         .collect())
@@ -630,11 +625,12 @@ mod tests {
         drop((a, b));
         assert!(list_locks(&repo).unwrap().is_empty());
         // A lock file that does not decode conflicts with everything; unlock removes it.
-        repo.backend().write(FileKind::Lock, &"ab".repeat(32), b"garbage").unwrap();
+        let garbage = LockId(crate::id::Id([0xab; 32]));
+        repo.backend().write(FileKind::Lock, &garbage.0, b"garbage").unwrap();
         let found = list_locks(&repo).unwrap();
         assert!(found.len() == 1 && found[0].is_unreadable(), "{found:?}");
         assert!(matches!(ReadLock::acquire(&repo, "ls", &opts), Err(Error::Locked(_))));
-        assert_eq!(remove_locks(&repo, &opts, false).unwrap(), vec!["ab".repeat(32)]);
+        assert_eq!(remove_locks(&repo, &opts, false).unwrap(), vec![garbage]);
         let held = ExclusiveLock::acquire(&repo, "prune", &opts).unwrap();
         held.check().unwrap();
         assert_eq!(remove_locks(&repo, &opts, true).unwrap().len(), 1);

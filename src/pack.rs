@@ -7,11 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::StagedFile;
+use crate::backend::{FileKind, StagedFile};
 use crate::blob::{self, BlobType};
 use crate::crypto::{random_salt, FileKey, MasterKey, HEADER_POSITION, SALT_LEN, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::format::{self, Magic, PREFIX_LEN};
+use crate::format::{self, PREFIX_LEN};
 use crate::id::{BlobId, PackId};
 
 /// Offset of the first blob in a pack: prefix (5) + salt (32).
@@ -72,16 +72,15 @@ const HASH_BATCH: usize = 64 << 10;
 pub fn read_stored_header(
     backend: &dyn crate::backend::Backend,
     master: &MasterKey,
-    name: &str,
+    id: &PackId,
     size: u64,
     what: &str,
 ) -> Result<([u8; SALT_LEN], Vec<BlobEntry>)> {
-    use crate::backend::FileKind;
-    let head = backend.read_range(FileKind::Pack, name, 0, (PREFIX_LEN + SALT_LEN) as u64)?;
+    let head = backend.read_range(FileKind::Pack, &id.0, 0, (PREFIX_LEN + SALT_LEN) as u64)?;
     let salt = read_salt(&head, what)?;
-    let tail = backend.read_range(FileKind::Pack, name, size.saturating_sub(4), 4)?;
+    let tail = backend.read_range(FileKind::Pack, &id.0, size.saturating_sub(4), 4)?;
     let (start, hlen) = header_span(size, &tail, what)?;
-    let header = backend.read_range(FileKind::Pack, name, start, hlen)?;
+    let header = backend.read_range(FileKind::Pack, &id.0, start, hlen)?;
     Ok((salt, decode_header(master, &salt, &header, start, what)?))
 }
 
@@ -124,7 +123,7 @@ impl PackWriter {
     pub fn with_buffer(master: &MasterKey, blob_type: BlobType, mut buf: Vec<u8>) -> Self {
         let salt = random_salt();
         buf.clear();
-        buf.extend_from_slice(&Magic::Pack.prefix());
+        buf.extend_from_slice(&FileKind::Pack.prefix());
         buf.extend_from_slice(&salt);
         Self::begun(master, blob_type, salt, Sink::Memory(buf))
     }
@@ -136,7 +135,7 @@ impl PackWriter {
         let sink =
             Sink::Staged { file, hasher: Box::new(blake3::Hasher::new()), unhashed: Vec::with_capacity(HASH_BATCH) };
         let mut w = Self::begun(master, blob_type, salt, sink);
-        w.push(&Magic::Pack.prefix())?;
+        w.push(&FileKind::Pack.prefix())?;
         w.push(&salt)?;
         Ok(w)
     }
@@ -236,7 +235,7 @@ impl PackWriter {
             return Err(Error::internal("a pack whose write failed cannot be finished"));
         }
         let header = format::encode(&self.entries)?;
-        let sealed = self.key.seal(HEADER_POSITION, &Magic::Pack.prefix(), &header)?;
+        let sealed = self.key.seal(HEADER_POSITION, &FileKind::Pack.prefix(), &header)?;
         self.push(&sealed)?;
         self.push(&(sealed.len() as u32).to_le_bytes())?;
         let (id, size, bytes, staged) = match self.sink {
@@ -260,7 +259,7 @@ impl PackWriter {
 
 /// Read the salt from a pack's first 37 bytes.
 pub fn read_salt(prefix: &[u8], what: &str) -> Result<[u8; SALT_LEN]> {
-    Magic::Pack.check(prefix, what)?;
+    FileKind::Pack.check_prefix(prefix, what)?;
     let s = prefix
         .get(PREFIX_LEN..PREFIX_LEN + SALT_LEN)
         .ok_or_else(|| Error::corrupt(what, "truncated before the end of its salt"))?;
@@ -303,7 +302,7 @@ pub fn decode_header(
 ) -> Result<Vec<BlobEntry>> {
     let plain = master
         .file_key(salt)
-        .open(HEADER_POSITION, &Magic::Pack.prefix(), header)
+        .open(HEADER_POSITION, &FileKind::Pack.prefix(), header)
         .ok_or_else(|| Error::corrupt(what, "header authentication failed"))?;
     let entries: Vec<BlobEntry> = format::decode(&plain, what)?;
     let mut next = FIRST_BLOB_OFFSET as u64;
@@ -358,7 +357,7 @@ mod tests {
         };
         for n in [0usize, 1, 2, 127, 128, 5000] {
             let header = format::encode(&vec![e; n]).unwrap();
-            let sealed = mk.file_key(&[0; 32]).seal(HEADER_POSITION, &Magic::Pack.prefix(), &header).unwrap();
+            let sealed = mk.file_key(&[0; 32]).seal(HEADER_POSITION, &FileKind::Pack.prefix(), &header).unwrap();
             assert!(sealed.len() + 4 <= header_bound(n), "{n} entries: {} > {}", sealed.len() + 4, header_bound(n));
         }
     }
@@ -406,9 +405,8 @@ mod tests {
             w.add_in_place(mk.blob_id(blob), &mut framed, blob.len() as u32).unwrap();
         }
         let p = w.finish().unwrap();
-        let name = p.id.to_hex();
-        p.staged.unwrap().commit(&name).unwrap();
-        let bytes = b.read(FileKind::Pack, &name).unwrap();
+        p.staged.unwrap().commit(&p.id.0).unwrap();
+        let bytes = b.read(FileKind::Pack, &p.id.0).unwrap();
         assert_eq!(bytes.len() as u64, p.size);
         assert_eq!(crate::id::Id::of_bytes(&bytes), p.id.0);
         assert_eq!(read_header(&mk, &bytes, &p.id).unwrap(), p.entries);

@@ -21,7 +21,7 @@ use cairn::blob::{self, BlobType};
 use cairn::chunker::ChunkerParams;
 use cairn::crypto::keyfile::{self, KdfParams, KeyHeader, Unwrapped};
 use cairn::crypto::MasterKey;
-use cairn::format::{self, Magic};
+use cairn::format;
 use cairn::id::{BlobId, Id, IndexId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
 use cairn::pack::{self, BlobEntry, PackWriter};
@@ -308,7 +308,7 @@ fn regenerate_golden_files() {
     let mk = master();
     let key = keyfile::wrap(&mk, PASSWORD, KDF, "golden-user", "golden-host").unwrap();
     let (kh, _) = keyfile::parse_header(&key, "key").unwrap();
-    let config = mk.seal_object(Magic::Config, &format::encode(&expected_config()).unwrap()).unwrap();
+    let config = mk.seal_object(FileKind::Config, &format::encode(&expected_config()).unwrap()).unwrap();
 
     let (a, b) = (content_a(), content_b());
     assert_eq!(a.len() as u32, BLOB_A_RAW_LENGTH);
@@ -346,10 +346,10 @@ fn regenerate_golden_files() {
         ],
         supersedes: vec![IndexId(Id(SUPERSEDED))],
     };
-    let index_bytes = mk.seal_object(Magic::Index, &format::encode(&index).unwrap()).unwrap();
+    let index_bytes = mk.seal_object(FileKind::Index, &format::encode(&index).unwrap()).unwrap();
     let packed = data_pack.entries.iter().map(|e| e.length as u64).sum();
     let snapshot =
-        mk.seal_object(Magic::Snapshot, &format::encode(&expected_snapshot(root_id, packed)).unwrap()).unwrap();
+        mk.seal_object(FileKind::Snapshot, &format::encode(&expected_snapshot(root_id, packed)).unwrap()).unwrap();
 
     std::fs::create_dir_all(golden_dir()).unwrap();
     for (name, bytes) in [
@@ -459,7 +459,7 @@ fn golden_key_file() {
 #[test]
 fn golden_config() {
     let bytes = read_golden("config.bin");
-    let plain = master().open_object(Magic::Config, &bytes, "config").unwrap();
+    let plain = master().open_object(FileKind::Config, &bytes, "config").unwrap();
     assert_eq!(format::decode::<Config>(&plain, "config").unwrap(), expected_config());
     assert_eq!(format::encode(&expected_config()).unwrap(), plain, "encoder still writes the golden plaintext");
     assert_eq!(bytes[5..37], h32(CONFIG_SALT));
@@ -467,9 +467,9 @@ fn golden_config() {
     // The AAD binds the magic: the same bytes are refused as another kind of object.
     let mut as_index = bytes.clone();
     as_index[..4].copy_from_slice(b"CRNI");
-    assert!(master().open_object(Magic::Index, &as_index, "x").is_err());
+    assert!(master().open_object(FileKind::Index, &as_index, "x").is_err());
     // The key unwrapped from the golden key file opens the golden config.
-    assert!(unwrap_golden_key().open_object(Magic::Config, &bytes, "config").is_ok());
+    assert!(unwrap_golden_key().open_object(FileKind::Config, &bytes, "config").is_ok());
 }
 
 #[test]
@@ -613,7 +613,7 @@ fn golden_tree_pack() {
 #[test]
 fn golden_index_file() {
     let bytes = read_golden("index.bin");
-    let plain = master().open_object(Magic::Index, &bytes, "index").unwrap();
+    let plain = master().open_object(FileKind::Index, &bytes, "index").unwrap();
     let index: IndexFile = format::decode(&plain, "index").unwrap();
     assert_eq!(index, expected_index());
     assert_eq!(bytes[5..37], h32(INDEX_SALT));
@@ -628,13 +628,13 @@ fn golden_index_file() {
     // An index is not a snapshot.
     let mut s = bytes.clone();
     s[..4].copy_from_slice(b"CRNS");
-    assert!(master().open_object(Magic::Snapshot, &s, "x").is_err());
+    assert!(master().open_object(FileKind::Snapshot, &s, "x").is_err());
 }
 
 #[test]
 fn golden_snapshot() {
     let bytes = read_golden("snapshot.bin");
-    let plain = master().open_object(Magic::Snapshot, &bytes, "snapshot").unwrap();
+    let plain = master().open_object(FileKind::Snapshot, &bytes, "snapshot").unwrap();
     let snap: Snapshot = format::decode(&plain, "snapshot").unwrap();
     let packed = (BLOB_A_LENGTH + BLOB_B_LENGTH) as u64;
     assert_eq!(snap, expected_snapshot(bid(ROOT_TREE_ID), packed));
@@ -647,7 +647,8 @@ fn golden_snapshot() {
 #[test]
 fn golden_files_detect_every_flipped_byte() {
     let mk = master();
-    for (name, magic) in [("config.bin", Magic::Config), ("index.bin", Magic::Index), ("snapshot.bin", Magic::Snapshot)]
+    for (name, magic) in
+        [("config.bin", FileKind::Config), ("index.bin", FileKind::Index), ("snapshot.bin", FileKind::Snapshot)]
     {
         let bytes = read_golden(name);
         for i in 0..bytes.len() {
@@ -1373,14 +1374,14 @@ proptest! {
         prefixed in any::<bool>(),
     ) {
         let mk = master();
-        for magic in [Magic::Pack, Magic::Key, Magic::Config, Magic::Index, Magic::Snapshot] {
+        for magic in [FileKind::Pack, FileKind::Key, FileKind::Config, FileKind::Index, FileKind::Snapshot] {
             let input = if prefixed { [&magic.prefix()[..], &data].concat() } else { data.clone() };
             match magic {
-                Magic::Pack => {
+                FileKind::Pack => {
                     prop_assert!(pack::read_header(&mk, &input, &PackId(Id::of_bytes(&input))).is_err());
                     let _ = pack::read_salt(&input, "p");
                 }
-                Magic::Key => {
+                FileKind::Key => {
                     let _ = keyfile::parse_header(&input, "k");
                     // A cheap, non-matching password; random bytes must not unwrap a key.
                     prop_assert!(!matches!(keyfile::unwrap(&input, b"x", "k"), Ok(Unwrapped::Key(_))));
@@ -1418,10 +1419,10 @@ proptest! {
     ) {
         let mk = master();
         let salt = [9u8; 32];
-        let mut p = Magic::Pack.prefix().to_vec();
+        let mut p = FileKind::Pack.prefix().to_vec();
         p.extend_from_slice(&salt);
         p.extend_from_slice(&blob_area);
-        let sealed = mk.file_key(&salt).seal(u64::MAX, &Magic::Pack.prefix(), &header).unwrap();
+        let sealed = mk.file_key(&salt).seal(u64::MAX, &FileKind::Pack.prefix(), &header).unwrap();
         p.extend_from_slice(&sealed);
         p.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         let _ = pack::read_header(&mk, &p, &PackId(Id::of_bytes(&p)));
@@ -1540,8 +1541,9 @@ fn superseded_index_files_are_left_out() {
         }],
         supersedes: vec![],
     };
-    let old_id = repo.write_index(&old).unwrap();
-    repo.write_index(&IndexFile { packs: vec![], supersedes: vec![old_id] }).unwrap();
+    let lock = cairn::lock::AppendLock::acquire(&repo, "test", &Default::default()).unwrap();
+    let old_id = repo.write_index(&lock, &old).unwrap();
+    repo.write_index(&lock, &IndexFile { packs: vec![], supersedes: vec![old_id] }).unwrap();
     let index = repo.load_index().unwrap();
     assert!(!index.contains(&only_in_old), "a blob listed only in a superseded index file is in the index");
 }
@@ -1559,11 +1561,15 @@ fn tree_order_and_uniqueness_verified_on_read() {
         let mut w = repo.pack_writer(BlobType::Tree, 1024);
         w.add(id, &blob::compress(&raw, 3), raw.len() as u32).unwrap();
         let p = w.finish().unwrap();
-        repo.backend().write(FileKind::Pack, &p.id.to_hex(), &p.bytes).unwrap();
-        repo.write_index(&IndexFile {
-            packs: vec![IndexPack { id: p.id, salt: p.salt, size: p.bytes.len() as u64, blobs: p.entries }],
-            supersedes: vec![],
-        })
+        repo.backend().write(FileKind::Pack, &p.id.0, &p.bytes).unwrap();
+        let lock = cairn::lock::AppendLock::acquire(&repo, "test", &Default::default()).unwrap();
+        repo.write_index(
+            &lock,
+            &IndexFile {
+                packs: vec![IndexPack { id: p.id, salt: p.salt, size: p.bytes.len() as u64, blobs: p.entries }],
+                supersedes: vec![],
+            },
+        )
         .unwrap();
         let index = repo.load_index().unwrap();
         if repo.load_tree(&index, &id).is_ok() {
@@ -1593,7 +1599,7 @@ fn refused_key_file_is_not_reported_as_wrong_password() {
     forged.extend_from_slice(&(header.len() as u32).to_le_bytes());
     forged.extend_from_slice(&header);
     forged.extend_from_slice(&[0u8; 112]);
-    backend.write(FileKind::Key, &Id::of_bytes(&forged).to_hex(), &forged).unwrap();
+    backend.write(FileKind::Key, &Id::of_bytes(&forged), &forged).unwrap();
     drop(repo);
     let r = Repository::open(backend, b"pw");
     assert!(
@@ -1627,10 +1633,10 @@ fn encoding_lock() {
     ]);
     pin(&lock, &bytes);
     // A lock is a single encrypted object with its own magic: it opens only as a lock.
-    let sealed = master().seal_object(Magic::Lock, &bytes).unwrap();
+    let sealed = master().seal_object(FileKind::Lock, &bytes).unwrap();
     assert_eq!(&sealed[..5], b"CRNL\x01");
-    assert_eq!(master().open_object(Magic::Lock, &sealed, "lock").unwrap(), bytes);
-    assert!(master().open_object(Magic::Snapshot, &sealed, "lock").is_err());
+    assert_eq!(master().open_object(FileKind::Lock, &sealed, "lock").unwrap(), bytes);
+    assert!(master().open_object(FileKind::Snapshot, &sealed, "lock").is_err());
 }
 
 // ------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 //! panics, and no unbounded allocation (the decoder's size limit).
 #![no_main]
 use cairn::crypto::MasterKey;
-use cairn::format::{decode, Magic};
+use cairn::backend::FileKind;
+use cairn::format::decode;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = decode::<cairn::repository::Config>(data, "fuzz");
     let _ = decode::<Vec<cairn::pack::BlobEntry>>(data, "fuzz");
     if let Some(mk) = MasterKey::from_bytes(&[3u8; 96]) {
-        for m in [Magic::Config, Magic::Index, Magic::Snapshot] {
+        for m in [FileKind::Config, FileKind::Index, FileKind::Snapshot] {
             let _ = mk.open_object(m, data, "fuzz");
         }
     }

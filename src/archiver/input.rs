@@ -63,7 +63,10 @@ pub fn backup_input(
 ) -> Result<InputReport> {
     ctx.progress.phase("loading index files");
     let mut index = repo.load_index()?;
-    let recovered_packs = if permit.is_dry_run() { 0 } else { repo.index_unindexed_packs(&mut index)? };
+    let recovered_packs = match permit {
+        Permit::Write(lock) => repo.index_unindexed_packs(lock, &mut index)?,
+        Permit::DryRun(_) => 0,
+    };
     let (mut reader, name, allow_empty, origin): (Box<dyn Read + Send>, _, _, _) = match input {
         Input::Paths(paths) => {
             let result = backup(ctx, permit, repo, &index, Source::Paths(paths), opts, progress)?;

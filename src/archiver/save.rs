@@ -242,10 +242,9 @@ impl<'r> Saver<'r> {
         if packs.is_empty() || self.dry_run {
             return Ok(());
         }
-        if let Some(lock) = &self.lock {
-            lock.check()?;
-        }
-        self.repo.write_index(&IndexFile { packs, supersedes: Vec::new() })?;
+        let lock = self.lock.ok_or_else(|| Error::internal("an index file to write without a lock"))?;
+        lock.check()?;
+        self.repo.write_index(lock, &IndexFile { packs, supersedes: Vec::new() })?;
         Ok(())
     }
 

@@ -80,15 +80,15 @@ impl Uploader {
                         if stopped.load(Ordering::SeqCst) {
                             continue;
                         }
-                        let name = done.id.to_hex();
+                        let id = done.id.0;
                         let r = match done.staged.take() {
-                            Some(file) if !dry_run => file.commit(&name),
+                            Some(file) if !dry_run => file.commit(&id),
                             _ if dry_run => Ok(()),
                             _ => {
                                 // The buffer goes to the backend without a copy and comes back
                                 // for the next pack once the backend has let go of it.
                                 let data = bytes::Bytes::from(std::mem::take(&mut done.bytes));
-                                let r = backend.write_bytes(FileKind::Pack, &name, data.clone());
+                                let r = backend.write_bytes(FileKind::Pack, &id, data.clone());
                                 if let Ok(m) = data.try_into_mut() {
                                     done.bytes = Vec::from(m);
                                 }

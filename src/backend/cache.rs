@@ -21,7 +21,7 @@ pub struct CacheBackend<B> {
     inner: B,
     dir: PathBuf,
     /// Cached packs whose whole-file hash was checked in this process.
-    verified: std::sync::Mutex<std::collections::HashSet<String>>,
+    verified: std::sync::Mutex<std::collections::HashSet<Id>>,
 }
 
 /// The default cache base directory: `$CAIRN_CACHE_DIR`, else `$XDG_CACHE_HOME/cairn`, else
@@ -62,14 +62,14 @@ impl<B: Backend> CacheBackend<B> {
         CacheBackend { inner, dir, verified: Default::default() }
     }
 
-    fn path(&self, kind: FileKind, name: &str) -> PathBuf {
-        self.dir.join(kind.path(name))
+    fn path(&self, kind: FileKind, id: &Id) -> PathBuf {
+        self.dir.join(kind.path(id))
     }
 
-    fn load(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
-        let p = self.path(kind, name);
+    fn load(&self, kind: FileKind, id: &Id) -> Option<Vec<u8>> {
+        let p = self.path(kind, id);
         let data = fs::read(&p).ok()?;
-        if Id::names(name, &data) {
+        if Id::of_bytes(&data) == *id {
             Some(data)
         } else {
             let _ = fs::remove_file(&p);
@@ -77,8 +77,8 @@ impl<B: Backend> CacheBackend<B> {
         }
     }
 
-    fn store(&self, kind: FileKind, name: &str, data: &[u8]) {
-        let p = self.path(kind, name);
+    fn store(&self, kind: FileKind, id: &Id, data: &[u8]) {
+        let p = self.path(kind, id);
         let Some(dir) = p.parent() else { return };
         if fs::create_dir_all(dir).is_err() {
             return;
@@ -125,71 +125,71 @@ impl<B: Backend> Backend for CacheBackend<B> {
     fn create(&self) -> BackendResult<()> {
         self.inner.create()
     }
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
         let keep = cached_kind(kind).then(|| data.clone());
-        self.inner.write_bytes(kind, name, data)?;
+        self.inner.write_bytes(kind, id, data)?;
         if let Some(d) = keep {
-            self.store(kind, name, &d);
+            self.store(kind, id, &d);
         }
         Ok(())
     }
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
         if cached_kind(kind) {
-            if let Some(d) = self.load(kind, name) {
+            if let Some(d) = self.load(kind, id) {
                 return Ok(d);
             }
-            let d = self.inner.read(kind, name)?;
-            if Id::names(name, &d) {
-                self.store(kind, name, &d);
+            let d = self.inner.read(kind, id)?;
+            if Id::of_bytes(&d) == *id {
+                self.store(kind, id, &d);
             }
             return Ok(d);
         }
-        self.inner.read(kind, name)
+        self.inner.read(kind, id)
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        self.inner.read_range(kind, name, offset, length)
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        self.inner.read_range(kind, id, offset, length)
     }
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         let slice = |d: &[u8]| {
             let (s, e) = (usize::try_from(offset).ok()?, usize::try_from(offset.checked_add(length)?).ok()?);
             d.get(s..e).map(<[u8]>::to_vec)
         };
         // A cached pack is hashed whole once per process, then read by range.
-        let seen = self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(name);
+        let seen = self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(id);
         if seen {
-            if let Some(v) = read_at(&self.path(kind, name), offset, length) {
+            if let Some(v) = read_at(&self.path(kind, id), offset, length) {
                 return Ok(v);
             }
-        } else if let Some(d) = self.load(kind, name) {
-            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+        } else if let Some(d) = self.load(kind, id) {
+            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(*id);
             if let Some(v) = slice(&d) {
                 return Ok(v);
             }
         }
-        let whole = self.inner.read(kind, name)?;
-        if Id::names(name, &whole) {
-            self.store(kind, name, &whole);
-            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+        let whole = self.inner.read(kind, id)?;
+        if Id::of_bytes(&whole) == *id {
+            self.store(kind, id, &whole);
+            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(*id);
         }
         match slice(&whole) {
             Some(v) => Ok(v),
-            None => self.inner.read_range(kind, name, offset, length),
+            None => self.inner.read_range(kind, id, offset, length),
         }
     }
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
-        let l = self.inner.list(kind)?;
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        let l = self.inner.list_names(kind)?;
         if cached_kind(kind) || kind == FileKind::Pack {
             self.prune(kind, &l);
         }
         Ok(l)
     }
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        self.inner.remove(kind, name)?;
-        let _ = fs::remove_file(self.path(kind, name));
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        self.inner.remove(kind, id)?;
+        let _ = fs::remove_file(self.path(kind, id));
         Ok(())
     }
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        self.inner.exists(kind, name)
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        self.inner.exists(kind, id)
     }
     /// Staged files are packs, which the cache keeps only when read as trees: forwarded.
     fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {

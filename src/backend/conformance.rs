@@ -35,10 +35,10 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// The name of `data` as cairn names files: the BLAKE3 of the bytes, in hex (so that a
-/// caching wrapper keeps what it reads).
-pub fn name_of(data: &[u8]) -> String {
-    Id::of_bytes(data).to_hex()
+/// The id of `data` as cairn names files: the BLAKE3 of the bytes (so that a caching wrapper
+/// keeps what it reads).
+pub fn name_of(data: &[u8]) -> Id {
+    Id::of_bytes(data)
 }
 
 /// Run the whole suite on `b`, a fresh backend. `many` files of one kind are written and
@@ -48,14 +48,18 @@ pub fn run(b: &dyn Backend, many: u64) -> Outcome {
     let loc = b.location();
     let e = |what: &str, err: super::BackendError| format!("{loc}: {what}: {err}");
     b.create().map_err(|x| e("create", x))?;
-    ensure!(!b.exists(FileKind::Config, "").map_err(|x| e("exists config", x))?, "{loc}: config before it was written");
+    ensure!(
+        !b.exists(FileKind::Config, &super::CONFIG_ID).map_err(|x| e("exists config", x))?,
+        "{loc}: config before it was written"
+    );
     ensure!(
         b.list(FileKind::Config).map_err(|x| e("list config", x))?.is_empty(),
         "{loc}: config listed before written"
     );
-    b.write_bytes(FileKind::Config, "", Bytes::from_static(b"config bytes")).map_err(|x| e("write config", x))?;
+    b.write_bytes(FileKind::Config, &super::CONFIG_ID, Bytes::from_static(b"config bytes"))
+        .map_err(|x| e("write config", x))?;
     ensure!(
-        b.read(FileKind::Config, "").map_err(|x| e("read config", x))? == b"config bytes",
+        b.read(FileKind::Config, &super::CONFIG_ID).map_err(|x| e("read config", x))? == b"config bytes",
         "{loc}: config read back"
     );
     ensure!(b.list(FileKind::Config).map_err(|x| e("list config", x))?.len() == 1, "{loc}: config not listed once");
@@ -98,7 +102,7 @@ fn whole_files(b: &dyn Backend, loc: &str) -> Outcome {
     ensure!(b.exists(FileKind::Pack, &name).map_err(|x| e("exists", x))?, "{loc}: written pack does not exist");
     ensure!(!b.exists(FileKind::Pack, &name_of(b"other")).map_err(|x| e("exists", x))?, "{loc}: a missing pack exists");
     ensure!(!b.exists(FileKind::Index, &name).map_err(|x| e("exists", x))?, "{loc}: a pack exists as an index");
-    ensure!(b.list(FileKind::Pack).map_err(|x| e("list", x))? == vec![(name.clone(), n)], "{loc}: pack listing");
+    ensure!(b.list(FileKind::Pack).map_err(|x| e("list", x))? == vec![(name, n)], "{loc}: pack listing");
     for (i, kind) in [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock].into_iter().enumerate() {
         ensure!(
             b.list(kind).map_err(|x| e("list", x))?.is_empty(),
@@ -107,10 +111,7 @@ fn whole_files(b: &dyn Backend, loc: &str) -> Outcome {
         let body = vec![i as u8; 10 + i];
         let nm = name_of(&body);
         b.write_bytes(kind, &nm, Bytes::from(body.clone())).map_err(|x| e("write", x))?;
-        ensure!(
-            b.list(kind).map_err(|x| e("list", x))? == vec![(nm.clone(), body.len() as u64)],
-            "{loc}: list {kind:?}"
-        );
+        ensure!(b.list(kind).map_err(|x| e("list", x))? == vec![(nm, body.len() as u64)], "{loc}: list {kind:?}");
         ensure!(b.read(kind, &nm).map_err(|x| e("read", x))? == body, "{loc}: {kind:?} read back");
         // Whole-file reads of metadata go through a cache where there is one: twice the same.
         ensure!(b.read(kind, &nm).map_err(|x| e("read", x))? == body, "{loc}: {kind:?} read back twice");
@@ -123,7 +124,7 @@ fn whole_files(b: &dyn Backend, loc: &str) -> Outcome {
     b.write_bytes(FileKind::Pack, &name2, Bytes::from(second)).map_err(|x| e("write", x))?;
     let mut packs = b.list(FileKind::Pack).map_err(|x| e("list", x))?;
     packs.sort();
-    let mut want = vec![(name.clone(), n), (name2.clone(), 6)];
+    let mut want = vec![(name, n), (name2, 6)];
     want.sort();
     ensure!(packs == want, "{loc}: listing of two packs: {packs:?}");
 
@@ -171,7 +172,7 @@ fn staged_files(b: &dyn Backend, loc: &str) -> Outcome {
     let name = name_of(&data);
     s.commit(&name).map_err(|x| e("commit", x))?;
     ensure!(
-        b.list(FileKind::Pack).map_err(|x| e("list", x))? == vec![(name.clone(), data.len() as u64)],
+        b.list(FileKind::Pack).map_err(|x| e("list", x))? == vec![(name, data.len() as u64)],
         "{loc}: committed pack not listed with its size"
     );
     ensure!(b.read(FileKind::Pack, &name).map_err(|x| e("read", x))? == data, "{loc}: committed pack differs");
@@ -192,7 +193,7 @@ fn many_files(b: &dyn Backend, loc: &str, many: u64) -> Outcome {
     let bodies: Vec<Vec<u8>> = (0..many)
         .map(|i| i.to_le_bytes().iter().copied().chain(std::iter::repeat_n(0x5a, (i % 37) as usize)).collect())
         .collect();
-    let mut expected: Vec<(String, u64)> = bodies.iter().map(|d| (name_of(d), d.len() as u64)).collect();
+    let mut expected: Vec<(Id, u64)> = bodies.iter().map(|d| (name_of(d), d.len() as u64)).collect();
     let failures: Vec<String> = std::thread::scope(|s| {
         let workers: Vec<_> = bodies
             .chunks(bodies.len().div_ceil(8).max(1))
@@ -227,7 +228,7 @@ mod tests {
     fn patterns_differ_by_seed_and_names_are_hashes() {
         assert_ne!(pattern(1, 64), pattern(2, 64));
         assert_eq!(pattern(1, 64), pattern(1, 64));
-        assert_eq!(name_of(b"x"), Id::of_bytes(b"x").to_hex());
+        assert_eq!(name_of(b"x"), Id::of_bytes(b"x"));
     }
 
     #[test]
@@ -244,25 +245,25 @@ mod tests {
             fn create(&self) -> super::super::BackendResult<()> {
                 self.0.create()
             }
-            fn write_bytes(&self, k: FileKind, n: &str, d: Bytes) -> super::super::BackendResult<()> {
+            fn write_bytes(&self, k: FileKind, n: &Id, d: Bytes) -> super::super::BackendResult<()> {
                 self.0.write_bytes(k, n, d)
             }
-            fn read(&self, k: FileKind, n: &str) -> super::super::BackendResult<Vec<u8>> {
+            fn read(&self, k: FileKind, n: &Id) -> super::super::BackendResult<Vec<u8>> {
                 self.0.read(k, n)
             }
-            fn read_range(&self, k: FileKind, n: &str, o: u64, l: u64) -> super::super::BackendResult<Vec<u8>> {
+            fn read_range(&self, k: FileKind, n: &Id, o: u64, l: u64) -> super::super::BackendResult<Vec<u8>> {
                 self.0.read_range(k, n, o, l)
             }
-            fn read_range_cached(&self, k: FileKind, n: &str, o: u64, l: u64) -> super::super::BackendResult<Vec<u8>> {
+            fn read_range_cached(&self, k: FileKind, n: &Id, o: u64, l: u64) -> super::super::BackendResult<Vec<u8>> {
                 self.0.read_range_cached(k, n, o, l)
             }
-            fn list(&self, _: FileKind) -> super::super::BackendResult<Vec<(String, u64)>> {
+            fn list_names(&self, _: FileKind) -> super::super::BackendResult<Vec<(String, u64)>> {
                 Ok(Vec::new())
             }
-            fn remove(&self, k: FileKind, n: &str) -> super::super::BackendResult<()> {
+            fn remove(&self, k: FileKind, n: &Id) -> super::super::BackendResult<()> {
                 self.0.remove(k, n)
             }
-            fn exists(&self, k: FileKind, n: &str) -> super::super::BackendResult<bool> {
+            fn exists(&self, k: FileKind, n: &Id) -> super::super::BackendResult<bool> {
                 self.0.exists(k, n)
             }
             fn stage(&self, k: FileKind) -> super::super::BackendResult<Option<Box<dyn super::super::StagedFile>>> {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{Backend, BackendResult, FileKind, Properties, StagedFile};
+use crate::id::Id;
 
 /// A schedule shared by the transfers of one direction: each reserves the time its bytes take
 /// at the limit, after the reservations before it.
@@ -70,42 +71,42 @@ impl<B: Backend> Backend for LimitBackend<B> {
     fn create(&self) -> BackendResult<()> {
         self.inner.create()
     }
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
         if let Some(p) = &self.up {
             p.take(data.len() as u64);
         }
-        self.inner.write_bytes(kind, name, data)
+        self.inner.write_bytes(kind, id, data)
     }
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
-        let d = self.inner.read(kind, name)?;
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
+        let d = self.inner.read(kind, id)?;
         if let Some(p) = &self.down {
             p.take(d.len() as u64);
         }
         Ok(d)
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         if let Some(p) = &self.down {
             p.take(length);
         }
-        self.inner.read_range(kind, name, offset, length)
+        self.inner.read_range(kind, id, offset, length)
     }
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
-        self.inner.list(kind)
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        self.inner.list_names(kind)
     }
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        self.inner.remove(kind, name)
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        self.inner.remove(kind, id)
     }
     fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
         self.inner.remove_stale_temporaries(age)
     }
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        self.inner.exists(kind, name)
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        self.inner.exists(kind, id)
     }
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         if let Some(p) = &self.down {
             p.take(length);
         }
-        self.inner.read_range_cached(kind, name, offset, length)
+        self.inner.read_range_cached(kind, id, offset, length)
     }
     /// The wrapped backend's staged file, each piece paced by the upload limit.
     fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
@@ -131,8 +132,8 @@ impl StagedFile for PacedStaged {
     fn len(&self) -> u64 {
         self.inner.len()
     }
-    fn commit(self: Box<Self>, name: &str) -> BackendResult<()> {
-        self.inner.commit(name)
+    fn commit(self: Box<Self>, id: &Id) -> BackendResult<()> {
+        self.inner.commit(id)
     }
 }
 
@@ -165,7 +166,7 @@ mod tests {
         s.append(&[7u8; 200 * 1024]).unwrap();
         s.append(&[8u8; 100 * 1024]).unwrap();
         assert_eq!(s.len(), 300 * 1024);
-        let name = "ef".repeat(32);
+        let name = crate::id::Id([0xef; 32]);
         s.commit(&name).unwrap();
         assert!(t.elapsed() >= Duration::from_millis(280), "not paced: {:?}", t.elapsed());
         assert_eq!(b.read(FileKind::Pack, &name).unwrap().len(), 300 * 1024);

@@ -1,4 +1,4 @@
-//! An in-memory backend: a map from (kind, name) to bytes, for tests and for library users
+//! An in-memory backend: a map from (kind, id) to bytes, for tests and for library users
 //! that want a repository without a disk (a dry run, a fuzz target). It keeps the whole
 //! contract of [`Backend`]: whole-file writes appear at once, staged files appear only when
 //! committed, missing files are [`ErrorKind::NotFound`], a range past the end is
@@ -10,9 +10,10 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 
 use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, Properties, StagedFile};
+use crate::id::Id;
 
 /// The files of one in-memory repository, shared by the backend and its staged files.
-type Files = Arc<RwLock<HashMap<(FileKind, String), Bytes>>>;
+type Files = Arc<RwLock<HashMap<(FileKind, Id), Bytes>>>;
 
 /// A repository held in memory. Cheap to clone: clones share the same files.
 #[derive(Clone, Default)]
@@ -38,43 +39,23 @@ impl MemoryBackend {
         self.len() == 0
     }
 
-    fn get(&self, kind: FileKind, name: &str) -> BackendResult<Bytes> {
+    fn get(&self, kind: FileKind, id: &Id) -> BackendResult<Bytes> {
         let files = self.files.read().unwrap_or_else(|p| p.into_inner());
-        files.get(&(kind, key_name(kind, name))).cloned().ok_or_else(|| BackendError {
+        files.get(&key(kind, id)).cloned().ok_or_else(|| BackendError {
             kind: ErrorKind::NotFound,
-            context: format!("read {}", kind.path(name)),
+            context: format!("read {}", kind.path(id)),
             source: "no such file".into(),
         })
     }
 }
 
-/// The map key of a file: config has one name whatever is asked.
-fn key_name(kind: FileKind, name: &str) -> String {
-    if kind == FileKind::Config {
-        String::new()
-    } else {
-        name.to_string()
-    }
+/// The map key of a file: the config has one id whatever is asked ([`super::CONFIG_ID`]).
+fn key(kind: FileKind, id: &Id) -> (FileKind, Id) {
+    (kind, if kind == FileKind::Config { super::CONFIG_ID } else { *id })
 }
 
-/// Names as the local backend accepts them (ids, lock names): no separators, no dots.
-fn check_name(kind: FileKind, name: &str, op: &str) -> BackendResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if kind == FileKind::Config || ok {
-        Ok(())
-    } else {
-        Err(BackendError {
-            kind: ErrorKind::Permanent,
-            context: format!("{op} {name:?}"),
-            source: "invalid file name".into(),
-        })
-    }
-}
-
-fn insert(files: &Files, kind: FileKind, name: &str, data: Bytes) {
-    files.write().unwrap_or_else(|p| p.into_inner()).insert((kind, key_name(kind, name)), data);
+fn insert(files: &Files, kind: FileKind, id: &Id, data: Bytes) {
+    files.write().unwrap_or_else(|p| p.into_inner()).insert(key(kind, id), data);
 }
 
 impl Backend for MemoryBackend {
@@ -87,7 +68,7 @@ impl Backend for MemoryBackend {
     }
 
     fn create(&self) -> BackendResult<()> {
-        if self.get(FileKind::Config, "").is_ok() {
+        if self.get(FileKind::Config, &super::CONFIG_ID).is_ok() {
             return Err(BackendError {
                 kind: ErrorKind::Permanent,
                 context: "create repository in memory".into(),
@@ -98,49 +79,48 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
-        check_name(kind, name, "write")?;
-        insert(&self.files, kind, name, data);
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
+        insert(&self.files, kind, id, data);
         Ok(())
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
-        self.get(kind, name).map(|b| b.to_vec())
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
+        self.get(kind, id).map(|b| b.to_vec())
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        let data = self.get(kind, name)?;
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        let data = self.get(kind, id)?;
         let range = usize::try_from(offset).ok().and_then(|s| Some(s..s.checked_add(usize::try_from(length).ok()?)?));
         range.and_then(|r| data.get(r)).map(<[u8]>::to_vec).ok_or_else(|| BackendError {
             kind: ErrorKind::Corrupt,
-            context: format!("read {length} bytes at {offset} of {}", kind.path(name)),
+            context: format!("read {length} bytes at {offset} of {}", kind.path(id)),
             source: format!("the file has {} bytes", data.len()).into(),
         })
     }
 
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         // Already in memory: nothing to keep.
-        self.read_range(kind, name, offset, length)
+        self.read_range(kind, id, offset, length)
     }
 
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
         let files = self.files.read().unwrap_or_else(|p| p.into_inner());
         Ok(files
             .iter()
             .filter(|((k, _), _)| *k == kind)
             .map(|((_, n), d)| {
-                (if kind == FileKind::Config { "config".to_string() } else { n.clone() }, d.len() as u64)
+                (if kind == FileKind::Config { "config".to_string() } else { n.to_hex() }, d.len() as u64)
             })
             .collect())
     }
 
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&(kind, key_name(kind, name)));
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&key(kind, id));
         Ok(())
     }
 
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        Ok(self.files.read().unwrap_or_else(|p| p.into_inner()).contains_key(&(kind, key_name(kind, name))))
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        Ok(self.files.read().unwrap_or_else(|p| p.into_inner()).contains_key(&key(kind, id)))
     }
 
     /// Every kind can be staged: the pieces collect in a buffer of the staged file's own.
@@ -171,10 +151,9 @@ impl StagedFile for MemoryStaged {
         self.data.len() as u64
     }
 
-    fn commit(self: Box<Self>, name: &str) -> BackendResult<()> {
-        check_name(self.kind, name, "commit")?;
+    fn commit(self: Box<Self>, id: &Id) -> BackendResult<()> {
         let MemoryStaged { files, kind, data } = *self;
-        insert(&files, kind, name, Bytes::from(data));
+        insert(&files, kind, id, Bytes::from(data));
         Ok(())
     }
 }
@@ -193,15 +172,17 @@ mod tests {
     fn clones_share_files_and_staged_files_appear_on_commit() {
         let a = MemoryBackend::new();
         let b = a.clone();
-        a.write_bytes(FileKind::Index, "ab", Bytes::from_static(b"x")).unwrap();
-        assert_eq!(b.read(FileKind::Index, "ab").unwrap(), b"x");
+        let (ab, cd) = (Id([0xab; 32]), Id([0xcd; 32]));
+        a.write_bytes(FileKind::Index, &ab, Bytes::from_static(b"x")).unwrap();
+        assert_eq!(b.read(FileKind::Index, &ab).unwrap(), b"x");
         let mut s = b.stage(FileKind::Pack).unwrap().unwrap();
         s.append(b"12").unwrap();
         s.append(b"345").unwrap();
-        assert!(!a.exists(FileKind::Pack, "cd").unwrap());
-        s.commit("cd").unwrap();
-        assert_eq!(a.read_range(FileKind::Pack, "cd", 1, 3).unwrap(), b"234");
+        assert!(!a.exists(FileKind::Pack, &cd).unwrap());
+        s.commit(&cd).unwrap();
+        assert_eq!(a.read_range(FileKind::Pack, &cd, 1, 3).unwrap(), b"234");
         assert_eq!(a.len(), 2);
-        assert_eq!(a.write_bytes(FileKind::Key, "../k", Bytes::new()).unwrap_err().kind, ErrorKind::Permanent);
+        assert_eq!(a.list(FileKind::Pack).unwrap(), vec![(cd, 5)]);
+        assert_eq!(a.list_names(FileKind::Index).unwrap(), vec![(ab.to_hex(), 1)]);
     }
 }

@@ -1,6 +1,8 @@
 //! Storage backends: where repository files live (repo-format.md, "Layout").
 //!
-//! The trait is small and synchronous; every call names a file by its kind and name. Errors
+//! The trait is small and synchronous; every call names a file by its kind and id
+//! ([`FileKind`], [`Id`]): the hex of the id appears only in the path or object key
+//! ([`FileKind::path`]) and in messages. Errors
 //! are classified so callers and retry wrappers know what not to retry: [`ErrorKind::NotFound`],
 //! [`ErrorKind::Permanent`], [`ErrorKind::Transient`], [`ErrorKind::Corrupt`]. The kind travels
 //! up to the command's exit code: a storage that cannot be reached is not damage in the
@@ -19,10 +21,18 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::id::{Id, ID_LEN};
+
+/// The id the `config` file is named by in [`Backend`] calls: it has no id of its own (it is
+/// not named by its hash), and [`FileKind::path`] ignores the id for [`FileKind::Config`]
+/// (rustic passes a default id the same way). A listing of [`FileKind::Config`] gives this id
+/// when the config exists.
+pub const CONFIG_ID: Id = Id([0; ID_LEN]);
+
 /// The kinds of repository file, each with its own directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FileKind {
-    /// `config` (its name is ignored).
+    /// `config` (its id is ignored: callers pass [`CONFIG_ID`]).
     Config,
     /// `keys/<id>`.
     Key,
@@ -49,14 +59,35 @@ impl FileKind {
         }
     }
 
-    /// The path of file `name` of this kind, relative to the repository root, with `/`
-    /// separators (the same string is the object key on object stores).
-    pub fn path(self, name: &str) -> String {
+    /// The path of file `id` of this kind, relative to the repository root, with `/`
+    /// separators (the same string is the object key on object stores): `keys/<hex>`,
+    /// `data/<hex[0:2]>/<hex>`, ..., `config` whatever the id. The one place an id becomes a
+    /// storage name.
+    pub fn path(self, id: &Id) -> String {
+        let name = id.to_hex();
         match self {
             FileKind::Config => "config".to_string(),
             FileKind::Pack => format!("data/{}/{}", name.get(..2).unwrap_or("00"), name),
             k => format!("{}/{}", k.dir(), name),
         }
+    }
+
+    /// Split a listing of storage names ([`Backend::list_names`]) into the files named by an
+    /// id (`(id, size in bytes)`) and the others (names that are not 64 hex characters: a
+    /// stray file an operator left). For [`FileKind::Config`] every name is the config
+    /// ([`CONFIG_ID`]).
+    #[allow(clippy::type_complexity)]
+    pub fn split_listing(self, names: Vec<(String, u64)>) -> (Vec<(Id, u64)>, Vec<(String, u64)>) {
+        let mut ids = Vec::with_capacity(names.len());
+        let mut foreign = Vec::new();
+        for (name, size) in names {
+            let id = if self == FileKind::Config { Some(CONFIG_ID) } else { Id::from_hex(&name) };
+            match id {
+                Some(id) => ids.push((id, size)),
+                None => foreign.push((name, size)),
+            }
+        }
+        (ids, foreign)
     }
 
     /// Lower-case name for messages.
@@ -189,7 +220,13 @@ impl Properties {
 /// Contract: `write_bytes` is atomic — after it returns the file is durable and complete, and a
 /// crash during it leaves either no file or the complete file, never a partial one under the
 /// final name. Files are never overwritten with different content (names are content hashes).
-/// Every method is required: a wrapper forwards each one or implements it deliberately.
+/// Every method but [`Backend::list`] (which parses [`Backend::list_names`]) is required: a
+/// wrapper forwards each one or implements it deliberately.
+///
+/// Files are named by [`Id`] (the config by [`CONFIG_ID`]). Listings are of names, as stored:
+/// [`Backend::list_names`] gives every file of a kind, ids or not (a stray file an operator
+/// left in `data/` is there, for `check` to report), temporaries (`.tmp-*`) never;
+/// [`Backend::list`] keeps the ids.
 /// [`conformance::run`] checks an implementation against this contract.
 pub trait Backend: Send + Sync {
     /// A human-readable location (path or URL) for messages.
@@ -201,29 +238,36 @@ pub trait Backend: Send + Sync {
     /// Create the repository's directories; fails if `config` exists.
     fn create(&self) -> BackendResult<()>;
 
-    /// Store `data` as file `name` of `kind`, atomically and durably. The bytes are taken by
+    /// Store `data` as file `id` of `kind`, atomically and durably. The bytes are taken by
     /// value (a `Vec<u8>` converts without a copy) so an object store can send them as they
     /// are; a wrapper that retries clones the handle, not the bytes.
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()>;
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()>;
 
     /// The whole file.
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>>;
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>>;
 
     /// `length` bytes from byte `offset`; fewer only if the file is shorter (an error).
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
 
-    /// Names and sizes (bytes) of all files of `kind`.
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>>;
+    /// Storage names and sizes (bytes) of all files of `kind`, whether or not the names are
+    /// ids (temporaries `.tmp-*` left out); the config is listed as `config`.
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>>;
+
+    /// Ids and sizes (bytes) of the files of `kind`; files whose names are not ids are left
+    /// out ([`FileKind::split_listing`] of [`Backend::list_names`]).
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<(Id, u64)>> {
+        Ok(kind.split_listing(self.list_names(kind)?).0)
+    }
 
     /// Delete a file; deleting a missing file is not an error.
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()>;
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()>;
 
     /// True if the file exists.
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool>;
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool>;
 
     /// Like [`Backend::read_range`], for data worth keeping locally (tree packs): a caching
     /// wrapper fetches and keeps the whole file; a storage backend just reads the range.
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>>;
 
     /// Start a file of `kind` that is written in pieces and named when complete (a pack being
     /// filled), so the writer need not hold it in memory; `Ok(None)` where the backend only
@@ -252,16 +296,17 @@ pub trait StagedFile: Send {
         self.len() == 0
     }
 
-    /// Make the file durable and give it its name. Errors: as for [`Backend::write_bytes`].
-    fn commit(self: Box<Self>, name: &str) -> BackendResult<()>;
+    /// Make the file durable and give it its name, from `id`. Errors: as for
+    /// [`Backend::write_bytes`].
+    fn commit(self: Box<Self>, id: &Id) -> BackendResult<()>;
 }
 
 impl<'a> dyn Backend + 'a {
     /// [`Backend::write_bytes`] of a copy of `data`, for callers that hold a borrowed slice
     /// (callers that own a `Vec<u8>` hand it over with `write_bytes(.., vec.into())`).
     /// Errors: as [`Backend::write_bytes`].
-    pub fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> BackendResult<()> {
-        self.write_bytes(kind, name, Bytes::copy_from_slice(data))
+    pub fn write(&self, kind: FileKind, id: &Id, data: &[u8]) -> BackendResult<()> {
+        self.write_bytes(kind, id, Bytes::copy_from_slice(data))
     }
 }
 
@@ -275,26 +320,29 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
     fn create(&self) -> BackendResult<()> {
         (**self).create()
     }
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
-        (**self).write_bytes(kind, name, data)
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
+        (**self).write_bytes(kind, id, data)
     }
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
-        (**self).read(kind, name)
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
+        (**self).read(kind, id)
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        (**self).read_range(kind, name, offset, length)
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        (**self).read_range(kind, id, offset, length)
     }
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        (**self).list_names(kind)
+    }
+    fn list(&self, kind: FileKind) -> BackendResult<Vec<(Id, u64)>> {
         (**self).list(kind)
     }
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        (**self).remove(kind, name)
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        (**self).remove(kind, id)
     }
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        (**self).exists(kind, name)
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        (**self).exists(kind, id)
     }
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        (**self).read_range_cached(kind, name, offset, length)
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        (**self).read_range_cached(kind, id, offset, length)
     }
     fn stage(&self, kind: FileKind) -> BackendResult<Option<Box<dyn StagedFile>>> {
         (**self).stage(kind)

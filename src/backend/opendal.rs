@@ -18,6 +18,7 @@ use opendal::{ErrorKind as OErrorKind, HttpTransporter, Operator};
 
 use super::transport::{self, Progress, Transport, TransportFailure};
 use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, Properties, StagedFile};
+use crate::id::Id;
 
 /// A repository in an object store.
 pub struct OpendalBackend {
@@ -345,7 +346,7 @@ impl Backend for OpendalBackend {
             Err(e) if e.kind == ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        if self.exists(FileKind::Config, "")? {
+        if self.exists(FileKind::Config, &super::CONFIG_ID)? {
             return Err(BackendError {
                 kind: ErrorKind::Permanent,
                 context: format!("create repository at {}", self.location),
@@ -355,20 +356,20 @@ impl Backend for OpendalBackend {
         Ok(())
     }
 
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
-        let path = kind.path(name);
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
+        let path = kind.path(id);
         // A PUT is atomic: the object is visible complete or not at all. The bytes go as they
         // are (a `Buffer` over the same allocation), with their checksum when configured.
         self.run(|| format!("write {path}"), self.op.write(&path, data)).map(|_| ())
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
-        let path = kind.path(name);
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
+        let path = kind.path(id);
         self.run(|| format!("read {path}"), self.op.read(&path)).map(|b| b.to_vec())
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        let path = kind.path(name);
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        let path = kind.path(id);
         let ctx = || format!("read {length} bytes at {offset} of {path}");
         let end = offset.checked_add(length).ok_or_else(|| BackendError {
             kind: ErrorKind::Permanent,
@@ -386,9 +387,9 @@ impl Backend for OpendalBackend {
         Ok(data)
     }
 
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
         if kind == FileKind::Config {
-            return Ok(if self.exists(kind, "")? { vec![("config".into(), 0)] } else { vec![] });
+            return Ok(if self.exists(kind, &super::CONFIG_ID)? { vec![("config".into(), 0)] } else { vec![] });
         }
         let dir = format!("{}/", kind.dir());
         let entries = match self.run(|| format!("list {dir}"), self.op.list_with(&dir).recursive(true)) {
@@ -408,16 +409,16 @@ impl Backend for OpendalBackend {
             .collect())
     }
 
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        let path = kind.path(name);
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        let path = kind.path(id);
         match self.run(|| format!("remove {path}"), self.op.delete(&path)) {
             Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
             r => r,
         }
     }
 
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        let path = kind.path(name);
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        let path = kind.path(id);
         match self.run(|| format!("stat {path}"), self.op.stat(&path)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind == ErrorKind::NotFound => {
@@ -430,9 +431,9 @@ impl Backend for OpendalBackend {
         }
     }
 
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         // Keeping tree packs locally is the cache wrapper's job.
-        self.read_range(kind, name, offset, length)
+        self.read_range(kind, id, offset, length)
     }
 
     /// Objects are written whole (one PUT each): nothing to stage.

@@ -9,6 +9,7 @@ use rand::Rng;
 use bytes::Bytes;
 
 use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, Properties, StagedFile};
+use crate::id::Id;
 
 /// Wraps a backend; every call is tried up to `attempts` times while it fails transiently.
 pub struct RetryBackend<B> {
@@ -63,27 +64,27 @@ impl<B: Backend> Backend for RetryBackend<B> {
     fn create(&self) -> BackendResult<()> {
         self.retry(|| self.inner.create())
     }
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
         // Each attempt sends the same bytes: the handle is cloned, not the data.
-        self.retry(|| self.inner.write_bytes(kind, name, data.clone()))
+        self.retry(|| self.inner.write_bytes(kind, id, data.clone()))
     }
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
-        self.retry(|| self.inner.read(kind, name))
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
+        self.retry(|| self.inner.read(kind, id))
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        self.retry(|| self.inner.read_range(kind, name, offset, length))
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        self.retry(|| self.inner.read_range(kind, id, offset, length))
     }
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
-        self.retry(|| self.inner.list(kind))
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+        self.retry(|| self.inner.list_names(kind))
     }
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        self.retry(|| self.inner.remove(kind, name))
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        self.retry(|| self.inner.remove(kind, id))
     }
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        self.retry(|| self.inner.exists(kind, name))
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        self.retry(|| self.inner.exists(kind, id))
     }
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        self.retry(|| self.inner.read_range_cached(kind, name, offset, length))
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        self.retry(|| self.inner.read_range_cached(kind, id, offset, length))
     }
     /// Starting a staged file is retried; its pieces are not (an append that failed leaves
     /// the file in an unknown state: the caller drops it and writes the whole file again).

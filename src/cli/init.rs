@@ -23,7 +23,7 @@ struct Initialized {
 /// Create the repository and print its id.
 pub fn run(g: &GlobalOpts, _a: &InitArgs) -> Result<u8, Error> {
     let backend = g.backend()?;
-    if backend.exists(cairn::backend::FileKind::Config, "")? {
+    if backend.exists(cairn::backend::FileKind::Config, &cairn::backend::CONFIG_ID)? {
         return Err(Error::RepositoryExists { location: backend.location() });
     }
     let pw = password::get(g, true)?;

@@ -213,7 +213,7 @@ impl GlobalOpts {
     pub fn open_uncached(&self) -> Result<cairn::Repository, Error> {
         let backend = self.backend()?;
         // Fail on a missing repository before asking for a password.
-        if !backend.exists(cairn::backend::FileKind::Config, "")? {
+        if !backend.exists(cairn::backend::FileKind::Config, &cairn::backend::CONFIG_ID)? {
             return Err(Error::RepositoryNotFound { location: backend.location() });
         }
         let pw = password::get(self, false)?;

@@ -28,6 +28,7 @@ pub fn run(g: &GlobalOpts, a: &UnlockArgs) -> Result<u8, Error> {
     let repo = g.open()?;
     let removed = cairn::lock::remove_locks(&repo, &g.lock_options()?, a.remove_all)?;
     if g.json {
+        let removed: Vec<String> = removed.iter().map(|id| id.to_hex()).collect();
         out(&serde_json::to_string(&Unlocked { message_type: "unlock", removed }).unwrap_or_default());
     } else if !g.quiet {
         out(&format!("{} lock(s) removed", removed.len()));

@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{random_salt, MasterKey, MASTER_KEY_LEN, SALT_LEN, TAG_LEN};
+use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::{self, Magic, PREFIX_LEN};
+use crate::format::{self, PREFIX_LEN};
 
 /// Argon2id parameters as stored in a key file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +103,7 @@ pub fn wrap(master: &MasterKey, password: &[u8], kdf: KdfParams, username: &str,
     };
     let header_bytes = format::encode(&header)?;
     let mut out = Vec::with_capacity(PREFIX_LEN + 4 + header_bytes.len() + MASTER_KEY_LEN + TAG_LEN);
-    out.extend_from_slice(&Magic::Key.prefix());
+    out.extend_from_slice(&FileKind::Key.prefix());
     out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(&header_bytes);
     let wrapping = kdf.derive(password, &header.salt, "new key file")?;
@@ -118,7 +119,7 @@ pub fn wrap(master: &MasterKey, password: &[u8], kdf: KdfParams, username: &str,
 
 /// Split a key file into its header and the offset where the ciphertext starts.
 pub fn parse_header(data: &[u8], what: &str) -> Result<(KeyHeader, usize)> {
-    Magic::Key.check(data, what)?;
+    FileKind::Key.check_prefix(data, what)?;
     let len_bytes = data
         .get(PREFIX_LEN..PREFIX_LEN + 4)
         .ok_or_else(|| Error::corrupt(what, "truncated before the header length"))?;

@@ -14,8 +14,9 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::backend::FileKind;
 use crate::error::{Error, Result};
-use crate::format::{Magic, PREFIX_LEN};
+use crate::format::PREFIX_LEN;
 use crate::id::BlobId;
 
 /// BLAKE3 `derive_key` context for per-file AES keys.
@@ -105,9 +106,9 @@ impl MasterKey {
     /// Encrypt a single object (config, index, snapshot):
     /// `magic || version || salt || ciphertext || tag`.
     /// Errors: see [`FileKey::seal`].
-    pub fn seal_object(&self, magic: Magic, plaintext: &[u8]) -> Result<Vec<u8>> {
+    pub fn seal_object(&self, kind: FileKind, plaintext: &[u8]) -> Result<Vec<u8>> {
         let salt = random_salt();
-        let prefix = magic.prefix();
+        let prefix = kind.prefix();
         let ct = self.file_key(&salt).seal(0, &prefix, plaintext)?;
         let mut out = Vec::with_capacity(PREFIX_LEN + SALT_LEN + ct.len());
         out.extend_from_slice(&prefix);
@@ -118,8 +119,8 @@ impl MasterKey {
 
     /// Decrypt and authenticate a single object written by [`MasterKey::seal_object`].
     /// Errors: [`Error::Corrupt`] naming `what` on a wrong prefix, short file or failed tag.
-    pub fn open_object(&self, magic: Magic, data: &[u8], what: &str) -> Result<Vec<u8>> {
-        magic.check(data, what)?;
+    pub fn open_object(&self, kind: FileKind, data: &[u8], what: &str) -> Result<Vec<u8>> {
+        kind.check_prefix(data, what)?;
         let rest = &data[PREFIX_LEN..];
         if rest.len() < SALT_LEN + TAG_LEN {
             return Err(Error::corrupt(what, "truncated: shorter than salt and tag"));
@@ -127,7 +128,7 @@ impl MasterKey {
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(&rest[..SALT_LEN]);
         self.file_key(&salt)
-            .open(0, &magic.prefix(), &rest[SALT_LEN..])
+            .open(0, &kind.prefix(), &rest[SALT_LEN..])
             .ok_or_else(|| Error::corrupt(what, "authentication failed (modified, or written with another master key)"))
     }
 }
@@ -190,18 +191,18 @@ mod tests {
     #[test]
     fn object_round_trip_and_tamper() {
         let k = MasterKey::generate();
-        let sealed = k.seal_object(Magic::Snapshot, b"payload").unwrap();
-        assert_eq!(k.open_object(Magic::Snapshot, &sealed, "s").unwrap(), b"payload");
+        let sealed = k.seal_object(FileKind::Snapshot, b"payload").unwrap();
+        assert_eq!(k.open_object(FileKind::Snapshot, &sealed, "s").unwrap(), b"payload");
         // Wrong kind: prefix check fails.
-        assert!(k.open_object(Magic::Index, &sealed, "s").is_err());
+        assert!(k.open_object(FileKind::Index, &sealed, "s").is_err());
         // Any flipped byte fails.
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert!(k.open_object(Magic::Snapshot, &bad, "s").is_err(), "flip at {i} accepted");
+            assert!(k.open_object(FileKind::Snapshot, &bad, "s").is_err(), "flip at {i} accepted");
         }
         // Another key fails.
-        assert!(MasterKey::generate().open_object(Magic::Snapshot, &sealed, "s").is_err());
+        assert!(MasterKey::generate().open_object(FileKind::Snapshot, &sealed, "s").is_err());
     }
 
     #[test]

@@ -68,11 +68,10 @@ impl Repository {
             ));
         }
         let what = || format!("{blob_type:?} blob {} in pack {}", id.short(), pack.id.to_hex());
-        let name = pack.id.to_hex();
         let (offset, length) = (loc.offset as u64, loc.length as u64);
         let stored = match blob_type {
-            BlobType::Tree => self.backend.read_range_cached(FileKind::Pack, &name, offset, length),
-            BlobType::Data => self.backend.read_range(FileKind::Pack, &name, offset, length),
+            BlobType::Tree => self.backend.read_range_cached(FileKind::Pack, &pack.id.0, offset, length),
+            BlobType::Data => self.backend.read_range(FileKind::Pack, &pack.id.0, offset, length),
         }
         .map_err(|e| Error::stored_read(what(), e))?;
         let blob = BlobRef { blob_type, id, salt: &pack.salt, offset: loc.offset, raw_length: loc.raw_length };
@@ -142,11 +141,11 @@ impl Repository {
     /// [`Error::Corrupt`] for a damaged prefix, length or header.
     pub fn read_stored_pack_header(
         &self,
-        name: &str,
+        id: &PackId,
         size: u64,
         what: &str,
     ) -> Result<([u8; SALT_LEN], Vec<BlobEntry>)> {
-        crate::pack::read_stored_header(&*self.backend, &self.master, name, size, what)
+        crate::pack::read_stored_header(&*self.backend, &self.master, id, size, what)
     }
 
     /// Load and decode a tree blob.
@@ -181,9 +180,9 @@ mod tests {
         let mut w = repo.pack_writer(BlobType::Data, 1 << 16);
         w.add(id, &blob::compress(&plain, 3), plain.len() as u32).unwrap();
         let p = w.finish().unwrap();
-        repo.backend().write(FileKind::Pack, &p.id.to_hex(), &p.bytes).unwrap();
+        repo.backend().write(FileKind::Pack, &p.id.0, &p.bytes).unwrap();
         assert_eq!(repo.read_pack_header(&p.bytes, &p.id).unwrap(), p.entries);
-        let (salt, entries) = repo.read_stored_pack_header(&p.id.to_hex(), p.size, "pack").unwrap();
+        let (salt, entries) = repo.read_stored_pack_header(&p.id, p.size, "pack").unwrap();
         assert_eq!((salt, &entries), (p.salt, &p.entries));
         let e = entries[0];
         let stored = &p.bytes[e.offset as usize..(e.offset + e.length) as usize];
@@ -191,10 +190,14 @@ mod tests {
         assert_eq!(repo.open_blob(&r, stored, &|| "b".into()).unwrap(), plain);
         let wrong = BlobRef { blob_type: BlobType::Tree, ..r };
         assert!(matches!(repo.open_blob(&wrong, stored, &|| "b".into()), Err(Error::Corrupt { .. })));
-        repo.write_index(&IndexFile {
-            packs: vec![IndexPack { id: p.id, salt: p.salt, size: p.size, blobs: p.entries.clone() }],
-            supersedes: vec![],
-        })
+        let lock = crate::lock::AppendLock::acquire(&repo, "test", &Default::default()).unwrap();
+        repo.write_index(
+            &lock,
+            &IndexFile {
+                packs: vec![IndexPack { id: p.id, salt: p.salt, size: p.size, blobs: p.entries.clone() }],
+                supersedes: vec![],
+            },
+        )
         .unwrap();
         let index = repo.load_index().unwrap();
         assert_eq!(repo.read_blob(&index, BlobType::Data, &id).unwrap(), plain);

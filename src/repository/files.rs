@@ -1,6 +1,6 @@
 //! Single-object repository files (config, index files, snapshots, locks): each kind is a
-//! [`RepoFile`], which ties its directory ([`FileKind`]), its magic ([`Magic`]), the type of its
-//! name ([`RepoFile::Id`]) and its plaintext type together, so that
+//! [`RepoFile`], which ties its kind ([`FileKind`]: its directory and its magic), the type of
+//! its name ([`RepoFile::Id`]) and its plaintext type together, so that
 //! [`Repository::load`]`::<T>(&id)` and [`Repository::save`]`(&value)` cannot pair an index
 //! file's magic with a snapshot's directory.
 //!
@@ -13,12 +13,12 @@ use serde::Serialize;
 
 use super::config::Config;
 use super::Repository;
-use crate::backend::FileKind;
+use crate::backend::{FileKind, CONFIG_ID};
 use crate::error::{Error, Result};
-use crate::format::{self, Magic};
-use crate::id::{Id, IndexId, LockId, SnapshotId};
+use crate::format;
+use crate::id::{Id, IndexId, LockId, PackId, SnapshotId};
 use crate::index::{Index, IndexFile, IndexPack};
-use crate::lock::LockInfo;
+use crate::lock::{AppendLock, LockInfo};
 use crate::snapshot::Snapshot;
 
 /// The name of a repository file, as [`RepoFile::Id`].
@@ -27,10 +27,10 @@ pub trait FileName: Copy + Send + Sync {
     const CONTENT_ADDRESSED: bool = true;
     /// The name of the file holding `stored` (its complete stored bytes).
     fn of_stored(stored: &[u8]) -> Self;
-    /// Parse a storage name as listed by the backend; `None` when it cannot be one.
-    fn parse(name: &str) -> Option<Self>;
-    /// The storage name (64 hex characters; empty for the config).
-    fn name(&self) -> String;
+    /// The typed name of a file listed under `id`.
+    fn from_id(id: Id) -> Self;
+    /// The id the backend names the file by ([`crate::backend::CONFIG_ID`] for the config).
+    fn id(&self) -> Id;
     /// The short form for messages (8 hex characters; empty for the config).
     fn short(&self) -> String;
 }
@@ -44,11 +44,11 @@ impl FileName for ConfigName {
     fn of_stored(_: &[u8]) -> Self {
         ConfigName
     }
-    fn parse(_: &str) -> Option<Self> {
-        Some(ConfigName)
+    fn from_id(_: Id) -> Self {
+        ConfigName
     }
-    fn name(&self) -> String {
-        String::new()
+    fn id(&self) -> Id {
+        CONFIG_ID
     }
     fn short(&self) -> String {
         String::new()
@@ -61,11 +61,11 @@ macro_rules! content_named {
             fn of_stored(stored: &[u8]) -> Self {
                 Self(Id::of_bytes(stored))
             }
-            fn parse(name: &str) -> Option<Self> {
-                Self::from_hex(name)
+            fn from_id(id: Id) -> Self {
+                Self(id)
             }
-            fn name(&self) -> String {
-                self.to_hex()
+            fn id(&self) -> Id {
+                self.0
             }
             fn short(&self) -> String {
                 <$t>::short(self)
@@ -77,35 +77,29 @@ content_named!(IndexId, SnapshotId, LockId);
 
 /// A kind of single-object repository file and its plaintext type.
 pub trait RepoFile: Serialize + DeserializeOwned {
-    /// Its directory.
+    /// Its kind: its directory and its magic (the first 4 bytes of the file).
     const KIND: FileKind;
-    /// Its magic (the first 4 bytes of the file).
-    const MAGIC: Magic;
     /// The type of its name.
     type Id: FileName;
 }
 
 impl RepoFile for Config {
     const KIND: FileKind = FileKind::Config;
-    const MAGIC: Magic = Magic::Config;
     type Id = ConfigName;
 }
 
 impl RepoFile for IndexFile {
     const KIND: FileKind = FileKind::Index;
-    const MAGIC: Magic = Magic::Index;
     type Id = IndexId;
 }
 
 impl RepoFile for Snapshot {
     const KIND: FileKind = FileKind::Snapshot;
-    const MAGIC: Magic = Magic::Snapshot;
     type Id = SnapshotId;
 }
 
 impl RepoFile for LockInfo {
     const KIND: FileKind = FileKind::Lock;
-    const MAGIC: Magic = Magic::Lock;
     type Id = LockId;
 }
 
@@ -124,85 +118,66 @@ impl Repository {
     /// [`Error::Corrupt`] naming it for a wrong hash, failed authentication or bad encoding.
     pub fn load<T: RepoFile>(&self, id: &T::Id) -> Result<T> {
         let what = describe(T::KIND, &id.short());
-        let data = self.backend.read(T::KIND, &id.name())?;
+        let data = self.backend.read(T::KIND, &id.id())?;
         self.decode_stored(id, &data, &what)
     }
 
     /// Decrypt and decode `data`, the stored bytes of file `id` of kind `T`, after checking
     /// its name. Errors: as [`Repository::load`].
     pub(super) fn decode_stored<T: RepoFile>(&self, id: &T::Id, data: &[u8], what: &str) -> Result<T> {
-        if <T::Id as FileName>::CONTENT_ADDRESSED && T::Id::of_stored(data).name() != id.name() {
+        if <T::Id as FileName>::CONTENT_ADDRESSED && T::Id::of_stored(data).id() != id.id() {
             return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
         }
-        let plain = self.master.open_object(T::MAGIC, data, what)?;
+        let plain = self.master.open_object(T::KIND, data, what)?;
         format::decode(&plain, what)
     }
 
     /// Encrypt and store `value` as a new file of kind `T`; returns its name.
     /// Errors: [`Error::Internal`] when it cannot be encoded; the backend's.
     pub fn save<T: RepoFile>(&self, value: &T) -> Result<T::Id> {
-        let sealed = self.master.seal_object(T::MAGIC, &format::encode(value)?)?;
+        let sealed = self.master.seal_object(T::KIND, &format::encode(value)?)?;
         let id = T::Id::of_stored(&sealed);
-        self.backend.write(T::KIND, &id.name(), &sealed)?;
+        self.backend.write(T::KIND, &id.id(), &sealed)?;
         Ok(id)
     }
 
-    /// The files of kind `T` with their sizes in bytes; names that cannot be one of them are
-    /// left out. Errors: a failed listing.
+    /// The files of kind `T` with their sizes in bytes; names that are not ids are left out
+    /// (see [`crate::backend::Backend::list_names`]). Errors: a failed listing.
     pub fn list<T: RepoFile>(&self) -> Result<Vec<(T::Id, u64)>> {
-        Ok(self.backend.list(T::KIND)?.into_iter().filter_map(|(n, size)| Some((T::Id::parse(&n)?, size))).collect())
+        Ok(self.backend.list(T::KIND)?.into_iter().map(|(id, size)| (T::Id::from_id(id), size)).collect())
     }
 
     /// Remove file `id` of kind `T`. Errors: the backend's (not found included).
     pub fn remove<T: RepoFile>(&self, id: &T::Id) -> Result<()> {
-        Ok(self.backend.remove(T::KIND, &id.name())?)
+        Ok(self.backend.remove(T::KIND, &id.id())?)
     }
 
-    /// Encrypt and store a single object; returns its storage id.
-    /// To be removed once every caller uses [`Repository::save`], which cannot mix a kind and
-    /// a magic.
-    pub fn write_object<T: Serialize>(&self, kind: FileKind, magic: Magic, value: &T) -> Result<Id> {
-        let sealed = self.master.seal_object(magic, &format::encode(value)?)?;
-        let id = Id::of_bytes(&sealed);
-        self.backend.write(kind, &id.to_hex(), &sealed)?;
-        Ok(id)
-    }
-
-    /// Read a single object, check its name is the hash of its bytes, decrypt and decode it.
-    /// To be removed once every caller uses [`Repository::load`].
-    pub fn read_object<T: DeserializeOwned>(&self, kind: FileKind, magic: Magic, name: &str) -> Result<T> {
-        let what = format!("{} {}", kind.label(), name.get(..8).unwrap_or(name));
-        let data = self.backend.read(kind, name)?;
-        if !Id::names(name, &data) {
-            return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
-        }
-        let plain = self.master.open_object(magic, &data, &what)?;
-        format::decode(&plain, &what)
-    }
-
-    /// Read and decode every index file, in parallel: `(storage name, contents)`.
-    /// Errors: the first index file that cannot be read or is damaged; a failed listing.
-    pub fn index_files(&self) -> Result<Vec<(String, IndexFile)>> {
+    /// Read and decode every index file, in parallel: `(id, contents)`.
+    /// Errors: the first index file that cannot be read or is damaged (a file in the index
+    /// directory whose name is not an id included); a failed listing.
+    pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         use rayon::prelude::*;
-        let names = self.backend.list(FileKind::Index)?;
-        names
-            .par_iter()
-            .map(|(n, _)| match IndexId::from_hex(n) {
-                Some(id) => Ok((n.clone(), self.load::<IndexFile>(&id)?)),
-                None => Err(Error::corrupt(
-                    describe(FileKind::Index, n.get(..8).unwrap_or(n)),
-                    "content does not match its name (BLAKE3 of the file)",
-                )),
+        let (ids, foreign) = FileKind::Index.split_listing(self.backend.list_names(FileKind::Index)?);
+        if let Some((name, _)) = foreign.first() {
+            return Err(Error::corrupt(
+                describe(FileKind::Index, name.get(..8).unwrap_or(name)),
+                "content does not match its name (BLAKE3 of the file)",
+            ));
+        }
+        ids.par_iter()
+            .map(|(id, _)| {
+                let id = IndexId(*id);
+                Ok((id, self.load::<IndexFile>(&id)?))
             })
             .collect()
     }
 
     /// The index files in force among `files`: all but those named in another's `supersedes`
     /// (repo-format.md, "Index files").
-    pub fn live_index_files(files: &[(String, IndexFile)]) -> Vec<&(String, IndexFile)> {
-        let superseded: std::collections::HashSet<String> =
-            files.iter().flat_map(|(_, f)| f.supersedes.iter().map(|i| i.to_hex())).collect();
-        files.iter().filter(|(name, _)| !superseded.contains(name)).collect()
+    pub fn live_index_files(files: &[(IndexId, IndexFile)]) -> Vec<&(IndexId, IndexFile)> {
+        let superseded: std::collections::HashSet<IndexId> =
+            files.iter().flat_map(|(_, f)| f.supersedes.iter().copied()).collect();
+        files.iter().filter(|(id, _)| !superseded.contains(id)).collect()
     }
 
     /// Load every index file in force into one in-memory index. Damaged index files are an
@@ -218,29 +193,38 @@ impl Repository {
     /// before it wrote its index. Each such pack's header is read (two range reads) and
     /// authenticated; the packs are added to `index` and recorded in a new index file, so the
     /// next backup does not upload their blobs again. Unreadable packs are skipped (check
-    /// reports them). Returns how many packs were recovered.
-    pub fn index_unindexed_packs(&self, index: &mut Index) -> Result<usize> {
-        let known: std::collections::HashSet<String> = index.packs().iter().map(|p| p.id.to_hex()).collect();
-        let orphans: Vec<(String, u64)> =
-            self.backend.list(FileKind::Pack)?.into_iter().filter(|(n, _)| !known.contains(n)).collect();
-        let recover = |name: &str, size: u64| -> Result<IndexPack> {
-            let id = crate::id::PackId::from_hex(name).ok_or_else(|| Error::corrupt(name, "not a pack id"))?;
+    /// reports them; files whose names are not ids are not packs). Returns how many packs were
+    /// recovered. Writes under `lock` (checked before the index file is written).
+    /// Errors: a failed listing; a lost lock; the index file's write.
+    pub fn index_unindexed_packs(&self, lock: &AppendLock, index: &mut Index) -> Result<usize> {
+        let known: std::collections::HashSet<PackId> = index.packs().iter().map(|p| p.id).collect();
+        let orphans: Vec<(PackId, u64)> = self
+            .backend
+            .list(FileKind::Pack)?
+            .into_iter()
+            .map(|(id, size)| (PackId(id), size))
+            .filter(|(id, _)| !known.contains(id))
+            .collect();
+        let recover = |id: PackId, size: u64| -> Result<IndexPack> {
             let what = format!("pack {}", id.short());
-            let (salt, blobs) = self.read_stored_pack_header(name, size, &what)?;
+            let (salt, blobs) = self.read_stored_pack_header(&id, size, &what)?;
             Ok(IndexPack { id, salt, size, blobs })
         };
-        let packs: Vec<IndexPack> = orphans.iter().filter_map(|(n, size)| recover(n, *size).ok()).collect();
+        let packs: Vec<IndexPack> = orphans.iter().filter_map(|(id, size)| recover(*id, *size).ok()).collect();
         if packs.is_empty() {
             return Ok(0);
         }
         let file = IndexFile { packs, supersedes: Vec::new() };
-        self.write_index(&file)?;
+        lock.check()?;
+        self.write_index(lock, &file)?;
         index.add_file(&file);
         Ok(file.packs.len())
     }
 
-    /// Store an index file.
-    pub fn write_index(&self, file: &IndexFile) -> Result<IndexId> {
+    /// Store an index file, under `lock` (an append lock, or [`crate::lock::ExclusiveLock::append`]
+    /// of an exclusive one: the type proves the caller holds one; checking that it is still
+    /// held is the caller's, before each write). Errors: as [`Repository::save`].
+    pub fn write_index(&self, _lock: &AppendLock, file: &IndexFile) -> Result<IndexId> {
         self.save(file)
     }
 }
@@ -269,15 +253,16 @@ mod tests {
     fn a_file_not_matching_its_name_is_damaged() {
         let (_d, repo) = temp_repo();
         let id = repo.save(&IndexFile::default()).unwrap();
-        let bytes = repo.backend().read(FileKind::Index, &id.to_hex()).unwrap();
+        let bytes = repo.backend().read(FileKind::Index, &id.0).unwrap();
         let other = IndexId(Id([9; 32]));
-        repo.backend().write(FileKind::Index, &other.to_hex(), &bytes).unwrap();
+        repo.backend().write(FileKind::Index, &other.0, &bytes).unwrap();
         let e = repo.load::<IndexFile>(&other).unwrap_err();
         assert!(matches!(&e, Error::Corrupt { object, .. } if object == "index 09090909"), "{e}");
         // A file of another kind under a right name: its magic does not match.
-        let lock_bytes = repo.master.seal_object(Magic::Lock, &format::encode(&IndexFile::default()).unwrap()).unwrap();
+        let lock_bytes =
+            repo.master.seal_object(FileKind::Lock, &format::encode(&IndexFile::default()).unwrap()).unwrap();
         let named = IndexId::of_stored(&lock_bytes);
-        repo.backend().write(FileKind::Index, &named.to_hex(), &lock_bytes).unwrap();
+        repo.backend().write(FileKind::Index, &named.0, &lock_bytes).unwrap();
         assert!(matches!(repo.load::<IndexFile>(&named), Err(Error::Corrupt { .. })));
     }
 }

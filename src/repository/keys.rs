@@ -22,40 +22,45 @@ pub const MAX_KEYS_TRIED: usize = 20;
 /// a larger file is reported as damaged without being read.
 pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
-/// A key file worth trying: its name and bytes.
+/// A key file worth trying: its id and bytes.
 pub(super) struct KeyCandidate {
-    /// Its storage name.
-    pub(super) name: String,
+    /// Its id (its name).
+    pub(super) id: KeyId,
     /// Its complete bytes.
     pub(super) data: Vec<u8>,
 }
 
 /// The key files worth trying, in the order they are tried: ascending cost (memory in KiB ×
 /// passes) of their key derivation, then newest first; and the key files skipped as damaged
-/// (too large, content not matching the name, undecodable header, parameters out of range),
-/// each described. No key derivation runs here.
+/// (too large, content not matching the name or a name that is not an id, undecodable header,
+/// parameters out of range), each described. No key derivation runs here.
 /// Errors: a failed listing or read.
 pub(super) fn key_candidates(backend: &dyn Backend) -> Result<(Vec<KeyCandidate>, Vec<String>)> {
     let mut damaged = Vec::new();
     let mut found = Vec::new();
-    for (name, size) in backend.list(FileKind::Key)? {
-        let what = format!("key file {name}");
+    let (ids, foreign) = FileKind::Key.split_listing(backend.list_names(FileKind::Key)?);
+    for (name, _) in foreign {
+        damaged.push(format!("key file {name}: content does not match its name"));
+    }
+    for (id, size) in ids {
+        let id = KeyId(id);
+        let what = format!("key file {id}");
         if size > MAX_KEY_FILE_BYTES {
             damaged.push(format!("{what}: {size} bytes, larger than any key file ({MAX_KEY_FILE_BYTES} at most)"));
             continue;
         }
-        let data = backend.read(FileKind::Key, &name)?;
-        if !Id::names(&name, &data) {
+        let data = backend.read(FileKind::Key, &id.0)?;
+        if Id::of_bytes(&data) != id.0 {
             damaged.push(format!("{what}: content does not match its name"));
             continue;
         }
         match keyfile::parse_header(&data, &what).and_then(|(h, _)| h.kdf.check(&what).map(|()| h)) {
-            Ok(h) => found.push((name, data, h.kdf.cost(), h.created)),
+            Ok(h) => found.push((id, data, h.kdf.cost(), h.created)),
             Err(e) => damaged.push(e.to_string()),
         }
     }
     found.sort_by(|a, b| a.2.cmp(&b.2).then(b.3.cmp(&a.3)).then(a.0.cmp(&b.0)));
-    Ok((found.into_iter().map(|(name, data, _, _)| KeyCandidate { name, data }).collect(), damaged))
+    Ok((found.into_iter().map(|(id, data, _, _)| KeyCandidate { id, data }).collect(), damaged))
 }
 
 /// Try `password` on the key files of `backend`, cheapest first, at most [`MAX_KEYS_TRIED`].
@@ -65,10 +70,10 @@ pub(super) fn key_candidates(backend: &dyn Backend) -> Result<(Vec<KeyCandidate>
 pub(super) fn unlock(backend: &dyn Backend, password: &[u8]) -> Result<(MasterKey, KeyId)> {
     let (candidates, mut damaged) = key_candidates(backend)?;
     let mut tried = 0;
-    for KeyCandidate { name, data } in candidates.into_iter().take(MAX_KEYS_TRIED) {
-        let what = format!("key file {name}");
+    for KeyCandidate { id, data } in candidates.into_iter().take(MAX_KEYS_TRIED) {
+        let what = format!("key file {id}");
         match keyfile::unwrap(&data, password, &what) {
-            Ok(Unwrapped::Key(master)) => return Ok((master, KeyId(Id::of_bytes(&data)))),
+            Ok(Unwrapped::Key(master)) => return Ok((master, id)),
             Ok(Unwrapped::WrongPassword) => tried += 1,
             Err(e) => damaged.push(e.to_string()),
         }
@@ -123,7 +128,7 @@ impl Repository {
         lock.check()?;
         let bytes = keyfile::wrap(&self.master, password, KdfParams::default(), username, hostname)?;
         let id = KeyId(Id::of_bytes(&bytes));
-        self.backend.write(FileKind::Key, &id.to_hex(), &bytes)?;
+        self.backend.write(FileKind::Key, &id.0, &bytes)?;
         Ok(id)
     }
 
@@ -131,11 +136,11 @@ impl Repository {
     /// A damaged key file is listed with the error instead of a header.
     pub fn list_keys(&self) -> Result<Vec<(KeyId, std::result::Result<KeyHeader, String>)>> {
         let mut keys = Vec::new();
-        for (name, _) in self.backend.list(FileKind::Key)? {
-            let Some(id) = KeyId::from_hex(&name) else { continue };
+        for (id, _) in self.backend.list(FileKind::Key)? {
+            let id = KeyId(id);
             let what = format!("key file {}", id.short());
-            let header = self.backend.read(FileKind::Key, &name).map_err(Error::from).and_then(|data| {
-                if !Id::names(&name, &data) {
+            let header = self.backend.read(FileKind::Key, &id.0).map_err(Error::from).and_then(|data| {
+                if Id::of_bytes(&data) != id.0 {
                     return Err(Error::corrupt(&what, "content does not match its name"));
                 }
                 keyfile::parse_header(&data, &what).map(|(h, _)| h)
@@ -209,7 +214,7 @@ impl Repository {
         hostname: &str,
     ) -> Result<KeyId> {
         let new = self.add_key(&lock.append(), password, username, hostname)?;
-        let data = self.backend.read(FileKind::Key, &new.to_hex())?;
+        let data = self.backend.read(FileKind::Key, &new.0)?;
         let opens = match keyfile::unwrap(&data, password, "new key file")? {
             Unwrapped::Key(k) => k.to_bytes() == self.master.to_bytes(),
             Unwrapped::WrongPassword => false,
@@ -232,7 +237,7 @@ impl Repository {
             return Err(Error::refused("refusing to remove the last key: the repository would be unreadable"));
         }
         lock.check()?;
-        self.backend.remove(FileKind::Key, &id.to_hex())?;
+        self.backend.remove(FileKind::Key, &id.0)?;
         Ok(())
     }
 }

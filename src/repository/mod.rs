@@ -19,7 +19,7 @@ pub mod snapshots;
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, ErrorKind, FileKind};
+use crate::backend::{Backend, ErrorKind, FileKind, CONFIG_ID};
 use crate::chunker::Chunker;
 use crate::crypto::keyfile;
 use crate::crypto::MasterKey;
@@ -49,14 +49,14 @@ impl Repository {
     /// [`Error::RepositoryExists`] when a config is already there; backend errors.
     pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Self> {
         opts.validate()?;
-        if backend.exists(FileKind::Config, "")? {
+        if backend.exists(FileKind::Config, &CONFIG_ID)? {
             return Err(Error::RepositoryExists { location: backend.location() });
         }
         backend.create()?;
         let master = MasterKey::generate();
         let key_bytes = keyfile::wrap(&master, password, opts.kdf, &crate::util::username(), &crate::util::hostname())?;
         let key_id = KeyId(Id::of_bytes(&key_bytes));
-        backend.write(FileKind::Key, &key_id.to_hex(), &key_bytes)?;
+        backend.write(FileKind::Key, &key_id.0, &key_bytes)?;
         let repo = Repository { backend, master: Arc::new(master), config: Config::new(opts), key_id };
         // The config is written last: a repository exists once its config does.
         repo.save(&repo.config)?;
@@ -67,7 +67,7 @@ impl Repository {
     /// Errors: [`Error::RepositoryNotFound`] without a config; [`Error::WrongPassword`] when no
     /// key file opens; [`Error::Corrupt`] for a damaged config.
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Self> {
-        let config_bytes = match backend.read(FileKind::Config, "") {
+        let config_bytes = match backend.read(FileKind::Config, &CONFIG_ID) {
             Ok(b) => b,
             Err(e) if e.kind == ErrorKind::NotFound => {
                 return Err(Error::RepositoryNotFound { location: backend.location() })

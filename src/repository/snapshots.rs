@@ -95,8 +95,8 @@ impl Repository {
             .backend
             .list(FileKind::Snapshot)?
             .into_iter()
-            .filter(|(n, _)| n.starts_with(&spec_l))
-            .filter_map(|(n, _)| SnapshotId::from_hex(&n))
+            .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
+            .map(|(id, _)| SnapshotId(id))
             .collect();
         match matches.as_slice() {
             [] => Err(Error::SnapshotNotFound(spec.to_string())),

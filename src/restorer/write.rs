@@ -79,7 +79,7 @@ impl Restorer<'_> {
             self.ctx.check()?;
             let Some(batch) = needed.get(request.blobs) else { continue };
             let start = request.offset;
-            let range = match self.repo.backend().read_range(FileKind::Pack, &name, start, request.length) {
+            let range = match self.repo.backend().read_range(FileKind::Pack, &info.id.0, start, request.length) {
                 Ok(r) => Ok(r),
                 // The storage failing is not damage: stop, the user retries later.
                 Err(e) => match Error::stored_read(format!("pack {name}"), e) {

@@ -14,9 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::common::*;
 use cairn::backend::local::LocalBackend;
-use cairn::backend::{Backend, FileKind};
+use cairn::backend::Backend;
 use cairn::blob::BlobType;
-use cairn::format::Magic;
 use cairn::index::IndexFile;
 use cairn::repository::{InitOptions, Repository};
 use serde_json::Value;
@@ -136,14 +135,10 @@ fn copy() -> Copy {
 
 /// Every index file of the copy, decoded through the library.
 fn index_files(repo: &Repository) -> Vec<(String, IndexFile)> {
-    repo.backend()
-        .list(FileKind::Index)
+    repo.list::<IndexFile>()
         .unwrap()
         .into_iter()
-        .map(|(n, _)| {
-            let f: IndexFile = repo.read_object(FileKind::Index, Magic::Index, &n).unwrap();
-            (n, f)
-        })
+        .map(|(id, _)| (id.to_hex(), repo.load::<IndexFile>(&id).unwrap()))
         .collect()
 }
 
@@ -409,7 +404,8 @@ fn index_that_disagrees_with_a_pack_header_is_reported() {
             for b in file.packs.iter_mut().flat_map(|p| p.blobs.iter_mut()).filter(|b| b.id == blob.id) {
                 b.raw_length += 1;
             }
-            rewritten = Some(repo.write_index(&file).unwrap().to_hex());
+            let lock = cairn::lock::AppendLock::acquire(&repo, "test", &Default::default()).unwrap();
+            rewritten = Some(repo.write_index(&lock, &file).unwrap().to_hex());
             fs::remove_file(c.path.join("index").join(&name)).unwrap();
         }
     }

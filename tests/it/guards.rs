@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use cairn::backend::local::LocalBackend;
-use cairn::backend::Backend;
+use cairn::backend::{Backend, FileKind};
 use cairn::crypto::keyfile::{KdfParams, KeyHeader};
-use cairn::format::Magic;
 use cairn::repository::Repository;
 
 fn open(repo: &Repo) -> Repository {
@@ -236,7 +235,7 @@ fn plant_key(repo: &Repo, kdf: KdfParams, seed: u64) {
         salt: [seed as u8; 32],
     };
     let h = cairn::format::encode(&header).unwrap();
-    let mut data = Magic::Key.prefix().to_vec();
+    let mut data = FileKind::Key.prefix().to_vec();
     data.extend_from_slice(&(h.len() as u32).to_le_bytes());
     data.extend_from_slice(&h);
     data.extend_from_slice(&random_bytes(seed, 112));

@@ -358,9 +358,9 @@ fn fast_random(seed: u64, len: usize) -> Vec<u8> {
     v
 }
 
-/// A 64-hex-digit name.
-fn hex_name(i: u64) -> String {
-    blake3::hash(&i.to_le_bytes()).to_hex().to_string()
+/// An id (its name: 64 hex digits).
+fn hex_name(i: u64) -> cairn::id::Id {
+    cairn::id::Id::of_bytes(&i.to_le_bytes())
 }
 
 /// Names (and sizes) of the regular files directly in `dir` (none if it does not exist).
@@ -441,14 +441,14 @@ fn as_u64(v: &Value, what: &str) -> u64 {
 /// The library's conformance suite, then where the storage keeps a pack: `pack_file(name)`
 /// is the file of pack `name` on disk (the local repository directory, or the S3 server's
 /// root), to check the layout of repo-format.md.
-fn conformance(b: &dyn Backend, pack_file: &dyn Fn(&str) -> PathBuf) {
+fn conformance(b: &dyn Backend, pack_file: &dyn Fn(&cairn::id::Id) -> PathBuf) {
     let loc = b.location();
     cairn::backend::conformance::run(b, 1100).unwrap_or_else(|e| panic!("conformance: {e}"));
     for data in [fast_random(11, 300_000), b"second".to_vec()] {
         let name = cairn::backend::conformance::name_of(&data);
         b.write(FileKind::Pack, &name, &data).unwrap();
         let on_disk = pack_file(&name);
-        assert!(on_disk.ends_with(format!("data/{}/{name}", &name[..2])), "{}", on_disk.display());
+        assert!(on_disk.ends_with(format!("data/{}/{name}", &name.to_hex()[..2])), "{}", on_disk.display());
         assert_eq!(
             fs::read(&on_disk).unwrap_or_else(|e| panic!("{loc}: pack not at {}: {e}", on_disk.display())),
             data
@@ -686,7 +686,7 @@ fn s3_cut_upload_is_never_visible() {
     assert!(t.elapsed() < Duration::from_secs(15), "the failed write took {:?}", t.elapsed());
     assert_eq!(proxy.cuts(), 1, "retries=0: exactly one attempt, cut once (error: {err})");
     assert_eq!(err.kind, ErrorKind::Transient, "a dropped connection is worth retrying: {err}");
-    assert!(err.context.contains(&format!("data/{}/{name}", &name[..2])), "the error names the object: {err}");
+    assert!(err.context.contains(&format!("data/{}/{name}", &name.to_hex()[..2])), "the error names the object: {err}");
     // The server may still be noticing the broken request: look twice.
     for _ in 0..2 {
         assert!(!direct.list(FileKind::Pack).unwrap().iter().any(|(n, _)| *n == name), "partial upload listed");
@@ -833,34 +833,40 @@ impl<B: Backend> Backend for Faulty<B> {
         self.inject("create".into())?;
         self.inner.create()
     }
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
+    fn write_bytes(&self, kind: FileKind, name: &cairn::id::Id, data: Bytes) -> BackendResult<()> {
         self.inject(format!("write {}", kind.path(name)))?;
         self.inner.write_bytes(kind, name, data)
     }
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
+    fn read(&self, kind: FileKind, name: &cairn::id::Id) -> BackendResult<Vec<u8>> {
         self.inject(format!("read {}", kind.path(name)))?;
         let v = self.inner.read(kind, name)?;
         Ok(if *self.truncate_reads.lock().unwrap() == Some(kind) { shorten(v) } else { v })
     }
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range(&self, kind: FileKind, name: &cairn::id::Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         self.inject(format!("read range of {}", kind.path(name)))?;
         let v = self.inner.read_range(kind, name, offset, length)?;
         Ok(if self.truncate_ranges.load(Ordering::SeqCst) { shorten(v) } else { v })
     }
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range_cached(
+        &self,
+        kind: FileKind,
+        name: &cairn::id::Id,
+        offset: u64,
+        length: u64,
+    ) -> BackendResult<Vec<u8>> {
         self.inject(format!("read range of {}", kind.path(name)))?;
         let v = self.inner.read_range_cached(kind, name, offset, length)?;
         Ok(if self.truncate_cached_ranges.load(Ordering::SeqCst) { shorten(v) } else { v })
     }
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
         self.inject(format!("list {}", kind.dir()))?;
-        self.inner.list(kind)
+        self.inner.list_names(kind)
     }
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
+    fn remove(&self, kind: FileKind, name: &cairn::id::Id) -> BackendResult<()> {
         self.inject(format!("remove {}", kind.path(name)))?;
         self.inner.remove(kind, name)
     }
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
+    fn exists(&self, kind: FileKind, name: &cairn::id::Id) -> BackendResult<bool> {
         self.inject(format!("stat {}", kind.path(name)))?;
         self.inner.exists(kind, name)
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::{Backend, BackendError, BackendResult, ErrorKind, FileKind, Properties, StagedFile};
+use crate::id::Id;
 use direct_io::DirectWriter;
 
 /// Prefix of temporary files; readers ignore such names.
@@ -29,8 +30,8 @@ impl LocalBackend {
         LocalBackend { root: root.into() }
     }
 
-    fn path(&self, kind: FileKind, name: &str) -> PathBuf {
-        self.root.join(kind.path(name))
+    fn path(&self, kind: FileKind, id: &Id) -> PathBuf {
+        self.root.join(kind.path(id))
     }
 }
 
@@ -81,6 +82,7 @@ fn rename_into_place(tmp: &Path, path: &Path, dir: &Path) -> BackendResult<()> {
 /// a pack is written once and read rarely.
 const DIRECT_MIN: usize = 1 << 20;
 
+/// Names a listing gives: no separators, no dots (ids and foreign names alike).
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
@@ -98,7 +100,7 @@ impl Backend for LocalBackend {
         if let Some(e) = self.root_not_a_directory() {
             return Err(e);
         }
-        let config = self.path(FileKind::Config, "");
+        let config = self.path(FileKind::Config, &super::CONFIG_ID);
         if config.exists() {
             return Err(BackendError {
                 kind: ErrorKind::Permanent,
@@ -120,15 +122,8 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn write_bytes(&self, kind: FileKind, name: &str, data: Bytes) -> BackendResult<()> {
-        if kind != FileKind::Config && !valid_name(name) {
-            return Err(BackendError {
-                kind: ErrorKind::Permanent,
-                context: format!("write {name:?}"),
-                source: "invalid file name".into(),
-            });
-        }
-        let path = self.path(kind, name);
+    fn write_bytes(&self, kind: FileKind, id: &Id, data: Bytes) -> BackendResult<()> {
+        let path = self.path(kind, id);
         let dir = parent_dir(&path, &self.root)?;
         let tmp = temporary_path(&dir);
         let result = (|| {
@@ -142,16 +137,16 @@ impl Backend for LocalBackend {
         result
     }
 
-    fn read(&self, kind: FileKind, name: &str) -> BackendResult<Vec<u8>> {
-        let path = self.path(kind, name);
+    fn read(&self, kind: FileKind, id: &Id) -> BackendResult<Vec<u8>> {
+        let path = self.path(kind, id);
         let mut f = File::open(&path).map_err(|e| err("open", &path, e))?;
         let mut v = Vec::new();
         f.read_to_end(&mut v).map_err(|e| err("read", &path, e))?;
         Ok(v)
     }
 
-    fn read_range(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
-        let path = self.path(kind, name);
+    fn read_range(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+        let path = self.path(kind, id);
         let len = usize::try_from(length).map_err(|_| err("read", &path, std::io::Error::other("range too large")))?;
         // Large ranges of packs (a restore, a check) are read past the page cache.
         let direct = kind == FileKind::Pack && length >= direct_io::DIRECT_READ_MIN;
@@ -161,10 +156,14 @@ impl Backend for LocalBackend {
             .map_err(|e| BackendError::from_io(format!("read {length} bytes at {offset} of {}", path.display()), e))
     }
 
-    fn list(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
+    fn list_names(&self, kind: FileKind) -> BackendResult<Vec<(String, u64)>> {
         let dirs: Vec<PathBuf> = match kind {
             FileKind::Config => {
-                return Ok(if self.path(kind, "").exists() { vec![("config".into(), 0)] } else { vec![] })
+                return Ok(if self.path(kind, &super::CONFIG_ID).exists() {
+                    vec![("config".into(), 0)]
+                } else {
+                    vec![]
+                })
             }
             FileKind::Pack => {
                 let d = self.root.join("data");
@@ -202,8 +201,8 @@ impl Backend for LocalBackend {
         Ok(out)
     }
 
-    fn remove(&self, kind: FileKind, name: &str) -> BackendResult<()> {
-        let path = self.path(kind, name);
+    fn remove(&self, kind: FileKind, id: &Id) -> BackendResult<()> {
+        let path = self.path(kind, id);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -211,9 +210,9 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn read_range_cached(&self, kind: FileKind, name: &str, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
+    fn read_range_cached(&self, kind: FileKind, id: &Id, offset: u64, length: u64) -> BackendResult<Vec<u8>> {
         // The disk is the cache.
-        self.read_range(kind, name, offset, length)
+        self.read_range(kind, id, offset, length)
     }
 
     /// Packs are staged in `data/.tmp-<random>` (readers ignore the name), written with
@@ -268,8 +267,8 @@ impl Backend for LocalBackend {
         Ok((count, bytes))
     }
 
-    fn exists(&self, kind: FileKind, name: &str) -> BackendResult<bool> {
-        let path = self.path(kind, name);
+    fn exists(&self, kind: FileKind, id: &Id) -> BackendResult<bool> {
+        let path = self.path(kind, id);
         match fs::symlink_metadata(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -365,14 +364,7 @@ impl StagedFile for LocalStaged {
         self.len
     }
 
-    fn commit(mut self: Box<Self>, name: &str) -> BackendResult<()> {
-        if !valid_name(name) {
-            return Err(BackendError {
-                kind: ErrorKind::Permanent,
-                context: format!("commit {name:?}"),
-                source: "invalid file name".into(),
-            });
-        }
+    fn commit(mut self: Box<Self>, id: &Id) -> BackendResult<()> {
         let last = std::mem::take(&mut self.pending);
         if !last.is_empty() {
             if let Some(tx) = &self.to_writer {
@@ -380,7 +372,7 @@ impl StagedFile for LocalStaged {
             }
         }
         self.finish_writer()?;
-        let path = self.root.join(self.kind.path(name));
+        let path = self.root.join(self.kind.path(id));
         let dir = parent_dir(&path, &self.root)?;
         // From here the temporary file is this call's to remove (as in `write`), not drop's.
         let tmp = std::mem::take(&mut self.tmp);
@@ -417,18 +409,22 @@ mod tests {
         crate::backend::conformance::run(&b, 1100).unwrap();
     }
 
-    /// The layout of repo-format.md; temporary files are invisible; names cannot escape.
+    /// The layout of repo-format.md; temporary files are invisible; names that are not ids are
+    /// listed by name only.
     #[test]
     fn layout_temporaries_and_names() {
         let dir = tempfile::tempdir().unwrap();
         let b = LocalBackend::new(dir.path().join("repo"));
         b.create().unwrap();
-        let name = "ab".repeat(32);
+        let name = Id([0xab; 32]);
         b.write_bytes(FileKind::Pack, &name, Bytes::from_static(b"0123456789")).unwrap();
-        assert!(dir.path().join("repo/data/ab").join(&name).is_file());
+        assert!(dir.path().join("repo/data/ab").join(name.to_hex()).is_file());
         fs::write(dir.path().join("repo/index/.tmp-123"), b"partial").unwrap();
+        assert!(b.list_names(FileKind::Index).unwrap().is_empty());
+        // A stray file whose name is not an id: listed by name, not as an id.
+        fs::write(dir.path().join("repo/index/stray"), b"x").unwrap();
+        assert_eq!(b.list_names(FileKind::Index).unwrap(), vec![("stray".to_string(), 1)]);
         assert!(b.list(FileKind::Index).unwrap().is_empty());
-        assert!(b.write_bytes(FileKind::Index, "../escape", Bytes::from_static(b"x")).is_err());
         assert!(b.stage(FileKind::Index).unwrap().is_none(), "only packs are staged");
         let mut dropped = b.stage(FileKind::Pack).unwrap().unwrap();
         dropped.append(&[1; 3 << 20]).unwrap();

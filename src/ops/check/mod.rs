@@ -28,8 +28,7 @@ use std::sync::Mutex;
 use crate::backend::FileKind;
 use crate::context::{Cancel, Ctx};
 use crate::error::{Error, Result};
-use crate::format::Magic;
-use crate::id::{BlobId, Id, PackId};
+use crate::id::{BlobId, IndexId, PackId};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::lock::ReadLock;
 use crate::repository::Repository;
@@ -106,8 +105,8 @@ pub enum Phase {
 
 /// What the index files say about one pack.
 pub(crate) struct PackRecord {
-    /// (index file name, entry in that file); usually one.
-    pub(crate) entries: Vec<(String, IndexPack)>,
+    /// (index file, entry in that file); usually one.
+    pub(crate) entries: Vec<(IndexId, IndexPack)>,
 }
 
 impl PackRecord {
@@ -156,33 +155,37 @@ pub fn check(
 
     // 1. Index files, one by one.
     phase(&report.problems, Phase::LoadIndexes);
-    let mut files: Vec<(String, IndexFile)> = Vec::new();
+    let mut files: Vec<(IndexId, IndexFile)> = Vec::new();
     {
-        let names = backend.list(FileKind::Index)?;
-        report.index_files = names.len();
-        let loaded: Vec<(String, Result<IndexFile>)> = {
+        // Files whose names are not ids are listed too: each is a damaged index file.
+        let (ids, foreign) = FileKind::Index.split_listing(backend.list_names(FileKind::Index)?);
+        report.index_files = ids.len() + foreign.len();
+        let loaded: Vec<(IndexId, Result<IndexFile>)> = {
             use rayon::prelude::*;
-            names
-                .par_iter()
-                .map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Index, Magic::Index, n))))
+            ids.par_iter()
+                .map(|(id, _)| IndexId(*id))
+                .map(|id| (id, failure.read(|| repo.load::<IndexFile>(&id))))
                 .collect()
         };
         failure.check()?;
-        for (name, r) in loaded {
+        for (id, r) in loaded {
             match r {
-                Ok(f) => files.push((name, f)),
-                Err(e) => report.problems.push(Problem::IndexDamaged { index: name, error: why(&e) }),
+                Ok(f) => files.push((id, f)),
+                Err(e) => report.problems.push(Problem::IndexDamaged { index: id.to_hex(), error: why(&e) }),
             }
         }
+        for (name, _) in foreign {
+            report.problems.push(Problem::IndexDamaged { index: name, error: NOT_ITS_NAME.into() });
+        }
     }
-    let live: HashSet<String> = Repository::live_index_files(&files).into_iter().map(|(n, _)| n.clone()).collect();
-    files.retain(|(name, _)| live.contains(name));
+    let live: HashSet<IndexId> = Repository::live_index_files(&files).into_iter().map(|(id, _)| *id).collect();
+    files.retain(|(id, _)| live.contains(id));
     let mut index = Index::new();
     index.add_files(files.iter().map(|(_, f)| f));
     let mut packs: BTreeMap<PackId, PackRecord> = BTreeMap::new();
-    for (name, f) in files {
+    for (file, f) in files {
         for p in f.packs {
-            packs.entry(p.id).or_insert_with(|| PackRecord { entries: Vec::new() }).entries.push((name.clone(), p));
+            packs.entry(p.id).or_insert_with(|| PackRecord { entries: Vec::new() }).entries.push((file, p));
         }
     }
     report.packs = packs.len();
@@ -193,10 +196,11 @@ pub fn check(
     phase(&report.problems, Phase::CheckPacks);
     let mut present: Vec<(PackId, u64)> = Vec::new();
     {
-        let listed = backend.list(FileKind::Pack)?;
-        let on_disk: HashMap<String, u64> = listed.iter().cloned().collect();
+        // Files whose names are not ids are listed too: each is reported as unindexed.
+        let (listed, foreign) = FileKind::Pack.split_listing(backend.list_names(FileKind::Pack)?);
+        let on_disk: HashMap<PackId, u64> = listed.into_iter().map(|(id, size)| (PackId(id), size)).collect();
         for (id, rec) in &packs {
-            match on_disk.get(&id.to_hex()) {
+            match on_disk.get(id) {
                 None => report.problems.push(Problem::PackMissing { pack: *id, blobs: rec.blob_ids() }),
                 Some(&size) => {
                     if let Some((_, p)) = rec.entries.iter().find(|(_, p)| p.size != size) {
@@ -206,9 +210,11 @@ pub fn check(
                 }
             }
         }
-        let mut unindexed: Vec<(String, u64)> = listed
-            .into_iter()
-            .filter(|(n, _)| Id::from_hex(n).is_none_or(|i| !packs.contains_key(&PackId(i))))
+        let mut unindexed: Vec<(String, u64)> = on_disk
+            .iter()
+            .filter(|(id, _)| !packs.contains_key(*id))
+            .map(|(id, size)| (id.to_hex(), *size))
+            .chain(foreign)
             .collect();
         unindexed.sort();
         for (pack, size) in unindexed {
@@ -307,6 +313,10 @@ pub fn check(
     tell(&report.problems);
     Ok(report)
 }
+
+/// Why a file whose name is not an id is damaged (as for a file whose content does not hash
+/// to its name).
+pub(crate) const NOT_ITS_NAME: &str = "content does not match its name (BLAKE3 of the file)";
 
 /// The reason an error gives, without the object name a [`Problem`] already carries.
 pub(crate) fn why(e: &Error) -> String {

@@ -22,9 +22,8 @@ pub(super) fn check_pack_header(
     rec: &PackRecord,
     failure: &Failure,
 ) -> Vec<Problem> {
-    let name = id.to_hex();
     let what = format!("pack {}", id.short());
-    match repo.read_stored_pack_header(&name, size, &what) {
+    match repo.read_stored_pack_header(id, size, &what) {
         Ok((salt, entries)) => compare_with_index(id, &salt, &entries, rec),
         Err(e) => match failure.record(e) {
             Ok(()) => Vec::new(),
@@ -60,7 +59,7 @@ fn compare_with_index(id: &PackId, salt: &[u8; SALT_LEN], entries: &[BlobEntry],
         if !details.is_empty() {
             out.push(Problem::PackIndexMismatch {
                 pack: *id,
-                index: index_name.clone(),
+                index: index_name.to_hex(),
                 detail: details.join("; "),
                 blobs,
             });
@@ -78,7 +77,7 @@ pub(super) fn read_pack(
     read: &AtomicUsize,
     failure: &Failure,
 ) -> Vec<Problem> {
-    let data = match repo.backend().read(FileKind::Pack, &id.to_hex()) {
+    let data = match repo.backend().read(FileKind::Pack, &id.0) {
         Ok(d) => d,
         Err(e) => {
             return match failure.record(Error::stored_read(format!("pack {}", id.short()), e)) {
@@ -159,7 +158,7 @@ mod tests {
         let id = PackId(Id::of_bytes(b"pack"));
         let header = vec![entry(1, 32), entry(2, 82)];
         let rec = |blobs: Vec<BlobEntry>, salt: [u8; SALT_LEN]| PackRecord {
-            entries: vec![("idx".into(), IndexPack { id, salt, size: 200, blobs })],
+            entries: vec![(crate::id::IndexId(crate::id::Id([7; 32])), IndexPack { id, salt, size: 200, blobs })],
         };
         assert!(compare_with_index(&id, &[7; SALT_LEN], &header, &rec(header.clone(), [7; SALT_LEN])).is_empty());
         let moved =

@@ -10,8 +10,7 @@ use crate::backend::FileKind;
 use crate::blob::BlobType;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::format::Magic;
-use crate::id::{BlobId, Id, SnapshotId};
+use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
 use crate::repository::Repository;
 use crate::snapshot::Snapshot;
@@ -19,7 +18,7 @@ use crate::tree::reachable;
 use crate::tree::TreeStream;
 use crate::tree::{NodeKind, Tree};
 
-use super::{why, Affected, CheckProgress, CheckReport, Failure, Problem};
+use super::{why, Affected, CheckProgress, CheckReport, Failure, Problem, NOT_ITS_NAME};
 
 /// Every snapshot that loads, oldest first; damaged ones become problems.
 pub(super) fn load_snapshots(
@@ -27,24 +26,25 @@ pub(super) fn load_snapshots(
     report: &mut CheckReport,
     failure: &Failure,
 ) -> Result<Vec<(SnapshotId, Snapshot)>> {
-    let names = repo.backend().list(FileKind::Snapshot)?;
-    let loaded: Vec<(String, Result<Snapshot>)> = {
+    // Files whose names are not ids are listed too: each is a damaged snapshot.
+    let (ids, foreign) = FileKind::Snapshot.split_listing(repo.backend().list_names(FileKind::Snapshot)?);
+    let loaded: Vec<(SnapshotId, Result<Snapshot>)> = {
         use rayon::prelude::*;
-        names
-            .par_iter()
-            .map(|(n, _)| (n.clone(), failure.read(|| repo.read_object(FileKind::Snapshot, Magic::Snapshot, n))))
+        ids.par_iter()
+            .map(|(id, _)| SnapshotId(*id))
+            .map(|id| (id, failure.read(|| repo.load::<Snapshot>(&id))))
             .collect()
     };
     failure.check()?;
     let mut out = Vec::new();
-    for (name, r) in loaded {
-        match (r, Id::from_hex(&name)) {
-            (Ok(s), Some(id)) => out.push((SnapshotId(id), s)),
-            (Ok(_), None) => {
-                report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: "its name is not an id".into() })
-            }
-            (Err(e), _) => report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: why(&e) }),
+    for (id, r) in loaded {
+        match r {
+            Ok(s) => out.push((id, s)),
+            Err(e) => report.problems.push(Problem::SnapshotDamaged { snapshot: id.to_hex(), error: why(&e) }),
         }
+    }
+    for (name, _) in foreign {
+        report.problems.push(Problem::SnapshotDamaged { snapshot: name, error: NOT_ITS_NAME.into() });
     }
     out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
     Ok(out)

@@ -178,7 +178,7 @@ pub fn forget(ctx: &Ctx, lock: &ExclusiveLock, repo: &Repository, opts: &ForgetO
     let mut failed: Vec<(SnapshotId, crate::backend::BackendError)> = Vec::new();
     for id in &doomed {
         ctx.check()?;
-        if let Err(e) = repo.backend().remove(crate::backend::FileKind::Snapshot, &id.to_hex()) {
+        if let Err(e) = repo.backend().remove(crate::backend::FileKind::Snapshot, &id.0) {
             failed.push((*id, e));
         }
     }

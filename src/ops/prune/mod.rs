@@ -166,12 +166,12 @@ fn execute(ctx: &Ctx, lock: &ExclusiveLock, repo: &Repository, plan: Plan) -> Re
     let gone: HashSet<PackId> = delete.iter().copied().chain(to_repack.iter().map(|p| p.info.id)).collect();
     let mut keep: Vec<IndexPack> = packs
         .iter()
-        .filter(|p| !gone.contains(&p.info.id) && stored.contains_key(&p.info.id.to_hex()))
+        .filter(|p| !gone.contains(&p.info.id) && stored.contains_key(&p.info.id))
         .map(|p| p.info.clone())
         .collect();
     keep.sort_by_key(|p| p.id);
     keep.extend(new_packs);
-    let old: Vec<IndexId> = index_names.iter().filter_map(|n| Id::from_hex(n).map(IndexId)).collect();
+    let old: Vec<IndexId> = index_names;
     let mut chunks: Vec<Vec<IndexPack>> = Vec::new();
     let mut it = keep.into_iter().peekable();
     while it.peek().is_some() {
@@ -183,7 +183,7 @@ fn execute(ctx: &Ctx, lock: &ExclusiveLock, repo: &Repository, plan: Plan) -> Re
     let last = chunks.len() - 1;
     for (i, packs) in chunks.into_iter().enumerate() {
         let supersedes = if i == last { old.clone() } else { Vec::new() };
-        repo.write_index(&IndexFile { packs, supersedes })?;
+        repo.write_index(&lock.append(), &IndexFile { packs, supersedes })?;
     }
     report.index_files_replaced = old.len() as u64;
     fault_point("indexed");
@@ -193,16 +193,16 @@ fn execute(ctx: &Ctx, lock: &ExclusiveLock, repo: &Repository, plan: Plan) -> Re
     lock.check()?;
     ctx.progress.phase("deleting old index files and unused packs");
     for id in &old {
-        remove_ok(repo, FileKind::Index, &id.to_hex())?;
+        remove_ok(repo, FileKind::Index, &id.0)?;
     }
-    let mut doomed: Vec<String> = gone.iter().map(|id| id.to_hex()).collect();
+    let mut doomed: Vec<PackId> = gone.into_iter().collect();
     doomed.extend(unindexed);
     doomed.sort();
     lock.check()?;
     let (first, rest) = doomed.split_at(doomed.len() / 2);
-    first.par_iter().try_for_each(|n| remove_ok(repo, FileKind::Pack, n))?;
+    first.par_iter().try_for_each(|id| remove_ok(repo, FileKind::Pack, &id.0))?;
     fault_point("deleting");
-    rest.par_iter().try_for_each(|n| remove_ok(repo, FileKind::Pack, n))?;
+    rest.par_iter().try_for_each(|id| remove_ok(repo, FileKind::Pack, &id.0))?;
 
     let backend = repo.backend();
     (report.temporaries_removed, report.temporary_bytes_removed) =
@@ -266,8 +266,8 @@ fn fault_point(name: &str) {
     });
 }
 
-fn remove_ok(repo: &Repository, kind: FileKind, name: &str) -> Result<()> {
-    match repo.backend().remove(kind, name) {
+fn remove_ok(repo: &Repository, kind: FileKind, id: &Id) -> Result<()> {
+    match repo.backend().remove(kind, id) {
         Ok(()) => Ok(()),
         Err(e) if e.kind == crate::backend::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e.into()),
@@ -279,8 +279,8 @@ fn remove_ok(repo: &Repository, kind: FileKind, name: &str) -> Result<()> {
 /// blob stored again by a forced backup, homed elsewhere) is repacked like any other.
 /// Errors: a home blob that fails verification (prune then stops before deleting anything).
 fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, Vec<u8>)>> {
-    let name = p.info.id.to_hex();
-    let data = repo.backend().read(FileKind::Pack, &name)?;
+    let name = p.info.id;
+    let data = repo.backend().read(FileKind::Pack, &name.0)?;
     let mut out = Vec::with_capacity(p.home_blobs.len());
     for &i in &p.home_blobs {
         let Some(b) = p.info.blobs.get(i) else { continue };
@@ -305,6 +305,6 @@ fn read_home_blobs(repo: &Repository, p: &PackState) -> Result<Vec<(BlobEntry, V
 fn write_pack(repo: &Repository, w: PackWriter) -> Result<IndexPack> {
     let finished = w.finish()?;
     let size = finished.bytes.len() as u64;
-    repo.backend().write_bytes(FileKind::Pack, &finished.id.to_hex(), finished.bytes.into())?;
+    repo.backend().write_bytes(FileKind::Pack, &finished.id.0, finished.bytes.into())?;
     Ok(IndexPack { id: finished.id, salt: finished.salt, size, blobs: finished.entries })
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use crate::backend::FileKind;
 use crate::context::Ctx;
 use crate::error::{Error, Result};
-use crate::id::{BlobId, PackId};
+use crate::id::{BlobId, IndexId, PackId};
 use crate::index::{Index, IndexFile, IndexPack};
 use crate::repository::{BlobRef, Repository};
 use crate::tree::reachable;
@@ -34,11 +34,11 @@ pub(super) struct Plan {
     /// Positions in `packs` of the packs to repack.
     pub repack: Vec<usize>,
     /// Names of the stored packs no index names: deleted.
-    pub unindexed: Vec<String>,
+    pub unindexed: Vec<PackId>,
     /// Names of every index file read (live or superseded): all replaced.
-    pub index_names: Vec<String>,
+    pub index_names: Vec<IndexId>,
     /// Stored packs by name, with their sizes in bytes.
-    pub stored: HashMap<String, u64>,
+    pub stored: HashMap<PackId, u64>,
     /// True when nothing needs changing (the index is not rewritten for nothing).
     pub nothing_to_do: bool,
     /// Bytes of the packs that will be deleted (repacked ones included).
@@ -85,13 +85,14 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
     // Everything listed first: a failed listing is an error, never an empty list.
     ctx.progress.phase("loading index files");
     let files = repo.index_files().map_err(|e| refuse(format_args!("an index file cannot be read ({e})")))?;
-    let index_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    let index_names: Vec<IndexId> = files.iter().map(|(id, _)| *id).collect();
     let live: Vec<&IndexFile> = Repository::live_index_files(&files).into_iter().map(|(_, f)| f).collect();
     let superseded = files.len() - live.len();
     let mut index = Index::new();
     index.add_files(live.iter().copied());
 
-    let stored: HashMap<String, u64> = backend.list(FileKind::Pack)?.into_iter().collect();
+    let stored: HashMap<PackId, u64> =
+        backend.list(FileKind::Pack)?.into_iter().map(|(id, size)| (PackId(id), size)).collect();
     report.packs_before = stored.len() as u64;
     report.bytes_before = stored.values().sum();
 
@@ -122,13 +123,12 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
         }
     }
     for p in by_id.values() {
-        let name = p.id.to_hex();
         // A missing pack is tolerated only when nothing in it is used (checked below via homes).
-        if let Some(&size) = stored.get(&name) {
+        if let Some(&size) = stored.get(&p.id) {
             if size != p.size {
                 return Err(refuse(format_args!(
-                    "pack {name} is {size} bytes in storage but {} in the index (damaged)",
-                    p.size
+                    "pack {} is {size} bytes in storage but {} in the index (damaged)",
+                    p.id, p.size
                 )));
             }
         }
@@ -153,7 +153,7 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
     let sound = sound_copies(ctx, repo, &index, &packs, &used, &stored)?;
     let mut homed: HashSet<BlobId> = HashSet::with_capacity(used.len());
     for p in packs.iter_mut() {
-        if !stored.contains_key(&p.info.id.to_hex()) {
+        if !stored.contains_key(&p.info.id) {
             continue;
         }
         for (i, b) in p.info.blobs.iter().enumerate() {
@@ -183,7 +183,7 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
     let mut partial: Vec<usize> = Vec::new();
     for (i, p) in packs.iter().enumerate() {
         let blob_bytes: u64 = p.info.blobs.iter().map(|b| b.length as u64).sum();
-        if !stored.contains_key(&p.info.id.to_hex()) {
+        if !stored.contains_key(&p.info.id) {
             continue; // missing, nothing used in it: dropped from the index
         }
         if sound.keep_whole.contains(&p.info.id) {
@@ -212,8 +212,8 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
         repack.push(i);
     }
     report.unused_bytes_kept = unused_left;
-    let indexed: HashSet<String> = packs.iter().map(|p| p.info.id.to_hex()).collect();
-    let unindexed: Vec<String> = stored.keys().filter(|n| !indexed.contains(*n)).cloned().collect();
+    let indexed: HashSet<PackId> = packs.iter().map(|p| p.info.id).collect();
+    let unindexed: Vec<PackId> = stored.keys().filter(|id| !indexed.contains(*id)).copied().collect();
     let repacked = || repack.iter().filter_map(|&i| packs.get(i));
     report.packs_deleted = delete.len() as u64;
     report.packs_unindexed_deleted = unindexed.len() as u64;
@@ -221,12 +221,11 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
     report.blobs_repacked = repacked().map(|p| p.home_blobs.len() as u64).sum();
     report.bytes_repacked = repacked().map(|p| p.home_bytes).sum();
 
-    let missing_dropped = packs.iter().filter(|p| !stored.contains_key(&p.info.id.to_hex())).count();
+    let missing_dropped = packs.iter().filter(|p| !stored.contains_key(&p.info.id)).count();
     let nothing_to_do =
         delete.is_empty() && repack.is_empty() && unindexed.is_empty() && missing_dropped == 0 && superseded == 0;
     let deleted_bytes: u64 =
-        delete.iter().chain(repacked().map(|p| &p.info.id)).filter_map(|id| stored.get(&id.to_hex())).sum::<u64>()
-            + unindexed.iter().filter_map(|n| stored.get(n)).sum::<u64>();
+        delete.iter().chain(repacked().map(|p| &p.info.id)).chain(&unindexed).filter_map(|id| stored.get(id)).sum();
     Ok(Plan { report, packs, delete, repack, unindexed, index_names, stored, nothing_to_do, deleted_bytes })
 }
 
@@ -250,7 +249,7 @@ fn sound_copies(
     index: &Index,
     packs: &[PackState],
     used: &HashSet<BlobId>,
-    stored: &HashMap<String, u64>,
+    stored: &HashMap<PackId, u64>,
 ) -> Result<SoundCopies> {
     let mut found = SoundCopies { home: HashMap::new(), keep_whole: HashSet::new() };
     if !index.has_other_copies() {
@@ -258,7 +257,7 @@ fn sound_copies(
     }
     let mut tried: HashSet<BlobId> = HashSet::new();
     for p in packs {
-        let name = p.info.id.to_hex();
+        let name = p.info.id;
         if !stored.contains_key(&name) {
             continue;
         }
@@ -273,7 +272,7 @@ fn sound_copies(
             let blob = BlobRef { blob_type, id: &b.id, salt: &p.info.salt, offset: b.offset, raw_length: b.raw_length };
             let read = repo
                 .backend()
-                .read_range(FileKind::Pack, &name, b.offset as u64, b.length as u64)
+                .read_range(FileKind::Pack, &name.0, b.offset as u64, b.length as u64)
                 .map_err(|e| Error::stored_read(what(), e))
                 .and_then(|stored| repo.open_blob(&blob, &stored, &what));
             match read {
