@@ -3,6 +3,8 @@
 //! Blob ids are *keyed* BLAKE3 hashes of the plaintext (see `crypto::MasterKey::blob_id`);
 //! storage file names (packs, index files, snapshots, key files) are *unkeyed* BLAKE3 hashes
 //! of the stored bytes (see [`Id::of_bytes`]). Typed wrappers keep the two apart at compile time.
+//! Storage calls name files by [`Id`] ([`crate::backend::Backend`]); the hex form is made only
+//! for paths ([`crate::backend::FileKind::path`]), messages and JSON.
 //!
 //! A typed id is made explicitly: `PackId(id)`, [`PackId::from_hex`], or by the module that
 //! names the file ([`crate::repository::RepoFile`]). There is no `From<Id>` for them, so
@@ -24,13 +26,6 @@ impl Id {
     /// The unkeyed BLAKE3-256 hash of `bytes`: the storage name of a file holding them.
     pub fn of_bytes(bytes: &[u8]) -> Self {
         Id(*blake3::hash(bytes).as_bytes())
-    }
-
-    /// True when `bytes` are what a storage file named `name` must hold: `name` is the hex of
-    /// their BLAKE3-256 hash (repo-format.md, "Ids and hashing"). The one name check of every
-    /// reader of storage files.
-    pub fn names(name: &str, bytes: &[u8]) -> bool {
-        Id::of_bytes(bytes).to_hex() == name
     }
 
     /// 64 lowercase hex characters.

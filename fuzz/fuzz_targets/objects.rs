@@ -2,8 +2,8 @@
 //! config, pack header entries) and through the single-object decryption: results, never
 //! panics, and no unbounded allocation (the decoder's size limit).
 #![no_main]
-use cairn::crypto::MasterKey;
 use cairn::backend::FileKind;
+use cairn::crypto::MasterKey;
 use cairn::format::decode;
 use libfuzzer_sys::fuzz_target;
 

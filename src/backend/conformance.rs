@@ -1,8 +1,8 @@
 //! The backend contract as one suite of behaviours, run on every backend and through every
 //! wrapper (the memory, local and S3 backends; retry, limit and cache around memory and
-//! local): create, write, read, read a range (and a range past the end), list, remove,
-//! exists, staged files (invisible until committed, gone when dropped) and the error kinds of
-//! missing files. A backend written outside cairn can run it too.
+//! local): create, write, read, read a range (and a range past the end), list (by id and by
+//! name), remove, exists, staged files (invisible until committed, gone when dropped) and the
+//! error kinds of missing files. A backend written outside cairn can run it too.
 //!
 //! The suite expects a fresh, empty backend; it leaves files behind.
 
@@ -103,6 +103,10 @@ fn whole_files(b: &dyn Backend, loc: &str) -> Outcome {
     ensure!(!b.exists(FileKind::Pack, &name_of(b"other")).map_err(|x| e("exists", x))?, "{loc}: a missing pack exists");
     ensure!(!b.exists(FileKind::Index, &name).map_err(|x| e("exists", x))?, "{loc}: a pack exists as an index");
     ensure!(b.list(FileKind::Pack).map_err(|x| e("list", x))? == vec![(name, n)], "{loc}: pack listing");
+    ensure!(
+        b.list_names(FileKind::Pack).map_err(|x| e("list names", x))? == vec![(name.to_hex(), n)],
+        "{loc}: pack listing by name (the hex of the id)"
+    );
     for (i, kind) in [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock].into_iter().enumerate() {
         ensure!(
             b.list(kind).map_err(|x| e("list", x))?.is_empty(),
