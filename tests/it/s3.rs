@@ -702,7 +702,7 @@ fn s3_cut_upload_is_never_visible() {
     // Same write with the connection intact: stored complete.
     proxy.pass_through();
     via_proxy.write(FileKind::Pack, &name, &data).unwrap_or_else(|e| panic!("write through the healthy proxy: {e}"));
-    assert_eq!(direct.list(FileKind::Pack).unwrap(), vec![(name.clone(), data.len() as u64)]);
+    assert_eq!(direct.list(FileKind::Pack).unwrap(), vec![(name, data.len() as u64)]);
     assert!(direct.read(FileKind::Pack, &name).unwrap() == data, "read back (direct) differs");
     assert!(via_proxy.read(FileKind::Pack, &name).unwrap() == data, "read back (proxy) differs");
     assert_eq!(proxy.cuts(), 1);
@@ -905,7 +905,7 @@ fn retry_policy_classifies_failures() {
 
     faulty.reset();
     faulty.transient.store(1, Ordering::SeqCst);
-    assert_eq!(retry.list(FileKind::Index).unwrap(), vec![(name.clone(), 11)]);
+    assert_eq!(retry.list(FileKind::Index).unwrap(), vec![(name, 11)]);
     assert_eq!(faulty.calls.load(Ordering::SeqCst), 2);
 
     // No fault: one call.
