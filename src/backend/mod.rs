@@ -73,15 +73,20 @@ impl FileKind {
     }
 
     /// Split a listing of storage names ([`Backend::list_names`]) into the files named by an
-    /// id (`(id, size in bytes)`) and the others (names that are not 64 hex characters: a
-    /// stray file an operator left). For [`FileKind::Config`] every name is the config
+    /// id (`(id, size in bytes)`) and the others (names that are not 64 lower-case hex
+    /// characters: a stray file an operator left). For [`FileKind::Config`] every name is the config
     /// ([`CONFIG_ID`]).
     #[allow(clippy::type_complexity)]
     pub fn split_listing(self, names: Vec<(String, u64)>) -> (Vec<(Id, u64)>, Vec<(String, u64)>) {
         let mut ids = Vec::with_capacity(names.len());
         let mut foreign = Vec::new();
         for (name, size) in names {
-            let id = if self == FileKind::Config { Some(CONFIG_ID) } else { Id::from_hex(&name) };
+            // Only the canonical (lower-case) hex is a name an id is stored under.
+            let id = if self == FileKind::Config {
+                Some(CONFIG_ID)
+            } else {
+                Id::from_hex(&name).filter(|id| id.to_hex() == name)
+            };
             match id {
                 Some(id) => ids.push((id, size)),
                 None => foreign.push((name, size)),
@@ -488,6 +493,22 @@ mod tests {
         assert!(matches!(location_properties(""), Err(crate::Error::Usage(_))));
         assert!(matches!(location_properties("sftp:host:/r"), Err(crate::Error::Usage(_))));
         assert!(is_remote("s3:h/b") && !is_remote("/srv/repo") && !is_remote(""));
+    }
+
+    #[test]
+    fn paths_are_made_from_ids_and_listings_split_ids_from_other_names() {
+        let id = Id([0xab; 32]);
+        let hex = id.to_hex();
+        assert_eq!(FileKind::Pack.path(&id), format!("data/ab/{hex}"));
+        assert_eq!(FileKind::Index.path(&id), format!("index/{hex}"));
+        assert_eq!(FileKind::Config.path(&id), "config");
+        assert_eq!(FileKind::Config.path(&CONFIG_ID), "config");
+        let listed = vec![(hex.clone(), 3), ("stray".to_string(), 1), ("AB".repeat(32), 2)];
+        let (ids, foreign) = FileKind::Pack.split_listing(listed);
+        assert_eq!(ids, vec![(id, 3)]);
+        assert_eq!(foreign, vec![("stray".to_string(), 1), ("AB".repeat(32), 2)], "no id is stored under upper case");
+        let (config, none) = FileKind::Config.split_listing(vec![("config".into(), 9)]);
+        assert_eq!((config, none), (vec![(CONFIG_ID, 9)], vec![]));
     }
 
     #[test]

@@ -83,24 +83,19 @@ pub trait RepoFile: Serialize + DeserializeOwned {
     type Id: FileName;
 }
 
-impl RepoFile for Config {
-    const KIND: FileKind = FileKind::Config;
-    type Id = ConfigName;
+macro_rules! repo_file {
+    ($($t:ty => $kind:ident, $id:ty;)*) => {$(
+        impl RepoFile for $t {
+            const KIND: FileKind = FileKind::$kind;
+            type Id = $id;
+        }
+    )*};
 }
-
-impl RepoFile for IndexFile {
-    const KIND: FileKind = FileKind::Index;
-    type Id = IndexId;
-}
-
-impl RepoFile for Snapshot {
-    const KIND: FileKind = FileKind::Snapshot;
-    type Id = SnapshotId;
-}
-
-impl RepoFile for LockInfo {
-    const KIND: FileKind = FileKind::Lock;
-    type Id = LockId;
+repo_file! {
+    Config => Config, ConfigName;
+    IndexFile => Index, IndexId;
+    Snapshot => Snapshot, SnapshotId;
+    LockInfo => Lock, LockId;
 }
 
 /// How errors name file `short` of `kind`: `index 1a2b3c4d`, `config`.
