@@ -1,10 +1,10 @@
 //! Blobs and packs as a repository reads and writes them: [`BlobRef`] and
 //! [`Repository::open_blob`] (decrypt, decompress, verify), the pack writers, pack headers, and
-//! blob reads through the index. Each takes the master key from the repository, so no caller
+//! blob reads through the index (with the one pack reader, [`super::read`]). Each takes the master key from the repository, so no caller
 //! holds it.
 
+use super::read::{PackBlob, PackRead};
 use super::Repository;
-use crate::backend::FileKind;
 use crate::blob::{self, BlobType};
 use crate::crypto::SALT_LEN;
 use crate::error::{Error, Result};
@@ -30,8 +30,10 @@ pub struct BlobRef<'a> {
 }
 
 impl Repository {
-    /// Read, decrypt and verify one blob through the index. When its first indexed copy is
-    /// damaged, the other copies the index knows are tried ([`Index::other_copies`]).
+    /// Read, decrypt and verify one blob through the index, with the one pack reader
+    /// ([`Repository::read_pack_blobs`], a batch of one; tree packs through the backend's
+    /// local cache). When its first indexed copy is damaged, the other copies the index knows
+    /// are tried ([`Index::other_copies`]).
     /// Errors: [`Error::Corrupt`] naming the blob and its pack when it is missing from the
     /// index or the storage, short, fails authentication, or does not hash to its id (the
     /// first copy's error when every copy fails); [`Error::Backend`] when the storage could not
@@ -40,18 +42,32 @@ impl Repository {
         let (pack, loc) = index
             .get(id)
             .ok_or_else(|| Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "not in the index"))?;
-        match self.read_blob_at(pack, loc, blob_type, id) {
-            Err(e @ Error::Corrupt { .. }) => self.read_blob_other_copies(index, blob_type, id).map_err(|_| e),
-            r => r,
+        if loc.blob_type != blob_type {
+            let e = type_mismatch(loc, blob_type, id);
+            return self.read_blob_other_copies(index, blob_type, id, &pack.id).map_err(|_| e);
         }
+        self.read_one_blob(pack, PackBlob::indexed(*id, &loc), Some(index))
     }
 
-    /// Read blob `id` from the indexed copies other than the first, returning the first that
-    /// verifies. Errors: [`Error::Corrupt`] when there is none or every one fails.
-    pub fn read_blob_other_copies(&self, index: &Index, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
+    /// Read blob `id` from its indexed copies in packs other than `not_in` (the pack whose copy
+    /// was found damaged), returning the first that verifies. Errors: [`Error::Corrupt`] when
+    /// there is none or every one fails.
+    pub fn read_blob_other_copies(
+        &self,
+        index: &Index,
+        blob_type: BlobType,
+        id: &BlobId,
+        not_in: &PackId,
+    ) -> Result<Vec<u8>> {
         let mut last = Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "no other copy is indexed");
-        for (pack, loc) in index.other_copies(id) {
-            match self.read_blob_at(pack, loc, blob_type, id) {
+        let copies = index.get(id).into_iter().chain(index.other_copies(id));
+        for (pack, loc) in copies.filter(|(pack, _)| pack.id != *not_in) {
+            let read = if loc.blob_type == blob_type {
+                self.read_one_blob(pack, PackBlob::indexed(*id, &loc), None)
+            } else {
+                Err(type_mismatch(loc, blob_type, id))
+            };
+            match read {
                 Ok(plain) => return Ok(plain),
                 Err(e) => last = e,
             }
@@ -59,23 +75,19 @@ impl Repository {
         Err(last)
     }
 
-    /// Read, decrypt and verify the copy of blob `id` at `loc` in `pack`.
-    fn read_blob_at(&self, pack: &PackInfo, loc: Location, blob_type: BlobType, id: &BlobId) -> Result<Vec<u8>> {
-        if loc.blob_type != blob_type {
-            return Err(Error::corrupt(
-                format!("blob {}", id.short()),
-                format!("indexed as {:?}, expected {blob_type:?}", loc.blob_type),
-            ));
-        }
-        let what = || format!("{blob_type:?} blob {} in pack {}", id.short(), pack.id.to_hex());
-        let (offset, length) = (loc.offset as u64, loc.length as u64);
-        let stored = match blob_type {
-            BlobType::Tree => self.backend.read_range_cached(FileKind::Pack, &pack.id.0, offset, length),
-            BlobType::Data => self.backend.read_range(FileKind::Pack, &pack.id.0, offset, length),
-        }
-        .map_err(|e| Error::stored_read(what(), e))?;
-        let blob = BlobRef { blob_type, id, salt: &pack.salt, offset: loc.offset, raw_length: loc.raw_length };
-        self.open_blob(&blob, &stored, &what)
+    /// Read the copy `blob` in `pack` through [`Repository::read_pack_blobs`], trying the other
+    /// copies of `copies` when it is damaged.
+    fn read_one_blob(&self, pack: &PackInfo, blob: PackBlob, copies: Option<&Index>) -> Result<Vec<u8>> {
+        let read = PackRead {
+            id: &pack.id,
+            salt: &pack.salt,
+            other_copies: copies,
+            cancel: None,
+            cached: blob.blob_type == BlobType::Tree,
+        };
+        let mut out = Err(Error::internal("the pack reader gave no result for its one blob"));
+        self.read_pack_blobs(&read, std::slice::from_ref(&blob), |_, r| out = r)?;
+        out
     }
 
     /// The id of a blob with `plaintext` (keyed BLAKE3, repo-format.md "Blobs").
@@ -166,9 +178,15 @@ impl Repository {
     }
 }
 
+/// The error for blob `id` indexed at `loc` as another type than `expected`.
+fn type_mismatch(loc: Location, expected: BlobType, id: &BlobId) -> Error {
+    Error::corrupt(format!("blob {}", id.short()), format!("indexed as {:?}, expected {expected:?}", loc.blob_type))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::FileKind;
     use crate::index::{IndexFile, IndexPack};
     use crate::repository::tests::temp_repo;
 

@@ -9,12 +9,14 @@
 //! - [`files`]: single-object files by type ([`RepoFile`]: `load::<T>(&id)`, `save(&value)`),
 //!   index files;
 //! - [`snapshots`]: listing and naming snapshots;
-//! - [`blobs`]: blobs and packs ([`BlobRef`], `open_blob`, pack writers, pack headers).
+//! - [`blobs`]: blobs and packs ([`BlobRef`], `open_blob`, pack writers, pack headers);
+//! - [`read`]: the one reader of blobs out of packs ([`Repository::read_pack_blobs`]).
 
 pub mod blobs;
 pub mod config;
 pub mod files;
 pub mod keys;
+pub mod read;
 pub mod snapshots;
 
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub use blobs::BlobRef;
 pub use config::{Config, InitOptions, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
 pub use files::{ConfigName, FileName, RepoFile};
 pub use keys::{KeyReport, MAX_KEYS_TRIED, MAX_KEY_FILE_BYTES};
+pub use read::{PackBlob, PackRead};
 pub use snapshots::{DamagedSnapshot, SnapshotList};
 
 /// An open repository: backend, master key and config. Cloning is cheap (two `Arc`s and the

@@ -8,9 +8,10 @@
 //!    stack), see `plan.rs`. Directories, symlinks and special files are created at once;
 //!    each regular file is created empty at its final size, and each of its blobs is noted
 //!    under the pack that holds it, with the file offset it belongs at.
-//! 2. Process the packs in parallel: read each pack's needed blobs in as few range requests as
-//!    possible (neighbouring blobs are read together), verify every blob (the repository's
-//!    authenticated decryption and blob id check), and write it at every place it belongs
+//! 2. Process the packs in parallel: read each pack's needed blobs with the repository's one
+//!    pack reader ([`crate::repository::Repository::read_pack_blobs`]: as few range requests
+//!    as possible, neighbouring blobs read together, every blob verified, another indexed copy
+//!    tried for a damaged one), and write each at every place it belongs
 //!    (`pwrite`); an all-zero blob is not written, leaving a hole (sparse files stay sparse).
 //!    A file whose last blob lands gets its metadata. See `write.rs`.
 //! 3. Files with a damaged or missing blob are removed and reported with the pack and blob;

@@ -1,8 +1,8 @@
 //! What to restore: the walk of the snapshot's trees with the shared tree streamer (filters,
-//! directories created, files planned) and the per-pack read plan.
+//! directories created, files planned) and the blobs each pack gives (read by
+//! [`crate::repository::Repository::read_pack_blobs`]).
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 
@@ -11,14 +11,9 @@ use super::Restorer;
 use crate::blob::BlobType;
 use crate::error::Result;
 use crate::id::BlobId;
-use crate::index::Location;
+use crate::repository::PackBlob;
 use crate::tree::stream::{Step, TreeStream};
 use crate::tree::{Node, NodeKind, Tree};
-
-/// Neighbouring blobs of one pack closer than this (bytes) are fetched in one request.
-pub(super) const MAX_GAP: u64 = 1 << 20;
-/// Largest single range request, bytes (bounds memory: one range per thread at a time).
-pub(super) const MAX_RANGE: u64 = 8 << 20;
 
 /// A regular file being restored.
 pub(super) struct FileJob {
@@ -52,9 +47,14 @@ pub(super) struct BlobUse {
 
 /// One blob needed from a pack, and where it goes.
 pub(super) struct Needed {
-    pub(super) id: BlobId,
-    pub(super) loc: Location,
+    pub(super) blob: PackBlob,
     pub(super) uses: Vec<BlobUse>,
+}
+
+impl AsRef<PackBlob> for Needed {
+    fn as_ref(&self) -> &PackBlob {
+        &self.blob
+    }
 }
 
 /// Whether a directory of the snapshot exists in the target while its entries are walked.
@@ -118,40 +118,6 @@ struct OpenDir {
     state: DirState,
     /// One of its entries is restored.
     any: bool,
-}
-
-/// One range request of a pack: the bytes `offset..offset + length` hold the stored blobs
-/// `blobs` (indices in the pack's needed blobs, sorted by offset).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct ReadRange {
-    pub(super) blobs: Range<usize>,
-    pub(super) offset: u64,
-    pub(super) length: u64,
-}
-
-/// The needed blobs of one pack (sorted by offset) grouped into range requests, each read from
-/// its first blob's offset to the end of its last. Blobs join a request while the gap before
-/// them is at most [`MAX_GAP`] and the request stays within [`MAX_RANGE`] bytes (a single
-/// larger blob is a request of its own).
-pub(super) fn read_ranges(needed: &[Needed]) -> Vec<ReadRange> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(first) = needed.get(i) {
-        let start = first.loc.offset as u64;
-        let mut end = start + first.loc.length as u64;
-        let mut j = i + 1;
-        while let Some(n) = needed.get(j) {
-            let (o, l) = (n.loc.offset as u64, n.loc.length as u64);
-            if o > end + MAX_GAP || (o + l).saturating_sub(start) > MAX_RANGE {
-                break;
-            }
-            end = end.max(o + l);
-            j += 1;
-        }
-        out.push(ReadRange { blobs: i..j, offset: start, length: end - start });
-        i = j;
-    }
-    out
 }
 
 impl Restorer<'_> {
@@ -349,42 +315,10 @@ impl Restorer<'_> {
                 .entry(loc.pack)
                 .or_default()
                 .entry(id)
-                .or_insert_with(|| Needed { id, loc, uses: Vec::new() })
+                .or_insert_with(|| Needed { blob: PackBlob::indexed(id, &loc), uses: Vec::new() })
                 .uses
                 .push(BlobUse { file: n, offset });
         }
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn needed(offset: u32, length: u32) -> Needed {
-        let loc = Location { pack: 0, offset, length, raw_length: length, blob_type: BlobType::Data };
-        Needed { id: BlobId::default(), loc, uses: Vec::new() }
-    }
-
-    #[test]
-    fn neighbours_share_a_request() {
-        let mib = 1u32 << 20;
-        let n = [needed(0, 100), needed(100, 100), needed(300, 100), needed(300 + 2 * mib, 100)];
-        // The first three are within MAX_GAP of each other; the last is 2 MiB further.
-        let r = read_ranges(&n);
-        assert_eq!(r.iter().map(|r| r.blobs.clone()).collect::<Vec<_>>(), vec![0..3, 3..4]);
-        assert_eq!((r[0].offset, r[0].length), (0, 400));
-        assert_eq!((r[1].offset, r[1].length), (300 + 2 * mib as u64, 100));
-        assert!(read_ranges(&[]).is_empty());
-    }
-
-    #[test]
-    fn requests_stay_within_max_range() {
-        let mib = 1u32 << 20;
-        let n = [needed(0, 3 * mib), needed(3 * mib, 3 * mib), needed(6 * mib, 3 * mib), needed(9 * mib, 20 * mib)];
-        // 9 MiB would exceed MAX_RANGE (8 MiB); a blob larger than it is a request of its own.
-        let r = read_ranges(&n);
-        assert_eq!(r.iter().map(|r| r.blobs.clone()).collect::<Vec<_>>(), vec![0..2, 2..3, 3..4]);
-        assert_eq!(r[2].length, 20 * mib as u64);
     }
 }

@@ -8,12 +8,10 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::plan::{read_ranges, FileJob, Needed, Plan};
+use super::plan::{FileJob, Needed, Plan};
 use super::Restorer;
-use crate::backend::FileKind;
-use crate::blob::BlobType;
-use crate::error::{Error, Result};
-use crate::repository::BlobRef;
+use crate::error::Result;
+use crate::repository::PackRead;
 use crate::tree::{Node, NodeKind};
 
 impl Restorer<'_> {
@@ -69,69 +67,42 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    /// Read the needed blobs of one pack in few range requests, verify each, and write it
-    /// wherever it belongs.
+    /// Read the needed blobs of one pack with the one pack reader (merged range requests,
+    /// each blob verified, another indexed copy tried for a damaged one) and write each
+    /// wherever it belongs; a blob that cannot be read fails the files that need it.
+    /// Errors: a storage failure, an interruption (the restore stops).
     fn restore_pack(&self, pack: u32, mut needed: Vec<Needed>, files: &[FileJob], verify: bool) -> Result<()> {
         let Some(info) = self.index.packs().get(pack as usize) else { return Ok(()) };
-        let name = info.id.to_hex();
-        needed.sort_by_key(|n| n.loc.offset);
-        for request in read_ranges(&needed) {
-            self.ctx.check()?;
-            let Some(batch) = needed.get(request.blobs) else { continue };
-            let start = request.offset;
-            let range = match self.repo.backend().read_range(FileKind::Pack, &info.id.0, start, request.length) {
-                Ok(r) => Ok(r),
-                // The storage failing is not damage: stop, the user retries later.
-                Err(e) => match Error::stored_read(format!("pack {name}"), e) {
-                    e if e.is_storage_failure() => return Err(e),
-                    Error::Corrupt { detail, .. } => Err(detail),
-                    e => Err(e.to_string()),
-                },
-            };
-            for n in batch {
-                let what = || format!("data blob {} in pack {}", n.id.short(), name);
-                let plain = range.as_ref().map_err(|e| Error::corrupt(what(), e.clone())).and_then(|buf| {
-                    let s = (n.loc.offset as u64).saturating_sub(start) as usize;
-                    let stored =
-                        buf.get(s..s + n.loc.length as usize).ok_or_else(|| Error::corrupt(what(), "short read"))?;
-                    let blob = BlobRef {
-                        blob_type: BlobType::Data,
-                        id: &n.id,
-                        salt: &info.salt,
-                        offset: n.loc.offset,
-                        raw_length: n.loc.raw_length,
-                    };
-                    self.repo.open_blob(&blob, stored, &what)
-                });
-                // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
-                let plain = match plain {
-                    Err(e @ Error::Corrupt { .. }) => {
-                        self.repo.read_blob_other_copies(self.index, BlobType::Data, &n.id).map_err(|_| e)
-                    }
-                    p => p,
-                };
-                match plain {
-                    Ok(data) => {
-                        for u in &n.uses {
-                            if let Some(f) = files.get(u.file) {
-                                self.write_blob(f, u.offset, &data, verify);
-                            }
+        needed.sort_by_key(|n| n.blob.offset);
+        let read = PackRead {
+            id: &info.id,
+            salt: &info.salt,
+            other_copies: Some(self.index),
+            cancel: Some(&self.ctx.cancel),
+            cached: false,
+        };
+        self.repo.read_pack_blobs(&read, &needed, |i, plain| {
+            let Some(n) = needed.get(i) else { return };
+            match plain {
+                Ok(data) => {
+                    for u in &n.uses {
+                        if let Some(f) = files.get(u.file) {
+                            self.write_blob(f, u.offset, &data, verify);
                         }
                     }
-                    Err(e) => {
-                        for u in &n.uses {
-                            if let Some(f) = files.get(u.file) {
-                                if !f.failed.swap(true, Ordering::Relaxed) {
-                                    self.damaged.fetch_add(1, Ordering::Relaxed);
-                                    self.report(&f.path, format!("not restored: {e}"));
-                                }
+                }
+                Err(e) => {
+                    for u in &n.uses {
+                        if let Some(f) = files.get(u.file) {
+                            if !f.failed.swap(true, Ordering::Relaxed) {
+                                self.damaged.fetch_add(1, Ordering::Relaxed);
+                                self.report(&f.path, format!("not restored: {e}"));
                             }
                         }
                     }
                 }
             }
-        }
-        Ok(())
+        })
     }
 
     /// Write the verified blob `data` at `offset` in file `f` (creating it first when it is

@@ -1,7 +1,9 @@
 //! The one blob fetcher with read-ahead, shared by `dump` (a file's content streamed in order)
 //! and `mount` (reads at any offset, sequential ones read ahead).
 //!
-//! A [`BlobFetcher`] reads data blobs through the repository (which verifies them), keeps their
+//! A [`BlobFetcher`] reads data blobs through the repository's one pack reader (a blob is a
+//! batch of one: [`Repository::read_blob`] on [`Repository::read_pack_blobs`], which verifies
+//! them and falls back to another indexed copy of a damaged one), keeps their
 //! plaintext in a byte-bounded LRU cache, fetches each blob once when several readers want it
 //! at the same time (one lock per blob in flight; different blobs are fetched in parallel), and
 //! has a few worker threads fetch the blobs a reader announces with [`BlobFetcher::prefetch`],

@@ -10,7 +10,7 @@ use crate::crypto::SALT_LEN;
 use crate::error::Error;
 use crate::id::{BlobId, Id, PackId};
 use crate::pack::BlobEntry;
-use crate::repository::{BlobRef, Repository};
+use crate::repository::{PackBlob, Repository};
 
 use super::{why, CheckProgress, Failure, PackRecord, Problem};
 
@@ -126,15 +126,8 @@ pub(super) fn read_pack(
             });
             continue;
         };
-        let start = e.offset as usize;
-        let stored = start.checked_add(e.length as usize).and_then(|end| data.get(start..end));
-        let r = match stored {
-            Some(stored) => {
-                let blob = BlobRef { blob_type, id: &e.id, salt: &salt, offset: e.offset, raw_length: e.raw_length };
-                repo.open_blob(&blob, stored, &|| format!("blob {}", e.id.short())).map(|_| ())
-            }
-            None => Err(Error::corrupt(format!("blob {}", e.id.short()), "lies beyond the end of the pack")),
-        };
+        let blob = PackBlob { blob_type, id: e.id, offset: e.offset, length: e.length, raw_length: e.raw_length };
+        let r = repo.open_pack_blob(id, &salt, &data, &blob);
         if let Err(err) = r {
             out.push(Problem::BlobDamaged { pack: *id, blob: e.id, blob_type, error: why(&err) });
         }

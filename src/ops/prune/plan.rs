@@ -8,7 +8,7 @@ use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, IndexId, PackId};
 use crate::index::{Index, IndexFile, IndexPack};
-use crate::repository::{BlobRef, Repository};
+use crate::repository::{PackBlob, PackRead, Repository};
 use crate::tree::reachable;
 
 use super::{PruneOptions, PruneReport};
@@ -262,27 +262,28 @@ fn sound_copies(
             continue;
         }
         ctx.check()?;
+        let mut wanted = Vec::new();
         for b in &p.info.blobs {
             if !used.contains(&b.id) || found.home.contains_key(&b.id) || index.other_copies(&b.id).is_empty() {
                 continue;
             }
             tried.insert(b.id);
-            let Some(blob_type) = b.kind() else { continue };
-            let what = || format!("{blob_type:?} blob {} in pack {name}", b.id.to_hex());
-            let blob = BlobRef { blob_type, id: &b.id, salt: &p.info.salt, offset: b.offset, raw_length: b.raw_length };
-            let read = repo
-                .backend()
-                .read_range(FileKind::Pack, &name.0, b.offset as u64, b.length as u64)
-                .map_err(|e| Error::stored_read(what(), e))
-                .and_then(|stored| repo.open_blob(&blob, &stored, &what));
-            match read {
-                Ok(_) => {
-                    found.home.insert(b.id, p.info.id);
-                }
-                Err(e) if e.is_storage_failure() => return Err(e),
-                Err(_) => {}
-            }
+            wanted.extend(PackBlob::listed(b));
         }
+        wanted.sort_by_key(|b| b.offset);
+        // This copy only (no other copies tried); a storage failure stops prune.
+        let read = PackRead {
+            id: &p.info.id,
+            salt: &p.info.salt,
+            other_copies: None,
+            cancel: Some(&ctx.cancel),
+            cached: false,
+        };
+        repo.read_pack_blobs(&read, &wanted, |i, r| {
+            if let (Ok(_), Some(b)) = (r, wanted.get(i)) {
+                found.home.insert(b.id, p.info.id);
+            }
+        })?;
     }
     for id in tried.iter().filter(|id| !found.home.contains_key(*id)) {
         let first = index.get(id).map(|(pack, _)| pack.id);
