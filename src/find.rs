@@ -300,7 +300,7 @@ pub fn find(
 ) -> Result<FindSummary> {
     lock.check()?;
     // Oldest first; each snapshot once however often it is named.
-    let mut snaps = crate::snapshot::select(repo, &opts.snapshots, &opts.filter)?.readable_by_time()?;
+    let mut snaps = crate::snapshot::select(ctx, repo, &opts.snapshots, &opts.filter)?.readable_by_time()?;
     if let Some(Bound::Count(n)) = opts.newest {
         let drop = snaps.len().saturating_sub(n);
         snaps.drain(..drop);

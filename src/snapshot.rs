@@ -4,10 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::repository::{Repository, SnapshotList};
-use crate::tree::Timestamp;
+use crate::tree::{Timestamp, Zone};
 
 /// Figures of one backup run.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,14 +173,14 @@ impl SnapshotFilter {
 /// here: it is listed in [`Selection::damaged`] (by id; `latest` names no damaged file).
 /// Errors: [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`], backend errors; the first
 /// such error stops the selection (nothing is selected).
-pub fn select(repo: &Repository, specs: &[String], filter: &SnapshotFilter) -> Result<Selection> {
+pub fn select(ctx: &Ctx, repo: &Repository, specs: &[String], filter: &SnapshotFilter) -> Result<Selection> {
     let mut sel = Selection::default();
     if specs.is_empty() {
-        sel.found = repo.snapshots(filter)?;
+        sel.found = repo.snapshots(ctx, filter)?;
         return Ok(sel);
     }
     for spec in specs {
-        match repo.find_snapshot(spec, filter) {
+        match repo.find_snapshot(ctx, spec, filter) {
             Ok((id, s)) => {
                 if !sel.found.iter().any(|(i, _)| *i == id) {
                     sel.found.push((id, s));
@@ -216,16 +217,6 @@ impl Selection {
         }
         self.found.sort_by(|x, y| x.1.time.cmp(&y.1.time).then(x.0.cmp(&y.0)));
         Ok(self.found)
-    }
-}
-
-/// A timestamp in RFC 3339 with as many fractional digits as needed, in the zone `tz_offset`
-/// (seconds east of UTC), or in this machine's zone when that offset is out of range.
-pub fn rfc3339(t: Timestamp, tz_offset: i32) -> String {
-    let utc = t.to_utc();
-    match chrono::FixedOffset::east_opt(tz_offset) {
-        Some(off) => utc.with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => utc.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
     }
 }
 
@@ -269,7 +260,7 @@ impl SnapshotInfo {
         SnapshotInfo {
             id: id.to_hex(),
             short_id: id.short(),
-            time: rfc3339(s.time, s.tz_offset),
+            time: s.time.to_rfc3339(Zone::Offset(s.tz_offset)),
             hostname: s.hostname.clone(),
             username: s.username.clone(),
             uid: s.uid,
@@ -328,8 +319,8 @@ impl SummaryInfo {
         let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64
             + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
         SummaryInfo {
-            backup_start: rfc3339(s.backup_start, tz),
-            backup_end: rfc3339(s.backup_end, tz),
+            backup_start: s.backup_start.to_rfc3339(Zone::Offset(tz)),
+            backup_end: s.backup_end.to_rfc3339(Zone::Offset(tz)),
             duration_seconds: dur.max(0.0),
             files_new: s.files_new,
             files_changed: s.files_changed,

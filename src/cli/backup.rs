@@ -130,7 +130,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     let parent = if a.force {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
-        ParentChoice::Given(repo.find_snapshot(p, &Default::default())?.0)
+        ParentChoice::Given(repo.find_snapshot(&g.ctx(), p, &Default::default())?.0)
     } else {
         ParentChoice::Latest
     };

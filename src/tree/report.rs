@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{kind_name, mode_string, st_mode, Node, NodeKind, Xattr};
+use super::{kind_name, mode_string, st_mode, Node, NodeKind, Xattr, Zone};
 
 /// One node as `ls --json` prints it: restic's fields (`mode` is the POSIX `st_mode`,
 /// `permissions` the `ls -l` string, times RFC 3339 in local time), `link_target` for symlinks,
@@ -58,7 +58,7 @@ impl NodeInfo {
     /// The report of `node` at snapshot path `path`.
     pub fn new(path: &Path, node: &Node) -> Self {
         NodeInfo {
-            ctime: node.ctime.to_rfc3339_local(),
+            ctime: node.ctime.to_rfc3339(Zone::Local),
             gid: node.gid,
             group: node.group.clone(),
             inode: node.inode,
@@ -66,7 +66,7 @@ impl NodeInfo {
             links: node.links,
             message_type: "node",
             mode: st_mode(node),
-            mtime: node.mtime.to_rfc3339_local(),
+            mtime: node.mtime.to_rfc3339(Zone::Local),
             name: node.name_lossy().into_owned(),
             path: path.display().to_string(),
             permissions: mode_string(node.kind, node.mode),
@@ -149,7 +149,7 @@ impl MatchInfo {
     /// The report of `node` at snapshot path `path`.
     pub fn new(path: &Path, node: &Node) -> Self {
         MatchInfo {
-            ctime: node.ctime.to_rfc3339_local(),
+            ctime: node.ctime.to_rfc3339(Zone::Local),
             device_id: node.device,
             gid: node.gid,
             group: node.group.clone(),
@@ -157,7 +157,7 @@ impl MatchInfo {
             link_target: link_target(node),
             links: node.links,
             mode: st_mode(node),
-            mtime: node.mtime.to_rfc3339_local(),
+            mtime: node.mtime.to_rfc3339(Zone::Local),
             name: node.name_lossy().into_owned(),
             path: path.display().to_string(),
             permissions: mode_string(node.kind, node.mode),
