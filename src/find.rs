@@ -260,7 +260,8 @@ pub struct FindSummary {
     pub trees_read: u64,
 }
 
-/// The matches in one snapshot as `find --json` prints them (keys in name order).
+/// The matches in one snapshot as `find --json` prints them (keys in name order through
+/// [`crate::tree::report::sorted_json`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct SnapshotMatches {
     /// How many matches.

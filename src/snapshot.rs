@@ -10,13 +10,23 @@ use crate::id::{BlobId, SnapshotId};
 use crate::repository::{Repository, SnapshotList};
 use crate::tree::{Timestamp, Zone};
 
-/// Figures of one backup run.
+/// Figures of one backup run: when it ran and what it counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// When the backup started.
     pub backup_start: Timestamp,
     /// When it ended.
     pub backup_end: Timestamp,
+    /// What it counted. Encoded in place (a nested struct is its fields in order, in
+    /// bincode as in repo-format.md's "Snapshot plaintext"), shown flattened in JSON
+    /// ([`SummaryInfo`]).
+    pub counts: BackupCounts,
+}
+
+/// The counters of one backup run, as a snapshot stores them ([`Summary::counts`]) and as
+/// `backup --json` and `snapshots --json` show them ([`SummaryInfo`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCounts {
     /// Files not in the parent snapshot.
     pub files_new: u64,
     /// Files whose content or metadata changed since the parent.
@@ -285,32 +295,9 @@ pub struct SummaryInfo {
     pub backup_end: String,
     /// `backup_end - backup_start`, seconds (0 when the clock went back).
     pub duration_seconds: f64,
-    /// Files not in the parent snapshot.
-    pub files_new: u64,
-    /// Files changed since the parent.
-    pub files_changed: u64,
-    /// Files unchanged since the parent.
-    pub files_unchanged: u64,
-    /// Directories not in the parent.
-    pub dirs_new: u64,
-    /// Directories changed since the parent.
-    pub dirs_changed: u64,
-    /// Directories unchanged since the parent.
-    pub dirs_unchanged: u64,
-    /// Data blobs added.
-    pub data_blobs: u64,
-    /// Tree blobs added.
-    pub tree_blobs: u64,
-    /// Plaintext bytes of the blobs added.
-    pub data_added: u64,
-    /// Stored bytes of the blobs added.
-    pub data_added_packed: u64,
-    /// Files read or reused.
-    pub total_files_processed: u64,
-    /// Bytes of file content processed.
-    pub total_bytes_processed: u64,
-    /// Sources that could not be read.
-    pub errors: u64,
+    /// What the backup counted (its keys at this level).
+    #[serde(flatten)]
+    pub counts: BackupCounts,
 }
 
 impl SummaryInfo {
@@ -322,19 +309,7 @@ impl SummaryInfo {
             backup_start: s.backup_start.to_rfc3339(Zone::Offset(tz)),
             backup_end: s.backup_end.to_rfc3339(Zone::Offset(tz)),
             duration_seconds: dur.max(0.0),
-            files_new: s.files_new,
-            files_changed: s.files_changed,
-            files_unchanged: s.files_unchanged,
-            dirs_new: s.dirs_new,
-            dirs_changed: s.dirs_changed,
-            dirs_unchanged: s.dirs_unchanged,
-            data_blobs: s.data_blobs,
-            tree_blobs: s.tree_blobs,
-            data_added: s.data_added,
-            data_added_packed: s.data_added_packed,
-            total_files_processed: s.total_files_processed,
-            total_bytes_processed: s.total_bytes_processed,
-            errors: s.errors,
+            counts: s.counts.clone(),
         }
     }
 }

@@ -129,7 +129,7 @@ mod tests {
         assert!(r.result.id.is_some() && r.result.errors.is_empty());
         assert_eq!(r.recovered_packs, 0);
         let s = &r.result.snapshot.summary;
-        assert_eq!((s.files_new, s.data_blobs), (2, 1), "two equal files are one blob");
+        assert_eq!((s.counts.files_new, s.counts.data_blobs), (2, 1), "two equal files are one blob");
 
         let cancelled = Ctx::default();
         cancelled.cancel.cancel();

@@ -29,7 +29,7 @@ use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
 use crate::lock::{AppendLock, ReadLock};
 use crate::repository::Repository;
-use crate::snapshot::{Snapshot, Summary};
+use crate::snapshot::{BackupCounts, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Timestamp, Tree};
 use crate::util::OwnerNames;
 
@@ -263,16 +263,18 @@ pub fn backup(
     let mut summary = Summary {
         backup_start: start,
         backup_end: Timestamp::now(),
-        files_new: get(&c.files[NEW]),
-        files_changed: get(&c.files[CHANGED]),
-        files_unchanged: get(&c.files[UNCHANGED]),
-        dirs_new: get(&c.dirs[NEW]),
-        dirs_changed: get(&c.dirs[CHANGED]),
-        dirs_unchanged: get(&c.dirs[UNCHANGED]),
-        total_files_processed: c.files.iter().map(get).sum(),
-        total_bytes_processed: get(&c.bytes),
-        errors: errors.len() as u64,
-        ..Summary::default()
+        counts: BackupCounts {
+            files_new: get(&c.files[NEW]),
+            files_changed: get(&c.files[CHANGED]),
+            files_unchanged: get(&c.files[UNCHANGED]),
+            dirs_new: get(&c.dirs[NEW]),
+            dirs_changed: get(&c.dirs[CHANGED]),
+            dirs_unchanged: get(&c.dirs[UNCHANGED]),
+            total_files_processed: c.files.iter().map(get).sum(),
+            total_bytes_processed: get(&c.bytes),
+            errors: errors.len() as u64,
+            ..BackupCounts::default()
+        },
     };
 
     saver.fill_summary(&mut summary);

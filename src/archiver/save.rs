@@ -285,10 +285,10 @@ impl<'r> Saver<'r> {
     }
 
     pub(super) fn fill_summary(&self, s: &mut Summary) {
-        s.data_blobs = self.data_blobs.load(Ordering::Relaxed);
-        s.tree_blobs = self.tree_blobs.load(Ordering::Relaxed);
-        s.data_added = self.data_added.load(Ordering::Relaxed);
-        s.data_added_packed = self.data_added_packed.load(Ordering::Relaxed);
+        s.counts.data_blobs = self.data_blobs.load(Ordering::Relaxed);
+        s.counts.tree_blobs = self.tree_blobs.load(Ordering::Relaxed);
+        s.counts.data_added = self.data_added.load(Ordering::Relaxed);
+        s.counts.data_added_packed = self.data_added_packed.load(Ordering::Relaxed);
     }
 
     /// Chunk a stream and save its chunks; returns the content ids and the byte count.

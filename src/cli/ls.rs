@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::tree::list::Listing;
-use cairn::tree::report::NodeInfo;
+use cairn::tree::report::{sorted_json, NodeInfo};
 use cairn::tree::{mode_string, Node, NodeKind};
 use cairn::Error;
 
@@ -77,8 +77,7 @@ pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
     }
     listing.run(&mut |path, node| {
         if g.json {
-            out(&serde_json::to_string(&NodeInfo::new(path, node))
-                .map_err(|e| Error::internal(format!("JSON: {e}")))?);
+            out(&sorted_json(&NodeInfo::new(path, node))?);
         } else if a.long {
             out(&long_line(path, node));
         } else {

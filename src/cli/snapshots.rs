@@ -47,7 +47,7 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
                 s.hostname.clone(),
                 s.tags.join(","),
                 s.paths.join("\n"),
-                human_bytes(s.summary.total_bytes_processed),
+                human_bytes(s.summary.counts.total_bytes_processed),
             ]
         })
         .collect();
