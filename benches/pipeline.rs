@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{RngCore, SeedableRng};
 
-use cairn::archiver::{Progress, Saver};
+use cairn::archiver::{Permit, Progress, Saver};
 use cairn::blob::{self, BlobType};
 use cairn::chunker::{Chunker, ChunkerParams};
 use cairn::crypto::keyfile::KdfParams;
@@ -70,13 +70,14 @@ fn whole_pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
+    let unlocked = cairn::lock::ReadLock::unlocked();
     g.bench_function("stream_to_packs_new_data", |b| {
         b.iter(|| {
             // A fresh empty index each time: every chunk is new and goes through
             // compression, encryption and a pack write (on a dry-run saver: no disk I/O).
             let index = cairn::index::Index::new();
             let progress = Progress::default();
-            let saver = Saver::new(&repo, &index, true, 1, &progress);
+            let saver = Saver::new(&repo, &index, Permit::DryRun(&unlocked), 1, &progress);
             let mut r: &[u8] = &data;
             let out = saver.save_stream(&chunker, &mut r, data.len() as u64);
             assert!(out.is_ok());

@@ -2,6 +2,10 @@
 //!
 //! A blob's stored form is `AES-256-GCM(compression byte || body)` with the blob type and id as
 //! associated data. Compression is zstd, or nothing when zstd does not shrink the bytes.
+//!
+//! Part of the byte-level codec (`crypto`, `blob`, `pack`, `format`) that `repository/` uses and
+//! the format-pinning tests (`tests/golden.rs`, `tests/spec_reader.rs`), `fuzz/` and `benches/`
+//! call directly; operations go through [`crate::repository::Repository`].
 
 use serde::{Deserialize, Serialize};
 
@@ -134,9 +138,23 @@ pub fn seal(key: &FileKey, position: u64, blob_type: BlobType, id: &BlobId, fram
     key.seal(position, &aad(blob_type, id), framed)
 }
 
+/// What a stored blob must verify as, besides its key: the facts [`open_framed`] binds.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    /// Its offset in the pack, bytes (the nonce).
+    pub position: u64,
+    /// Data or tree (bound as associated data).
+    pub blob_type: BlobType,
+    /// Its keyed id (bound as associated data, and recomputed from the plaintext).
+    pub id: &'a BlobId,
+    /// Its plaintext length, bytes.
+    pub raw_length: u32,
+}
+
 /// Decrypt, decompress and verify one stored blob: authentication, the expected plaintext
 /// length `raw_length` (bytes), and the recomputed keyed id. `what` names the blob and its pack
-/// in errors ([`Error::Corrupt`]).
+/// in errors ([`Error::Corrupt`]). The format-pinning tests' spelling of [`open_framed`], which
+/// `repository/` uses.
 #[allow(clippy::too_many_arguments)] // each argument is one fact the check binds
 pub fn open(
     master: &MasterKey,
@@ -148,23 +166,22 @@ pub fn open(
     stored: &[u8],
     what: &dyn Fn() -> String,
 ) -> Result<Vec<u8>> {
-    open_verified(master, key, position, blob_type, id, raw_length, stored, what).map(|(_, plain)| plain)
+    let expected = Expected { position, blob_type, id, raw_length };
+    open_framed(master, key, &expected, stored, what).map(|(_, plain)| plain)
 }
 
-/// As [`open`], but returns both the verified *framed* plaintext (compression byte and
-/// compressed body, ready to be sealed into another pack without recompressing: prune's repack)
-/// and the plaintext.
-#[allow(clippy::too_many_arguments)]
-pub fn open_verified(
+/// Decrypt, decompress and verify `stored` as `expected` (see [`open`]); returns both the
+/// verified *framed* plaintext (compression byte and compressed body, ready to be sealed into
+/// another pack without recompressing: prune's repack) and the plaintext.
+/// Errors: [`Error::Corrupt`] naming `what()`.
+pub fn open_framed(
     master: &MasterKey,
     key: &FileKey,
-    position: u64,
-    blob_type: BlobType,
-    id: &BlobId,
-    raw_length: u32,
+    expected: &Expected<'_>,
     stored: &[u8],
     what: &dyn Fn() -> String,
 ) -> Result<(Vec<u8>, Vec<u8>)> {
+    let Expected { position, blob_type, id, raw_length } = *expected;
     let framed = key
         .open(position, &aad(blob_type, id), stored)
         .ok_or_else(|| Error::corrupt(what(), "authentication failed"))?;

@@ -51,11 +51,47 @@ impl Cancel {
     }
 }
 
-/// Where an operation reports what it is doing. Every method has an empty default so that a
-/// sink implements only what it shows; [`NoProgress`] shows nothing.
+/// Something an operation skipped or could not do that does not stop it, given to
+/// [`Progress::warn`]. The library prints nothing: the caller decides where a warning goes
+/// (the CLI prints it on stderr, adding what to do about it in its own words).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Warning<'a> {
+    /// A snapshot file that cannot be decoded was left out of a listing of snapshots.
+    SkippedDamagedSnapshot(&'a crate::repository::DamagedSnapshot),
+    /// A mounted view could not check the list of snapshots again; it goes on showing the
+    /// snapshots it showed.
+    MountRefreshFailed(&'a Error),
+    /// A mounted view failed to serve a request: the kernel only passes on an errno (EIO), so
+    /// this is where the error itself is reported.
+    MountRequestFailed(&'a Error),
+}
+
+impl std::fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::SkippedDamagedSnapshot(d) => write!(f, "{d}; it is skipped"),
+            Warning::MountRefreshFailed(e) => write!(f, "cannot refresh the snapshot list: {e}"),
+            Warning::MountRequestFailed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Where an operation reports what it is doing, and what it skipped ([`Warning`]s). Every
+/// method has an empty default so that a sink implements only what it shows; [`NoProgress`]
+/// shows nothing.
+///
+/// Warnings go through this sink rather than being returned with a result because they arise
+/// deep inside operations that return something else (a restore resolving `latest`, a backup
+/// choosing its parent, a mount refreshing its view in the background long after it was
+/// started): the sink reaches the caller from all of them without every report carrying a
+/// list of warnings.
 pub trait Progress: Send + Sync {
     /// The operation entered a new phase (`"loading index files"`, `"repacking 12 blobs"`).
     fn phase(&self, _what: &str) {}
+
+    /// The operation skipped something or failed at something that does not stop it.
+    fn warn(&self, _warning: &Warning<'_>) {}
 }
 
 /// A [`Progress`] that shows nothing (library callers, `--quiet`, `--json`).
@@ -87,6 +123,11 @@ impl Ctx {
     /// Shorthand for `self.cancel.check()`: `Err(Error::Interrupted)` once cancelled.
     pub fn check(&self) -> Result<()> {
         self.cancel.check()
+    }
+
+    /// Shorthand for `self.progress.warn(warning)`.
+    pub fn warn(&self, warning: &Warning<'_>) {
+        self.progress.warn(warning)
     }
 
     /// Shorthand for `self.cancel.is_cancelled()`.

@@ -132,7 +132,7 @@ impl<'a> SnapshotDiff<'a> {
                 Some((s, p)) => (s, Some(p)),
                 None => (spec, None),
             };
-            let (id, s) = repo.find_snapshot(snap, &Default::default())?;
+            let (id, s) = repo.find_snapshot(ctx, snap, &Default::default())?;
             let loc = resolve(repo, index, &s.tree, path.unwrap_or("/"))?;
             let tree = loc.tree().ok_or_else(|| {
                 Error::usage(format!(

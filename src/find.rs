@@ -260,7 +260,8 @@ pub struct FindSummary {
     pub trees_read: u64,
 }
 
-/// The matches in one snapshot as `find --json` prints them (keys in name order).
+/// The matches in one snapshot as `find --json` prints them (keys in name order through
+/// [`crate::tree::report::sorted_json`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct SnapshotMatches {
     /// How many matches.
@@ -300,7 +301,7 @@ pub fn find(
 ) -> Result<FindSummary> {
     lock.check()?;
     // Oldest first; each snapshot once however often it is named.
-    let mut snaps = crate::snapshot::select(repo, &opts.snapshots, &opts.filter)?.readable_by_time()?;
+    let mut snaps = crate::snapshot::select(ctx, repo, &opts.snapshots, &opts.filter)?.readable_by_time()?;
     if let Some(Bound::Count(n)) = opts.newest {
         let drop = snaps.len().saturating_sub(n);
         snaps.drain(..drop);

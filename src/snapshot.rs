@@ -4,18 +4,29 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::Ctx;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::repository::{Repository, SnapshotList};
-use crate::tree::Timestamp;
+use crate::tree::{Timestamp, Zone};
 
-/// Figures of one backup run.
+/// Figures of one backup run: when it ran and what it counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// When the backup started.
     pub backup_start: Timestamp,
     /// When it ended.
     pub backup_end: Timestamp,
+    /// What it counted. Encoded in place (a nested struct is its fields in order, in
+    /// bincode as in repo-format.md's "Snapshot plaintext"), shown flattened in JSON
+    /// ([`SummaryInfo`]).
+    pub counts: BackupCounts,
+}
+
+/// The counters of one backup run, as a snapshot stores them ([`Summary::counts`]) and as
+/// `backup --json` and `snapshots --json` show them ([`SummaryInfo`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupCounts {
     /// Files not in the parent snapshot.
     pub files_new: u64,
     /// Files whose content or metadata changed since the parent.
@@ -172,14 +183,14 @@ impl SnapshotFilter {
 /// here: it is listed in [`Selection::damaged`] (by id; `latest` names no damaged file).
 /// Errors: [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`], backend errors; the first
 /// such error stops the selection (nothing is selected).
-pub fn select(repo: &Repository, specs: &[String], filter: &SnapshotFilter) -> Result<Selection> {
+pub fn select(ctx: &Ctx, repo: &Repository, specs: &[String], filter: &SnapshotFilter) -> Result<Selection> {
     let mut sel = Selection::default();
     if specs.is_empty() {
-        sel.found = repo.snapshots(filter)?;
+        sel.found = repo.snapshots(ctx, filter)?;
         return Ok(sel);
     }
     for spec in specs {
-        match repo.find_snapshot(spec, filter) {
+        match repo.find_snapshot(ctx, spec, filter) {
             Ok((id, s)) => {
                 if !sel.found.iter().any(|(i, _)| *i == id) {
                     sel.found.push((id, s));
@@ -216,16 +227,6 @@ impl Selection {
         }
         self.found.sort_by(|x, y| x.1.time.cmp(&y.1.time).then(x.0.cmp(&y.0)));
         Ok(self.found)
-    }
-}
-
-/// A timestamp in RFC 3339 with as many fractional digits as needed, in the zone `tz_offset`
-/// (seconds east of UTC), or in this machine's zone when that offset is out of range.
-pub fn rfc3339(t: Timestamp, tz_offset: i32) -> String {
-    let utc = t.to_utc();
-    match chrono::FixedOffset::east_opt(tz_offset) {
-        Some(off) => utc.with_timezone(&off).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => utc.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
     }
 }
 
@@ -269,7 +270,7 @@ impl SnapshotInfo {
         SnapshotInfo {
             id: id.to_hex(),
             short_id: id.short(),
-            time: rfc3339(s.time, s.tz_offset),
+            time: s.time.to_rfc3339(Zone::Offset(s.tz_offset)),
             hostname: s.hostname.clone(),
             username: s.username.clone(),
             uid: s.uid,
@@ -294,32 +295,9 @@ pub struct SummaryInfo {
     pub backup_end: String,
     /// `backup_end - backup_start`, seconds (0 when the clock went back).
     pub duration_seconds: f64,
-    /// Files not in the parent snapshot.
-    pub files_new: u64,
-    /// Files changed since the parent.
-    pub files_changed: u64,
-    /// Files unchanged since the parent.
-    pub files_unchanged: u64,
-    /// Directories not in the parent.
-    pub dirs_new: u64,
-    /// Directories changed since the parent.
-    pub dirs_changed: u64,
-    /// Directories unchanged since the parent.
-    pub dirs_unchanged: u64,
-    /// Data blobs added.
-    pub data_blobs: u64,
-    /// Tree blobs added.
-    pub tree_blobs: u64,
-    /// Plaintext bytes of the blobs added.
-    pub data_added: u64,
-    /// Stored bytes of the blobs added.
-    pub data_added_packed: u64,
-    /// Files read or reused.
-    pub total_files_processed: u64,
-    /// Bytes of file content processed.
-    pub total_bytes_processed: u64,
-    /// Sources that could not be read.
-    pub errors: u64,
+    /// What the backup counted (its keys at this level).
+    #[serde(flatten)]
+    pub counts: BackupCounts,
 }
 
 impl SummaryInfo {
@@ -328,22 +306,10 @@ impl SummaryInfo {
         let dur = s.backup_end.secs.saturating_sub(s.backup_start.secs) as f64
             + (s.backup_end.nanos as f64 - s.backup_start.nanos as f64) / 1e9;
         SummaryInfo {
-            backup_start: rfc3339(s.backup_start, tz),
-            backup_end: rfc3339(s.backup_end, tz),
+            backup_start: s.backup_start.to_rfc3339(Zone::Offset(tz)),
+            backup_end: s.backup_end.to_rfc3339(Zone::Offset(tz)),
             duration_seconds: dur.max(0.0),
-            files_new: s.files_new,
-            files_changed: s.files_changed,
-            files_unchanged: s.files_unchanged,
-            dirs_new: s.dirs_new,
-            dirs_changed: s.dirs_changed,
-            dirs_unchanged: s.dirs_unchanged,
-            data_blobs: s.data_blobs,
-            tree_blobs: s.tree_blobs,
-            data_added: s.data_added,
-            data_added_packed: s.data_added_packed,
-            total_files_processed: s.total_files_processed,
-            total_bytes_processed: s.total_bytes_processed,
-            errors: s.errors,
+            counts: s.counts.clone(),
         }
     }
 }

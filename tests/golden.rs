@@ -26,7 +26,7 @@ use cairn::id::{BlobId, Id, IndexId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
 use cairn::pack::{self, BlobEntry, PackWriter};
 use cairn::repository::{Config, InitOptions, Repository};
-use cairn::snapshot::{Snapshot, Summary};
+use cairn::snapshot::{BackupCounts, Snapshot, Summary};
 use cairn::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
 use proptest::prelude::*;
 
@@ -169,19 +169,21 @@ fn expected_snapshot(root: BlobId, data_added_packed: u64) -> Snapshot {
         summary: Summary {
             backup_start: Timestamp { secs: 1_700_000_000, nanos: 5 },
             backup_end: Timestamp { secs: 1_700_000_003, nanos: 250_000_000 },
-            files_new: 2,
-            files_changed: 0,
-            files_unchanged: 0,
-            dirs_new: 2,
-            dirs_changed: 0,
-            dirs_unchanged: 0,
-            data_blobs: 2,
-            tree_blobs: 2,
-            data_added: content_a().len() as u64 + 700,
-            data_added_packed,
-            total_files_processed: 2,
-            total_bytes_processed: content_a().len() as u64 + 700,
-            errors: 0,
+            counts: BackupCounts {
+                files_new: 2,
+                files_changed: 0,
+                files_unchanged: 0,
+                dirs_new: 2,
+                dirs_changed: 0,
+                dirs_unchanged: 0,
+                data_blobs: 2,
+                tree_blobs: 2,
+                data_added: content_a().len() as u64 + 700,
+                data_added_packed,
+                total_files_processed: 2,
+                total_bytes_processed: content_a().len() as u64 + 700,
+                errors: 0,
+            },
         },
     }
 }
@@ -1059,19 +1061,21 @@ fn pinned_snapshot() -> Snapshot {
         summary: Summary {
             backup_start: Timestamp { secs: 1, nanos: 0 },
             backup_end: Timestamp { secs: 2, nanos: 500_000_000 },
-            files_new: 1,
-            files_changed: 0,
-            files_unchanged: 0,
-            dirs_new: 250,
-            dirs_changed: 0,
-            dirs_unchanged: 0,
-            data_blobs: 3,
-            tree_blobs: 2,
-            data_added: 1 << 32,
-            data_added_packed: u32::MAX as u64,
-            total_files_processed: 7,
-            total_bytes_processed: 65_535,
-            errors: 0,
+            counts: BackupCounts {
+                files_new: 1,
+                files_changed: 0,
+                files_unchanged: 0,
+                dirs_new: 250,
+                dirs_changed: 0,
+                dirs_unchanged: 0,
+                data_blobs: 3,
+                tree_blobs: 2,
+                data_added: 1 << 32,
+                data_added_packed: u32::MAX as u64,
+                total_files_processed: 7,
+                total_bytes_processed: 65_535,
+                errors: 0,
+            },
         },
     }
 }
@@ -1266,19 +1270,21 @@ fn arb_summary() -> impl Strategy<Value = Summary> {
     (arb_ts(), arb_ts(), prop::array::uniform13(any::<u64>())).prop_map(|(backup_start, backup_end, n)| Summary {
         backup_start,
         backup_end,
-        files_new: n[0],
-        files_changed: n[1],
-        files_unchanged: n[2],
-        dirs_new: n[3],
-        dirs_changed: n[4],
-        dirs_unchanged: n[5],
-        data_blobs: n[6],
-        tree_blobs: n[7],
-        data_added: n[8],
-        data_added_packed: n[9],
-        total_files_processed: n[10],
-        total_bytes_processed: n[11],
-        errors: n[12],
+        counts: BackupCounts {
+            files_new: n[0],
+            files_changed: n[1],
+            files_unchanged: n[2],
+            dirs_new: n[3],
+            dirs_changed: n[4],
+            dirs_unchanged: n[5],
+            data_blobs: n[6],
+            tree_blobs: n[7],
+            data_added: n[8],
+            data_added_packed: n[9],
+            total_files_processed: n[10],
+            total_bytes_processed: n[11],
+            errors: n[12],
+        },
     })
 }
 

@@ -124,7 +124,7 @@ mod tests {
         let input = Input::Paths(vec![src.clone()]);
         let dry = backup_input(&ctx, Permit::DryRun(&read), &repo, input, &opts, &progress).unwrap();
         assert!(dry.result.id.is_none());
-        assert!(repo.snapshots(&Default::default()).unwrap().is_empty(), "a dry run wrote a snapshot");
+        assert!(repo.snapshots(&Ctx::default(), &Default::default()).unwrap().is_empty(), "a dry run wrote a snapshot");
 
         let lock = AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
         let input = Input::Paths(vec![src.clone()]);
@@ -132,7 +132,7 @@ mod tests {
         assert!(r.result.id.is_some() && r.result.errors.is_empty());
         assert_eq!(r.recovered_packs, 0);
         let s = &r.result.snapshot.summary;
-        assert_eq!((s.files_new, s.data_blobs), (2, 1), "two equal files are one blob");
+        assert_eq!((s.counts.files_new, s.counts.data_blobs), (2, 1), "two equal files are one blob");
 
         let cancelled = Ctx::default();
         cancelled.cancel.cancel();
@@ -140,7 +140,7 @@ mod tests {
         let input = Input::Paths(vec![src]);
         let e = backup_input(&cancelled, Permit::Write(&lock), &repo, input, &opts, &progress).err();
         assert!(matches!(e, Some(Error::Interrupted)), "{e:?}");
-        assert_eq!(repo.snapshots(&Default::default()).unwrap().len(), 1);
+        assert_eq!(repo.snapshots(&Ctx::default(), &Default::default()).unwrap().len(), 1);
     }
 
     #[test]
@@ -158,6 +158,6 @@ mod tests {
         let input = Input::Command { argv: argv("printf x; exit 4"), name: "dump".into(), allow_empty: false };
         let e = backup_input(&ctx, Permit::Write(&lock), &repo, input, &opts, &progress).err();
         assert!(matches!(e, Some(Error::Stream(crate::stream::StreamFailure::Failed { .. }))), "{e:?}");
-        assert_eq!(repo.snapshots(&Default::default()).unwrap().len(), 1);
+        assert_eq!(repo.snapshots(&Ctx::default(), &Default::default()).unwrap().len(), 1);
     }
 }

@@ -29,7 +29,7 @@ use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
 use crate::lock::{AppendLock, ReadLock};
 use crate::repository::Repository;
-use crate::snapshot::{Snapshot, Summary};
+use crate::snapshot::{BackupCounts, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Timestamp, Tree};
 use crate::util::OwnerNames;
 
@@ -161,13 +161,14 @@ struct Parent {
 /// deleted or damaged) is not used: the backup goes on without one, reading every file, and the
 /// returned warning names the snapshot and why. Errors: those of [`find_parent`].
 fn load_parent(
+    ctx: &Ctx,
     repo: &Repository,
     index: &Index,
     choice: ParentChoice,
     host: &str,
     paths: &[String],
 ) -> Result<(Option<Parent>, Option<String>)> {
-    let Some((id, snapshot)) = find_parent(repo, choice, host, paths)? else { return Ok((None, None)) };
+    let Some((id, snapshot)) = find_parent(ctx, repo, choice, host, paths)? else { return Ok((None, None)) };
     match repo.load_tree(index, &snapshot.tree) {
         Ok(root) => Ok((Some(Parent { id, root, stores_xattrs: crate::xattrs::stored_by(&snapshot.program_version) }), None)),
         Err(e) => Ok((
@@ -203,7 +204,7 @@ pub fn backup(
     let mut saver = Saver::new(
         repo,
         index,
-        permit.is_dry_run(),
+        permit,
         if opts.upload_connections == 0 { 2 } else { opts.upload_connections },
         progress,
     );
@@ -212,9 +213,6 @@ pub fn backup(
             return Err(Error::usage(format!("compression level {level} is outside 0 to 22")));
         }
         saver.set_compression(level);
-    }
-    if let Permit::Write(lock) = permit {
-        saver.set_lock(lock);
     }
     saver.set_cancel(ctx.cancel.clone());
     saver.set_verify_indexed(opts.parent == ParentChoice::None);
@@ -244,7 +242,7 @@ pub fn backup(
         h
     });
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
-    let (parent, parent_warning) = load_parent(repo, index, opts.parent, &hostname, &paths)?;
+    let (parent, parent_warning) = load_parent(ctx, repo, index, opts.parent, &hostname, &paths)?;
     walker.parent_stores_xattrs = parent.as_ref().is_some_and(|p| p.stores_xattrs);
     let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
     // The walk is over: close the prefetch queue and let its threads finish.
@@ -265,16 +263,18 @@ pub fn backup(
     let mut summary = Summary {
         backup_start: start,
         backup_end: Timestamp::now(),
-        files_new: get(&c.files[NEW]),
-        files_changed: get(&c.files[CHANGED]),
-        files_unchanged: get(&c.files[UNCHANGED]),
-        dirs_new: get(&c.dirs[NEW]),
-        dirs_changed: get(&c.dirs[CHANGED]),
-        dirs_unchanged: get(&c.dirs[UNCHANGED]),
-        total_files_processed: c.files.iter().map(get).sum(),
-        total_bytes_processed: get(&c.bytes),
-        errors: errors.len() as u64,
-        ..Summary::default()
+        counts: BackupCounts {
+            files_new: get(&c.files[NEW]),
+            files_changed: get(&c.files[CHANGED]),
+            files_unchanged: get(&c.files[UNCHANGED]),
+            dirs_new: get(&c.dirs[NEW]),
+            dirs_changed: get(&c.dirs[CHANGED]),
+            dirs_unchanged: get(&c.dirs[UNCHANGED]),
+            total_files_processed: c.files.iter().map(get).sum(),
+            total_bytes_processed: get(&c.bytes),
+            errors: errors.len() as u64,
+            ..BackupCounts::default()
+        },
     };
 
     saver.fill_summary(&mut summary);
@@ -301,7 +301,7 @@ pub fn backup(
     // that its end looked normal): no snapshot. The packs and index written stay for reuse.
     ctx.check()?;
     let id = match permit {
-        Permit::Write(_) => Some(repo.write_snapshot(&snapshot)?),
+        Permit::Write(lock) => Some(repo.write_snapshot(lock, &snapshot)?),
         Permit::DryRun(_) => None,
     };
     Ok(BackupResult { id, snapshot, errors, warnings: parent_warning.into_iter().collect() })
@@ -318,6 +318,7 @@ fn source_paths(source: &Source<'_>) -> Result<(Vec<String>, Vec<Components>)> {
 /// The parent snapshot: the one asked for, or the latest of the same host with the same set
 /// of paths (restic's rule), or none.
 fn find_parent(
+    ctx: &Ctx,
     repo: &Repository,
     choice: ParentChoice,
     host: &str,
@@ -330,7 +331,7 @@ fn find_parent(
             let filter = crate::snapshot::SnapshotFilter { hosts: vec![host.to_string()], ..Default::default() };
             let mut want = paths.to_vec();
             want.sort();
-            Ok(repo.snapshots(&filter)?.into_iter().rev().find(|(_, s)| {
+            Ok(repo.snapshots(ctx, &filter)?.into_iter().rev().find(|(_, s)| {
                 let mut have = s.paths.clone();
                 have.sort();
                 have == want

@@ -57,8 +57,7 @@ mod tests {
         let summary = Summary {
             backup_start: Timestamp { secs: 0, nanos: 0 },
             backup_end: Timestamp { secs: 2, nanos: 500_000_000 },
-            files_new: 3,
-            ..Summary::default()
+            counts: crate::snapshot::BackupCounts { files_new: 3, ..Default::default() },
         };
         let json = BackupSummary::from_parts(&summary, 3600, None).to_json().unwrap();
         assert!(

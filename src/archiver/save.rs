@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::read::{fill_growing, read_segments, segment_head, Filled, Segment, SegmentChunk, StreamError};
 use super::upload::{PackBuffers, Uploader};
-use super::{Progress, INDEX_EVERY_PACKS};
+use super::{Permit, Progress, INDEX_EVERY_PACKS};
 use crate::backend::local::direct_io::AlignedBuf;
 use crate::backend::FileKind;
 use crate::blob::{self, BlobType};
@@ -77,14 +77,20 @@ pub struct Saver<'r> {
 
 impl<'r> Saver<'r> {
     /// A saver adding to `repo`, deduplicating against `index`, uploading packs on
-    /// `connections` threads (at least 1).
+    /// `connections` threads (at least 1). Under [`Permit::Write`] the lock is checked before
+    /// every index file is written (a backup whose lock was lost must not index packs that a
+    /// prune may have deleted meanwhile); under [`Permit::DryRun`] nothing is written.
     pub fn new(
         repo: &'r Repository,
         index: &'r Index,
-        dry_run: bool,
+        permit: Permit<'r>,
         connections: usize,
         progress: &'r Progress,
     ) -> Self {
+        let (dry_run, lock) = match permit {
+            Permit::Write(lock) => (false, Some(lock)),
+            Permit::DryRun(_) => (true, None),
+        };
         let buffers = Arc::new(PackBuffers::new(repo.config().pack_size as usize));
         Saver {
             repo,
@@ -100,7 +106,7 @@ impl<'r> Saver<'r> {
             data_added: AtomicU64::new(0),
             data_added_packed: AtomicU64::new(0),
             progress,
-            lock: None,
+            lock,
             cancel: Cancel::new(),
             verify_indexed: false,
         }
@@ -112,12 +118,6 @@ impl<'r> Saver<'r> {
     /// keeps. Costs a read of every reused blob from the repository.
     pub fn set_verify_indexed(&mut self, on: bool) {
         self.verify_indexed = on;
-    }
-
-    /// Check `lock` before every index file is written: a backup whose lock was lost must not
-    /// index packs that a prune may have deleted meanwhile.
-    pub fn set_lock(&mut self, lock: &'r AppendLock) {
-        self.lock = Some(lock);
     }
 
     /// Stop saving streams with [`Error::Interrupted`] once `cancel` is cancelled (polled
@@ -284,10 +284,10 @@ impl<'r> Saver<'r> {
     }
 
     pub(super) fn fill_summary(&self, s: &mut Summary) {
-        s.data_blobs = self.data_blobs.load(Ordering::Relaxed);
-        s.tree_blobs = self.tree_blobs.load(Ordering::Relaxed);
-        s.data_added = self.data_added.load(Ordering::Relaxed);
-        s.data_added_packed = self.data_added_packed.load(Ordering::Relaxed);
+        s.counts.data_blobs = self.data_blobs.load(Ordering::Relaxed);
+        s.counts.tree_blobs = self.tree_blobs.load(Ordering::Relaxed);
+        s.counts.data_added = self.data_added.load(Ordering::Relaxed);
+        s.counts.data_added_packed = self.data_added_packed.load(Ordering::Relaxed);
     }
 
     /// Chunk a stream and save its chunks; returns the content ids and the byte count.

@@ -130,7 +130,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     let parent = if a.force {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
-        ParentChoice::Given(repo.find_snapshot(p, &Default::default())?.0)
+        ParentChoice::Given(repo.find_snapshot(&g.ctx(), p, &Default::default())?.0)
     } else {
         ParentChoice::Latest
     };
@@ -186,7 +186,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     for (path, msg) in &r.errors {
         eprintln!("cairn: {}: {msg} (skipped)", path.display());
     }
-    let s = &r.snapshot.summary;
+    let s = &r.snapshot.summary.counts;
     if g.json {
         out(&BackupSummary::new(&r).to_json()?);
     } else if !g.quiet {
@@ -198,7 +198,8 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             human_bytes(s.data_added),
             human_bytes(s.data_added_packed)
         ));
-        let dur = (s.backup_end.secs - s.backup_start.secs).max(0);
+        let (start, end) = (r.snapshot.summary.backup_start, r.snapshot.summary.backup_end);
+        let dur = (end.secs - start.secs).max(0);
         out(&format!(
             "processed {} files, {} in {}:{:02}",
             s.total_files_processed,

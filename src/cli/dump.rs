@@ -68,7 +68,7 @@ pub fn run(g: &GlobalOpts, a: &DumpArgs) -> Result<u8, Error> {
 fn dump(g: &GlobalOpts, a: &DumpArgs) -> Result<DumpReport, Error> {
     let repo = Arc::new(g.open()?);
     let lock = g.read_lock(&repo, "dump")?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
+    let (id, snap) = repo.find_snapshot(&g.ctx(), &a.snapshot, &a.filter.filter())?;
     let index = Arc::new(repo.load_index()?);
     let loc = tree::resolve(&repo, &index, &snap.tree, &a.path)
         .map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;

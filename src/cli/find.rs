@@ -74,8 +74,7 @@ pub fn run(g: &GlobalOpts, a: &FindArgs) -> Result<u8, Error> {
     let mut first = true;
     let mut on_snapshot = |id: &SnapshotId, snap: &Snapshot, matches: &[Match]| -> Result<(), Error> {
         if g.json {
-            let obj = serde_json::to_string(&SnapshotMatches::new(id, matches))
-                .map_err(|e| Error::internal(format!("JSON: {e}")))?;
+            let obj = cairn::tree::report::sorted_json(&SnapshotMatches::new(id, matches))?;
             if first {
                 out("[");
             }

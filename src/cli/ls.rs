@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::Args;
 
 use cairn::tree::list::Listing;
-use cairn::tree::report::NodeInfo;
+use cairn::tree::report::{sorted_json, NodeInfo};
 use cairn::tree::{mode_string, Node, NodeKind};
 use cairn::Error;
 
@@ -61,9 +61,9 @@ pub fn long_line(path: &Path, node: &Node) -> String {
 pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
     let repo = g.open()?;
     let lock = g.read_lock(&repo, "ls")?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot, &a.filter.filter())?;
-    let index = repo.load_index()?;
     let ctx = g.ctx();
+    let (id, snap) = repo.find_snapshot(&ctx, &a.snapshot, &a.filter.filter())?;
+    let index = repo.load_index()?;
     // Every path is resolved first: a path not in the snapshot fails before anything is printed.
     let listing = Listing::new(&ctx, &lock, &repo, &index, &snap.tree, &a.dirs, a.recursive)
         .map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;
@@ -77,8 +77,7 @@ pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
     }
     listing.run(&mut |path, node| {
         if g.json {
-            out(&serde_json::to_string(&NodeInfo::new(path, node))
-                .map_err(|e| Error::internal(format!("JSON: {e}")))?);
+            out(&sorted_json(&NodeInfo::new(path, node))?);
         } else if a.long {
             out(&long_line(path, node));
         } else {

@@ -278,15 +278,38 @@ impl GlobalOpts {
         Ok(lock)
     }
 
-    /// The context of this process's operation: the process's cancellation token ([`cancel`]).
+    /// The context of this process's operation: the process's cancellation token ([`cancel`])
+    /// and a sink that prints the library's warnings on stderr ([`print_warning`]), whatever
+    /// `--quiet` and `--json` say (they are about the output and the progress, not warnings).
     pub fn ctx(&self) -> cairn::Ctx {
-        cairn::Ctx::new(cancel().clone())
+        cairn::Ctx::new(cancel().clone()).with_progress(Arc::new(Warnings))
     }
 
     /// True when progress bars may be drawn: stderr is a terminal and not `--quiet`/`--json`.
     pub fn show_progress(&self) -> bool {
         use std::io::IsTerminal;
         !self.quiet && !self.json && std::io::stderr().is_terminal()
+    }
+}
+
+/// The progress sink of [`GlobalOpts::ctx`]: shows no phases, prints warnings.
+struct Warnings;
+
+impl cairn::context::Progress for Warnings {
+    fn warn(&self, warning: &cairn::context::Warning<'_>) {
+        print_warning(warning)
+    }
+}
+
+/// Print a library warning on stderr, with what to do about it in the CLI's words.
+pub fn print_warning(warning: &cairn::context::Warning<'_>) {
+    use cairn::context::Warning;
+    match warning {
+        Warning::SkippedDamagedSnapshot(d) => {
+            eprintln!("cairn: warning: {d}; `cairn forget {}` removes it; it is skipped", d.id.short())
+        }
+        Warning::MountRefreshFailed(_) | Warning::MountRequestFailed(_) => eprintln!("cairn: mount: {warning}"),
+        w => eprintln!("cairn: warning: {w}"),
     }
 }
 

@@ -3,7 +3,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use cairn::context::Progress;
+use cairn::context::{Progress, Warning};
 use cairn::lock::{ExclusiveLock, ReadLock};
 use cairn::ops::prune::{self, MaxUnused, PruneOptions, PruneReport};
 use cairn::{Error, Repository};
@@ -60,6 +60,10 @@ impl Progress for Lines {
     fn phase(&self, what: &str) {
         eprintln!("{what}");
     }
+
+    fn warn(&self, warning: &Warning<'_>) {
+        super::print_warning(warning)
+    }
 }
 
 /// Prune `repo` under a lock the caller holds (also used by `forget --prune`), and print the
@@ -75,7 +79,10 @@ pub fn run_locked(g: &GlobalOpts, repo: &Repository, lock: PruneLock<'_>, opts: 
     }
     .map_err(|e| match e {
         // Prune refuses when it cannot tell used data from unused data: check tells why.
-        Error::Refused(m) if !m.contains("`cairn ") => Error::Refused(format!("{m}; run `cairn check`")),
+        // (Not when a damaged snapshot file must be forgotten first: the message says so.)
+        Error::Refused(m) if !m.contains("`cairn ") && !m.contains("; forget snapshot ") => {
+            Error::Refused(format!("{m}; run `cairn check`"))
+        }
         Error::Corrupt { object, detail } => Error::Corrupt { object, detail: format!("{detail}, run `cairn check`") },
         e => e,
     })?;

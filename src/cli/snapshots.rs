@@ -32,7 +32,7 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
 pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     let repo = g.open()?;
     let _lock = g.read_lock(&repo, "snapshots")?;
-    let snaps = repo.snapshots(&a.filter.filter())?;
+    let snaps = repo.snapshots(&g.ctx(), &a.filter.filter())?;
     if g.json {
         let list: Vec<SnapshotInfo> = snaps.iter().map(|(id, s)| SnapshotInfo::new(id, s)).collect();
         print_json(&list);
@@ -47,7 +47,7 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
                 s.hostname.clone(),
                 s.tags.join(","),
                 s.paths.join("\n"),
-                human_bytes(s.summary.total_bytes_processed),
+                human_bytes(s.summary.counts.total_bytes_processed),
             ]
         })
         .collect();

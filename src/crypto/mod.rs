@@ -6,6 +6,10 @@
 //! encrypt || salt)` and its nonces are `0u32 || position (u64 BE)`, where position is a blob's
 //! offset in its pack, `u64::MAX` for a pack header and 0 for single objects. Key material is
 //! zeroized on drop and never printed.
+//!
+//! Part of the byte-level codec (`crypto`, `blob`, `pack`, `format`) that `repository/` uses and
+//! the format-pinning tests (`tests/golden.rs`, `tests/spec_reader.rs`), `fuzz/` and `benches/`
+//! call directly; operations go through [`crate::repository::Repository`].
 
 pub mod keyfile;
 

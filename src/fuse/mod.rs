@@ -99,7 +99,7 @@ pub fn serve(
 ) -> Result<ServeReport> {
     lock.check()?;
     let stats = Arc::new(MountStats::default());
-    let fs = CairnFs::new(repo, index, opts.filter.clone(), opts.refresh, stats.clone())?;
+    let fs = CairnFs::new(ctx, repo, index, opts.filter.clone(), opts.refresh, stats.clone())?;
     ctx.check()?;
     let session = mount(fs, mountpoint, opts)?;
     on_mounted();

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 
-use crate::context::Cancel;
+use crate::context::{Cancel, Ctx, Warning};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
 use crate::index::Index;
@@ -79,6 +79,9 @@ pub struct CairnFs {
     /// Which snapshots are shown, and when the list was last checked.
     filter: SnapshotFilter,
     refresh: Mutex<Refresh>,
+    /// Where warnings go (the progress sink of the mount's context); never cancelled: the
+    /// mount is ended by unmounting.
+    ctx: Ctx,
     pub(super) inodes: Mutex<Inodes>,
     pub(super) files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     pub(super) next_fh: AtomicU64,
@@ -262,16 +265,20 @@ impl CairnFs {
     /// (loaded by the caller; reloaded when new snapshots appear). The list of snapshots is
     /// checked again when a fixed directory is listed or looked into and `refresh` has passed
     /// since the last check (restic: 60 s). Files and directories that are not in a snapshot
-    /// (the fixed top levels) belong to the mounting user.
+    /// (the fixed top levels) belong to the mounting user. Warnings (a damaged snapshot file,
+    /// a failed refresh, a request that failed with EIO) go to `ctx`'s progress sink, also
+    /// while the mount runs in the background.
     /// Errors: those of [`Repository::snapshots`].
     pub fn new(
+        ctx: &Ctx,
         repo: Repository,
         index: Index,
         filter: SnapshotFilter,
         refresh: Duration,
         stats: Arc<crate::tree::fetch::FetchStats>,
     ) -> Result<Self> {
-        let snapshots = repo.snapshots(&filter)?;
+        let ctx = Ctx::new(Cancel::new()).with_progress(ctx.progress.clone());
+        let snapshots = repo.snapshots(&ctx, &filter)?;
         let mut fixed = Fixed::default();
         let mut next = 2;
         let mut b = Builder { nodes: HashMap::new(), keys: &mut fixed.keys, next: &mut next };
@@ -286,6 +293,7 @@ impl CairnFs {
             fetcher,
             fixed: std::sync::RwLock::new(fixed),
             filter,
+            ctx,
             refresh: Mutex::new(Refresh { checked: std::time::Instant::now(), ids, every: refresh }),
             inodes: Mutex::new(Inodes { dirs: HashMap::new(), ranges: Vec::new(), next }),
             files: Mutex::new(HashMap::new()),
@@ -295,14 +303,14 @@ impl CairnFs {
         })
     }
 
-    /// Check the snapshot list if the refresh interval has passed; when it changed, reload the
-    /// index and rebuild the fixed view (inodes of unchanged paths stay). Errors are reported on
-    /// stderr and leave the view as it was.
     /// The index blobs are located by (replaced when new snapshots appear).
     pub(super) fn index(&self) -> Arc<Index> {
         self.fetcher.index()
     }
 
+    /// Check the snapshot list if the refresh interval has passed; when it changed, reload the
+    /// index and rebuild the fixed view (inodes of unchanged paths stay). Errors are reported as
+    /// warnings ([`Warning::MountRefreshFailed`]) and leave the view as it was.
     pub(super) fn refresh(&self) {
         // One check at a time; others go on with the current view.
         let Ok(mut r) = self.refresh.try_lock() else { return };
@@ -311,7 +319,7 @@ impl CairnFs {
         }
         r.checked = std::time::Instant::now();
         let result = (|| -> Result<()> {
-            let snapshots = self.fetcher.repo().snapshots(&self.filter)?;
+            let snapshots = self.fetcher.repo().snapshots(&self.ctx, &self.filter)?;
             let ids: Vec<SnapshotId> = snapshots.iter().map(|(id, _)| *id).collect();
             if ids == r.ids {
                 return Ok(());
@@ -327,7 +335,7 @@ impl CairnFs {
             Ok(())
         })();
         if let Err(e) = result {
-            eprintln!("cairn: mount: cannot refresh the snapshot list: {e}");
+            self.ctx.warn(&Warning::MountRefreshFailed(&e));
         }
     }
 
@@ -443,9 +451,10 @@ impl CairnFs {
         }
     }
 
-    /// Report a repository error on stderr (the kernel only passes on an errno) and give EIO.
+    /// Report a repository error as a warning ([`Warning::MountRequestFailed`]: the kernel only
+    /// passes on an errno) and give EIO.
     pub(super) fn io_error(&self, e: &Error) -> Errno {
-        eprintln!("cairn: mount: {e}");
+        self.ctx.warn(&Warning::MountRequestFailed(e));
         Errno::EIO
     }
 

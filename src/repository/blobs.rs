@@ -111,16 +111,13 @@ impl Repository {
         what: &dyn Fn() -> String,
     ) -> Result<(Vec<u8>, Vec<u8>)> {
         let key = self.master.file_key(blob.salt);
-        blob::open_verified(
-            &self.master,
-            &key,
-            blob.offset as u64,
-            blob.blob_type,
-            blob.id,
-            blob.raw_length,
-            stored,
-            what,
-        )
+        let expected = blob::Expected {
+            position: blob.offset as u64,
+            blob_type: blob.blob_type,
+            id: blob.id,
+            raw_length: blob.raw_length,
+        };
+        blob::open_framed(&self.master, &key, &expected, stored, what)
     }
 
     /// An empty pack for blobs of `blob_type`, built in memory with room for `capacity` bytes.

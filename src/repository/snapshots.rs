@@ -3,8 +3,10 @@
 
 use super::Repository;
 use crate::backend::{ErrorKind, FileKind};
+use crate::context::{Ctx, Warning};
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
+use crate::lock::AppendLock;
 use crate::snapshot::{Snapshot, SnapshotFilter};
 
 /// Snapshots with their ids, oldest first.
@@ -21,19 +23,16 @@ pub struct DamagedSnapshot {
 
 impl std::fmt::Display for DamagedSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "snapshot file snapshots/{} is damaged ({}); `cairn forget {}` removes it",
-            self.id.to_hex(),
-            self.detail,
-            self.id.short()
-        )
+        write!(f, "snapshot file snapshots/{} is damaged ({})", self.id.to_hex(), self.detail)
     }
 }
 
 impl Repository {
-    /// Store a snapshot; returns its id.
-    pub fn write_snapshot(&self, s: &Snapshot) -> Result<SnapshotId> {
+    /// Store a snapshot under `lock` (checked first: a writer whose lock was lost must not add
+    /// a snapshot naming data a prune may have deleted); returns its id.
+    /// Errors: [`Error::Locked`] when the lock was lost; as [`Repository::save`].
+    pub fn write_snapshot(&self, lock: &AppendLock, s: &Snapshot) -> Result<SnapshotId> {
+        lock.check()?;
         self.save(s)
     }
 
@@ -43,14 +42,15 @@ impl Repository {
     }
 
     /// All snapshots passing `filter`, oldest first. A damaged snapshot file is skipped with a
-    /// warning on stderr naming it (see [`Repository::snapshots_and_damaged`]): one damaged
+    /// [`Warning::SkippedDamagedSnapshot`] to `ctx` naming it (see
+    /// [`Repository::snapshots_and_damaged`]): one damaged
     /// file does not hide the others. Commands that delete data by what snapshots reference
     /// (prune) must use [`Repository::snapshots_and_damaged`] and refuse instead.
     /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
-    pub fn snapshots(&self, filter: &SnapshotFilter) -> Result<SnapshotList> {
+    pub fn snapshots(&self, ctx: &Ctx, filter: &SnapshotFilter) -> Result<SnapshotList> {
         let (v, damaged) = self.snapshots_and_damaged(filter)?;
         for d in &damaged {
-            eprintln!("cairn: warning: {d}; it is skipped");
+            ctx.warn(&Warning::SkippedDamagedSnapshot(d));
         }
         Ok(v)
     }
@@ -106,11 +106,12 @@ impl Repository {
     }
 
     /// Resolve a user's snapshot name: `latest` (the newest passing `filter`), a full id, or
-    /// a unique id prefix. Errors: [`Error::Usage`] for anything else;
-    /// [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`].
-    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
+    /// a unique id prefix. Damaged snapshot files skipped while looking for `latest` are
+    /// warned about to `ctx` (as [`Repository::snapshots`]). Errors: [`Error::Usage`] for
+    /// anything else; [`Error::SnapshotNotFound`], [`Error::AmbiguousSnapshot`].
+    pub fn find_snapshot(&self, ctx: &Ctx, spec: &str, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
         if spec == "latest" {
-            return self.snapshots(filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
+            return self.snapshots(ctx, filter)?.pop().ok_or_else(|| Error::SnapshotNotFound("latest".into()));
         }
         let id = match self.resolve_snapshot_id(spec) {
             Err(Error::Usage(_)) => {
@@ -131,8 +132,14 @@ mod tests {
     fn names_resolve_and_bad_names_are_usage_errors() {
         let (_d, repo) = temp_repo();
         assert!(matches!(repo.resolve_snapshot_id("xyz"), Err(Error::Usage(_))));
-        assert!(matches!(repo.find_snapshot("nope", &SnapshotFilter::default()), Err(Error::Usage(_))));
+        assert!(matches!(
+            repo.find_snapshot(&Ctx::default(), "nope", &SnapshotFilter::default()),
+            Err(Error::Usage(_))
+        ));
         assert!(matches!(repo.resolve_snapshot_id("ab"), Err(Error::SnapshotNotFound(_))));
-        assert!(matches!(repo.find_snapshot("latest", &SnapshotFilter::default()), Err(Error::SnapshotNotFound(_))));
+        assert!(matches!(
+            repo.find_snapshot(&Ctx::default(), "latest", &SnapshotFilter::default()),
+            Err(Error::SnapshotNotFound(_))
+        ));
     }
 }

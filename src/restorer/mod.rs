@@ -164,7 +164,7 @@ pub fn restore_snapshot(
     opts: &RestoreOptions,
 ) -> Result<(SnapshotId, RestoreReport)> {
     check_target(target)?;
-    let (id, snap) = repo.find_snapshot(spec, filter)?;
+    let (id, snap) = repo.find_snapshot(ctx, spec, filter)?;
     let index = repo.load_index()?;
     let report = restore(ctx, lock, repo, &index, &snap.tree, target, opts)?;
     Ok((id, report))

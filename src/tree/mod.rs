@@ -42,16 +42,39 @@ impl Timestamp {
         Timestamp { secs: n.timestamp(), nanos: n.timestamp_subsec_nanos() }
     }
 
-    /// RFC 3339 in this machine's time zone, with as many fractional digits as needed
-    /// (`2026-11-20T04:00:00.5+01:00`), as `ls --json` and `find --json` print times.
-    pub fn to_rfc3339_local(self) -> String {
-        self.to_utc().with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    /// RFC 3339 in `zone`, with as many fractional digits as needed (0, 3, 6 or 9:
+    /// `2026-11-20T04:00:00.5+01:00` is `...T04:00:00.500+01:00`) and `Z` for a zero offset:
+    /// the one format of every time the reports print (`snapshots --json` in the snapshot's
+    /// zone, `ls --json` and `find --json` in this machine's, `check` in UTC).
+    pub fn to_rfc3339(self, zone: Zone) -> String {
+        let utc = self.to_utc();
+        let t = match zone {
+            Zone::Utc => utc.fixed_offset(),
+            Zone::Offset(secs) => match chrono::FixedOffset::east_opt(secs) {
+                Some(off) => utc.with_timezone(&off),
+                None => utc.with_timezone(&chrono::Local).fixed_offset(),
+            },
+            Zone::Local => utc.with_timezone(&chrono::Local).fixed_offset(),
+        };
+        t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
     }
 
     /// As a chrono UTC time (the epoch for values out of range).
     pub fn to_utc(self) -> chrono::DateTime<chrono::Utc> {
         chrono::DateTime::from_timestamp(self.secs, self.nanos.min(999_999_999)).unwrap_or_default()
     }
+}
+
+/// The time zone [`Timestamp::to_rfc3339`] writes a time in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// UTC (written with `Z`).
+    Utc,
+    /// This machine's time zone.
+    Local,
+    /// A fixed offset in seconds east of UTC (a snapshot's `tz_offset`); this machine's zone
+    /// when it is out of range (more than a day either way).
+    Offset(i32),
 }
 
 /// The first two bytes of a version 2 tree blob: `0xff` (a byte that never starts a version 1
@@ -126,5 +149,24 @@ impl Tree {
     /// A name in a stored tree must be a single, non-empty path component.
     pub fn valid_name(name: &[u8]) -> bool {
         !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_has_the_digits_needed_and_z_for_utc() {
+        let t = Timestamp { secs: 1_700_000_000, nanos: 500_000_000 };
+        assert_eq!(t.to_rfc3339(Zone::Utc), "2023-11-14T22:13:20.500Z");
+        assert_eq!(t.to_rfc3339(Zone::Offset(3600)), "2023-11-14T23:13:20.500+01:00");
+        assert_eq!(t.to_rfc3339(Zone::Offset(0)), "2023-11-14T22:13:20.500Z");
+        let whole = Timestamp { secs: 1_700_000_000, nanos: 0 };
+        assert_eq!(whole.to_rfc3339(Zone::Offset(-7200)), "2023-11-14T20:13:20-02:00");
+        // Out of range: this machine's zone, the same instant.
+        let far = whole.to_rfc3339(Zone::Offset(90_000));
+        assert_eq!(far, whole.to_rfc3339(Zone::Local));
+        assert_eq!(chrono::DateTime::parse_from_rfc3339(&far).map(|d| d.timestamp()).ok(), Some(1_700_000_000));
     }
 }

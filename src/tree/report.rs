@@ -1,18 +1,19 @@
-//! Nodes as `ls --json` and `find --json` print them (restic's field names). The fields are
-//! declared in name order: the JSON output has always had its keys sorted, and serde writes
-//! fields in declaration order.
+//! Nodes as `ls --json` and `find --json` print them (restic's field names): the fields both
+//! show ([`EntryInfo`]) flattened into each. The JSON output has always had its keys sorted:
+//! print through [`sorted_json`].
 
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::{kind_name, mode_string, st_mode, Node, NodeKind, Xattr};
+use crate::error::{Error, Result};
 
-/// One node as `ls --json` prints it: restic's fields (`mode` is the POSIX `st_mode`,
-/// `permissions` the `ls -l` string, times RFC 3339 in local time), `link_target` for symlinks,
-/// `xattrs` when the node has extended attributes.
+use super::{kind_name, mode_string, st_mode, Node, NodeKind, Xattr, Zone};
+
+/// What `ls --json` and `find --json` both show of a node (restic's fields): flattened into
+/// [`NodeInfo`] and [`MatchInfo`]. Fields in name order.
 #[derive(Clone, Debug, Serialize)]
-pub struct NodeInfo {
+pub struct EntryInfo {
     /// Status change time.
     pub ctime: String,
     /// Owner gid.
@@ -26,8 +27,6 @@ pub struct NodeInfo {
     pub link_target: Option<String>,
     /// Hard link count.
     pub links: u64,
-    /// Always `"node"`.
-    pub message_type: &'static str,
     /// POSIX `st_mode` (type and permission bits).
     pub mode: u32,
     /// Modification time.
@@ -40,8 +39,6 @@ pub struct NodeInfo {
     pub permissions: String,
     /// Size in bytes.
     pub size: u64,
-    /// Always `"node"`.
-    pub struct_type: &'static str,
     /// restic's type name (`file`, `dir`, `symlink`...).
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -49,6 +46,44 @@ pub struct NodeInfo {
     pub uid: u32,
     /// Owner user name ("" when unknown).
     pub user: String,
+}
+
+impl EntryInfo {
+    /// The report of `node` at snapshot path `path` (times RFC 3339 in local time).
+    pub fn new(path: &Path, node: &Node) -> Self {
+        EntryInfo {
+            ctime: node.ctime.to_rfc3339(Zone::Local),
+            gid: node.gid,
+            group: node.group.clone(),
+            inode: node.inode,
+            link_target: link_target(node),
+            links: node.links,
+            mode: st_mode(node),
+            mtime: node.mtime.to_rfc3339(Zone::Local),
+            name: node.name_lossy().into_owned(),
+            path: path.display().to_string(),
+            permissions: mode_string(node.kind, node.mode),
+            size: node.size,
+            kind: kind_name(node.kind),
+            uid: node.uid,
+            user: node.user.clone(),
+        }
+    }
+}
+
+/// One node as `ls --json` prints it: [`EntryInfo`] (`mode` is the POSIX `st_mode`,
+/// `permissions` the `ls -l` string, times RFC 3339 in local time), `message_type` and
+/// `struct_type`, and `xattrs` when the node has extended attributes. Print it with
+/// [`sorted_json`]: the keys come out in name order only through a `serde_json::Value`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeInfo {
+    /// The fields `find --json` shows too.
+    #[serde(flatten)]
+    pub entry: EntryInfo,
+    /// Always `"node"`.
+    pub message_type: &'static str,
+    /// Always `"node"`.
+    pub struct_type: &'static str,
     /// Extended attributes (left out when there are none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub xattrs: Vec<XattrInfo>,
@@ -58,26 +93,19 @@ impl NodeInfo {
     /// The report of `node` at snapshot path `path`.
     pub fn new(path: &Path, node: &Node) -> Self {
         NodeInfo {
-            ctime: node.ctime.to_rfc3339_local(),
-            gid: node.gid,
-            group: node.group.clone(),
-            inode: node.inode,
-            link_target: link_target(node),
-            links: node.links,
+            entry: EntryInfo::new(path, node),
             message_type: "node",
-            mode: st_mode(node),
-            mtime: node.mtime.to_rfc3339_local(),
-            name: node.name_lossy().into_owned(),
-            path: path.display().to_string(),
-            permissions: mode_string(node.kind, node.mode),
-            size: node.size,
             struct_type: "node",
-            kind: kind_name(node.kind),
-            uid: node.uid,
-            user: node.user.clone(),
             xattrs: node.xattrs.iter().map(XattrInfo::new).collect(),
         }
     }
+}
+
+/// `value` as one line of JSON with every object's keys in name order (as `ls --json` and
+/// `find --json` have always printed them; a flattened struct alone would not).
+/// Errors: [`Error::Internal`] when it cannot be serialized.
+pub fn sorted_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_value(value).map(|v| v.to_string()).map_err(|e| Error::internal(format!("JSON: {e}")))
 }
 
 /// One extended attribute as `ls --json` prints it: `name` as text, `value` in standard base64
@@ -106,66 +134,21 @@ impl XattrInfo {
     }
 }
 
-/// One match as `find --json` prints it (restic's fields).
+/// One match as `find --json` prints it (restic's fields): [`EntryInfo`] and `device_id`.
+/// Print it with [`sorted_json`].
 #[derive(Clone, Debug, Serialize)]
 pub struct MatchInfo {
-    /// Status change time.
-    pub ctime: String,
     /// Device the entry lived on (`st_dev`).
     pub device_id: u64,
-    /// Owner gid.
-    pub gid: u32,
-    /// Owner group name.
-    pub group: String,
-    /// Inode number.
-    pub inode: u64,
-    /// Symlink target (symlinks only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link_target: Option<String>,
-    /// Hard link count.
-    pub links: u64,
-    /// POSIX `st_mode`.
-    pub mode: u32,
-    /// Modification time.
-    pub mtime: String,
-    /// File name.
-    pub name: String,
-    /// Absolute snapshot path.
-    pub path: String,
-    /// Mode as `ls -l` shows it.
-    pub permissions: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// restic's type name.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Owner uid.
-    pub uid: u32,
-    /// Owner user name.
-    pub user: String,
+    /// The fields `ls --json` shows too.
+    #[serde(flatten)]
+    pub entry: EntryInfo,
 }
 
 impl MatchInfo {
     /// The report of `node` at snapshot path `path`.
     pub fn new(path: &Path, node: &Node) -> Self {
-        MatchInfo {
-            ctime: node.ctime.to_rfc3339_local(),
-            device_id: node.device,
-            gid: node.gid,
-            group: node.group.clone(),
-            inode: node.inode,
-            link_target: link_target(node),
-            links: node.links,
-            mode: st_mode(node),
-            mtime: node.mtime.to_rfc3339_local(),
-            name: node.name_lossy().into_owned(),
-            path: path.display().to_string(),
-            permissions: mode_string(node.kind, node.mode),
-            size: node.size,
-            kind: kind_name(node.kind),
-            uid: node.uid,
-            user: node.user.clone(),
-        }
+        MatchInfo { device_id: node.device, entry: EntryInfo::new(path, node) }
     }
 }
 
@@ -207,22 +190,35 @@ mod tests {
         let keys = |v: serde_json::Value| -> Vec<String> {
             v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
         };
-        let ordered = |json: String, v: serde_json::Value| {
-            // serde_json's map sorts keys; the struct's output must already be in that order.
-            assert_eq!(json, v.to_string());
-        };
         let mut n = node(NodeKind::File);
         n.xattrs = vec![Xattr { name: b"user.\xff".to_vec(), value: b"v".to_vec() }];
-        let info = NodeInfo::new(Path::new("/a"), &n);
-        let json = serde_json::to_string(&info).unwrap();
-        ordered(json.clone(), serde_json::from_str(&json).unwrap());
-        assert!(!keys(serde_json::from_str(&json).unwrap()).contains(&"link_target".to_string()));
+        let json = sorted_json(&NodeInfo::new(Path::new("/a"), &n)).unwrap();
+        let all = keys(serde_json::from_str(&json).unwrap());
+        let want = [
+            "ctime",
+            "gid",
+            "group",
+            "inode",
+            "links",
+            "message_type",
+            "mode",
+            "mtime",
+            "name",
+            "path",
+            "permissions",
+            "size",
+            "struct_type",
+            "type",
+            "uid",
+            "user",
+            "xattrs",
+        ];
+        assert_eq!(all, want);
+        assert!(json.starts_with(r#"{"ctime":"#) && json.contains(r#""xattrs":[{"name":"#), "{json}");
         assert!(json.contains(r#""name_base64":"#));
-        let s = NodeInfo::new(Path::new("/a"), &node(NodeKind::Symlink));
-        let json = serde_json::to_string(&s).unwrap();
-        ordered(json.clone(), serde_json::from_str(&json).unwrap());
+        let json = sorted_json(&NodeInfo::new(Path::new("/a"), &node(NodeKind::Symlink))).unwrap();
         assert!(json.contains(r#""link_target":"t""#) && !json.contains("xattrs"));
-        let m = serde_json::to_string(&MatchInfo::new(Path::new("/a"), &node(NodeKind::Symlink))).unwrap();
-        ordered(m.clone(), serde_json::from_str(&m).unwrap());
+        let m = sorted_json(&MatchInfo::new(Path::new("/a"), &node(NodeKind::Symlink))).unwrap();
+        assert!(m.starts_with(r#"{"ctime":"1970"#) && m.contains(r#""device_id":5,"gid":2,"#), "{m}");
     }
 }

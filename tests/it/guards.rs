@@ -56,11 +56,13 @@ fn snapshots_and_forget_cope_with_a_huge_host_and_tag_in_the_repository() {
     let repo = Repo::init();
     let (_tmp, _src, id) = with_backup(&repo);
     let r = open(&repo);
-    let (_, mut snap) = r.find_snapshot(&id, &Default::default()).expect("load the snapshot");
+    let (_, mut snap) = r.find_snapshot(&Default::default(), &id, &Default::default()).expect("load the snapshot");
     snap.hostname = "h".repeat(70_000);
     snap.tags = vec!["t".repeat(66_000)];
     snap.time.secs += 10;
-    let big = r.write_snapshot(&snap).expect("write a snapshot through the library");
+    let lock = cairn::lock::AppendLock::acquire(&r, "test", &Default::default()).expect("lock");
+    let big = r.write_snapshot(&lock, &snap).expect("write a snapshot through the library");
+    drop(lock);
 
     let out = repo.run(["snapshots"]);
     assert_no_panic(&out);

@@ -983,7 +983,7 @@ fn truncated_reads_are_corruption_never_wrong_data() {
     let faulty = Faulty::new(LocalBackend::new(&repo_dir));
     let repo = Repository::open(faulty.clone(), PASSWORD.as_bytes()).unwrap();
     let index = repo.load_index().unwrap();
-    let (_, snap) = repo.find_snapshot("latest", &Default::default()).unwrap();
+    let (_, snap) = repo.find_snapshot(&Default::default(), "latest", &Default::default()).unwrap();
     let tree = repo.load_tree(&index, &snap.tree).unwrap();
     assert_eq!(tree.nodes.len(), 1);
     let blobs = tree.nodes[0].content.clone();

@@ -317,7 +317,7 @@ impl Serialize for Affected {
         let blobs: Vec<String> = self.blobs.iter().map(|b| b.to_hex()).collect();
         let mut m = ser.serialize_map(Some(4))?;
         m.serialize_entry("snapshot", &self.snapshot.to_hex())?;
-        m.serialize_entry("time", &self.time.to_utc().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))?;
+        m.serialize_entry("time", &self.time.to_rfc3339(crate::tree::Zone::Utc))?;
         m.serialize_entry("path", &self.path)?;
         m.serialize_entry("blobs", &blobs)?;
         m.end()

@@ -204,7 +204,7 @@ fn decide(ctx: &Ctx, repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRe
     ctx.check()?;
     let mut report = ForgetReport::default();
     if !opts.ids.is_empty() {
-        let sel = snapshot::select(repo, &opts.ids, &opts.filter)?;
+        let sel = snapshot::select(ctx, repo, &opts.ids, &opts.filter)?;
         let mut group = ForgetGroup::default();
         for (id, s) in sel.found {
             group.decisions.push(Decision {
@@ -229,7 +229,7 @@ fn decide(ctx: &Ctx, repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRe
     if opts.policy.is_empty() {
         return Ok(report);
     }
-    let snaps = repo.snapshots(&opts.filter)?;
+    let snaps = repo.snapshots(ctx, &opts.filter)?;
     let now = chrono::Utc::now();
     for (key, group) in group_snapshots(snaps, opts.group_by) {
         ctx.check()?;

@@ -104,7 +104,10 @@ pub(super) fn make_plan(ctx: &Ctx, repo: &Repository, opts: &PruneOptions) -> Re
     // The data of a snapshot that cannot be decoded cannot be told from unused data: deleting
     // nothing is the only safe choice until the file is removed (or put back).
     if let Some(d) = damaged.first() {
-        return Err(refuse(format_args!("{d}, then run prune again")));
+        return Err(refuse(format_args!(
+            "{d}; forget snapshot {} (or put its file back), then run prune again",
+            d.id.short()
+        )));
     }
     report.snapshots = snapshots.len();
 
