@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod config;
 mod diff;
 mod dump;
 mod find;
@@ -12,6 +13,8 @@ mod key;
 mod ls;
 mod mount;
 mod password;
+mod profile;
+mod profile_apply;
 mod progress;
 mod prune;
 mod restore;
@@ -140,6 +143,13 @@ pub struct GlobalOpts {
     /// failing with exit code 11
     #[arg(long, global = true, value_name = "DURATION")]
     pub retry_lock: Option<String>,
+    /// Read options from profile NAME: the first NAME.toml in $XDG_CONFIG_HOME/cairn,
+    /// ~/.config/cairn, /etc/cairn (see `cairn help config`)
+    #[arg(short = 'P', long, env = "CAIRN_PROFILE", global = true, value_name = "NAME", conflicts_with = "config")]
+    pub profile: Option<String>,
+    /// Read options from this profile file (see `cairn help config`)
+    #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -172,6 +182,10 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Mount the repository read-only as a FUSE filesystem
     Mount(mount::MountArgs),
+    /// Show the effective settings of a profile (secrets redacted); its help documents every
+    /// profile key
+    #[command(long_about = config::LONG_HELP)]
+    Config(config::ConfigArgs),
 }
 
 impl GlobalOpts {
@@ -424,7 +438,13 @@ fn error_text(e: &dyn std::error::Error) -> String {
 
 /// Parse, run, and turn the outcome into restic's exit codes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, applied) = match profile_apply::parse(std::env::args_os().collect()) {
+        Ok(x) => x,
+        Err(e) => {
+            print_error(&e);
+            return ExitCode::from(EXIT_FATAL);
+        }
+    };
     let _ = ctrlc::set_handler(|| {
         if cancel().cancel() {
             // Second signal: stop now.
@@ -446,6 +466,11 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Dump(a) => dump::run(&cli.global, a),
         Command::Mount(a) => mount::run(&cli.global, a),
+        Command::Config(a) => config::run(&cli.global, a, applied.as_ref()),
+    };
+    let result = match &applied {
+        Some(p) => result.map_err(|e| p.explain(e)),
+        None => result,
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -21,6 +21,7 @@ mod forget;
 mod guards;
 mod inspect;
 mod mount;
+mod profile;
 mod prune;
 mod restore;
 mod s3;

@@ -21,7 +21,14 @@ use tempfile::TempDir;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Environment variables that could make a run depend on the caller's environment.
-const CAIRN_ENV: [&str; 4] = ["CAIRN_REPOSITORY", "CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"];
+const CAIRN_ENV: [&str; 6] = [
+    "CAIRN_REPOSITORY",
+    "CAIRN_PASSWORD",
+    "CAIRN_PASSWORD_FILE",
+    "CAIRN_PASSWORD_COMMAND",
+    "CAIRN_PROFILE",
+    "CAIRN_CONFIG",
+];
 
 /// How long one cairn invocation may take before the test fails.
 const TIMEOUT: Duration = Duration::from_secs(120);

@@ -1,0 +1,260 @@
+//! Integration tests of profiles (`-P NAME`, `--config FILE`): where they are found, the
+//! precedence flag > environment > profile > default on real commands against a local
+//! repository, and the errors of a malformed profile (file, line and key, before anything
+//! touches the repository).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use crate::common::*;
+
+/// A home directory for profile lookups: `HOME` and `XDG_CONFIG_HOME` point into it.
+struct Home {
+    tmp: Tmp,
+}
+
+impl Home {
+    fn new() -> Home {
+        let tmp = Tmp::new();
+        fs::create_dir_all(tmp.join("home")).expect("mkdir home");
+        fs::create_dir_all(tmp.join("xdg")).expect("mkdir xdg");
+        Home { tmp }
+    }
+
+    /// A cairn run with this home, no repository or password in the environment.
+    fn cmd(&self) -> Cmd {
+        cairn().env("HOME", self.tmp.join("home")).env("XDG_CONFIG_HOME", self.tmp.join("xdg"))
+    }
+
+    /// Write profile `name` under `dir` (`xdg` or `home`) and return its path.
+    fn write(&self, dir: &str, name: &str, text: &str) -> PathBuf {
+        let d = match dir {
+            "xdg" => self.tmp.join("xdg/cairn"),
+            _ => self.tmp.join("home/.config/cairn"),
+        };
+        fs::create_dir_all(&d).expect("mkdir profile dir");
+        let f = d.join(format!("{name}.toml"));
+        write(&f, text);
+        f
+    }
+}
+
+/// The machine's host name, as backup records it by default.
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname").expect("read the host name").trim().to_string()
+}
+
+/// A source tree with two files.
+fn source(tmp: &Tmp) -> PathBuf {
+    let src = tmp.join("src");
+    write(src.join("a.txt"), "alpha");
+    write(src.join("b.tmp"), "beta");
+    src
+}
+
+/// The newest snapshot of `repo` (`snapshots --json` lists them oldest first).
+fn latest(repo: &Repo) -> serde_json::Value {
+    let snaps = repo.snapshots(Vec::<&str>::new());
+    snaps.last().cloned().expect("a snapshot")
+}
+
+fn tags(s: &serde_json::Value) -> Vec<String> {
+    s["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn precedence_flag_environment_profile_default() {
+    let home = Home::new();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let a = Repo::init();
+    let b = Repo::init();
+    let profile = format!(
+        "[repository]\nrepo = {:?}\n\n[backup]\nhost = \"from-profile\"\ntags = [\"p1\", \"p2\"]\npaths = [{:?}]\n",
+        a.path.display().to_string(),
+        src.display().to_string()
+    );
+    home.write("home", "night", &profile);
+
+    // Profile over default: the profile's repository, host, tags and paths.
+    home.cmd().password(PASSWORD).args(["-P", "night", "backup", "-q"]).run().ok();
+    let s = latest(&a);
+    assert_eq!(s["hostname"], "from-profile", "{s}");
+    assert_eq!(tags(&s), ["p1", "p2"]);
+    assert_eq!(s["paths"][0], src.display().to_string());
+
+    // Flags over the profile; a list flag replaces the profile's list.
+    home.cmd().password(PASSWORD).args(["-P", "night", "backup", "-q", "--host", "flag", "--tag", "t"]).run().ok();
+    let s = latest(&a);
+    assert_eq!(s["hostname"], "flag");
+    assert_eq!(tags(&s), ["t"]);
+
+    // Environment over the profile: CAIRN_REPOSITORY names the other repository.
+    home.cmd().password(PASSWORD).env("CAIRN_REPOSITORY", &b.path).args(["-P", "night", "backup", "-q"]).run().ok();
+    assert_eq!(b.snapshots(Vec::<&str>::new()).len(), 1, "the environment's repository got the snapshot");
+    assert_eq!(a.snapshots(Vec::<&str>::new()).len(), 2);
+
+    // Flag over environment.
+    home.cmd()
+        .password(PASSWORD)
+        .env("CAIRN_REPOSITORY", &b.path)
+        .arg("-r")
+        .arg(&a.path)
+        .args(["-P", "night", "backup", "-q"])
+        .run()
+        .ok();
+    assert_eq!(a.snapshots(Vec::<&str>::new()).len(), 3);
+    assert_eq!(b.snapshots(Vec::<&str>::new()).len(), 1);
+
+    // The profile given by CAIRN_PROFILE; what it does not say keeps its default (the host).
+    let bare = format!("[repository]\nrepo = {:?}\n", a.path.display().to_string());
+    home.write("home", "bare", &bare);
+    home.cmd().password(PASSWORD).env("CAIRN_PROFILE", "bare").args(["backup", "-q"]).arg(&src).run().ok();
+    assert_eq!(latest(&a)["hostname"], hostname());
+}
+
+#[test]
+fn profile_backup_paths_excludes_and_forget_policy() {
+    let home = Home::new();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let other = tmp.join("other");
+    write(other.join("c.txt"), "gamma");
+    let repo = Repo::init();
+    let pw = tmp.join("password");
+    write(&pw, format!("{PASSWORD}\n"));
+    let profile = format!(
+        "[repository]\nrepo = {repo:?}\npassword-file = {pw:?}\n\n[backup]\npaths = [{src:?}, {other:?}]\nexclude = [\"*.tmp\"]\none-file-system = true\n\n[forget]\nkeep-last = 1\n",
+        repo = repo.path.display().to_string(),
+        pw = pw.display().to_string(),
+        src = src.display().to_string(),
+        other = other.display().to_string(),
+    );
+    let file = tmp.join("mail1.toml");
+    write(&file, &profile);
+
+    for _ in 0..3 {
+        home.cmd().arg("--config").arg(&file).args(["backup", "-q"]).run().ok();
+    }
+    let ls = home.cmd().arg("--config").arg(&file).args(["ls", "latest"]).run().ok().stdout;
+    assert!(ls.contains("a.txt") && ls.contains("c.txt"), "{ls}");
+    assert!(!ls.contains("b.tmp"), "the profile's exclude applies: {ls}");
+    let s = latest(&repo);
+    assert_eq!(s["paths"].as_array().map(Vec::len), Some(2), "{s}");
+
+    // forget takes the profile's policy.
+    home.cmd().arg("--config").arg(&file).args(["forget", "-q"]).run().ok();
+    assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 1);
+}
+
+#[test]
+fn search_order_xdg_then_home_then_error_listing_the_places() {
+    let home = Home::new();
+    let repo = Repo::init();
+    let r = repo.path.display().to_string();
+    let x = home.write("xdg", "p", &format!("[repository]\nrepo = {r:?}\n[backup]\nhost = \"xdg\"\n"));
+    home.write("home", "p", &format!("[repository]\nrepo = {r:?}\n[backup]\nhost = \"home\"\n"));
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+
+    home.cmd().password(PASSWORD).args(["-P", "p", "backup", "-q"]).arg(&src).run().ok();
+    assert_eq!(latest(&repo)["hostname"], "xdg");
+    fs::remove_file(&x).expect("remove the XDG profile");
+    home.cmd().password(PASSWORD).args(["-P", "p", "backup", "-q"]).arg(&src).run().ok();
+    assert_eq!(latest(&repo)["hostname"], "home");
+
+    let out = home.cmd().password(PASSWORD).args(["-P", "nowhere", "snapshots"]).run().code(1);
+    for place in [home.tmp.join("xdg/cairn/nowhere.toml"), home.tmp.join("home/.config/cairn/nowhere.toml")] {
+        assert!(out.stderr.contains(&place.display().to_string()), "{}", out.stderr);
+    }
+    assert!(out.stderr.contains("/etc/cairn/nowhere.toml"), "{}", out.stderr);
+}
+
+/// Run `backup` under the profile `text` (written to `<tmp>/bad.toml`) and return stderr;
+/// the command must exit 1 and leave the repository exactly as it was.
+fn rejected(repo: &Repo, tmp: &Tmp, text: &str) -> (PathBuf, String) {
+    let file = tmp.join("bad.toml");
+    write(&file, text);
+    let src = source(tmp);
+    let before = raw_state(&repo.path);
+    let out = cairn().password(PASSWORD).arg("--config").arg(&file).args(["backup"]).arg(&src).run().code(1);
+    assert_eq!(raw_state(&repo.path), before, "the repository was touched: {}", out.stderr);
+    (file, out.stderr)
+}
+
+#[test]
+fn malformed_profiles_fail_with_file_line_and_key_before_anything_runs() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let r = repo.path.display().to_string();
+
+    let (f, err) = rejected(&repo, &tmp, &format!("[repository]\nrepo = {r:?}\n\n[backup]\nhots = \"x\"\n"));
+    assert!(err.contains(&format!("{}:5:", f.display())) && err.contains("hots"), "{err}");
+
+    let (f, err) = rejected(&repo, &tmp, &format!("[repository]\nrepo = {r:?}\n[forget]\nkeep-daily = true\n"));
+    assert!(err.contains(&format!("{}:4:", f.display())) && err.contains("keep-daily"), "{err}");
+
+    let (f, err) = rejected(&repo, &tmp, "[backup]\nhost = \"h\"\n");
+    assert!(err.contains(&f.display().to_string()) && err.contains("[repository] repo"), "{err}");
+
+    let env = tmp.join("aws.env");
+    write(&env, "AWS_SECRET_ACCESS_KEY=s3cr3t\n");
+    fs::set_permissions(&env, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = format!("[repository]\nrepo = {r:?}\nenvironment-file = {:?}\n", env.display().to_string());
+    let (f, err) = rejected(&repo, &tmp, &text);
+    assert!(err.contains(&format!("{}:3: [repository] environment-file", f.display())), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains("s3cr3t"), "the secret is not printed: {err}");
+
+    // A value the command itself rejects names the profile's line too.
+    let (f, err) = rejected(&repo, &tmp, &format!("[repository]\nrepo = {r:?}\n[backup]\ncompression = \"bogus\"\n"));
+    assert!(err.contains(&format!("{}:4: [backup] compression", f.display())), "{err}");
+}
+
+#[test]
+fn environment_file_sets_what_the_environment_does_not() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let env = tmp.join("cairn.env");
+    write(&env, format!("# the repository's password\nexport CAIRN_PASSWORD=\"{PASSWORD}\"\n\nCAIRN_UNUSED='x'\n"));
+    fs::set_permissions(&env, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let file = tmp.join("p.toml");
+    let text = format!(
+        "[repository]\nrepo = {:?}\nenvironment-file = {:?}\n",
+        repo.path.display().to_string(),
+        env.display().to_string()
+    );
+    write(&file, text);
+    cairn().arg("--config").arg(&file).args(["backup", "-q"]).arg(&src).run().ok();
+    // A variable already set wins over the file.
+    let out = cairn().env("CAIRN_PASSWORD", "wrong").arg("--config").arg(&file).arg("snapshots").run();
+    assert_eq!(out.code, 12, "{}", out.stderr);
+    assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 1);
+}
+
+#[test]
+fn config_shows_effective_settings_with_sources_and_no_secrets() {
+    let tmp = Tmp::new();
+    let file = tmp.join("m.toml");
+    write(
+        &file,
+        "[repository]\nrepo = \"/srv/repo\"\npassword-command = \"echo hunter2\"\noptions = { \"s3.secret-access-key\" = \"hunter3\", \"s3.region\" = \"eu\" }\n[forget]\nkeep-daily = 7\n",
+    );
+    let out = cairn().arg("--config").arg(&file).arg("--no-cache").arg("--json").arg("config").run().ok();
+    let v = out.json();
+    assert_eq!(v["profile"], "m");
+    assert_eq!(v["repository"]["repo"]["value"], "/srv/repo");
+    assert_eq!(v["repository"]["repo"]["source"], "profile");
+    assert_eq!(v["repository"]["no-cache"]["source"], "flag");
+    assert_eq!(v["repository"]["limit-upload"]["source"], "default");
+    assert_eq!(v["sections"]["forget"]["keep-daily"], 7);
+    assert!(!out.stdout.contains("hunter2") && !out.stdout.contains("hunter3"), "{}", out.stdout);
+    assert!(out.stdout.contains("s3.region=eu"), "{}", out.stdout);
+
+    let help = cairn().args(["help", "config"]).run().ok().stdout;
+    for key in ["environment-file", "keep-within-monthly", "one-file-system", "read-data-subset", "after-failure"] {
+        assert!(help.contains(key), "`cairn help config` documents {key}");
+    }
+}
