@@ -7,6 +7,7 @@ mod dump;
 mod find;
 mod forget;
 mod format;
+mod generate;
 mod init;
 mod key;
 mod ls;
@@ -15,9 +16,11 @@ mod password;
 mod progress;
 mod prune;
 mod restore;
+mod schedule;
 mod snapshots;
 mod table;
 mod unlock;
+mod version;
 
 pub use format::{human_bytes, local_time, parse_duration, snapshot_time, TIME_FORMAT};
 
@@ -172,6 +175,12 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Mount the repository read-only as a FUSE filesystem
     Mount(mount::MountArgs),
+    /// Run a profile's `cairn -P NAME run` from a systemd timer (or cron): install, remove, status
+    Schedule(schedule::ScheduleArgs),
+    /// Shell completions (bash, zsh, fish, elvish, powershell) and man pages
+    Generate(generate::GenerateArgs),
+    /// Program version, repository format version and build features (--json for a script)
+    Version(version::VersionArgs),
 }
 
 impl GlobalOpts {
@@ -423,6 +432,10 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => diff::run(&cli.global, a),
         Command::Dump(a) => dump::run(&cli.global, a),
         Command::Mount(a) => mount::run(&cli.global, a),
+        // The profile's [schedule] section gives the defaults once profiles are read.
+        Command::Schedule(a) => schedule::run(&cli.global, a, &schedule::ScheduleConfig::default()),
+        Command::Generate(a) => generate::run(&cli.global, a),
+        Command::Version(a) => version::run(&cli.global, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
