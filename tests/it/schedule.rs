@@ -10,7 +10,8 @@ fn text(b: &[u8]) -> String {
 
 /// A program the test needs, or a failure saying what .ci/test must install.
 fn need(program: &str, package: &str) {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
     assert!(found, "{program} is missing: .ci/test must install the Debian package {package}");
 }
 
