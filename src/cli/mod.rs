@@ -8,6 +8,7 @@ mod dump;
 mod find;
 mod forget;
 mod format;
+mod generate;
 mod init;
 mod key;
 mod ls;
@@ -18,9 +19,12 @@ mod profile_apply;
 mod progress;
 mod prune;
 mod restore;
+mod run;
+mod schedule;
 mod snapshots;
 mod table;
 mod unlock;
+mod version;
 
 pub use format::{human_bytes, local_time, parse_duration, snapshot_time, TIME_FORMAT};
 
@@ -186,6 +190,14 @@ enum Command {
     /// profile key
     #[command(long_about = config::LONG_HELP)]
     Config(config::ConfigArgs),
+    /// Run a profile's `cairn -P NAME run` from a systemd timer (or cron): install, remove, status
+    Schedule(schedule::ScheduleArgs),
+    /// Shell completions (bash, zsh, fish, elvish, powershell) and man pages
+    Generate(generate::GenerateArgs),
+    /// Program version, repository format version and build features (--json for a script)
+    Version(version::VersionArgs),
+    /// A profile's night in one call: hooks, backup, forget (and prune); for the timer
+    Run(run::RunArgs),
 }
 
 impl GlobalOpts {
@@ -467,6 +479,10 @@ pub fn main() -> ExitCode {
         Command::Dump(a) => dump::run(&cli.global, a),
         Command::Mount(a) => mount::run(&cli.global, a),
         Command::Config(a) => config::run(&cli.global, a, applied.as_ref()),
+        Command::Schedule(a) => schedule::run(&cli.global, a, applied.as_ref()),
+        Command::Generate(a) => generate::run(&cli.global, a),
+        Command::Version(a) => version::run(&cli.global, a),
+        Command::Run(a) => run::run(&cli.global, a, applied.as_ref()),
     };
     let result = match &applied {
         Some(p) => result.map_err(|e| p.explain(e)),

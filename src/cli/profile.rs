@@ -41,7 +41,7 @@ pub struct Profile {
     pub hooks: Hooks,
     /// When the night runs (validated; not yet consumed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<Schedule>,
+    pub schedule: Option<super::schedule::ScheduleConfig>,
 }
 
 /// `[repository]`: one key per global option, plus `environment-file`.
@@ -214,14 +214,6 @@ pub struct Hooks {
     /// Last, whatever happened.
     #[serde(default)]
     pub finally: Vec<Vec<String>>,
-}
-
-/// `[schedule]` (validated; not yet consumed).
-#[derive(Deserialize, Serialize, Default, Debug)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Schedule {
-    /// When `cairn run` runs, in systemd's OnCalendar syntax (`*-*-* 02:00`).
-    pub run: Option<String>,
 }
 
 /// A value given as a number or a string (`keep-daily = 7`, `keep-daily = "unlimited"`).

@@ -26,6 +26,7 @@ mod prune;
 mod restore;
 mod s3;
 mod scale;
+mod schedule;
 mod sources;
 mod stdin;
 mod xattrs;

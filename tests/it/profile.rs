@@ -258,3 +258,66 @@ fn config_shows_effective_settings_with_sources_and_no_secrets() {
         assert!(help.contains(key), "`cairn help config` documents {key}");
     }
 }
+
+/// `cairn run` with a profile whose hooks write what they see into `log`.
+fn run_profile(
+    repo: &Repo,
+    pw: &std::path::Path,
+    src: &std::path::Path,
+    log: &std::path::Path,
+    before: &str,
+) -> String {
+    let hook = |stage: &str| {
+        format!(
+            "[\"sh\", \"-c\", \"echo {stage} snap=$CAIRN_SNAPSHOT_ID code=$CAIRN_EXIT_CODE profile=$CAIRN_PROFILE error=$CAIRN_ERROR >> {}\"]",
+            log.display()
+        )
+    };
+    format!(
+        "[repository]\nrepo = {repo:?}\npassword-file = {pw:?}\n\n[backup]\npaths = [{src:?}]\n\n[forget]\nkeep-last = 1\nprune = true\n\n[hooks]\nbefore = [{before}]\nafter-success = [{}]\nafter-failure = [{}]\nfinally = [{}]\n",
+        hook("success"),
+        hook("failure"),
+        hook("finally"),
+        repo = repo.path.display().to_string(),
+        pw = pw.display().to_string(),
+        src = src.display().to_string(),
+    )
+}
+
+#[test]
+fn run_is_the_night_hooks_backup_forget_and_the_worst_exit_code() {
+    let home = Home::new();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let repo = Repo::init();
+    let pw = tmp.join("password");
+    write(&pw, format!("{PASSWORD}\n"));
+    let log = tmp.join("hooks.log");
+
+    // A before hook that fails: no backup, exit 1, the failure and finally hooks run and see why.
+    home.write("xdg", "night", &run_profile(&repo, &pw, &src, &log, "[\"false\"]"));
+    let o = home.cmd().args(["--json", "-P", "night", "run"]).run();
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).expect("one JSON document");
+    assert_eq!(report["exit_code"], 1);
+    assert!(report["steps"].as_array().is_some_and(|s| !s.iter().any(|s| s["step"] == "backup")), "{report}");
+    assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
+    let text = fs::read_to_string(&log).expect("hooks ran");
+    assert!(text.contains("failure snap= code=1 profile=night error=hook before"), "{text}");
+    assert!(text.contains("finally"), "{text}");
+    assert!(!text.contains("success"), "{text}");
+
+    // A good night, twice: a snapshot each time, forget keeps the last, the hooks see its id.
+    fs::remove_file(&log).expect("rm log");
+    home.write("xdg", "night", &run_profile(&repo, &pw, &src, &log, "[\"true\"]"));
+    for _ in 0..2 {
+        let o = home.cmd().args(["--json", "-P", "night", "run"]).run();
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+    let snaps = repo.snapshots(Vec::<&str>::new());
+    assert_eq!(snaps.len(), 1, "forget kept the last one");
+    let id = snaps[0]["id"].as_str().expect("id").to_string();
+    let text = fs::read_to_string(&log).expect("hooks ran");
+    assert!(text.contains(&format!("success snap={id} code=0 profile=night error=")), "{text}");
+    assert!(!text.contains("failure"), "{text}");
+}

@@ -1,0 +1,312 @@
+//! `cairn -P NAME run`: a profile's night in one call, for a timer.
+//!
+//! Steps, in order: the `[hooks] before` commands; `backup` (the profile's `[backup]`); `forget`
+//! (the profile's `[forget]`, with its prune when `prune = true`), only when `[forget]` has a
+//! keep rule; then `after-success` (every step succeeded, exit 0) or `after-failure`; then
+//! `finally`. A `before` hook that fails stops the run: no backup, no forget. Each step is this
+//! same program run as a child with the profile and the effective global options, so a step
+//! behaves exactly as the command of the same name (its messages reach stderr as they come).
+//!
+//! Hooks are argument lists run without a shell, with the environment of the run plus
+//! `CAIRN_PROFILE`, `CAIRN_COMMAND` (`run`), `CAIRN_SNAPSHOT_ID` (the backup's snapshot, once
+//! there is one), `CAIRN_EXIT_CODE` (the run's exit code so far) and `CAIRN_ERROR` (what failed,
+//! empty when nothing did). A failing `after-*` or `finally` hook makes the run fail (exit 1)
+//! but does not stop the other hooks.
+//!
+//! The exit code is the worst step's: 0 when all succeeded; 3 when the worst was a snapshot
+//! saved without some sources; otherwise the first failing step's code.
+
+use std::ffi::OsString;
+use std::process::{Command, Stdio};
+
+use clap::Args;
+use serde::Serialize;
+
+use cairn::Error;
+
+use super::profile::Applied;
+use super::{out, GlobalOpts, EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
+
+/// Arguments of `run` (everything else comes from the profile).
+#[derive(Args)]
+pub struct RunArgs {}
+
+/// The outcome of one step of a run (`--json`: one element of `steps`).
+#[derive(Serialize, Debug)]
+struct Step {
+    /// `hook before`, `backup`, `forget`, `hook after-success`, ...
+    step: String,
+    /// The command line of a hook (argument list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<Vec<String>>,
+    /// The step's exit code (1 for a hook that could not start).
+    exit_code: u8,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The snapshot the backup step saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_id: Option<String>,
+}
+
+/// What `run --json` prints: `{"message_type":"run","profile":..,"exit_code":..,"steps":[..]}`.
+#[derive(Serialize)]
+struct RunReport<'a> {
+    message_type: &'static str,
+    profile: &'a str,
+    exit_code: u8,
+    steps: &'a [Step],
+}
+
+/// The run's state: its steps so far and the exit code they add up to.
+struct Night<'a> {
+    profile: &'a str,
+    exe: std::path::PathBuf,
+    /// Arguments that select the profile and the effective global options, for each child.
+    globals: Vec<OsString>,
+    steps: Vec<Step>,
+    code: u8,
+    error: Option<String>,
+    snapshot_id: Option<String>,
+    /// `--quiet`: children's and hooks' standard output discarded.
+    quiet: bool,
+    /// `--json`: children's and hooks' standard output goes to stderr (stdout is one document).
+    json: bool,
+}
+
+/// `worse(a, b)`: the exit code of a run whose steps ended with `a` then `b` (0 < 3 < the rest;
+/// among failures, the first).
+fn worse(a: u8, b: u8) -> u8 {
+    match (a, b) {
+        (EXIT_OK, b) => b,
+        (EXIT_PARTIAL, EXIT_OK) => EXIT_PARTIAL,
+        (EXIT_PARTIAL, b) => b,
+        (a, _) => a,
+    }
+}
+
+/// Run `cairn -P NAME run`. Errors: [`Error::Usage`] without a profile; the steps' failures
+/// are exit codes, not errors.
+pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8, Error> {
+    let Some(p) = applied else {
+        return Err(Error::usage("run needs a profile: cairn -P NAME run (or --config FILE)"));
+    };
+    let exe = std::env::current_exe().map_err(|e| Error::internal(format!("cannot find this program's path: {e}")))?;
+    let mut night = Night {
+        profile: &p.name,
+        exe,
+        globals: child_globals(g),
+        steps: Vec::new(),
+        code: EXIT_OK,
+        error: None,
+        snapshot_id: None,
+        quiet: g.quiet,
+        json: g.json,
+    };
+    let hooks = &p.profile.hooks;
+    let before_ok = hooks.before.iter().all(|h| night.hook("before", h));
+    if before_ok {
+        night.backup();
+        if has_keep_rule(p) && !super::cancel().is_cancelled() {
+            night.child("forget", &["forget"]);
+        }
+    }
+    let after = if night.code == EXIT_OK {
+        ("after-success", &hooks.after_success)
+    } else {
+        ("after-failure", &hooks.after_failure)
+    };
+    for h in after.1 {
+        night.hook(after.0, h);
+    }
+    for h in &hooks.finally {
+        night.hook("finally", h);
+    }
+    if g.json {
+        let report =
+            RunReport { message_type: "run", profile: night.profile, exit_code: night.code, steps: &night.steps };
+        out(&serde_json::to_string(&report).map_err(|e| Error::internal(format!("run report: {e}")))?);
+    } else if !g.quiet {
+        for s in &night.steps {
+            let what = s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            out(&format!("{:<22} exit {}{}", s.step, s.exit_code, what));
+        }
+        out(&format!("run of profile {}: exit {}", night.profile, night.code));
+    }
+    Ok(night.code)
+}
+
+/// True when the profile's `[forget]` has at least one keep rule (without one, `forget` would
+/// refuse, and a profile without retention simply keeps everything).
+fn has_keep_rule(p: &Applied) -> bool {
+    let f = &p.profile.forget;
+    [&f.keep_last, &f.keep_hourly, &f.keep_daily, &f.keep_weekly, &f.keep_monthly, &f.keep_yearly]
+        .iter()
+        .any(|k| k.is_some())
+        || [
+            &f.keep_within,
+            &f.keep_within_hourly,
+            &f.keep_within_daily,
+            &f.keep_within_weekly,
+            &f.keep_within_monthly,
+            &f.keep_within_yearly,
+        ]
+        .iter()
+        .any(|k| k.is_some())
+        || f.keep_tag.as_ref().is_some_and(|t| !t.is_empty())
+}
+
+/// The profile selection and the effective global options (flag, environment or profile) as
+/// arguments of a child step, so that it opens the same repository the same way.
+fn child_globals(g: &GlobalOpts) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    match (&g.profile, &g.config) {
+        (Some(name), _) => a.extend(["-P".into(), name.into()]),
+        (None, Some(file)) => a.extend(["--config".into(), file.clone().into_os_string()]),
+        (None, None) => {}
+    }
+    if !g.repo.is_empty() {
+        a.extend(["-r".into(), OsString::from(&g.repo)]);
+    }
+    if let Some(f) = &g.password_file {
+        a.extend(["--password-file".into(), f.clone().into_os_string()]);
+    }
+    if let Some(c) = &g.password_command {
+        a.extend(["--password-command".into(), c.into()]);
+    }
+    for o in &g.options {
+        a.extend(["-o".into(), o.into()]);
+    }
+    if let Some(d) = &g.cache_dir {
+        a.extend(["--cache-dir".into(), d.clone().into_os_string()]);
+    }
+    if g.no_cache {
+        a.push("--no-cache".into());
+    }
+    if let Some(l) = g.limit_upload {
+        a.extend(["--limit-upload".into(), l.to_string().into()]);
+    }
+    if let Some(l) = g.limit_download {
+        a.extend(["--limit-download".into(), l.to_string().into()]);
+    }
+    if let Some(r) = &g.retry_lock {
+        a.extend(["--retry-lock".into(), r.into()]);
+    }
+    if g.quiet {
+        a.push("--quiet".into());
+    }
+    for _ in 0..g.verbose {
+        a.push("--verbose".into());
+    }
+    a
+}
+
+impl Night<'_> {
+    /// Record a step that ended with `code`.
+    fn record(&mut self, mut step: Step) {
+        if step.exit_code != EXIT_OK && self.error.is_none() {
+            self.error = Some(step.error.clone().unwrap_or_else(|| format!("{} exited {}", step.step, step.exit_code)));
+        }
+        if step.error.is_none() && step.exit_code != EXIT_OK {
+            step.error = Some(format!("exit code {}", step.exit_code));
+        }
+        self.code = worse(self.code, step.exit_code);
+        self.steps.push(step);
+    }
+
+    /// The backup step: `cairn --json backup` with the profile, its summary read for the
+    /// snapshot id; the summary line is printed unless `--quiet`/`--json`.
+    fn backup(&mut self) {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(&self.globals).args(["--json", "backup"]).stdin(Stdio::null()).stdout(Stdio::piped());
+        let (code, stdout, error) = match cmd.output() {
+            Ok(o) => (o.status.code().map_or(EXIT_FATAL, |c| u8::try_from(c).unwrap_or(EXIT_FATAL)), o.stdout, None),
+            Err(e) => (EXIT_FATAL, Vec::new(), Some(format!("cannot run {}: {e}", self.exe.display()))),
+        };
+        let summary = String::from_utf8_lossy(&stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["message_type"] == "summary");
+        let snapshot_id = summary.as_ref().and_then(|s| s["snapshot_id"].as_str()).map(str::to_string);
+        if let (Some(s), false, false) = (&summary, self.json, self.quiet) {
+            out(&format!(
+                "backup: snapshot {} saved: {} new, {} changed, {} unchanged files; {} bytes added",
+                snapshot_id.as_deref().and_then(|i| i.get(..8)).unwrap_or("?"),
+                s["files_new"],
+                s["files_changed"],
+                s["files_unchanged"],
+                s["data_added"]
+            ));
+        }
+        self.snapshot_id = snapshot_id.clone();
+        self.record(Step { step: "backup".into(), command: None, exit_code: code, error, snapshot_id });
+    }
+
+    /// Where a child's or hook's standard output goes.
+    fn stdout(&self) -> Stdio {
+        if self.quiet {
+            Stdio::null()
+        } else if self.json {
+            Stdio::from(std::io::stderr())
+        } else {
+            Stdio::inherit()
+        }
+    }
+
+    /// A step that is this program's command `args` with the profile.
+    fn child(&mut self, name: &str, args: &[&str]) {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(&self.globals).args(args).stdin(Stdio::null()).stdout(self.stdout());
+        let (code, error) = match cmd.status() {
+            Ok(s) => (s.code().map_or(EXIT_FATAL, |c| u8::try_from(c).unwrap_or(EXIT_FATAL)), None),
+            Err(e) => (EXIT_FATAL, Some(format!("cannot run {}: {e}", self.exe.display()))),
+        };
+        self.record(Step { step: name.into(), command: None, exit_code: code, error, snapshot_id: None });
+    }
+
+    /// Run hook `argv` of `stage`; true when it succeeded. Its output goes where the run's goes
+    /// (see [`Night::stdout`]).
+    fn hook(&mut self, stage: &str, argv: &[String]) -> bool {
+        let Some((program, args)) = argv.split_first() else { return true };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .env("CAIRN_PROFILE", self.profile)
+            .env("CAIRN_COMMAND", "run")
+            .env("CAIRN_SNAPSHOT_ID", self.snapshot_id.as_deref().unwrap_or(""))
+            .env("CAIRN_EXIT_CODE", self.code.to_string())
+            .env("CAIRN_ERROR", self.error.as_deref().unwrap_or(""))
+            .stdout(self.stdout());
+        let (code, error) = match cmd.status() {
+            Ok(s) if s.success() => (EXIT_OK, None),
+            Ok(s) => {
+                (EXIT_FATAL, Some(format!("hook {stage} {program:?} failed: {}", cairn::stream::describe_status(s))))
+            }
+            Err(e) => (EXIT_FATAL, Some(format!("hook {stage} {program:?} could not start: {e}"))),
+        };
+        let ok = code == EXIT_OK;
+        self.record(Step {
+            step: format!("hook {stage}"),
+            command: Some(argv.to_vec()),
+            exit_code: code,
+            error,
+            snapshot_id: None,
+        });
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_step_decides() {
+        assert_eq!(worse(0, 0), 0);
+        assert_eq!(worse(0, 3), 3);
+        assert_eq!(worse(3, 0), 3);
+        assert_eq!(worse(3, 12), 12);
+        assert_eq!(worse(11, 3), 11);
+        assert_eq!(worse(1, 13), 1);
+    }
+}

@@ -1,0 +1,464 @@
+//! `cairn schedule install|remove|status`: a systemd timer (or a crontab line) that runs
+//! `cairn -P NAME run` for a profile.
+
+mod cron;
+mod units;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use cairn::Error;
+
+use super::{out, parse_duration, GlobalOpts, EXIT_OK};
+use units::UnitSpec;
+
+/// A profile's `[schedule]` section (every key optional; a command-line flag wins over it):
+/// `run` (systemd calendar spec, default `daily`), `randomized-delay` (default `10m`),
+/// `timeout` (default `23h`), `user` (install per-user units), `unit-dir`.
+#[derive(serde::Deserialize, serde::Serialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// When to run, in systemd.time(7) calendar syntax (`daily`, `*-*-* 02:00`, `Mon..Fri 03:00`).
+    pub run: Option<String>,
+    /// Delay each start by a random time up to this duration (`30s`, `10m`, `1h`).
+    pub randomized_delay: Option<String>,
+    /// Stop a run still going after this duration (the service's TimeoutStartSec=).
+    pub timeout: Option<String>,
+    /// Install per-user units (`systemctl --user`) instead of system units.
+    pub user: Option<bool>,
+    /// Write the units into this directory instead of systemd's.
+    pub unit_dir: Option<PathBuf>,
+}
+
+/// Default calendar spec of the timer.
+const DEFAULT_CALENDAR: &str = "daily";
+/// Default `RandomizedDelaySec=`.
+const DEFAULT_DELAY: &str = "10m";
+/// Default `TimeoutStartSec=`: a night's run must end within a day.
+const DEFAULT_TIMEOUT: &str = "23h";
+
+#[derive(Args)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Write cairn-NAME.service and cairn-NAME.timer and, when systemd runs and the units go
+    /// to systemd's own directory, reload systemd and enable the timer (or print a crontab
+    /// line with --cron)
+    Install(InstallArgs),
+    /// Disable the timer, delete the units, reload systemd
+    Remove(WhereArgs),
+    /// Whether the units are installed; the timer's next and last run when systemd runs
+    Status(WhereArgs),
+}
+
+/// Where the units are.
+#[derive(Args)]
+struct WhereArgs {
+    /// Per-user units (~/.config/systemd/user, `systemctl --user`) instead of system units
+    /// (/etc/systemd/system)
+    #[arg(long)]
+    user: bool,
+    /// The directory of the units (then systemctl is not called)
+    #[arg(long, value_name = "DIR")]
+    unit_dir: Option<PathBuf>,
+    /// Delete (or overwrite) unit files cairn did not write
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct InstallArgs {
+    #[command(flatten)]
+    place: WhereArgs,
+    /// When to run, in systemd's OnCalendar= syntax, e.g. daily, "*-*-* 02:00",
+    /// "Mon..Fri 03:00" (default: the profile's schedule.run, else daily); checked with
+    /// `systemd-analyze calendar` when it is installed
+    #[arg(long, value_name = "SPEC")]
+    on_calendar: Option<String>,
+    /// Delay each start by a random time up to this (default 10m; 0 for none)
+    #[arg(long, value_name = "DURATION")]
+    randomized_delay: Option<String>,
+    /// Stop a run still going after this long (default 23h)
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// Print the crontab line instead of writing units (daily, hourly, weekly, monthly and
+    /// [WEEKDAYS] [*-*-*] HH:MM only; cron neither catches up missed runs nor randomizes)
+    #[arg(long, conflicts_with_all = ["unit_dir", "user", "force"])]
+    cron: bool,
+}
+
+/// Run `cairn -P NAME schedule`: the profile's `[schedule]` section gives the defaults of the
+/// flags. Errors: [`Error::Usage`] without `-P NAME` (the units run `cairn -P NAME run`, so
+/// the profile must be one the search path finds, not a `--config` file).
+pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Applied>) -> Result<u8, Error> {
+    let Some(profile) = g.profile.as_deref() else {
+        return Err(Error::usage(
+            "schedule needs a profile: cairn -P NAME schedule ... (the timer runs `cairn -P NAME run`; a --config file is not found by name)",
+        ));
+    };
+    units::check_profile_name(profile).map_err(|e| Error::Usage(format!("-P/--profile: {e}")))?;
+    let none = ScheduleConfig::default();
+    let config = applied.and_then(|p| p.profile.schedule.as_ref()).unwrap_or(&none);
+    match &a.action {
+        Action::Install(i) if i.cron => install_cron(g, profile, i, config),
+        Action::Install(i) => install(g, profile, i, config),
+        Action::Remove(w) => remove(g, profile, w, config),
+        Action::Status(w) => status(g, profile, w, config),
+    }
+}
+
+/// A duration flag or key, checked: `what` names it in the error.
+fn duration(what: &str, value: &str) -> Result<Duration, Error> {
+    parse_duration(value).map_err(|e| Error::Usage(format!("{what} {value:?}: {e}")))
+}
+
+/// Where the units go, and whether systemctl is to be told: systemd's own directory only.
+struct Place {
+    dir: PathBuf,
+    user: bool,
+    systemctl: bool,
+}
+
+fn place(w: &WhereArgs, config: &ScheduleConfig) -> Result<Place, Error> {
+    let user = w.user || config.user.unwrap_or(false);
+    if let Some(dir) = w.unit_dir.clone().or_else(|| config.unit_dir.clone()) {
+        return Ok(Place { dir, user, systemctl: false });
+    }
+    let dir = if user {
+        let env = |k| std::env::var_os(k).filter(|v: &std::ffi::OsString| !v.is_empty()).map(PathBuf::from);
+        match (env("XDG_CONFIG_HOME"), env("HOME")) {
+            (Some(c), _) => c.join("systemd/user"),
+            (None, Some(h)) => h.join(".config/systemd/user"),
+            (None, None) => {
+                return Err(Error::usage("--user: neither XDG_CONFIG_HOME nor HOME is set; give --unit-dir"))
+            }
+        }
+    } else {
+        PathBuf::from("/etc/systemd/system")
+    };
+    Ok(Place { dir, user, systemctl: Path::new("/run/systemd/system").exists() })
+}
+
+/// The unit spec of an install: flags, then the profile's `[schedule]`, then the defaults; the
+/// repository and cache directory from the global options.
+fn unit_spec(
+    g: &GlobalOpts,
+    profile: &str,
+    i: &InstallArgs,
+    c: &ScheduleConfig,
+    user: bool,
+) -> Result<UnitSpec, Error> {
+    let pick = |flag: &Option<String>, key: &Option<String>, default: &str| -> (String, String) {
+        match (flag, key) {
+            (Some(v), _) => (v.clone(), "--".to_string()),
+            (None, Some(v)) => (v.clone(), "[schedule] ".to_string()),
+            (None, None) => (default.to_string(), String::new()),
+        }
+    };
+    let (on_calendar, _) = pick(&i.on_calendar, &c.run, DEFAULT_CALENDAR);
+    let (delay, from) = pick(&i.randomized_delay, &c.randomized_delay, DEFAULT_DELAY);
+    let randomized_delay = duration(&format!("{from}randomized-delay"), &delay)?;
+    let (timeout, from) = pick(&i.timeout, &c.timeout, DEFAULT_TIMEOUT);
+    let timeout = duration(&format!("{from}timeout"), &timeout)?;
+    if timeout.is_zero() {
+        return Err(Error::usage("timeout 0: give how long a run may take (e.g. 23h)"));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Usage(format!("cannot find the path of this cairn binary for ExecStart=: {e}")))?;
+    let (repository, network) = repository_dir(g)?;
+    let cache_dir = match &g.cache_dir {
+        Some(d) => Some(absolute(d, "--cache-dir")?),
+        None => None,
+    };
+    Ok(UnitSpec {
+        profile: profile.to_string(),
+        exe,
+        user,
+        on_calendar,
+        randomized_delay,
+        timeout,
+        repository,
+        cache_dir,
+        network,
+    })
+}
+
+/// The local directory of the repository (to make it writable) and whether it is reached over
+/// the network. Errors: no repository given, an unsupported location.
+fn repository_dir(g: &GlobalOpts) -> Result<(Option<PathBuf>, bool), Error> {
+    if g.repo.is_empty() {
+        return Err(Error::usage(
+            "no repository given (-r/--repo, CAIRN_REPOSITORY or the profile): the service must know which directory to make writable",
+        ));
+    }
+    let properties = cairn::backend::location_properties(&g.repo)?;
+    if properties.remote {
+        return Ok((None, true));
+    }
+    if g.repo.starts_with("opendal:") {
+        // opendal:fs keeps the repository under `-o root=DIR`.
+        let root =
+            g.options.iter().find_map(|o| o.split_once('=').filter(|(k, _)| k.trim() == "root").map(|(_, v)| v.trim()));
+        return match root {
+            Some(r) => Ok((Some(absolute(Path::new(r), "-o root")?), false)),
+            None => Err(Error::usage(format!("repository {}: no -o root=DIR to make writable", g.repo))),
+        };
+    }
+    let path = g.repo.strip_prefix("local:").unwrap_or(&g.repo);
+    Ok((Some(absolute(Path::new(path), "--repo")?), false))
+}
+
+/// `p` made absolute against the current directory (units run from /).
+fn absolute(p: &Path, what: &str) -> Result<PathBuf, Error> {
+    std::path::absolute(p).map_err(|e| Error::Usage(format!("{what} {}: {e}", p.display())))
+}
+
+/// Check a calendar spec with `systemd-analyze calendar` when it is installed; `Ok(false)`
+/// when it is not.
+fn check_calendar(spec: &str) -> Result<bool, Error> {
+    match Command::new("systemd-analyze").arg("calendar").arg(spec).output() {
+        Ok(o) if o.status.success() => Ok(true),
+        Ok(o) => Err(Error::Usage(format!(
+            "calendar spec {spec:?} (--on-calendar or [schedule] run): systemd-analyze calendar rejects it: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::Usage(format!("running systemd-analyze calendar: {e}"))),
+    }
+}
+
+/// Whether the unit file at `p` was written by cairn (starts with the marker); `None` when
+/// there is no file. Errors: unreadable.
+fn ours(p: &Path) -> Result<Option<bool>, Error> {
+    match std::fs::read_to_string(p) {
+        Ok(t) => Ok(Some(t.starts_with(units::MARKER))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Some(false)),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
+/// Write `text` to `p` (mode 0644) through a temporary file and a rename.
+fn write_unit(p: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = p.with_extension("cairn-tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, p).map_err(|e| Error::io(p, e))
+}
+
+/// Run `systemctl [--user] ARGS`, saying so unless quiet. Errors: it failed (its stderr).
+fn systemctl(g: &GlobalOpts, user: bool, args: &[&str]) -> Result<String, Error> {
+    let mut cmd = Command::new("systemctl");
+    if user {
+        cmd.arg("--user");
+    }
+    cmd.args(args);
+    let shown = format!("systemctl {}{}", if user { "--user " } else { "" }, args.join(" "));
+    let o = cmd.output().map_err(|e| Error::Usage(format!("running {shown}: {e}")))?;
+    if !o.status.success() {
+        return Err(Error::Usage(format!(
+            "{shown} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )));
+    }
+    if !g.quiet && !g.json && args.first() != Some(&"show") {
+        out(&format!("ran: {shown}"));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// What `schedule install`, `remove` and `status` print under `--json`.
+#[derive(serde::Serialize, Default)]
+struct Report {
+    profile: String,
+    unit_dir: PathBuf,
+    installed: bool,
+    /// Files written or deleted.
+    files: Vec<PathBuf>,
+    /// systemctl commands run.
+    ran: Vec<String>,
+    /// From `systemctl show` when systemd runs: the timer's and service's properties.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    systemd: std::collections::BTreeMap<String, String>,
+}
+
+fn print_json(r: &Report) -> Result<(), Error> {
+    out(&serde_json::to_string(r).map_err(|e| Error::Internal(format!("schedule report as JSON: {e}")))?);
+    Ok(())
+}
+
+fn install(g: &GlobalOpts, profile: &str, i: &InstallArgs, c: &ScheduleConfig) -> Result<u8, Error> {
+    let place = place(&i.place, c)?;
+    let spec = unit_spec(g, profile, i, c, place.user)?;
+    if !check_calendar(&spec.on_calendar)? && !g.quiet {
+        eprintln!("cairn: systemd-analyze is not installed: the calendar spec {:?} was not checked", spec.on_calendar);
+    }
+    let service = units::service_unit(&spec).map_err(Error::Usage)?;
+    let timer = units::timer_unit(&spec);
+    let files = [(place.dir.join(spec.service_name()), service), (place.dir.join(spec.timer_name()), timer)];
+    for (p, _) in &files {
+        if ours(p)? == Some(false) && !i.place.force {
+            return Err(Error::Refused(format!(
+                "{} exists and was not written by cairn (no \"{}\" first line): not overwritten; --force overwrites it",
+                p.display(),
+                units::MARKER
+            )));
+        }
+    }
+    std::fs::create_dir_all(&place.dir).map_err(|e| Error::io(&place.dir, e))?;
+    let mut report =
+        Report { profile: profile.into(), unit_dir: place.dir.clone(), installed: true, ..Default::default() };
+    for (p, text) in &files {
+        write_unit(p, text)?;
+        if !g.quiet && !g.json {
+            out(&format!("wrote {}", p.display()));
+        }
+        report.files.push(p.clone());
+    }
+    let timer = spec.timer_name();
+    if place.systemctl {
+        for args in [&["daemon-reload"][..], &["enable", "--now", &timer]] {
+            systemctl(g, place.user, args)?;
+            report.ran.push(args.join(" "));
+        }
+        if !g.quiet && !g.json {
+            out(&format!(
+                "the timer runs `cairn -P {profile} run` on {:?}; see `cairn -P {profile} schedule status`",
+                spec.on_calendar
+            ));
+        }
+    } else if !g.quiet && !g.json {
+        let why = if i.place.unit_dir.is_some() || c.unit_dir.is_some() {
+            "the units went to --unit-dir"
+        } else {
+            "systemd is not running here"
+        };
+        let user = if place.user { "--user " } else { "" };
+        out(&format!("systemctl was not called ({why}): enable the timer with `systemctl {user}daemon-reload && systemctl {user}enable --now {timer}`"));
+    }
+    if g.json {
+        print_json(&report)?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn install_cron(g: &GlobalOpts, profile: &str, i: &InstallArgs, c: &ScheduleConfig) -> Result<u8, Error> {
+    let on_calendar = i.on_calendar.clone().or_else(|| c.run.clone()).unwrap_or_else(|| DEFAULT_CALENDAR.into());
+    let fields = cron::cron_fields(&on_calendar).map_err(Error::Usage)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Usage(format!("cannot find the path of this cairn binary for the crontab line: {e}")))?;
+    let exe =
+        exe.to_str().ok_or_else(|| Error::usage(format!("the path of this cairn binary {exe:?} is not UTF-8")))?;
+    let line = format!("{fields} {} -P {profile} run", cron::shell_word(exe));
+    out(&line);
+    if !g.quiet {
+        eprintln!("cairn: add this line with `crontab -e`; unlike the systemd timer, cron neither runs a missed night later nor randomizes the start, and mails the output to the crontab's owner");
+    }
+    Ok(EXIT_OK)
+}
+
+fn remove(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> Result<u8, Error> {
+    let place = place(w, c)?;
+    let names = [format!("cairn-{profile}.timer"), format!("cairn-{profile}.service")];
+    let paths: Vec<PathBuf> = names.iter().map(|n| place.dir.join(n)).collect();
+    let mut present = Vec::new();
+    for p in &paths {
+        match ours(p)? {
+            None => {}
+            Some(false) if !w.force => {
+                return Err(Error::Refused(format!(
+                    "{} was not written by cairn (no \"{}\" first line): not deleted; --force deletes it",
+                    p.display(),
+                    units::MARKER
+                )))
+            }
+            Some(_) => present.push(p.clone()),
+        }
+    }
+    if present.is_empty() {
+        return Err(Error::Usage(format!(
+            "no units of profile {profile} in {}: nothing to remove",
+            place.dir.display()
+        )));
+    }
+    let mut report = Report { profile: profile.into(), unit_dir: place.dir.clone(), ..Default::default() };
+    if place.systemctl && present.contains(&paths[0]) {
+        systemctl(g, place.user, &["disable", "--now", &names[0]])?;
+        report.ran.push(format!("disable --now {}", names[0]));
+    }
+    for p in &present {
+        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        if !g.quiet && !g.json {
+            out(&format!("deleted {}", p.display()));
+        }
+        report.files.push(p.clone());
+    }
+    if place.systemctl {
+        systemctl(g, place.user, &["daemon-reload"])?;
+        report.ran.push("daemon-reload".into());
+    }
+    if g.json {
+        print_json(&report)?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn status(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> Result<u8, Error> {
+    let place = place(w, c)?;
+    let timer = format!("cairn-{profile}.timer");
+    let service = format!("cairn-{profile}.service");
+    let mut report = Report { profile: profile.into(), unit_dir: place.dir.clone(), ..Default::default() };
+    let mut lines = Vec::new();
+    for name in [&service, &timer] {
+        let p = place.dir.join(name);
+        let state = match ours(&p)? {
+            None => "not installed",
+            Some(true) => {
+                report.files.push(p.clone());
+                "installed"
+            }
+            Some(false) => "present, not written by cairn",
+        };
+        lines.push(format!("{}: {state}", p.display()));
+    }
+    report.installed = report.files.len() == 2;
+    if place.systemctl {
+        for (name, props) in [
+            (&timer, "ActiveState,UnitFileState,NextElapseUSecRealtime,LastTriggerUSec"),
+            (&service, "ActiveState,Result,ExecMainStatus,ExecMainExitTimestamp"),
+        ] {
+            let text = systemctl(g, place.user, &["show", name, "--property", props])?;
+            let kind = if name.ends_with(".timer") { "timer" } else { "service" };
+            for (k, v) in text.lines().filter_map(|l| l.split_once('=')) {
+                lines.push(format!("{kind} {k}: {}", if v.is_empty() { "-" } else { v }));
+                report.systemd.insert(format!("{kind}.{k}"), v.to_string());
+            }
+        }
+    } else {
+        lines.push("systemd: not asked (--unit-dir, or systemd is not running here)".into());
+    }
+    if g.json {
+        print_json(&report)?;
+    } else {
+        for l in lines {
+            out(&l);
+        }
+    }
+    Ok(EXIT_OK)
+}

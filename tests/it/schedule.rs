@@ -1,0 +1,138 @@
+//! `cairn schedule`, `generate` and `version` against the real tools: systemd-analyze, bash, man.
+
+use std::process::Command;
+
+use crate::common::{cairn, Cmd};
+
+/// Profiles `mail1`, `other` and `x` in a private `XDG_CONFIG_HOME` (the timer runs
+/// `cairn -P NAME run`, so schedule takes its name from `-P`); `mail1` has a `[schedule]`.
+struct Profiles {
+    dir: tempfile::TempDir,
+}
+
+impl Profiles {
+    fn new() -> Profiles {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cairn");
+        std::fs::create_dir_all(&p).unwrap();
+        let mail1 = "[repository]\nrepo = \"/srv/backup/repo\"\n\n[schedule]\nrun = \"*-*-* 02:30\"\n";
+        std::fs::write(p.join("mail1.toml"), mail1).unwrap();
+        for name in ["other", "x"] {
+            std::fs::write(p.join(format!("{name}.toml")), "[repository]\nrepo = \"/srv/r\"\n").unwrap();
+        }
+        Profiles { dir }
+    }
+
+    /// `cairn -P NAME` with these profiles.
+    fn cairn(&self, name: &str) -> Cmd {
+        cairn().env("XDG_CONFIG_HOME", self.dir.path()).args(["-P", name])
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A program the test needs, or a failure saying what .ci/test must install.
+fn need(program: &str, package: &str) {
+    let found =
+        Command::new("sh").arg("-c").arg(format!("command -v {program}")).output().is_ok_and(|o| o.status.success());
+    assert!(found, "{program} is missing: .ci/test must install the Debian package {package}");
+}
+
+#[test]
+fn installed_units_pass_systemd_analyze_verify() {
+    let profiles = Profiles::new();
+    need("systemd-analyze", "systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let units = dir.path().join("units");
+    let o = profiles
+        .cairn("mail1")
+        .args(["-r", "/srv/backup/repo", "schedule", "install", "--unit-dir"])
+        .arg(&units)
+        .args(["--on-calendar", "*-*-* 02:00"])
+        .run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    let service = std::fs::read_to_string(units.join("cairn-mail1.service")).unwrap();
+    assert!(service.contains("ProtectSystem=strict") && service.contains("ReadWritePaths=/srv/backup/repo"));
+    let v = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "cairn-mail1.service", "cairn-mail1.timer"])
+        .current_dir(&units)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", text(&v.stderr));
+    let warnings = text(&v.stderr);
+    assert!(!warnings.contains("cairn-mail1"), "systemd-analyze warns about our units:\n{warnings}");
+    // Not written by cairn: refused without --force.
+    std::fs::write(units.join("cairn-other.timer"), "[Timer]\n").unwrap();
+    let o = profiles.cairn("other").args(["-r", "/srv/r", "schedule", "install", "--unit-dir"]).arg(&units).run();
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
+    assert!(o.stderr.clone().contains("not written by cairn"));
+    // A bad calendar spec is refused.
+    let o = profiles
+        .cairn("x")
+        .args(["-r", "/srv/r", "schedule", "install", "--on-calendar", "nonsense o'clock", "--unit-dir"])
+        .arg(&units)
+        .run();
+    assert_eq!(o.code, 1);
+    // status and remove.
+    let o = profiles.cairn("mail1").args(["--json", "schedule", "status", "--unit-dir"]).arg(&units).run();
+    let s: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(s["installed"], true);
+    let o = profiles.cairn("mail1").args(["schedule", "remove", "--unit-dir"]).arg(&units).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    assert!(!units.join("cairn-mail1.timer").exists() && !units.join("cairn-mail1.service").exists());
+}
+
+#[test]
+fn cron_line_and_refusal() {
+    let profiles = Profiles::new();
+    // The profile's [schedule] run = "*-*-* 02:30" is the default of --on-calendar.
+    let o = profiles.cairn("mail1").args(["schedule", "install", "--cron"]).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    let line = o.stdout.clone();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&fields[..5], ["30", "2", "*", "*", "*"]);
+    assert!(fields[5].starts_with('/') && fields[6..] == ["-P", "mail1", "run"], "{line}");
+    let o = profiles.cairn("mail1").args(["schedule", "install", "--cron", "--on-calendar", "*-*-* 02:00:30"]).run();
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.clone().contains("cron cannot express"));
+}
+
+#[test]
+fn completions_and_man_pages() {
+    need("man", "man-db");
+    let o = cairn().args(["generate", "--completions", "bash"]).run();
+    assert!(o.code == 0);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("cairn.bash");
+    std::fs::write(&script, o.stdout.as_bytes()).unwrap();
+    let n = Command::new("bash").arg("-n").arg(&script).output().unwrap();
+    assert!(n.status.success(), "{}", text(&n.stderr));
+    let man = dir.path().join("man1");
+    let o = cairn().args(["generate", "--man"]).arg(&man).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    for page in ["cairn.1", "cairn-backup.1", "cairn-schedule-install.1"] {
+        let r = Command::new("man")
+            .arg("-l")
+            .arg(man.join(page))
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .output()
+            .unwrap();
+        assert!(r.status.success() && r.stderr.is_empty(), "{page}: {}", text(&r.stderr));
+        assert!(!r.stdout.is_empty());
+    }
+}
+
+#[test]
+fn version_json_has_the_keys() {
+    let o = cairn().args(["version", "--json"]).run();
+    assert!(o.code == 0);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["repository_format"], 1);
+    assert_eq!(v["tree_versions"], serde_json::json!([1, 2]));
+    for k in ["version", "features", "target"] {
+        assert!(!v[k].is_null(), "{k}");
+    }
+}
