@@ -86,8 +86,12 @@ PROFILES
   after-success = [], after-failure = [["/usr/local/bin/page-oncall"]], finally = []
   Environment: CAIRN_PROFILE, CAIRN_COMMAND, CAIRN_SNAPSHOT_ID, CAIRN_EXIT_CODE, CAIRN_ERROR.
 
-[schedule]
-  run = "*-*-* 02:00"                systemd OnCalendar (checked, not yet used)"#;
+[schedule]  (cairn -P NAME schedule install: defaults of its flags)
+  run = "*-*-* 02:00"                --on-calendar (systemd OnCalendar; default daily)
+  randomized-delay = "10m"           --randomized-delay
+  timeout = "23h"                    --timeout (the service's TimeoutStartSec)
+  user = false                       --user (per-user units)
+  unit-dir = "/etc/systemd/system"   --unit-dir"#;
 
 /// The global options a profile can set: (key, clap id).
 const GLOBAL_KEYS: [(&str, &str); 11] = [

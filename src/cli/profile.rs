@@ -39,7 +39,7 @@ pub struct Profile {
     /// Commands `cairn run` runs around its steps.
     #[serde(default)]
     pub hooks: Hooks,
-    /// When the night runs (validated; not yet consumed).
+    /// When the night runs: the defaults of `schedule install`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::schedule::ScheduleConfig>,
 }
@@ -388,6 +388,12 @@ fn check(file: &Path, text: &str, p: &Profile) -> Result<(), Error> {
         let line = find_key(text, section, key).map(|o| line_col(text, o).0).unwrap_or(1);
         format!("{}:{line}: [{section}] {key}", file.display())
     };
+    if p.repository.password_file.is_some() && p.repository.password_command.is_some() {
+        return Err(Error::usage(format!(
+            "{}: give either password-file or password-command, not both",
+            at("repository", "password-command")
+        )));
+    }
     for (i, c) in p.backup.command.iter().enumerate() {
         let n = i + 1;
         if !c.path.starts_with('/') || c.path.ends_with('/') {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use cairn::Error;
 
 use super::profile::Applied;
-use super::{out, GlobalOpts, EXIT_FATAL, EXIT_OK, EXIT_PARTIAL};
+use super::{out, GlobalOpts, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL};
 
 /// Arguments of `run` (everything else comes from the profile).
 #[derive(Args)]
@@ -74,6 +74,17 @@ struct Night<'a> {
     json: bool,
 }
 
+/// The exit code of a child that ended with `status`: its code, or 130 when a signal ended it
+/// (as a shell reports SIGINT/SIGTERM), 1 for any code that does not fit.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => u8::try_from(c).unwrap_or(EXIT_FATAL),
+        (None, Some(_)) => EXIT_INTERRUPTED,
+        (None, None) => EXIT_FATAL,
+    }
+}
+
 /// `worse(a, b)`: the exit code of a run whose steps ended with `a` then `b` (0 < 3 < the rest;
 /// among failures, the first).
 fn worse(a: u8, b: u8) -> u8 {
@@ -105,9 +116,9 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
     };
     let hooks = &p.profile.hooks;
     let before_ok = hooks.before.iter().all(|h| night.hook("before", h));
-    if before_ok {
+    if before_ok && !night.interrupted("backup") {
         night.backup();
-        if has_keep_rule(p) && !super::cancel().is_cancelled() {
+        if has_keep_rule(p) && !night.interrupted("forget") {
             night.child("forget", &["forget"]);
         }
     }
@@ -121,6 +132,9 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
     }
     for h in &hooks.finally {
         night.hook("finally", h);
+    }
+    if super::cancel().is_cancelled() {
+        night.code = worse(night.code, EXIT_INTERRUPTED);
     }
     if g.json {
         let report =
@@ -157,40 +171,41 @@ fn has_keep_rule(p: &Applied) -> bool {
 }
 
 /// The profile selection and the effective global options (flag, environment or profile) as
-/// arguments of a child step, so that it opens the same repository the same way.
+/// arguments of a child step (each `--flag=value`), so that it opens the same repository the
+/// same way.
 fn child_globals(g: &GlobalOpts) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     match (&g.profile, &g.config) {
-        (Some(name), _) => a.extend(["-P".into(), name.into()]),
-        (None, Some(file)) => a.extend(["--config".into(), file.clone().into_os_string()]),
+        (Some(name), _) => a.push(flag("--profile", name)),
+        (None, Some(file)) => a.push(flag("--config", file)),
         (None, None) => {}
     }
     if !g.repo.is_empty() {
-        a.extend(["-r".into(), OsString::from(&g.repo)]);
+        a.push(flag("--repo", &g.repo));
     }
     if let Some(f) = &g.password_file {
-        a.extend(["--password-file".into(), f.clone().into_os_string()]);
+        a.push(flag("--password-file", f));
     }
     if let Some(c) = &g.password_command {
-        a.extend(["--password-command".into(), c.into()]);
+        a.push(flag("--password-command", c));
     }
     for o in &g.options {
-        a.extend(["-o".into(), o.into()]);
+        a.push(flag("--option", o));
     }
     if let Some(d) = &g.cache_dir {
-        a.extend(["--cache-dir".into(), d.clone().into_os_string()]);
+        a.push(flag("--cache-dir", d));
     }
     if g.no_cache {
         a.push("--no-cache".into());
     }
     if let Some(l) = g.limit_upload {
-        a.extend(["--limit-upload".into(), l.to_string().into()]);
+        a.push(flag("--limit-upload", l.to_string()));
     }
     if let Some(l) = g.limit_download {
-        a.extend(["--limit-download".into(), l.to_string().into()]);
+        a.push(flag("--limit-download", l.to_string()));
     }
     if let Some(r) = &g.retry_lock {
-        a.extend(["--retry-lock".into(), r.into()]);
+        a.push(flag("--retry-lock", r));
     }
     if g.quiet {
         a.push("--quiet".into());
@@ -198,6 +213,14 @@ fn child_globals(g: &GlobalOpts) -> Vec<OsString> {
     for _ in 0..g.verbose {
         a.push("--verbose".into());
     }
+    a
+}
+
+/// `--name=value`, one argument (a value that starts with `-` stays a value).
+fn flag(name: &str, value: impl AsRef<std::ffi::OsStr>) -> OsString {
+    let mut a = OsString::from(name);
+    a.push("=");
+    a.push(value);
     a
 }
 
@@ -218,9 +241,14 @@ impl Night<'_> {
     /// snapshot id; the summary line is printed unless `--quiet`/`--json`.
     fn backup(&mut self) {
         let mut cmd = Command::new(&self.exe);
-        cmd.args(&self.globals).args(["--json", "backup"]).stdin(Stdio::null()).stdout(Stdio::piped());
+        // Its messages reach stderr as they come; stdout is its JSON summary.
+        cmd.args(&self.globals)
+            .args(["--json", "backup"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let (code, stdout, error) = match cmd.output() {
-            Ok(o) => (o.status.code().map_or(EXIT_FATAL, |c| u8::try_from(c).unwrap_or(EXIT_FATAL)), o.stdout, None),
+            Ok(o) => (exit_code(o.status), o.stdout, None),
             Err(e) => (EXIT_FATAL, Vec::new(), Some(format!("cannot run {}: {e}", self.exe.display()))),
         };
         let summary = String::from_utf8_lossy(&stdout)
@@ -242,6 +270,17 @@ impl Night<'_> {
         self.record(Step { step: "backup".into(), command: None, exit_code: code, error, snapshot_id });
     }
 
+    /// True (and the step recorded as interrupted, exit 130) when the run was cancelled
+    /// (Ctrl-C, SIGTERM) before step `name` could start.
+    fn interrupted(&mut self, name: &str) -> bool {
+        if !super::cancel().is_cancelled() {
+            return false;
+        }
+        let error = Some("interrupted before it started".to_string());
+        self.record(Step { step: name.into(), command: None, exit_code: EXIT_INTERRUPTED, error, snapshot_id: None });
+        true
+    }
+
     /// Where a child's or hook's standard output goes.
     fn stdout(&self) -> Stdio {
         if self.quiet {
@@ -258,7 +297,7 @@ impl Night<'_> {
         let mut cmd = Command::new(&self.exe);
         cmd.args(&self.globals).args(args).stdin(Stdio::null()).stdout(self.stdout());
         let (code, error) = match cmd.status() {
-            Ok(s) => (s.code().map_or(EXIT_FATAL, |c| u8::try_from(c).unwrap_or(EXIT_FATAL)), None),
+            Ok(s) => (exit_code(s), None),
             Err(e) => (EXIT_FATAL, Some(format!("cannot run {}: {e}", self.exe.display()))),
         };
         self.record(Step { step: name.into(), command: None, exit_code: code, error, snapshot_id: None });

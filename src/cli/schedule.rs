@@ -108,7 +108,19 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
     let config = applied.and_then(|p| p.profile.schedule.as_ref()).unwrap_or(&none);
     match &a.action {
         Action::Install(i) if i.cron => install_cron(g, profile, i, config),
-        Action::Install(i) => install(g, profile, i, config),
+        Action::Install(i) => {
+            // The service runs `cairn -P NAME run`, which reads the repository from the
+            // profile: a -r or CAIRN_REPOSITORY given now would not reach it.
+            let from_profile = applied.and_then(|p| p.profile.repository.repo.as_deref());
+            if from_profile != Some(g.repo.as_str()) {
+                return Err(Error::usage(format!(
+                    "the timer runs `cairn -P {profile} run`, which takes its repository from the profile; the repository given here ({:?}) is not the profile's ({}): put it into the profile's [repository] repo",
+                    g.repo,
+                    from_profile.map_or("none".to_string(), |r| format!("{r:?}"))
+                )));
+            }
+            install(g, profile, applied.map(|p| p.file.as_path()), i, config)
+        }
         Action::Remove(w) => remove(g, profile, w, config),
         Action::Status(w) => status(g, profile, w, config),
     }
@@ -187,6 +199,7 @@ fn unit_spec(
         repository,
         cache_dir,
         network,
+        config: None,
     })
 }
 
@@ -223,7 +236,10 @@ fn absolute(p: &Path, what: &str) -> Result<PathBuf, Error> {
 /// Check a calendar spec with `systemd-analyze calendar` when it is installed; `Ok(false)`
 /// when it is not.
 fn check_calendar(spec: &str) -> Result<bool, Error> {
-    match Command::new("systemd-analyze").arg("calendar").arg(spec).output() {
+    if spec.chars().any(char::is_control) {
+        return Err(Error::usage(format!("calendar spec {spec:?}: control characters are not allowed")));
+    }
+    match Command::new("systemd-analyze").arg("calendar").arg("--").arg(spec).output() {
         Ok(o) if o.status.success() => Ok(true),
         Ok(o) => Err(Error::Usage(format!(
             "calendar spec {spec:?} (--on-calendar or [schedule] run): systemd-analyze calendar rejects it: {}",
@@ -303,9 +319,20 @@ fn print_json(r: &Report) -> Result<(), Error> {
     Ok(())
 }
 
-fn install(g: &GlobalOpts, profile: &str, i: &InstallArgs, c: &ScheduleConfig) -> Result<u8, Error> {
+fn install(
+    g: &GlobalOpts,
+    profile: &str,
+    file: Option<&Path>,
+    i: &InstallArgs,
+    c: &ScheduleConfig,
+) -> Result<u8, Error> {
     let place = place(&i.place, c)?;
-    let spec = unit_spec(g, profile, i, c, place.user)?;
+    let mut spec = unit_spec(g, profile, i, c, place.user)?;
+    // A system service has no HOME: a profile found under a user's ~/.config or
+    // $XDG_CONFIG_HOME is named by its path.
+    if let Some(f) = file.filter(|f| !place.user && !f.starts_with("/etc/cairn")) {
+        spec.config = Some(absolute(f, "the profile")?);
+    }
     if !check_calendar(&spec.on_calendar)? && !g.quiet {
         eprintln!("cairn: systemd-analyze is not installed: the calendar spec {:?} was not checked", spec.on_calendar);
     }

@@ -44,7 +44,10 @@ impl Repository {
             .ok_or_else(|| Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "not in the index"))?;
         if loc.blob_type != blob_type {
             let e = type_mismatch(loc, blob_type, id);
-            return self.read_blob_other_copies(index, blob_type, id, &pack.id).map_err(|_| e);
+            return match self.read_blob_other_copies(index, blob_type, id, &pack.id) {
+                Err(f) if f.is_storage_failure() || matches!(f, Error::Interrupted) => Err(f),
+                r => r.map_err(|_| e),
+            };
         }
         self.read_one_blob(pack, PackBlob::indexed(*id, &loc), Some(index))
     }

@@ -164,7 +164,12 @@ impl Repository {
                 // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
                 let plain = match (plain, pack.other_copies) {
                     (Err(e @ Error::Corrupt { .. }), Some(index)) => {
-                        self.read_blob_other_copies(index, b.blob_type, &b.id, pack.id).map_err(|_| e)
+                        match self.read_blob_other_copies(index, b.blob_type, &b.id, pack.id) {
+                            // The storage failing while the other copy is read is not damage:
+                            // stop, as for the first read.
+                            Err(f) if f.is_storage_failure() || matches!(f, Error::Interrupted) => return Err(f),
+                            r => r.map_err(|_| e),
+                        }
                     }
                     (p, _) => p,
                 };

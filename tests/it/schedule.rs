@@ -55,6 +55,13 @@ fn installed_units_pass_systemd_analyze_verify() {
     assert!(o.code == 0, "{}", o.stderr.clone());
     let service = std::fs::read_to_string(units.join("cairn-mail1.service")).unwrap();
     assert!(service.contains("ProtectSystem=strict") && service.contains("ReadWritePaths=/srv/backup/repo"));
+    // A system service has no HOME: a profile outside /etc/cairn is named by its path.
+    let file = profiles.dir.path().join("cairn/mail1.toml");
+    assert!(service.contains(&format!("--config {} run", file.display())), "{service}");
+    // A repository that is not the profile's would not reach the service: refused.
+    let o = profiles.cairn("mail1").args(["-r", "/elsewhere", "schedule", "install", "--unit-dir"]).arg(&units).run();
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
+    assert!(o.stderr.clone().contains("not the profile's"), "{}", o.stderr.clone());
     let v = Command::new("systemd-analyze")
         .args(["verify", "--man=no", "cairn-mail1.service", "cairn-mail1.timer"])
         .current_dir(&units)

@@ -34,6 +34,9 @@ pub struct UnitSpec {
     /// The repository is reached over the network: order the service after
     /// network-online.target.
     pub network: bool,
+    /// The profile's file, when the service must name it by path (`--config FILE` instead of
+    /// `-P NAME`: a system service has no HOME to find a user's profile by name).
+    pub config: Option<PathBuf>,
 }
 
 impl UnitSpec {
@@ -103,7 +106,14 @@ pub fn service_unit(spec: &UnitSpec) -> Result<String, String> {
         t.push_str("Wants=network-online.target\nAfter=network-online.target\n");
     }
     t.push_str("\n[Service]\nType=oneshot\n");
-    let _ = writeln!(t, "ExecStart={exe} -P {} run", spec.profile);
+    match &spec.config {
+        Some(file) => {
+            let _ = writeln!(t, "ExecStart={exe} --config {} run", unit_word(file)?);
+        }
+        None => {
+            let _ = writeln!(t, "ExecStart={exe} -P {} run", spec.profile);
+        }
+    }
     t.push_str("# Exit 3 (a snapshot saved without some of its sources) counts as a failure on purpose.\n");
     let _ = writeln!(t, "TimeoutStartSec={}", timespan(spec.timeout));
     t.push_str("# On SIGTERM cairn stops, removes its lock and exits 130.\n");
@@ -172,6 +182,7 @@ mod tests {
             repository: Some("/srv/backup/repo".into()),
             cache_dir: None,
             network: false,
+            config: None,
         }
     }
 
@@ -223,6 +234,11 @@ mod tests {
         assert!(k.contains(&"Wants=network-online.target"));
         assert!(k.contains(&"After=network-online.target"));
         assert!(k.contains(&"ExecStart=\"/opt/my tools/cairn\" -P mail1 run"));
+        let with_file =
+            service_unit(&UnitSpec { config: Some("/root/.config/cairn/mail1.toml".into()), ..spec() }).unwrap();
+        assert!(
+            keys(&with_file).contains(&"ExecStart=/usr/local/bin/cairn --config /root/.config/cairn/mail1.toml run")
+        );
         assert!(k.contains(&"Environment=CAIRN_CACHE_DIR=\"/var/cache/my cairn%%\""));
         assert!(k.contains(&"ReadWritePaths=-\"/var/cache/my cairn%%\""));
         assert!(!text.contains("CacheDirectory="));
