@@ -401,10 +401,7 @@ impl Backend for OpendalBackend {
             .into_iter()
             .filter(|e| e.metadata().is_file())
             .filter_map(|e| {
-                let name = e.name().trim_end_matches('/').to_string();
-                let ok = !name.starts_with(super::local::TMP_PREFIX)
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                ok.then(|| (name, e.metadata().content_length()))
+                super::listed_name(e.name().trim_end_matches('/')).map(|n| (n, e.metadata().content_length()))
             })
             .collect())
     }

@@ -84,7 +84,7 @@ PROFILES
 [hooks]  (cairn run) lists of commands, each a list of arguments (no shell):
   before = [["systemctl", "is-active", "postgresql"]]
   after-success = [], after-failure = [["/usr/local/bin/page-oncall"]], finally = []
-  Environment: CAIRN_PROFILE, CAIRN_COMMAND, CAIRN_SNAPSHOT_ID, CAIRN_EXIT_CODE, CAIRN_ERROR.
+  Environment: CAIRN_PROFILE, CAIRN_CONFIG (its file), CAIRN_COMMAND, CAIRN_SNAPSHOT_ID, CAIRN_EXIT_CODE, CAIRN_ERROR.
 
 [schedule]  (cairn -P NAME schedule install: defaults of its flags)
   run = "*-*-* 02:00"                --on-calendar (systemd OnCalendar; default daily)
@@ -122,14 +122,20 @@ fn value(g: &GlobalOpts, key: &str) -> Value {
         "repo" => json!(g.repo),
         "password-file" => path(&g.password_file),
         "password-command" => g.password_command.as_ref().map_or(Value::Null, |_| json!("***")),
-        "options" => json!(g
-            .options
-            .iter()
-            .map(|o| match o.split_once('=') {
-                Some((k, _)) if secret_key(k) => format!("{k}=***"),
-                _ => o.clone(),
-            })
-            .collect::<Vec<_>>()),
+        "options" => {
+            let mut shown: Vec<String> = Vec::new();
+            for o in &g.options {
+                let o = match o.split_once('=') {
+                    Some((k, _)) if secret_key(k) => format!("{k}=***"),
+                    _ => o.clone(),
+                };
+                // The command line's options may come twice (see profile_apply's merge).
+                if !shown.contains(&o) {
+                    shown.push(o);
+                }
+            }
+            json!(shown)
+        }
         "cache-dir" => path(&g.cache_dir),
         "no-cache" => json!(g.no_cache),
         "limit-upload" => json!(g.limit_upload),
@@ -149,14 +155,13 @@ pub fn run(g: &GlobalOpts, _a: &ConfigArgs, applied: Option<&Applied>) -> Result
     for (key, id) in GLOBAL_KEYS {
         let from_profile =
             applied.is_some_and(|a| a.injected.iter().any(|i| i.section == "repository" && i.key == key));
-        let source = if from_profile {
-            "profile"
-        } else {
-            match typed.as_ref().and_then(|m| m.value_source(id)) {
-                Some(ValueSource::CommandLine) => "flag",
-                Some(ValueSource::EnvVariable) => "environment",
-                _ => "default",
-            }
+        let source = match (from_profile, typed.as_ref().and_then(|m| m.value_source(id))) {
+            // -o merges key by key.
+            (true, Some(ValueSource::CommandLine)) => "flag, profile",
+            (true, _) => "profile",
+            (false, Some(ValueSource::CommandLine)) => "flag",
+            (false, Some(ValueSource::EnvVariable)) => "environment",
+            _ => "default",
         };
         repo.insert(key.into(), json!({ "value": value(g, key), "source": source }));
     }

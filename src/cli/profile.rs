@@ -369,6 +369,14 @@ fn key_at(doc: &DeTable, offset: usize) -> Option<String> {
 /// can be checked without a command (durations, hooks, commands). Errors name the file, line
 /// and key.
 pub fn load(file: &Path) -> Result<(String, Profile), Error> {
+    let meta = std::fs::metadata(file)
+        .map_err(|e| Error::usage(format!("cannot read the profile {}: {e}", file.display())))?;
+    trusted(&meta, 0o022).map_err(|why| {
+        Error::usage(format!(
+            "the profile {} {why}: it names the commands cairn runs (hooks, dumps, the password command), so only its owner may change it, and its owner must be you or root",
+            file.display()
+        ))
+    })?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::usage(format!("cannot read the profile {}: {e}", file.display())))?;
     let profile: Profile = toml::from_str(&text).map_err(|e| {
@@ -449,17 +457,15 @@ fn check(file: &Path, text: &str, p: &Profile) -> Result<(), Error> {
 ///
 /// Call before any thread starts (it changes the process's environment).
 pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Error> {
-    use std::os::unix::fs::PermissionsExt;
     let meta =
         std::fs::metadata(file).map_err(|e| Error::usage(format!("{at}: environment file {}: {e}", file.display())))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(Error::usage(format!(
-            "{at}: environment file {} has mode {mode:04o}: it holds secrets, so group and others must have no access: chmod 600 {}",
+    trusted(&meta, 0o077).map_err(|why| {
+        Error::usage(format!(
+            "{at}: environment file {} {why}: it holds secrets, so only its owner (you or root) may read or change it: chmod 600 {}",
             file.display(),
             file.display()
-        )));
-    }
+        ))
+    })?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::usage(format!("{at}: environment file {}: {e}", file.display())))?;
     let mut set = Vec::new();
@@ -488,6 +494,27 @@ pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Erro
         }
     }
     Ok(set)
+}
+
+/// Why a file whose metadata is `meta` cannot be trusted, if it cannot: it is not a regular
+/// file, its mode has one of the bits of `forbidden` (`0o022`: writable by group or others;
+/// `0o077`: any access by them), or it belongs to someone other than this process's effective
+/// user and root (ssh's `StrictModes` rule).
+fn trusted(meta: &std::fs::Metadata, forbidden: u32) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & forbidden != 0 {
+        let fix = if forbidden == 0o077 { "chmod 600" } else { "chmod go-w" };
+        return Err(format!("has mode {mode:04o} ({fix})"));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!("belongs to user id {}, neither you (user id {me}) nor root", meta.uid()));
+    }
+    Ok(())
 }
 
 /// The long flag (without `--`) that key `key` of `section` sets; `Some("")` for the

@@ -132,7 +132,9 @@ fn profile_args(applied: &Applied, section: &str, cmd: &clap::Command, m: &ArgMa
             return Err(Error::usage(format!("{}: not an option of this command", applied.at(section, key))));
         };
         let id = arg.get_id().as_str();
-        if given(m, id) || yields(section, key, m) {
+        // `-o KEY=VALUE` merges key by key: the profile's keys the command line did not give.
+        let keyed = (section, key) == ("repository", "options");
+        if (given(m, id) && !keyed) || yields(section, key, m) {
             continue;
         }
         let conflicting = cmd.get_arguments().any(|o| {
@@ -143,7 +145,19 @@ fn profile_args(applied: &Applied, section: &str, cmd: &clap::Command, m: &ArgMa
         if conflicting {
             continue;
         }
-        let values = render(v.get_ref());
+        let mut values = render(v.get_ref());
+        if keyed && given(m, id) {
+            let key_of = |s: &str| s.split_once('=').map_or(s, |(k, _)| k).trim().to_string();
+            let cli: Vec<String> = m.get_many::<String>(id).into_iter().flatten().map(|s| key_of(s)).collect();
+            values.retain(|s| !cli.contains(&key_of(s)));
+            if values.is_empty() {
+                continue;
+            }
+            // A global option's values given at the subcommand's level replace those given
+            // before it, so the command line's go in again with the profile's.
+            let typed: Vec<String> = m.get_many::<String>(id).into_iter().flatten().cloned().collect();
+            values.splice(0..0, typed);
+        }
         let line = {
             let before = applied.text.get(..k.span().start).unwrap_or("");
             before.matches('\n').count() + 1

@@ -8,7 +8,9 @@
 //! behaves exactly as the command of the same name (its messages reach stderr as they come).
 //!
 //! Hooks are argument lists run without a shell, with the environment of the run plus
-//! `CAIRN_PROFILE`, `CAIRN_COMMAND` (`run`), `CAIRN_SNAPSHOT_ID` (the backup's snapshot, once
+//! `CAIRN_PROFILE` (the profile's name), `CAIRN_CONFIG` (its file: `--config` wins over
+//! `-P`/`CAIRN_PROFILE`, so a `cairn` command in a hook reads the very same file even when the
+//! run was given `--config`), `CAIRN_COMMAND` (`run`), `CAIRN_SNAPSHOT_ID` (the backup's snapshot, once
 //! there is one), `CAIRN_EXIT_CODE` (the run's exit code so far) and `CAIRN_ERROR` (what failed,
 //! empty when nothing did). A failing `after-*` or `finally` hook makes the run fail (exit 1)
 //! but does not stop the other hooks.
@@ -61,6 +63,8 @@ struct RunReport<'a> {
 /// The run's state: its steps so far and the exit code they add up to.
 struct Night<'a> {
     profile: &'a str,
+    /// The profile's file, absolute: hooks get it as `CAIRN_CONFIG`.
+    config: std::path::PathBuf,
     exe: std::path::PathBuf,
     /// Arguments that select the profile and the effective global options, for each child.
     globals: Vec<OsString>,
@@ -105,6 +109,7 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
     let exe = std::env::current_exe().map_err(|e| Error::internal(format!("cannot find this program's path: {e}")))?;
     let mut night = Night {
         profile: &p.name,
+        config: std::path::absolute(&p.file).unwrap_or_else(|_| p.file.clone()),
         exe,
         globals: child_globals(g),
         steps: Vec::new(),
@@ -311,6 +316,7 @@ impl Night<'_> {
         cmd.args(args)
             .stdin(Stdio::null())
             .env("CAIRN_PROFILE", self.profile)
+            .env("CAIRN_CONFIG", &self.config)
             .env("CAIRN_COMMAND", "run")
             .env("CAIRN_SNAPSHOT_ID", self.snapshot_id.as_deref().unwrap_or(""))
             .env("CAIRN_EXIT_CODE", self.code.to_string())

@@ -472,6 +472,17 @@ fn damaged_snapshot_and_index_files_are_named() {
     fs::write(c.path.join("snapshots").join(&f.snaps[0].0), b"garbage").unwrap();
     fs::write(c.path.join("index").join(&f.third_index_files[0]), b"").unwrap();
     failed(c.run(&["check", "--read-data"]));
+
+    // Files an operator left behind, names with dots included, are named.
+    let c = copy();
+    let (pack, _) = largest_data_blob(&c.open());
+    let pack_path = c.path.join("data").join(&pack[..2]).join(&pack);
+    fs::copy(&pack_path, pack_path.with_file_name(format!("{pack}.bak"))).unwrap();
+    fs::write(c.path.join("snapshots").join("old.snapshot"), b"x").unwrap();
+    let v = failed(c.run(&["--json", "check"])).json();
+    let strays: Vec<&str> = problems(&v, "pack_unindexed").iter().filter_map(|p| p["pack"].as_str()).collect();
+    assert_eq!(strays, [format!("{pack}.bak")], "{v:#}");
+    assert!(v.to_string().contains("old.snapshot"), "{v:#}");
 }
 
 #[test]

@@ -206,6 +206,20 @@ fn malformed_profiles_fail_with_file_line_and_key_before_anything_runs() {
     assert!(err.contains(&format!("{}:3: [repository] environment-file", f.display())), "{err}");
     assert!(err.contains("chmod 600"), "{err}");
     assert!(!err.contains("s3cr3t"), "the secret is not printed: {err}");
+    // Mode 0600 but someone else's file: that user could put anything in this process's
+    // environment. (The suite runs as root, as .ci/test does, to give the file away.)
+    fs::set_permissions(&env, fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&env, Some(65534), None).expect("chown (the suite runs as root)");
+    let (_, err) = rejected(&repo, &tmp, &text);
+    assert!(err.contains("belongs to user id 65534"), "{err}");
+
+    // A profile that group or others may change: it names the commands cairn runs.
+    let f = tmp.join("shared.toml");
+    write(&f, format!("[repository]\nrepo = {r:?}\n"));
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o664)).expect("chmod");
+    let out = cairn().arg("--config").arg(&f).arg("snapshots").run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("has mode 0664 (chmod go-w)"), "{}", out.stderr);
 
     // A value the command itself rejects names the profile's line too.
     let (f, err) = rejected(&repo, &tmp, &format!("[repository]\nrepo = {r:?}\n[backup]\ncompression = \"bogus\"\n"));
@@ -253,6 +267,20 @@ fn config_shows_effective_settings_with_sources_and_no_secrets() {
     assert!(!out.stdout.contains("hunter2") && !out.stdout.contains("hunter3"), "{}", out.stdout);
     assert!(out.stdout.contains("s3.region=eu"), "{}", out.stdout);
 
+    // -o merges with the profile's options key by key, before or after the command's name.
+    for args in [["-o", "s3.region=us", "config"], ["config", "-o", "s3.region=us"]] {
+        let out = cairn().arg("--config").arg(&file).arg("--json").args(args).run().ok();
+        let v = out.json();
+        assert_eq!(v["repository"]["options"]["source"], "flag, profile", "{}", out.stdout);
+        let shown = v["repository"]["options"]["value"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            shown,
+            [serde_json::json!("s3.region=us"), serde_json::json!("s3.secret-access-key=***")],
+            "{}",
+            out.stdout
+        );
+    }
+
     let help = cairn().args(["help", "config"]).run().ok().stdout;
     for key in ["environment-file", "keep-within-monthly", "one-file-system", "read-data-subset", "after-failure"] {
         assert!(help.contains(key), "`cairn help config` documents {key}");
@@ -269,7 +297,7 @@ fn run_profile(
 ) -> String {
     let hook = |stage: &str| {
         format!(
-            "[\"sh\", \"-c\", \"echo {stage} snap=$CAIRN_SNAPSHOT_ID code=$CAIRN_EXIT_CODE profile=$CAIRN_PROFILE error=$CAIRN_ERROR >> {}\"]",
+            "[\"sh\", \"-c\", \"echo {stage} snap=$CAIRN_SNAPSHOT_ID code=$CAIRN_EXIT_CODE profile=$CAIRN_PROFILE error=$CAIRN_ERROR config=$CAIRN_CONFIG >> {}\"]",
             log.display()
         )
     };
@@ -318,6 +346,7 @@ fn run_is_the_night_hooks_backup_forget_and_the_worst_exit_code() {
     assert_eq!(snaps.len(), 1, "forget kept the last one");
     let id = snaps[0]["id"].as_str().expect("id").to_string();
     let text = fs::read_to_string(&log).expect("hooks ran");
-    assert!(text.contains(&format!("success snap={id} code=0 profile=night error=")), "{text}");
+    assert!(text.contains(&format!("success snap={id} code=0 profile=night error= config=/")), "{text}");
+    assert!(text.contains("/cairn/night.toml\n"), "hooks get the profile's file: {text}");
     assert!(!text.contains("failure"), "{text}");
 }

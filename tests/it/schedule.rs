@@ -109,13 +109,19 @@ fn cron_line_and_refusal() {
 #[test]
 fn completions_and_man_pages() {
     need("man", "man-db");
-    let o = cairn().args(["generate", "--completions", "bash"]).run();
-    assert!(o.code == 0);
+    need("zsh", "zsh");
+    need("fish", "fish");
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("cairn.bash");
-    std::fs::write(&script, o.stdout.as_bytes()).unwrap();
-    let n = Command::new("bash").arg("-n").arg(&script).output().unwrap();
-    assert!(n.status.success(), "{}", text(&n.stderr));
+    // Each shell parses its script without running it.
+    for (shell, check) in [("bash", ["bash", "-n"]), ("zsh", ["zsh", "-n"]), ("fish", ["fish", "--no-execute"])] {
+        let o = cairn().args(["generate", "--completions", shell]).run();
+        assert!(o.code == 0, "{}", o.stderr);
+        assert!(o.stdout.contains("backup") && o.stdout.contains("exclude-file"), "{shell}: {}", o.stdout);
+        let script = dir.path().join(format!("cairn.{shell}"));
+        std::fs::write(&script, o.stdout.as_bytes()).unwrap();
+        let n = Command::new(check[0]).arg(check[1]).arg(&script).output().unwrap();
+        assert!(n.status.success(), "{shell}: {}", text(&n.stderr));
+    }
     let man = dir.path().join("man1");
     let o = cairn().args(["generate", "--man"]).arg(&man).run();
     assert!(o.code == 0, "{}", o.stderr.clone());

@@ -82,11 +82,6 @@ fn rename_into_place(tmp: &Path, path: &Path, dir: &Path) -> BackendResult<()> {
 /// a pack is written once and read rarely.
 const DIRECT_MIN: usize = 1 << 20;
 
-/// Names a listing gives: no separators, no dots (ids and foreign names alike).
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 128 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
@@ -182,10 +177,7 @@ impl Backend for LocalBackend {
         for d in dirs {
             for e in fs::read_dir(&d).map_err(|e| err("list", &d, e))? {
                 let e = e.map_err(|e| err("list", &d, e))?;
-                let Some(name) = e.file_name().to_str().map(str::to_string) else { continue };
-                if name.starts_with(TMP_PREFIX) || !valid_name(&name) {
-                    continue;
-                }
+                let Some(name) = super::listed_name(&e.file_name().to_string_lossy()) else { continue };
                 let md = match e.metadata() {
                     Ok(md) => md,
                     // Removed since the directory was read (another process's lock, a pruned
@@ -424,6 +416,8 @@ mod tests {
         // A stray file whose name is not an id: listed by name, not as an id.
         fs::write(dir.path().join("repo/index/stray"), b"x").unwrap();
         assert_eq!(b.list_names(FileKind::Index).unwrap(), vec![("stray".to_string(), 1)]);
+        fs::rename(dir.path().join("repo/index/stray"), dir.path().join("repo/index/old.bak\n")).unwrap();
+        assert_eq!(b.list_names(FileKind::Index).unwrap(), vec![("old.bak\\n".to_string(), 1)]);
         assert!(b.list(FileKind::Index).unwrap().is_empty());
         assert!(b.stage(FileKind::Index).unwrap().is_none(), "only packs are staged");
         let mut dropped = b.stage(FileKind::Pack).unwrap().unwrap();
