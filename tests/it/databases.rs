@@ -249,8 +249,9 @@ fn one_run_saves_the_trees_the_pg_dump_and_the_rdb_in_one_snapshot() {
     assert_eq!(out.code, 0, "cairn -P x run:\n{}\n{}", out.stdout, out.stderr);
     let snaps = night.repo.snapshots(Vec::<&str>::new());
     assert_eq!(snaps.len(), 1, "one snapshot for the whole night: {snaps:?}");
-    for path in ["/postgres/maildb.dump", "/redis/dump.rdb"] {
-        assert_eq!(component(&snaps[0], path)["status"], "ok", "{}", snaps[0]);
+    let tree_paths = [night.maildir.display().to_string(), night.etc.display().to_string()];
+    for path in tree_paths.iter().map(String::as_str).chain(["/postgres/maildb.dump", "/redis/dump.rdb"]) {
+        assert_eq!(component(&snaps[0], path)["status"], "ok", "{path}: {}", snaps[0]);
     }
 
     // cairn -P x dump latest /postgres/maildb.dump | pg_restore -d restored
@@ -294,7 +295,10 @@ fn a_pg_dump_of_a_missing_database_is_left_out_and_recorded_the_rest_saved() {
     assert_eq!(pgc["status"], "failed", "{pgc}");
     let reason = pgc["reason"].as_str().unwrap_or_default().to_lowercase();
     assert!(reason.contains("exit") && reason.contains('1'), "the reason names pg_dump's exit status 1: {pgc}");
-    assert_eq!(component(&snaps[0], "/redis/dump.rdb")["status"], "ok", "{}", snaps[0]);
+    let tree_paths = [night.maildir.display().to_string(), night.etc.display().to_string()];
+    for path in tree_paths.iter().map(String::as_str).chain(["/redis/dump.rdb"]) {
+        assert_eq!(component(&snaps[0], path)["status"], "ok", "{path}: {}", snaps[0]);
+    }
 
     let rdb = night.tmp.join("dump.rdb");
     night

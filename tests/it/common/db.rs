@@ -84,7 +84,7 @@ fn pg_bin_dirs() -> Vec<(u32, PathBuf)> {
                 .collect()
         })
         .unwrap_or_default();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
     dirs
 }
 
