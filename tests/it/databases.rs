@@ -211,13 +211,18 @@ impl Night {
     }
 }
 
-/// A `[[backup.command]]` table.
+/// A `[[backup.command]]` table with the timeout "2h".
 fn command_table(path: &str, run: &[String], verify: Option<&[String]>) -> String {
+    command_table_timeout(path, run, verify, "2h")
+}
+
+/// A `[[backup.command]]` table.
+fn command_table_timeout(path: &str, run: &[String], verify: Option<&[String]>, timeout: &str) -> String {
     let mut t = format!("[[backup.command]]\npath = {path:?}\nrun = {run:?}\n");
     if let Some(v) = verify {
         t.push_str(&format!("verify = {v:?}\n"));
     }
-    t.push_str("timeout = \"2h\"\n\n");
+    t.push_str(&format!("timeout = {timeout:?}\n\n"));
     t
 }
 
@@ -309,6 +314,49 @@ fn a_pg_dump_of_a_missing_database_is_left_out_and_recorded_the_rest_saved() {
 }
 
 #[test]
+#[ignore = "needs --command (h-components)"]
+fn a_pg_dump_blocked_past_its_timeout_and_a_dump_its_verify_rejects_are_left_out() {
+    let pg = Postgres::start();
+    pg.pgbench_db(BENCH);
+    let redis = Redis::start();
+    redis.fill(1000);
+    let night = Night::new();
+    let pg_restore_list = [pg.tool("pg_restore").display().to_string(), "--list".to_string()];
+    // pg_dump waits for the lock another session holds: killed by its 2 s timeout.
+    let _lock = pg.hold_lock(BENCH, "pgbench_accounts");
+    let blocked = pg.pg_dump_argv(BENCH);
+    // A plain-SQL dump (of a table nobody locks), which `pg_restore --list` rejects.
+    let mut plain = pg.pg_dump_argv(BENCH);
+    plain.retain(|a| a != "-Fc" && a != "-Z0");
+    plain.extend(["-Fp", "-t", "pgbench_branches"].map(String::from));
+    night.profile(&format!(
+        "{}{}{}",
+        command_table_timeout("/postgres/maildb.dump", &blocked, Some(&pg_restore_list), "2s"),
+        command_table("/postgres/branches.sql", &plain, Some(&pg_restore_list)),
+        command_table("/redis/dump.rdb", &redis.rdb_argv(), None)
+    ));
+
+    let out = night.cairn(["run"]);
+    assert_eq!(out.code, 3, "a partial night exits 3:\n{}\n{}", out.stdout, out.stderr);
+    let snaps = night.repo.snapshots(Vec::<&str>::new());
+    assert_eq!(snaps.len(), 1, "the rest is saved in one snapshot: {snaps:?}");
+    let ls = night.cairn(["ls", "latest"]).ok().stdout;
+    assert!(!ls.contains("/postgres/maildb.dump") && !ls.contains("/postgres/branches.sql"), "{ls}");
+    assert!(ls.contains("/redis/dump.rdb") && ls.contains("main.cf"), "{ls}");
+
+    let timed_out = component(&snaps[0], "/postgres/maildb.dump");
+    assert_eq!(timed_out["status"], "failed", "{timed_out}");
+    let reason = timed_out["reason"].as_str().unwrap_or_default().to_lowercase();
+    assert!(reason.contains("timed out") || reason.contains("timeout"), "the reason names the timeout: {timed_out}");
+    let rejected = component(&snaps[0], "/postgres/branches.sql");
+    assert_eq!(rejected["status"], "failed", "{rejected}");
+    let reason = rejected["reason"].as_str().unwrap_or_default().to_lowercase();
+    assert!(reason.contains("verify"), "the reason names the verify command: {rejected}");
+    assert_eq!(component(&snaps[0], "/redis/dump.rdb")["status"], "ok", "{}", snaps[0]);
+    night.assert_trees_restore_identically();
+}
+
+#[test]
 fn the_harness_servers_are_private_and_torn_down() {
     // Two clusters and two Redis servers side by side (as parallel tests have them), each on
     // its own socket; dropping one stops it and removes its directory.
@@ -317,6 +365,16 @@ fn the_harness_servers_are_private_and_torn_down() {
     a.createdb("only_in_a");
     let in_b = b.psql_scalar("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'only_in_a'");
     assert_eq!(in_b, "0");
+    // A held lock blocks pg_dump (here bounded by its own --lock-wait-timeout) until released.
+    a.psql_scalar("only_in_a", "CREATE TABLE t AS SELECT 1 AS x");
+    let lock = a.hold_lock("only_in_a", "t");
+    let mut dump = Command::new(a.tool("pg_dump"));
+    dump.arg("-h").arg(a.socket_dir()).args(["-U", "postgres", "--lock-wait-timeout=500", "only_in_a"]);
+    let out = dump.output().expect("run pg_dump");
+    assert!(!out.status.success(), "pg_dump got the lock another session holds");
+    drop(lock);
+    let out = dump.output().expect("run pg_dump");
+    assert!(out.status.success(), "pg_dump after the lock was released: {}", String::from_utf8_lossy(&out.stderr));
     let dir = a.socket_dir().to_path_buf();
     drop(a);
     assert!(!dir.exists(), "{} is left after drop", dir.display());

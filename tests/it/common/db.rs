@@ -243,6 +243,57 @@ impl Postgres {
         m.insert("sum(abalance)".into(), s.parse().unwrap_or_else(|e| panic!("sum(abalance) printed {s:?}: {e}")));
         m
     }
+
+    /// A session of database `db` that holds an ACCESS EXCLUSIVE lock on `table` until the
+    /// returned guard is dropped (a `pg_dump` of that table blocks meanwhile). Returns once the
+    /// lock is granted.
+    pub fn hold_lock(&self, db: &str, table: &str) -> LockHolder {
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let app = format!("cairn-test-lock-{}", SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let sql = format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3600);");
+        let child = self
+            .client("psql")
+            .env("PGAPPNAME", &app)
+            .args(["-X", "-q", "-d", db, "-c", &sql])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start psql: {e}"));
+        let mut end = self.client("psql");
+        let stop = format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'");
+        end.args(["-X", "-q", "-d", db, "-c", &stop]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut holder = LockHolder { child, end };
+        let granted = format!(
+            "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND mode = 'AccessExclusiveLock' AND granted"
+        );
+        let deadline = Instant::now() + START_WAIT;
+        while self.psql_scalar(db, &granted) != "1" {
+            if let Ok(Some(st)) = holder.child.try_wait() {
+                panic!("the psql session meant to lock {table} exited ({st})");
+            }
+            assert!(Instant::now() < deadline, "the lock on {table} was not granted within {START_WAIT:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        holder
+    }
+}
+
+/// A `psql` session holding a lock ([`Postgres::hold_lock`]). On drop its server process is
+/// terminated (`pg_terminate_backend`: a backend in `pg_sleep` would not notice its client
+/// dying), which ends the transaction and so releases the lock, and psql is killed.
+pub struct LockHolder {
+    child: Child,
+    /// The psql command that terminates the session's backend.
+    end: Command,
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.end.status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Postgres {
