@@ -14,6 +14,7 @@ mod common;
 mod check;
 mod cli;
 mod corpus;
+mod databases;
 mod deep;
 #[cfg(feature = "failpoints")]
 mod failpoints;

@@ -1,6 +1,7 @@
 //! Helpers for the CLI integration tests: running the `cairn` binary hermetically, building
 //! source trees, and describing directory trees so that they can be compared.
 
+pub mod db;
 pub mod generations;
 pub mod maildir;
 
@@ -21,7 +22,7 @@ use tempfile::TempDir;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Environment variables that could make a run depend on the caller's environment.
-const CAIRN_ENV: [&str; 6] = [
+pub const CAIRN_ENV: [&str; 6] = [
     "CAIRN_REPOSITORY",
     "CAIRN_PASSWORD",
     "CAIRN_PASSWORD_FILE",
