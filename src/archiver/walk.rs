@@ -29,6 +29,10 @@ pub(super) struct Walker<'a> {
     pub(super) saver: &'a Saver<'a>,
     pub(super) chunker: Chunker,
     pub(super) excludes: Patterns,
+    /// Tag files whose directory's other entries are left out ([`super::select`]).
+    pub(super) tags: Vec<super::TagFile>,
+    /// Regular files larger than this many bytes are left out.
+    pub(super) max_size: Option<u64>,
     pub(super) one_fs: bool,
     pub(super) ignore_ctime: bool,
     pub(super) ignore_inode: bool,
@@ -167,6 +171,9 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
+        if super::select::too_large(&md, self.max_size) {
+            return Ok(None);
+        }
         let mut node = self.node(name, &md);
         node.xattrs = self.xattrs(path, &node, parent);
         match node.kind {
@@ -252,8 +259,9 @@ impl Walker<'_> {
         Ok(Some(self.save_tree(tree)?))
     }
 
-    /// The entry names of directory `path`, sorted; files not in `parent` (the same directory
-    /// in the parent snapshot) are handed to the prefetcher. `None` when it cannot be listed
+    /// The entry names of directory `path`, sorted, less those a tag file leaves out
+    /// ([`super::select::kept_entries`]); files not in `parent` (the same directory in the
+    /// parent snapshot) are handed to the prefetcher. `None` when it cannot be listed
     /// (reported).
     fn list_dir(&self, path: &Path, parent: Option<&Tree>) -> Option<Vec<std::ffi::OsString>> {
         use std::os::unix::ffi::OsStrExt;
@@ -279,6 +287,10 @@ impl Walker<'_> {
             }
         }
         names.sort();
+        if !self.tags.is_empty() {
+            names = super::select::kept_entries(path, names, &self.tags);
+            files.retain(|f| names.binary_search(f).is_ok());
+        }
         if let Some(p) = &self.prefetch {
             files.sort();
             for n in files.iter().filter(|n| find(parent, n.as_bytes()).is_none()) {
