@@ -106,7 +106,9 @@ pub struct BackupOptions {
     /// Leave out regular files larger than this many bytes (`--exclude-larger-than`); they
     /// are not errors.
     pub exclude_larger_than: Option<u64>,
-    /// Write no snapshot when its root tree, host, paths and tags equal the parent snapshot's
+    /// Write no snapshot when its host, paths and tags equal the parent snapshot's and so does
+    /// each source's node (its metadata and whole content; the directories above the sources
+    /// are not compared), or the root tree when `/` or a stream is backed up
     /// ([`BackupResult::skipped`]; `--skip-if-unchanged`).
     pub skip_if_unchanged: bool,
     /// Do not cross into other file systems below a source.
@@ -252,6 +254,7 @@ pub fn backup(
         counts: Counts::default(),
         prefetch: None,
         sources_read: AtomicU64::new(0),
+        source_changed: std::sync::atomic::AtomicBool::new(false),
         source_devs: match &source {
             Source::Paths(paths) if opts.one_file_system => source_devices(paths),
             _ => Vec::new(),
@@ -267,6 +270,9 @@ pub fn backup(
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let (parent, parent_warning) = load_parent(ctx, repo, index, opts.parent, &hostname, &paths)?;
     walker.parent_stores_xattrs = parent.as_ref().is_some_and(|p| p.stores_xattrs);
+    // Sources below `/` are compared with the parent node by node (their ancestors' metadata
+    // does not count); `/` itself and a stream by the root tree.
+    let by_sources = matches!(source, Source::Paths(_)) && !comps.iter().any(Vec::is_empty);
     let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
     // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;
@@ -303,7 +309,11 @@ pub fn backup(
     saver.fill_summary(&mut summary);
     let skipped = opts.skip_if_unchanged
         && !permit.is_dry_run()
-        && parent.as_ref().is_some_and(|p| same_snapshot(&p.snapshot, tree, &hostname, &paths, &opts.tags));
+        && parent.as_ref().is_some_and(|p| {
+            let same_data =
+                if by_sources { !walker.source_changed.load(Ordering::Relaxed) } else { p.snapshot.tree == tree };
+            same_data && same_labels(&p.snapshot, &hostname, &paths, &opts.tags)
+        });
     let now = chrono::Local::now();
     let snapshot = Snapshot {
         time: opts.time.unwrap_or(start),
@@ -333,16 +343,16 @@ pub fn backup(
     Ok(BackupResult { id, skipped, snapshot, errors, warnings: parent_warning.into_iter().collect() })
 }
 
-/// True when a snapshot of root tree `tree`, `host`, `paths` and `tags` would record what
-/// `parent` records (paths and tags compared as sets): `--skip-if-unchanged` writes none.
-fn same_snapshot(parent: &Snapshot, tree: BlobId, host: &str, paths: &[String], tags: &[String]) -> bool {
+/// True when a snapshot of `host`, `paths` and `tags` is labelled as `parent` is (paths and
+/// tags compared as sets), one of the tests of `--skip-if-unchanged`.
+fn same_labels(parent: &Snapshot, host: &str, paths: &[String], tags: &[String]) -> bool {
     let set = |v: &[String]| {
         let mut v = v.to_vec();
         v.sort();
         v.dedup();
         v
     };
-    parent.tree == tree && parent.hostname == host && set(&parent.paths) == set(paths) && set(&parent.tags) == set(tags)
+    parent.hostname == host && set(&parent.paths) == set(paths) && set(&parent.tags) == set(tags)
 }
 
 /// The snapshot paths a source will record, and for paths their components.

@@ -45,6 +45,9 @@ pub(super) struct Walker<'a> {
     pub(super) prefetch: Option<Prefetcher>,
     /// Sources saved (a directory counts even when some entries below it failed).
     pub(super) sources_read: AtomicU64,
+    /// Set by [`Walker::save_virtual`] when a source's node differs from its node in the
+    /// parent snapshot, or is missing from either (for `--skip-if-unchanged`).
+    pub(super) source_changed: std::sync::atomic::AtomicBool,
     /// With `one_fs`: the devices of the sources as given, whose directories are entered.
     pub(super) source_devs: Vec<u64>,
 }
@@ -446,7 +449,12 @@ impl Walker<'_> {
             if members.iter().any(|&i| sources.get(i).is_some_and(|s| s.len() == level + 1)) {
                 // This component is itself a source: back it up whole.
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
-                if let Some(n) = self.save_entry(&path, first.clone(), dev, find(top.ptree.as_ref(), &first), 0)? {
+                let pnode = find(top.ptree.as_ref(), &first);
+                let saved = self.save_entry(&path, first.clone(), dev, pnode, 0)?;
+                if saved.is_none() || saved.as_ref() != pnode {
+                    self.source_changed.store(true, Ordering::Relaxed);
+                }
+                if let Some(n) = saved {
                     top.nodes.push(n);
                     self.sources_read.fetch_add(1, Ordering::Relaxed);
                 }
