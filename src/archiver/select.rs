@@ -51,7 +51,7 @@ impl TagFile {
     /// this name and, with a header, that entry is a file whose content starts with the header.
     /// A tag file that cannot be read does not tag (more is backed up, never less).
     fn tags(&self, dir: &Path, names: &[OsString]) -> bool {
-        if !names.iter().any(|n| *n == self.name) {
+        if !names.contains(&self.name) {
             return false;
         }
         let Some(header) = &self.header else { return true };
@@ -248,7 +248,7 @@ mod tests {
         // Without a header any entry of that name tags; with one, only its start counts.
         let nobackup = TagFile::parse(".nobackup").unwrap();
         let with = names(&[".nobackup", "a"]);
-        assert_eq!(kept_entries(d, with.clone(), &[nobackup.clone()]), names(&[".nobackup"]));
+        assert_eq!(kept_entries(d, with.clone(), std::slice::from_ref(&nobackup)), names(&[".nobackup"]));
         assert_eq!(kept_entries(d, names(&["a"]), &[nobackup]), names(&["a"]));
         fs::write(d.join(".nobackup"), "skip: yes").unwrap();
         assert_eq!(kept_entries(d, with.clone(), &[TagFile::parse(".nobackup:skip").unwrap()]), names(&[".nobackup"]));

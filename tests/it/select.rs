@@ -39,7 +39,7 @@ fn exclude_caches_keeps_the_directory_and_its_tag_and_honours_only_the_signature
     write(src.join("cache/sub/deep"), "cached too");
     write(src.join("fake/CACHEDIR.TAG"), "Signature: 00000000000000000000000000000000\n");
     write(src.join("fake/data"), "not a cache");
-    repo.backup_json([arg("--exclude-caches"), src.clone().into()]);
+    repo.backup_json([arg("--exclude-caches"), src.clone()]);
     let have = in_latest(&repo, &src);
     assert_holds(
         &have,
@@ -94,11 +94,11 @@ fn exclude_larger_than_leaves_big_files_out_without_errors() {
     write(src.join("big"), vec![2u8; 1025]);
     write(src.join("dir/huge"), random_bytes(1, 3 << 20));
     write(src.join("dir/tiny"), "t");
-    let summary = repo.backup_json([arg("--exclude-larger-than"), arg("1K"), src.clone().into()]);
+    let summary = repo.backup_json([arg("--exclude-larger-than"), arg("1K"), src.clone()]);
     assert_eq!(summary["errors"], 0, "{summary}");
     assert_holds(&in_latest(&repo, &src), &["small", "dir", "dir/tiny"], &["big", "dir/huge"]);
 
-    repo.backup_json([arg("--exclude-larger-than"), arg("2MB"), src.clone().into()]);
+    repo.backup_json([arg("--exclude-larger-than"), arg("2MB"), src.clone()]);
     assert_holds(&in_latest(&repo, &src), &["small", "big", "dir/tiny"], &["dir/huge"]);
 
     for bad in ["1X", "-1", "K", "1.5M"] {
@@ -197,7 +197,7 @@ fn skip_if_unchanged_writes_one_snapshot_until_something_changes() {
     let tmp = Tmp::new();
     let src = tmp.join("src");
     write(src.join("a"), "one");
-    let first = repo.backup_json([arg("--skip-if-unchanged"), src.clone().into()]);
+    let first = repo.backup_json([arg("--skip-if-unchanged"), src.clone()]);
     assert_eq!(first["snapshot_skipped"], false);
     assert!(first["snapshot_id"].is_string(), "{first}");
 
@@ -205,20 +205,20 @@ fn skip_if_unchanged_writes_one_snapshot_until_something_changes() {
     write(tmp.join("beside"), "not backed up");
     let out = repo.cmd().args(["backup", "--skip-if-unchanged"]).arg(&src).run().ok();
     assert!(out.stdout.contains("no changes, snapshot not written"), "{}", out.stdout);
-    let again = repo.backup_json([arg("--skip-if-unchanged"), src.clone().into()]);
+    let again = repo.backup_json([arg("--skip-if-unchanged"), src.clone()]);
     assert_eq!(again["snapshot_skipped"], true, "{again}");
     assert!(again["snapshot_id"].is_null(), "{again}");
     assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 1);
 
     // Another tag is another snapshot; so is a change.
-    repo.backup_json([arg("--skip-if-unchanged"), arg("--tag"), arg("t"), src.clone().into()]);
+    repo.backup_json([arg("--skip-if-unchanged"), arg("--tag"), arg("t"), src.clone()]);
     assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 2);
     write(src.join("b"), "two");
-    let changed = repo.backup_json([arg("--skip-if-unchanged"), arg("--tag"), arg("t"), src.clone().into()]);
+    let changed = repo.backup_json([arg("--skip-if-unchanged"), arg("--tag"), arg("t"), src.clone()]);
     assert_eq!(changed["snapshot_skipped"], false);
     assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 3);
     // Without the flag an unchanged tree is a snapshot, as before.
-    repo.backup_json([arg("--tag"), arg("t"), src.clone().into()]);
+    repo.backup_json([arg("--tag"), arg("t"), src.clone()]);
     assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 4);
 }
 
