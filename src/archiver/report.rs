@@ -18,7 +18,9 @@ pub struct BackupSummary {
     pub message_type: &'static str,
     /// The snapshot id (hex), `None` on a dry run or when skipped.
     pub snapshot_id: Option<String>,
-    /// True when `--skip-if-unchanged` found nothing changed and wrote no snapshot.
+    /// True when `--skip-if-unchanged` found nothing changed and wrote no snapshot (the key is
+    /// left out when false, so the summary keeps the snapshot's own keys otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub snapshot_skipped: bool,
     /// What the snapshot records about the backup.
     #[serde(flatten)]

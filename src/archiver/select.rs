@@ -290,6 +290,70 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_leaves_out_what_is_selected_away_and_skips_an_unchanged_one() {
+        use super::super::{backup_input, BackupOptions, Input, Permit, Progress};
+        use crate::context::Ctx;
+        use crate::lock::AppendLock;
+        use crate::repository::{InitOptions, Repository};
+        use crate::tree::NodeKind;
+        let dir = tempfile::tempdir().unwrap();
+        let kdf =
+            crate::crypto::keyfile::KdfParams { algorithm: 1, memory_kib: 8 * 1024, iterations: 1, parallelism: 1 };
+        let backend = std::sync::Arc::new(crate::backend::local::LocalBackend::new(dir.path().join("repo")));
+        let repo = Repository::init(backend, b"pw", &InitOptions { kdf, ..InitOptions::default() }).unwrap();
+        let src = dir.path().join("src");
+        for (p, data) in [
+            ("cache/CACHEDIR.TAG", CACHEDIR_SIGNATURE),
+            ("cache/x", "x"),
+            ("big", &"0123456789".repeat(6)),
+            ("ok", "1"),
+        ] {
+            fs::create_dir_all(src.join(p).parent().unwrap()).unwrap();
+            fs::write(src.join(p), data).unwrap();
+        }
+        let opts = BackupOptions {
+            exclude_if_present: vec![TagFile::cachedir()],
+            exclude_larger_than: Some(50),
+            skip_if_unchanged: true,
+            ..BackupOptions::default()
+        };
+        let lock = AppendLock::acquire(&repo, "backup", &Default::default()).unwrap();
+        let (ctx, progress) = (Ctx::default(), Progress::default());
+        let run = || {
+            let input = Input::Paths(vec![src.clone()]);
+            backup_input(&ctx, Permit::Write(&lock), &repo, input, &opts, &progress).unwrap().result
+        };
+        let first = run();
+        assert!(first.id.is_some() && !first.skipped && first.errors.is_empty());
+        // The source's tree: `big` (60 bytes) and the cache's contents left out, the cache and
+        // its tag (43 bytes) kept.
+        let index = repo.load_index().unwrap();
+        let mut tree = repo.load_tree(&index, &first.snapshot.tree).unwrap();
+        for c in src.components().skip(1) {
+            let name = c.as_os_str().as_bytes();
+            let node = tree.nodes.iter().find(|n| n.name == name).unwrap();
+            tree = repo.load_tree(&index, &node.subtree.unwrap()).unwrap();
+        }
+        let names: Vec<&[u8]> = tree.nodes.iter().map(|n| n.name.as_slice()).collect();
+        assert_eq!(names, [b"cache".as_slice(), b"ok"]);
+        let cache = tree.nodes.iter().find(|n| n.kind == NodeKind::Dir).unwrap();
+        let cache = repo.load_tree(&index, &cache.subtree.unwrap()).unwrap();
+        assert_eq!(cache.nodes.iter().map(|n| n.name.as_slice()).collect::<Vec<_>>(), [b"CACHEDIR.TAG".as_slice()]);
+
+        let second = run();
+        assert!(second.id.is_none() && second.skipped);
+        // A change in the content of what is left out is no change (a new entry would be: its
+        // directory's mtime is in the snapshot).
+        fs::write(src.join("cache/x"), "changed").unwrap();
+        fs::write(src.join("big"), "9876543210".repeat(6)).unwrap();
+        assert!(run().skipped);
+        fs::write(src.join("ok"), "2").unwrap();
+        let third = run();
+        assert!(third.id.is_some() && !third.skipped);
+        assert_eq!(repo.snapshots(&ctx, &Default::default()).unwrap().len(), 2);
+    }
+
+    #[test]
     fn globs_expand_like_go_filepath_glob() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
