@@ -253,6 +253,9 @@ fn the_options_as_profile_keys() {
     );
     let second = run();
     assert_eq!(second["snapshot_skipped"], true, "{second}");
+    // `cairn run` says so too, and exits 0.
+    let out = cairn().password(PASSWORD).arg("--config").arg(&profile).arg("run").run().ok();
+    assert!(out.stdout.contains("backup: no changes, snapshot not written"), "{}", out.stdout);
     assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 1);
 
     // A malformed value names the file, line and key.
