@@ -37,6 +37,7 @@ mod input;
 mod read;
 mod report;
 mod save;
+mod select;
 mod upload;
 mod walk;
 
@@ -46,6 +47,9 @@ use read::Prefetcher;
 pub use read::{ReadAhead, Stdin, StreamError};
 pub use report::BackupSummary;
 pub use save::Saver;
+pub use select::{
+    expand_glob, kept_entries, parse_file_list, read_file_list, too_large, ListFormat, TagFile, CACHEDIR_SIGNATURE,
+};
 
 use walk::{
     find, normalise_sources, probe_sources, source_devices, Components, Counts, Walker, CHANGED, NEW, UNCHANGED,
@@ -96,6 +100,17 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Exclude patterns (globs; unless they start with `/` they match at any depth).
     pub excludes: Vec<String>,
+    /// Leave out the contents of directories holding one of these tag files (restic's
+    /// `--exclude-if-present`, `--exclude-caches`): the directory and the tag file are kept.
+    pub exclude_if_present: Vec<TagFile>,
+    /// Leave out regular files larger than this many bytes (`--exclude-larger-than`); they
+    /// are not errors.
+    pub exclude_larger_than: Option<u64>,
+    /// Write no snapshot when its host, paths and tags equal the parent snapshot's and so does
+    /// each source's node (its metadata and whole content; the directories above the sources
+    /// are not compared), or the root tree when `/` or a stream is backed up
+    /// ([`BackupResult::skipped`]; `--skip-if-unchanged`).
+    pub skip_if_unchanged: bool,
     /// Do not cross into other file systems below a source.
     pub one_file_system: bool,
     /// Snapshot time (default: now).
@@ -139,8 +154,11 @@ pub struct Progress {
 
 /// What a backup produced.
 pub struct BackupResult {
-    /// The snapshot id, `None` on a dry run.
+    /// The snapshot id, `None` on a dry run or when [`BackupResult::skipped`].
     pub id: Option<SnapshotId>,
+    /// True when [`BackupOptions::skip_if_unchanged`] found nothing changed against the parent
+    /// snapshot and no snapshot was written (always false on a dry run, which writes none).
+    pub skipped: bool,
     /// The snapshot as written.
     pub snapshot: Snapshot,
     /// Sources that could not be read: path and reason.
@@ -155,6 +173,8 @@ struct Parent {
     root: Tree,
     /// Written by a cairn that stores extended attributes ([`crate::xattrs::stored_by`]).
     stores_xattrs: bool,
+    /// The parent snapshot itself (for `--skip-if-unchanged`).
+    snapshot: Snapshot,
 }
 
 /// The parent snapshot and its root tree. A parent whose root tree cannot be read (its pack
@@ -170,7 +190,10 @@ fn load_parent(
 ) -> Result<(Option<Parent>, Option<String>)> {
     let Some((id, snapshot)) = find_parent(ctx, repo, choice, host, paths)? else { return Ok((None, None)) };
     match repo.load_tree(index, &snapshot.tree) {
-        Ok(root) => Ok((Some(Parent { id, root, stores_xattrs: crate::xattrs::stored_by(&snapshot.program_version) }), None)),
+        Ok(root) => {
+            let stores_xattrs = crate::xattrs::stored_by(&snapshot.program_version);
+            Ok((Some(Parent { id, root, stores_xattrs, snapshot }), None))
+        }
         Err(e) => Ok((
             None,
             Some(format!(
@@ -220,6 +243,8 @@ pub fn backup(
         saver: &saver,
         chunker: repo.chunker()?,
         excludes: Patterns::new(&opts.excludes)?,
+        tags: opts.exclude_if_present.clone(),
+        max_size: opts.exclude_larger_than,
         one_fs: opts.one_file_system,
         ignore_ctime: opts.ignore_ctime,
         ignore_inode: opts.ignore_inode,
@@ -229,6 +254,7 @@ pub fn backup(
         counts: Counts::default(),
         prefetch: None,
         sources_read: AtomicU64::new(0),
+        source_changed: std::sync::atomic::AtomicBool::new(false),
         source_devs: match &source {
             Source::Paths(paths) if opts.one_file_system => source_devices(paths),
             _ => Vec::new(),
@@ -244,6 +270,9 @@ pub fn backup(
     let hostname = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let (parent, parent_warning) = load_parent(ctx, repo, index, opts.parent, &hostname, &paths)?;
     walker.parent_stores_xattrs = parent.as_ref().is_some_and(|p| p.stores_xattrs);
+    // Sources below `/` are compared with the parent node by node (their ancestors' metadata
+    // does not count); `/` itself and a stream by the root tree.
+    let by_sources = matches!(source, Source::Paths(_)) && !comps.iter().any(Vec::is_empty);
     let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
     // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;
@@ -278,6 +307,13 @@ pub fn backup(
     };
 
     saver.fill_summary(&mut summary);
+    let skipped = opts.skip_if_unchanged
+        && !permit.is_dry_run()
+        && parent.as_ref().is_some_and(|p| {
+            let same_data =
+                if by_sources { !walker.source_changed.load(Ordering::Relaxed) } else { p.snapshot.tree == tree };
+            same_data && same_labels(&p.snapshot, &hostname, &paths, &opts.tags)
+        });
     let now = chrono::Local::now();
     let snapshot = Snapshot {
         time: opts.time.unwrap_or(start),
@@ -301,10 +337,22 @@ pub fn backup(
     // that its end looked normal): no snapshot. The packs and index written stay for reuse.
     ctx.check()?;
     let id = match permit {
-        Permit::Write(lock) => Some(repo.write_snapshot(lock, &snapshot)?),
-        Permit::DryRun(_) => None,
+        Permit::Write(lock) if !skipped => Some(repo.write_snapshot(lock, &snapshot)?),
+        _ => None,
     };
-    Ok(BackupResult { id, snapshot, errors, warnings: parent_warning.into_iter().collect() })
+    Ok(BackupResult { id, skipped, snapshot, errors, warnings: parent_warning.into_iter().collect() })
+}
+
+/// True when a snapshot of `host`, `paths` and `tags` is labelled as `parent` is (paths and
+/// tags compared as sets), one of the tests of `--skip-if-unchanged`.
+fn same_labels(parent: &Snapshot, host: &str, paths: &[String], tags: &[String]) -> bool {
+    let set = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
+    parent.hostname == host && set(&parent.paths) == set(paths) && set(&parent.tags) == set(tags)
 }
 
 /// The snapshot paths a source will record, and for paths their components.

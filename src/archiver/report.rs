@@ -16,8 +16,12 @@ pub struct BackupSummary {
     pub dry_run: bool,
     /// Always `"summary"`.
     pub message_type: &'static str,
-    /// The snapshot id (hex), `None` on a dry run.
+    /// The snapshot id (hex), `None` on a dry run or when skipped.
     pub snapshot_id: Option<String>,
+    /// True when `--skip-if-unchanged` found nothing changed and wrote no snapshot (the key is
+    /// left out when false, so the summary keeps the snapshot's own keys otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot_skipped: bool,
     /// What the snapshot records about the backup.
     #[serde(flatten)]
     pub summary: SummaryInfo,
@@ -26,7 +30,10 @@ pub struct BackupSummary {
 impl BackupSummary {
     /// The summary of backup `r`.
     pub fn new(r: &BackupResult) -> Self {
-        Self::from_parts(&r.snapshot.summary, r.snapshot.tz_offset, r.id.as_ref())
+        let mut s = Self::from_parts(&r.snapshot.summary, r.snapshot.tz_offset, r.id.as_ref());
+        s.dry_run = s.dry_run && !r.skipped;
+        s.snapshot_skipped = r.skipped;
+        s
     }
 
     /// The summary `s` of a snapshot taken in the zone `tz` seconds east of UTC, written as
@@ -36,6 +43,7 @@ impl BackupSummary {
             dry_run: id.is_none(),
             message_type: "summary",
             snapshot_id: id.map(|i| i.to_hex()),
+            snapshot_skipped: false,
             summary: SummaryInfo::new(s, tz),
         }
     }

@@ -29,6 +29,10 @@ pub(super) struct Walker<'a> {
     pub(super) saver: &'a Saver<'a>,
     pub(super) chunker: Chunker,
     pub(super) excludes: Patterns,
+    /// Tag files whose directory's other entries are left out ([`super::select`]).
+    pub(super) tags: Vec<super::TagFile>,
+    /// Regular files larger than this many bytes are left out.
+    pub(super) max_size: Option<u64>,
     pub(super) one_fs: bool,
     pub(super) ignore_ctime: bool,
     pub(super) ignore_inode: bool,
@@ -41,6 +45,9 @@ pub(super) struct Walker<'a> {
     pub(super) prefetch: Option<Prefetcher>,
     /// Sources saved (a directory counts even when some entries below it failed).
     pub(super) sources_read: AtomicU64,
+    /// Set by [`Walker::save_virtual`] when a source's node differs from its node in the
+    /// parent snapshot, or is missing from either (for `--skip-if-unchanged`).
+    pub(super) source_changed: std::sync::atomic::AtomicBool,
     /// With `one_fs`: the devices of the sources as given, whose directories are entered.
     pub(super) source_devs: Vec<u64>,
 }
@@ -167,6 +174,9 @@ impl Walker<'_> {
                 return Ok(None);
             }
         };
+        if super::select::too_large(&md, self.max_size) {
+            return Ok(None);
+        }
         let mut node = self.node(name, &md);
         node.xattrs = self.xattrs(path, &node, parent);
         match node.kind {
@@ -252,8 +262,9 @@ impl Walker<'_> {
         Ok(Some(self.save_tree(tree)?))
     }
 
-    /// The entry names of directory `path`, sorted; files not in `parent` (the same directory
-    /// in the parent snapshot) are handed to the prefetcher. `None` when it cannot be listed
+    /// The entry names of directory `path`, sorted, less those a tag file leaves out
+    /// ([`super::select::kept_entries`]); files not in `parent` (the same directory in the
+    /// parent snapshot) are handed to the prefetcher. `None` when it cannot be listed
     /// (reported).
     fn list_dir(&self, path: &Path, parent: Option<&Tree>) -> Option<Vec<std::ffi::OsString>> {
         use std::os::unix::ffi::OsStrExt;
@@ -279,6 +290,10 @@ impl Walker<'_> {
             }
         }
         names.sort();
+        if !self.tags.is_empty() {
+            names = super::select::kept_entries(path, names, &self.tags);
+            files.retain(|f| names.binary_search(f).is_ok());
+        }
         if let Some(p) = &self.prefetch {
             files.sort();
             for n in files.iter().filter(|n| find(parent, n.as_bytes()).is_none()) {
@@ -434,7 +449,12 @@ impl Walker<'_> {
             if members.iter().any(|&i| sources.get(i).is_some_and(|s| s.len() == level + 1)) {
                 // This component is itself a source: back it up whole.
                 let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
-                if let Some(n) = self.save_entry(&path, first.clone(), dev, find(top.ptree.as_ref(), &first), 0)? {
+                let pnode = find(top.ptree.as_ref(), &first);
+                let saved = self.save_entry(&path, first.clone(), dev, pnode, 0)?;
+                if saved.is_none() || saved.as_ref() != pnode {
+                    self.source_changed.store(true, Ordering::Relaxed);
+                }
+                if let Some(n) = saved {
                     top.nodes.push(n);
                     self.sources_read.fetch_add(1, Ordering::Relaxed);
                 }

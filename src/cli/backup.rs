@@ -49,6 +49,37 @@ pub struct BackupArgs {
     /// Read exclude globs from this file, one per line (repeatable)
     #[arg(long = "exclude-file", value_name = "FILE")]
     exclude_files: Vec<PathBuf>,
+    /// Back up the paths listed in FILE too: one per line, blanks around it removed, empty lines
+    /// and lines starting with # skipped, glob patterns (*, ?, [...]) expanded; a pattern that
+    /// matches nothing is kept as written and reported as unreadable (exit 3). `-` reads
+    /// standard input (repeatable)
+    #[arg(long = "files-from", value_name = "FILE", conflicts_with = "stream")]
+    files_from: Vec<PathBuf>,
+    /// Back up the paths listed in FILE too, one per line, taken exactly as written (no
+    /// trimming, comments or globs; empty lines skipped) (repeatable)
+    #[arg(long = "files-from-verbatim", value_name = "FILE", conflicts_with = "stream")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Back up the paths listed in FILE too, separated by NUL bytes (`find -print0`)
+    /// (repeatable)
+    #[arg(long = "files-from-raw", value_name = "FILE", conflicts_with = "stream")]
+    files_from_raw: Vec<PathBuf>,
+    /// Leave out the contents of directories holding a CACHEDIR.TAG file that starts with the
+    /// cache directory signature (https://bford.info/cachedir/); the directory and its
+    /// CACHEDIR.TAG are kept
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Leave out the contents of directories holding a file named FILE (with :HEADER, only if
+    /// that file starts with HEADER); the directory and FILE are kept (repeatable)
+    #[arg(long = "exclude-if-present", value_name = "FILE[:HEADER]")]
+    exclude_if_present: Vec<String>,
+    /// Leave out regular files larger than SIZE (bytes, or with a unit K, M, G, T: powers of
+    /// 1024; `512K`, `2G`); they are not counted as errors
+    #[arg(long, value_name = "SIZE")]
+    exclude_larger_than: Option<String>,
+    /// Write no snapshot when nothing changed: the new snapshot's tree, host, paths and tags
+    /// equal those of its parent (never with --force, which has no parent); exit 0
+    #[arg(long)]
+    skip_if_unchanged: bool,
     /// Do not cross file system boundaries below the given paths
     #[arg(long, short = 'x')]
     one_file_system: bool,
@@ -102,6 +133,72 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
     Ok(cairn::tree::Timestamp { secs: t.timestamp(), nanos: t.timestamp_subsec_nanos() })
 }
 
+/// The paths to back up: the PATH arguments and those listed by --files-from,
+/// --files-from-verbatim and --files-from-raw (none with --stdin/--stdin-from-command, whose
+/// arguments are a command). Errors: a list that cannot be read or is malformed, `-` given
+/// twice, and no path at all (usage errors naming the lists).
+fn source_paths(a: &BackupArgs) -> Result<Vec<PathBuf>, Error> {
+    use archiver::ListFormat;
+    if a.stdin || a.stdin_from_command {
+        return Ok(a.paths.clone());
+    }
+    let lists = [
+        (&a.files_from, ListFormat::Lines),
+        (&a.files_from_verbatim, ListFormat::Verbatim),
+        (&a.files_from_raw, ListFormat::Raw),
+    ];
+    let mut paths = a.paths.clone();
+    let mut read_stdin = false;
+    for (files, format) in lists {
+        for f in files {
+            if f.as_os_str() == "-" {
+                if std::mem::replace(&mut read_stdin, true) {
+                    return Err(Error::usage("files-from lists: `-` (standard input) can be given only once"));
+                }
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+                    .map_err(|e| Error::io("standard input", e))?;
+                paths.extend(archiver::parse_file_list(&data, format, "standard input")?);
+            } else {
+                paths.extend(archiver::read_file_list(f, format)?);
+            }
+        }
+    }
+    if paths.is_empty() {
+        let given: Vec<String> = lists
+            .iter()
+            .flat_map(|(files, format)| files.iter().map(move |f| format!("{} {}", format.flag(), f.display())))
+            .collect();
+        return Err(Error::usage(if given.is_empty() {
+            "nothing to back up: give at least one path, --files-from, --stdin or --stdin-from-command".to_string()
+        } else {
+            format!("nothing to back up: {} list(s) no path and no PATH argument was given", given.join(", "))
+        }));
+    }
+    Ok(paths)
+}
+
+/// The tag files (--exclude-caches, --exclude-if-present) and the size limit
+/// (--exclude-larger-than, bytes) of a backup. Errors: a malformed tag or size.
+fn selection(a: &BackupArgs) -> Result<(Vec<archiver::TagFile>, Option<u64>), Error> {
+    let mut tags = a.exclude_if_present.iter().map(|s| archiver::TagFile::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    if a.exclude_caches {
+        tags.push(archiver::TagFile::cachedir());
+    }
+    let max = a
+        .exclude_larger_than
+        .as_deref()
+        .map(|s| {
+            cairn::util::parse_size(s).ok_or_else(|| {
+                Error::usage(format!(
+                    "--exclude-larger-than {s:?}: expected a size in bytes, optionally with a unit K, M, G or T (512K, 2G)"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok((tags, max))
+}
+
 /// Run a backup and print its summary.
 pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     if a.stdin_from_command && a.paths.is_empty() {
@@ -109,6 +206,8 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]",
         ));
     }
+    let paths = source_paths(a)?;
+    let (exclude_if_present, exclude_larger_than) = selection(a)?;
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
         excludes.extend(read_pattern_file(f)?);
@@ -138,6 +237,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         host: a.host.clone(),
         tags,
         excludes,
+        exclude_if_present,
+        exclude_larger_than,
+        skip_if_unchanged: a.skip_if_unchanged,
         one_file_system: a.one_file_system,
         time: a.time.as_deref().map(parse_time).transpose()?,
         upload_connections: g.connections()?,
@@ -146,9 +248,6 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         ignore_ctime: a.ignore_ctime,
         ignore_inode: a.ignore_inode,
     };
-    if !a.stdin && a.paths.is_empty() {
-        return Err(Error::usage("nothing to back up: give at least one path, --stdin or --stdin-from-command"));
-    }
     let name = a.stdin_filename.clone().unwrap_or_else(|| "stdin".to_string());
     let input = if a.stdin_from_command {
         let argv = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
@@ -156,7 +255,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     } else if a.stdin {
         Input::Stdin { name, allow_empty: a.allow_empty }
     } else {
-        Input::Paths(a.paths.clone())
+        Input::Paths(paths)
     };
     let progress = Arc::new(Progress::default());
     let p = progress.clone();
@@ -212,6 +311,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         }
         match r.id {
             Some(id) => out(&format!("snapshot {} saved", id.short())),
+            None if r.skipped => out("no changes, snapshot not written"),
             None => out("no snapshot written (dry run)"),
         }
     }

@@ -54,6 +54,13 @@ PROFILES
   paths = ["/var/vmail", "/etc"]     the PATH arguments
   exclude = ["/var/vmail/**/tmp/*"]  --exclude
   exclude-file = ["/etc/cairn/excludes"]   --exclude-file
+  files-from = ["/etc/cairn/paths"]  --files-from (one path or glob a line, # comments)
+  files-from-verbatim = [...]        --files-from-verbatim (one path a line, as written)
+  files-from-raw = [...]             --files-from-raw (NUL-separated paths)
+  exclude-caches = true              --exclude-caches (contents of CACHEDIR.TAG directories)
+  exclude-if-present = [".nobackup"] --exclude-if-present (FILE or FILE:HEADER)
+  exclude-larger-than = "1G"         --exclude-larger-than (K, M, G, T: powers of 1024)
+  skip-if-unchanged = true           --skip-if-unchanged (no snapshot when nothing changed)
   host = "mail1"                     --host
   tags = ["nightly"]                 --tag
   one-file-system = true             --one-file-system

@@ -95,6 +95,20 @@ pub struct BackupSection {
     pub exclude: Option<Vec<String>>,
     /// `--exclude-file`, a list of files.
     pub exclude_file: Option<Vec<PathBuf>>,
+    /// `--files-from`, a list of files listing paths (comments, globs).
+    pub files_from: Option<Vec<PathBuf>>,
+    /// `--files-from-verbatim`, a list of files listing paths as written.
+    pub files_from_verbatim: Option<Vec<PathBuf>>,
+    /// `--files-from-raw`, a list of files of NUL-separated paths.
+    pub files_from_raw: Option<Vec<PathBuf>>,
+    /// `--exclude-caches`.
+    pub exclude_caches: Option<bool>,
+    /// `--exclude-if-present`, a list of `FILE` or `FILE:HEADER`.
+    pub exclude_if_present: Option<Vec<String>>,
+    /// `--exclude-larger-than`, a size (`512K`, `2G`).
+    pub exclude_larger_than: Option<Scalar>,
+    /// `--skip-if-unchanged`.
+    pub skip_if_unchanged: Option<bool>,
     /// `--host`.
     pub host: Option<String>,
     /// `--tag`, a list.
@@ -554,7 +568,23 @@ const SECTION_KEYS: [(&str, &[&str]); 6] = [
     ),
     (
         "backup",
-        &["exclude", "exclude-file", "host", "one-file-system", "compression", "ignore-ctime", "ignore-inode", "force"],
+        &[
+            "exclude",
+            "exclude-file",
+            "files-from",
+            "files-from-verbatim",
+            "files-from-raw",
+            "exclude-caches",
+            "exclude-if-present",
+            "exclude-larger-than",
+            "skip-if-unchanged",
+            "host",
+            "one-file-system",
+            "compression",
+            "ignore-ctime",
+            "ignore-inode",
+            "force",
+        ],
     ),
     (
         "forget",

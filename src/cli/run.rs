@@ -262,14 +262,18 @@ impl Night<'_> {
             .find(|v| v["message_type"] == "summary");
         let snapshot_id = summary.as_ref().and_then(|s| s["snapshot_id"].as_str()).map(str::to_string);
         if let (Some(s), false, false) = (&summary, self.json, self.quiet) {
-            out(&format!(
-                "backup: snapshot {} saved: {} new, {} changed, {} unchanged files; {} bytes added",
-                snapshot_id.as_deref().and_then(|i| i.get(..8)).unwrap_or("?"),
-                s["files_new"],
-                s["files_changed"],
-                s["files_unchanged"],
-                s["data_added"]
-            ));
+            if s["snapshot_skipped"] == true {
+                out("backup: no changes, snapshot not written (skip-if-unchanged)");
+            } else {
+                out(&format!(
+                    "backup: snapshot {} saved: {} new, {} changed, {} unchanged files; {} bytes added",
+                    snapshot_id.as_deref().and_then(|i| i.get(..8)).unwrap_or("?"),
+                    s["files_new"],
+                    s["files_changed"],
+                    s["files_unchanged"],
+                    s["data_added"]
+                ));
+            }
         }
         self.snapshot_id = snapshot_id.clone();
         self.record(Step { step: "backup".into(), command: None, exit_code: code, error, snapshot_id });

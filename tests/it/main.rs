@@ -28,6 +28,7 @@ mod restore;
 mod s3;
 mod scale;
 mod schedule;
+mod select;
 mod sources;
 mod stdin;
 mod xattrs;

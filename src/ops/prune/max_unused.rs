@@ -15,8 +15,8 @@ pub enum MaxUnused {
 }
 
 impl MaxUnused {
-    /// Parse `5%`, `0`, `200M`, `1G`, `unlimited` (restic's syntax; suffixes k, m, g, t are
-    /// powers of 1024). Errors: [`Error::Usage`] naming the value.
+    /// Parse `5%`, `0`, `200M`, `1G`, `unlimited` (restic's syntax; suffixes as [`crate::util::parse_size`]:
+    /// k, m, g, t are powers of 1024). Errors: [`Error::Usage`] naming the value.
     pub fn parse(s: &str) -> Result<Self> {
         let t = s.trim();
         let bad = || {
@@ -34,22 +34,7 @@ impl MaxUnused {
             }
             return Ok(if v >= 100.0 { MaxUnused::Unlimited } else { MaxUnused::Percent(v) });
         }
-        let (num, mult) = match t.char_indices().last() {
-            Some((i, c)) if c.is_ascii_alphabetic() => {
-                let m: u64 = match c.to_ascii_lowercase() {
-                    'b' => 1,
-                    'k' => 1 << 10,
-                    'm' => 1 << 20,
-                    'g' => 1 << 30,
-                    't' => 1 << 40,
-                    _ => return Err(bad()),
-                };
-                (t.get(..i).unwrap_or(""), m)
-            }
-            _ => (t, 1),
-        };
-        let n: u64 = num.trim().parse().map_err(|_| bad())?;
-        Ok(MaxUnused::Bytes(n.saturating_mul(mult)))
+        crate::util::parse_size(t).map(MaxUnused::Bytes).ok_or_else(bad)
     }
 
     /// The unused bytes allowed when `used` bytes are in use.
