@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::BackupResult;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
-use crate::snapshot::{Summary, SummaryInfo};
+use crate::snapshot::{ComponentStatus, Summary, SummaryInfo};
 
 /// The JSON summary of a backup (restic's `message_type: "summary"` line): the snapshot's
 /// summary ([`SummaryInfo`]) with the snapshot id and whether it was a dry run.
@@ -21,12 +21,18 @@ pub struct BackupSummary {
     /// What the snapshot records about the backup.
     #[serde(flatten)]
     pub summary: SummaryInfo,
+    /// Each path and command of a backup with command components and how it went (the
+    /// snapshot's [`crate::snapshot::Snapshot::components`]); absent without components.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentStatus>,
 }
 
 impl BackupSummary {
     /// The summary of backup `r`.
     pub fn new(r: &BackupResult) -> Self {
-        Self::from_parts(&r.snapshot.summary, r.snapshot.tz_offset, r.id.as_ref())
+        let mut s = Self::from_parts(&r.snapshot.summary, r.snapshot.tz_offset, r.id.as_ref());
+        s.components = r.snapshot.components.clone();
+        s
     }
 
     /// The summary `s` of a snapshot taken in the zone `tz` seconds east of UTC, written as
@@ -37,6 +43,7 @@ impl BackupSummary {
             message_type: "summary",
             snapshot_id: id.map(|i| i.to_hex()),
             summary: SummaryInfo::new(s, tz),
+            components: Vec::new(),
         }
     }
 

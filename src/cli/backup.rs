@@ -11,6 +11,7 @@ use cairn::patterns::read_pattern_file;
 use cairn::stream::StreamFailure;
 use cairn::Error;
 
+use super::profile::Applied;
 use super::progress::Ticker;
 use super::{human_bytes, out, GlobalOpts, EXIT_OK, EXIT_PARTIAL};
 
@@ -74,6 +75,73 @@ pub struct BackupArgs {
     /// Compression: auto (the repository's level), off, fastest, max, or a zstd level 1-22
     #[arg(long, value_name = "MODE", default_value = "auto")]
     compression: String,
+    /// Also run CMD (split into words as a shell would, but no shell is run) and store its
+    /// standard output as the file PATH in the same snapshot (repeatable; at most 3 run at
+    /// once, while the paths are read). A command that fails (non-zero exit, signal, timeout,
+    /// no output) is left out of the snapshot, recorded as failed, and the backup exits 3;
+    /// replaces a profile's [[backup.command]] list
+    #[arg(long = "command", value_name = "PATH=CMD", conflicts_with = "stream")]
+    commands: Vec<String>,
+    /// Terminate each --command that runs longer than this (`90s`, `30m`, `2h`) and fail it
+    #[arg(long, value_name = "DURATION", requires = "commands")]
+    command_timeout: Option<String>,
+}
+
+/// `--command PATH=CMD` as a command component. Errors: [`Error::Usage`] naming the flag.
+fn command_flag(s: &str, timeout: Option<std::time::Duration>) -> Result<archiver::CommandSource, Error> {
+    let bad = |why: &str| Error::usage(format!("--command {s:?}: {why}"));
+    let (path, cmd) =
+        s.split_once('=').ok_or_else(|| bad("expected PATH=CMD (/postgres/db.dump=\"pg_dump -Fc db\")"))?;
+    let words = shlex::split(cmd).ok_or_else(|| bad("unbalanced quotes or a trailing backslash in CMD"))?;
+    if words.is_empty() {
+        return Err(bad("no command after `=`"));
+    }
+    Ok(archiver::CommandSource {
+        path: path.to_string(),
+        argv: words.into_iter().map(Into::into).collect(),
+        verify: None,
+        timeout,
+    })
+}
+
+/// The command components: the `--command` flags, else the profile's `[[backup.command]]`.
+fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<archiver::CommandSource>, Error> {
+    let timeout = a
+        .command_timeout
+        .as_deref()
+        .map(|t| super::parse_duration(t).map_err(|e| Error::usage(format!("--command-timeout {t:?}: {e}"))))
+        .transpose()?;
+    if !a.commands.is_empty() {
+        return a.commands.iter().map(|c| command_flag(c, timeout)).collect();
+    }
+    let Some(applied) = applied else { return Ok(Vec::new()) };
+    applied
+        .profile
+        .backup
+        .command
+        .iter()
+        .map(|c| {
+            let timeout = c
+                .timeout
+                .as_deref()
+                .map(|t| {
+                    super::parse_duration(t).map_err(|e| {
+                        Error::usage(format!(
+                            "{}: [[backup.command]] {} timeout {t:?}: {e}",
+                            applied.file.display(),
+                            c.path
+                        ))
+                    })
+                })
+                .transpose()?;
+            Ok(archiver::CommandSource {
+                path: c.path.clone(),
+                argv: c.run.iter().map(Into::into).collect(),
+                verify: c.verify.as_ref().map(|v| v.iter().map(Into::into).collect()),
+                timeout,
+            })
+        })
+        .collect()
 }
 
 /// `--compression` as a zstd level; `None` for the repository's own (`auto`).
@@ -103,7 +171,7 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
 }
 
 /// Run a backup and print its summary.
-pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
+pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<u8, Error> {
     if a.stdin_from_command && a.paths.is_empty() {
         return Err(Error::usage(
             "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]",
@@ -113,6 +181,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
     for f in &a.exclude_files {
         excludes.extend(read_pattern_file(f)?);
     }
+    let commands = command_sources(a, applied)?;
     let tags: Vec<String> = a.tags.iter().filter(|t| !t.is_empty()).cloned().collect();
     // Checked before the repository is opened: a bad label wastes no work.
     cairn::snapshot::validate_labels(a.host.as_deref().unwrap_or(""), &tags)
@@ -145,8 +214,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         parent,
         ignore_ctime: a.ignore_ctime,
         ignore_inode: a.ignore_inode,
+        commands,
     };
-    if !a.stdin && a.paths.is_empty() {
+    if !a.stdin && a.paths.is_empty() && opts.commands.is_empty() {
         return Err(Error::usage("nothing to back up: give at least one path, --stdin or --stdin-from-command"));
     }
     let name = a.stdin_filename.clone().unwrap_or_else(|| "stdin".to_string());
@@ -219,7 +289,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         Ok(EXIT_OK)
     } else {
         eprintln!(
-            "cairn: {} file(s) or directories could not be read; the snapshot was saved without them",
+            "cairn: {} file(s), directories or commands could not be read; the snapshot was saved without them",
             r.errors.len()
         );
         Ok(EXIT_PARTIAL)
