@@ -407,9 +407,16 @@ fn run_command(
         };
         let r = walker.saver.save_stream(&walker.chunker, &mut reader, u64::MAX);
         drop(reader);
+        if r.is_ok() {
+            // The stream ends well only when the command exited with status 0.
+            st.exit_code = Some(0);
+        }
         let r = match r {
             Ok(saved) => match verify.take().map(|v| v.finish(&own)) {
-                Some(Err(why)) => Ok(Err(why)),
+                Some(Err((why, tail))) => {
+                    st.stderr_tail = tail;
+                    Ok(Err(why))
+                }
                 _ => Ok(Ok(saved)),
             },
             Err(StreamError::Repo(e)) => Err(e),
@@ -508,8 +515,9 @@ impl Verify {
         })
     }
 
-    /// Close its input and wait for it (killed once `stop` is cancelled); `Err`: why it failed.
-    fn finish(mut self, stop: &Cancel) -> std::result::Result<(), String> {
+    /// Close its input and wait for it (killed once `stop` is cancelled); `Err`: why it failed
+    /// and the end of its standard error.
+    fn finish(mut self, stop: &Cancel) -> std::result::Result<(), (String, String)> {
         self.stdin = None;
         let status: io::Result<ExitStatus> = loop {
             match self.child.try_wait() {
@@ -528,14 +536,8 @@ impl Verify {
         let tail = self.stderr.take().map(StderrCopy::finish).unwrap_or_default();
         match status {
             Ok(s) if s.success() => Ok(()),
-            Ok(s) => {
-                let mut why = format!("verify command {} failed ({})", self.command, describe_status(s));
-                if !tail.is_empty() {
-                    why.push_str(&format!("; the end of its standard error: {tail}"));
-                }
-                Err(why)
-            }
-            Err(e) => Err(format!("verify command {}: cannot wait for its exit: {e}", self.command)),
+            Ok(s) => Err((format!("verify command {} failed ({})", self.command, describe_status(s)), tail)),
+            Err(e) => Err((format!("verify command {}: cannot wait for its exit: {e}", self.command), tail)),
         }
     }
 }
@@ -550,5 +552,47 @@ impl Drop for Verify {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(path: &str) -> CommandSource {
+        CommandSource { path: path.into(), argv: vec!["true".into()], ..Default::default() }
+    }
+
+    fn comps(p: &str) -> Components {
+        p.split('/').filter(|c| !c.is_empty()).map(|c| c.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn command_paths_are_checked_against_the_paths_and_each_other() {
+        let paths = vec![comps("/var/vmail"), comps("/etc")];
+        let shown = vec!["/var/vmail".to_string(), "/etc".to_string()];
+        let ok =
+            check_commands(&[cmd("/var/db.dump"), cmd("/pg/a/b.dump"), cmd("/pg/a/c.dump")], &paths, &shown).unwrap();
+        assert_eq!(ok, vec![comps("/var/db.dump"), comps("/pg/a/b.dump"), comps("/pg/a/c.dump")]);
+        let err = |c: &[CommandSource]| check_commands(c, &paths, &shown).unwrap_err().to_string();
+        assert!(err(&[cmd("/etc/x.dump")]).contains("inside the backed-up path /etc"));
+        assert!(err(&[cmd("/etc")]).contains("inside the backed-up path /etc"));
+        assert!(err(&[cmd("/var")]).contains("on the way to the backed-up path /var/vmail"));
+        assert!(err(&[cmd("/a"), cmd("/a/b")]).contains("collide"));
+        assert!(err(&[cmd("/a"), cmd("/a")]).contains("collide"));
+        for bad in ["relative", "/", "/a//b", "/a/./b", "/a/../b", "/a/", "/a\0b"] {
+            assert!(err(&[cmd(bad)]).contains("command path"), "{bad:?}");
+        }
+        let none = CommandSource { path: "/x".into(), ..Default::default() };
+        assert!(err(&[none]).contains("no command given"));
+        // Below `/` everything is inside the backed-up path.
+        assert!(check_commands(&[cmd("/x")], &[Vec::new()], &["/".to_string()]).is_err());
+    }
+
+    #[test]
+    fn a_synthesized_directory_is_private_to_the_user() {
+        let n = synthesized_dir(b"pg".to_vec());
+        assert_eq!((n.kind, n.mode, n.uid), (NodeKind::Dir, 0o700, nix::unistd::getuid().as_raw()));
+        assert!(n.content.is_empty() && n.subtree.is_none());
     }
 }

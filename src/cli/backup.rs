@@ -114,7 +114,9 @@ fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<arch
     if !a.commands.is_empty() {
         return a.commands.iter().map(|c| command_flag(c, timeout)).collect();
     }
-    let Some(applied) = applied else { return Ok(Vec::new()) };
+    // A stream backup (--stdin, --stdin-from-command) is one file: the profile's commands are
+    // for the nightly backup of its paths.
+    let Some(applied) = applied.filter(|_| !a.stdin && !a.stdin_from_command) else { return Ok(Vec::new()) };
     applied
         .profile
         .backup

@@ -74,7 +74,7 @@ fn two_commands_and_a_tree_in_one_snapshot() {
     }
     let a = component(s, "/db/a.dump");
     assert_eq!((a["kind"].as_str(), a["bytes"].as_u64()), (Some("command"), Some(data.len() as u64)), "{a}");
-    assert_eq!(a["exit_code"], serde_json::Value::Null, "{a}");
+    assert_eq!(a["exit_code"], 0, "{a}");
     assert_eq!(component(s, &src.display().to_string())["kind"], "path");
     // Keys sorted, as all JSON cairn prints.
     let keys: Vec<&String> = a.as_object().unwrap().keys().collect();
@@ -103,6 +103,8 @@ fn two_commands_and_a_tree_in_one_snapshot() {
     // The table marks nothing.
     let table = repo.run(["snapshots"]).ok().stdout;
     assert!(!table.contains('!'), "{table}");
+    // check decodes the version 2 snapshot and reads what it references.
+    repo.run(["check", "--read-data"]).ok();
 }
 
 #[test]
@@ -186,6 +188,10 @@ fn verify_and_profile_commands() {
         assert_eq!(c["status"], "failed", "{c}");
     }
     assert!(component(&s, "/postgres/bad.dump")["reason"].as_str().unwrap().contains("verify command"), "{s}");
+    // cmp's complaint is on its standard output (discarded): the reason names the exit code.
+    assert!(component(&s, "/postgres/bad.dump")["reason"].as_str().unwrap().contains("exit code 1"), "{s}");
+    let fails = component(&s, "/redis/fails.rdb");
+    assert_eq!((fails["exit_code"].as_i64(), fails["bytes"].as_u64()), (Some(0), Some(1)), "{fails}");
     assert!(component(&s, "/redis/slow.rdb")["reason"].as_str().unwrap().contains("timed out"), "{s}");
     assert_eq!(dump(&repo, "latest", "/postgres/db.dump"), data);
 
