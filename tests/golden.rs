@@ -766,9 +766,12 @@ fn golden_snapshot() {
 #[test]
 fn golden_files_detect_every_flipped_byte() {
     let mk = master();
-    for (name, magic) in
-        [("config.bin", FileKind::Config), ("index.bin", FileKind::Index), ("snapshot.bin", FileKind::Snapshot)]
-    {
+    for (name, magic) in [
+        ("config.bin", FileKind::Config),
+        ("index.bin", FileKind::Index),
+        ("snapshot.bin", FileKind::Snapshot),
+        ("snapshot-v2.bin", FileKind::Snapshot),
+    ] {
         let bytes = read_golden(name);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();

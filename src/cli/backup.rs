@@ -279,6 +279,20 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
             dur / 60,
             dur % 60
         ));
+        for c in &r.snapshot.components {
+            let status = serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
+            let mut line = format!(
+                "{}: {} ({} in {:.1}s)",
+                c.path,
+                status.unwrap_or_default(),
+                human_bytes(c.bytes),
+                c.duration_ms as f64 / 1000.0
+            );
+            if !c.reason.is_empty() {
+                line.push_str(&format!(": {}", c.reason));
+            }
+            out(&line);
+        }
         if let Some(p) = r.snapshot.parent {
             out(&format!("parent snapshot {}", p.short()));
         }

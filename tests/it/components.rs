@@ -140,6 +140,10 @@ fn failed_components_are_left_out_and_recorded() {
     let table = repo.run(["snapshots"]).ok().stdout;
     assert!(table.contains("/db/exit.dump !") && table.contains("! incomplete"), "{table}");
 
+    // The text summary has a line per component.
+    let o = repo.cmd().arg("backup").arg(&src).arg("--command=/db/x.dump=false").run().code(3);
+    assert!(o.stdout.contains("/db/x.dump: failed (0 B in") && o.stdout.contains(": ok ("), "{}", o.stdout);
+
     // A timeout and a failing verify; the verify of the good one compares the bytes.
     let o = repo
         .cmd()
@@ -152,8 +156,7 @@ fn failed_components_are_left_out_and_recorded() {
     let slow = component(&o.json(), "/db/slow.dump");
     assert_eq!(slow["status"], "failed");
     assert!(slow["reason"].as_str().unwrap().contains("timed out"), "{slow}");
-    let ok_before = repo.snapshots(Vec::<&str>::new()).len();
-    assert_eq!(ok_before, 2);
+    assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 3);
 }
 
 #[test]
