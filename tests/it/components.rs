@@ -105,6 +105,13 @@ fn two_commands_and_a_tree_in_one_snapshot() {
     assert!(!table.contains('!'), "{table}");
     // check decodes the version 2 snapshot and reads what it references.
     repo.run(["check", "--read-data"]).ok();
+
+    // A command beside a backed-up path, in a real directory on the way to it.
+    let beside = format!("{}/beside.dump", tmp.path.display());
+    let s = repo.backup_json([src.display().to_string(), format!("--command={beside}=printf beside")]);
+    assert_eq!(component(&s, &beside)["status"], "ok", "{s}");
+    assert_eq!(dump(&repo, "latest", &beside), b"beside");
+    assert_restores(&repo, &snapshot_id(&s), &src, &expect);
 }
 
 #[test]
