@@ -84,9 +84,112 @@ pub struct Snapshot {
     pub program_version: String,
     /// Figures of the run.
     pub summary: Summary,
+    /// What happened to each part of the backup (each path and each command), when the backup
+    /// had command components; empty otherwise. Not part of the serde shape: a snapshot with
+    /// components is a version 2 snapshot ([`Snapshot::encode`]).
+    #[serde(skip)]
+    pub components: Vec<ComponentStatus>,
+}
+
+/// The first two bytes of a version 2 snapshot: `0xff` (a byte that never starts a version 1
+/// snapshot, whose first bytes are a varint) and the version, 2.
+pub const SNAPSHOT_V2_PREFIX: [u8; 2] = [0xff, 0x02];
+
+/// What a part of a backup is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentKind {
+    /// A file or directory tree, by path.
+    Path,
+    /// A command's standard output, stored as a file at the component's path.
+    Command,
+    /// Standard input (reserved: no writer records it yet).
+    Stdin,
+}
+
+/// How a part of a backup went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentOutcome {
+    /// Saved in full.
+    Ok,
+    /// Not in the snapshot's tree.
+    Failed,
+    /// Saved, but some entries below it could not be read (a path only).
+    Partial,
+}
+
+/// Longest standard-error tail a component records, in bytes.
+pub const COMPONENT_STDERR_TAIL: usize = crate::stream::STDERR_TAIL;
+
+/// One part of a backup (a path or a command) and how it went, as a version 2 snapshot
+/// records it (repo-format.md, "Snapshots").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    /// Its absolute path in the snapshot (a source path, or where a command's output is stored).
+    pub path: String,
+    /// Path, command or standard input.
+    pub kind: ComponentKind,
+    /// Ok, failed or partial.
+    pub status: ComponentOutcome,
+    /// Content bytes read (for a command, its whole output, also when it failed).
+    pub bytes: u64,
+    /// How long it took, milliseconds.
+    pub duration_ms: u64,
+    /// The command line, shell-quoted (empty for a path).
+    pub command: String,
+    /// The command's exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed the command, when one did.
+    pub signal: Option<i32>,
+    /// The end of the command's (or its verify command's) standard error, at most
+    /// [`COMPONENT_STDERR_TAIL`] bytes.
+    pub stderr_tail: String,
+    /// Why it failed or is partial (empty when ok).
+    pub reason: String,
 }
 
 impl Snapshot {
+    /// The plaintext of the snapshot file (repo-format.md, "Snapshots"): the version 1
+    /// encoding (bincode of the fields up to `summary`) when there are no components, so such
+    /// snapshots keep the bytes older versions gave them; else [`SNAPSHOT_V2_PREFIX`] then
+    /// bincode of (the version 1 fields, `components`).
+    /// Errors: [`Error::Internal`] when it cannot be encoded.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        if self.components.is_empty() {
+            return crate::format::encode(self);
+        }
+        let mut out = SNAPSHOT_V2_PREFIX.to_vec();
+        out.extend(crate::format::encode(&(self, &self.components))?);
+        Ok(out)
+    }
+
+    /// Decode a snapshot file's plaintext, either version (see [`Snapshot::encode`]); `what`
+    /// names it in errors. Errors: [`Error::Corrupt`] for bytes that do not decode completely,
+    /// an unknown version, or a version 2 snapshot without components (not canonical).
+    pub fn decode(bytes: &[u8], what: &str) -> Result<Snapshot> {
+        match bytes {
+            [0xff, 0x02, rest @ ..] => {
+                let (mut s, components): (Snapshot, Vec<ComponentStatus>) = crate::format::decode(rest, what)?;
+                if components.is_empty() {
+                    return Err(Error::corrupt(
+                        what,
+                        "a version 2 snapshot without components (it must be written as version 1)",
+                    ));
+                }
+                s.components = components;
+                Ok(s)
+            }
+            [0xff, version, ..] => Err(Error::corrupt(what, format!("unknown snapshot version {version}"))),
+            _ => crate::format::decode(bytes, what),
+        }
+    }
+
+    /// True when some component failed or is partial (`snapshots` marks such a snapshot).
+    pub fn is_incomplete(&self) -> bool {
+        self.components.iter().any(|c| c.status != ComponentOutcome::Ok)
+    }
+
     /// The snapshot time in its recorded local time zone.
     pub fn local_time(&self) -> chrono::DateTime<chrono::FixedOffset> {
         use chrono::Offset;
@@ -262,6 +365,10 @@ pub struct SnapshotInfo {
     pub program_version: String,
     /// Figures of the run.
     pub summary: SummaryInfo,
+    /// Each path and command of the backup and how it went; absent for a snapshot without
+    /// components.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentStatus>,
 }
 
 impl SnapshotInfo {
@@ -282,6 +389,7 @@ impl SnapshotInfo {
             parent: s.parent.map(|p| p.to_hex()),
             program_version: s.program_version.clone(),
             summary: SummaryInfo::new(&s.summary, s.tz_offset),
+            components: s.components.clone(),
         }
     }
 }
@@ -333,6 +441,7 @@ mod tests {
             parent: None,
             program_version: "cairn test".into(),
             summary: Summary::default(),
+            components: Vec::new(),
         }
     }
 

@@ -206,6 +206,12 @@ impl CommandStream {
     ///
     /// Errors: [`StreamFailure::NotStarted`] when `argv` is empty or the command cannot be run.
     pub fn spawn(argv: &[OsString], cancel: &Cancel) -> Result<Self, StreamFailure> {
+        Self::spawn_with_stdin(argv, cancel, Stdio::inherit())
+    }
+
+    /// As [`CommandStream::spawn`], with standard input `stdin` (a backup's command components
+    /// get [`Stdio::null`]: several run at once).
+    pub fn spawn_with_stdin(argv: &[OsString], cancel: &Cancel, stdin: Stdio) -> Result<Self, StreamFailure> {
         let command = quote_command(argv);
         let Some((program, args)) = argv.split_first() else {
             return Err(StreamFailure::NotStarted {
@@ -214,7 +220,7 @@ impl CommandStream {
             });
         };
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::inherit()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Without a terminal (a timer, cron, a script), the command gets a process group of its
         // own, so terminating it reaches the processes it started too (a shell's pg_dump, a
         // psql session). On a terminal it stays in cairn's group: the terminal's Ctrl-C reaches
@@ -392,7 +398,7 @@ fn own_child(
 }
 
 /// A thread copying a command's standard error to ours and keeping its last bytes.
-struct StderrCopy {
+pub(crate) struct StderrCopy {
     tail: Arc<Mutex<Tail>>,
     thread: JoinHandle<()>,
 }
@@ -405,7 +411,8 @@ struct Tail {
 }
 
 impl StderrCopy {
-    fn start(mut from: impl Read + Send + 'static) -> Self {
+    /// Start copying `from` (a child's standard error).
+    pub(crate) fn start(mut from: impl Read + Send + 'static) -> Self {
         let tail = Arc::new(Mutex::new(Tail::default()));
         let keep = tail.clone();
         let thread = std::thread::spawn(move || {
@@ -434,7 +441,7 @@ impl StderrCopy {
 
     /// Wait (at most [`STDERR_WAIT`]) for the end of the copy; the tail as text: lossy UTF-8,
     /// from the first line start when bytes before it were dropped, trailing blanks removed.
-    fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         let deadline = Instant::now() + STDERR_WAIT;
         while !self.thread.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

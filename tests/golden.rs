@@ -26,7 +26,7 @@ use cairn::id::{BlobId, Id, IndexId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
 use cairn::pack::{self, BlobEntry, PackWriter};
 use cairn::repository::{Config, InitOptions, Repository};
-use cairn::snapshot::{BackupCounts, Snapshot, Summary};
+use cairn::snapshot::{BackupCounts, ComponentKind, ComponentOutcome, ComponentStatus, Snapshot, Summary};
 use cairn::tree::{Node, NodeKind, Timestamp, Tree, Xattr};
 use proptest::prelude::*;
 
@@ -185,6 +185,7 @@ fn expected_snapshot(root: BlobId, data_added_packed: u64) -> Snapshot {
                 errors: 0,
             },
         },
+        components: Vec::new(),
     }
 }
 
@@ -228,6 +229,11 @@ const TREE_V2_ID: &str = "b2d2441082a307e258e74dcf010b7349c291707d8752a5d75eb890
 const TREE_V2_LENGTH: u32 = 411;
 const TREE_V2_RAW_LENGTH: u32 = 531;
 // END GENERATED V2
+
+// BEGIN GENERATED SNAPSHOT V2 by regenerate_golden_snapshot_v2: snapshot-v2.bin.
+const SNAPSHOT_V2_ID: &str = "ef20ad26de80034e07cbf501450d993383172012a781fd930d5bc9dd11da8986";
+const SNAPSHOT_V2_SALT: &str = "0b420707b878d426169dd999be2fdfa5686302a572cab5a418fd21180e0179f6";
+// END GENERATED SNAPSHOT V2
 
 /// Raw (uncompressed) length of blob A: 60 lines of 60 bytes.
 const BLOB_A_RAW_LENGTH: u32 = 3600;
@@ -406,6 +412,7 @@ fn golden_files() -> Vec<(&'static str, Option<&'static str>, &'static [u8; 4])>
         ("tree-pack.bin", Some(TREE_PACK_ID), b"CRNP"),
         ("index.bin", Some(INDEX_ID), b"CRNI"),
         ("snapshot.bin", Some(SNAPSHOT_ID), b"CRNS"),
+        ("snapshot-v2.bin", Some(SNAPSHOT_V2_ID), b"CRNS"),
     ]
 }
 
@@ -550,6 +557,116 @@ fn regenerate_golden_tree_v2() {
     println!("// END GENERATED V2");
 }
 
+/// The version 2 snapshot of `snapshot-v2.bin`: the golden snapshot with a path that was
+/// read in part, a command that succeeded and one that failed (exit code, signal, stderr).
+fn expected_snapshot_v2() -> Snapshot {
+    let packed = (BLOB_A_LENGTH + BLOB_B_LENGTH) as u64;
+    let c = |path: &str, kind, status, bytes, ms| ComponentStatus {
+        path: path.into(),
+        kind,
+        status,
+        bytes,
+        duration_ms: ms,
+        command: String::new(),
+        exit_code: None,
+        signal: None,
+        stderr_tail: String::new(),
+        reason: String::new(),
+    };
+    let mut partial = c("/", ComponentKind::Path, ComponentOutcome::Partial, 4300, 12);
+    partial.reason = "/sub/x: permission denied".into();
+    let mut ok = c("/postgres/maildb.dump", ComponentKind::Command, ComponentOutcome::Ok, 1 << 20, 250);
+    ok.command = "`pg_dump -Fc -Z0 maildb`".into();
+    ok.exit_code = Some(0);
+    let mut failed = c("/redis/dump.rdb", ComponentKind::Command, ComponentOutcome::Failed, 0, 70_000);
+    failed.command = "`redis-cli --rdb -`".into();
+    failed.signal = Some(15);
+    failed.stderr_tail = "Could not connect\nnö".into();
+    failed.reason = "timed out after 60s and was terminated".into();
+    let mut s = expected_snapshot(bid(ROOT_TREE_ID), packed);
+    s.paths.push("/postgres/maildb.dump".into());
+    s.paths.push("/redis/dump.rdb".into());
+    s.components = vec![partial, ok, failed];
+    s
+}
+
+#[test]
+#[ignore = "rewrites tests/golden/snapshot-v2.bin; run once and paste the printed constants"]
+fn regenerate_golden_snapshot_v2() {
+    let sealed = master().seal_object(FileKind::Snapshot, &expected_snapshot_v2().encode().unwrap()).unwrap();
+    std::fs::write(golden_dir().join("snapshot-v2.bin"), &sealed).unwrap();
+    println!("// BEGIN GENERATED SNAPSHOT V2 by regenerate_golden_snapshot_v2: snapshot-v2.bin.");
+    println!("const SNAPSHOT_V2_ID: &str = \"{}\";", Id::of_bytes(&sealed).to_hex());
+    println!("const SNAPSHOT_V2_SALT: &str = \"{}\";", hex::encode(&sealed[5..37]));
+    println!("// END GENERATED SNAPSHOT V2");
+}
+
+/// A version 2 snapshot (components) written when that version was introduced still decodes,
+/// the encoder still produces the same bytes, and a snapshot without components is version 1.
+#[test]
+fn golden_snapshot_v2() {
+    let bytes = read_golden("snapshot-v2.bin");
+    assert_eq!(Id::of_bytes(&bytes).to_hex(), SNAPSHOT_V2_ID);
+    assert_eq!(bytes[5..37], h32(SNAPSHOT_V2_SALT));
+    let plain = master().open_object(FileKind::Snapshot, &bytes, "snapshot").unwrap();
+    assert_eq!(&plain[..2], &[0xff, 0x02]);
+    assert_eq!(Snapshot::decode(&plain, "snapshot").unwrap(), expected_snapshot_v2());
+    assert_eq!(expected_snapshot_v2().encode().unwrap(), plain);
+    // The rest is the version 1 fields then the component list.
+    let v1 = format::encode(&expected_snapshot_v2()).unwrap();
+    assert_eq!(plain[2..2 + v1.len()], v1[..]);
+    // Without components: version 1, the golden snapshot's bytes.
+    let golden = master().open_object(FileKind::Snapshot, &read_golden("snapshot.bin"), "snapshot").unwrap();
+    let packed = (BLOB_A_LENGTH + BLOB_B_LENGTH) as u64;
+    assert_eq!(expected_snapshot(bid(ROOT_TREE_ID), packed).encode().unwrap(), golden);
+    assert_eq!(Snapshot::decode(&golden, "snapshot").unwrap(), expected_snapshot(bid(ROOT_TREE_ID), packed));
+    // Not canonical (no components) or an unknown version: refused.
+    let mut empty = vec![0xff, 0x02];
+    empty.extend(&v1);
+    empty.push(0x00);
+    assert!(Snapshot::decode(&empty, "s").is_err());
+    let mut v3 = plain.clone();
+    v3[1] = 0x03;
+    assert!(Snapshot::decode(&v3, "s").is_err());
+    assert!(Snapshot::decode(&plain[..plain.len() - 1], "s").is_err());
+}
+
+/// § Snapshots, `Component`: the bytes of one component, field by field.
+#[test]
+fn encoding_component() {
+    let c = ComponentStatus {
+        path: "/a".into(),
+        kind: ComponentKind::Command,
+        status: ComponentOutcome::Failed,
+        bytes: 300,
+        duration_ms: 5,
+        command: "`x`".into(),
+        exit_code: Some(-1),
+        signal: None,
+        stderr_tail: "e".into(),
+        reason: "r".into(),
+    };
+    let bytes: &[&[u8]] = &[
+        &[0x02, b'/', b'a'],       // path
+        &[0x01],                   // kind Command
+        &[0x01],                   // status Failed
+        &[0xfb, 0x2c, 0x01],       // bytes 300
+        &[0x05],                   // duration_ms
+        &[0x03, b'`', b'x', b'`'], // command
+        &[0x01, 0x01],             // exit_code Some(-1): zigzag 1
+        &[0x00],                   // signal None
+        &[0x01, b'e'],             // stderr_tail
+        &[0x01, b'r'],             // reason
+    ];
+    pin(&c, &bytes.concat());
+    for (k, b) in [(ComponentKind::Path, 0u8), (ComponentKind::Command, 1), (ComponentKind::Stdin, 2)] {
+        pin(&k, &[b]);
+    }
+    for (k, b) in [(ComponentOutcome::Ok, 0u8), (ComponentOutcome::Failed, 1), (ComponentOutcome::Partial, 2)] {
+        pin(&k, &[b]);
+    }
+}
+
 /// A version 2 tree (extended attributes) written when that version was introduced still
 /// decodes, and the encoder still produces the same bytes.
 #[test]
@@ -649,9 +766,12 @@ fn golden_snapshot() {
 #[test]
 fn golden_files_detect_every_flipped_byte() {
     let mk = master();
-    for (name, magic) in
-        [("config.bin", FileKind::Config), ("index.bin", FileKind::Index), ("snapshot.bin", FileKind::Snapshot)]
-    {
+    for (name, magic) in [
+        ("config.bin", FileKind::Config),
+        ("index.bin", FileKind::Index),
+        ("snapshot.bin", FileKind::Snapshot),
+        ("snapshot-v2.bin", FileKind::Snapshot),
+    ] {
         let bytes = read_golden(name);
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
@@ -1077,6 +1197,7 @@ fn pinned_snapshot() -> Snapshot {
                 errors: 0,
             },
         },
+        components: Vec::new(),
     }
 }
 
@@ -1310,6 +1431,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
             parent: parent.map(|p| SnapshotId(Id(p))),
             program_version,
             summary,
+            components: Vec::new(),
         },
     )
 }

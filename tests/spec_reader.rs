@@ -375,6 +375,65 @@ struct Snapshot {
     parent: Option<[u8; 32]>,
     program_version: String,
     summary: Summary,
+    /// Version 2 only (§ Snapshots); empty in version 1.
+    components: Vec<Component>,
+}
+
+/// § Snapshots, `Component`.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct Component {
+    path: String,
+    /// 0 Path, 1 Command, 2 Stdin.
+    kind: u32,
+    /// 0 Ok, 1 Failed, 2 Partial.
+    status: u32,
+    bytes: u64,
+    duration_ms: u64,
+    command: String,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    stderr_tail: String,
+    reason: String,
+}
+
+fn component(d: &mut Dec) -> R<Component> {
+    let enum_index = |d: &mut Dec, what: &str| -> R<u32> {
+        let v = d.u32()?;
+        if v > 2 {
+            return Err(format!("{what} variant {v} is not 0, 1 or 2"));
+        }
+        Ok(v)
+    };
+    Ok(Component {
+        path: d.string()?,
+        kind: enum_index(d, "kind")?,
+        status: enum_index(d, "status")?,
+        bytes: d.u64()?,
+        duration_ms: d.u64()?,
+        command: d.string()?,
+        exit_code: d.option(|d| d.i32())?,
+        signal: d.option(|d| d.i32())?,
+        stderr_tail: d.string()?,
+        reason: d.string()?,
+    })
+}
+
+/// § Snapshots: a snapshot file's plaintext, version 1 or version 2 (`0xff 0x02`, the
+/// version 1 fields, then a non-empty component list).
+fn snapshot_file(plain: &[u8]) -> R<Snapshot> {
+    match plain {
+        [0xff, 0x02, rest @ ..] => Dec::whole(rest, |d| {
+            let mut s = snapshot(d)?;
+            s.components = d.vec(component)?;
+            if s.components.is_empty() {
+                return Err("a version 2 snapshot without components".into());
+            }
+            Ok(s)
+        }),
+        [0xff, v, ..] => Err(format!("unknown snapshot version {v}")),
+        _ => Dec::whole(plain, snapshot),
+    }
 }
 
 fn snapshot(d: &mut Dec) -> R<Snapshot> {
@@ -408,6 +467,7 @@ fn snapshot(d: &mut Dec) -> R<Snapshot> {
             total_bytes_processed: d.u64()?,
             errors: d.u64()?,
         },
+        components: Vec::new(),
     })
 }
 
@@ -648,7 +708,7 @@ impl Repo {
         for name in list(&root.join("snapshots")) {
             let bytes = read_named(&root.join("snapshots").join(&name));
             let plain = repo.master.open_object(b"CRNS", &bytes).unwrap_or_else(|e| panic!("snapshot {name}: {e}"));
-            let s = Dec::whole(&plain, snapshot).unwrap_or_else(|e| panic!("snapshot {name}: {e}"));
+            let s = snapshot_file(&plain).unwrap_or_else(|e| panic!("snapshot {name}: {e}"));
             repo.snapshots.insert(id_from_hex(&name), s);
         }
         repo
@@ -1189,6 +1249,58 @@ fn spec_reader_reads_what_cairn_wrote() {
 }
 
 /// The spec's own examples, decoded with the hand-written decoder.
+/// § Snapshots, version 2 and "Command components": a backup with a command component, read
+/// without cairn's decoder: the components as `snapshots --json` shows them, the command's
+/// file node where its path says, with the command's bytes, and its made-up directory.
+#[test]
+fn spec_reader_reads_a_snapshot_with_components() {
+    let work = tempfile::tempdir().unwrap();
+    fs::create_dir(work.path().join("src")).unwrap();
+    let src = work.path().join("src").canonicalize().unwrap();
+    fs::write(src.join("f"), b"file").unwrap();
+    let repo_dir = work.path().join("repo");
+    cairn(&repo_dir, &["init"], None);
+    let dump = noise(600_000, 5);
+    let dump_file = work.path().join("dump.bin");
+    fs::write(&dump_file, &dump).unwrap();
+    let good = format!("--command=/spec/db.dump=cat {}", dump_file.display());
+    let bin = env!("CARGO_BIN_EXE_cairn");
+    let out = std::process::Command::new(bin)
+        .arg("-r")
+        .arg(&repo_dir)
+        .args(["backup", src.to_str().unwrap(), &good, "--command=/spec/bad.dump=false"])
+        .env("CAIRN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&cairn(&repo_dir, &["--json", "snapshots"], None)).unwrap();
+    let repo = Repo::open(&repo_dir, PASSWORD.as_bytes());
+    assert_eq!(repo.snapshots.len(), 1);
+    let snap = repo.snapshots.values().next().unwrap();
+    let json = &listed[0]["components"];
+    assert_eq!(snap.components.len(), 3);
+    for (c, j) in snap.components.iter().zip(json.as_array().unwrap()) {
+        assert_eq!(c.path, j["path"].as_str().unwrap());
+        assert_eq!(["path", "command", "stdin"][c.kind as usize], j["kind"].as_str().unwrap());
+        assert_eq!(["ok", "failed", "partial"][c.status as usize], j["status"].as_str().unwrap());
+        assert_eq!(c.bytes, j["bytes"].as_u64().unwrap());
+        assert_eq!(c.reason, j["reason"].as_str().unwrap());
+        assert_eq!(c.exit_code.map(i64::from), j["exit_code"].as_i64());
+    }
+    let bad = &snap.components[2];
+    assert_eq!((bad.kind, bad.status, bad.exit_code), (1, 1, Some(1)));
+    assert_eq!(snap.paths, vec![src.to_str().unwrap().to_string(), "/spec/db.dump".into(), "/spec/bad.dump".into()]);
+    // The root tree: the source's first directory and the made-up `spec` (0700, the user's).
+    let root = repo.tree(&snap.tree);
+    let spec = root.iter().find(|n| n.name == b"spec").expect("the made-up directory");
+    assert_eq!((spec.kind, spec.mode), (DIR, 0o700));
+    let below = repo.tree(&spec.subtree.expect("a subtree"));
+    assert_eq!(below.len(), 1, "the failed command has no node");
+    assert_eq!(below[0].name, b"db.dump");
+    assert_eq!(below[0].mode, 0o600);
+    assert_eq!(repo.file_content(&below[0]), dump);
+}
+
 #[test]
 fn spec_examples_decode() {
     // § Serialization: `Timestamp { secs: 1_700_000_000, nanos: 5 }` = fc 00 e2 a7 ca 05.

@@ -33,6 +33,7 @@ use crate::snapshot::{BackupCounts, Snapshot, Summary};
 use crate::tree::{Node, NodeKind, Timestamp, Tree};
 use crate::util::OwnerNames;
 
+mod components;
 mod input;
 mod read;
 mod report;
@@ -42,6 +43,7 @@ mod upload;
 mod walk;
 
 pub use crate::patterns::{read_pattern_file, Patterns};
+pub use components::{CommandSource, COMMANDS_AT_ONCE};
 pub use input::{backup_input, Input, InputReport};
 use read::Prefetcher;
 pub use read::{ReadAhead, Stdin, StreamError};
@@ -125,6 +127,11 @@ pub struct BackupOptions {
     pub ignore_ctime: bool,
     /// Do not compare inode numbers when deciding a file is unchanged.
     pub ignore_inode: bool,
+    /// Commands whose standard output is stored at their path, in the same snapshot as the
+    /// paths ([`CommandSource`]; only with [`Source::Paths`]). With any, the snapshot records
+    /// each component's status (a version 2 snapshot) and a failed component is left out of
+    /// the tree and listed in [`BackupResult::errors`].
+    pub commands: Vec<CommandSource>,
 }
 
 /// How a backup picks its parent snapshot.
@@ -259,9 +266,23 @@ pub fn backup(
             Source::Paths(paths) if opts.one_file_system => source_devices(paths),
             _ => Vec::new(),
         },
+        grafts: None,
     };
-    let (paths, comps) = source_paths(&source)?;
-    probe_sources(&comps)?;
+    let (mut paths, mut comps) = source_paths(&source)?;
+    let grafts = if opts.commands.is_empty() {
+        probe_sources(&comps)?;
+        None
+    } else {
+        if !matches!(source, Source::Paths(_)) {
+            return Err(Error::usage("command components cannot be combined with a stream (--stdin)"));
+        }
+        let command_comps = components::check_commands(&opts.commands, &comps, &paths)?;
+        let grafts = components::Grafts::new(paths.clone(), opts.commands.clone());
+        paths.extend(opts.commands.iter().map(|c| c.path.clone()));
+        comps.extend(command_comps);
+        Some(grafts)
+    };
+    walker.grafts = grafts.as_ref();
     let prefetcher = if matches!(source, Source::Paths(_)) { Prefetcher::start() } else { None };
     let prefetch_threads = prefetcher.map(|(p, h)| {
         walker.prefetch = Some(p);
@@ -273,7 +294,22 @@ pub fn backup(
     // Sources below `/` are compared with the parent node by node (their ancestors' metadata
     // does not count); `/` itself and a stream by the root tree.
     let by_sources = matches!(source, Source::Paths(_)) && !comps.iter().any(Vec::is_empty);
-    let result = run(&walker, source, &comps, parent.as_ref().map(|p| &p.root));
+    let parent_root = parent.as_ref().map(|p| &p.root);
+    let result = match &grafts {
+        None => run(&walker, source, &comps, parent_root),
+        // The commands run while the paths are walked.
+        Some(g) => std::thread::scope(|s| {
+            let walker = &walker;
+            for _ in 0..g.runners() {
+                s.spawn(|| g.run_commands(walker, &ctx.cancel));
+            }
+            let r = run(walker, source, &comps, parent_root);
+            if r.is_err() {
+                g.abort.cancel();
+            }
+            r
+        }),
+    };
     // The walk is over: close the prefetch queue and let its threads finish.
     walker.prefetch = None;
     for h in prefetch_threads.into_iter().flatten() {
@@ -329,6 +365,7 @@ pub fn backup(
         parent: parent.map(|p| p.id),
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
+        components: grafts.as_ref().map(|g| g.statuses(&errors)).unwrap_or_default(),
     };
     if let Permit::Write(lock) = permit {
         lock.check()?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::BackupResult;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
-use crate::snapshot::{Summary, SummaryInfo};
+use crate::snapshot::{ComponentStatus, Summary, SummaryInfo};
 
 /// The JSON summary of a backup (restic's `message_type: "summary"` line): the snapshot's
 /// summary ([`SummaryInfo`]) with the snapshot id and whether it was a dry run.
@@ -25,6 +25,10 @@ pub struct BackupSummary {
     /// What the snapshot records about the backup.
     #[serde(flatten)]
     pub summary: SummaryInfo,
+    /// Each path and command of a backup with command components and how it went (the
+    /// snapshot's [`crate::snapshot::Snapshot::components`]); absent without components.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentStatus>,
 }
 
 impl BackupSummary {
@@ -33,6 +37,7 @@ impl BackupSummary {
         let mut s = Self::from_parts(&r.snapshot.summary, r.snapshot.tz_offset, r.id.as_ref());
         s.dry_run = s.dry_run && !r.skipped;
         s.snapshot_skipped = r.skipped;
+        s.components = r.snapshot.components.clone();
         s
     }
 
@@ -45,6 +50,7 @@ impl BackupSummary {
             snapshot_id: id.map(|i| i.to_hex()),
             snapshot_skipped: false,
             summary: SummaryInfo::new(s, tz),
+            components: Vec::new(),
         }
     }
 

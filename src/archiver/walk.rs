@@ -50,6 +50,8 @@ pub(super) struct Walker<'a> {
     pub(super) source_changed: std::sync::atomic::AtomicBool,
     /// With `one_fs`: the devices of the sources as given, whose directories are entered.
     pub(super) source_devs: Vec<u64>,
+    /// The command components, when the backup has any (after the paths in the sources).
+    pub(super) grafts: Option<&'a super::components::Grafts>,
 }
 
 /// Files and directories new, changed and unchanged against the parent; content bytes.
@@ -88,7 +90,7 @@ pub(super) fn find<'t>(tree: Option<&'t Tree>, name: &[u8]) -> Option<&'t Node> 
 }
 
 impl Walker<'_> {
-    fn report(&self, path: &Path, msg: String) {
+    pub(super) fn report(&self, path: &Path, msg: String) {
         self.saver.progress.errors.fetch_add(1, Ordering::Relaxed);
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).push((path.to_path_buf(), msg));
     }
@@ -155,7 +157,7 @@ impl Walker<'_> {
     /// `Ok(None)` when it is skipped (excluded or unreadable, the latter reported). From
     /// [`PARALLEL_DEPTH`] on, a directory's node comes back without its subtree, for the
     /// caller ([`Walker::save_dir_deep`]) to save its entries.
-    fn save_entry(
+    pub(super) fn save_entry(
         &self,
         path: &Path,
         name: Vec<u8>,
@@ -419,8 +421,7 @@ impl Walker<'_> {
         let frame = |path: PathBuf, level: usize, members: Vec<usize>, ptree: Option<Tree>, node: Option<Node>| {
             let mut firsts: Vec<Vec<u8>> =
                 members.iter().filter_map(|&i| sources.get(i)?.get(level).cloned()).collect();
-            firsts.sort();
-            firsts.dedup();
+            self.order_entries(sources, &members, level, &mut firsts);
             Frame { path, level, members, firsts: firsts.into_iter(), ptree, nodes: Vec::new(), node }
         };
         let mut stack = vec![frame(prefix.to_path_buf(), 0, (0..sources.len()).collect(), parent.cloned(), None)];
@@ -446,11 +447,10 @@ impl Walker<'_> {
                 .copied()
                 .filter(|&i| sources.get(i).and_then(|s| s.get(level)) == Some(&first))
                 .collect();
-            if members.iter().any(|&i| sources.get(i).is_some_and(|s| s.len() == level + 1)) {
-                // This component is itself a source: back it up whole.
-                let dev = fs::symlink_metadata(&path).map(|m| m.dev()).unwrap_or(0);
+            if let Some(i) = members.iter().copied().find(|&i| sources.get(i).is_some_and(|s| s.len() == level + 1)) {
+                // This component is itself a source: back it up whole (or take a command's file).
                 let pnode = find(top.ptree.as_ref(), &first);
-                let saved = self.save_entry(&path, first.clone(), dev, pnode, 0)?;
+                let saved = self.save_source(i, &path, first.clone(), pnode)?;
                 if saved.is_none() || saved.as_ref() != pnode {
                     self.source_changed.store(true, Ordering::Relaxed);
                 }
@@ -458,6 +458,10 @@ impl Walker<'_> {
                     top.nodes.push(n);
                     self.sources_read.fetch_add(1, Ordering::Relaxed);
                 }
+            } else if self.only_commands(&members) {
+                let ptree = self.parent_tree(find(top.ptree.as_ref(), &first));
+                let node = super::components::synthesized_dir(first.clone());
+                stack.push(frame(path, level + 1, members, ptree, Some(node)));
             } else {
                 // A directory on the way to a source: a symbolic link here is followed (the
                 // source `/srv/mail` with `/srv -> /data/srv` is backed up as `/srv/mail`).

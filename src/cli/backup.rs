@@ -11,6 +11,7 @@ use cairn::patterns::read_pattern_file;
 use cairn::stream::StreamFailure;
 use cairn::Error;
 
+use super::profile::Applied;
 use super::progress::Ticker;
 use super::{human_bytes, out, GlobalOpts, EXIT_OK, EXIT_PARTIAL};
 
@@ -105,6 +106,75 @@ pub struct BackupArgs {
     /// Compression: auto (the repository's level), off, fastest, max, or a zstd level 1-22
     #[arg(long, value_name = "MODE", default_value = "auto")]
     compression: String,
+    /// Also run CMD (split into words as a shell would, but no shell is run) and store its
+    /// standard output as the file PATH in the same snapshot (repeatable; at most 3 run at
+    /// once, while the paths are read). A command that fails (non-zero exit, signal, timeout,
+    /// no output) is left out of the snapshot, recorded as failed, and the backup exits 3;
+    /// replaces a profile's [[backup.command]] list
+    #[arg(long = "command", value_name = "PATH=CMD", conflicts_with = "stream")]
+    commands: Vec<String>,
+    /// Terminate each --command that runs longer than this (`90s`, `30m`, `2h`) and fail it
+    #[arg(long, value_name = "DURATION", requires = "commands")]
+    command_timeout: Option<String>,
+}
+
+/// `--command PATH=CMD` as a command component. Errors: [`Error::Usage`] naming the flag.
+fn command_flag(s: &str, timeout: Option<std::time::Duration>) -> Result<archiver::CommandSource, Error> {
+    let bad = |why: &str| Error::usage(format!("--command {s:?}: {why}"));
+    let (path, cmd) =
+        s.split_once('=').ok_or_else(|| bad("expected PATH=CMD (/postgres/db.dump=\"pg_dump -Fc db\")"))?;
+    let words = shlex::split(cmd).ok_or_else(|| bad("unbalanced quotes or a trailing backslash in CMD"))?;
+    if words.is_empty() {
+        return Err(bad("no command after `=`"));
+    }
+    Ok(archiver::CommandSource {
+        path: path.to_string(),
+        argv: words.into_iter().map(Into::into).collect(),
+        verify: None,
+        timeout,
+    })
+}
+
+/// The command components: the `--command` flags, else the profile's `[[backup.command]]`.
+fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<archiver::CommandSource>, Error> {
+    let timeout = a
+        .command_timeout
+        .as_deref()
+        .map(|t| super::parse_duration(t).map_err(|e| Error::usage(format!("--command-timeout {t:?}: {e}"))))
+        .transpose()?;
+    if !a.commands.is_empty() {
+        return a.commands.iter().map(|c| command_flag(c, timeout)).collect();
+    }
+    // A stream backup (--stdin, --stdin-from-command) is one file: the profile's commands are
+    // for the nightly backup of its paths.
+    let Some(applied) = applied.filter(|_| !a.stdin && !a.stdin_from_command) else { return Ok(Vec::new()) };
+    applied
+        .profile
+        .backup
+        .command
+        .iter()
+        .map(|c| {
+            let timeout = c
+                .timeout
+                .as_deref()
+                .map(|t| {
+                    super::parse_duration(t).map_err(|e| {
+                        Error::usage(format!(
+                            "{}: [[backup.command]] {} timeout {t:?}: {e}",
+                            applied.file.display(),
+                            c.path
+                        ))
+                    })
+                })
+                .transpose()?;
+            Ok(archiver::CommandSource {
+                path: c.path.clone(),
+                argv: c.run.iter().map(Into::into).collect(),
+                verify: c.verify.as_ref().map(|v| v.iter().map(Into::into).collect()),
+                timeout,
+            })
+        })
+        .collect()
 }
 
 /// `--compression` as a zstd level; `None` for the repository's own (`auto`).
@@ -136,8 +206,8 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
 /// The paths to back up: the PATH arguments and those listed by --files-from,
 /// --files-from-verbatim and --files-from-raw (none with --stdin/--stdin-from-command, whose
 /// arguments are a command). Errors: a list that cannot be read or is malformed, `-` given
-/// twice, and no path at all (usage errors naming the lists).
-fn source_paths(a: &BackupArgs) -> Result<Vec<PathBuf>, Error> {
+/// twice, and no path at all unless `commands` (usage errors naming the lists).
+fn source_paths(a: &BackupArgs, commands: bool) -> Result<Vec<PathBuf>, Error> {
     use archiver::ListFormat;
     if a.stdin || a.stdin_from_command {
         return Ok(a.paths.clone());
@@ -164,13 +234,14 @@ fn source_paths(a: &BackupArgs) -> Result<Vec<PathBuf>, Error> {
             }
         }
     }
-    if paths.is_empty() {
+    if paths.is_empty() && !commands {
         let given: Vec<String> = lists
             .iter()
             .flat_map(|(files, format)| files.iter().map(move |f| format!("{} {}", format.flag(), f.display())))
             .collect();
         return Err(Error::usage(if given.is_empty() {
-            "nothing to back up: give at least one path, --files-from, --stdin or --stdin-from-command".to_string()
+            "nothing to back up: give at least one path, --files-from, --command, --stdin or --stdin-from-command"
+                .to_string()
         } else {
             format!("nothing to back up: {} list(s) no path and no PATH argument was given", given.join(", "))
         }));
@@ -200,13 +271,14 @@ fn selection(a: &BackupArgs) -> Result<(Vec<archiver::TagFile>, Option<u64>), Er
 }
 
 /// Run a backup and print its summary.
-pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
+pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<u8, Error> {
     if a.stdin_from_command && a.paths.is_empty() {
         return Err(Error::usage(
             "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]",
         ));
     }
-    let paths = source_paths(a)?;
+    let commands = command_sources(a, applied)?;
+    let paths = source_paths(a, !commands.is_empty())?;
     let (exclude_if_present, exclude_larger_than) = selection(a)?;
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
@@ -247,6 +319,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         parent,
         ignore_ctime: a.ignore_ctime,
         ignore_inode: a.ignore_inode,
+        commands,
     };
     let name = a.stdin_filename.clone().unwrap_or_else(|| "stdin".to_string());
     let input = if a.stdin_from_command {
@@ -306,6 +379,20 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
             dur / 60,
             dur % 60
         ));
+        for c in &r.snapshot.components {
+            let status = serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
+            let mut line = format!(
+                "{}: {} ({} in {:.1}s)",
+                c.path,
+                status.unwrap_or_default(),
+                human_bytes(c.bytes),
+                c.duration_ms as f64 / 1000.0
+            );
+            if !c.reason.is_empty() {
+                line.push_str(&format!(": {}", c.reason));
+            }
+            out(&line);
+        }
         if let Some(p) = r.snapshot.parent {
             out(&format!("parent snapshot {}", p.short()));
         }
@@ -319,7 +406,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs) -> Result<u8, Error> {
         Ok(EXIT_OK)
     } else {
         eprintln!(
-            "cairn: {} file(s) or directories could not be read; the snapshot was saved without them",
+            "cairn: {} file(s), directories or commands could not be read; the snapshot was saved without them",
             r.errors.len()
         );
         Ok(EXIT_PARTIAL)

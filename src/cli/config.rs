@@ -68,9 +68,12 @@ PROFILES
   ignore-ctime = true                --ignore-ctime
   ignore-inode = true                --ignore-inode
   force = true                       --force
-  [[backup.command]]                 a command's output in the snapshot: path = "/db.dump",
-                                     run = ["pg_dump", "db"], verify = [...], timeout = "2h"
-                                     (checked, not yet run by backup)
+  [[backup.command]]                 --command: a command's output stored at `path` in the same
+                                     snapshot: path = "/postgres/db.dump" (absolute, not inside
+                                     a backed-up path), run = ["pg_dump", "-Fc", "db"] (no shell),
+                                     verify = ["pg_restore", "--list"] (optional: fed the same
+                                     bytes; its failure fails the dump), timeout = "2h"
+                                     (optional); a --command flag replaces the whole list
 
 [forget]  (cairn forget, cairn run)
   keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly = N or "unlimited"

@@ -72,6 +72,11 @@ pub struct ForgetArgs {
     /// prune's default)
     #[arg(long = "max-unused", value_name = "LIMIT")]
     max_unused: Option<String>,
+    /// Do not keep the newest snapshot of each group in which each component (a backed-up
+    /// path or a --command output) succeeded; by default it is kept besides the policy, with
+    /// the reason "last good PATH", so failed dumps never age out the last good one
+    #[arg(long)]
+    no_keep_last_good: bool,
 }
 
 /// A `--keep-*` count: a non-negative number, `-1` or `unlimited` (restic's spellings); 0
@@ -151,8 +156,14 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         None
     };
     let repo = g.open()?;
-    let opts =
-        ForgetOptions { ids: args.ids.clone(), policy, group_by, filter: args.filter.filter(), dry_run: args.dry_run };
+    let opts = ForgetOptions {
+        ids: args.ids.clone(),
+        policy,
+        group_by,
+        filter: args.filter.filter(),
+        dry_run: args.dry_run,
+        no_keep_last_good: args.no_keep_last_good,
+    };
     let ctx = g.ctx();
     // Removing snapshots (and pruning) is exclusive, as in restic; a dry run only reads.
     let lock = if args.dry_run {

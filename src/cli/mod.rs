@@ -465,7 +465,7 @@ pub fn main() -> ExitCode {
     });
     let result = match &cli.command {
         Command::Init(a) => init::run(&cli.global, a),
-        Command::Backup(a) => backup::run(&cli.global, a),
+        Command::Backup(a) => backup::run(&cli.global, a, applied.as_ref()),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),

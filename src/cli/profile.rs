@@ -123,7 +123,8 @@ pub struct BackupSection {
     pub ignore_inode: Option<bool>,
     /// `--force`.
     pub force: Option<bool>,
-    /// Commands whose output goes into the snapshot (validated; not yet consumed).
+    /// Commands whose output goes into the snapshot (`cairn backup` runs them, see
+    /// `cairn::archiver::CommandSource`; `--command` flags replace the list).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<BackupCommand>,
 }

@@ -28,6 +28,15 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
     serde_json::to_value(SnapshotInfo::new(id, s)).unwrap_or_default()
 }
 
+/// `path` as the table shows it: with ` !` when its component failed or is partial.
+fn marked(s: &Snapshot, path: &str) -> String {
+    use cairn::snapshot::ComponentOutcome;
+    match s.components.iter().find(|c| c.path == path) {
+        Some(c) if c.status != ComponentOutcome::Ok => format!("{path} !"),
+        _ => path.to_string(),
+    }
+}
+
 /// List the snapshots passing the filters, oldest first.
 pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     let repo = g.open()?;
@@ -46,7 +55,7 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
                 snapshot_time(s),
                 s.hostname.clone(),
                 s.tags.join(","),
-                s.paths.join("\n"),
+                s.paths.iter().map(|p| marked(s, p)).collect::<Vec<_>>().join("\n"),
                 human_bytes(s.summary.counts.total_bytes_processed),
             ]
         })
@@ -82,5 +91,8 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     }
     out(&"-".repeat(width.iter().sum::<usize>() + 2 * (width.len() - 1)));
     out(&format!("{} snapshots", rows.len()));
+    if snaps.iter().any(|(_, s)| s.is_incomplete()) {
+        out("! incomplete: that part failed (or was partly read) and is not (fully) in the snapshot; `snapshots --json` says why");
+    }
     Ok(EXIT_OK)
 }

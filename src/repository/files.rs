@@ -81,6 +81,18 @@ pub trait RepoFile: Serialize + DeserializeOwned {
     const KIND: FileKind;
     /// The type of its name.
     type Id: FileName;
+
+    /// Its plaintext: bincode of the value unless the kind says otherwise (a version 2
+    /// snapshot, [`Snapshot::encode`]). Errors: [`Error::Internal`] when it cannot be encoded.
+    fn encode_plain(&self) -> Result<Vec<u8>> {
+        format::encode(self)
+    }
+
+    /// The value of plaintext `plain` (see [`RepoFile::encode_plain`]); `what` names the file
+    /// in errors. Errors: [`Error::Corrupt`] when it does not decode.
+    fn decode_plain(plain: &[u8], what: &str) -> Result<Self> {
+        format::decode(plain, what)
+    }
 }
 
 macro_rules! repo_file {
@@ -94,8 +106,18 @@ macro_rules! repo_file {
 repo_file! {
     Config => Config, ConfigName;
     IndexFile => Index, IndexId;
-    Snapshot => Snapshot, SnapshotId;
     LockInfo => Lock, LockId;
+}
+
+impl RepoFile for Snapshot {
+    const KIND: FileKind = FileKind::Snapshot;
+    type Id = SnapshotId;
+    fn encode_plain(&self) -> Result<Vec<u8>> {
+        self.encode()
+    }
+    fn decode_plain(plain: &[u8], what: &str) -> Result<Self> {
+        Snapshot::decode(plain, what)
+    }
 }
 
 /// How errors name file `short` of `kind`: `index 1a2b3c4d`, `config`.
@@ -124,13 +146,13 @@ impl Repository {
             return Err(Error::corrupt(what, "content does not match its name (BLAKE3 of the file)"));
         }
         let plain = self.master.open_object(T::KIND, data, what)?;
-        format::decode(&plain, what)
+        T::decode_plain(&plain, what)
     }
 
     /// Encrypt and store `value` as a new file of kind `T`; returns its name.
     /// Errors: [`Error::Internal`] when it cannot be encoded; the backend's.
     pub fn save<T: RepoFile>(&self, value: &T) -> Result<T::Id> {
-        let sealed = self.master.seal_object(T::KIND, &format::encode(value)?)?;
+        let sealed = self.master.seal_object(T::KIND, &value.encode_plain()?)?;
         let id = T::Id::of_stored(&sealed);
         self.backend.write(T::KIND, &id.id(), &sealed)?;
         Ok(id)

@@ -235,7 +235,6 @@ fn component<'a>(s: &'a serde_json::Value, path: &str) -> &'a serde_json::Value 
 }
 
 #[test]
-#[ignore = "needs --command (h-components)"]
 fn one_run_saves_the_trees_the_pg_dump_and_the_rdb_in_one_snapshot() {
     let pg = Postgres::start();
     pg.pgbench_db(BENCH);
@@ -273,7 +272,6 @@ fn one_run_saves_the_trees_the_pg_dump_and_the_rdb_in_one_snapshot() {
 }
 
 #[test]
-#[ignore = "needs --command (h-components)"]
 fn a_pg_dump_of_a_missing_database_is_left_out_and_recorded_the_rest_saved() {
     let pg = Postgres::start();
     let redis = Redis::start();
@@ -314,7 +312,6 @@ fn a_pg_dump_of_a_missing_database_is_left_out_and_recorded_the_rest_saved() {
 }
 
 #[test]
-#[ignore = "needs --command (h-components)"]
 fn a_pg_dump_blocked_past_its_timeout_and_a_dump_its_verify_rejects_are_left_out() {
     let pg = Postgres::start();
     pg.pgbench_db(BENCH);

@@ -13,6 +13,7 @@ mod common;
 
 mod check;
 mod cli;
+mod components;
 mod corpus;
 mod databases;
 mod deep;

@@ -14,6 +14,7 @@ use crate::lock::{ExclusiveLock, ReadLock};
 use crate::repository::Repository;
 use crate::snapshot::{self, SnapshotFilter, SnapshotInfo};
 
+pub mod last_good;
 pub mod policy;
 
 pub use policy::{
@@ -33,6 +34,10 @@ pub struct ForgetOptions {
     pub filter: SnapshotFilter,
     /// Decide and report only; remove nothing.
     pub dry_run: bool,
+    /// Do not keep, besides the policy, the newest snapshot of each group in which each
+    /// component succeeded ([`last_good::keep_last_good`], on by default; it only concerns
+    /// snapshots with components).
+    pub no_keep_last_good: bool,
 }
 
 /// One group of snapshots and what became of each.
@@ -233,7 +238,10 @@ fn decide(ctx: &Ctx, repo: &Repository, opts: &ForgetOptions) -> Result<ForgetRe
     let now = chrono::Utc::now();
     for (key, group) in group_snapshots(snaps, opts.group_by) {
         ctx.check()?;
-        let decisions = apply_policy(&group, &opts.policy, now);
+        let mut decisions = apply_policy(&group, &opts.policy, now);
+        if !opts.no_keep_last_good {
+            last_good::keep_last_good(&mut decisions);
+        }
         report.groups.push(ForgetGroup { key, decisions, damaged: Vec::new() });
     }
     Ok(report)
@@ -260,6 +268,7 @@ mod tests {
             parent: None,
             program_version: "cairn test".into(),
             summary: Summary::default(),
+            components: Vec::new(),
         };
         let id = SnapshotId(crate::id::Id::of_bytes(&[n]));
         let reasons = if keep { vec!["last snapshot".to_string()] } else { Vec::new() };

@@ -489,6 +489,7 @@ mod tests {
             parent: None,
             program_version: "test".into(),
             summary: Summary::default(),
+            components: Vec::new(),
         }
     }
 

@@ -1,0 +1,103 @@
+//! The rule that never lets a keep policy drop the last good copy of a component: in each
+//! group, the newest snapshot in which a component (a path or a command's output, by path)
+//! is in the tree is kept, with the reason `last good <path>`. So a week of failed database
+//! dumps cannot age out the last dump that worked, whatever the `--keep-*` counts. Snapshots
+//! without components (version 1) are not concerned.
+
+use super::policy::Decision;
+use crate::snapshot::{ComponentOutcome, Snapshot};
+
+/// True when component `path` of `s` is in its tree (ok, or a path read in part).
+fn good(s: &Snapshot, path: &str) -> bool {
+    s.components.iter().any(|c| c.path == path && c.status != ComponentOutcome::Failed)
+}
+
+/// Keep, among `decisions` (one group, newest first as [`super::apply_policy`] returns them),
+/// the newest snapshot in which each component path is good, adding the reason
+/// `last good <path>` (also to a snapshot the policy keeps anyway, so the reasons say which
+/// snapshot holds the last good copy). A path no snapshot of the group has good keeps nothing.
+pub fn keep_last_good(decisions: &mut [Decision]) {
+    let mut paths: Vec<String> =
+        decisions.iter().flat_map(|d| d.snapshot.components.iter().map(|c| c.path.clone())).collect();
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        if let Some(d) = decisions.iter_mut().find(|d| good(&d.snapshot, &path)) {
+            d.keep = true;
+            d.reasons.push(format!("last good {path}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{Id, SnapshotId};
+    use crate::snapshot::{ComponentKind, ComponentStatus, Summary};
+    use crate::tree::Timestamp;
+
+    fn snap(n: u8, components: &[(&str, ComponentOutcome)]) -> Decision {
+        let components = components
+            .iter()
+            .map(|(p, st)| ComponentStatus {
+                path: p.to_string(),
+                kind: ComponentKind::Command,
+                status: *st,
+                bytes: 0,
+                duration_ms: 0,
+                command: String::new(),
+                exit_code: None,
+                signal: None,
+                stderr_tail: String::new(),
+                reason: String::new(),
+            })
+            .collect();
+        let snapshot = Snapshot {
+            time: Timestamp { secs: i64::from(n), nanos: 0 },
+            tz_offset: 0,
+            hostname: "h".into(),
+            username: "u".into(),
+            uid: 0,
+            gid: 0,
+            paths: vec![],
+            tags: vec![],
+            excludes: vec![],
+            tree: Default::default(),
+            parent: None,
+            program_version: "test".into(),
+            summary: Summary::default(),
+            components,
+        };
+        Decision { id: SnapshotId(Id([n; 32])), snapshot, keep: n == 9, reasons: vec![], counters: Default::default() }
+    }
+
+    #[test]
+    fn the_newest_good_snapshot_of_each_component_is_kept() {
+        use ComponentOutcome::{Failed, Ok, Partial};
+        // Newest first: 9 (kept by the policy), 8, 7, 6, 5.
+        let mut ds = vec![
+            snap(9, &[("/a", Failed), ("/b", Ok), ("/p", Failed)]),
+            snap(8, &[("/a", Failed), ("/b", Ok), ("/p", Partial)]),
+            snap(7, &[("/a", Ok), ("/b", Ok)]),
+            snap(6, &[("/a", Ok), ("/b", Ok)]),
+            snap(5, &[("/never", Failed)]),
+        ];
+        keep_last_good(&mut ds);
+        let kept: Vec<(u8, bool, Vec<String>)> =
+            ds.iter().map(|d| (d.snapshot.time.secs as u8, d.keep, d.reasons.clone())).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (9, true, vec!["last good /b".to_string()]),
+                (8, true, vec!["last good /p".to_string()]),
+                (7, true, vec!["last good /a".to_string()]),
+                (6, false, vec![]),
+                (5, false, vec![]),
+            ]
+        );
+        // Version 1 snapshots (no components): nothing changes.
+        let mut plain = vec![snap(3, &[]), snap(2, &[])];
+        keep_last_good(&mut plain);
+        assert!(plain.iter().all(|d| !d.keep && d.reasons.is_empty()));
+    }
+}
