@@ -16,6 +16,7 @@ mod mount;
 mod password;
 mod profile;
 mod profile_apply;
+mod profile_env;
 mod progress;
 mod prune;
 mod restore;

@@ -53,7 +53,7 @@ pub fn parse(args: Vec<OsString>) -> Result<(Cli, Option<Applied>), Error> {
     let mut applied = Applied { name, file, text, profile: prof, injected: Vec::new(), env_set: Vec::new() };
     if let Some(env_file) = applied.profile.repository.environment_file.clone() {
         let at = applied.at("repository", "environment-file");
-        applied.env_set = profile::apply_environment_file(&env_file, &at)?;
+        applied.env_set = super::profile_env::apply_environment_file(&env_file, &at)?;
     }
     // The environment file may set variables that clap reads (CAIRN_REPOSITORY...).
     let m = Cli::command().try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
