@@ -162,7 +162,7 @@ enum Command {
     /// Create a new repository
     Init(init::InitArgs),
     /// Back up files and directories, standard input, or a command's output
-    Backup(backup::BackupArgs),
+    Backup(Box<backup::BackupArgs>),
     /// List snapshots
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a snapshot into a directory
