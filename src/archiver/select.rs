@@ -7,6 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -55,7 +56,16 @@ impl TagFile {
             return false;
         }
         let Some(header) = &self.header else { return true };
-        let Ok(f) = fs::File::open(dir.join(&self.name)) else { return false };
+        // Without following a symbolic link and without blocking (a FIFO or a device named
+        // like the tag would hang the walk), and only a regular file.
+        let open = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(dir.join(&self.name));
+        let Ok(f) = open else { return false };
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            return false;
+        }
         let mut start = Vec::with_capacity(header.len());
         match f.take(header.len() as u64).read_to_end(&mut start) {
             Ok(_) => start == *header,
@@ -244,6 +254,15 @@ mod tests {
         assert_eq!(kept_entries(d, all.clone(), &[TagFile::cachedir()]), all);
         fs::remove_file(d.join("CACHEDIR.TAG")).unwrap();
         fs::create_dir(d.join("CACHEDIR.TAG")).unwrap();
+        assert_eq!(kept_entries(d, all.clone(), &[TagFile::cachedir()]), all);
+        // A FIFO of that name (opening it for reading would block) and a symbolic link to a
+        // good tag: not tags, and the walk does not hang.
+        fs::remove_dir(d.join("CACHEDIR.TAG")).unwrap();
+        nix::unistd::mkfifo(&d.join("CACHEDIR.TAG"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(kept_entries(d, all.clone(), &[TagFile::cachedir()]), all);
+        fs::remove_file(d.join("CACHEDIR.TAG")).unwrap();
+        fs::write(d.join("real.tag"), CACHEDIR_SIGNATURE).unwrap();
+        std::os::unix::fs::symlink(d.join("real.tag"), d.join("CACHEDIR.TAG")).unwrap();
         assert_eq!(kept_entries(d, all.clone(), &[TagFile::cachedir()]), all);
         // Without a header any entry of that name tags; with one, only its start counts.
         let nobackup = TagFile::parse(".nobackup").unwrap();

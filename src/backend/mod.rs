@@ -481,11 +481,13 @@ pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std
 }
 
 /// The name a listing gives for a stored file called `raw`, or `None` for a file a listing
-/// leaves out: a temporary file being written ([`local::TMP_PREFIX`]) and the empty name.
-/// Every other name is listed, so `check` reports a stray file an operator left (`pack.bak`
-/// included); control characters are escaped (`\n`) so a name cannot garble a report.
+/// leaves out: a hidden file (a name starting with `.`: temporary files being written,
+/// [`local::TMP_PREFIX`], and what file managers and NFS leave: `.DS_Store`, `.nfs0123`) and
+/// the empty name. Every other name is listed, so `check` reports a stray file an operator
+/// left (`pack.bak` included); control characters are escaped (`\n`) so a name cannot garble a
+/// report.
 pub(crate) fn listed_name(raw: &str) -> Option<String> {
-    if raw.is_empty() || raw.starts_with(local::TMP_PREFIX) {
+    if raw.is_empty() || raw.starts_with('.') {
         return None;
     }
     Some(if raw.chars().any(char::is_control) { raw.escape_debug().to_string() } else { raw.to_string() })

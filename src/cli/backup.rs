@@ -135,7 +135,8 @@ fn command_flag(s: &str, timeout: Option<std::time::Duration>) -> Result<archive
     })
 }
 
-/// The command components: the `--command` flags, else the profile's `[[backup.command]]`.
+/// The command components: the `--command` flags, else the profile's `[[backup.command]]`
+/// unless the command line gives what to back up.
 fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<archiver::CommandSource>, Error> {
     let timeout = a
         .command_timeout
@@ -148,6 +149,18 @@ fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<arch
     // A stream backup (--stdin, --stdin-from-command) is one file: the profile's commands are
     // for the nightly backup of its paths.
     let Some(applied) = applied.filter(|_| !a.stdin && !a.stdin_from_command) else { return Ok(Vec::new()) };
+    // What to back up given on the command line (PATH arguments, --files-from lists) replaces
+    // the profile's paths and its commands: `cairn -P mail1 backup /tmp/x` runs no pg_dump.
+    let from_profile = |key: &str| applied.injected.iter().any(|i| i.section == "backup" && i.key == key);
+    let typed = [
+        ("paths", a.paths.is_empty()),
+        ("files-from", a.files_from.is_empty()),
+        ("files-from-verbatim", a.files_from_verbatim.is_empty()),
+        ("files-from-raw", a.files_from_raw.is_empty()),
+    ];
+    if typed.iter().any(|(key, empty)| !empty && !from_profile(key)) {
+        return Ok(Vec::new());
+    }
     applied
         .profile
         .backup
@@ -206,7 +219,8 @@ fn parse_time(s: &str) -> Result<cairn::tree::Timestamp, Error> {
 /// The paths to back up: the PATH arguments and those listed by --files-from,
 /// --files-from-verbatim and --files-from-raw (none with --stdin/--stdin-from-command, whose
 /// arguments are a command). Errors: a list that cannot be read or is malformed, `-` given
-/// twice, and no path at all unless `commands` (usage errors naming the lists).
+/// twice, lists that give no path (and no PATH argument), and no path at all unless
+/// `commands` (usage errors naming the lists).
 fn source_paths(a: &BackupArgs, commands: bool) -> Result<Vec<PathBuf>, Error> {
     use archiver::ListFormat;
     if a.stdin || a.stdin_from_command {
@@ -234,16 +248,18 @@ fn source_paths(a: &BackupArgs, commands: bool) -> Result<Vec<PathBuf>, Error> {
             }
         }
     }
-    if paths.is_empty() && !commands {
-        let given: Vec<String> = lists
-            .iter()
-            .flat_map(|(files, format)| files.iter().map(move |f| format!("{} {}", format.flag(), f.display())))
-            .collect();
+    let given: Vec<String> = lists
+        .iter()
+        .flat_map(|(files, format)| files.iter().map(move |f| format!("{} {}", format.flag(), f.display())))
+        .collect();
+    // Lists that give nothing are an error even beside commands: a broken `find` must not
+    // turn into a night of dumps alone that looks complete.
+    if paths.is_empty() && (!commands || !given.is_empty()) {
         return Err(Error::usage(if given.is_empty() {
             "nothing to back up: give at least one path, --files-from, --command, --stdin or --stdin-from-command"
                 .to_string()
         } else {
-            format!("nothing to back up: {} list(s) no path and no PATH argument was given", given.join(", "))
+            format!("nothing to back up: {} listed no path, and no PATH argument was given", given.join(", "))
         }));
     }
     Ok(paths)

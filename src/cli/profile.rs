@@ -384,16 +384,18 @@ fn key_at(doc: &DeTable, offset: usize) -> Option<String> {
 /// can be checked without a command (durations, hooks, commands). Errors name the file, line
 /// and key.
 pub fn load(file: &Path) -> Result<(String, Profile), Error> {
-    let meta = std::fs::metadata(file)
-        .map_err(|e| Error::usage(format!("cannot read the profile {}: {e}", file.display())))?;
+    let fail = |e: std::io::Error| Error::usage(format!("cannot read the profile {}: {e}", file.display()));
+    // The checks and the read are of the same open file.
+    let mut f = std::fs::File::open(file).map_err(fail)?;
+    let meta = f.metadata().map_err(fail)?;
     super::profile_env::trusted(&meta, 0o022).map_err(|why| {
         Error::usage(format!(
             "the profile {} {why}: it names the commands cairn runs (hooks, dumps, the password command), so only its owner may change it, and its owner must be you or root",
             file.display()
         ))
     })?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::usage(format!("cannot read the profile {}: {e}", file.display())))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).map_err(fail)?;
     let profile: Profile = toml::from_str(&text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let (line, col) = line_col(&text, offset);

@@ -12,17 +12,18 @@ use cairn::Error;
 ///
 /// Call before any thread starts (it changes the process's environment).
 pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Error> {
-    let meta =
-        std::fs::metadata(file).map_err(|e| Error::usage(format!("{at}: environment file {}: {e}", file.display())))?;
+    let fail = |e: std::io::Error| Error::usage(format!("{at}: environment file {}: {e}", file.display()));
+    // The checks and the read are of the same open file.
+    let mut f = std::fs::File::open(file).map_err(fail)?;
+    let meta = f.metadata().map_err(fail)?;
     trusted(&meta, 0o077).map_err(|why| {
         Error::usage(format!(
-            "{at}: environment file {} {why}: it holds secrets, so only its owner (you or root) may read or change it: chmod 600 {}",
-            file.display(),
+            "{at}: environment file {} {why}: it holds secrets, so only its owner (you or root) may read or change it",
             file.display()
         ))
     })?;
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::usage(format!("{at}: environment file {}: {e}", file.display())))?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).map_err(fail)?;
     let mut set = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
@@ -67,7 +68,7 @@ pub(super) fn trusted(meta: &std::fs::Metadata, forbidden: u32) -> Result<(), St
     }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
-        return Err(format!("belongs to user id {}, neither you (user id {me}) nor root", meta.uid()));
+        return Err(format!("belongs to user id {}, neither you (user id {me}) nor root (chown)", meta.uid()));
     }
     Ok(())
 }

@@ -49,6 +49,9 @@ struct Step {
     /// The snapshot the backup step saved.
     #[serde(skip_serializing_if = "Option::is_none")]
     snapshot_id: Option<String>,
+    /// The backup step's components (paths and commands) as its summary gives them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    components: Vec<serde_json::Value>,
 }
 
 /// What `run --json` prints: `{"message_type":"run","profile":..,"exit_code":..,"steps":[..]}`.
@@ -275,8 +278,28 @@ impl Night<'_> {
                 ));
             }
         }
+        // Which dump failed, for the failure hooks (CAIRN_ERROR) and the report.
+        let components = summary.as_ref().and_then(|s| s["components"].as_array().cloned()).unwrap_or_default();
+        let failed: Vec<String> = components
+            .iter()
+            .filter(|c| c["status"] != "ok")
+            .map(|c| {
+                format!(
+                    "{} {}: {}",
+                    c["path"].as_str().unwrap_or("?"),
+                    c["status"].as_str().unwrap_or("?"),
+                    c["reason"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        if !self.json && !self.quiet {
+            for f in &failed {
+                out(&format!("backup: {f}"));
+            }
+        }
+        let error = error.or_else(|| (!failed.is_empty()).then(|| failed.join("; ")));
         self.snapshot_id = snapshot_id.clone();
-        self.record(Step { step: "backup".into(), command: None, exit_code: code, error, snapshot_id });
+        self.record(Step { step: "backup".into(), command: None, exit_code: code, error, snapshot_id, components });
     }
 
     /// True (and the step recorded as interrupted, exit 130) when the run was cancelled
@@ -286,7 +309,14 @@ impl Night<'_> {
             return false;
         }
         let error = Some("interrupted before it started".to_string());
-        self.record(Step { step: name.into(), command: None, exit_code: EXIT_INTERRUPTED, error, snapshot_id: None });
+        self.record(Step {
+            step: name.into(),
+            command: None,
+            exit_code: EXIT_INTERRUPTED,
+            error,
+            snapshot_id: None,
+            components: Vec::new(),
+        });
         true
     }
 
@@ -309,7 +339,14 @@ impl Night<'_> {
             Ok(s) => (exit_code(s), None),
             Err(e) => (EXIT_FATAL, Some(format!("cannot run {}: {e}", self.exe.display()))),
         };
-        self.record(Step { step: name.into(), command: None, exit_code: code, error, snapshot_id: None });
+        self.record(Step {
+            step: name.into(),
+            command: None,
+            exit_code: code,
+            error,
+            snapshot_id: None,
+            components: Vec::new(),
+        });
     }
 
     /// Run hook `argv` of `stage`; true when it succeeded. Its output goes where the run's goes
@@ -340,6 +377,7 @@ impl Night<'_> {
             exit_code: code,
             error,
             snapshot_id: None,
+            components: Vec::new(),
         });
         ok
     }

@@ -175,10 +175,12 @@ impl Repository {
     pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         use rayon::prelude::*;
         let (ids, foreign) = FileKind::Index.split_listing(self.backend.list_names(FileKind::Index)?);
+        // Not ignored: a renamed index file may hold the only entries of packs that snapshots
+        // need, and a prune that did not see them would delete those packs.
         if let Some((name, _)) = foreign.first() {
             return Err(Error::corrupt(
-                describe(FileKind::Index, name.get(..8).unwrap_or(name)),
-                "content does not match its name (BLAKE3 of the file)",
+                format!("index/{name}"),
+                "a file in the index directory whose name is not an index id: cairn cannot tell whether it holds entries snapshots need; give it back its name, or move it out of the repository if it is not an index file",
             ));
         }
         ids.par_iter()

@@ -350,3 +350,54 @@ fn run_is_the_night_hooks_backup_forget_and_the_worst_exit_code() {
     assert!(text.contains("/cairn/night.toml\n"), "hooks get the profile's file: {text}");
     assert!(!text.contains("failure"), "{text}");
 }
+
+#[test]
+fn run_names_the_failed_dump_and_paths_on_the_command_line_run_no_dump() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let pw = tmp.join("password");
+    write(&pw, format!("{PASSWORD}\n"));
+    let log = tmp.join("hooks.log");
+    let marker = tmp.join("dump-ran");
+    let file = tmp.join("night.toml");
+    write(
+        &file,
+        format!(
+            "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n\n[[backup.command]]\npath = \"/db/good.dump\"\nrun = [\"sh\", \"-c\", \"touch {}; echo rows\"]\n\n[[backup.command]]\npath = \"/db/bad.dump\"\nrun = [\"sh\", \"-c\", \"echo half; exit 4\"]\n\n[hooks]\nafter-failure = [[\"sh\", \"-c\", \"echo \\\"$CAIRN_EXIT_CODE $CAIRN_ERROR\\\" >> {}\"]]\n",
+            repo.path.display().to_string(),
+            pw.display().to_string(),
+            src.display().to_string(),
+            marker.display(),
+            log.display(),
+        ),
+    );
+    // The night: the failed dump is named on stdout, in the failure hook's CAIRN_ERROR and in
+    // the --json step.
+    let o = cairn().arg("--config").arg(&file).arg("run").run();
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stdout.contains("backup: /db/bad.dump failed: "), "{}", o.stdout);
+    assert!(!o.stdout.contains("/db/good.dump"), "only what failed is listed: {}", o.stdout);
+    let hook = fs::read_to_string(&log).expect("the failure hook ran");
+    assert!(hook.starts_with("3 /db/bad.dump failed: ") && hook.contains("exit"), "{hook}");
+    let o = cairn().arg("--config").arg(&file).args(["--json", "run"]).run();
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).expect("one JSON document");
+    let backup = report["steps"].as_array().and_then(|s| s.iter().find(|s| s["step"] == "backup")).cloned();
+    let backup = backup.expect("a backup step");
+    let failed: Vec<&str> = backup["components"]
+        .as_array()
+        .map(|c| c.iter().filter(|c| c["status"] == "failed").filter_map(|c| c["path"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(failed, ["/db/bad.dump"], "{report}");
+    assert!(backup["error"].as_str().is_some_and(|e| e.contains("/db/bad.dump")), "{report}");
+
+    // An ad-hoc backup of another path with the same profile runs none of its dumps.
+    fs::remove_file(&marker).expect("the dump ran");
+    let other = tmp.join("other");
+    write(other.join("f"), "x");
+    let o = cairn().arg("--config").arg(&file).args(["--json", "backup"]).arg(&other).run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!marker.exists(), "a dump ran for a backup of {}", other.display());
+    assert!(o.json().get("components").is_none(), "{}", o.stdout);
+}

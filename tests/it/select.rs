@@ -183,6 +183,10 @@ fn files_from_a_missing_path_is_partial_and_an_empty_list_is_refused() {
     write(&list, "# nothing\n\n   \n");
     let out = repo.cmd().arg("backup").arg("--files-from").arg(&list).run().code(1);
     assert!(out.stderr.contains("nothing to back up") && out.stderr.contains("list.txt"), "{}", out.stderr);
+    // Beside a command too: the dump alone would look like a complete night.
+    let out =
+        repo.cmd().arg("backup").arg("--files-from").arg(&list).args(["--command", "/x.dump=echo x"]).run().code(1);
+    assert!(out.stderr.contains("listed no path"), "{}", out.stderr);
     let out = repo.cmd().arg("backup").arg("--files-from").arg(tmp.join("no-such-list")).run().code(1);
     assert!(out.stderr.contains("no-such-list"), "{}", out.stderr);
     assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 2);

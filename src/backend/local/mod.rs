@@ -418,6 +418,8 @@ mod tests {
         assert_eq!(b.list_names(FileKind::Index).unwrap(), vec![("stray".to_string(), 1)]);
         fs::rename(dir.path().join("repo/index/stray"), dir.path().join("repo/index/old.bak\n")).unwrap();
         assert_eq!(b.list_names(FileKind::Index).unwrap(), vec![("old.bak\\n".to_string(), 1)]);
+        fs::write(dir.path().join("repo/index/.DS_Store"), b"x").unwrap();
+        assert_eq!(b.list_names(FileKind::Index).unwrap().len(), 1, "hidden files are not listed");
         assert!(b.list(FileKind::Index).unwrap().is_empty());
         assert!(b.stage(FileKind::Index).unwrap().is_none(), "only packs are staged");
         let mut dropped = b.stage(FileKind::Pack).unwrap().unwrap();
