@@ -254,33 +254,43 @@ fn print_group(group: &ForgetGroup) {
 }
 
 /// A table of snapshots, oldest first (as `snapshots` prints them); with a Reasons column
-/// for kept ones.
+/// for kept ones. As restic's, each reason and each path is a line of its own.
 fn table(rows: &[&Decision], reasons: bool) {
-    let mut cells: Vec<Vec<String>> = rows
-        .iter()
-        .rev()
-        .map(|d| {
-            let s = &d.snapshot;
-            let mut r = vec![d.id.short(), super::snapshot_time(s), s.hostname.clone(), s.tags.join(",")];
-            if reasons {
-                r.push(d.reasons.join(", "));
-            }
-            r.push(s.paths.join(", "));
-            r
-        })
-        .collect();
     let mut header: Vec<String> = ["ID", "Time", "Host", "Tags"].map(String::from).to_vec();
     if reasons {
         header.push("Reasons".into());
     }
     header.push("Paths".into());
-    cells.insert(0, header);
-    let cols = cells[0].len();
-    let width: Vec<usize> = (0..cols).map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let rule = "-".repeat(width.iter().sum::<usize>() + 2 * (cols - 1));
+    let mut cells: Vec<Vec<String>> = vec![header];
+    cells.extend(rows.iter().rev().map(|d| {
+        let s = &d.snapshot;
+        let mut r = vec![d.id.short(), super::snapshot_time(s), s.hostname.clone(), s.tags.join(",")];
+        if reasons {
+            r.push(d.reasons.join("\n"));
+        }
+        r.push(s.paths.join("\n"));
+        r
+    }));
+    let cols = cells.first().map_or(0, Vec::len);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            let cell_width =
+                |r: &Vec<String>| r.get(c).map_or(0, |x| x.lines().map(super::table::width).max().unwrap_or(0));
+            cells.iter().map(cell_width).max().unwrap_or(0)
+        })
+        .collect();
+    let rule = "-".repeat(width.iter().sum::<usize>() + 2 * cols.saturating_sub(1));
     for (i, r) in cells.iter().enumerate() {
-        let line: Vec<String> = r.iter().zip(&width).map(|(c, w)| super::table::pad_right(c, *w)).collect();
-        out(line.join("  ").trim_end());
+        let lines: Vec<Vec<&str>> = r.iter().map(|c| c.lines().collect()).collect();
+        let height = lines.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        for k in 0..height {
+            let line: Vec<String> = lines
+                .iter()
+                .zip(&width)
+                .map(|(c, w)| super::table::pad_right(c.get(k).copied().unwrap_or(""), *w))
+                .collect();
+            out(line.join("  ").trim_end());
+        }
         if i == 0 {
             out(&rule);
         }

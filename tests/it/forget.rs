@@ -450,6 +450,9 @@ fn policies_match_restics_rules_on_two_years_of_snapshots() {
     let out = run(&repo, &["forget", "-n", "-d", "7", "-w", "4", "-m", "12"]).ok();
     assert!(out.stdout.contains("snapshots for (host [alpha], paths ["), "{}", out.stdout);
     assert!(out.stdout.contains("daily snapshot"), "{}", out.stdout);
+    // As restic's table: one reason per line (a snapshot kept for several has several lines).
+    assert!(!out.stdout.contains("snapshot, "), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.trim_start().starts_with("weekly snapshot")), "{}", out.stdout);
     let (want, _) = model(&all, &counts(0, 0, 7, 4, 12, 0), "host,paths");
     assert!(out.stdout.contains(&format!("would remove {} snapshots", 400 - want.len())), "{}", out.stdout);
 
