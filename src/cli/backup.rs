@@ -8,6 +8,7 @@ use clap::Args;
 
 use cairn::archiver::{self, BackupOptions, BackupSummary, Input, InputReport, ParentChoice, Permit, Progress};
 use cairn::patterns::read_pattern_file;
+use cairn::snapshot::ComponentOutcome;
 use cairn::stream::StreamFailure;
 use cairn::Error;
 
@@ -372,7 +373,7 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
         eprintln!("cairn: warning: {w}");
     }
     for (path, msg) in &r.errors {
-        eprintln!("cairn: {}: {msg} (skipped)", path.display());
+        eprintln!("cairn: {}: {msg} (not in the snapshot)", path.display());
     }
     let s = &r.snapshot.summary.counts;
     if g.json {
@@ -396,14 +397,13 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
             dur % 60
         ));
         for c in &r.snapshot.components {
-            let status = serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(String::from));
-            let mut line = format!(
-                "{}: {} ({} in {:.1}s)",
-                c.path,
-                status.unwrap_or_default(),
-                human_bytes(c.bytes),
-                c.duration_ms as f64 / 1000.0
-            );
+            let status = match c.status {
+                ComponentOutcome::Ok => "ok",
+                ComponentOutcome::Failed => "failed",
+                ComponentOutcome::Partial => "partial",
+            };
+            let mut line =
+                format!("{}: {} ({} in {:.1}s)", c.path, status, human_bytes(c.bytes), c.duration_ms as f64 / 1000.0);
             if !c.reason.is_empty() {
                 line.push_str(&format!(": {}", c.reason));
             }
@@ -421,10 +421,8 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
     if r.errors.is_empty() {
         Ok(EXIT_OK)
     } else {
-        eprintln!(
-            "cairn: {} file(s), directories or commands could not be read; the snapshot was saved without them",
-            r.errors.len()
-        );
+        let saved = if a.dry_run { "a snapshot would be saved" } else { "the snapshot was saved" };
+        eprintln!("cairn: {} file(s), directories or commands could not be read; {saved} without them", r.errors.len());
         Ok(EXIT_PARTIAL)
     }
 }
