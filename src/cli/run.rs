@@ -269,12 +269,12 @@ impl Night<'_> {
                 out("backup: no changes, snapshot not written (skip-if-unchanged)");
             } else {
                 out(&format!(
-                    "backup: snapshot {} saved: {} new, {} changed, {} unchanged files; {} bytes added",
+                    "backup: snapshot {} saved: {} new, {} changed, {} unchanged files; {} added",
                     snapshot_id.as_deref().and_then(|i| i.get(..8)).unwrap_or("?"),
                     s["files_new"],
                     s["files_changed"],
                     s["files_unchanged"],
-                    s["data_added"]
+                    s["data_added"].as_u64().map_or_else(|| "?".to_string(), super::human_bytes)
                 ));
             }
         }
