@@ -21,6 +21,7 @@ mod progress;
 mod prune;
 mod restore;
 mod run;
+mod run_child;
 mod schedule;
 mod snapshots;
 mod table;

@@ -15,8 +15,14 @@
 //! empty when nothing did). A failing `after-*` or `finally` hook makes the run fail (exit 1)
 //! but does not stop the other hooks.
 //!
+//! An interrupt of the run (Ctrl-C, SIGTERM) is passed on to the step or hook running then
+//! (SIGTERM, SIGKILL 10 s later); no further step starts, the failure and finally hooks run.
+//! `forget` runs only after a backup that saved a snapshot (exit 0 or 3). What a failing step
+//! or hook said last (its error message) becomes the step's error and `CAIRN_ERROR`.
+//!
 //! The exit code is the worst step's: 0 when all succeeded; 3 when the worst was a snapshot
-//! saved without some sources; otherwise the first failing step's code.
+//! saved without some sources; otherwise the first failing step's code; 130 for an interrupted
+//! run.
 
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
@@ -27,6 +33,7 @@ use serde::Serialize;
 use cairn::Error;
 
 use super::profile::Applied;
+use super::run_child::supervise;
 use super::{out, GlobalOpts, EXIT_FATAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL};
 
 /// Arguments of `run` (everything else comes from the profile).
@@ -126,7 +133,10 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
     let before_ok = hooks.before.iter().all(|h| night.hook("before", h));
     if before_ok && !night.interrupted("backup") {
         night.backup();
-        if has_keep_rule(p) && !night.interrupted("forget") {
+        // Retention after a backup that saved nothing (an unreachable repository, a wrong
+        // password) would fail the same way: only after a snapshot (or a skipped one).
+        let saved = matches!(night.code, EXIT_OK | EXIT_PARTIAL);
+        if saved && has_keep_rule(p) && !night.interrupted("forget") {
             night.child("forget", &["forget"]);
         }
     }
@@ -142,7 +152,8 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         night.hook("finally", h);
     }
     if super::cancel().is_cancelled() {
-        night.code = worse(night.code, EXIT_INTERRUPTED);
+        // Whatever failed on the way, an interrupted run says so (restic's 130).
+        night.code = EXIT_INTERRUPTED;
     }
     if g.json {
         let report =
@@ -250,13 +261,12 @@ impl Night<'_> {
     fn backup(&mut self) {
         let mut cmd = Command::new(&self.exe);
         // Its messages reach stderr as they come; stdout is its JSON summary.
-        cmd.args(&self.globals)
-            .args(["--json", "backup"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let (code, stdout, error) = match cmd.output() {
-            Ok(o) => (exit_code(o.status), o.stdout, None),
+        cmd.args(&self.globals).args(["--json", "backup"]);
+        let (code, stdout, error) = match supervise(&mut cmd, true, self.json) {
+            Ok(f) => {
+                let code = exit_code(f.status);
+                (code, f.stdout, f.said.filter(|_| code != EXIT_OK && code != EXIT_PARTIAL))
+            }
             Err(e) => (EXIT_FATAL, Vec::new(), Some(format!("cannot run {}: {e}", self.exe.display()))),
         };
         let summary = String::from_utf8_lossy(&stdout)
@@ -334,9 +344,12 @@ impl Night<'_> {
     /// A step that is this program's command `args` with the profile.
     fn child(&mut self, name: &str, args: &[&str]) {
         let mut cmd = Command::new(&self.exe);
-        cmd.args(&self.globals).args(args).stdin(Stdio::null()).stdout(self.stdout());
-        let (code, error) = match cmd.status() {
-            Ok(s) => (exit_code(s), None),
+        cmd.args(&self.globals).args(args).stdout(self.stdout());
+        let (code, error) = match supervise(&mut cmd, false, self.json) {
+            Ok(f) => {
+                let code = exit_code(f.status);
+                (code, f.said.filter(|_| code != EXIT_OK))
+            }
             Err(e) => (EXIT_FATAL, Some(format!("cannot run {}: {e}", self.exe.display()))),
         };
         self.record(Step {
@@ -355,7 +368,6 @@ impl Night<'_> {
         let Some((program, args)) = argv.split_first() else { return true };
         let mut cmd = Command::new(program);
         cmd.args(args)
-            .stdin(Stdio::null())
             .env("CAIRN_PROFILE", self.profile)
             .env("CAIRN_CONFIG", &self.config)
             .env("CAIRN_COMMAND", "run")
@@ -363,10 +375,12 @@ impl Night<'_> {
             .env("CAIRN_EXIT_CODE", self.code.to_string())
             .env("CAIRN_ERROR", self.error.as_deref().unwrap_or(""))
             .stdout(self.stdout());
-        let (code, error) = match cmd.status() {
-            Ok(s) if s.success() => (EXIT_OK, None),
-            Ok(s) => {
-                (EXIT_FATAL, Some(format!("hook {stage} {program:?} failed: {}", cairn::stream::describe_status(s))))
+        let (code, error) = match supervise(&mut cmd, false, self.json) {
+            Ok(f) if f.status.success() => (EXIT_OK, None),
+            Ok(f) => {
+                let said = f.said.map(|s| format!(": {s}")).unwrap_or_default();
+                let status = cairn::stream::describe_status(f.status);
+                (EXIT_FATAL, Some(format!("hook {stage} {program:?} failed: {status}{said}")))
             }
             Err(e) => (EXIT_FATAL, Some(format!("hook {stage} {program:?} could not start: {e}"))),
         };

@@ -401,3 +401,53 @@ fn run_names_the_failed_dump_and_paths_on_the_command_line_run_no_dump() {
     assert!(!marker.exists(), "a dump ran for a backup of {}", other.display());
     assert!(o.json().get("components").is_none(), "{}", o.stdout);
 }
+
+#[test]
+fn an_interrupted_run_passes_the_signal_on_and_still_runs_the_failure_hooks() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let pw = tmp.join("password");
+    write(&pw, format!("{PASSWORD}\n"));
+    let (pidfile, log) = (tmp.join("hook.pid"), tmp.join("hooks.log"));
+    let file = tmp.join("night.toml");
+    write(
+        &file,
+        format!(
+            "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n[hooks]\nbefore = [[\"sh\", \"-c\", \"echo $$ > {}; exec sleep 600\"]]\nafter-failure = [[\"sh\", \"-c\", \"echo failure $CAIRN_EXIT_CODE >> {}\"]]\n",
+            repo.path.display().to_string(),
+            pw.display().to_string(),
+            src.display().to_string(),
+            pidfile.display(),
+            log.display(),
+        ),
+    );
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--json", "run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cairn run");
+    // Once the hook runs, SIGTERM the run (as an operator's kill or cron's end would).
+    while !pidfile.exists() || fs::read_to_string(&pidfile).map_or(true, |s| s.trim().is_empty()) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let hook_pid: i32 = fs::read_to_string(&pidfile).expect("pid").trim().parse().expect("a pid");
+    let run_pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(run_pid, nix::sys::signal::Signal::SIGTERM).expect("kill");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    // The hook got the signal (it did not sleep its 600 s to the end), no backup ran, and the
+    // failure hook ran to its end.
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hook_pid), None).is_ok();
+    assert!(!alive, "the hook still runs");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let steps = report["steps"].as_array().cloned().unwrap_or_default();
+    let before = steps.iter().find(|s| s["step"] == "hook before").expect("the before hook");
+    assert!(before["error"].as_str().is_some_and(|e| e.contains("signal")), "{report}");
+    assert!(!steps.iter().any(|s| s["step"] == "backup"), "{report}");
+    assert_eq!(fs::read_to_string(&log).expect("the failure hook ran").trim(), "failure 1");
+    assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
+}
