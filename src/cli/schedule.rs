@@ -94,20 +94,29 @@ struct InstallArgs {
     cron: bool,
 }
 
-/// Run `cairn -P NAME schedule`: the profile's `[schedule]` section gives the defaults of the
-/// flags. Errors: [`Error::Usage`] without `-P NAME` (the units run `cairn -P NAME run`, so
-/// the profile must be one the search path finds, not a `--config` file).
+/// Run `cairn -P NAME schedule` (or `--config FILE`, named by the file's stem): the profile's
+/// `[schedule]` section gives the defaults of the flags. Errors: [`Error::Usage`] without a
+/// profile, or with a name that cannot name a unit.
 pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Applied>) -> Result<u8, Error> {
-    let Some(profile) = g.profile.as_deref() else {
+    let Some(p) = applied else {
         return Err(Error::usage(
-            "schedule needs a profile: cairn -P NAME schedule ... (the timer runs `cairn -P NAME run`; a --config file is not found by name)",
+            "schedule needs a profile: cairn -P NAME schedule ... or cairn --config FILE schedule ... (the timer runs that profile's `cairn run`)",
         ));
     };
-    units::check_profile_name(profile).map_err(|e| Error::Usage(format!("-P/--profile: {e}")))?;
+    let profile = p.name.as_str();
+    units::check_profile_name(profile).map_err(|e| Error::Usage(format!("profile name {profile:?}: {e}")))?;
+    // The timer's or cron's environment has no HOME or XDG_CONFIG_HOME of the operator's shell:
+    // a profile outside /etc/cairn is named by its path.
+    let by_path = if p.file.starts_with("/etc/cairn") && g.profile.is_some() {
+        None
+    } else {
+        Some(absolute(&p.file, "the profile")?)
+    };
+    let applied = Some(p);
     let none = ScheduleConfig::default();
     let config = applied.and_then(|p| p.profile.schedule.as_ref()).unwrap_or(&none);
     match &a.action {
-        Action::Install(i) if i.cron => install_cron(g, profile, i, config),
+        Action::Install(i) if i.cron => install_cron(g, profile, by_path.as_deref(), i, config),
         Action::Install(i) => {
             // The service runs `cairn -P NAME run`, which reads the repository from the
             // profile: a -r or CAIRN_REPOSITORY given now would not reach it.
@@ -119,7 +128,7 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
                     from_profile.map_or("none".to_string(), |r| format!("{r:?}"))
                 )));
             }
-            install(g, profile, applied.map(|p| p.file.as_path()), i, config)
+            install(g, profile, by_path.as_deref(), i, config)
         }
         Action::Remove(w) => remove(g, profile, w, config),
         Action::Status(w) => status(g, profile, w, config),
@@ -328,11 +337,7 @@ fn install(
 ) -> Result<u8, Error> {
     let place = place(&i.place, c)?;
     let mut spec = unit_spec(g, profile, i, c, place.user)?;
-    // A system service has no HOME: a profile found under a user's ~/.config or
-    // $XDG_CONFIG_HOME is named by its path.
-    if let Some(f) = file.filter(|f| !place.user && !f.starts_with("/etc/cairn")) {
-        spec.config = Some(absolute(f, "the profile")?);
-    }
+    spec.config = file.map(Path::to_path_buf);
     if !check_calendar(&spec.on_calendar)? && !g.quiet {
         eprintln!("cairn: systemd-analyze is not installed: the calendar spec {:?} was not checked", spec.on_calendar);
     }
@@ -385,14 +390,27 @@ fn install(
     Ok(EXIT_OK)
 }
 
-fn install_cron(g: &GlobalOpts, profile: &str, i: &InstallArgs, c: &ScheduleConfig) -> Result<u8, Error> {
+fn install_cron(
+    g: &GlobalOpts,
+    profile: &str,
+    file: Option<&Path>,
+    i: &InstallArgs,
+    c: &ScheduleConfig,
+) -> Result<u8, Error> {
     let on_calendar = i.on_calendar.clone().or_else(|| c.run.clone()).unwrap_or_else(|| DEFAULT_CALENDAR.into());
     let fields = cron::cron_fields(&on_calendar).map_err(Error::Usage)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Usage(format!("cannot find the path of this cairn binary for the crontab line: {e}")))?;
     let exe =
         exe.to_str().ok_or_else(|| Error::usage(format!("the path of this cairn binary {exe:?} is not UTF-8")))?;
-    let line = format!("{fields} {} -P {profile} run", cron::shell_word(exe));
+    let which = match file {
+        Some(f) => {
+            let f = f.to_str().ok_or_else(|| Error::usage(format!("the profile's path {f:?} is not UTF-8")))?;
+            format!("--config {}", cron::shell_word(f))
+        }
+        None => format!("-P {profile}"),
+    };
+    let line = format!("{fields} {} {which} run", cron::shell_word(exe));
     out(&line);
     if !g.quiet {
         eprintln!("cairn: add this line with `crontab -e`; unlike the systemd timer, cron neither runs a missed night later nor randomizes the start, and mails the output to the crontab's owner");

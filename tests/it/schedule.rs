@@ -4,8 +4,8 @@ use std::process::Command;
 
 use crate::common::{cairn, Cmd};
 
-/// Profiles `mail1`, `other` and `x` in a private `XDG_CONFIG_HOME` (the timer runs
-/// `cairn -P NAME run`, so schedule takes its name from `-P`); `mail1` has a `[schedule]`.
+/// Profiles `mail1`, `other` and `x` in a private `XDG_CONFIG_HOME` (schedule names its units
+/// after the profile); `mail1` has a `[schedule]`.
 struct Profiles {
     dir: tempfile::TempDir,
 }
@@ -100,7 +100,18 @@ fn cron_line_and_refusal() {
     let line = o.stdout.clone();
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&fields[..5], ["30", "2", "*", "*", "*"]);
-    assert!(fields[5].starts_with('/') && fields[6..] == ["-P", "mail1", "run"], "{line}");
+    // cron's environment has no XDG_CONFIG_HOME: a profile outside /etc/cairn is named by path.
+    let file = profiles.dir.path().join("cairn/mail1.toml");
+    let by_path = file.display().to_string();
+    assert!(fields[5].starts_with('/') && fields[6..] == ["--config", by_path.as_str(), "run"], "{line}");
+    // A profile given by --config works the same way, named by its file's stem.
+    let o = cairn().arg("--config").arg(&file).args(["schedule", "install", "--cron"]).run();
+    assert!(o.code == 0 && o.stdout.contains(&format!("--config {by_path} run")), "{}{}", o.stdout, o.stderr);
+    let units = tempfile::tempdir().unwrap();
+    let o = cairn().arg("--config").arg(&file).args(["schedule", "install", "--unit-dir"]).arg(units.path()).run();
+    assert!(o.code == 0, "{}", o.stderr);
+    let service = std::fs::read_to_string(units.path().join("cairn-mail1.service")).unwrap();
+    assert!(service.contains(&format!("--config {by_path} run")), "{service}");
     let o = profiles.cairn("mail1").args(["schedule", "install", "--cron", "--on-calendar", "*-*-* 02:00:30"]).run();
     assert_eq!(o.code, 1);
     assert!(o.stderr.clone().contains("cron cannot express"));
