@@ -136,13 +136,26 @@ fn command_flag(s: &str, timeout: Option<std::time::Duration>) -> Result<archive
     })
 }
 
+/// A command's timeout, refused when zero (it would kill every command at once).
+fn nonzero(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if d.is_zero() {
+        Err("a timeout must be longer than zero (leave it out for none)".into())
+    } else {
+        Ok(d)
+    }
+}
+
 /// The command components: the `--command` flags, else the profile's `[[backup.command]]`
 /// unless the command line gives what to back up.
 fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<archiver::CommandSource>, Error> {
     let timeout = a
         .command_timeout
         .as_deref()
-        .map(|t| super::parse_duration(t).map_err(|e| Error::usage(format!("--command-timeout {t:?}: {e}"))))
+        .map(|t| {
+            super::parse_duration(t)
+                .and_then(nonzero)
+                .map_err(|e| Error::usage(format!("--command-timeout {t:?}: {e}")))
+        })
         .transpose()?;
     if !a.commands.is_empty() {
         return a.commands.iter().map(|c| command_flag(c, timeout)).collect();
@@ -172,7 +185,7 @@ fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<arch
                 .timeout
                 .as_deref()
                 .map(|t| {
-                    super::parse_duration(t).map_err(|e| {
+                    super::parse_duration(t).and_then(nonzero).map_err(|e| {
                         Error::usage(format!(
                             "{}: [[backup.command]] {} timeout {t:?}: {e}",
                             applied.file.display(),

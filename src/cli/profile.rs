@@ -436,9 +436,15 @@ fn check(file: &Path, text: &str, p: &Profile) -> Result<(), Error> {
             )));
         }
         if let Some(t) = &c.timeout {
-            super::parse_duration(t).map_err(|e| {
+            let d = super::parse_duration(t).map_err(|e| {
                 Error::usage(format!("{}: [[backup.command]] #{n} timeout {t:?}: {e}", at("backup", "command")))
             })?;
+            if d.is_zero() {
+                return Err(Error::usage(format!(
+                    "{}: [[backup.command]] #{n} timeout {t:?}: must be longer than zero (leave it out for none)",
+                    at("backup", "command")
+                )));
+            }
         }
     }
     let hooks = [

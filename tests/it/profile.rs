@@ -221,6 +221,16 @@ fn malformed_profiles_fail_with_file_line_and_key_before_anything_runs() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("has mode 0664 (chmod go-w)"), "{}", out.stderr);
 
+    // A zero timeout would kill every dump at once.
+    let text = format!(
+        "[repository]\nrepo = {r:?}\n[[backup.command]]\npath = \"/db.dump\"\nrun = [\"true\"]\ntimeout = \"0s\"\n"
+    );
+    let (f, err) = rejected(&repo, &tmp, &text);
+    assert!(err.contains(&f.display().to_string()) && err.contains("longer than zero"), "{err}");
+    let out =
+        repo.cmd().args(["backup", "--command", "/x=true", "--command-timeout", "0"]).arg(&tmp.path).run().code(1);
+    assert!(out.stderr.contains("longer than zero"), "{}", out.stderr);
+
     // A value the command itself rejects names the profile's line too.
     let (f, err) = rejected(&repo, &tmp, &format!("[repository]\nrepo = {r:?}\n[backup]\ncompression = \"bogus\"\n"));
     assert!(err.contains(&format!("{}:4: [backup] compression", f.display())), "{err}");
