@@ -489,16 +489,16 @@ fn run_command(
             return Ok((None, st));
         }
     };
-    let mut verify = match cmd.verify.as_deref().map(Verify::spawn).transpose() {
-        Ok(v) => v,
-        Err(e) => {
-            st.reason = format!(
-                "verify command {} could not be started: {e}",
-                quote_command(cmd.verify.as_deref().unwrap_or_default())
-            );
-            return Ok((None, st));
+    let mut verify = None;
+    if let Some(argv) = cmd.verify.as_deref() {
+        match Verify::spawn(argv) {
+            Ok(v) => verify = Some(v),
+            Err(e) => {
+                st.reason = format!("verify command {} could not be started: {e}", quote_command(argv));
+                return Ok((None, st));
+            }
         }
-    };
+    }
     let verify_group = verify.as_ref().and_then(|v| v.pgid);
     let timed_out = AtomicBool::new(false);
     let done = AtomicBool::new(false);

@@ -1,14 +1,13 @@
 //! The `verify` command of a command component ([`super::CommandSource::verify`]): fed the
 //! command's output on its standard input as it is read ([`Tee`]), judged by its exit status
-//! and by whether it read its input to the end ([`Verify::finish`]).
+//! ([`Verify::finish`]).
 //!
-//! The rule: a verify command must read all of its input. One that exits non-zero fails the
-//! component (its exit status is the reason); one that exits 0 but closed its input before the
-//! end (cairn's write to it failed, `EPIPE`) fails it too, with the reason "verify command ...
-//! stopped reading after N bytes". `pg_restore --list` and `cmp - FILE` read everything.
-//! Limit: the last pipe buffer's worth (64 KiB on Linux) written to a verify command that then
-//! exits 0 without reading it is not noticed. A verify command that stops reading and does not
-//! exit blocks the component until its timeout.
+//! The rule: the verify command's exit status judges the dump. It may stop reading before the
+//! end (`pg_restore --list` reads the table of contents of a `-Fc` dump and exits): once a write
+//! to it fails (`EPIPE`) it is no longer fed, the dump is still stored in full, and exit status
+//! 0 accepts it (what it did not read was not verified). A non-zero exit fails the component;
+//! the reason then also says when it had stopped reading ("stopped reading after N bytes"). A
+//! verify command that stops reading and does not exit blocks the component until its timeout.
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -81,8 +80,8 @@ impl Verify {
     }
 
     /// Close its input and wait for it (killed once `stop` is cancelled). `stopped`: what
-    /// [`Tee::stopped`] returned. `Err`: why it failed (a non-zero exit first, then input
-    /// not read to the end) and the end of its standard error.
+    /// [`Tee::stopped`] returned (told in the reason). `Err`: why it failed (it did not exit
+    /// with status 0) and the end of its standard error.
     pub(super) fn finish(
         mut self,
         stop: &Cancel,
@@ -101,17 +100,13 @@ impl Verify {
             }
         };
         let tail = self.stderr.take().map(StderrCopy::finish).unwrap_or_default();
-        match (status, stopped) {
-            (Ok(s), None) if s.success() => Ok(()),
-            (Ok(s), Some((n, e))) if s.success() => Err((
-                format!(
-                    "verify command {} stopped reading after {n} bytes, before the end of the output ({e})",
-                    self.command
-                ),
-                tail,
-            )),
-            (Ok(s), _) => Err((format!("verify command {} failed ({})", self.command, describe_status(s)), tail)),
-            (Err(e), _) => Err((format!("verify command {}: cannot wait for its exit: {e}", self.command), tail)),
+        let early = stopped
+            .map(|(n, e)| format!("; it stopped reading after {n} bytes, before the end of the output ({e})"))
+            .unwrap_or_default();
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err((format!("verify command {} failed ({}){early}", self.command, describe_status(s)), tail)),
+            Err(e) => Err((format!("verify command {}: cannot wait for its exit: {e}{early}", self.command), tail)),
         }
     }
 

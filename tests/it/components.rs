@@ -371,12 +371,14 @@ fn alive(pid: i32) -> bool {
         .is_ok_and(|st| st.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
 }
 
-/// The pid written in `file`, once there is one.
+/// The pid written in `file`, once there is one (a test that would hang fails after 2 minutes).
 fn wait_pid(file: &Path) -> i32 {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         if let Some(pid) = fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()) {
             return pid;
         }
+        assert!(std::time::Instant::now() < give_up, "no pid in {} (the command did not start)", file.display());
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -420,7 +422,7 @@ fn an_interrupt_stops_every_command_and_starts_no_other() {
 }
 
 #[test]
-fn a_verify_that_stops_reading_fails_and_an_excluded_path_is_ok() {
+fn a_verify_is_judged_by_its_exit_status_not_hung_and_an_excluded_path_is_ok() {
     let home = Tmp::new();
     let repo = Repo::init();
     let tmp = Tmp::new();
@@ -431,6 +433,8 @@ fn a_verify_that_stops_reading_fails_and_an_excluded_path_is_ok() {
          [[backup.command]]\npath = \"/v/hangs.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
          verify = [\"sh\", \"-c\", \"read x; sleep 600\"]\ntimeout = \"2s\"\n\n\
          [[backup.command]]\npath = \"/v/early.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
+         verify = [\"sh\", \"-c\", \"head -c 10 > /dev/null; exit 4\"]\n\n\
+         [[backup.command]]\npath = \"/v/toc.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
          verify = [\"sh\", \"-c\", \"head -c 10 > /dev/null\"]\n\n\
          [[backup.command]]\npath = \"/v/reads-all.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
          verify = [\"sh\", \"-c\", \"cat > /dev/null\"]\n",
@@ -446,8 +450,13 @@ fn a_verify_that_stops_reading_fails_and_an_excluded_path_is_ok() {
     assert!(hangs["reason"].as_str().unwrap().contains("timed out"), "{hangs}");
     let early = component(&s, "/v/early.dump");
     assert_eq!(early["status"], "failed", "{early}");
-    assert!(early["reason"].as_str().unwrap().contains("stopped reading"), "{early}");
+    let why = early["reason"].as_str().unwrap();
+    assert!(why.contains("exit code 4") && why.contains("stopped reading"), "{early}");
     assert_eq!(component(&s, "/v/reads-all.dump")["status"], "ok", "{s}");
+    // Exit 0 after reading only the start (as `pg_restore --list` does): accepted, and the
+    // dump is stored in full.
+    assert_eq!(component(&s, "/v/toc.dump")["status"], "ok", "{s}");
+    assert_eq!(dump(&repo, "latest", "/v/toc.dump"), vec![0u8; 3_000_000]);
 
     // A path left out whole by an exclude pattern: ok ("excluded"), exit 0, no `!`.
     let other = tmp.join("other");
