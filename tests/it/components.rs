@@ -318,13 +318,16 @@ fn a_command_whose_directory_on_the_way_fails_is_failed_not_ok() {
     let etc = tmp.join("etc").display().to_string();
     let mail = tmp.join("srv/data/mail").display().to_string();
     let dump = tmp.join("srv/data/db.dump").display().to_string();
-    for (layout, why) in [("missing", "cannot stat"), ("a file", "is not a directory")] {
+    // Distinct times: `latest` is the newest by time.
+    for (layout, why, time) in
+        [("missing", "cannot stat", "2026-01-01T00:00:00Z"), ("a file", "is not a directory", "2026-01-01T01:00:00Z")]
+    {
         if layout == "a file" {
             write(tmp.join("srv/data"), "not a directory");
         }
         let o = repo
             .cmd()
-            .args(["--json", "backup", "--time", "2026-01-02T03:04:05Z"])
+            .args(["--json", "backup", "--time", time])
             .args([&etc, &mail, &format!("--command={dump}=printf dump")])
             .run()
             .code(3);
