@@ -206,12 +206,25 @@ impl CommandStream {
     ///
     /// Errors: [`StreamFailure::NotStarted`] when `argv` is empty or the command cannot be run.
     pub fn spawn(argv: &[OsString], cancel: &Cancel) -> Result<Self, StreamFailure> {
-        Self::spawn_with_stdin(argv, cancel, Stdio::inherit())
+        // Without a terminal (a timer, cron, a script), the command gets a process group of its
+        // own, so terminating it reaches the processes it started too (a shell's pg_dump, a
+        // psql session). On a terminal it stays in cairn's group: the terminal's Ctrl-C reaches
+        // them all already, and a command in a background group could not prompt for a
+        // password (SIGTTIN).
+        let group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+        Self::spawn_with_stdin(argv, cancel, Stdio::inherit(), group)
     }
 
-    /// As [`CommandStream::spawn`], with standard input `stdin` (a backup's command components
-    /// get [`Stdio::null`]: several run at once).
-    pub fn spawn_with_stdin(argv: &[OsString], cancel: &Cancel, stdin: Stdio) -> Result<Self, StreamFailure> {
+    /// As [`CommandStream::spawn`], with standard input `stdin`, and in a process group of its
+    /// own when `own_group` (terminating it then terminates every process it started, a
+    /// shell's `pg_dump | gzip` included). A backup's command components get [`Stdio::null`]
+    /// (several run at once, none can prompt) and always their own group.
+    pub fn spawn_with_stdin(
+        argv: &[OsString],
+        cancel: &Cancel,
+        stdin: Stdio,
+        own_group: bool,
+    ) -> Result<Self, StreamFailure> {
         let command = quote_command(argv);
         let Some((program, args)) = argv.split_first() else {
             return Err(StreamFailure::NotStarted {
@@ -221,12 +234,7 @@ impl CommandStream {
         };
         let mut cmd = Command::new(program);
         cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
-        // Without a terminal (a timer, cron, a script), the command gets a process group of its
-        // own, so terminating it reaches the processes it started too (a shell's pg_dump, a
-        // psql session). On a terminal it stays in cairn's group: the terminal's Ctrl-C reaches
-        // them all already, and a command in a background group could not prompt for a
-        // password (SIGTTIN).
-        let group = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+        let group = own_group;
         if group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
@@ -452,8 +460,18 @@ impl StderrCopy {
         let t = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let text = String::from_utf8_lossy(&t.bytes);
         let text = if t.cut { text.split_once('\n').map_or(&*text, |(_, rest)| rest) } else { &text };
-        text.trim_end().to_string()
+        cut_front(text.trim_end(), STDERR_TAIL).to_string()
     }
+}
+
+/// The end of `text` in at most `max` bytes, cut at a character boundary (lossy UTF-8 can
+/// make text longer than the bytes it came from).
+fn cut_front(text: &str, max: usize) -> &str {
+    let mut from = text.len().saturating_sub(max);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    text.get(from..).unwrap_or_default()
 }
 
 /// A stream that must not be empty: at the end of a stream that gave no byte, `read` fails
@@ -567,6 +585,18 @@ mod tests {
             stderr_tail.starts_with("line ") && stderr_tail.ends_with("line 199 of a long standard error"),
             "{stderr_tail}"
         );
+    }
+
+    #[test]
+    fn a_stderr_tail_of_invalid_utf8_is_still_bounded() {
+        // 0xff bytes become U+FFFD (3 bytes each) in lossy UTF-8.
+        let script = "head -c 5000 /dev/zero | tr '\\000' '\\377' >&2; exit 1";
+        let mut s = CommandStream::spawn(&argv(["sh", "-c", script]), &never()).unwrap();
+        let StreamFailure::Failed { stderr_tail, .. } = failure(read_all(&mut s).1.unwrap_err()) else { panic!() };
+        assert!(stderr_tail.len() <= STDERR_TAIL && stderr_tail.len() > STDERR_TAIL - 3, "{}", stderr_tail.len());
+        assert!(stderr_tail.chars().all(|c| c == char::REPLACEMENT_CHARACTER));
+        assert_eq!(cut_front("aé", 1), "");
+        assert_eq!(cut_front("aé", 2), "é");
     }
 
     #[test]

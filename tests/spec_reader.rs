@@ -1248,7 +1248,6 @@ fn spec_reader_reads_what_cairn_wrote() {
     assert_eq!(stdin_snap.summary.total_bytes_processed, stdin_data.len() as u64);
 }
 
-/// The spec's own examples, decoded with the hand-written decoder.
 /// § Snapshots, version 2 and "Command components": a backup with a command component, read
 /// without cairn's decoder: the components as `snapshots --json` shows them, the command's
 /// file node where its path says, with the command's bytes, and its made-up directory.
@@ -1298,9 +1297,12 @@ fn spec_reader_reads_a_snapshot_with_components() {
     assert_eq!(below.len(), 1, "the failed command has no node");
     assert_eq!(below[0].name, b"db.dump");
     assert_eq!(below[0].mode, 0o600);
+    // § Command components: the snapshot's time as the node's mtime (the made-up directory's too).
+    assert_eq!((below[0].mtime, spec.mtime), (snap.time, snap.time));
     assert_eq!(repo.file_content(&below[0]), dump);
 }
 
+/// The spec's own examples, decoded with the hand-written decoder.
 #[test]
 fn spec_examples_decode() {
     // § Serialization: `Timestamp { secs: 1_700_000_000, nanos: 5 }` = fc 00 e2 a7 ca 05.

@@ -16,20 +16,21 @@
 //! the tree; its [`ComponentStatus`] says why.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::read::StreamError;
+use super::verify::{Tee, Verify};
 use super::walk::{Components, Walker, CHANGED, NEW, UNCHANGED};
 use crate::context::Cancel;
 use crate::error::{Error, Result};
 use crate::snapshot::{ComponentKind, ComponentOutcome, ComponentStatus};
-use crate::stream::{describe_status, quote_command, CommandStream, RequireData, StderrCopy, StreamFailure};
+use crate::stream::{describe_status, quote_command, CommandStream, RequireData, StreamFailure};
 use crate::tree::{Node, NodeKind, Timestamp, Tree};
 
 /// At most this many commands of one backup run at once.
@@ -101,9 +102,8 @@ pub(super) fn check_commands(
 }
 
 /// A directory the walk makes up on the way to a command's path: mode 0700, owned by the
-/// user running the backup, times now.
-pub(super) fn synthesized_dir(name: Vec<u8>) -> Node {
-    let now = Timestamp::now();
+/// user running the backup, `time` (the snapshot's) as its times.
+pub(super) fn synthesized_dir(name: Vec<u8>, time: Timestamp) -> Node {
     Node {
         name,
         kind: NodeKind::Dir,
@@ -113,8 +113,8 @@ pub(super) fn synthesized_dir(name: Vec<u8>) -> Node {
         user: crate::util::username(),
         group: String::new(),
         size: 0,
-        mtime: now,
-        ctime: now,
+        mtime: time,
+        ctime: time,
         inode: 0,
         device: 0,
         links: 1,
@@ -126,12 +126,19 @@ pub(super) fn synthesized_dir(name: Vec<u8>) -> Node {
     }
 }
 
+/// The reason of a path left out whole by an exclude pattern or `--exclude-larger-than`
+/// (its status is ok: not in the tree, as asked).
+pub const EXCLUDED: &str = "excluded (by an exclude pattern or --exclude-larger-than), not in the snapshot";
+
 /// A command's output as saved: its content ids and size.
 type Saved = (Vec<crate::id::BlobId>, u64);
 
-/// What a command's runner hands the walk: its output (`None`: the command failed), or the
-/// error that stops the backup.
+/// What a command's runner hands the walk: its output (`None`: the command failed), or
+/// [`Error::Interrupted`]: the backup stops (interrupted, or another error kept in
+/// [`Grafts::error`]).
 type Outcome = Result<Option<Saved>>;
+
+type Sender = crossbeam_channel::Sender<Outcome>;
 
 /// The command components of one backup and what the walk recorded of its paths: shared by
 /// the walk and the threads running the commands.
@@ -139,62 +146,134 @@ pub(super) struct Grafts {
     /// Index in the walk's source list of the first command (the paths come first).
     first: usize,
     commands: Vec<CommandSource>,
-    /// Each command's result once it is known: its output (`None`: failed) or a repository
-    /// error / interrupt that stops the backup.
-    results: Vec<(crossbeam_channel::Sender<Outcome>, crossbeam_channel::Receiver<Outcome>)>,
-    /// Each component's status (paths first, then commands), once known.
+    /// Each command's sender, taken by the runner that runs (or skips) the command: a runner
+    /// that panics drops it, and the walk waiting for that command gets an error.
+    senders: Vec<Mutex<Option<Sender>>>,
+    /// Each command's result once it is known, for the walk.
+    receivers: Vec<crossbeam_channel::Receiver<Outcome>>,
+    /// Each component's status (paths first, then commands) once the walk recorded it: a
+    /// command's only when the walk put its file in the tree, or found it failed.
     statuses: Mutex<Vec<Option<ComponentStatus>>>,
+    /// Each command's status as its runner left it (by command index).
+    ran: Mutex<Vec<Option<ComponentStatus>>>,
     /// The backed-up paths as recorded.
     shown: Vec<String>,
     /// The next command to start.
     next: AtomicUsize,
-    /// Set when the backup stops early: the commands still running are terminated.
+    /// Set when the backup stops early: the commands still running are terminated, those
+    /// not started are not started.
     pub(super) abort: Cancel,
+    /// The first error of a runner that stops the backup (a repository error).
+    error: Mutex<Option<Error>>,
+    /// The snapshot's time: the times of the command files and of the directories made up.
+    pub(super) time: Timestamp,
+}
+
+/// Locks `m`, a poisoned lock included (the data is still consistent: each is set whole).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Grafts {
-    /// The components of a backup of `shown` (the paths as recorded) and `commands`.
-    pub(super) fn new(shown: Vec<String>, commands: Vec<CommandSource>) -> Self {
+    /// The components of a backup of `shown` (the paths as recorded) and `commands`, whose
+    /// snapshot time is `time`.
+    pub(super) fn new(shown: Vec<String>, commands: Vec<CommandSource>, time: Timestamp) -> Self {
         let n = shown.len() + commands.len();
+        let (senders, receivers) = commands
+            .iter()
+            .map(|_| {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                (Mutex::new(Some(tx)), rx)
+            })
+            .unzip();
         Grafts {
             first: shown.len(),
-            results: commands.iter().map(|_| crossbeam_channel::bounded(1)).collect(),
+            senders,
+            receivers,
+            ran: Mutex::new(vec![None; commands.len()]),
             commands,
             statuses: Mutex::new(vec![None; n]),
             shown,
             next: AtomicUsize::new(0),
             abort: Cancel::new(),
+            error: Mutex::new(None),
+            time,
         }
     }
 
     fn record(&self, i: usize, status: ComponentStatus) {
-        if let Some(slot) = self.statuses.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+        if let Some(slot) = lock(&self.statuses).get_mut(i) {
             *slot = Some(status);
         }
     }
 
-    /// The reason recorded for component `i`.
-    fn reason(&self, i: usize) -> String {
-        let statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
-        statuses.get(i).and_then(|s| s.as_ref()).map(|s| s.reason.clone()).unwrap_or_default()
+    /// Take the sender of the next command not started: its index and sender; `None` when
+    /// every command was started.
+    fn take_next(&self) -> Option<(usize, Sender)> {
+        let i = self.next.fetch_add(1, Ordering::SeqCst);
+        let tx = self.senders.get(i).and_then(|s| lock(s).take())?;
+        Some((i, tx))
     }
 
     /// Run commands until none is left to start (one of the [`COMMANDS_AT_ONCE`] runners).
+    /// Once the backup is interrupted (`cancel`) or aborted, the commands not started are
+    /// handed [`Error::Interrupted`] instead; so are they when this runner panics.
     pub(super) fn run_commands(&self, walker: &Walker<'_>, cancel: &Cancel) {
-        while !self.abort.is_cancelled() {
-            let i = self.next.fetch_add(1, Ordering::SeqCst);
+        let _drain = Drain(self);
+        while let Some((i, tx)) = self.take_next() {
             let Some(cmd) = self.commands.get(i) else { return };
+            if cancel.is_cancelled() || self.abort.is_cancelled() {
+                let _ = tx.send(Err(Error::Interrupted));
+                continue;
+            }
+            fail::fail_point!("backup-command-runner");
             let r = match run_command(walker, cmd, cancel, &self.abort) {
                 Ok((saved, status)) => {
-                    self.record(self.first + i, status);
+                    if let Some(slot) = lock(&self.ran).get_mut(i) {
+                        *slot = Some(status);
+                    }
                     Ok(saved)
                 }
-                Err(e) => Err(e),
+                Err(e) => {
+                    self.abort.cancel();
+                    if !matches!(e, Error::Interrupted) {
+                        lock(&self.error).get_or_insert(e);
+                    }
+                    Err(Error::Interrupted)
+                }
             };
-            if let Some((tx, _)) = self.results.get(i) {
-                let _ = tx.send(r);
-            }
+            let _ = tx.send(r);
         }
+    }
+
+    /// The outcome of a backup whose walk gave `walk`, once the runners are joined
+    /// (`panicked`: how many panicked): the runners' error first, then the walk's.
+    pub(super) fn outcome<T>(&self, walk: Result<T>, panicked: usize) -> Result<T> {
+        if panicked > 0 {
+            return Err(Error::internal(format!("{panicked} command component runner(s) panicked")));
+        }
+        match lock(&self.error).take() {
+            Some(e) => Err(e),
+            None => walk,
+        }
+    }
+
+    /// The walk takes command `c`'s output (waits for it): its content and size, `None` when
+    /// it failed (reported, with its reason). The command's status is recorded: ok only now
+    /// that its file goes into the tree. Errors: the backup stops.
+    fn take(&self, c: usize, path: &Path, walker: &Walker<'_>) -> Result<Option<Saved>> {
+        let rx = self.receivers.get(c).ok_or_else(|| Error::internal("a command component without a channel"))?;
+        let saved =
+            rx.recv().map_err(|_| Error::internal("a command component's runner stopped early (it panicked)"))??;
+        let status = lock(&self.ran)
+            .get_mut(c)
+            .and_then(Option::take)
+            .ok_or_else(|| Error::internal("a command component ended without a status"))?;
+        if saved.is_none() {
+            walker.report(path, format!("command component failed: {}", status.reason));
+        }
+        self.record(self.first + c, status);
+        Ok(saved)
     }
 
     /// How many runner threads to start.
@@ -202,31 +281,76 @@ impl Grafts {
         self.commands.len().min(COMMANDS_AT_ONCE)
     }
 
-    /// Every component's status, in order (paths, then commands); a path the walk never
-    /// reached (a directory on its way failed) is failed with the errors reported below it.
+    /// Every component's status, in order (paths, then commands). A path the walk never
+    /// reached (a directory on its way failed) is failed with the errors reported on its way;
+    /// so is a command whose file the walk never took (whatever its command did).
     pub(super) fn statuses(&self, errors: &[(std::path::PathBuf, String)]) -> Vec<ComponentStatus> {
-        let got = self.statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        got.into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                s.unwrap_or_else(|| {
-                    let (path, kind) = match self.shown.get(i) {
-                        Some(p) => (p.clone(), ComponentKind::Path),
-                        None => (
-                            self.commands.get(i - self.first).map(|c| c.path.clone()).unwrap_or_default(),
-                            ComponentKind::Command,
-                        ),
-                    };
-                    let why: Vec<String> = errors
-                        .iter()
-                        .filter(|(p, _)| Path::new(&path).starts_with(p) || p.starts_with(&path))
-                        .map(|(p, w)| format!("{}: {w}", p.display()))
-                        .collect();
-                    let reason = if why.is_empty() { "not reached".to_string() } else { why.join("; ") };
-                    status(path, kind, ComponentOutcome::Failed, reason)
-                })
+        let got = lock(&self.statuses).clone();
+        let mut ran = std::mem::take(&mut *lock(&self.ran));
+        let on_the_way = |path: &str| {
+            let why: Vec<String> = errors
+                .iter()
+                .filter(|(p, _)| Path::new(path).starts_with(p) || p.starts_with(path))
+                .map(|(p, w)| format!("{}: {w}", p.display()))
+                .collect();
+            (!why.is_empty()).then(|| why.join("; "))
+        };
+        let paths = self.shown.iter().map(|p| (p.clone(), ComponentKind::Path, None));
+        let commands =
+            self.commands.iter().enumerate().map(|(c, cmd)| {
+                (cmd.path.clone(), ComponentKind::Command, Some(ran.get_mut(c).and_then(Option::take)))
+            });
+        paths
+            .chain(commands)
+            .zip(got)
+            .map(|((path, kind, ran), got)| {
+                if let Some(s) = got {
+                    return s;
+                }
+                let way = on_the_way(&path);
+                match ran {
+                    // A path: never reached.
+                    None => status(
+                        path,
+                        kind,
+                        ComponentOutcome::Failed,
+                        way.unwrap_or_else(|| "not reached by the walk".into()),
+                    ),
+                    // A command that did not run (the backup stopped first).
+                    Some(None) => status(
+                        path,
+                        kind,
+                        ComponentOutcome::Failed,
+                        way.unwrap_or_else(|| "not run: the backup stopped first".into()),
+                    ),
+                    // A command that ran, whose file the walk did not take.
+                    Some(Some(mut s)) => {
+                        if s.status != ComponentOutcome::Failed || way.is_some() {
+                            let way = way.unwrap_or_else(|| "its path was not reached by the walk".into());
+                            s.reason = format!("not stored: {way}");
+                        }
+                        s.status = ComponentOutcome::Failed;
+                        s
+                    }
+                }
             })
             .collect()
+    }
+}
+
+/// Drops with a runner ([`Grafts::run_commands`]), also when it panics: then it aborts the
+/// backup; and it hands [`Error::Interrupted`] to every command not started, so that the walk
+/// never waits for a command no runner will run.
+struct Drain<'a>(&'a Grafts);
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abort.cancel();
+        }
+        while let Some((_, tx)) = self.0.take_next() {
+            let _ = tx.send(Err(Error::Interrupted));
+        }
     }
 }
 
@@ -293,13 +417,8 @@ impl Walker<'_> {
             let dev = std::fs::symlink_metadata(path).map(|m| m.dev()).unwrap_or(0);
             return self.save_entry(path, name, dev, parent, 0);
         };
-        if let Some((_, rx)) = i.checked_sub(g.first).and_then(|c| g.results.get(c)) {
-            let saved = rx.recv().map_err(|_| Error::internal("a command component's runner stopped early"))??;
-            let Some((content, size)) = saved else {
-                let why = g.reason(i);
-                self.report(path, format!("command component failed: {why}"));
-                return Ok(None);
-            };
+        if let Some(c) = i.checked_sub(g.first) {
+            let Some((content, size)) = g.take(c, path, self)? else { return Ok(None) };
             let which = match parent {
                 Some(p) if p.kind == NodeKind::File && p.content == content => UNCHANGED,
                 Some(_) => CHANGED,
@@ -307,7 +426,7 @@ impl Walker<'_> {
             };
             self.counts.files[which].fetch_add(1, Ordering::Relaxed);
             self.counts.bytes.fetch_add(size, Ordering::Relaxed);
-            let mut node = synthesized_dir(name);
+            let mut node = synthesized_dir(name, g.time);
             node.kind = NodeKind::File;
             node.mode = 0o600;
             node.size = size;
@@ -328,13 +447,15 @@ impl Walker<'_> {
             .iter()
             .map(|(p, w)| format!("{}: {w}", p.display()))
             .collect();
+        // A path left out whole by an exclude pattern or the size limit, without an error,
+        // is as asked: ok, with the reason "excluded" (the backup exits 0).
         let outcome = match (&node, errors.is_empty()) {
-            (None, _) => ComponentOutcome::Failed,
-            (Some(_), true) => ComponentOutcome::Ok,
+            (None, true) | (Some(_), true) => ComponentOutcome::Ok,
+            (None, false) => ComponentOutcome::Failed,
             (Some(_), false) => ComponentOutcome::Partial,
         };
         let reason = match errors.len() {
-            0 if node.is_none() => "excluded".to_string(),
+            0 if node.is_none() => EXCLUDED.to_string(),
             0 => String::new(),
             1 => errors.join(""),
             n => format!("{n} entries could not be read; the first: {}", errors.first().map_or("", |s| s.as_str())),
@@ -361,23 +482,23 @@ fn run_command(
     let mut st = status(cmd.path.clone(), ComponentKind::Command, ComponentOutcome::Failed, String::new());
     st.command = quote_command(&cmd.argv);
     let own = Cancel::new();
-    let stream = match CommandStream::spawn_with_stdin(&cmd.argv, &own, Stdio::null()) {
+    let stream = match CommandStream::spawn_with_stdin(&cmd.argv, &own, Stdio::null(), true) {
         Ok(s) => s,
         Err(f) => {
             st.reason = f.to_string().replace("; no snapshot was written", "");
             return Ok((None, st));
         }
     };
-    let mut verify = match cmd.verify.as_deref().map(Verify::spawn).transpose() {
-        Ok(v) => v,
-        Err(e) => {
-            st.reason = format!(
-                "verify command {} could not be started: {e}",
-                quote_command(cmd.verify.as_deref().unwrap_or_default())
-            );
-            return Ok((None, st));
+    let mut verify = None;
+    if let Some(argv) = cmd.verify.as_deref() {
+        match Verify::spawn(argv) {
+            Ok(v) => verify = Some(v),
+            Err(e) => {
+                st.reason = format!("verify command {} could not be started: {e}", quote_command(argv));
+                return Ok((None, st));
+            }
         }
-    };
+    }
     let verify_group = verify.as_ref().and_then(|v| v.pgid);
     let timed_out = AtomicBool::new(false);
     let done = AtomicBool::new(false);
@@ -404,15 +525,17 @@ fn run_command(
             inner: RequireData::new(stream, origin),
             sink: verify.as_mut().and_then(|v| v.stdin.take()),
             read: &read,
+            stopped: None,
         };
         let r = walker.saver.save_stream(&walker.chunker, &mut reader, u64::MAX);
+        let stopped = reader.stopped();
         drop(reader);
         if r.is_ok() {
             // The stream ends well only when the command exited with status 0.
             st.exit_code = Some(0);
         }
         let r = match r {
-            Ok(saved) => match verify.take().map(|v| v.finish(&own)) {
+            Ok(saved) => match verify.take().map(|v| v.finish(&own, stopped)) {
                 Some(Err((why, tail))) => {
                     st.stderr_tail = tail;
                     Ok(Err(why))
@@ -467,94 +590,6 @@ fn source_failure(e: io::Error, st: &mut ComponentStatus) -> String {
     }
 }
 
-/// A reader that copies what it reads to a verify command's standard input and counts it.
-/// A verify command that stops reading is no longer fed (its exit status judges it).
-struct Tee<'a, R> {
-    inner: R,
-    sink: Option<ChildStdin>,
-    read: &'a AtomicU64,
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        if let (Some(sink), Some(bytes)) = (self.sink.as_mut(), buf.get(..n)) {
-            if sink.write_all(bytes).is_err() {
-                self.sink = None;
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// A running verify command: standard input fed by a [`Tee`], standard output discarded,
-/// standard error passed through (its tail kept), in a process group of its own.
-struct Verify {
-    command: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stderr: Option<StderrCopy>,
-    pgid: Option<nix::unistd::Pid>,
-}
-
-impl Verify {
-    fn spawn(argv: &[OsString]) -> io::Result<Verify> {
-        let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("no command given"))?;
-        let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd.spawn()?;
-        let pgid = i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw);
-        Ok(Verify {
-            command: quote_command(argv),
-            stdin: child.stdin.take(),
-            stderr: child.stderr.take().map(StderrCopy::start),
-            child,
-            pgid,
-        })
-    }
-
-    /// Close its input and wait for it (killed once `stop` is cancelled); `Err`: why it failed
-    /// and the end of its standard error.
-    fn finish(mut self, stop: &Cancel) -> std::result::Result<(), (String, String)> {
-        self.stdin = None;
-        let status: io::Result<ExitStatus> = loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) => break Ok(s),
-                Ok(None) if stop.is_cancelled() => {
-                    if let Some(g) = self.pgid {
-                        let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
-                    }
-                    let _ = self.child.kill();
-                    break self.child.wait();
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => break Err(e),
-            }
-        };
-        let tail = self.stderr.take().map(StderrCopy::finish).unwrap_or_default();
-        match status {
-            Ok(s) if s.success() => Ok(()),
-            Ok(s) => Err((format!("verify command {} failed ({})", self.command, describe_status(s)), tail)),
-            Err(e) => Err((format!("verify command {}: cannot wait for its exit: {e}", self.command), tail)),
-        }
-    }
-}
-
-impl Drop for Verify {
-    /// A verify command not waited for (the stream failed) is killed.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            if let Some(g) = self.pgid {
-                let _ = nix::sys::signal::killpg(g, nix::sys::signal::Signal::SIGKILL);
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,8 +626,10 @@ mod tests {
 
     #[test]
     fn a_synthesized_directory_is_private_to_the_user() {
-        let n = synthesized_dir(b"pg".to_vec());
+        let time = Timestamp { secs: 1_700_000_000, nanos: 0 };
+        let n = synthesized_dir(b"pg".to_vec(), time);
         assert_eq!((n.kind, n.mode, n.uid), (NodeKind::Dir, 0o700, nix::unistd::getuid().as_raw()));
+        assert_eq!((n.mtime, n.ctime), (time, time));
         assert!(n.content.is_empty() && n.subtree.is_none());
     }
 }

@@ -40,6 +40,7 @@ mod report;
 mod save;
 mod select;
 mod upload;
+mod verify;
 mod walk;
 
 pub use crate::patterns::{read_pattern_file, Patterns};
@@ -277,7 +278,7 @@ pub fn backup(
             return Err(Error::usage("command components cannot be combined with a stream (--stdin)"));
         }
         let command_comps = components::check_commands(&opts.commands, &comps, &paths)?;
-        let grafts = components::Grafts::new(paths.clone(), opts.commands.clone());
+        let grafts = components::Grafts::new(paths.clone(), opts.commands.clone(), opts.time.unwrap_or(start));
         paths.extend(opts.commands.iter().map(|c| c.path.clone()));
         comps.extend(command_comps);
         Some(grafts)
@@ -300,14 +301,13 @@ pub fn backup(
         // The commands run while the paths are walked.
         Some(g) => std::thread::scope(|s| {
             let walker = &walker;
-            for _ in 0..g.runners() {
-                s.spawn(|| g.run_commands(walker, &ctx.cancel));
-            }
+            let runners: Vec<_> = (0..g.runners()).map(|_| s.spawn(|| g.run_commands(walker, &ctx.cancel))).collect();
             let r = run(walker, source, &comps, parent_root);
-            if r.is_err() {
-                g.abort.cancel();
-            }
-            r
+            // The walk is over (or failed): the commands it did not take are not stored, so
+            // those still running are stopped and those not started are not started.
+            g.abort.cancel();
+            let panicked = runners.into_iter().map(|h| h.join()).filter(|j| j.is_err()).count();
+            g.outcome(r, panicked)
         }),
     };
     // The walk is over: close the prefetch queue and let its threads finish.
@@ -343,8 +343,10 @@ pub fn backup(
     };
 
     saver.fill_summary(&mut summary);
+    // A backup with errors is never skipped: what could not be read may have changed.
     let skipped = opts.skip_if_unchanged
         && !permit.is_dry_run()
+        && errors.is_empty()
         && parent.as_ref().is_some_and(|p| {
             let same_data =
                 if by_sources { !walker.source_changed.load(Ordering::Relaxed) } else { p.snapshot.tree == tree };

@@ -460,7 +460,8 @@ impl Walker<'_> {
                 }
             } else if self.only_commands(&members) {
                 let ptree = self.parent_tree(find(top.ptree.as_ref(), &first));
-                let node = super::components::synthesized_dir(first.clone());
+                let time = self.grafts.map_or_else(crate::tree::Timestamp::now, |g| g.time);
+                let node = super::components::synthesized_dir(first.clone(), time);
                 stack.push(frame(path, level + 1, members, ptree, Some(node)));
             } else {
                 // A directory on the way to a source: a symbolic link here is followed (the

@@ -297,3 +297,217 @@ fn forget_keeps_the_last_good_dump() {
     let o = repo.run(["ls", "latest", "/db"]).code(1);
     assert!(!o.stdout.contains("a.dump"), "{o:?}");
 }
+
+/// The `ls --json --recursive` entry of `path` (below `dir`) in the latest snapshot.
+fn ls_entry(repo: &Repo, dir: &str, path: &str) -> Option<serde_json::Value> {
+    let out = repo.run(["--json", "ls", "--recursive", "latest", dir]).ok().stdout;
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["path"].as_str() == Some(path))
+}
+
+#[test]
+fn a_command_whose_directory_on_the_way_fails_is_failed_not_ok() {
+    // Paths `.../etc` and `.../srv/data/mail`, a command at `.../srv/data/db.dump`, and
+    // `.../srv/data` missing (then not a directory): the walk skips `data` and never takes
+    // the command's file, which must then be recorded failed, with why.
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    write(tmp.join("etc/hosts"), "127.0.0.1 localhost");
+    fs::create_dir_all(tmp.join("srv")).unwrap();
+    let etc = tmp.join("etc").display().to_string();
+    let mail = tmp.join("srv/data/mail").display().to_string();
+    let dump = tmp.join("srv/data/db.dump").display().to_string();
+    // Distinct times: `latest` is the newest by time.
+    for (layout, why, time) in
+        [("missing", "cannot stat", "2026-01-01T00:00:00Z"), ("a file", "is not a directory", "2026-01-01T01:00:00Z")]
+    {
+        if layout == "a file" {
+            write(tmp.join("srv/data"), "not a directory");
+        }
+        let o = repo
+            .cmd()
+            .args(["--json", "backup", "--time", time])
+            .args([&etc, &mail, &format!("--command={dump}=printf dump")])
+            .run()
+            .code(3);
+        let s = o.json();
+        let c = component(&s, &dump);
+        assert_eq!(c["status"], "failed", "{layout}: {c}");
+        let reason = c["reason"].as_str().unwrap();
+        assert!(reason.contains(why) && reason.contains("/srv/data"), "{layout}: {c}");
+        assert_eq!(component(&s, &mail)["status"], "failed", "{layout}: {s}");
+        assert_eq!(component(&s, &etc)["status"], "ok", "{layout}: {s}");
+        let table = repo.run(["snapshots"]).ok().stdout;
+        assert!(table.contains(&format!("{dump} !")), "{layout}: {table}");
+        assert!(ls_entry(&repo, &tmp.path.display().to_string(), &dump).is_none(), "{layout}: in the tree");
+    }
+
+    // A command stored beside a real directory gets the snapshot's time (--time) as its
+    // times, as do the directories made up on the way to a command.
+    let o = repo
+        .cmd()
+        .args(["--json", "backup", "--time", "2026-01-02T03:04:05Z"])
+        .args([
+            &etc,
+            "--command=/made/up/x.dump=printf x",
+            &format!("--command={}/x.dump=printf x", tmp.path.display()),
+        ])
+        .run()
+        .ok();
+    let s = o.json();
+    assert!(components(&s).iter().all(|(_, c)| c["status"] == "ok"), "{s}");
+    let mtime = |dir: &str, path: &str| {
+        let e = ls_entry(&repo, dir, path).unwrap_or_else(|| panic!("no {path} in the tree"));
+        chrono::DateTime::parse_from_rfc3339(e["mtime"].as_str().unwrap()).unwrap().timestamp()
+    };
+    let want = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().timestamp();
+    let beside = format!("{}/x.dump", tmp.path.display());
+    assert_eq!(mtime(&tmp.path.display().to_string(), &beside), want);
+    assert_eq!(mtime("/made", "/made/up/x.dump"), want);
+    assert_eq!(mtime("/made", "/made/up"), want);
+}
+
+/// Whether process `pid` is running (a zombie is not).
+fn alive(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|st| st.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+}
+
+/// The pid written in `file`, once there is one (a test that would hang fails after 2 minutes).
+fn wait_pid(file: &Path) -> i32 {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(pid) = fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < give_up, "no pid in {} (the command did not start)", file.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_interrupt_stops_every_command_and_starts_no_other() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tree(&tmp);
+    // Three commands run at once, each a shell waiting for a background sleep (a grandchild of
+    // cairn's); the fourth and fifth wait for a runner and must never start.
+    let mut args = vec!["backup".to_string(), src.display().to_string()];
+    for n in 1..=5 {
+        let script =
+            format!("echo $$ > {dir}/shell{n}; sleep 600 & echo $! > {dir}/sleep{n}; wait", dir = tmp.path.display());
+        args.push("--command".into());
+        args.push(format!("/db/{n}.dump=sh -c '{script}'"));
+    }
+    let child = repo.spawn(&args);
+    let mut pids = Vec::new();
+    for n in 1..=3 {
+        pids.push(wait_pid(&tmp.join(format!("shell{n}"))));
+        pids.push(wait_pid(&tmp.join(format!("sleep{n}"))));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(repo.snapshots(Vec::<&str>::new()).is_empty(), "a snapshot was written");
+    for n in 4..=5 {
+        assert!(!tmp.join(format!("shell{n}")).exists(), "command {n} was started after the interrupt");
+    }
+    // cairn waited for its commands; the background sleeps were in their process groups.
+    let survivors: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    for &p in &survivors {
+        // SAFETY: a process the test started through a command; best effort.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    assert!(survivors.is_empty(), "processes outlived the backup: {survivors:?}");
+}
+
+#[test]
+fn a_verify_is_judged_by_its_exit_status_not_hung_and_an_excluded_path_is_ok() {
+    let home = Tmp::new();
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tree(&tmp);
+    let big = "head -c 3000000 /dev/zero";
+    let profile = format!(
+        "[repository]\nrepo = {repo:?}\n\n[backup]\npaths = [{src:?}]\n\n\
+         [[backup.command]]\npath = \"/v/hangs.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
+         verify = [\"sh\", \"-c\", \"read x; sleep 600\"]\ntimeout = \"2s\"\n\n\
+         [[backup.command]]\npath = \"/v/early.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
+         verify = [\"sh\", \"-c\", \"head -c 10 > /dev/null; exit 4\"]\n\n\
+         [[backup.command]]\npath = \"/v/toc.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
+         verify = [\"sh\", \"-c\", \"head -c 10 > /dev/null\"]\n\n\
+         [[backup.command]]\npath = \"/v/reads-all.dump\"\nrun = [\"sh\", \"-c\", \"{big}\"]\n\
+         verify = [\"sh\", \"-c\", \"cat > /dev/null\"]\n",
+        repo = repo.path.display().to_string(),
+        src = src.display().to_string(),
+    );
+    write(home.join("xdg/cairn/x.toml"), &profile);
+    let cmd = || cairn().env("HOME", home.join("home")).env("XDG_CONFIG_HOME", home.join("xdg")).password(PASSWORD);
+    let s =
+        cmd().args(["--json", "-P", "x", "backup"]).timeout(std::time::Duration::from_secs(90)).run().code(3).json();
+    let hangs = component(&s, "/v/hangs.dump");
+    assert_eq!(hangs["status"], "failed", "{hangs}");
+    assert!(hangs["reason"].as_str().unwrap().contains("timed out"), "{hangs}");
+    let early = component(&s, "/v/early.dump");
+    assert_eq!(early["status"], "failed", "{early}");
+    let why = early["reason"].as_str().unwrap();
+    assert!(why.contains("exit code 4") && why.contains("stopped reading"), "{early}");
+    assert_eq!(component(&s, "/v/reads-all.dump")["status"], "ok", "{s}");
+    // Exit 0 after reading only the start (as `pg_restore --list` does): accepted, and the
+    // dump is stored in full.
+    assert_eq!(component(&s, "/v/toc.dump")["status"], "ok", "{s}");
+    assert_eq!(dump(&repo, "latest", "/v/toc.dump"), vec![0u8; 3_000_000]);
+
+    // A path left out whole by an exclude pattern: ok ("excluded"), exit 0, no `!`.
+    let other = tmp.join("other");
+    write(other.join("f"), "f");
+    let s = repo
+        .cmd()
+        .args(["--json", "backup", "--exclude", &other.display().to_string()])
+        .arg(&src)
+        .arg(&other)
+        .arg("--command=/x.dump=printf x")
+        .run()
+        .ok()
+        .json();
+    let c = component(&s, &other.display().to_string());
+    assert_eq!(c["status"], "ok", "{c}");
+    assert!(c["reason"].as_str().unwrap().contains("excluded"), "{c}");
+    let table = repo.run(["snapshots", "--path", &other.display().to_string()]).ok().stdout;
+    assert!(!table.contains('!'), "{table}");
+}
+
+#[test]
+fn skip_if_unchanged_never_skips_a_backup_with_errors() {
+    // A source whose directory on the way is missing: an error each time, while the other
+    // source and the set of paths stay the same.
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tree(&tmp);
+    let missing = tmp.join("missing/x");
+    repo.cmd().arg("backup").arg(&src).arg(&missing).run().code(3);
+    let o = repo.cmd().args(["backup", "--skip-if-unchanged"]).arg(&src).arg(&missing).run().code(3);
+    assert!(!o.stdout.contains("not written"), "{}", o.stdout);
+    assert_eq!(repo.snapshots(Vec::<&str>::new()).len(), 2);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_panicking_command_runner_fails_the_backup_instead_of_hanging() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tree(&tmp);
+    let o = repo
+        .cmd()
+        .args(["backup", "--command=/a.dump=printf a", "--command=/b.dump=printf b"])
+        .arg(&src)
+        .env("FAILPOINTS", "backup-command-runner=panic")
+        .timeout(std::time::Duration::from_secs(60))
+        .run();
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("panicked"), "{}", o.stderr);
+    assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
+}

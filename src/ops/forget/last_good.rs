@@ -1,14 +1,22 @@
 //! The rule that never lets a keep policy drop the last good copy of a component: in each
 //! group, the newest snapshot in which a component (a path or a command's output, by path)
 //! is in the tree is kept, with the reason `last good <path>`. So a week of failed database
-//! dumps cannot age out the last dump that worked, whatever the `--keep-*` counts. Snapshots
-//! without components (version 1) are not concerned.
+//! dumps cannot age out the last dump that worked, whatever the `--keep-*` counts. A component
+//! is good in a snapshot when it is ok or `partial` (a path in the tree, some entries below it
+//! unreadable: a partial copy is still the newest copy of what could be read). A snapshot
+//! without components (version 1) counts as good for each of its `paths`, so a group mixing
+//! both versions keeps no old version 2 snapshot for a path a newer version 1 one holds. A
+//! group with no components at all is not concerned.
 
 use super::policy::Decision;
 use crate::snapshot::{ComponentOutcome, Snapshot};
 
-/// True when component `path` of `s` is in its tree (ok, or a path read in part).
+/// True when component `path` of `s` is in its tree (ok, or a path read in part); for a
+/// snapshot without components, when `path` is one of its paths.
 fn good(s: &Snapshot, path: &str) -> bool {
+    if s.components.is_empty() {
+        return s.paths.iter().any(|p| p == path);
+    }
     s.components.iter().any(|c| c.path == path && c.status != ComponentOutcome::Failed)
 }
 
@@ -35,6 +43,13 @@ mod tests {
     use crate::id::{Id, SnapshotId};
     use crate::snapshot::{ComponentKind, ComponentStatus, Summary};
     use crate::tree::Timestamp;
+
+    /// A version 1 snapshot (no components) of `paths`.
+    fn plain(n: u8, paths: &[&str]) -> Decision {
+        let mut d = snap(n, &[]);
+        d.snapshot.paths = paths.iter().map(|p| p.to_string()).collect();
+        d
+    }
 
     fn snap(n: u8, components: &[(&str, ComponentOutcome)]) -> Decision {
         let components = components
@@ -96,8 +111,30 @@ mod tests {
             ]
         );
         // Version 1 snapshots (no components): nothing changes.
-        let mut plain = vec![snap(3, &[]), snap(2, &[])];
-        keep_last_good(&mut plain);
-        assert!(plain.iter().all(|d| !d.keep && d.reasons.is_empty()));
+        let mut only_v1 = vec![plain(3, &["/a"]), plain(2, &["/a"])];
+        keep_last_good(&mut only_v1);
+        assert!(only_v1.iter().all(|d| !d.keep && d.reasons.is_empty()));
+    }
+
+    #[test]
+    fn a_snapshot_without_components_is_good_for_its_paths() {
+        use ComponentOutcome::{Failed, Ok};
+        // Newest first: 4 (version 1 of /var/vmail), 3 (version 2, the dump failed), 2 (both ok).
+        let mut ds = vec![
+            plain(4, &["/var/vmail"]),
+            snap(3, &[("/var/vmail", Ok), ("/db.dump", Failed)]),
+            snap(2, &[("/var/vmail", Ok), ("/db.dump", Ok)]),
+        ];
+        keep_last_good(&mut ds);
+        let kept: Vec<(u8, bool, Vec<String>)> =
+            ds.iter().map(|d| (d.snapshot.time.secs as u8, d.keep, d.reasons.clone())).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (4, true, vec!["last good /var/vmail".to_string()]),
+                (3, false, vec![]),
+                (2, true, vec!["last good /db.dump".to_string()]),
+            ]
+        );
     }
 }
