@@ -258,7 +258,9 @@ pub struct SnapshotFilter {
     pub hosts: Vec<String>,
     /// Tags; a snapshot must carry all of the tags in one entry (`a,b` = a and b); any entry.
     pub tags: Vec<String>,
-    /// Paths; the snapshot's path list must contain all of them.
+    /// Paths; the snapshot's path list must contain all of them, and none of them may be a
+    /// component that failed there (so `--path /postgres/maildb.dump` with `latest` names the
+    /// newest snapshot that holds a good dump).
     pub paths: Vec<String>,
 }
 
@@ -275,6 +277,7 @@ impl SnapshotFilter {
             let p = p.trim_end_matches('/');
             let p = if p.is_empty() { "/" } else { p };
             s.paths.iter().any(|x| x == p)
+                && !s.components.iter().any(|c| c.path == p && c.status == ComponentOutcome::Failed)
         });
         host_ok && tag_ok && path_ok
     }

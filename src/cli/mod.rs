@@ -573,6 +573,13 @@ impl FilterArgs {
             snap.paths.join(" "),
             snapshot_time(snap)
         );
+        let failed = snap.components.iter().filter(|c| c.status == cairn::snapshot::ComponentOutcome::Failed);
+        for c in failed {
+            msg.push_str(&format!(
+                "; {} failed in that snapshot ({}) and is not in it: --path {} picks the newest snapshot that holds it",
+                c.path, c.reason, c.path
+            ));
+        }
         if spec == "latest" && self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty() {
             msg.push_str(
                 "; `latest` is the newest snapshot whatever it holds: pick the one with the file by --path (a path given to its backup, e.g. --path /maildb.dump for a --stdin backup named maildb.dump), --host or --tag, or give its id",

@@ -75,6 +75,17 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
             report.duration.as_secs_f64()
         ));
     }
+    let nothing = report.files == 0 && report.dirs == 0 && report.errors.is_empty();
+    if nothing && !a.includes.is_empty() {
+        // A mistyped --include (or a dump that failed that night) restores nothing: not a success.
+        eprintln!(
+            "cairn: nothing in snapshot {} matches --include {}: check the patterns with `cairn ls {} --recursive`",
+            id.short(),
+            a.includes.join(" --include "),
+            id.short()
+        );
+        return Ok(EXIT_FATAL);
+    }
     if report.errors.is_empty() {
         Ok(EXIT_OK)
     } else if report.damaged > 0 {

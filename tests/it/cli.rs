@@ -583,6 +583,12 @@ fn deduplication_across_snapshots() {
     .ok();
     assert!(fs::read(restored(&target.path, &big1)).unwrap() == content, "restored big1.bin differs");
     assert!(!restored(&target.path, &src.join("big0.bin")).exists());
+
+    // A pattern that matches nothing restores nothing: not a success.
+    let empty = Tmp::new();
+    let out =
+        repo.cmd().args(["restore", id, "-t"]).arg(&empty.path).args(["--include", "/no/such/path"]).run().code(1);
+    assert!(out.stderr.contains("nothing in snapshot") && out.stderr.contains("/no/such/path"), "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

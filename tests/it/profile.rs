@@ -402,6 +402,23 @@ fn run_names_the_failed_dump_and_paths_on_the_command_line_run_no_dump() {
     assert_eq!(failed, ["/db/bad.dump"], "{report}");
     assert!(backup["error"].as_str().is_some_and(|e| e.contains("/db/bad.dump")), "{report}");
 
+    // `--path P` passes only snapshots in which P succeeded: never the failed dump.
+    let dump = |path: &str, filter: bool| {
+        let mut c = cairn().arg("--config").arg(&file).args(["dump", "latest", path]);
+        if filter {
+            c = c.args(["--path", path]);
+        }
+        c.run()
+    };
+    let o = dump("/db/good.dump", true);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "rows\n"), "{}", o.stderr);
+    let o = dump("/db/bad.dump", false);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("/db/bad.dump failed in that snapshot"), "{}", o.stderr);
+    let o = dump("/db/bad.dump", true);
+    assert_ne!(o.code, 0, "a failed dump was found: {}", o.stdout);
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
+
     // An ad-hoc backup of another path with the same profile runs none of its dumps.
     fs::remove_file(&marker).expect("the dump ran");
     let other = tmp.join("other");
