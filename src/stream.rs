@@ -233,7 +233,8 @@ impl CommandStream {
             });
         };
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // A dump needs no repository password (a command that runs `env` would store it).
+        cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("CAIRN_PASSWORD");
         let group = own_group;
         if group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -287,6 +288,12 @@ impl CommandStream {
                 })
             }
         };
+        // The command has ended: what it left running in its group (a background child that
+        // may still hold its standard error open) is ended too, and no process outlives it.
+        if let Some(pgid) = self.pgid {
+            // No process left in the group (ESRCH) is the usual case.
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        }
         let stderr_tail = self.stderr.take().map(StderrCopy::finish).unwrap_or_default();
         if self.cancel.is_cancelled() {
             return Err(StreamFailure::Interrupted { command: self.command.clone() });

@@ -85,7 +85,8 @@ pub struct BackupArgs {
     /// Do not cross file system boundaries below the given paths
     #[arg(long, short = 'x')]
     one_file_system: bool,
-    /// Do not write anything; show what would be done
+    /// Do not write anything; show what would be done (commands given by --command or the
+    /// profile still run and their output is read, not stored)
     #[arg(long, short = 'n')]
     dry_run: bool,
     /// Snapshot time instead of now (RFC 3339, or "YYYY-MM-DD HH:MM:SS" local time)

@@ -540,7 +540,8 @@ pub struct FilterArgs {
     /// Only snapshots with this tag; `a,b` means both (repeatable: any of them)
     #[arg(long = "tag", value_name = "TAG[,TAG]")]
     pub tags: Vec<String>,
-    /// Only snapshots that include this path (repeatable: all of them)
+    /// Only snapshots that include this path (repeatable: all of them); a dump that failed in
+    /// a snapshot is not included there
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<String>,
 }

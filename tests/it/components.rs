@@ -511,3 +511,29 @@ fn a_panicking_command_runner_fails_the_backup_instead_of_hanging() {
     assert!(o.stderr.contains("panicked"), "{}", o.stderr);
     assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
 }
+
+#[test]
+fn a_command_leaves_no_process_behind_and_never_sees_the_password() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = tree(&tmp);
+    let pidfile = tmp.join("bg.pid");
+    // A dump that starts a background process and exits (its output closed), and one that
+    // prints its environment.
+    let bg =
+        format!("/db/bg.out=sh -c 'echo data; sleep 300 >/dev/null 2>&1 & echo $! > {}; exit 0'", pidfile.display());
+    let out = repo
+        .cmd()
+        .args(["--json", "backup"])
+        .arg(&src)
+        .arg("--command")
+        .arg(&bg)
+        .args(["--command", "/db/env.out=env"])
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pid = wait_pid(&pidfile);
+    assert!(!alive(pid), "the background process {pid} of a finished command still runs");
+    let id = out.json()["snapshot_id"].as_str().expect("a snapshot").to_string();
+    let env = String::from_utf8_lossy(&dump(&repo, &id, "/db/env.out")).into_owned();
+    assert!(env.contains("PATH=") && !env.contains("CAIRN_PASSWORD=") && !env.contains(PASSWORD), "{env}");
+}
