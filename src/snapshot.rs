@@ -119,6 +119,10 @@ pub enum ComponentOutcome {
     Partial,
 }
 
+/// The reason of a path component left out whole by an exclude pattern or
+/// `--exclude-larger-than`: its status is ok (nothing failed) but it is not in the tree.
+pub const EXCLUDED_REASON: &str = "excluded (by an exclude pattern or --exclude-larger-than), not in the snapshot";
+
 /// Longest standard-error tail a component records, in bytes.
 pub const COMPONENT_STDERR_TAIL: usize = crate::stream::STDERR_TAIL;
 
@@ -147,6 +151,14 @@ pub struct ComponentStatus {
     pub stderr_tail: String,
     /// Why it failed or is partial (empty when ok).
     pub reason: String,
+}
+
+impl ComponentStatus {
+    /// True when the component is in the snapshot's tree: it did not fail and was not
+    /// excluded whole ([`EXCLUDED_REASON`]).
+    pub fn stored(&self) -> bool {
+        self.status != ComponentOutcome::Failed && self.reason != EXCLUDED_REASON
+    }
 }
 
 impl Snapshot {
@@ -259,7 +271,7 @@ pub struct SnapshotFilter {
     /// Tags; a snapshot must carry all of the tags in one entry (`a,b` = a and b); any entry.
     pub tags: Vec<String>,
     /// Paths; the snapshot's path list must contain all of them, and none of them may be a
-    /// component that failed there (so `--path /postgres/maildb.dump` with `latest` names the
+    /// component that failed or was excluded there (so `--path /postgres/maildb.dump` with `latest` names the
     /// newest snapshot that holds a good dump).
     pub paths: Vec<String>,
 }
@@ -276,8 +288,7 @@ impl SnapshotFilter {
         let path_ok = self.paths.iter().all(|p| {
             let p = p.trim_end_matches('/');
             let p = if p.is_empty() { "/" } else { p };
-            s.paths.iter().any(|x| x == p)
-                && !s.components.iter().any(|c| c.path == p && c.status == ComponentOutcome::Failed)
+            s.paths.iter().any(|x| x == p) && !s.components.iter().any(|c| c.path == p && !c.stored())
         });
         host_ok && tag_ok && path_ok
     }

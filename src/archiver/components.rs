@@ -128,7 +128,7 @@ pub(super) fn synthesized_dir(name: Vec<u8>, time: Timestamp) -> Node {
 
 /// The reason of a path left out whole by an exclude pattern or `--exclude-larger-than`
 /// (its status is ok: not in the tree, as asked).
-pub const EXCLUDED: &str = "excluded (by an exclude pattern or --exclude-larger-than), not in the snapshot";
+pub const EXCLUDED: &str = crate::snapshot::EXCLUDED_REASON;
 
 /// A command's output as saved: its content ids and size.
 type Saved = (Vec<crate::id::BlobId>, u64);

@@ -66,7 +66,8 @@ impl Verify {
     pub(super) fn spawn(argv: &[OsString]) -> io::Result<Verify> {
         let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("no command given"))?;
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        // As the dump command: no repository password (see `CommandStream`).
+        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).env_remove("CAIRN_PASSWORD");
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn()?;
         let pgid = i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw);

@@ -386,7 +386,7 @@ fn key_at(doc: &DeTable, offset: usize) -> Option<String> {
 pub fn load(file: &Path) -> Result<(String, Profile), Error> {
     let fail = |e: std::io::Error| Error::usage(format!("cannot read the profile {}: {e}", file.display()));
     // The checks and the read are of the same open file.
-    let mut f = std::fs::File::open(file).map_err(fail)?;
+    let mut f = super::profile_env::open_nonblocking(file).map_err(fail)?;
     let meta = f.metadata().map_err(fail)?;
     super::profile_env::trusted(&meta, 0o022).map_err(|why| {
         Error::usage(format!(

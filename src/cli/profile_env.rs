@@ -14,7 +14,7 @@ use cairn::Error;
 pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Error> {
     let fail = |e: std::io::Error| Error::usage(format!("{at}: environment file {}: {e}", file.display()));
     // The checks and the read are of the same open file.
-    let mut f = std::fs::File::open(file).map_err(fail)?;
+    let mut f = open_nonblocking(file).map_err(fail)?;
     let meta = f.metadata().map_err(fail)?;
     trusted(&meta, 0o077).map_err(|why| {
         Error::usage(format!(
@@ -71,4 +71,11 @@ pub(super) fn trusted(meta: &std::fs::Metadata, forbidden: u32) -> Result<(), St
         return Err(format!("belongs to user id {}, neither you (user id {me}) nor root (chown)", meta.uid()));
     }
     Ok(())
+}
+
+/// Open `file` for reading without blocking on a FIFO or a device (its metadata is checked
+/// before anything is read).
+pub(super) fn open_nonblocking(file: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(file)
 }

@@ -17,7 +17,8 @@
 //!
 //! An interrupt of the run (Ctrl-C, SIGTERM) is passed on to the step or hook running then
 //! (SIGTERM, SIGKILL 10 s later); no further step starts, the failure and finally hooks run.
-//! `forget` runs only after a backup that saved a snapshot (exit 0 or 3). What a failing step
+//! `forget` runs only after a backup that succeeded (exit 0 or 3: a snapshot saved, or none
+//! needed with skip-if-unchanged). What a failing step
 //! or hook said last (its error message) becomes the step's error and `CAIRN_ERROR`.
 //!
 //! The exit code is the worst step's: 0 when all succeeded; 3 when the worst was a snapshot
@@ -139,6 +140,11 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         if saved && has_keep_rule(p) && !night.interrupted("forget") {
             night.child("forget", &["forget"]);
         }
+    }
+    if super::cancel().is_cancelled() {
+        // The failure hooks are told the run was interrupted, whatever failed on the way.
+        night.code = EXIT_INTERRUPTED;
+        night.error = Some("interrupted (SIGINT or SIGTERM)".into());
     }
     let after = if night.code == EXIT_OK {
         ("after-success", &hooks.after_success)
@@ -380,7 +386,9 @@ impl Night<'_> {
             Ok(f) => {
                 let said = f.said.map(|s| format!(": {s}")).unwrap_or_default();
                 let status = cairn::stream::describe_status(f.status);
-                (EXIT_FATAL, Some(format!("hook {stage} {program:?} failed: {status}{said}")))
+                // Ended by the interrupt passed on to it: the run's interruption, not its failure.
+                let code = if super::cancel().is_cancelled() { EXIT_INTERRUPTED } else { EXIT_FATAL };
+                (code, Some(format!("hook {stage} {program:?} failed: {status}{said}")))
             }
             Err(e) => (EXIT_FATAL, Some(format!("hook {stage} {program:?} could not start: {e}"))),
         };

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// How long a child may take to end after SIGTERM before it gets SIGKILL.
 pub const KILL_AFTER: Duration = Duration::from_secs(10);
 
+/// How long the end of a child's standard error is waited for once it has exited.
+const STDERR_GRACE: Duration = Duration::from_secs(2);
+
 /// How often the run looks at its child and at the interrupt.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -24,15 +27,19 @@ pub struct Finished {
     pub said: Option<String>,
 }
 
-/// Run `cmd` with no standard input, its standard output captured when `capture_stdout` (else
-/// as `cmd` sets it), its standard error copied to this process's (an `exit_error` JSON line of
-/// a child run with `--json` as cairn's text message unless `json`). Errors: the child could not
-/// start.
+/// Run `cmd` in a process group of its own with no standard input, its standard output
+/// captured when `capture_stdout` (else as `cmd` sets it), its standard error copied to this
+/// process's (an `exit_error` JSON line of a child run with `--json` as cairn's text message
+/// unless `json`); once it exits, what it left in its group gets SIGTERM. Errors: the child
+/// could not start, or could not be waited for (it is killed).
 pub fn supervise(cmd: &mut Command, capture_stdout: bool, json: bool) -> std::io::Result<Finished> {
     cmd.stdin(Stdio::null()).stderr(Stdio::piped());
     if capture_stdout {
         cmd.stdout(Stdio::piped());
     }
+    // Its own process group: a Ctrl-C on the terminal reaches the run alone, which passes it on
+    // once, to the whole group (a hook's `sh -c 'a; b'` included).
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
     let mut child = cmd.spawn()?;
     let out = child.stdout.take().map(|mut o| {
         std::thread::spawn(move || {
@@ -42,36 +49,65 @@ pub fn supervise(cmd: &mut Command, capture_stdout: bool, json: bool) -> std::io
             v
         })
     });
-    let err = child.stderr.take().map(|e| std::thread::spawn(move || copy_stderr(e, json)));
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let said = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let err = child.stderr.take().map(|e| {
+        let said = said.clone();
+        std::thread::spawn(move || copy_stderr(e, json, &said))
+    });
+    let group = i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw);
+    let signal = |sig| {
+        // A group already gone (ESRCH) is the usual case at the end.
+        if let Some(g) = group {
+            let _ = nix::sys::signal::killpg(g, sig);
+        }
+    };
     // An interrupt that came before the child started is not its concern: the failure and
     // finally hooks of an interrupted run still run to their end.
     let already = super::cancel().is_cancelled();
     let mut termed: Option<Instant> = None;
     let mut killed = false;
     let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => {
+                signal(nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(e);
+            }
         }
         if !already && termed.is_none() && super::cancel().is_cancelled() {
-            // The child may have ended meanwhile: then the signal finds no process (ESRCH).
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            signal(nix::sys::signal::Signal::SIGTERM);
             termed = Some(Instant::now());
         }
         if !killed && termed.is_some_and(|t| t.elapsed() >= KILL_AFTER) {
-            let _ = child.kill();
+            signal(nix::sys::signal::Signal::SIGKILL);
             killed = true;
         }
         std::thread::sleep(POLL);
     };
+    // What it left running in its group ends with it (as systemd ends a oneshot service's
+    // leftovers).
+    signal(nix::sys::signal::Signal::SIGTERM);
     let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
-    let said = err.and_then(|h| h.join().ok()).flatten();
+    // A process the child left running (a hook's `daemon &`) may hold its standard error open:
+    // wait for the end of it only briefly, then let the copy go on on its own.
+    if let Some(h) = err {
+        let until = Instant::now() + STDERR_GRACE;
+        while !h.is_finished() && Instant::now() < until {
+            std::thread::sleep(POLL);
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        }
+    }
+    let said = said.lock().ok().and_then(|s| s.clone());
     Ok(Finished { status, stdout, said })
 }
 
-/// Copy a child's standard error to ours line by line; returns what it said last (see
-/// [`Finished::said`]).
-fn copy_stderr(e: impl Read, json: bool) -> Option<String> {
+/// Copy a child's standard error to ours line by line, keeping in `said` what it said last
+/// (see [`Finished::said`]).
+fn copy_stderr(e: impl Read, json: bool, said: &std::sync::Mutex<Option<String>>) {
     let mut last: Option<String> = None;
     let mut error: Option<String> = None;
     let stderr = std::io::stderr();
@@ -103,6 +139,9 @@ fn copy_stderr(e: impl Read, json: bool) -> Option<String> {
                 }
             }
         }
+        drop(w);
+        if let Ok(mut s) = said.lock() {
+            s.clone_from(&error.clone().or_else(|| last.clone()));
+        }
     }
-    error.or(last)
 }

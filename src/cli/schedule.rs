@@ -123,7 +123,7 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
             let from_profile = applied.and_then(|p| p.profile.repository.repo.as_deref());
             if from_profile != Some(g.repo.as_str()) {
                 return Err(Error::usage(format!(
-                    "the timer runs `cairn -P {profile} run`, which takes its repository from the profile; the repository given here ({:?}) is not the profile's ({}): put it into the profile's [repository] repo",
+                    "the timer runs profile {profile}'s `cairn run`, which takes its repository from the profile; the repository given here ({:?}) is not the profile's ({}): put it into the profile's [repository] repo",
                     g.repo,
                     from_profile.map_or("none".to_string(), |r| format!("{r:?}"))
                 )));
@@ -353,6 +353,20 @@ fn install(
             )));
         }
     }
+    // Two profiles of the same name (-P db, --config /a/db.toml) would share the units' names:
+    // another profile's service is not replaced silently.
+    if let (Some((p, text)), false) = (files.first(), i.place.force) {
+        let exec = |t: &str| t.lines().find(|l| l.starts_with("ExecStart=")).map(str::to_string);
+        if let Ok(old) = std::fs::read_to_string(p) {
+            if old.starts_with(units::MARKER) && exec(&old) != exec(text) {
+                return Err(Error::Refused(format!(
+                    "{} runs another profile ({}): not overwritten; remove that schedule first, give this profile another name, or --force",
+                    p.display(),
+                    exec(&old).unwrap_or_default()
+                )));
+            }
+        }
+    }
     std::fs::create_dir_all(&place.dir).map_err(|e| Error::io(&place.dir, e))?;
     let mut report =
         Report { profile: profile.into(), unit_dir: place.dir.clone(), installed: true, ..Default::default() };
@@ -371,7 +385,7 @@ fn install(
         }
         if !g.quiet && !g.json {
             out(&format!(
-                "the timer runs `cairn -P {profile} run` on {:?}; see `cairn -P {profile} schedule status`",
+                "the timer runs profile {profile}'s `cairn run` on {:?}; see `schedule status` with the same profile",
                 spec.on_calendar
             ));
         }

@@ -441,7 +441,7 @@ fn an_interrupted_run_passes_the_signal_on_and_still_runs_the_failure_hooks() {
     write(
         &file,
         format!(
-            "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n[hooks]\nbefore = [[\"sh\", \"-c\", \"echo $$ > {}; exec sleep 600\"]]\nafter-failure = [[\"sh\", \"-c\", \"echo failure $CAIRN_EXIT_CODE >> {}\"]]\n",
+            "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n[hooks]\nbefore = [[\"sh\", \"-c\", \"sleep 600 & echo $! > {}; wait\"]]\nafter-failure = [[\"sh\", \"-c\", \"echo failure $CAIRN_EXIT_CODE >> {}\"]]\n",
             repo.path.display().to_string(),
             pw.display().to_string(),
             src.display().to_string(),
@@ -475,6 +475,37 @@ fn an_interrupted_run_passes_the_signal_on_and_still_runs_the_failure_hooks() {
     let before = steps.iter().find(|s| s["step"] == "hook before").expect("the before hook");
     assert!(before["error"].as_str().is_some_and(|e| e.contains("signal")), "{report}");
     assert!(!steps.iter().any(|s| s["step"] == "backup"), "{report}");
-    assert_eq!(fs::read_to_string(&log).expect("the failure hook ran").trim(), "failure 1");
+    assert_eq!(fs::read_to_string(&log).expect("the failure hook ran").trim(), "failure 130");
     assert!(repo.snapshots(Vec::<&str>::new()).is_empty());
+}
+
+#[test]
+fn a_hook_that_leaves_a_process_holding_its_stderr_does_not_hang_the_run() {
+    let repo = Repo::init();
+    let tmp = Tmp::new();
+    let src = source(&tmp);
+    let pw = tmp.join("password");
+    write(&pw, format!("{PASSWORD}\n"));
+    let pidfile = tmp.join("daemon.pid");
+    let file = tmp.join("night.toml");
+    // A process the hook leaves outside its process group (setsid) holding its standard error
+    // (a pipe to the run); its standard output goes elsewhere.
+    write(
+        &file,
+        format!(
+            "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n[hooks]\nafter-success = [[\"sh\", \"-c\", \"setsid sleep 300 >/dev/null & echo $! > {}\"]]\n",
+            repo.path.display().to_string(),
+            pw.display().to_string(),
+            src.display().to_string(),
+            pidfile.display(),
+        ),
+    );
+    let o = cairn().arg("--config").arg(&file).arg("run").run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let pid: i32 = fs::read_to_string(&pidfile).expect("the hook ran").trim().parse().expect("a pid");
+    let daemon = nix::unistd::Pid::from_raw(pid);
+    // The run ended while the process it left still ran (it did not wait for its end).
+    let still = nix::sys::signal::kill(daemon, None).is_ok();
+    let _ = nix::sys::signal::kill(daemon, nix::sys::signal::Signal::SIGKILL);
+    assert!(still, "the run waited for the hook's background process to end");
 }

@@ -112,6 +112,15 @@ fn cron_line_and_refusal() {
     assert!(o.code == 0, "{}", o.stderr);
     let service = std::fs::read_to_string(units.path().join("cairn-mail1.service")).unwrap();
     assert!(service.contains(&format!("--config {by_path} run")), "{service}");
+    // Another profile of the same name does not replace those units silently.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("mail1.toml");
+    std::fs::write(&other, "[repository]\nrepo = \"/srv/backup/repo\"\n").unwrap();
+    let o = cairn().arg("--config").arg(&other).args(["schedule", "install", "--unit-dir"]).arg(units.path()).run();
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("runs another profile"), "{}", o.stderr);
+    let again = std::fs::read_to_string(units.path().join("cairn-mail1.service")).unwrap();
+    assert_eq!(again, service);
     let o = profiles.cairn("mail1").args(["schedule", "install", "--cron", "--on-calendar", "*-*-* 02:00:30"]).run();
     assert_eq!(o.code, 1);
     assert!(o.stderr.clone().contains("cron cannot express"));

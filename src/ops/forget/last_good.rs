@@ -9,7 +9,7 @@
 //! group with no components at all is not concerned.
 
 use super::policy::Decision;
-use crate::snapshot::{ComponentOutcome, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// True when component `path` of `s` is in its tree (ok, or a path read in part); for a
 /// snapshot without components, when `path` is one of its paths.
@@ -17,7 +17,7 @@ fn good(s: &Snapshot, path: &str) -> bool {
     if s.components.is_empty() {
         return s.paths.iter().any(|p| p == path);
     }
-    s.components.iter().any(|c| c.path == path && c.status != ComponentOutcome::Failed)
+    s.components.iter().any(|c| c.path == path && c.stored())
 }
 
 /// Keep, among `decisions` (one group, newest first as [`super::apply_policy`] returns them),
@@ -41,7 +41,7 @@ pub fn keep_last_good(decisions: &mut [Decision]) {
 mod tests {
     use super::*;
     use crate::id::{Id, SnapshotId};
-    use crate::snapshot::{ComponentKind, ComponentStatus, Summary};
+    use crate::snapshot::{ComponentKind, ComponentOutcome, ComponentStatus, Summary};
     use crate::tree::Timestamp;
 
     /// A version 1 snapshot (no components) of `paths`.
@@ -136,5 +136,18 @@ mod tests {
                 (2, true, vec!["last good /db.dump".to_string()]),
             ]
         );
+    }
+
+    #[test]
+    fn a_path_excluded_whole_is_not_good() {
+        use ComponentOutcome::Ok;
+        // Newest first: 2 (the growing dump file crossed --exclude-larger-than), 1 (it was there).
+        let mut ds = vec![snap(2, &[("/var/backups/db.sql", Ok)]), snap(1, &[("/var/backups/db.sql", Ok)])];
+        if let Some(c) = ds.first_mut().and_then(|d| d.snapshot.components.first_mut()) {
+            c.reason = crate::snapshot::EXCLUDED_REASON.into();
+        }
+        keep_last_good(&mut ds);
+        let kept: Vec<(u8, bool)> = ds.iter().map(|d| (d.snapshot.time.secs as u8, d.keep)).collect();
+        assert_eq!(kept, vec![(2, false), (1, true)]);
     }
 }
