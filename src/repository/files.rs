@@ -170,18 +170,17 @@ impl Repository {
     }
 
     /// Read and decode every index file, in parallel: `(id, contents)`.
-    /// Errors: the first index file that cannot be read or is damaged (a file in the index
-    /// directory whose name is not an id included); a failed listing.
+    /// Errors: the first index file that cannot be read or is damaged; [`Error::Refused`] for a
+    /// file in the index directory whose name is not an id; a failed listing.
     pub fn index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         use rayon::prelude::*;
         let (ids, foreign) = FileKind::Index.split_listing(self.backend.list_names(FileKind::Index)?);
         // Not ignored: a renamed index file may hold the only entries of packs that snapshots
         // need, and a prune that did not see them would delete those packs.
         if let Some((name, _)) = foreign.first() {
-            return Err(Error::corrupt(
-                format!("index/{name}"),
-                "a file in the index directory whose name is not an index id: cairn cannot tell whether it holds entries snapshots need; give it back its name, or move it out of the repository if it is not an index file",
-            ));
+            return Err(Error::Refused(format!(
+                "index/{name}: a file in the index directory whose name is not an index id: cairn cannot tell whether it holds entries snapshots need; give it back its name, or move it out of the repository if it is not an index file"
+            )));
         }
         ids.par_iter()
             .map(|(id, _)| {

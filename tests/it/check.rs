@@ -483,6 +483,14 @@ fn damaged_snapshot_and_index_files_are_named() {
     let strays: Vec<&str> = problems(&v, "pack_unindexed").iter().filter_map(|p| p["pack"].as_str()).collect();
     assert_eq!(strays, [format!("{pack}.bak")], "{v:#}");
     assert!(v.to_string().contains("old.snapshot"), "{v:#}");
+    // In index/, such a file may be a renamed index file holding entries snapshots need: check
+    // names it, and commands that load the index refuse to guess (prune would delete packs).
+    fs::write(c.path.join("index").join("notes.txt"), b"x").unwrap();
+    let v = failed(c.run(&["--json", "check"])).json();
+    assert!(v.to_string().contains("notes.txt"), "{v:#}");
+    let out = c.run(&["ls", "latest"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("index/notes.txt") && out.stderr.contains("not an index id"), "{}", out.stderr);
 }
 
 #[test]
