@@ -468,8 +468,10 @@ fn an_interrupted_run_passes_the_signal_on_and_still_runs_the_failure_hooks() {
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
     // The hook got the signal (it did not sleep its 600 s to the end), no backup ran, and the
     // failure hook ran to its end.
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(hook_pid), None).is_ok();
-    assert!(!alive, "the hook still runs");
+    // Running, not a zombie waiting for its new parent to reap it.
+    let alive = fs::read_to_string(format!("/proc/{hook_pid}/stat"))
+        .is_ok_and(|st| st.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')));
+    assert!(!alive, "the hook's process still runs");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let steps = report["steps"].as_array().cloned().unwrap_or_default();
     let before = steps.iter().find(|s| s["step"] == "hook before").expect("the before hook");
