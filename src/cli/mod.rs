@@ -9,6 +9,7 @@ mod find;
 mod forget;
 mod format;
 mod generate;
+mod health;
 mod init;
 mod key;
 mod ls;
@@ -166,6 +167,9 @@ enum Command {
     Backup(Box<backup::BackupArgs>),
     /// List snapshots
     Snapshots(snapshots::SnapshotsArgs),
+    /// Is every host's backup fresh? A Nagios/Icinga plugin (exit 0 OK, 1 WARNING, 2
+    /// CRITICAL, 3 UNKNOWN), from the repository alone
+    Health(health::HealthArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
     /// Remove snapshots by id or by a keep policy
@@ -437,7 +441,7 @@ fn print_json_error(e: &Error, code: u8) {
 }
 
 /// An error with its chain of causes, each cause once, as one line.
-fn error_text(e: &dyn std::error::Error) -> String {
+pub fn error_text(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -469,6 +473,7 @@ pub fn main() -> ExitCode {
         Command::Init(a) => init::run(&cli.global, a),
         Command::Backup(a) => backup::run(&cli.global, a, applied.as_ref()),
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
+        Command::Health(a) => health::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Key(a) => key::run(&cli.global, a),

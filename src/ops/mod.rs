@@ -6,7 +6,9 @@
 //! - [`prune`]: delete the data no snapshot references (`prune(ctx, &ExclusiveLock, ..)`, or
 //!   `plan(ctx, &ReadLock, ..)` for a dry run);
 //! - [`check`]: verify the repository's structure and, on request, its data
-//!   (`check(ctx, &ReadLock, ..)`).
+//!   (`check(ctx, &ReadLock, ..)`);
+//! - [`health`]: the freshness of each host's and component's newest snapshot (a pure
+//!   function of the snapshot list).
 //!
 //! Check and prune walk every tree the snapshots reach, each once, with
 //! [`crate::tree::reachable`].
@@ -16,4 +18,5 @@
 
 pub mod check;
 pub mod forget;
+pub mod health;
 pub mod prune;

@@ -21,6 +21,7 @@ mod deep;
 mod failpoints;
 mod forget;
 mod guards;
+mod health;
 mod inspect;
 mod mount;
 mod profile;
