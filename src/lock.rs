@@ -127,7 +127,7 @@ impl FoundLock {
                     i.pid,
                     i.username,
                     i.hostname,
-                    human_age(age as u64)
+                    crate::util::human_age(age as u64)
                 )
             }
             Err(e) => format!(
@@ -141,14 +141,6 @@ impl FoundLock {
 /// The error for a lock's state mutex poisoned by a panicking thread: a bug, not a conflict.
 fn poisoned() -> Error {
     Error::internal("the lock's state was poisoned by a thread that panicked")
-}
-
-fn human_age(secs: u64) -> String {
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 /// Start time of process `pid` in clock ticks after boot, from `/proc/<pid>/stat`; `None` when

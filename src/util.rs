@@ -39,6 +39,16 @@ impl OwnerNames {
     }
 }
 
+/// An age in seconds as people read it: `45s` under two minutes, `17m` under two hours,
+/// `30h5m` beyond (lock messages, `cairn health`).
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// This machine's host name ("" when it cannot be read).
 pub fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()

@@ -104,7 +104,7 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
     let perf = if perf.is_empty() { String::new() } else { format!(" | {}", perf.join(" ")) };
     out(&format!("CAIRN HEALTH {} - {summary}{perf}", status.word()));
     for c in &checks {
-        let age = c.age_seconds.map_or("in no snapshot".to_string(), |a| format!("{} old", human_age(a)));
+        let age = c.age_seconds.map_or("in no snapshot".to_string(), |a| format!("{} old", cairn::util::human_age(a)));
         let snap =
             c.snapshot.as_deref().and_then(|s| s.get(..8)).map(|s| format!(" (snapshot {s})")).unwrap_or_default();
         out(&format!("{:<8} {} {age}{snap}", c.status.word(), label(c)));
@@ -123,14 +123,4 @@ fn label(c: &Check) -> String {
 /// A performance-data label: [`label`] without the characters the format reserves.
 fn perf_label(c: &Check) -> String {
     label(c).chars().map(|ch| if ch == '\'' || ch == '=' { '_' } else { ch }).collect()
-}
-
-/// `3h 12m`, `2d 4h`, `45s`.
-fn human_age(s: u64) -> String {
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
-    }
 }
