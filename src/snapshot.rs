@@ -154,6 +154,23 @@ pub struct ComponentStatus {
 }
 
 impl ComponentStatus {
+    /// The status of component `path` with nothing counted yet (no bytes, no time, no command
+    /// details).
+    pub fn new(path: String, kind: ComponentKind, status: ComponentOutcome, reason: String) -> Self {
+        ComponentStatus {
+            path,
+            kind,
+            status,
+            bytes: 0,
+            duration_ms: 0,
+            command: String::new(),
+            exit_code: None,
+            signal: None,
+            stderr_tail: String::new(),
+            reason,
+        }
+    }
+
     /// True when the component is in the snapshot's tree: it did not fail and was not
     /// excluded whole ([`EXCLUDED_REASON`]).
     pub fn stored(&self) -> bool {
@@ -433,6 +450,36 @@ impl SummaryInfo {
             duration_seconds: dur.max(0.0),
             counts: s.counts.clone(),
         }
+    }
+}
+
+/// A snapshot of host `host` at `secs` (seconds since the Unix epoch) of `paths`, with command
+/// components `components` (path, outcome), for the tests of the modules that read snapshots.
+#[cfg(test)]
+pub(crate) fn test_snapshot(
+    host: &str,
+    secs: i64,
+    paths: &[&str],
+    components: &[(&str, ComponentOutcome)],
+) -> Snapshot {
+    Snapshot {
+        time: Timestamp { secs, nanos: 0 },
+        tz_offset: 0,
+        hostname: host.into(),
+        username: "u".into(),
+        uid: 0,
+        gid: 0,
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        tags: vec![],
+        excludes: vec![],
+        tree: BlobId::default(),
+        parent: None,
+        program_version: "test".into(),
+        summary: Summary::default(),
+        components: components
+            .iter()
+            .map(|(p, st)| ComponentStatus::new(p.to_string(), ComponentKind::Command, *st, String::new()))
+            .collect(),
     }
 }
 

@@ -310,14 +310,14 @@ impl Grafts {
                 let way = on_the_way(&path);
                 match ran {
                     // A path: never reached.
-                    None => status(
+                    None => ComponentStatus::new(
                         path,
                         kind,
                         ComponentOutcome::Failed,
                         way.unwrap_or_else(|| "not reached by the walk".into()),
                     ),
                     // A command that did not run (the backup stopped first).
-                    Some(None) => status(
+                    Some(None) => ComponentStatus::new(
                         path,
                         kind,
                         ComponentOutcome::Failed,
@@ -351,22 +351,6 @@ impl Drop for Drain<'_> {
         while let Some((_, tx)) = self.0.take_next() {
             let _ = tx.send(Err(Error::Interrupted));
         }
-    }
-}
-
-/// A status with nothing counted yet.
-fn status(path: String, kind: ComponentKind, outcome: ComponentOutcome, reason: String) -> ComponentStatus {
-    ComponentStatus {
-        path,
-        kind,
-        status: outcome,
-        bytes: 0,
-        duration_ms: 0,
-        command: String::new(),
-        exit_code: None,
-        signal: None,
-        stderr_tail: String::new(),
-        reason,
     }
 }
 
@@ -461,7 +445,7 @@ impl Walker<'_> {
             n => format!("{n} entries could not be read; the first: {}", errors.first().map_or("", |s| s.as_str())),
         };
         let shown = g.shown.get(i).cloned().unwrap_or_else(|| path.display().to_string());
-        let mut s = status(shown, ComponentKind::Path, outcome, reason);
+        let mut s = ComponentStatus::new(shown, ComponentKind::Path, outcome, reason);
         s.bytes = self.counts.bytes.load(Ordering::Relaxed).saturating_sub(bytes_before);
         s.duration_ms = millis(start.elapsed());
         g.record(i, s);
@@ -479,7 +463,8 @@ fn run_command(
     abort: &Cancel,
 ) -> Result<(Option<Saved>, ComponentStatus)> {
     let start = Instant::now();
-    let mut st = status(cmd.path.clone(), ComponentKind::Command, ComponentOutcome::Failed, String::new());
+    let mut st =
+        ComponentStatus::new(cmd.path.clone(), ComponentKind::Command, ComponentOutcome::Failed, String::new());
     st.command = quote_command(&cmd.argv);
     let own = Cancel::new();
     let stream = match CommandStream::spawn_with_stdin(&cmd.argv, &own, Stdio::null(), true) {

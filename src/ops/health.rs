@@ -138,8 +138,7 @@ pub fn overall(checks: &[Check]) -> Status {
 mod tests {
     use super::*;
     use crate::id::Id;
-    use crate::snapshot::{ComponentKind, ComponentOutcome, ComponentStatus, Summary};
-    use crate::tree::Timestamp;
+    use crate::snapshot::{test_snapshot, ComponentOutcome};
 
     fn snap(
         n: u8,
@@ -148,38 +147,7 @@ mod tests {
         paths: &[&str],
         components: &[(&str, ComponentOutcome)],
     ) -> (SnapshotId, Snapshot) {
-        let components = components
-            .iter()
-            .map(|(p, st)| ComponentStatus {
-                path: p.to_string(),
-                kind: ComponentKind::Command,
-                status: *st,
-                bytes: 0,
-                duration_ms: 0,
-                command: String::new(),
-                exit_code: None,
-                signal: None,
-                stderr_tail: String::new(),
-                reason: String::new(),
-            })
-            .collect();
-        let s = Snapshot {
-            time: Timestamp { secs: t, nanos: 0 },
-            tz_offset: 0,
-            hostname: host.into(),
-            username: "u".into(),
-            uid: 0,
-            gid: 0,
-            paths: paths.iter().map(|p| p.to_string()).collect(),
-            tags: vec![],
-            excludes: vec![],
-            tree: Default::default(),
-            parent: None,
-            program_version: "test".into(),
-            summary: Summary::default(),
-            components,
-        };
-        (SnapshotId(Id([n; 32])), s)
+        (SnapshotId(Id([n; 32])), test_snapshot(host, t, paths, components))
     }
 
     #[test]

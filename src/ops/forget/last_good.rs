@@ -41,8 +41,7 @@ pub fn keep_last_good(decisions: &mut [Decision]) {
 mod tests {
     use super::*;
     use crate::id::{Id, SnapshotId};
-    use crate::snapshot::{ComponentKind, ComponentOutcome, ComponentStatus, Summary};
-    use crate::tree::Timestamp;
+    use crate::snapshot::{test_snapshot, ComponentOutcome};
 
     /// A version 1 snapshot (no components) of `paths`.
     fn plain(n: u8, paths: &[&str]) -> Decision {
@@ -52,37 +51,7 @@ mod tests {
     }
 
     fn snap(n: u8, components: &[(&str, ComponentOutcome)]) -> Decision {
-        let components = components
-            .iter()
-            .map(|(p, st)| ComponentStatus {
-                path: p.to_string(),
-                kind: ComponentKind::Command,
-                status: *st,
-                bytes: 0,
-                duration_ms: 0,
-                command: String::new(),
-                exit_code: None,
-                signal: None,
-                stderr_tail: String::new(),
-                reason: String::new(),
-            })
-            .collect();
-        let snapshot = Snapshot {
-            time: Timestamp { secs: i64::from(n), nanos: 0 },
-            tz_offset: 0,
-            hostname: "h".into(),
-            username: "u".into(),
-            uid: 0,
-            gid: 0,
-            paths: vec![],
-            tags: vec![],
-            excludes: vec![],
-            tree: Default::default(),
-            parent: None,
-            program_version: "test".into(),
-            summary: Summary::default(),
-            components,
-        };
+        let snapshot = test_snapshot("h", i64::from(n), &[], components);
         Decision { id: SnapshotId(Id([n; 32])), snapshot, keep: n == 9, reasons: vec![], counters: Default::default() }
     }
 
