@@ -11,6 +11,7 @@
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`stream`]: a command's output as a stream to back up, empty streams refused; [`restorer`]: restore;
 //! - [`lock`]: repository locks;
+//! - [`metrics`]: Prometheus's text format, and the merge that lets commands share one file;
 //! - [`ops`]: operations on a whole repository: `forget` (restic's keep policies), `prune`
 //!   (deleting what no snapshot references), `check` (consistency and data integrity);
 //! - [`tree`]: trees and nodes, snapshot paths, the one tree streamer, the blob fetcher with read-ahead;
@@ -34,6 +35,7 @@ pub mod fuse;
 pub mod id;
 pub mod index;
 pub mod lock;
+pub mod metrics;
 pub mod ops;
 pub mod pack;
 pub mod patterns;

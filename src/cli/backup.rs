@@ -12,6 +12,7 @@ use cairn::snapshot::ComponentOutcome;
 use cairn::stream::StreamFailure;
 use cairn::Error;
 
+use super::metrics;
 use super::profile::Applied;
 use super::progress::Ticker;
 use super::{human_bytes, out, GlobalOpts, EXIT_OK, EXIT_PARTIAL};
@@ -389,6 +390,11 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
     for (path, msg) in &r.errors {
         eprintln!("cairn: {}: {msg} (not in the snapshot)", path.display());
     }
+    if a.dry_run {
+        metrics::skip();
+    } else {
+        record_metrics(&r);
+    }
     let s = &r.snapshot.summary.counts;
     if g.json {
         out(&BackupSummary::new(&r).to_json()?);
@@ -438,5 +444,86 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
         let saved = if a.dry_run { "a snapshot would be saved" } else { "the snapshot was saved" };
         eprintln!("cairn: {} file(s), directories or commands could not be read; {saved} without them", r.errors.len());
         Ok(EXIT_PARTIAL)
+    }
+}
+
+/// The backup's figures as metrics (`cairn_backup_*`; each component of the snapshot, a path
+/// or a command's output, its own series).
+fn record_metrics(r: &archiver::BackupResult) {
+    let c = &r.snapshot.summary.counts;
+    let files = "Files the last backup found, by state (new, changed, unchanged)";
+    metrics::gauge("cairn_backup_files", files, &[("state", "new")], c.files_new as f64);
+    metrics::gauge("cairn_backup_files", files, &[("state", "changed")], c.files_changed as f64);
+    metrics::gauge("cairn_backup_files", files, &[("state", "unchanged")], c.files_unchanged as f64);
+    let dirs = "Directories the last backup found, by state (new, changed, unchanged)";
+    metrics::gauge("cairn_backup_dirs", dirs, &[("state", "new")], c.dirs_new as f64);
+    metrics::gauge("cairn_backup_dirs", dirs, &[("state", "changed")], c.dirs_changed as f64);
+    metrics::gauge("cairn_backup_dirs", dirs, &[("state", "unchanged")], c.dirs_unchanged as f64);
+    metrics::gauge(
+        "cairn_backup_added_bytes",
+        "Bytes of new data the last backup added (before compression)",
+        &[],
+        c.data_added as f64,
+    );
+    metrics::gauge(
+        "cairn_backup_added_stored_bytes",
+        "Bytes the last backup added to the repository (compressed, encrypted)",
+        &[],
+        c.data_added_packed as f64,
+    );
+    metrics::gauge(
+        "cairn_backup_processed_files",
+        "Files the last backup read or found unchanged",
+        &[],
+        c.total_files_processed as f64,
+    );
+    metrics::gauge(
+        "cairn_backup_processed_bytes",
+        "Bytes of the files the last backup processed",
+        &[],
+        c.total_bytes_processed as f64,
+    );
+    metrics::gauge(
+        "cairn_backup_errors",
+        "Sources the last backup could not read (left out of its snapshot)",
+        &[],
+        r.errors.len() as f64,
+    );
+    metrics::gauge(
+        "cairn_backup_snapshot_saved",
+        "1 when the last backup saved a snapshot, 0 when none was needed (skip-if-unchanged)",
+        &[],
+        if r.id.is_some() { 1.0 } else { 0.0 },
+    );
+    let end = r.snapshot.summary.backup_end.secs as f64;
+    for comp in &r.snapshot.components {
+        let l = [("component", comp.path.as_str())];
+        let ok = comp.status == ComponentOutcome::Ok;
+        metrics::gauge(
+            "cairn_backup_component_success",
+            "1 when the component (a path, or a command's output) was stored whole in the last backup",
+            &l,
+            if ok { 1.0 } else { 0.0 },
+        );
+        metrics::gauge(
+            "cairn_backup_component_bytes",
+            "Bytes the component read in the last backup (a command: its whole output)",
+            &l,
+            comp.bytes as f64,
+        );
+        metrics::gauge(
+            "cairn_backup_component_duration_seconds",
+            "Time the component took in the last backup",
+            &l,
+            comp.duration_ms as f64 / 1000.0,
+        );
+        if ok {
+            metrics::gauge(
+                "cairn_backup_component_last_success_timestamp_seconds",
+                "When the component was last stored whole (Unix time)",
+                &l,
+                end,
+            );
+        }
     }
 }

@@ -96,6 +96,17 @@ PROFILES
   after-success = [], after-failure = [["/usr/local/bin/page-oncall"]], finally = []
   Environment: CAIRN_PROFILE, CAIRN_CONFIG (its file), CAIRN_COMMAND, CAIRN_SNAPSHOT_ID, CAIRN_EXIT_CODE, CAIRN_ERROR.
 
+[monitoring]  (every command that writes metrics; pings: cairn run)
+  metrics-file = "/var/lib/prometheus/node-exporter/cairn.prom"
+                                     --metrics-file (node_exporter's textfile format)
+  metrics-push = "http://pushgw:9091" --metrics-push (a Prometheus Pushgateway)
+  ping-url = "https://hc-ping.com/UUID"
+      cairn run pings URL/start, then URL after a success or URL/fail after a failure, with
+      the run's report as the body (healthchecks.io); a ping that fails is a warning only
+  ping-start-url, ping-success-url, ping-failure-url = "..."
+      each instead of the one ping-url gives ("" pings nothing then)
+  ping-timeout = "10s", ping-attempts = 3
+
 [schedule]  (cairn -P NAME schedule install: defaults of its flags)
   run = "*-*-* 02:00"                --on-calendar (systemd OnCalendar; default daily)
   randomized-delay = "10m"           --randomized-delay
@@ -179,6 +190,7 @@ pub fn run(g: &GlobalOpts, _a: &ConfigArgs, applied: Option<&Applied>) -> Result
     if let Some(a) = applied {
         sections = toml::Table::try_from(&a.profile).map_err(|e| Error::Internal(format!("profile as TOML: {e}")))?;
         sections.remove("repository");
+        redact_urls(&mut sections);
         sections.retain(|_, v| v.as_table().is_none_or(|t| !t.is_empty()));
     }
     if g.json {
@@ -213,4 +225,22 @@ pub fn run(g: &GlobalOpts, _a: &ConfigArgs, applied: Option<&Applied>) -> Result
         out(toml::to_string(&sections).map_err(|e| Error::Internal(format!("profile as TOML: {e}")))?.trim_end());
     }
     Ok(EXIT_OK)
+}
+
+/// The `[monitoring]` URLs with what may be a secret hidden: a ping URL's path (a
+/// healthchecks.io check's UUID lets anyone ping it) and any `user:password@`.
+fn redact_urls(sections: &mut toml::Table) {
+    let Some(m) = sections.get_mut("monitoring").and_then(|v| v.as_table_mut()) else { return };
+    for (k, v) in m.iter_mut() {
+        if !(k.ends_with("-url") || k == "metrics-push") {
+            continue;
+        }
+        let Some(url) = v.as_str().filter(|u| !u.is_empty()) else { continue };
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let hidden = if k.starts_with("ping-") { "/***" } else { rest.get(authority.len()..).unwrap_or("") };
+        let shown = if authority.contains('@') { format!("***@{host}") } else { host.to_string() };
+        *v = toml::Value::String(format!("{scheme}://{shown}{hidden}"));
+    }
 }

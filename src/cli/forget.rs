@@ -194,6 +194,23 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         );
     }
     let removed = report.removed();
+    if args.dry_run {
+        super::metrics::skip();
+    } else {
+        let kept: usize = report.groups.iter().map(|g| g.kept().count()).sum();
+        super::metrics::gauge(
+            "cairn_forget_removed_snapshots",
+            "Snapshots the last forget removed",
+            &[],
+            removed.len() as f64,
+        );
+        super::metrics::gauge(
+            "cairn_forget_kept_snapshots",
+            "Snapshots the last forget kept (of those its filters selected)",
+            &[],
+            kept as f64,
+        );
+    }
     if g.json {
         print_json(&report);
     } else if !g.quiet {

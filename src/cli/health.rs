@@ -5,7 +5,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use cairn::ops::health::{self, Check, Status, Thresholds};
+use cairn::ops::health::{self, Check, SizeAnomaly, SizeRule, Status, Thresholds};
 use cairn::Error;
 
 use super::{out, parse_duration, FilterArgs, GlobalOpts};
@@ -27,6 +27,17 @@ pub struct HealthArgs {
     /// /postgres/maildb.dump) on every host: CRITICAL where no snapshot holds it (repeatable)
     #[arg(long = "component", value_name = "PATH")]
     components: Vec<String>,
+    /// WARNING when the newest snapshot's size (bytes processed, a component's bytes, or
+    /// bytes added: only a rise) is off by more than this factor from the median of the
+    /// snapshots before it (0: not checked)
+    #[arg(long, value_name = "FACTOR", default_value_t = 3.0)]
+    size_factor: f64,
+    /// The median is taken over this many snapshots before the newest (at least 3 are needed)
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    size_history: usize,
+    /// Differences from the median smaller than this are never a size warning (K, M, G, T)
+    #[arg(long, value_name = "SIZE", default_value = "1M")]
+    size_min: String,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -38,6 +49,7 @@ struct Report<'a> {
     status: Status,
     exit_code: u8,
     checks: &'a [Check],
+    size_anomalies: &'a [SizeAnomaly],
 }
 
 /// Check freshness and print the plugin output; every error is UNKNOWN (exit 3), as plugins
@@ -73,18 +85,43 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
     if limits.warn.is_none() && limits.crit.is_none() {
         return Err(Error::usage("give --max-age AGE (or --warn AGE and/or --crit AGE): the age a backup may reach"));
     }
+    if !(a.size_factor == 0.0 || a.size_factor > 1.0) {
+        return Err(Error::usage(format!(
+            "--size-factor {}: give a factor above 1 (or 0: no size check)",
+            a.size_factor
+        )));
+    }
+    let rule = SizeRule {
+        factor: a.size_factor,
+        history: a.size_history,
+        min_bytes: cairn::util::parse_size(&a.size_min)
+            .ok_or_else(|| Error::usage(format!("--size-min {:?}: not a size (512K, 10M, 1G)", a.size_min)))?,
+    };
     // Reading the snapshot list needs no lock: a monitoring host writes nothing.
     let repo = g.open()?;
     let snaps = repo.snapshots(&g.ctx(), &a.filter.filter())?;
     let now = chrono::Utc::now().timestamp();
     let checks = health::checks(&snaps, &a.components, now, limits);
-    let status = health::overall(&checks);
+    let anomalies = if a.size_factor > 0.0 { health::size_anomalies(&snaps, &rule) } else { Vec::new() };
+    let mut status = health::overall(&checks);
+    if !anomalies.is_empty() {
+        status = status.max(Status::Warning);
+    }
     if g.json {
-        let r = Report { message_type: "health", status, exit_code: status.code(), checks: &checks };
+        let r = Report {
+            message_type: "health",
+            status,
+            exit_code: status.code(),
+            checks: &checks,
+            size_anomalies: &anomalies,
+        };
         super::snapshots::print_json(&r);
         return Ok(status.code());
     }
-    let worst = checks.iter().filter(|c| c.status == status).map(label).collect::<Vec<_>>();
+    let mut worst = checks.iter().filter(|c| c.status == status).map(label).collect::<Vec<_>>();
+    if status == Status::Warning {
+        worst.extend(anomalies.iter().map(|x| format!("{} size", anomaly_label(x))));
+    }
     let hosts = checks.iter().filter(|c| c.component.is_none()).count();
     let summary = if checks.is_empty() {
         "no snapshot matches".to_string()
@@ -109,7 +146,31 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             c.snapshot.as_deref().and_then(|s| s.get(..8)).map(|s| format!(" (snapshot {s})")).unwrap_or_default();
         out(&format!("{:<8} {} {age}{snap}", c.status.word(), label(c)));
     }
+    for x in &anomalies {
+        let what = match x.measure {
+            "added" => "added",
+            "component" => "size",
+            _ => "backed-up size",
+        };
+        out(&format!(
+            "{:<8} {} {what} {} in snapshot {}, median {} over the {} before it",
+            Status::Warning.word(),
+            anomaly_label(x),
+            super::human_bytes(x.bytes),
+            x.snapshot.get(..8).unwrap_or(&x.snapshot),
+            super::human_bytes(x.median_bytes),
+            x.history
+        ));
+    }
     Ok(status.code())
+}
+
+/// `host` or `host:/component` of a size anomaly.
+fn anomaly_label(x: &SizeAnomaly) -> String {
+    match &x.component {
+        Some(p) => format!("{}:{p}", x.host),
+        None => x.host.clone(),
+    }
 }
 
 /// `host` or `host:/component`.

@@ -10,11 +10,14 @@ mod forget;
 mod format;
 mod generate;
 mod health;
+mod http;
 mod init;
 mod key;
 mod ls;
+mod metrics;
 mod mount;
 mod password;
+mod ping;
 mod profile;
 mod profile_apply;
 mod profile_env;
@@ -157,6 +160,15 @@ pub struct GlobalOpts {
     /// Read options from this profile file (see `cairn help config`)
     #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// Write the figures of backup, run, forget, prune, check, restore and drill as
+    /// Prometheus metrics into FILE (node_exporter's textfile format), merged with the
+    /// series other commands and profiles left there; replaced atomically
+    #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
+    /// Push the same metrics to this Prometheus Pushgateway (http://HOST:9091), grouped by
+    /// job "cairn", host, profile and command
+    #[arg(long, env = "CAIRN_METRICS_PUSH", global = true, value_name = "URL")]
+    pub metrics_push: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -469,6 +481,7 @@ pub fn main() -> ExitCode {
             exit_now(EXIT_INTERRUPTED);
         }
     });
+    let started = (std::time::SystemTime::now(), std::time::Instant::now());
     let result = match &cli.command {
         Command::Init(a) => init::run(&cli.global, a),
         Command::Backup(a) => backup::run(&cli.global, a, applied.as_ref()),
@@ -495,8 +508,8 @@ pub fn main() -> ExitCode {
         Some(p) => result.map_err(|e| p.explain(e)),
         None => result,
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
             if cli.global.json {
@@ -507,7 +520,48 @@ pub fn main() -> ExitCode {
                     eprintln!("cairn: {h}");
                 }
             }
-            ExitCode::from(code)
+            code
+        }
+    };
+    let profile = match (&cli.global.profile, &applied) {
+        (_, Some(p)) => p.name.clone(),
+        (Some(n), None) => n.clone(),
+        (None, None) => String::new(),
+    };
+    let sinks = metrics::Sinks {
+        file: cli.global.metrics_file.as_deref(),
+        push: cli.global.metrics_push.as_deref(),
+        profile: &profile,
+        repository: &cli.global.repo,
+    };
+    metrics::finish(&sinks, cli.command.name(), started.0, started.1.elapsed(), code);
+    ExitCode::from(code)
+}
+
+impl Command {
+    /// The command's name, as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Init(_) => "init",
+            Command::Backup(_) => "backup",
+            Command::Snapshots(_) => "snapshots",
+            Command::Health(_) => "health",
+            Command::Restore(_) => "restore",
+            Command::Forget(_) => "forget",
+            Command::Key(_) => "key",
+            Command::Prune(_) => "prune",
+            Command::Unlock(_) => "unlock",
+            Command::Check(_) => "check",
+            Command::Ls(_) => "ls",
+            Command::Find(_) => "find",
+            Command::Diff(_) => "diff",
+            Command::Dump(_) => "dump",
+            Command::Mount(_) => "mount",
+            Command::Config(_) => "config",
+            Command::Schedule(_) => "schedule",
+            Command::Generate(_) => "generate",
+            Command::Version(_) => "version",
+            Command::Run(_) => "run",
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct Profile {
     /// Commands `cairn run` runs around its steps.
     #[serde(default)]
     pub hooks: Hooks,
+    /// Where metrics go, and the URL `cairn run` pings.
+    #[serde(default)]
+    pub monitoring: MonitoringSection,
     /// When the night runs: the defaults of `schedule install`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::schedule::ScheduleConfig>,
@@ -211,6 +214,29 @@ pub struct PruneSection {
 pub struct RestoreSection {
     /// `--verify`.
     pub verify: Option<bool>,
+}
+
+/// `[monitoring]`: metrics for every command that writes them, and `cairn run`'s pings.
+#[derive(Deserialize, Serialize, Default, Debug)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MonitoringSection {
+    /// `--metrics-file`.
+    pub metrics_file: Option<PathBuf>,
+    /// `--metrics-push`.
+    pub metrics_push: Option<String>,
+    /// A healthchecks.io-style URL `cairn run` pings: `URL/start` before, `URL` after a
+    /// success, `URL/fail` after a failure (with the end of the run's log as the body).
+    pub ping_url: Option<String>,
+    /// Instead of `ping-url` + `/start` ("" pings nothing then).
+    pub ping_start_url: Option<String>,
+    /// Instead of `ping-url` ("" pings nothing then).
+    pub ping_success_url: Option<String>,
+    /// Instead of `ping-url` + `/fail` ("" pings nothing then).
+    pub ping_failure_url: Option<String>,
+    /// How long one ping may take, a duration (default 10s).
+    pub ping_timeout: Option<String>,
+    /// Tries of one ping in all (default 3).
+    pub ping_attempts: Option<u32>,
 }
 
 /// `[hooks]`: lists of commands (each an argument list, no shell).
@@ -483,6 +509,8 @@ pub fn flag_of(section: &str, key: &str) -> Option<&'static str> {
         ("backup" | "forget", "tags") => "tag",
         ("forget", "hosts") => "host",
         ("forget", "paths") => "path",
+        ("monitoring", "metrics-file") => "metrics-file",
+        ("monitoring", "metrics-push") => "metrics-push",
         ("repository" | "backup" | "forget" | "check" | "prune" | "restore", k) => {
             return SECTION_KEYS.iter().find(|s| s.0 == section).and_then(|s| s.1.iter().copied().find(|x| *x == k))
         }

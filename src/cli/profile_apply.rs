@@ -38,11 +38,11 @@ pub struct ProfileArgs {
 /// (exit 2) and on `--help`. Errors: the profile's (file, line, key), a profile that gives no
 /// repository.
 pub fn parse(args: Vec<OsString>) -> Result<(Cli, Option<Applied>), Error> {
-    let m = Cli::command().try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
+    let m = Cli::command().try_get_matches_from(&args).unwrap_or_else(|e| usage_exit(e, &args));
     let name = m.get_one::<String>("profile").cloned();
     let config = m.get_one::<PathBuf>("config").cloned();
     let (name, file) = match (name, config) {
-        (None, None) => return Ok((Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()), None)),
+        (None, None) => return Ok((Cli::from_arg_matches(&m).unwrap_or_else(|e| usage_exit(e, &args)), None)),
         (_, Some(f)) => (f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(), f),
         (Some(n), None) => {
             let f = profile::find(&n)?;
@@ -56,10 +56,13 @@ pub fn parse(args: Vec<OsString>) -> Result<(Cli, Option<Applied>), Error> {
         applied.env_set = super::profile_env::apply_environment_file(&env_file, &at)?;
     }
     // The environment file may set variables that clap reads (CAIRN_REPOSITORY...).
-    let m = Cli::command().try_get_matches_from(&args).unwrap_or_else(|e| e.exit());
+    let m = Cli::command().try_get_matches_from(&args).unwrap_or_else(|e| usage_exit(e, &args));
     let mut cmd = Cli::command();
     cmd.build();
     let mut extra = profile_args(&applied, "repository", &cmd, &m)?;
+    let monitoring = profile_args(&applied, "monitoring", &cmd, &m)?;
+    extra.flags.extend(monitoring.flags);
+    extra.injected.extend(monitoring.injected);
     if let Some((sub, sub_m)) = m.subcommand() {
         if COMMAND_SECTIONS.contains(&sub) {
             if let Some(sub_cmd) = cmd.find_subcommand(sub) {
@@ -74,9 +77,9 @@ pub fn parse(args: Vec<OsString>) -> Result<(Cli, Option<Applied>), Error> {
     applied.injected = extra.injected;
     let m = Cli::command().try_get_matches_from(&args).unwrap_or_else(|e| {
         eprintln!("cairn: with the options of profile {:?} ({}):", applied.name, applied.file.display());
-        e.exit()
+        usage_exit(e, &args)
     });
-    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| usage_exit(e, &args));
     let needs_repo = !matches!(m.subcommand_name(), Some("config"));
     if needs_repo && cli.global.repo.is_empty() {
         return Err(Error::usage(format!(
@@ -86,6 +89,19 @@ pub fn parse(args: Vec<OsString>) -> Result<(Cli, Option<Applied>), Error> {
         )));
     }
     Ok((cli, Some(applied)))
+}
+
+/// Exit as clap does on a usage error (exit 2) or `--help`, but with 3 for `health`: a
+/// monitoring plugin's usage error is UNKNOWN in the Nagios convention (2 would say CRITICAL).
+fn usage_exit(e: clap::Error, args: &[OsString]) -> ! {
+    if e.use_stderr() {
+        let m = Cli::command().ignore_errors(true).try_get_matches_from(args);
+        if matches!(m.as_ref().map(|m| m.subcommand_name()), Ok(Some("health"))) {
+            let _ = e.print();
+            std::process::exit(3);
+        }
+    }
+    e.exit()
 }
 
 /// `args` with `flags` before the first `--` (or at the end) and `positional` after it.

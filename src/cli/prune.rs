@@ -86,6 +86,11 @@ pub fn run_locked(g: &GlobalOpts, repo: &Repository, lock: PruneLock<'_>, opts: 
         Error::Corrupt { object, detail } => Error::Corrupt { object, detail: format!("{detail}, run `cairn check`") },
         e => e,
     })?;
+    if opts.dry_run {
+        super::metrics::skip();
+    } else {
+        record_metrics(&r);
+    }
     print_report(g, &r, opts.dry_run);
     Ok(EXIT_OK)
 }
@@ -142,4 +147,41 @@ fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
     if dry_run {
         out("dry run: nothing was changed");
     }
+}
+
+/// Prune's figures as metrics (`cairn_prune_*`, and the repository's size after it).
+fn record_metrics(r: &PruneReport) {
+    use super::metrics::gauge;
+    gauge(
+        "cairn_prune_reclaimed_bytes",
+        "Bytes of packs the last prune freed",
+        &[],
+        r.bytes_before.saturating_sub(r.bytes_after) as f64,
+    );
+    gauge(
+        "cairn_prune_deleted_packs",
+        "Packs the last prune deleted (repacked ones included)",
+        &[],
+        (r.packs_deleted + r.packs_unindexed_deleted + r.packs_repacked) as f64,
+    );
+    gauge(
+        "cairn_prune_repacked_bytes",
+        "Bytes of blobs the last prune copied into new packs",
+        &[],
+        r.bytes_repacked as f64,
+    );
+    gauge(
+        "cairn_prune_unused_bytes",
+        "Bytes no snapshot uses left in kept packs after the last prune",
+        &[],
+        r.unused_bytes_kept as f64,
+    );
+    gauge(
+        "cairn_repository_size_bytes",
+        "Bytes of the repository's packs (after the last prune)",
+        &[],
+        r.bytes_after as f64,
+    );
+    gauge("cairn_repository_packs", "Packs in the repository (after the last prune)", &[], r.packs_after as f64);
+    gauge("cairn_snapshots", "Snapshots in the repository", &[], r.snapshots as f64);
 }

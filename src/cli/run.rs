@@ -130,6 +130,10 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         quiet: g.quiet,
         json: g.json,
     };
+    let pinger = super::ping::Pinger::from_profile(&p.profile.monitoring, &p.at("monitoring", "ping-url"))?;
+    if let Some(pg) = &pinger {
+        pg.start();
+    }
     let hooks = &p.profile.hooks;
     let before_ok = hooks.before.iter().all(|h| night.hook("before", h));
     if before_ok && !night.interrupted("backup") {
@@ -161,16 +165,31 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         // Whatever failed on the way, an interrupted run says so (restic's 130).
         night.code = EXIT_INTERRUPTED;
     }
+    let mut lines: Vec<String> = night
+        .steps
+        .iter()
+        .map(|s| {
+            let what = s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            format!("{:<22} exit {}{}", s.step, s.exit_code, what)
+        })
+        .collect();
+    lines.push(format!("run of profile {}: exit {}", night.profile, night.code));
     if g.json {
         let report =
             RunReport { message_type: "run", profile: night.profile, exit_code: night.code, steps: &night.steps };
         out(&serde_json::to_string(&report).map_err(|e| Error::internal(format!("run report: {e}")))?);
     } else if !g.quiet {
-        for s in &night.steps {
-            let what = s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-            out(&format!("{:<22} exit {}{}", s.step, s.exit_code, what));
+        for l in &lines {
+            out(l);
         }
-        out(&format!("run of profile {}: exit {}", night.profile, night.code));
+    }
+    if let Some(pg) = &pinger {
+        let mut body = format!("cairn run of profile {} on {}\n", night.profile, cairn::util::hostname());
+        for l in &lines {
+            body.push_str(l);
+            body.push('\n');
+        }
+        pg.finish(night.code == EXIT_OK, &body);
     }
     Ok(night.code)
 }
@@ -231,6 +250,12 @@ fn child_globals(g: &GlobalOpts) -> Vec<OsString> {
     }
     if let Some(r) = &g.retry_lock {
         a.push(flag("--retry-lock", r));
+    }
+    if let Some(f) = &g.metrics_file {
+        a.push(flag("--metrics-file", f));
+    }
+    if let Some(u) = &g.metrics_push {
+        a.push(flag("--metrics-push", u));
     }
     if g.quiet {
         a.push("--quiet".into());

@@ -134,6 +134,114 @@ pub fn overall(checks: &[Check]) -> Status {
     checks.iter().map(|c| c.status).max().unwrap_or(Status::Critical)
 }
 
+/// When a snapshot's size is an anomaly ([`size_anomalies`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SizeRule {
+    /// Off by more than this factor from the median, either way (added bytes: only above).
+    pub factor: f64,
+    /// How many snapshots before the newest the median is taken over (at least 3 are needed).
+    pub history: usize,
+    /// Differences from the median smaller than this many bytes are never an anomaly.
+    pub min_bytes: u64,
+}
+
+/// A size that is off: the newest snapshot of a group (host and paths, restic's default
+/// grouping) against the median of the ones before it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeAnomaly {
+    /// The host.
+    pub host: String,
+    /// The component, for `measure` `component`.
+    pub component: Option<String>,
+    /// `total` (bytes of the files the backup processed), `added` (new data it added) or
+    /// `component` (bytes a component read: a dump's size).
+    pub measure: &'static str,
+    /// The newest snapshot, hex id.
+    pub snapshot: String,
+    /// Its value, bytes.
+    pub bytes: u64,
+    /// The median of the snapshots before it, bytes.
+    pub median_bytes: u64,
+    /// How many snapshots the median was taken over.
+    pub history: usize,
+}
+
+/// The median of `v` (the lower middle value of an even count); `None` when empty.
+fn median(mut v: Vec<u64>) -> Option<u64> {
+    v.sort_unstable();
+    let mid = v.len().checked_sub(1)? / 2;
+    v.get(mid).copied()
+}
+
+/// True when `bytes` is off from `median` by more than the rule allows (`up_only`: only a rise
+/// counts).
+fn off(rule: &SizeRule, bytes: u64, median: u64, up_only: bool) -> bool {
+    if bytes.abs_diff(median) < rule.min_bytes || rule.factor <= 0.0 {
+        return false;
+    }
+    let (b, m) = (bytes as f64, median as f64);
+    b > rule.factor * m || (!up_only && b * rule.factor < m)
+}
+
+/// The size anomalies of the newest snapshot of each group of `snapshots` (any order): its
+/// total and added bytes, and each component it stored, against the median of up to
+/// `rule.history` snapshots before it (of the group; for a component, those that stored it).
+/// A group with fewer than 3 earlier snapshots is not judged. Sorted by host, then component.
+pub fn size_anomalies(snapshots: &[(SnapshotId, Snapshot)], rule: &SizeRule) -> Vec<SizeAnomaly> {
+    const MIN_HISTORY: usize = 3;
+    /// Host and sorted paths: restic's default grouping.
+    type Group = (String, Vec<String>);
+    let mut groups: BTreeMap<Group, Vec<&(SnapshotId, Snapshot)>> = BTreeMap::new();
+    for s in snapshots {
+        let mut paths = s.1.paths.clone();
+        paths.sort();
+        groups.entry((s.1.hostname.clone(), paths)).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for ((host, _), mut snaps) in groups {
+        snaps.sort_by_key(|(_, s)| s.time.secs);
+        let Some(((id, newest), before)) = snaps.split_last() else { continue };
+        let earlier: Vec<&Snapshot> = before.iter().rev().take(rule.history).map(|(_, s)| s).collect();
+        let anomaly = |component: Option<String>, measure, bytes, median, history| SizeAnomaly {
+            host: host.clone(),
+            component,
+            measure,
+            snapshot: id.to_hex(),
+            bytes,
+            median_bytes: median,
+            history,
+        };
+        if earlier.len() >= MIN_HISTORY {
+            let c = &newest.summary.counts;
+            let total = median(earlier.iter().map(|s| s.summary.counts.total_bytes_processed).collect());
+            if let Some(m) = total.filter(|&m| off(rule, c.total_bytes_processed, m, false)) {
+                out.push(anomaly(None, "total", c.total_bytes_processed, m, earlier.len()));
+            }
+            let added = median(earlier.iter().map(|s| s.summary.counts.data_added).collect());
+            if let Some(m) = added.filter(|&m| off(rule, c.data_added, m, true)) {
+                out.push(anomaly(None, "added", c.data_added, m, earlier.len()));
+            }
+        }
+        for comp in newest.components.iter().filter(|c| c.stored()) {
+            let sizes: Vec<u64> = before
+                .iter()
+                .rev()
+                .filter_map(|(_, s)| s.components.iter().find(|o| o.path == comp.path && o.stored()))
+                .take(rule.history)
+                .map(|o| o.bytes)
+                .collect();
+            let n = sizes.len();
+            if n < MIN_HISTORY {
+                continue;
+            }
+            if let Some(m) = median(sizes).filter(|&m| off(rule, comp.bytes, m, false)) {
+                out.push(anomaly(Some(comp.path.clone()), "component", comp.bytes, m, n));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +291,50 @@ mod tests {
         assert_eq!(overall(&fresh), Status::Warning);
         assert_eq!(overall(&[]), Status::Critical);
         assert_eq!([Status::Ok, Status::Warning, Status::Critical, Status::Unknown].map(Status::code), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_dump_that_shrinks_or_a_backup_that_grows_is_an_anomaly() {
+        use ComponentOutcome::Ok;
+        let rule = SizeRule { factor: 3.0, history: 10, min_bytes: 1 << 20 };
+        let mb = 1u64 << 20;
+        let mut snaps = Vec::new();
+        for (n, (total, added, dump)) in
+            [(100, 5, 40), (101, 6, 41), (102, 4, 42), (103, 5, 43)].into_iter().enumerate()
+        {
+            let mut s = snap(
+                n as u8,
+                "mail1",
+                1000 + n as i64,
+                &["/var/vmail", "/db.dump"],
+                &[("/var/vmail", Ok), ("/db.dump", Ok)],
+            );
+            s.1.summary.counts.total_bytes_processed = total * mb;
+            s.1.summary.counts.data_added = added * mb;
+            if let Some(c) = s.1.components.iter_mut().find(|c| c.path == "/db.dump") {
+                c.bytes = dump * mb;
+            }
+            snaps.push(s);
+        }
+        assert!(size_anomalies(&snaps, &rule).is_empty());
+        // The newest: the dump is 1 KiB (a pg_dump of the wrong database), 40x more added.
+        if let Some(last) = snaps.last_mut() {
+            last.1.summary.counts.data_added = 200 * mb;
+            if let Some(c) = last.1.components.iter_mut().find(|c| c.path == "/db.dump") {
+                c.bytes = 1024;
+            }
+        }
+        let found = size_anomalies(&snaps, &rule);
+        let got: Vec<(&str, Option<&str>)> = found.iter().map(|a| (a.measure, a.component.as_deref())).collect();
+        assert_eq!(got, vec![("added", None), ("component", Some("/db.dump"))]);
+        // Too little history: not judged.
+        assert!(size_anomalies(&snaps[1..], &rule).is_empty());
+        // Small differences never count, and an added size that drops is no anomaly.
+        let quiet = SizeRule { min_bytes: 1 << 40, ..rule };
+        assert!(size_anomalies(&snaps, &quiet).is_empty());
+        assert!(!off(&rule, 0, 50 * mb, true));
+        assert!(off(&rule, 0, 50 * mb, false));
+        assert_eq!(median(vec![3, 1, 2]), Some(2));
+        assert_eq!(median(vec![]), None);
     }
 }

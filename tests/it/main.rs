@@ -23,6 +23,7 @@ mod forget;
 mod guards;
 mod health;
 mod inspect;
+mod metrics;
 mod mount;
 mod profile;
 mod prune;
