@@ -286,15 +286,17 @@ fn run_pings_start_then_success_or_failure_with_its_report_and_a_dead_url_change
     let pw = tmp.join("password");
     write(&pw, format!("{PASSWORD}\n"));
     let (port, pings) = ping_receiver();
+    let prom = tmp.join("night.prom");
     let profile = |before: &str, ping: &str| {
         let f = tmp.join("night.toml");
         write(
             &f,
             format!(
-                "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n[hooks]\nbefore = [{before}]\n[monitoring]\nping-url = {ping:?}\n",
+                "[repository]\nrepo = {:?}\npassword-file = {:?}\n[backup]\npaths = [{:?}]\n[hooks]\nbefore = [{before}]\n[monitoring]\nping-url = {ping:?}\nmetrics-file = {:?}\n",
                 repo.path.display().to_string(),
                 pw.display().to_string(),
-                src.display().to_string()
+                src.display().to_string(),
+                prom.display().to_string()
             ),
         );
         f
@@ -307,6 +309,20 @@ fn run_pings_start_then_success_or_failure_with_its_report_and_a_dead_url_change
     assert_eq!(got[0].0, "POST /ping/abc/start");
     assert_eq!(got[1].0, "POST /ping/abc");
     assert!(got[1].1.contains("run of profile night: exit 0"), "{}", got[1].1);
+    // The profile's metrics file: the run and its steps, labelled with the profile.
+    let text = fs::read_to_string(&prom).expect("metrics file");
+    promtool_accepts(&text);
+    for c in ["run", "backup"] {
+        let label = format!("command=\"{c}\"");
+        assert_eq!(value(&text, "cairn_command_exit_code", &[&label, "profile=\"night\""]), 0.0, "{text}");
+    }
+    // `config` shows where pings go, not the check's secret path.
+    let o = cairn().arg("--config").arg(&cfg).arg("config").run().ok();
+    assert!(
+        o.stdout.contains(&format!("http://127.0.0.1:{port}/***")) && !o.stdout.contains("/ping/abc"),
+        "{}",
+        o.stdout
+    );
 
     // A before hook fails: /fail, with the error in the body.
     let cfg = profile(
