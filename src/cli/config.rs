@@ -109,6 +109,8 @@ PROFILES
 
 [schedule]  (cairn -P NAME schedule install: defaults of its flags)
   run = "*-*-* 02:00"                --on-calendar (systemd OnCalendar; default daily)
+  check = "Sun 04:00"                --on-calendar of `schedule install check` (default weekly)
+  drill = "*-*-01 05:00"             --on-calendar of `schedule install drill` (default monthly)
   randomized-delay = "10m"           --randomized-delay
   timeout = "23h"                    --timeout (the service's TimeoutStartSec)
   user = false                       --user (per-user units)

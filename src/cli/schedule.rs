@@ -1,5 +1,5 @@
-//! `cairn schedule install|remove|status`: a systemd timer (or a crontab line) that runs
-//! `cairn -P NAME run` for a profile.
+//! `cairn schedule install|remove|status [COMMAND]`: a systemd timer (or a crontab line) that
+//! runs `cairn -P NAME run` for a profile (or its `check` or `drill`: [`JOBS`]).
 
 mod cron;
 mod units;
@@ -31,10 +31,16 @@ pub struct ScheduleConfig {
     pub user: Option<bool>,
     /// Write the units into this directory instead of systemd's.
     pub unit_dir: Option<PathBuf>,
+    /// When `schedule install check` runs `cairn check` (default `weekly`).
+    pub check: Option<String>,
+    /// When `schedule install drill` runs `cairn drill` (default `monthly`).
+    pub drill: Option<String>,
 }
 
-/// Default calendar spec of the timer.
-const DEFAULT_CALENDAR: &str = "daily";
+/// The commands a timer can run, with their default calendar: the night (`run`), a
+/// repository check, a restore drill.
+pub const JOBS: [(&str, &str); 3] = [("run", "daily"), ("check", "weekly"), ("drill", "monthly")];
+
 /// Default `RandomizedDelaySec=`.
 const DEFAULT_DELAY: &str = "10m";
 /// Default `TimeoutStartSec=`: a night's run must end within a day.
@@ -58,9 +64,14 @@ enum Action {
     Status(WhereArgs),
 }
 
-/// Where the units are.
+/// Which units, and where they are.
 #[derive(Args)]
 struct WhereArgs {
+    /// What the timer runs: `run` (the profile's night), `check` (with the profile's [check]
+    /// options) or `drill` (a restore drill); units cairn-NAME.* for run, cairn-NAME-COMMAND.*
+    /// for the others
+    #[arg(value_name = "COMMAND", default_value = "run", value_parser = ["run", "check", "drill"])]
+    command: String,
     /// Per-user units (~/.config/systemd/user, `systemctl --user`) instead of system units
     /// (/etc/systemd/system)
     #[arg(long)]
@@ -78,7 +89,8 @@ struct InstallArgs {
     #[command(flatten)]
     place: WhereArgs,
     /// When to run, in systemd's OnCalendar= syntax, e.g. daily, "*-*-* 02:00",
-    /// "Mon..Fri 03:00" (default: the profile's schedule.run, else daily); checked with
+    /// "Mon..Fri 03:00" (default: the profile's schedule.run, .check or .drill for that
+    /// command, else daily for run, weekly for check, monthly for drill); checked with
     /// `systemd-analyze calendar` when it is installed
     #[arg(long, value_name = "SPEC")]
     on_calendar: Option<String>,
@@ -123,7 +135,8 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
             let from_profile = applied.and_then(|p| p.profile.repository.repo.as_deref());
             if from_profile != Some(g.repo.as_str()) {
                 return Err(Error::usage(format!(
-                    "the timer runs profile {profile}'s `cairn run`, which takes its repository from the profile; the repository given here ({:?}) is not the profile's ({}): put it into the profile's [repository] repo",
+                    "the timer runs profile {profile}'s `cairn {}`, which takes its repository from the profile; the repository given here ({:?}) is not the profile's ({}): put it into the profile's [repository] repo",
+                    i.place.command,
                     g.repo,
                     from_profile.map_or("none".to_string(), |r| format!("{r:?}"))
                 )));
@@ -133,6 +146,19 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
         Action::Remove(w) => remove(g, profile, w, config),
         Action::Status(w) => status(g, profile, w, config),
     }
+}
+
+/// The calendar spec of an install: `--on-calendar`, else the profile's `[schedule]` key of
+/// the command (`run`, `check`, `drill`), else the command's default ([`JOBS`]).
+fn calendar(i: &InstallArgs, c: &ScheduleConfig) -> String {
+    let command = i.place.command.as_str();
+    let key = match command {
+        "check" => &c.check,
+        "drill" => &c.drill,
+        _ => &c.run,
+    };
+    let default = JOBS.iter().find(|(j, _)| *j == command).map_or("daily", |(_, d)| d);
+    i.on_calendar.clone().or_else(|| key.clone()).unwrap_or_else(|| default.to_string())
 }
 
 /// A duration flag or key, checked: `what` names it in the error.
@@ -183,7 +209,7 @@ fn unit_spec(
             (None, None) => (default.to_string(), String::new()),
         }
     };
-    let (on_calendar, _) = pick(&i.on_calendar, &c.run, DEFAULT_CALENDAR);
+    let on_calendar = calendar(i, c);
     let (delay, from) = pick(&i.randomized_delay, &c.randomized_delay, DEFAULT_DELAY);
     let randomized_delay = duration(&format!("{from}randomized-delay"), &delay)?;
     let (timeout, from) = pick(&i.timeout, &c.timeout, DEFAULT_TIMEOUT);
@@ -200,6 +226,7 @@ fn unit_spec(
     };
     Ok(UnitSpec {
         profile: profile.to_string(),
+        command: i.place.command.clone(),
         exe,
         user,
         on_calendar,
@@ -385,8 +412,8 @@ fn install(
         }
         if !g.quiet && !g.json {
             out(&format!(
-                "the timer runs profile {profile}'s `cairn run` on {:?}; see `schedule status` with the same profile",
-                spec.on_calendar
+                "the timer runs profile {profile}'s `cairn {}` on {:?}; see `schedule status {}` with the same profile",
+                spec.command, spec.on_calendar, spec.command
             ));
         }
     } else if !g.quiet && !g.json {
@@ -411,7 +438,7 @@ fn install_cron(
     i: &InstallArgs,
     c: &ScheduleConfig,
 ) -> Result<u8, Error> {
-    let on_calendar = i.on_calendar.clone().or_else(|| c.run.clone()).unwrap_or_else(|| DEFAULT_CALENDAR.into());
+    let on_calendar = calendar(i, c);
     let fields = cron::cron_fields(&on_calendar).map_err(Error::Usage)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::Usage(format!("cannot find the path of this cairn binary for the crontab line: {e}")))?;
@@ -424,7 +451,7 @@ fn install_cron(
         }
         None => format!("-P {profile}"),
     };
-    let line = format!("{fields} {} {which} run", cron::shell_word(exe));
+    let line = format!("{fields} {} {which} {}", cron::shell_word(exe), i.place.command);
     out(&line);
     if !g.quiet {
         eprintln!("cairn: add this line with `crontab -e`; unlike the systemd timer, cron neither runs a missed night later nor randomizes the start, and mails the output to the crontab's owner");
@@ -434,7 +461,8 @@ fn install_cron(
 
 fn remove(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> Result<u8, Error> {
     let place = place(w, c)?;
-    let names = [format!("cairn-{profile}.timer"), format!("cairn-{profile}.service")];
+    let stem = units::unit_stem(profile, &w.command);
+    let names = [format!("{stem}.timer"), format!("{stem}.service")];
     let paths: Vec<PathBuf> = names.iter().map(|n| place.dir.join(n)).collect();
     let mut present = Vec::new();
     for p in &paths {
@@ -480,8 +508,9 @@ fn remove(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> R
 
 fn status(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> Result<u8, Error> {
     let place = place(w, c)?;
-    let timer = format!("cairn-{profile}.timer");
-    let service = format!("cairn-{profile}.service");
+    let stem = units::unit_stem(profile, &w.command);
+    let timer = format!("{stem}.timer");
+    let service = format!("{stem}.service");
     let mut report = Report { profile: profile.into(), unit_dir: place.dir.clone(), ..Default::default() };
     let mut lines = Vec::new();
     for name in [&service, &timer] {

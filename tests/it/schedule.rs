@@ -15,7 +15,7 @@ impl Profiles {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cairn");
         std::fs::create_dir_all(&p).unwrap();
-        let mail1 = "[repository]\nrepo = \"/srv/backup/repo\"\n\n[schedule]\nrun = \"*-*-* 02:30\"\n";
+        let mail1 = "[repository]\nrepo = \"/srv/backup/repo\"\n\n[schedule]\nrun = \"*-*-* 02:30\"\ndrill = \"*-*-01 05:00\"\n";
         std::fs::write(p.join("mail1.toml"), mail1).unwrap();
         for name in ["other", "x"] {
             std::fs::write(p.join(format!("{name}.toml")), "[repository]\nrepo = \"/srv/r\"\n").unwrap();
@@ -70,6 +70,30 @@ fn installed_units_pass_systemd_analyze_verify() {
     assert!(v.status.success(), "{}", text(&v.stderr));
     let warnings = text(&v.stderr);
     assert!(!warnings.contains("cairn-mail1"), "systemd-analyze warns about our units:\n{warnings}");
+    // The monthly drill: its own units beside the night's, on the profile's [schedule] drill.
+    let o = profiles.cairn("mail1").args(["schedule", "install", "drill", "--unit-dir"]).arg(&units).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    let drill = std::fs::read_to_string(units.join("cairn-mail1-drill.service")).unwrap();
+    assert!(drill.contains(&format!("--config {} drill\n", file.display())), "{drill}");
+    let timer = std::fs::read_to_string(units.join("cairn-mail1-drill.timer")).unwrap();
+    assert!(
+        timer.contains("OnCalendar=*-*-01 05:00\n") && timer.contains("Unit=cairn-mail1-drill.service\n"),
+        "{timer}"
+    );
+    let v = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "cairn-mail1-drill.service", "cairn-mail1-drill.timer"])
+        .current_dir(&units)
+        .output()
+        .unwrap();
+    assert!(v.status.success() && !text(&v.stderr).contains("cairn-mail1"), "{}", text(&v.stderr));
+    let o = profiles.cairn("mail1").args(["schedule", "remove", "drill", "--unit-dir"]).arg(&units).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    assert!(!units.join("cairn-mail1-drill.timer").exists() && units.join("cairn-mail1.timer").exists());
+    // A weekly check: the default calendar of `check`.
+    let o = profiles.cairn("mail1").args(["schedule", "install", "check", "--unit-dir"]).arg(&units).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    let timer = std::fs::read_to_string(units.join("cairn-mail1-check.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=weekly\n"), "{timer}");
     // Not written by cairn: refused without --force.
     std::fs::write(units.join("cairn-other.timer"), "[Timer]\n").unwrap();
     let o = profiles.cairn("other").args(["-r", "/srv/r", "schedule", "install", "--unit-dir"]).arg(&units).run();
@@ -121,6 +145,14 @@ fn cron_line_and_refusal() {
     assert!(o.stderr.contains("runs another profile"), "{}", o.stderr);
     let again = std::fs::read_to_string(units.path().join("cairn-mail1.service")).unwrap();
     assert_eq!(again, service);
+    // The drill's line (cron cannot say the profile's "*-*-01 05:00"; monthly it can).
+    let o = profiles.cairn("mail1").args(["schedule", "install", "drill", "--cron"]).run();
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
+    let o = profiles.cairn("mail1").args(["schedule", "install", "drill", "--cron", "--on-calendar", "monthly"]).run();
+    assert!(o.code == 0, "{}", o.stderr.clone());
+    let fields: Vec<String> = o.stdout.split_whitespace().map(str::to_string).collect();
+    assert_eq!(&fields[..5], ["0", "0", "1", "*", "*"], "{}", o.stdout);
+    assert_eq!(fields.last().map(String::as_str), Some("drill"), "{}", o.stdout);
     let o = profiles.cairn("mail1").args(["schedule", "install", "--cron", "--on-calendar", "*-*-* 02:00:30"]).run();
     assert_eq!(o.code, 1);
     assert!(o.stderr.clone().contains("cron cannot express"));

@@ -15,6 +15,10 @@ pub struct UnitSpec {
     /// The profile's name (checked by [`check_profile_name`]): units `cairn-NAME.service` and
     /// `cairn-NAME.timer`, run as `cairn -P NAME run`.
     pub profile: String,
+    /// The command the service runs: `run` (the night), `check` or `drill`
+    /// ([`super::JOBS`]); units of another command than `run` are named
+    /// `cairn-NAME-COMMAND.*`.
+    pub command: String,
     /// Absolute path of the cairn binary the service runs.
     pub exe: PathBuf,
     /// A per-user unit (`systemctl --user`): the sandboxing options that need privileges are
@@ -40,14 +44,23 @@ pub struct UnitSpec {
 }
 
 impl UnitSpec {
-    /// `cairn-NAME.service`.
+    /// `cairn-NAME.service` (`cairn-NAME-COMMAND.service` for another command than `run`).
     pub fn service_name(&self) -> String {
-        format!("cairn-{}.service", self.profile)
+        format!("{}.service", unit_stem(&self.profile, &self.command))
     }
 
-    /// `cairn-NAME.timer`.
+    /// `cairn-NAME.timer` (`cairn-NAME-COMMAND.timer`).
     pub fn timer_name(&self) -> String {
-        format!("cairn-{}.timer", self.profile)
+        format!("{}.timer", unit_stem(&self.profile, &self.command))
+    }
+}
+
+/// The units' name without suffix: `cairn-NAME` for `run`, `cairn-NAME-COMMAND` otherwise.
+pub fn unit_stem(profile: &str, command: &str) -> String {
+    if command == "run" {
+        format!("cairn-{profile}")
+    } else {
+        format!("cairn-{profile}-{command}")
     }
 }
 
@@ -101,17 +114,24 @@ pub fn service_unit(spec: &UnitSpec) -> Result<String, String> {
     let mut t = String::new();
     let _ = writeln!(t, "{MARKER} for profile {}; `cairn schedule remove` deletes it.", spec.profile);
     t.push_str("[Unit]\n");
-    let _ = writeln!(t, "Description=cairn backup of profile {}", spec.profile);
+    match spec.command.as_str() {
+        "run" => {
+            let _ = writeln!(t, "Description=cairn backup of profile {}", spec.profile);
+        }
+        c => {
+            let _ = writeln!(t, "Description=cairn {c} of profile {}", spec.profile);
+        }
+    }
     if spec.network {
         t.push_str("Wants=network-online.target\nAfter=network-online.target\n");
     }
     t.push_str("\n[Service]\nType=oneshot\n");
     match &spec.config {
         Some(file) => {
-            let _ = writeln!(t, "ExecStart={exe} --config {} run", unit_word(file)?);
+            let _ = writeln!(t, "ExecStart={exe} --config {} {}", unit_word(file)?, spec.command);
         }
         None => {
-            let _ = writeln!(t, "ExecStart={exe} -P {} run", spec.profile);
+            let _ = writeln!(t, "ExecStart={exe} -P {} {}", spec.profile, spec.command);
         }
     }
     t.push_str("# Exit 3 (a snapshot saved without some of its sources) counts as a failure on purpose.\n");
@@ -157,7 +177,14 @@ pub fn timer_unit(spec: &UnitSpec) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "{MARKER} for profile {}; `cairn schedule remove` deletes it.", spec.profile);
     t.push_str("[Unit]\n");
-    let _ = writeln!(t, "Description=Timer of the cairn backup of profile {}", spec.profile);
+    match spec.command.as_str() {
+        "run" => {
+            let _ = writeln!(t, "Description=Timer of the cairn backup of profile {}", spec.profile);
+        }
+        c => {
+            let _ = writeln!(t, "Description=Timer of the cairn {c} of profile {}", spec.profile);
+        }
+    }
     t.push_str("\n[Timer]\n");
     let _ = writeln!(t, "OnCalendar={}", spec.on_calendar.replace('%', "%%"));
     t.push_str("Persistent=true\n");
@@ -174,6 +201,7 @@ mod tests {
     fn spec() -> UnitSpec {
         UnitSpec {
             profile: "mail1".into(),
+            command: "run".into(),
             exe: "/usr/local/bin/cairn".into(),
             user: false,
             on_calendar: "*-*-* 02:00".into(),
