@@ -84,7 +84,7 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     drop(ticker);
     let report = result?;
     if g.json {
-        super::snapshots::print_json(&report);
+        super::snapshots::print_json(&report)?;
     } else {
         print_report(&report, g.quiet);
     }

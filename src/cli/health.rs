@@ -81,7 +81,7 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
     let status = health::overall(&checks);
     if g.json {
         let r = Report { message_type: "health", status, exit_code: status.code(), checks: &checks };
-        super::snapshots::print_json(&r);
+        super::snapshots::print_json(&r)?;
         return Ok(status.code());
     }
     let worst = checks.iter().filter(|c| c.status == status).map(label).collect::<Vec<_>>();

@@ -25,6 +25,7 @@ mod run;
 mod run_child;
 mod schedule;
 mod snapshots;
+mod stats;
 mod table;
 mod unlock;
 mod version;
@@ -204,6 +205,8 @@ enum Command {
     Version(version::VersionArgs),
     /// A profile's night in one call: hooks, backup, forget (and prune); for the timer
     Run(run::RunArgs),
+    /// Scan snapshots and show statistics (restic's modes) and the repository's size
+    Stats(stats::StatsArgs),
 }
 
 impl GlobalOpts {
@@ -490,6 +493,7 @@ pub fn main() -> ExitCode {
         Command::Generate(a) => generate::run(&cli.global, a),
         Command::Version(a) => version::run(&cli.global, a),
         Command::Run(a) => run::run(&cli.global, a, applied.as_ref()),
+        Command::Stats(a) => stats::run(&cli.global, a),
     };
     let result = match &applied {
         Some(p) => result.map_err(|e| p.explain(e)),
