@@ -212,7 +212,7 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
         );
     }
     if g.json {
-        print_json(&report);
+        print_json(&report)?;
     } else if !g.quiet {
         if opts.ids.is_empty() {
             for group in &report.groups {
@@ -241,23 +241,8 @@ pub fn run(g: &GlobalOpts, args: &ForgetArgs) -> Result<u8, Error> {
 
 /// The group header, then the kept snapshots with their reasons and the removed ones.
 fn print_group(group: &ForgetGroup) {
-    let key = &group.key;
-    let mut what = Vec::new();
-    if let Some(h) = &key.host {
-        what.push(format!("host [{h}]"));
-    }
-    if let Some(p) = &key.paths {
-        what.push(format!("paths [{}]", p.join(", ")));
-    }
-    if let Some(t) = &key.tags {
-        what.push(format!("tags [{}]", t.join(", ")));
-    }
     out("");
-    if what.is_empty() {
-        out("snapshots:");
-    } else {
-        out(&format!("snapshots for ({}):", what.join(", ")));
-    }
+    out(&super::snapshots::group_title(&group.key));
     let keep: Vec<&Decision> = group.kept().collect();
     let remove: Vec<&Decision> = group.removed().collect();
     if !keep.is_empty() {

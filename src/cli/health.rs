@@ -115,7 +115,7 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             checks: &checks,
             size_anomalies: &anomalies,
         };
-        super::snapshots::print_json(&r);
+        super::snapshots::print_json(&r)?;
         return Ok(status.code());
     }
     let mut worst = checks.iter().filter(|c| c.status == status).map(label).collect::<Vec<_>>();

@@ -68,7 +68,7 @@ pub fn run(g: &GlobalOpts, a: &LsArgs) -> Result<u8, Error> {
     let listing = Listing::new(&ctx, &lock, &repo, &index, &snap.tree, &a.dirs, a.recursive)
         .map_err(|e| a.filter.explain_missing_path(e, &a.snapshot, &id, &snap))?;
     if g.json {
-        let mut s = super::snapshots::snapshot_json(&id, &snap);
+        let mut s = super::snapshots::snapshot_json(&id, &snap)?;
         s["struct_type"] = "snapshot".into();
         s["message_type"] = "snapshot".into();
         out(&s.to_string());

@@ -1,5 +1,5 @@
 //! `--metrics-file FILE` and `--metrics-push URL`: the figures of backup, run, forget, prune,
-//! check, restore and drill as Prometheus metrics, for node_exporter's textfile collector or a
+//! check, restore, drill and stats as Prometheus metrics, for node_exporter's textfile collector or a
 //! Pushgateway.
 //!
 //! A command records its own figures as it prints them ([`gauge`]); when it ends, [`finish`]
@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use cairn::metrics::{Exposition, Family, Labels};
 
 /// The commands that write metrics.
-pub const COMMANDS: [&str; 7] = ["backup", "run", "forget", "prune", "check", "restore", "drill"];
+pub const COMMANDS: [&str; 8] = ["backup", "run", "forget", "prune", "check", "restore", "drill", "stats"];
 
 /// Tries of a push in all.
 const PUSH_ATTEMPTS: u32 = 3;

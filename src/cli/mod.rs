@@ -28,6 +28,7 @@ mod run;
 mod run_child;
 mod schedule;
 mod snapshots;
+mod stats;
 mod table;
 mod unlock;
 mod version;
@@ -160,7 +161,7 @@ pub struct GlobalOpts {
     /// Read options from this profile file (see `cairn help config`)
     #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
-    /// Write the figures of backup, run, forget, prune, check, restore and drill as
+    /// Write the figures of backup, run, forget, prune, check, restore, drill and stats as
     /// Prometheus metrics into FILE (node_exporter's textfile format), merged with the
     /// series other commands and profiles left there; replaced atomically
     #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE")]
@@ -216,6 +217,8 @@ enum Command {
     Version(version::VersionArgs),
     /// A profile's night in one call: hooks, backup, forget (and prune); for the timer
     Run(run::RunArgs),
+    /// Scan snapshots and show statistics (restic's modes) and the repository's size
+    Stats(stats::StatsArgs),
 }
 
 impl GlobalOpts {
@@ -503,6 +506,7 @@ pub fn main() -> ExitCode {
         Command::Generate(a) => generate::run(&cli.global, a),
         Command::Version(a) => version::run(&cli.global, a),
         Command::Run(a) => run::run(&cli.global, a, applied.as_ref()),
+        Command::Stats(a) => stats::run(&cli.global, a),
     };
     let result = match &applied {
         Some(p) => result.map_err(|e| p.explain(e)),
@@ -562,6 +566,7 @@ impl Command {
             Command::Generate(_) => "generate",
             Command::Version(_) => "version",
             Command::Run(_) => "run",
+            Command::Stats(_) => "stats",
         }
     }
 }

@@ -91,7 +91,7 @@ pub fn run_locked(g: &GlobalOpts, repo: &Repository, lock: PruneLock<'_>, opts: 
     } else {
         record_metrics(&r);
     }
-    print_report(g, &r, opts.dry_run);
+    print_report(g, &r, opts.dry_run)?;
     Ok(EXIT_OK)
 }
 
@@ -104,15 +104,14 @@ struct Summary<'a> {
     report: &'a PruneReport,
 }
 
-fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
+fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) -> Result<(), Error> {
     if g.json {
         let summary = Summary { message_type: "prune", dry_run, report: r };
         // Through serde_json::Value: the keys sorted, as prune has always printed them.
-        super::snapshots::print_json(&summary);
-        return;
+        return super::snapshots::print_json(&summary);
     }
     if g.quiet {
-        return;
+        return Ok(());
     }
     let would = if dry_run { "would " } else { "" };
     out(&format!("{} snapshots, {} blobs in use ({})", r.snapshots, r.used_blobs, human_bytes(r.used_bytes)));
@@ -147,6 +146,7 @@ fn print_report(g: &GlobalOpts, r: &PruneReport, dry_run: bool) {
     if dry_run {
         out("dry run: nothing was changed");
     }
+    Ok(())
 }
 
 /// Prune's figures as metrics (`cairn_prune_*`, and the repository's size after it).

@@ -8,7 +8,9 @@
 //! - [`check`]: verify the repository's structure and, on request, its data
 //!   (`check(ctx, &ReadLock, ..)`);
 //! - [`health`]: the freshness of each host's and component's newest snapshot (a pure
-//!   function of the snapshot list).
+//!   function of the snapshot list);
+//! - [`stats`]: figures about the selected snapshots' data in restic's counting modes, and the
+//!   size of the repository's packs (`stats(ctx, &ReadLock, ..)`).
 //!
 //! Check and prune walk every tree the snapshots reach, each once, with
 //! [`crate::tree::reachable`].
@@ -20,3 +22,4 @@ pub mod check;
 pub mod forget;
 pub mod health;
 pub mod prune;
+pub mod stats;

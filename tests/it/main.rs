@@ -33,5 +33,6 @@ mod scale;
 mod schedule;
 mod select;
 mod sources;
+mod stats;
 mod stdin;
 mod xattrs;
