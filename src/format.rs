@@ -20,7 +20,7 @@ pub const PREFIX_LEN: usize = 5;
 /// [`FileKind`], for its place in the repository and for its first bytes.
 impl FileKind {
     /// The 4 magic bytes: `CRNC` config, `CRNK` key, `CRNP` pack, `CRNI` index, `CRNS`
-    /// snapshot, `CRNL` lock.
+    /// snapshot, `CRNL` lock, `CRND` drill record.
     pub fn magic(self) -> [u8; 4] {
         match self {
             FileKind::Config => *b"CRNC",
@@ -29,6 +29,7 @@ impl FileKind {
             FileKind::Index => *b"CRNI",
             FileKind::Snapshot => *b"CRNS",
             FileKind::Lock => *b"CRNL",
+            FileKind::Drill => *b"CRND",
         }
     }
 
@@ -92,8 +93,15 @@ mod tests {
 
     #[test]
     fn each_kind_has_its_magic_and_prefix() {
-        let kinds =
-            [FileKind::Config, FileKind::Key, FileKind::Pack, FileKind::Index, FileKind::Snapshot, FileKind::Lock];
+        let kinds = [
+            FileKind::Config,
+            FileKind::Key,
+            FileKind::Pack,
+            FileKind::Index,
+            FileKind::Snapshot,
+            FileKind::Lock,
+            FileKind::Drill,
+        ];
         let magics: std::collections::HashSet<[u8; 4]> = kinds.iter().map(|k| k.magic()).collect();
         assert_eq!(magics.len(), kinds.len());
         assert_eq!(&FileKind::Pack.prefix(), b"CRNP\x01");

@@ -119,6 +119,10 @@ typed_id!(
     /// Id of a lock file: BLAKE3 of its bytes.
     LockId
 );
+typed_id!(
+    /// Id of a drill record file (`drills/<id>`): BLAKE3 of its bytes.
+    DrillId
+);
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,7 @@ use cairn::crypto::MasterKey;
 use cairn::format;
 use cairn::id::{BlobId, Id, IndexId, PackId, SnapshotId};
 use cairn::index::{IndexFile, IndexPack};
+use cairn::ops::drill::{DrillComponentRecord, DrillRecord, DrillVerdict};
 use cairn::pack::{self, BlobEntry, PackWriter};
 use cairn::repository::{Config, InitOptions, Repository};
 use cairn::snapshot::{BackupCounts, ComponentKind, ComponentOutcome, ComponentStatus, Snapshot, Summary};
@@ -235,6 +236,11 @@ const SNAPSHOT_V2_ID: &str = "ef20ad26de80034e07cbf501450d993383172012a781fd930d
 const SNAPSHOT_V2_SALT: &str = "0b420707b878d426169dd999be2fdfa5686302a572cab5a418fd21180e0179f6";
 // END GENERATED SNAPSHOT V2
 
+// BEGIN GENERATED DRILL RECORD by regenerate_golden_drill_record: drill-record.bin.
+const DRILL_RECORD_ID: &str = "05b958de40f6860321a1897ac313b2b9f796f32d026b139f8cc67025d0f17020";
+const DRILL_RECORD_SALT: &str = "95e919ee4c862371464241c838a0a587a1f9dc0256eee1f2c2ce4d4be48a4199";
+// END GENERATED DRILL RECORD
+
 /// Raw (uncompressed) length of blob A: 60 lines of 60 bytes.
 const BLOB_A_RAW_LENGTH: u32 = 3600;
 /// Blob B is stored: 1 framing byte + 700 bytes + 16-byte tag (§ Framing and compression).
@@ -413,6 +419,7 @@ fn golden_files() -> Vec<(&'static str, Option<&'static str>, &'static [u8; 4])>
         ("index.bin", Some(INDEX_ID), b"CRNI"),
         ("snapshot.bin", Some(SNAPSHOT_ID), b"CRNS"),
         ("snapshot-v2.bin", Some(SNAPSHOT_V2_ID), b"CRNS"),
+        ("drill-record.bin", Some(DRILL_RECORD_ID), b"CRND"),
     ]
 }
 
@@ -631,6 +638,82 @@ fn golden_snapshot_v2() {
     assert!(Snapshot::decode(&plain[..plain.len() - 1], "s").is_err());
 }
 
+/// The drill record of `drill-record.bin` (§ Drill records): a failed drill of the golden
+/// snapshot, one component that passed with its drill command and one whose data was damaged.
+fn expected_drill_record() -> DrillRecord {
+    DrillRecord {
+        version: 1,
+        time: Timestamp { secs: 1_700_100_000, nanos: 250_000_000 },
+        hostname: "drill-host".into(),
+        username: "golden".into(),
+        snapshot: SnapshotId(Id(h32(SNAPSHOT_ID))),
+        snapshot_host: "golden-host".into(),
+        snapshot_tags: vec!["nightly".into()],
+        snapshot_time: Timestamp { secs: 1_700_000_000, nanos: 0 },
+        components: vec![
+            DrillComponentRecord {
+                path: "/postgres/maildb.dump".into(),
+                ok: true,
+                bytes: 1 << 20,
+                restore_ms: 1_250,
+                command_ms: 70_000,
+                command: "`sh -c 'pg_restore -d drill_scratch'`".into(),
+                exit_code: Some(0),
+                message: String::new(),
+            },
+            DrillComponentRecord {
+                path: "/redis/dump.rdb".into(),
+                ok: false,
+                bytes: 0,
+                restore_ms: 300,
+                command_ms: 0,
+                command: String::new(),
+                exit_code: None,
+                message: "restore failed: /redis/dump.rdb: not restored: pack 1a2b is damaged".into(),
+            },
+        ],
+        total_ms: 71_600,
+        rto_ms: Some(1_800_000),
+        verdict: DrillVerdict::Failed,
+        program_version: "cairn 0.1.0".into(),
+    }
+}
+
+#[test]
+#[ignore = "rewrites tests/golden/drill-record.bin; run once and paste the printed constants"]
+fn regenerate_golden_drill_record() {
+    let sealed = master().seal_object(FileKind::Drill, &expected_drill_record().encode().unwrap()).unwrap();
+    std::fs::write(golden_dir().join("drill-record.bin"), &sealed).unwrap();
+    println!("// BEGIN GENERATED DRILL RECORD by regenerate_golden_drill_record: drill-record.bin.");
+    println!("const DRILL_RECORD_ID: &str = \"{}\";", Id::of_bytes(&sealed).to_hex());
+    println!("const DRILL_RECORD_SALT: &str = \"{}\";", hex::encode(&sealed[5..37]));
+    println!("// END GENERATED DRILL RECORD");
+}
+
+/// A drill record written when drill records were introduced still decodes, the encoder
+/// still produces the same bytes, and its plaintext starts with its version byte.
+#[test]
+fn golden_drill_record() {
+    let bytes = read_golden("drill-record.bin");
+    assert_eq!(Id::of_bytes(&bytes).to_hex(), DRILL_RECORD_ID);
+    assert_eq!(bytes[5..37], h32(DRILL_RECORD_SALT));
+    let plain = master().open_object(FileKind::Drill, &bytes, "drill record").unwrap();
+    assert_eq!(DrillRecord::decode(&plain, "drill record").unwrap(), expected_drill_record());
+    assert_eq!(expected_drill_record().encode().unwrap(), plain);
+    // § Drill records, by hand: version 1, then the time (secs zigzag, nanos), then the hostname.
+    let head = cat(&[&[0x01], &[0xfc, 0x40, 0xef, 0xaa, 0xca], &[0xfc, 0x80, 0xb2, 0xe6, 0x0e], b"\x0adrill-host"]);
+    assert_eq!(hex::encode(&plain[..head.len()]), hex::encode(&head));
+    // The end: total_ms 71_600, rto_ms Some(1_800_000), verdict failed (1), the program version.
+    let tail =
+        cat(&[&[0xfc, 0xb0, 0x17, 0x01, 0x00], &[0x01, 0xfc, 0x40, 0x77, 0x1b, 0x00], &[0x01], b"\x0bcairn 0.1.0"]);
+    assert_eq!(hex::encode(&plain[plain.len() - tail.len()..]), hex::encode(&tail));
+    // Another version is refused; so is a snapshot's magic.
+    let mut v2 = plain.clone();
+    v2[0] = 2;
+    assert!(DrillRecord::decode(&v2, "d").is_err());
+    assert!(master().open_object(FileKind::Snapshot, &bytes, "x").is_err());
+}
+
 /// § Snapshots, `Component`: the bytes of one component, field by field.
 #[test]
 fn encoding_component() {
@@ -771,6 +854,7 @@ fn golden_files_detect_every_flipped_byte() {
         ("index.bin", FileKind::Index),
         ("snapshot.bin", FileKind::Snapshot),
         ("snapshot-v2.bin", FileKind::Snapshot),
+        ("drill-record.bin", FileKind::Drill),
     ] {
         let bytes = read_golden(name);
         for i in 0..bytes.len() {

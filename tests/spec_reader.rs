@@ -471,6 +471,75 @@ fn snapshot(d: &mut Dec) -> R<Snapshot> {
     })
 }
 
+/// § Drill records, `DrillComponent`.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct DrillComponent {
+    path: String,
+    ok: bool,
+    bytes: u64,
+    restore_ms: u64,
+    command_ms: u64,
+    command: String,
+    exit_code: Option<i32>,
+    message: String,
+}
+
+/// § Drill records, `DrillRecord`.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct DrillRecord {
+    time: Timestamp,
+    hostname: String,
+    username: String,
+    snapshot: [u8; 32],
+    snapshot_host: String,
+    snapshot_tags: Vec<String>,
+    snapshot_time: Timestamp,
+    components: Vec<DrillComponent>,
+    total_ms: u64,
+    rto_ms: Option<u64>,
+    /// 0 passed, 1 failed, 2 RTO exceeded.
+    verdict: u32,
+    program_version: String,
+}
+
+/// § Drill records: the version byte (1), then the fields.
+fn drill_record(d: &mut Dec) -> R<DrillRecord> {
+    let version = d.u8()?;
+    if version != 1 {
+        return Err(format!("drill record version {version} is not 1"));
+    }
+    Ok(DrillRecord {
+        time: timestamp(d)?,
+        hostname: d.string()?,
+        username: d.string()?,
+        snapshot: d.id()?,
+        snapshot_host: d.string()?,
+        snapshot_tags: d.vec(|d| d.string())?,
+        snapshot_time: timestamp(d)?,
+        components: d.vec(|d| {
+            Ok(DrillComponent {
+                path: d.string()?,
+                ok: d.bool()?,
+                bytes: d.u64()?,
+                restore_ms: d.u64()?,
+                command_ms: d.u64()?,
+                command: d.string()?,
+                exit_code: d.option(|d| d.i32())?,
+                message: d.string()?,
+            })
+        })?,
+        total_ms: d.u64()?,
+        rto_ms: d.option(|d| d.u64())?,
+        verdict: match d.u32()? {
+            v @ 0..=2 => v,
+            v => return Err(format!("verdict variant {v} is not 0, 1 or 2")),
+        },
+        program_version: d.string()?,
+    })
+}
+
 // ------------------------------------------------------------------------------------------
 // § Keys and § Encryption.
 // ------------------------------------------------------------------------------------------
@@ -601,6 +670,7 @@ struct Repo {
     index_files: BTreeMap<[u8; 32], IndexFile>,
     index: HashMap<[u8; 32], Loc>,
     snapshots: BTreeMap<[u8; 32], Snapshot>,
+    drills: BTreeMap<[u8; 32], DrillRecord>,
 }
 
 /// Names in `dir`, `.tmp-` names left out (§ Atomic writes).
@@ -629,7 +699,9 @@ fn id_from_hex(s: &str) -> [u8; 32] {
 impl Repo {
     fn open(root: &Path, password: &[u8]) -> Repo {
         // § Repository layout.
-        let top: BTreeSet<String> = list(root).into_iter().collect();
+        let mut top: BTreeSet<String> = list(root).into_iter().collect();
+        // § Repository layout: `drills/` exists once a drill was recorded.
+        let has_drills = top.remove("drills");
         let want: BTreeSet<String> =
             ["config", "data", "index", "keys", "locks", "snapshots"].iter().map(|s| s.to_string()).collect();
         assert_eq!(top, want, "§ Repository layout: top-level entries");
@@ -671,6 +743,7 @@ impl Repo {
             index_files: BTreeMap::new(),
             index: HashMap::new(),
             snapshots: BTreeMap::new(),
+            drills: BTreeMap::new(),
         };
 
         // § Pack files: every pack read in full and from the end.
@@ -710,6 +783,16 @@ impl Repo {
             let plain = repo.master.open_object(b"CRNS", &bytes).unwrap_or_else(|e| panic!("snapshot {name}: {e}"));
             let s = snapshot_file(&plain).unwrap_or_else(|e| panic!("snapshot {name}: {e}"));
             repo.snapshots.insert(id_from_hex(&name), s);
+        }
+
+        // § Drill records.
+        if has_drills {
+            for name in list(&root.join("drills")) {
+                let bytes = read_named(&root.join("drills").join(&name));
+                let plain = repo.master.open_object(b"CRND", &bytes).unwrap_or_else(|e| panic!("drill {name}: {e}"));
+                let r = Dec::whole(&plain, drill_record).unwrap_or_else(|e| panic!("drill {name}: {e}"));
+                repo.drills.insert(id_from_hex(&name), r);
+            }
         }
         repo
     }
@@ -1300,6 +1383,61 @@ fn spec_reader_reads_a_snapshot_with_components() {
     // § Command components: the snapshot's time as the node's mtime (the made-up directory's too).
     assert_eq!((below[0].mtime, spec.mtime), (snap.time, snap.time));
     assert_eq!(repo.file_content(&below[0]), dump);
+}
+
+/// § Drill records: a drill by the `cairn` binary, read back with the hand-written decoder and
+/// compared with what `drill --json` printed; a failed drill (a drill command that fails) is
+/// recorded as well, verdict 1.
+#[test]
+fn spec_reader_reads_drill_records() {
+    let work = tempfile::tempdir().unwrap();
+    fs::create_dir(work.path().join("src")).unwrap();
+    let src = work.path().join("src").canonicalize().unwrap();
+    fs::write(src.join("f"), noise(100_000, 9)).unwrap();
+    let repo_dir = work.path().join("repo");
+    cairn(&repo_dir, &["init"], None);
+    cairn(&repo_dir, &["backup", "--host", "spec-host", "--tag", "t1", src.to_str().unwrap()], None);
+    // The component is a directory: its drill command compares the file restored in it.
+    let good =
+        format!("--drill-command={}=sh -c 'cmp \"$CAIRN_DRILL_FILE/f\" {}'", src.display(), src.join("f").display());
+    let printed: serde_json::Value =
+        serde_json::from_slice(&cairn(&repo_dir, &["--json", "drill", "--rto", "1h", &good], None)).unwrap();
+    let repo = Repo::open(&repo_dir, PASSWORD.as_bytes());
+    assert_eq!(repo.drills.len(), 1);
+    let (id, r) = repo.drills.iter().next().unwrap();
+    assert_eq!(hex::encode(id), printed["record_id"].as_str().unwrap());
+    assert_eq!(r.verdict, 0);
+    assert_eq!(hex::encode(r.snapshot), printed["snapshot_id"].as_str().unwrap());
+    assert!(repo.snapshots.contains_key(&r.snapshot));
+    assert_eq!(r.snapshot_host, "spec-host");
+    assert_eq!(r.snapshot_tags, vec!["t1".to_string()]);
+    assert_eq!(r.snapshot_time, repo.snapshots[&r.snapshot].time);
+    assert_eq!(r.rto_ms, Some(3_600_000));
+    assert_eq!(r.program_version, format!("cairn {}", env!("CARGO_PKG_VERSION")));
+    // The same wall time, in milliseconds (rounding aside).
+    assert!((r.total_ms as f64 - printed["total_seconds"].as_f64().unwrap() * 1000.0).abs() <= 1.0);
+    assert_eq!(r.components.len(), 1);
+    let c = &r.components[0];
+    assert_eq!(c.path, src.to_str().unwrap());
+    assert!(c.ok && c.message.is_empty());
+    assert_eq!((c.bytes, c.exit_code), (100_000, Some(0)));
+    assert!(c.command.starts_with("`sh -c "), "{}", c.command);
+    // A failing drill command: the drill fails (exit 1) and is recorded with verdict 1.
+    let bad = format!("--drill-command={}=false", src.display());
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("-r")
+        .arg(&repo_dir)
+        .args(["drill", &bad])
+        .env("CAIRN_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let repo = Repo::open(&repo_dir, PASSWORD.as_bytes());
+    let failed: Vec<&DrillRecord> = repo.drills.values().filter(|r| r.verdict == 1).collect();
+    assert_eq!(failed.len(), 1);
+    assert!(!failed[0].components[0].ok);
+    assert_eq!(failed[0].components[0].exit_code, Some(1));
+    assert!(failed[0].components[0].message.contains("exit code 1"), "{}", failed[0].components[0].message);
 }
 
 /// The spec's own examples, decoded with the hand-written decoder.

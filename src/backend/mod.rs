@@ -44,6 +44,8 @@ pub enum FileKind {
     Snapshot,
     /// `locks/<id>`.
     Lock,
+    /// `drills/<id>`: drill records (`cairn drill`), created by the first one written.
+    Drill,
 }
 
 impl FileKind {
@@ -56,6 +58,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::Drill => "drills",
         }
     }
 
@@ -104,6 +107,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
+            FileKind::Drill => "drill record",
         }
     }
 }

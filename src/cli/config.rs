@@ -73,7 +73,11 @@ PROFILES
                                      a backed-up path), run = ["pg_dump", "-Fc", "db"] (no shell),
                                      verify = ["pg_restore", "--list"] (optional: fed the same
                                      bytes; its failure fails the dump), timeout = "2h"
-                                     (optional); a --command flag replaces the whole list
+                                     (optional); a --command flag replaces the whole list;
+                                     drill = "sh -c 'pg_restore -d scratch \"$CAIRN_DRILL_FILE\"'"
+                                     (optional: what `cairn drill` runs on the restored file,
+                                     a list or a string split as a shell would, no shell
+                                     unless it names one; --drill-command replaces them)
 
 [forget]  (cairn forget, cairn run)
   keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly = N or "unlimited"
@@ -90,6 +94,9 @@ PROFILES
 [check]   read-data = true (--read-data); read-data-subset = "10%" (--read-data-subset)
 [prune]   max-unused = "5%" (--max-unused)
 [restore] verify = true (--verify)
+[drill]   (cairn drill) rto = "30m" (--rto); target = "/var/tmp/drill" (--target);
+          components = ["/postgres/maildb.dump"] (--component); command-timeout = "1h"
+          (--command-timeout); keep = true (--keep)
 
 [hooks]  (cairn run) lists of commands, each a list of arguments (no shell):
   before = [["systemctl", "is-active", "postgresql"]]

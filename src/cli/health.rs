@@ -5,7 +5,7 @@
 use clap::Args;
 use serde::Serialize;
 
-use cairn::ops::health::{self, Check, SizeAnomaly, SizeRule, Status, Thresholds};
+use cairn::ops::health::{self, Check, DrillCheck, SizeAnomaly, SizeRule, Status, Thresholds};
 use cairn::Error;
 
 use super::{out, parse_duration, FilterArgs, GlobalOpts};
@@ -38,6 +38,10 @@ pub struct HealthArgs {
     /// Differences from the median smaller than this are never a size warning (K, M, G, T)
     #[arg(long, value_name = "SIZE", default_value = "1M")]
     size_min: String,
+    /// CRITICAL when a host's newest passing `cairn drill` (a restore rehearsal recorded in
+    /// the repository, from any host) is older than this (`35d`), or it has none
+    #[arg(long, value_name = "AGE")]
+    max_drill_age: Option<String>,
     #[command(flatten)]
     filter: FilterArgs,
 }
@@ -50,6 +54,9 @@ struct Report<'a> {
     exit_code: u8,
     checks: &'a [Check],
     size_anomalies: &'a [SizeAnomaly],
+    /// With `--max-drill-age`: one per host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drill_checks: Option<&'a [DrillCheck]>,
 }
 
 /// Check freshness and print the plugin output; every error is UNKNOWN (exit 3), as plugins
@@ -82,8 +89,12 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
         warn: seconds("--warn", &a.warn)?,
         crit: seconds("--crit", &a.crit)?.or(seconds("--max-age", &a.max_age)?),
     };
-    if limits.warn.is_none() && limits.crit.is_none() {
-        return Err(Error::usage("give --max-age AGE (or --warn AGE and/or --crit AGE): the age a backup may reach"));
+    let max_drill_age = seconds("--max-drill-age", &a.max_drill_age)?;
+    let freshness = limits.warn.is_some() || limits.crit.is_some();
+    if !freshness && max_drill_age.is_none() {
+        return Err(Error::usage(
+            "give --max-age AGE (or --warn AGE and/or --crit AGE): the age a backup may reach; and/or --max-drill-age AGE: the age a passing drill may reach",
+        ));
     }
     if !(a.size_factor == 0.0 || a.size_factor > 1.0) {
         return Err(Error::usage(format!(
@@ -99,11 +110,42 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
     };
     // Reading the snapshot list needs no lock: a monitoring host writes nothing.
     let repo = g.open()?;
-    let snaps = repo.snapshots(&g.ctx(), &a.filter.filter())?;
+    let filter = a.filter.filter();
+    let snaps = repo.snapshots(&g.ctx(), &filter)?;
     let now = chrono::Utc::now().timestamp();
-    let checks = health::checks(&snaps, &a.components, now, limits);
-    let anomalies = if a.size_factor > 0.0 { health::size_anomalies(&snaps, &rule) } else { Vec::new() };
-    let mut status = health::overall(&checks);
+    let checks = if freshness { health::checks(&snaps, &a.components, now, limits) } else { Vec::new() };
+    let anomalies = if freshness && a.size_factor > 0.0 { health::size_anomalies(&snaps, &rule) } else { Vec::new() };
+    let drill_checks = match max_drill_age {
+        None => None,
+        Some(max) => {
+            let (records, damaged) = repo.drill_records()?;
+            for (id, why) in &damaged {
+                eprintln!("cairn: warning: drill record drills/{} is damaged ({why}); it is skipped", id.to_hex());
+            }
+            let records: Vec<_> = records
+                .into_iter()
+                .filter(|(_, r)| {
+                    (filter.hosts.is_empty() || filter.hosts.contains(&r.snapshot_host))
+                        && (filter.tags.is_empty()
+                            || filter.tags.iter().any(|t| t.split(',').all(|t| r.snapshot_tags.iter().any(|x| x == t))))
+                        && filter.paths.iter().all(|p| r.components.iter().any(|c| c.path == *p))
+                })
+                .collect();
+            let mut hosts: Vec<String> = snaps.iter().map(|(_, s)| s.hostname.clone()).collect();
+            hosts.extend(filter.hosts.iter().cloned());
+            hosts.sort();
+            hosts.dedup();
+            Some(health::drill_checks(&records, &hosts, now, max))
+        }
+    };
+    let drills = drill_checks.as_deref().unwrap_or_default();
+    // Each kind of check asked for and finding nothing to check is CRITICAL.
+    let fresh_status = if freshness { health::overall(&checks) } else { Status::Ok };
+    let drill_status = match &drill_checks {
+        Some(d) => d.iter().map(|c| c.status).max().unwrap_or(Status::Critical),
+        None => Status::Ok,
+    };
+    let mut status = fresh_status.max(drill_status);
     if !anomalies.is_empty() {
         status = status.max(Status::Warning);
     }
@@ -114,23 +156,29 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             exit_code: status.code(),
             checks: &checks,
             size_anomalies: &anomalies,
+            drill_checks: drill_checks.as_deref(),
         };
         super::snapshots::print_json(&r)?;
         return Ok(status.code());
     }
-    let mut worst = checks.iter().filter(|c| c.status == status).map(label).collect::<Vec<_>>();
+    let mut worst = checks
+        .iter()
+        .filter(|c| c.status == status)
+        .map(label)
+        .chain(drills.iter().filter(|c| c.status == status).map(drill_label))
+        .collect::<Vec<_>>();
     if status == Status::Warning {
         worst.extend(anomalies.iter().map(|x| format!("{} size", anomaly_label(x))));
     }
-    let hosts = checks.iter().filter(|c| c.component.is_none()).count();
-    let summary = if checks.is_empty() {
+    let hosts = checks.iter().filter(|c| c.component.is_none()).count().max(drills.len());
+    let summary = if checks.is_empty() && drills.is_empty() {
         "no snapshot matches".to_string()
     } else if status == Status::Ok {
-        format!("{hosts} host(s), {} check(s) fresh", checks.len())
+        format!("{hosts} host(s), {} check(s) fresh", checks.len() + drills.len())
     } else {
         format!("{}: {}", status.word().to_lowercase(), worst.join(", "))
     };
-    let perf: Vec<String> = checks
+    let mut perf: Vec<String> = checks
         .iter()
         .filter_map(|c| {
             let w = limits.warn.map(|w| w.to_string()).unwrap_or_default();
@@ -138,6 +186,11 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             c.age_seconds.map(|a| format!("'{}'={a}s;{w};{cr}", perf_label(c)))
         })
         .collect();
+    if let Some(max) = max_drill_age {
+        perf.extend(
+            drills.iter().filter_map(|c| c.age_seconds.map(|a| format!("'{}'={a}s;;{max}", sanitize(&drill_label(c))))),
+        );
+    }
     let perf = if perf.is_empty() { String::new() } else { format!(" | {}", perf.join(" ")) };
     out(&format!("CAIRN HEALTH {} - {summary}{perf}", status.word()));
     for c in &checks {
@@ -162,6 +215,17 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             x.history
         ));
     }
+    for c in drills {
+        let age = c
+            .age_seconds
+            .map_or("no passing drill".to_string(), |a| format!("last passed {} ago", cairn::util::human_age(a)));
+        let what = match (c.drill.as_deref().and_then(|s| s.get(..8)), c.snapshot.as_deref().and_then(|s| s.get(..8))) {
+            (Some(d), Some(s)) => format!(" (drill {d} of snapshot {s}, {:.1}s)", c.drill_seconds.unwrap_or(0.0)),
+            _ => String::new(),
+        };
+        let latest = c.latest_verdict.map(|v| format!("; newest drill {}", v.word())).unwrap_or_default();
+        out(&format!("{:<8} {} {age}{what}{latest}", c.status.word(), drill_label(c)));
+    }
     Ok(status.code())
 }
 
@@ -171,6 +235,11 @@ fn anomaly_label(x: &SizeAnomaly) -> String {
         Some(p) => format!("{}:{p}", x.host),
         None => x.host.clone(),
     }
+}
+
+/// `drill:host`.
+fn drill_label(c: &DrillCheck) -> String {
+    format!("drill:{}", c.host)
 }
 
 /// `host` or `host:/component`.
@@ -183,5 +252,10 @@ fn label(c: &Check) -> String {
 
 /// A performance-data label: [`label`] without the characters the format reserves.
 fn perf_label(c: &Check) -> String {
-    label(c).chars().map(|ch| if ch == '\'' || ch == '=' { '_' } else { ch }).collect()
+    sanitize(&label(c))
+}
+
+/// `s` without the characters the performance-data format reserves.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|ch| if ch == '\'' || ch == '=' { '_' } else { ch }).collect()
 }

@@ -102,12 +102,16 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
         &Labels::new(),
         epoch_seconds(started),
     )));
-    figures.push(with_base(Family::gauge_with(
-        &format!("cairn_{c}_duration_seconds"),
-        &format!("Wall time of the last cairn {c}"),
-        &Labels::new(),
-        elapsed.as_secs_f64(),
-    )));
+    // A command that measures its own duration (drill: what the RTO is compared with) keeps it.
+    let duration = format!("cairn_{c}_duration_seconds");
+    if !figures.iter().any(|f| f.name == duration) {
+        figures.push(with_base(Family::gauge_with(
+            &duration,
+            &format!("Wall time of the last cairn {c}"),
+            &Labels::new(),
+            elapsed.as_secs_f64(),
+        )));
+    }
     if code == 0 {
         figures.push(with_base(Family::gauge_with(
             &format!("cairn_{c}_last_success_timestamp_seconds"),

@@ -4,6 +4,7 @@ mod backup;
 mod check;
 mod config;
 mod diff;
+mod drill;
 mod dump;
 mod find;
 mod forget;
@@ -49,6 +50,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FATAL: u8 = 1;
 /// Exit code: snapshot saved, but some sources could not be read.
 pub const EXIT_PARTIAL: u8 = 3;
+/// Exit code: `drill` passed every component, but took longer than its `--rto`.
+pub const EXIT_RTO_EXCEEDED: u8 = 8;
 /// Exit code: the repository does not exist.
 pub const EXIT_NO_REPOSITORY: u8 = 10;
 /// Exit code: the repository is locked.
@@ -77,6 +80,8 @@ Exit codes:
     2  wrong usage found by the argument parser (unknown flag, missing argument, flags
        that exclude each other); a value cairn itself rejects exits 1
     3  snapshot saved, but some sources could not be read
+    8  `drill` restored and checked everything, but took longer than its --rto (a drill
+       that failed exits 1, or 15 for damaged data, whatever the time)
    10  the repository does not exist
    11  the repository is locked by another process (or this one lost its lock)
    12  wrong password
@@ -185,6 +190,9 @@ enum Command {
     Health(health::HealthArgs),
     /// Restore a snapshot into a directory
     Restore(restore::RestoreArgs),
+    /// Rehearse a restore: restore and verify a snapshot's components into a scratch
+    /// directory, run their drill commands, time it against --rto, record it in the repository
+    Drill(drill::DrillArgs),
     /// Remove snapshots by id or by a keep policy
     Forget(Box<forget::ForgetArgs>),
     /// Manage keys (passwords): add, list, remove, passwd
@@ -491,6 +499,7 @@ pub fn main() -> ExitCode {
         Command::Snapshots(a) => snapshots::run(&cli.global, a),
         Command::Health(a) => health::run(&cli.global, a),
         Command::Restore(a) => restore::run(&cli.global, a),
+        Command::Drill(a) => drill::run(&cli.global, a, applied.as_ref()),
         Command::Forget(a) => forget::run(&cli.global, a),
         Command::Key(a) => key::run(&cli.global, a),
         Command::Prune(a) => prune::run(&cli.global, a),
@@ -567,6 +576,7 @@ impl Command {
             Command::Version(_) => "version",
             Command::Run(_) => "run",
             Command::Stats(_) => "stats",
+            Command::Drill(_) => "drill",
         }
     }
 }

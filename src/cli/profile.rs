@@ -36,6 +36,9 @@ pub struct Profile {
     /// Options of `restore`.
     #[serde(default)]
     pub restore: RestoreSection,
+    /// Options of `drill`.
+    #[serde(default)]
+    pub drill: DrillSection,
     /// Commands `cairn run` runs around its steps.
     #[serde(default)]
     pub hooks: Hooks,
@@ -144,6 +147,53 @@ pub struct BackupCommand {
     pub verify: Option<Vec<String>>,
     /// How long the command may run (`2h`).
     pub timeout: Option<String>,
+    /// What `cairn drill` runs on the restored output: a list of arguments, or one string
+    /// split as a shell would (no shell unless it names one).
+    pub drill: Option<CommandLine>,
+}
+
+/// A command given as a list of arguments or as one string split as a shell would
+/// (`shlex`), with no shell unless it names one.
+#[derive(Deserialize, Serialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// `["pg_restore", "--list"]`.
+    Words(Vec<String>),
+    /// `"sh -c 'pg_restore -d scratch \"$CAIRN_DRILL_FILE\"'"`.
+    Line(String),
+}
+
+impl CommandLine {
+    /// The program and its arguments. Errors: the text of what is wrong (empty, unbalanced
+    /// quotes).
+    pub fn argv(&self) -> Result<Vec<String>, String> {
+        let words = match self {
+            CommandLine::Words(w) => w.clone(),
+            CommandLine::Line(l) => {
+                shlex::split(l).ok_or("unbalanced quotes or a trailing backslash in the command")?
+            }
+        };
+        if words.is_empty() {
+            return Err("an empty command".into());
+        }
+        Ok(words)
+    }
+}
+
+/// `[drill]`: the defaults of `cairn drill`'s options.
+#[derive(Deserialize, Serialize, Default, Debug)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DrillSection {
+    /// `--rto`, a duration (`30m`).
+    pub rto: Option<String>,
+    /// `--target`, an empty or missing directory.
+    pub target: Option<PathBuf>,
+    /// `--component`, a list of paths.
+    pub components: Option<Vec<String>>,
+    /// `--command-timeout`, a duration.
+    pub command_timeout: Option<String>,
+    /// `--keep`.
+    pub keep: Option<bool>,
 }
 
 /// `[forget]`: the keep policy, the snapshot filters, and `prune`.
@@ -461,6 +511,13 @@ fn check(file: &Path, text: &str, p: &Profile) -> Result<(), Error> {
                 c.path
             )));
         }
+        if let Some(why) = c.drill.as_ref().and_then(|d| d.argv().err()) {
+            return Err(Error::usage(format!(
+                "{}: [[backup.command]] #{n} ({}) drill: {why}",
+                at("backup", "command"),
+                c.path
+            )));
+        }
         if let Some(t) = &c.timeout {
             let d = super::parse_duration(t).map_err(|e| {
                 Error::usage(format!("{}: [[backup.command]] #{n} timeout {t:?}: {e}", at("backup", "command")))
@@ -492,6 +549,11 @@ fn check(file: &Path, text: &str, p: &Profile) -> Result<(), Error> {
             return Err(Error::usage(format!("{}: empty; e.g. \"*-*-* 02:00\"", at("schedule", "run"))));
         }
     }
+    for (key, v) in [("rto", &p.drill.rto), ("command-timeout", &p.drill.command_timeout)] {
+        if let Some(d) = v {
+            super::parse_duration(d).map_err(|e| Error::usage(format!("{}: {d:?}: {e}", at("drill", key))))?;
+        }
+    }
     if let Some(d) = &p.repository.retry_lock {
         super::parse_duration(d)
             .map_err(|e| Error::usage(format!("{}: {d:?}: {e}", at("repository", "retry-lock"))))?;
@@ -511,7 +573,8 @@ pub fn flag_of(section: &str, key: &str) -> Option<&'static str> {
         ("forget", "paths") => "path",
         ("monitoring", "metrics-file") => "metrics-file",
         ("monitoring", "metrics-push") => "metrics-push",
-        ("repository" | "backup" | "forget" | "check" | "prune" | "restore", k) => {
+        ("drill", "components") => "component",
+        ("repository" | "backup" | "forget" | "check" | "prune" | "restore" | "drill", k) => {
             return SECTION_KEYS.iter().find(|s| s.0 == section).and_then(|s| s.1.iter().copied().find(|x| *x == k))
         }
         _ => return None,
@@ -520,7 +583,7 @@ pub fn flag_of(section: &str, key: &str) -> Option<&'static str> {
 }
 
 /// The keys of each section that are flags spelled the same way.
-const SECTION_KEYS: [(&str, &[&str]); 6] = [
+const SECTION_KEYS: [(&str, &[&str]); 7] = [
     (
         "repository",
         &[
@@ -580,4 +643,5 @@ const SECTION_KEYS: [(&str, &[&str]); 6] = [
     ("check", &["read-data", "read-data-subset"]),
     ("prune", &["max-unused"]),
     ("restore", &["verify"]),
+    ("drill", &["rto", "target", "command-timeout", "keep"]),
 ];

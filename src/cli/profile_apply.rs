@@ -15,7 +15,7 @@ use super::profile::{self, Applied, Injected};
 use super::Cli;
 
 /// The profile sections that hold a command's options, by command name.
-pub const COMMAND_SECTIONS: [&str; 5] = ["backup", "forget", "check", "prune", "restore"];
+pub const COMMAND_SECTIONS: [&str; 6] = ["backup", "forget", "check", "prune", "restore", "drill"];
 
 /// Variables that give the password (a profile's password-file/-command yields to them).
 const PASSWORD_VARS: [&str; 3] = ["CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"];

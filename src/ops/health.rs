@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::id::SnapshotId;
+use crate::id::{DrillId, SnapshotId};
+use crate::ops::drill::DrillRecord;
 use crate::snapshot::Snapshot;
 
 /// A plugin verdict, ordered from best to worst; its exit code is [`Status::code`].
@@ -123,6 +124,75 @@ pub fn checks(snapshots: &[(SnapshotId, Snapshot)], components: &[String], now: 
                 snapshot: found.map(|(_, id)| id.to_hex()),
                 time: found.map(|(t, _)| t),
                 age_seconds: age,
+                status,
+            }
+        })
+        .collect()
+}
+
+/// The drill check of one host (`health --max-drill-age`): its newest passing drill
+/// ([`crate::ops::drill::DrillVerdict::Passed`]) and that drill's age against the maximum.
+#[derive(Clone, Debug, Serialize)]
+pub struct DrillCheck {
+    /// The host whose backup was drilled (the drilled snapshot's host).
+    pub host: String,
+    /// The newest passing drill's record id, hex (`None`: no passing drill).
+    pub drill: Option<String>,
+    /// The snapshot it drilled, hex.
+    pub snapshot: Option<String>,
+    /// When it ran, seconds since the Unix epoch.
+    pub time: Option<i64>,
+    /// Its age at the check, seconds (0 for a drill from the future).
+    pub age_seconds: Option<u64>,
+    /// Its total wall time, seconds.
+    pub drill_seconds: Option<f64>,
+    /// The verdict of the host's newest drill of any outcome (`passed`, `failed`,
+    /// `rto_exceeded`), when it differs from the newest passing one or there is none.
+    pub latest_verdict: Option<crate::ops::drill::DrillVerdict>,
+    /// OK, or CRITICAL when the newest passing drill is older than the maximum or there is
+    /// none.
+    pub status: Status,
+}
+
+/// The drill checks at `now` (seconds since the Unix epoch) of each host in `hosts` and each
+/// host that `records` (any order) drilled, sorted by host: CRITICAL when the host's newest
+/// passing drill is more than `max_age` seconds old, or when it has none (a failed or
+/// RTO-exceeded drill does not count).
+pub fn drill_checks(records: &[(DrillId, DrillRecord)], hosts: &[String], now: i64, max_age: u64) -> Vec<DrillCheck> {
+    // host -> (newest passing, newest of any verdict)
+    type Newest<'a> = Option<&'a (DrillId, DrillRecord)>;
+    let mut by_host: BTreeMap<String, (Newest<'_>, Newest<'_>)> =
+        hosts.iter().map(|h| (h.clone(), (None, None))).collect();
+    let newer = |slot: &Newest<'_>, r: &DrillRecord| slot.is_none_or(|(_, old)| r.time > old.time);
+    for rec in records {
+        let slot = by_host.entry(rec.1.snapshot_host.clone()).or_insert((None, None));
+        if rec.1.passed() && newer(&slot.0, &rec.1) {
+            slot.0 = Some(rec);
+        }
+        if newer(&slot.1, &rec.1) {
+            slot.1 = Some(rec);
+        }
+    }
+    by_host
+        .into_iter()
+        .map(|(host, (passed, latest))| {
+            let age = passed.map(|(_, r)| u64::try_from(now.saturating_sub(r.time.secs)).unwrap_or(0));
+            let status = match age {
+                Some(a) if a <= max_age => Status::Ok,
+                _ => Status::Critical,
+            };
+            let latest_verdict = match (passed, latest) {
+                (Some((p, _)), Some((l, _))) if p == l => None,
+                (_, l) => l.map(|(_, r)| r.verdict),
+            };
+            DrillCheck {
+                host,
+                drill: passed.map(|(id, _)| id.to_hex()),
+                snapshot: passed.map(|(_, r)| r.snapshot.to_hex()),
+                time: passed.map(|(_, r)| r.time.secs),
+                age_seconds: age,
+                drill_seconds: passed.map(|(_, r)| r.total_ms as f64 / 1000.0),
+                latest_verdict,
                 status,
             }
         })
@@ -246,6 +316,42 @@ pub fn size_anomalies(snapshots: &[(SnapshotId, Snapshot)], rule: &SizeRule) -> 
 mod tests {
     use super::*;
     use crate::id::Id;
+    use crate::ops::drill::DrillVerdict;
+
+    #[test]
+    fn drill_checks_count_the_newest_passing_drill_per_host() {
+        let now = 10_000_000;
+        let rec = |n: u8, host: &str, t: i64, verdict| {
+            let mut r = crate::ops::drill::record::tests::sample();
+            r.snapshot_host = host.into();
+            r.time.secs = t;
+            r.verdict = verdict;
+            (DrillId(Id([n; 32])), r)
+        };
+        let day: u64 = 86_400;
+        let ago = |d: u64| now - d as i64;
+        let records = vec![
+            rec(1, "mail1", ago(40 * day), DrillVerdict::Passed),
+            rec(2, "mail1", ago(2 * day), DrillVerdict::Passed),
+            rec(3, "mail1", ago(day), DrillVerdict::Failed),
+            rec(4, "web", ago(40 * day), DrillVerdict::Passed),
+            rec(5, "db", ago(day), DrillVerdict::Failed),
+            rec(6, "db", ago(day / 2), DrillVerdict::RtoExceeded),
+        ];
+        let c = drill_checks(&records, &["mail1".into(), "fresh".into()], now, 35 * day);
+        let got: Vec<(&str, Option<u64>, Option<DrillVerdict>, Status)> =
+            c.iter().map(|c| (c.host.as_str(), c.age_seconds, c.latest_verdict, c.status)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("db", None, Some(DrillVerdict::RtoExceeded), Status::Critical),
+                ("fresh", None, None, Status::Critical),
+                ("mail1", Some(2 * day), Some(DrillVerdict::Failed), Status::Ok),
+                ("web", Some(40 * day), None, Status::Critical),
+            ]
+        );
+        assert_eq!(c[2].drill.as_deref(), Some(DrillId(Id([2; 32])).to_hex().as_str()));
+    }
     use crate::snapshot::{test_snapshot, ComponentOutcome};
 
     fn snap(

@@ -7,6 +7,8 @@
 //!   `plan(ctx, &ReadLock, ..)` for a dry run);
 //! - [`check`]: verify the repository's structure and, on request, its data
 //!   (`check(ctx, &ReadLock, ..)`);
+//! - [`drill`]: a timed restore rehearsal, recorded in the repository
+//!   (`drill(ctx, &AppendLock, ..)`);
 //! - [`health`]: the freshness of each host's and component's newest snapshot (a pure
 //!   function of the snapshot list);
 //! - [`stats`]: figures about the selected snapshots' data in restic's counting modes, and the
@@ -19,6 +21,7 @@
 //! JSON as they are.
 
 pub mod check;
+pub mod drill;
 pub mod forget;
 pub mod health;
 pub mod prune;

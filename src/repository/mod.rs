@@ -10,10 +10,12 @@
 //!   index files;
 //! - [`snapshots`]: listing and naming snapshots;
 //! - [`blobs`]: blobs and packs ([`BlobRef`], `open_blob`, pack writers, pack headers);
+//! - [`drills`]: drill records (`cairn drill`), written and listed;
 //! - [`read`]: the one reader of blobs out of packs ([`Repository::read_pack_blobs`]).
 
 pub mod blobs;
 pub mod config;
+pub mod drills;
 pub mod files;
 pub mod keys;
 pub mod read;
@@ -30,6 +32,7 @@ use crate::id::{Id, KeyId};
 
 pub use blobs::BlobRef;
 pub use config::{Config, InitOptions, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SIZE};
+pub use drills::DrillRecords;
 pub use files::{ConfigName, FileName, RepoFile};
 pub use keys::{KeyReport, MAX_KEYS_TRIED, MAX_KEY_FILE_BYTES};
 pub use read::{PackBlob, PackRead};

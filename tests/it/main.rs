@@ -17,6 +17,7 @@ mod components;
 mod corpus;
 mod databases;
 mod deep;
+mod drill;
 #[cfg(feature = "failpoints")]
 mod failpoints;
 mod forget;

@@ -71,13 +71,14 @@ fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_fail
     m(&["backup", src.to_str().expect("utf-8")]).ok();
     m(&["forget", "--keep-last", "1", "--prune"]).ok();
     m(&["check"]).ok();
+    m(&["drill", "--rto", "1h"]).ok();
     let text = fs::read_to_string(&prom).expect("metrics file");
     promtool_accepts(&text);
     let host = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string();
     let repo_label = format!("repository=\"{}\"", repo.path.display());
     let host_label = format!("host=\"{host}\"");
     let common = [repo_label.as_str(), host_label.as_str(), "profile=\"\""];
-    for c in ["backup", "forget", "check"] {
+    for c in ["backup", "forget", "check", "drill"] {
         let label = format!("command=\"{c}\"");
         assert_eq!(value(&text, "cairn_command_exit_code", &[&label, common[0], common[1]]), 0.0, "{c}");
     }
@@ -98,6 +99,14 @@ fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_fail
     assert_eq!(value(&text, "cairn_repository_size_bytes", &[]), packs as f64);
     assert_eq!(value(&text, "cairn_snapshots", &[]), 1.0);
     assert_eq!(value(&text, "cairn_check_errors", &[]), 0.0);
+    // The drill: its time against its RTO, each component.
+    assert_eq!(value(&text, "cairn_drill_rto_seconds", &common), 3600.0);
+    let took = value(&text, "cairn_drill_duration_seconds", &common);
+    assert!(took > 0.0 && took < 3600.0, "{took}");
+    assert_eq!(value(&text, "cairn_drill_rto_exceeded", &[]), 0.0);
+    let src_component = format!("component=\"{}\"", src.display());
+    assert_eq!(value(&text, "cairn_drill_component_success", &[&src_component]), 1.0);
+    assert!(value(&text, "cairn_drill_last_success_timestamp_seconds", &common) >= success);
 
     // A backup that fails: its exit code and time are written, its figures go, its last
     // success stays, and the other commands' series are untouched.

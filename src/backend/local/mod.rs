@@ -220,7 +220,7 @@ impl Backend for LocalBackend {
 
     fn remove_stale_temporaries(&self, age: std::time::Duration) -> BackendResult<(u64, u64)> {
         let mut dirs: Vec<PathBuf> =
-            [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock, FileKind::Pack]
+            [FileKind::Key, FileKind::Index, FileKind::Snapshot, FileKind::Lock, FileKind::Drill, FileKind::Pack]
                 .iter()
                 .map(|k| self.root.join(k.dir()))
                 .collect();
