@@ -296,16 +296,24 @@ pub struct SnapshotFilter {
 impl SnapshotFilter {
     /// True when `s` passes every filter that is set.
     pub fn matches(&self, s: &Snapshot) -> bool {
-        let host_ok = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
+        self.matches_fields(&s.hostname, &s.tags, |p| {
+            s.paths.iter().any(|x| x == p) && !s.components.iter().any(|c| c.path == p && !c.stored())
+        })
+    }
+
+    /// True when something of host `host` with `tags` that holds the paths for which `holds`
+    /// is true (given without a trailing `/`) passes every filter that is set: a snapshot
+    /// ([`SnapshotFilter::matches`]), or a record about one (a drill record).
+    pub fn matches_fields(&self, host: &str, tags: &[String], holds: impl Fn(&str) -> bool) -> bool {
+        let host_ok = self.hosts.is_empty() || self.hosts.iter().any(|h| h == host);
         let tag_ok = self.tags.is_empty()
             || self
                 .tags
                 .iter()
-                .any(|group| group.split(',').filter(|t| !t.is_empty()).all(|t| s.tags.iter().any(|x| x == t)));
+                .any(|group| group.split(',').filter(|t| !t.is_empty()).all(|t| tags.iter().any(|x| x == t)));
         let path_ok = self.paths.iter().all(|p| {
             let p = p.trim_end_matches('/');
-            let p = if p.is_empty() { "/" } else { p };
-            s.paths.iter().any(|x| x == p) && !s.components.iter().any(|c| c.path == p && !c.stored())
+            holds(if p.is_empty() { "/" } else { p })
         });
         host_ok && tag_ok && path_ok
     }

@@ -125,10 +125,9 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             let records: Vec<_> = records
                 .into_iter()
                 .filter(|(_, r)| {
-                    (filter.hosts.is_empty() || filter.hosts.contains(&r.snapshot_host))
-                        && (filter.tags.is_empty()
-                            || filter.tags.iter().any(|t| t.split(',').all(|t| r.snapshot_tags.iter().any(|x| x == t))))
-                        && filter.paths.iter().all(|p| r.components.iter().any(|c| c.path == *p))
+                    filter.matches_fields(&r.snapshot_host, &r.snapshot_tags, |p| {
+                        r.components.iter().any(|c| c.path == p)
+                    })
                 })
                 .collect();
             let mut hosts: Vec<String> = snaps.iter().map(|(_, s)| s.hostname.clone()).collect();
