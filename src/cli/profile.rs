@@ -211,6 +211,8 @@ pub struct PruneSection {
 pub struct RestoreSection {
     /// `--verify`.
     pub verify: Option<bool>,
+    /// `--overwrite` (`always`, `if-changed`, `if-newer`, `never`).
+    pub overwrite: Option<String>,
 }
 
 /// `[hooks]`: lists of commands (each an argument list, no shell).
@@ -551,5 +553,5 @@ const SECTION_KEYS: [(&str, &[&str]); 6] = [
     ),
     ("check", &["read-data", "read-data-subset"]),
     ("prune", &["max-unused"]),
-    ("restore", &["verify"]),
+    ("restore", &["verify", "overwrite"]),
 ];
