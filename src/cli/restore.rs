@@ -120,17 +120,12 @@ pub fn run(g: &GlobalOpts, a: &RestoreArgs) -> Result<u8, Error> {
         out(&serde_json::to_string(&report.summary(&id)).map_err(|e| Error::internal(format!("summary: {e}")))?);
     } else if !g.quiet {
         let mut also = String::new();
+        let (skip, delete) = if report.dry_run { ("would skip", "would delete") } else { ("skipped", "deleted") };
         if report.files_skipped > 0 {
-            also += &format!(
-                ", {} files skipped ({}){}",
-                report.files_skipped,
-                human_bytes(report.bytes_skipped),
-                if report.dry_run { " would be" } else { "" }
-            );
+            also += &format!(", {skip} {} files ({})", report.files_skipped, human_bytes(report.bytes_skipped));
         }
         if report.files_deleted > 0 || a.delete {
-            also +=
-                &format!(", {} entries {}deleted", report.files_deleted, if report.dry_run { "would be " } else { "" });
+            also += &format!(", {delete} {} entries", report.files_deleted);
         }
         if report.dry_run {
             out(&format!(

@@ -669,10 +669,16 @@ impl Restorer<'_> {
                 f.set_len(size)?;
                 let Some(l) = &local else { return Ok(()) };
                 let mut buf = Vec::new();
-                for (i, (_, loc, offset)) in locs.iter().enumerate() {
+                for (i, (id, loc, offset)) in locs.iter().enumerate() {
                     if have(i) {
                         buf.resize(loc.raw_length as usize, 0);
                         l.file.read_exact_at(&mut buf, *offset)?;
+                        // Checked again as copied: nothing unverified becomes file content.
+                        if self.repo.blob_id(&buf) != *id {
+                            return Err(std::io::Error::other(
+                                "the existing file changed while it was read (restore it again)",
+                            ));
+                        }
                         f.write_all_at(&buf, *offset)?;
                         self.progress.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
                     }

@@ -415,3 +415,30 @@ fn a_directory_in_the_way_of_a_file_goes_only_with_delete() {
     assert_eq!(v["files_deleted"], 4, "{v}");
     assert_same_tree(&f.src, &here);
 }
+
+/// What the local file already holds is not downloaded: with every blob of the snapshot's
+/// file present in a longer local copy, the restore succeeds although the repository's copy
+/// of its largest blob is damaged (a download would exit 15), and the file becomes exactly
+/// the snapshot's. With a local copy lacking that blob, the damage is reported and the local
+/// file kept.
+#[test]
+fn blobs_the_local_file_holds_are_copied_not_downloaded() {
+    let content = random_bytes(11, 6_000_000);
+    let f = fixture(&[("big.bin", content.clone())]);
+    damage_largest_data_blob(&f.repo);
+    let target = f.tmp.join("t");
+    let here = restored(&target, &f.src);
+    let mut longer = content.clone();
+    longer.extend_from_slice(b"local tail");
+    write(here.join("big.bin"), &longer);
+    let (code, v, out) = restore_json(&f.repo, &target, &["--verify"]);
+    assert_eq!(code, 0, "{}", out.stderr);
+    assert_eq!(v["files_restored"], 1, "{v}");
+    assert_snapshots(&f, &here, "big.bin");
+
+    let other = random_bytes(12, 6_000_000);
+    write(here.join("big.bin"), &other);
+    let (code, v, _) = restore_json(&f.repo, &target, &[]);
+    assert_eq!(code, 15, "{v}");
+    assert_eq!(fs::read(here.join("big.bin")).unwrap(), other, "the local file kept");
+}
