@@ -178,10 +178,19 @@ pub(super) struct DirJob {
 pub(super) struct LinkJob {
     pub(super) path: PathBuf,
     pub(super) dest: PathBuf,
-    /// Index in [`Plan::files`] of the file it links to.
-    pub(super) first: usize,
+    /// The file it links to.
+    pub(super) to: LinkTo,
     /// Reported when made.
     pub(super) action: Action,
+}
+
+/// The first name of a hard-linked inode, which further names link to.
+pub(super) enum LinkTo {
+    /// A file being restored: its index in [`Plan::files`].
+    Planned(usize),
+    /// A file left in place with the snapshot's content (unchanged): its snapshot path and
+    /// its place in the target.
+    Kept(PathBuf, PathBuf),
 }
 
 /// Everything the walk decided: the files to write and the blobs each pack gives them, the
@@ -193,6 +202,8 @@ pub(super) struct Plan {
     pub(super) links: Vec<LinkJob>,
     /// The first name of each hard-linked inode `(device, inode)`: index in `files`.
     first_names: HashMap<(u64, u64), usize>,
+    /// The first name of each hard-linked inode left in place unchanged: snapshot path, place.
+    kept_names: HashMap<(u64, u64), (PathBuf, PathBuf)>,
     /// Per pack (index in [`crate::index::Index::packs`]): the blobs needed from it.
     pub(super) packs: HashMap<u32, HashMap<BlobId, Needed>>,
 }
@@ -501,8 +512,14 @@ impl Restorer<'_> {
                     return false;
                 }
             };
-            let link = node.links > 1 && plan.first_names.contains_key(&(node.device, node.inode));
+            let key = (node.device, node.inode);
+            let link = node.links > 1 && (plan.first_names.contains_key(&key) || plan.kept_names.contains_key(&key));
             let size = if node.kind == NodeKind::File && !link { node.size } else { 0 };
+            if link && plan.kept_names.get(&key).is_some_and(|(_, kept)| same_inode(&dest, kept)) {
+                // Already a name of the unchanged first name's inode.
+                self.skipped(&path, 0);
+                return true;
+            }
             let mut decision = decide(self.overwrite, node, existing.as_ref(), self.verify);
             if link && matches!(decision, Decision::Compare | Decision::Unchanged) {
                 // A further name of a file: linked anew (as restic, no content check).
@@ -513,9 +530,9 @@ impl Restorer<'_> {
                     self.skipped(&path, size);
                     return true;
                 }
-                Decision::Unchanged => return self.keep_unchanged(node, &path, &dest, None),
+                Decision::Unchanged => return self.keep_unchanged(node, path, dest, None, plan),
                 Decision::Compare => match self.compare_local(node, &dest) {
-                    Ok(m) if m.all => return self.keep_unchanged(node, &path, &dest, Some(m.file)),
+                    Ok(m) if m.all => return self.keep_unchanged(node, path, dest, Some(m.file), plan),
                     Ok(m) => local = Some(m),
                     // Unreadable: replaced as a whole.
                     Err(_) => {}
@@ -553,19 +570,30 @@ impl Restorer<'_> {
 
     /// Leave the regular file at `dest` (snapshot path `path`) whose content is the snapshot's
     /// in place: give it the snapshot's metadata (through `handle` when open; not in a dry
-    /// run) and count it skipped. True (the entry is restored).
-    fn keep_unchanged(&self, node: &Node, path: &Path, dest: &Path, handle: Option<fs::File>) -> bool {
+    /// run) and count it skipped; further names of its inode in the snapshot link to it. True
+    /// (the entry is restored).
+    fn keep_unchanged(
+        &self,
+        node: &Node,
+        path: PathBuf,
+        dest: PathBuf,
+        handle: Option<fs::File>,
+        plan: &mut Plan,
+    ) -> bool {
         if !self.dry_run {
             let handle = match handle {
                 Some(h) => Ok(h),
-                None => open_local(dest),
+                None => open_local(&dest),
             };
             match handle {
-                Ok(h) => self.set_metadata_via(node, dest, Some(&h), dest),
-                Err(e) => self.report(path, format!("cannot open the existing file to set its metadata: {e}")),
+                Ok(h) => self.set_metadata_via(node, &dest, Some(&h), &dest),
+                Err(e) => self.report(&path, format!("cannot open the existing file to set its metadata: {e}")),
             }
         }
-        self.skipped(path, node.size);
+        self.skipped(&path, node.size);
+        if node.links > 1 {
+            plan.kept_names.entry((node.device, node.inode)).or_insert((path, dest));
+        }
         true
     }
 
@@ -625,11 +653,16 @@ impl Restorer<'_> {
         let action = if replace { Action::Updated } else { Action::Restored };
         let link_key = (node.links > 1).then_some((node.device, node.inode));
         if let Some(k) = link_key {
-            if let Some(&first) = plan.first_names.get(&k) {
+            let to = match (plan.first_names.get(&k), plan.kept_names.get(&k)) {
+                (Some(&first), _) => Some(LinkTo::Planned(first)),
+                (None, Some((p, d))) => Some(LinkTo::Kept(p.clone(), d.clone())),
+                (None, None) => None,
+            };
+            if let Some(to) = to {
                 if self.dry_run {
                     self.tell(action, &path, 0);
                 }
-                plan.links.push(LinkJob { path, dest, first, action });
+                plan.links.push(LinkJob { path, dest, to, action });
                 return true;
             }
         }
@@ -729,6 +762,14 @@ fn open_local(p: &Path) -> std::io::Result<fs::File> {
         return Err(std::io::Error::other("not a regular file"));
     }
     Ok(f)
+}
+
+/// True when `a` and `b` are names of one inode (neither followed if a symlink).
+fn same_inode(a: &Path, b: &Path) -> bool {
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// The message for a directory with entries in the way of the snapshot's entry at `dest`.

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::plan::{DirState, FileJob, Needed, Plan};
+use super::plan::{DirState, FileJob, LinkTo, Needed, Plan};
 use super::{Action, Restorer};
 use crate::error::Result;
 use crate::repository::PackRead;
@@ -57,15 +57,23 @@ impl Restorer<'_> {
         }
         written?;
         for l in &links {
-            let Some(first) = files.get(l.first) else { continue };
-            if first.failed.load(Ordering::Relaxed) {
-                self.report(
-                    &l.path,
-                    format!("not restored: it is a hard link of {}, which could not be restored", first.path.display()),
-                );
-                continue;
-            }
-            let first_dest = first.target.as_ref().unwrap_or(&first.dest);
+            let (first_path, first_dest) = match &l.to {
+                LinkTo::Planned(i) => {
+                    let Some(first) = files.get(*i) else { continue };
+                    if first.failed.load(Ordering::Relaxed) {
+                        self.report(
+                            &l.path,
+                            format!(
+                                "not restored: it is a hard link of {}, which could not be restored",
+                                first.path.display()
+                            ),
+                        );
+                        continue;
+                    }
+                    (&first.path, first.target.as_ref().unwrap_or(&first.dest))
+                }
+                LinkTo::Kept(path, dest) => (path, dest),
+            };
             if let Err(msg) = make_way(&l.dest, false) {
                 self.report(&l.path, msg);
                 continue;
@@ -75,7 +83,7 @@ impl Restorer<'_> {
                     self.progress.files.fetch_add(1, Ordering::Relaxed);
                     self.tell(l.action, &l.path, 0);
                 }
-                Err(e) => self.report(&l.path, format!("cannot create hard link to {}: {e}", first.path.display())),
+                Err(e) => self.report(&l.path, format!("cannot create hard link to {}: {e}", first_path.display())),
             }
         }
         dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));

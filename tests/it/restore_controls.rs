@@ -442,3 +442,57 @@ fn blobs_the_local_file_holds_are_copied_not_downloaded() {
     assert_eq!(code, 15, "{v}");
     assert_eq!(fs::read(here.join("big.bin")).unwrap(), other, "the local file kept");
 }
+
+/// A profile's `[restore] overwrite` gives `--overwrite`; the command line's flag wins.
+#[test]
+fn a_profiles_overwrite_mode_applies() {
+    let f = fixture(&[("a.txt", b"snapshot's a\n".to_vec())]);
+    let target = f.tmp.join("t");
+    let here = restored(&target, &f.src);
+    write(here.join("a.txt"), "local a\n");
+    let file = f.tmp.join("p.toml");
+    write(&file, format!("[repository]\nrepo = {:?}\n\n[restore]\noverwrite = \"never\"\n", f.repo.path.display()));
+    let run = |extra: &[&str]| {
+        cairn()
+            .password(PASSWORD)
+            .arg("--config")
+            .arg(&file)
+            .args(["restore", "latest", "-t"])
+            .arg(&target)
+            .args(extra)
+            .run()
+            .ok()
+    };
+    run(&[]);
+    assert_eq!(fs::read_to_string(here.join("a.txt")).unwrap(), "local a\n", "never, from the profile");
+    run(&["--overwrite", "always"]);
+    assert_eq!(fs::read_to_string(here.join("a.txt")).unwrap(), "snapshot's a\n", "the flag wins");
+}
+
+/// Hard links over an unchanged first name: names already linked stay (skipped), a missing
+/// name is linked to the file left in place.
+#[test]
+fn hard_links_to_an_unchanged_file_are_kept_or_relinked() {
+    let f = fixture(&[("a", b"linked content\n".to_vec())]);
+    fs::hard_link(f.src.join("a"), f.src.join("b")).unwrap();
+    f.repo.run(["backup".as_ref(), f.src.as_os_str()]).ok();
+    let target = f.tmp.join("t");
+    let here = restored(&target, &f.src);
+    f.repo.run(["restore".as_ref(), "latest".as_ref(), "-t".as_ref(), target.as_os_str()]).ok();
+    assert_eq!(ino(&here.join("a")), ino(&here.join("b")));
+    let first = ino(&here.join("a"));
+
+    let (code, v, _) = restore_json(&f.repo, &target, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(v["files_skipped"], 2, "{v}");
+    assert_eq!(v["files_restored"], 0, "{v}");
+    assert_eq!((ino(&here.join("a")), ino(&here.join("b"))), (first, first));
+
+    fs::remove_file(here.join("b")).unwrap();
+    let (code, v, _) = restore_json(&f.repo, &target, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(v["files_skipped"], 1, "{v}");
+    assert_eq!(v["files_restored"], 1, "{v}");
+    assert_eq!((ino(&here.join("a")), ino(&here.join("b"))), (first, first), "b linked to the file left in place");
+    assert_eq!(fs::read(here.join("b")).unwrap(), b"linked content\n");
+}
