@@ -587,7 +587,8 @@ impl Restorer<'_> {
             };
             match handle {
                 Ok(h) => self.set_metadata_via(node, &dest, Some(&h), &dest),
-                Err(e) => self.report(&path, format!("cannot open the existing file to set its metadata: {e}")),
+                // Not readable (mode 000, say): by its path, as a directory's metadata is set.
+                Err(_) => self.set_metadata(node, &dest),
             }
         }
         self.skipped(&path, node.size);
