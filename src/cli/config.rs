@@ -93,7 +93,8 @@ PROFILES
 
 [check]   read-data = true (--read-data); read-data-subset = "10%" (--read-data-subset)
 [prune]   max-unused = "5%" (--max-unused)
-[restore] verify = true (--verify)
+[restore] verify = true (--verify); overwrite = "if-changed" (--overwrite: always, if-changed,
+          if-newer, never)
 [drill]   (cairn drill) rto = "30m" (--rto); target = "/var/tmp/drill" (--target);
           components = ["/postgres/maildb.dump"] (--component); command-timeout = "1h"
           (--command-timeout); keep = true (--keep)

@@ -264,6 +264,8 @@ pub struct PruneSection {
 pub struct RestoreSection {
     /// `--verify`.
     pub verify: Option<bool>,
+    /// `--overwrite` (`always`, `if-changed`, `if-newer`, `never`).
+    pub overwrite: Option<String>,
 }
 
 /// `[monitoring]`: metrics for every command that writes them, and `cairn run`'s pings.
@@ -642,6 +644,6 @@ const SECTION_KEYS: [(&str, &[&str]); 7] = [
     ),
     ("check", &["read-data", "read-data-subset"]),
     ("prune", &["max-unused"]),
-    ("restore", &["verify"]),
+    ("restore", &["verify", "overwrite"]),
     ("drill", &["rto", "target", "command-timeout", "keep"]),
 ];

@@ -8,18 +8,36 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::plan::{FileJob, Needed, Plan};
-use super::Restorer;
+use super::plan::{DirState, FileJob, LinkTo, Needed, Plan};
+use super::{Action, Restorer};
 use crate::error::Result;
 use crate::repository::PackRead;
 use crate::tree::{Node, NodeKind};
 
 impl Restorer<'_> {
+    /// The plan is known: set the progress totals (files and bytes to write).
+    pub(super) fn set_totals(&self, plan: &Plan) {
+        let p = self.progress;
+        let files = p.files.load(Ordering::Relaxed) + plan.files.len() as u64 + plan.links.len() as u64;
+        p.total_files.store(files, Ordering::Relaxed);
+        p.total_bytes.store(plan.files.iter().map(|f| f.node.size).sum(), Ordering::Relaxed);
+        p.planned.store(true, Ordering::Release);
+    }
+
+    /// A dry run's figures: the planned files and their bytes count as restored (nothing is).
+    pub(super) fn count_dry(&self, plan: &Plan) {
+        let p = self.progress;
+        p.files.fetch_add(plan.files.len() as u64 + plan.links.len() as u64, Ordering::Relaxed);
+        p.bytes.store(p.total_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.dirs_done.fetch_add(plan.dirs.len() as u64, Ordering::Relaxed);
+    }
+
     /// Phases 2 and 3.
     pub(super) fn run(&self, plan: Plan, verify: bool) -> Result<()> {
         let Plan { files, mut dirs, links, packs, .. } = plan;
-        // Files without content are complete already.
-        for f in files.iter().filter(|f| f.node.content.is_empty()) {
+        // Files without content to download (none, or all copied from the local file) are
+        // complete already.
+        for f in files.iter().filter(|f| f.remaining.load(Ordering::Relaxed) == 0) {
             self.file_done(f, verify, None);
         }
         let mut packs: Vec<(u32, Vec<Needed>)> =
@@ -39,15 +57,23 @@ impl Restorer<'_> {
         }
         written?;
         for l in &links {
-            let Some(first) = files.get(l.first) else { continue };
-            if first.failed.load(Ordering::Relaxed) {
-                self.report(
-                    &l.path,
-                    format!("not restored: it is a hard link of {}, which could not be restored", first.path.display()),
-                );
-                continue;
-            }
-            let first_dest = first.target.as_ref().unwrap_or(&first.dest);
+            let (first_path, first_dest) = match &l.to {
+                LinkTo::Planned(i) => {
+                    let Some(first) = files.get(*i) else { continue };
+                    if first.failed.load(Ordering::Relaxed) {
+                        self.report(
+                            &l.path,
+                            format!(
+                                "not restored: it is a hard link of {}, which could not be restored",
+                                first.path.display()
+                            ),
+                        );
+                        continue;
+                    }
+                    (&first.path, first.target.as_ref().unwrap_or(&first.dest))
+                }
+                LinkTo::Kept(path, dest) => (path, dest),
+            };
             if let Err(msg) = make_way(&l.dest, false) {
                 self.report(&l.path, msg);
                 continue;
@@ -55,8 +81,9 @@ impl Restorer<'_> {
             match fs::hard_link(first_dest, &l.dest) {
                 Ok(()) => {
                     self.progress.files.fetch_add(1, Ordering::Relaxed);
+                    self.tell(l.action, &l.path, 0);
                 }
-                Err(e) => self.report(&l.path, format!("cannot create hard link to {}: {e}", first.path.display())),
+                Err(e) => self.report(&l.path, format!("cannot create hard link to {}: {e}", first_path.display())),
             }
         }
         dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
@@ -171,6 +198,7 @@ impl Restorer<'_> {
             }
         }
         self.progress.files.fetch_add(1, Ordering::Relaxed);
+        self.tell(f.action, &f.path, f.node.size);
     }
 
     /// A new temporary name in the directory of `dest` (the rename over `dest` stays within
@@ -181,24 +209,41 @@ impl Restorer<'_> {
         dest.with_file_name(format!(".cairn-restore-{}-{n}.tmp", std::process::id()))
     }
 
-    /// Make sure the directory for `snap_dir` and all its ancestors exist in the target.
-    pub(super) fn ensure_dir(&self, snap_dir: &Path) -> std::io::Result<()> {
+    /// Make sure the directory for `snap_dir` and all its ancestors exist in the target:
+    /// [`DirState::Created`] when this call created it. In a dry run nothing is created: the
+    /// answer is what would be, and a regular file in the way is the same error.
+    pub(super) fn ensure_dir(&self, snap_dir: &Path) -> std::io::Result<DirState> {
         let mut cur = self.target.clone();
+        let mut state = DirState::Present;
         for c in snap_dir.components().skip(1) {
             cur.push(c);
-            make_real_dir(&cur)?;
+            if self.dry_run {
+                if state == DirState::Created {
+                    continue;
+                }
+                match fs::symlink_metadata(&cur) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(m) if m.is_file() => return Err(file_in_the_way()),
+                    Ok(_) => state = DirState::Created,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => state = DirState::Created,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                state = if make_real_dir(&cur)? { DirState::Created } else { DirState::Present };
+            }
         }
-        Ok(())
+        Ok(state)
     }
 
     /// Create the symlink `node` at `dest` (never followed: the way is clear) with its
-    /// metadata; true when made. Failures are reported under `path`.
-    pub(super) fn restore_symlink(&self, node: &Node, path: &Path, dest: &Path) -> bool {
+    /// metadata; true when made, and `action` told. Failures are reported under `path`.
+    pub(super) fn restore_symlink(&self, node: &Node, path: &Path, dest: &Path, action: Action) -> bool {
         use std::os::unix::ffi::OsStrExt;
         match std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&node.symlink_target), dest) {
             Ok(()) => {
                 self.set_metadata(node, dest);
                 self.progress.files.fetch_add(1, Ordering::Relaxed);
+                self.tell(action, path, 0);
                 true
             }
             Err(e) => {
@@ -255,7 +300,7 @@ impl Restorer<'_> {
 
     /// [`Restorer::set_metadata`], through `handle` (the file open for writing, no path
     /// look-ups) when there is one; failures are reported under `shown`.
-    fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>, shown: &Path) {
+    pub(super) fn set_metadata_via(&self, node: &Node, dest: &Path, handle: Option<&fs::File>, shown: &Path) {
         use std::os::fd::AsRawFd;
         if self.as_root {
             let (uid, gid) = (Some(nix::unistd::Uid::from_raw(node.uid)), Some(nix::unistd::Gid::from_raw(node.gid)));
@@ -299,12 +344,7 @@ pub(super) fn make_real_dir(p: &Path) -> std::io::Result<bool> {
     match fs::symlink_metadata(p) {
         Ok(m) if m.is_dir() => return Ok(false),
         // A regular file is somebody's data, not the restore's to delete.
-        Ok(m) if m.is_file() => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a file is in the way (restore does not delete what is not in the snapshot; move it away)",
-            ))
-        }
+        Ok(m) if m.is_file() => return Err(file_in_the_way()),
         Ok(_) => fs::remove_file(p)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -319,6 +359,64 @@ pub(super) fn make_real_dir(p: &Path) -> std::io::Result<bool> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The error for a regular file where a directory is to be made.
+fn file_in_the_way() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        "a file is in the way (restore does not delete what is not in the snapshot unless asked to; move it away)",
+    )
+}
+
+/// Remove `top` and everything below it, deepest first, walking an explicit stack (no
+/// recursion, whatever the depth), never following a symlink and never entering another file
+/// system (a mount point below is an error, and it and what contains it stay). `each` is told
+/// of every entry removed (in a `dry` run: that would be, and nothing is). Errors: the first
+/// failure; what was not removed yet stays.
+pub(super) fn remove_tree(top: &Path, dry: bool, each: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::symlink_metadata(top)?;
+    if !md.is_dir() {
+        if !dry {
+            fs::remove_file(top)?;
+        }
+        each(top);
+        return Ok(());
+    }
+    let dev = md.dev();
+    // (directory, its entries are gone): a directory is removed on its second visit.
+    let mut stack = vec![(top.to_path_buf(), false)];
+    while let Some((dir, emptied)) = stack.pop() {
+        if emptied {
+            if !dry {
+                fs::remove_dir(&dir)?;
+            }
+            each(&dir);
+            continue;
+        }
+        stack.push((dir.clone(), true));
+        let mut entries: Vec<_> = fs::read_dir(&dir)?.collect::<std::io::Result<_>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                if fs::symlink_metadata(&p)?.dev() != dev {
+                    return Err(std::io::Error::other(format!(
+                        "{} is another file system (a mount point): not deleted",
+                        p.display()
+                    )));
+                }
+                stack.push((p, false));
+            } else {
+                if !dry {
+                    fs::remove_file(&p)?;
+                }
+                each(&p);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Create a new file for writing, never through a symlink.
@@ -400,5 +498,39 @@ mod tests {
         std::os::unix::fs::symlink(p.join("elsewhere"), p.join("l")).unwrap();
         assert!(create_file(&p.join("l")).is_err());
         assert!(!p.join("elsewhere").exists());
+    }
+
+    #[test]
+    fn remove_tree_goes_deep_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        fs::write(p.join("outside"), b"keep").unwrap();
+        let top = p.join("top");
+        let mut deep = top.clone();
+        for _ in 0..2000 {
+            deep.push("a");
+        }
+        fs::create_dir_all(&deep).unwrap();
+        fs::write(deep.join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(p.join("outside"), top.join("link")).unwrap();
+        std::os::unix::fs::symlink(p, top.join("dirlink")).unwrap();
+
+        let mut seen = 0;
+        remove_tree(&top, true, &mut |_| seen += 1).unwrap();
+        assert_eq!(seen, 2000 + 1 + 2 + 1, "the directories, f, the two links, the top: every entry told in a dry run");
+        assert!(deep.join("f").exists(), "a dry run removed something");
+
+        let mut told = Vec::new();
+        remove_tree(&top, false, &mut |q| told.push(q.to_path_buf())).unwrap();
+        assert_eq!(told.len(), seen);
+        assert_eq!(told.last(), Some(&top), "the top goes last");
+        assert!(!top.exists());
+        assert_eq!(fs::read(p.join("outside")).unwrap(), b"keep");
+
+        fs::write(p.join("single"), b"x").unwrap();
+        let mut n = 0;
+        remove_tree(&p.join("single"), false, &mut |_| n += 1).unwrap();
+        assert_eq!(n, 1);
+        assert!(!p.join("single").exists());
     }
 }

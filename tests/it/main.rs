@@ -29,6 +29,7 @@ mod mount;
 mod profile;
 mod prune;
 mod restore;
+mod restore_controls;
 mod s3;
 mod scale;
 mod schedule;

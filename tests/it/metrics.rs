@@ -72,13 +72,15 @@ fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_fail
     m(&["forget", "--keep-last", "1", "--prune"]).ok();
     m(&["check"]).ok();
     m(&["drill", "--rto", "1h"]).ok();
+    let target = tmp.join("restored");
+    m(&["restore", "latest", "--target", target.to_str().expect("utf-8")]).ok();
     let text = fs::read_to_string(&prom).expect("metrics file");
     promtool_accepts(&text);
     let host = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname").trim().to_string();
     let repo_label = format!("repository=\"{}\"", repo.path.display());
     let host_label = format!("host=\"{host}\"");
     let common = [repo_label.as_str(), host_label.as_str(), "profile=\"\""];
-    for c in ["backup", "forget", "check", "drill"] {
+    for c in ["backup", "forget", "check", "drill", "restore"] {
         let label = format!("command=\"{c}\"");
         assert_eq!(value(&text, "cairn_command_exit_code", &[&label, common[0], common[1]]), 0.0, "{c}");
     }
@@ -99,6 +101,9 @@ fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_fail
     assert_eq!(value(&text, "cairn_repository_size_bytes", &[]), packs as f64);
     assert_eq!(value(&text, "cairn_snapshots", &[]), 1.0);
     assert_eq!(value(&text, "cairn_check_errors", &[]), 0.0);
+    assert_eq!(value(&text, "cairn_restore_files", &common), 5.0);
+    assert_eq!(value(&text, "cairn_restore_bytes", &common), 50_000.0);
+    assert_eq!(value(&text, "cairn_restore_errors", &common), 0.0);
     // The drill: its time against its RTO, each component.
     assert_eq!(value(&text, "cairn_drill_rto_seconds", &common), 3600.0);
     let took = value(&text, "cairn_drill_duration_seconds", &common);
