@@ -65,6 +65,9 @@ pub enum Warning<'a> {
     /// A mounted view failed to serve a request: the kernel only passes on an errno (EIO), so
     /// this is where the error itself is reported.
     MountRequestFailed(&'a Error),
+    /// A drill's scratch directory could not be removed (the drill's verdict stands; the
+    /// directory is left for the operator to remove).
+    DrillCleanupFailed(&'a Error),
 }
 
 impl std::fmt::Display for Warning<'_> {
@@ -73,6 +76,7 @@ impl std::fmt::Display for Warning<'_> {
             Warning::SkippedDamagedSnapshot(d) => write!(f, "{d}; it is skipped"),
             Warning::MountRefreshFailed(e) => write!(f, "cannot refresh the snapshot list: {e}"),
             Warning::MountRequestFailed(e) => write!(f, "{e}"),
+            Warning::DrillCleanupFailed(e) => write!(f, "the drill's scratch directory could not be removed: {e}"),
         }
     }
 }

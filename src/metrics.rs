@@ -202,17 +202,22 @@ impl Exposition {
         self.families.retain(|f| !f.samples.is_empty());
     }
 
-    /// The text format: each family's `# HELP`, `# TYPE` and samples (sorted by labels), the
-    /// families sorted by name.
+    /// The text format: each family's `# HELP` (when it has one), `# TYPE` and samples (a
+    /// gauge's or counter's sorted by labels, others as read), the families sorted by name.
     pub fn render(&self) -> String {
         let mut fams: Vec<&Family> = self.families.iter().filter(|f| !f.samples.is_empty()).collect();
         fams.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out = String::new();
         for f in fams {
-            let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(&f.help));
+            if !f.help.is_empty() {
+                let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(&f.help));
+            }
             let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind.word());
             let mut samples: Vec<&Sample> = f.samples.iter().collect();
-            samples.sort_by(|a, b| (&a.suffix, &a.labels).cmp(&(&b.suffix, &b.labels)));
+            // A histogram's or summary's samples keep their order (`le` is not sorted as text).
+            if matches!(f.kind, MetricType::Gauge | MetricType::Counter) {
+                samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+            }
             for s in samples {
                 out.push_str(&f.name);
                 out.push_str(&s.suffix);
@@ -412,7 +417,8 @@ mod tests {
         );
         let out = ex.render();
         assert!(out.contains("node_x{a=\"1\"} 7\n"), "{out}");
-        assert!(out.contains("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 2\n"), "{out}");
+        assert!(out.contains("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 2\nh_count 1\n"), "{out}");
+        assert!(!out.contains("# HELP h "), "no help, no empty HELP line: {out}");
         assert!(out.contains("# TYPE h histogram"), "{out}");
         assert!(out.contains("cairn_snapshots{profile=\"p\"} 2\n"), "{out}");
     }

@@ -175,6 +175,8 @@ fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<arch
         ("files-from-raw", a.files_from_raw.is_empty()),
     ];
     if typed.iter().any(|(key, empty)| !empty && !from_profile(key)) {
+        // Not the profile's backup: its metrics (the night's dumps and last success) stay.
+        metrics::skip();
         return Ok(Vec::new());
     }
     applied
@@ -308,6 +310,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
         return Err(Error::usage(
             "--stdin-from-command needs a command: cairn backup --stdin-from-command [OPTIONS] -- COMMAND [ARG...]",
         ));
+    }
+    if a.dry_run {
+        metrics::skip();
     }
     let commands = command_sources(a, applied)?;
     let paths = source_paths(a, !commands.is_empty())?;

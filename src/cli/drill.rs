@@ -95,9 +95,14 @@ fn commands(a: &DrillArgs, applied: Option<&Applied>) -> Result<Vec<DrillCommand
 
 /// Run the drill and print its report; the exit code says how it went (module documentation).
 pub fn run(g: &GlobalOpts, a: &DrillArgs, applied: Option<&Applied>) -> Result<u8, Error> {
+    let mut filter = a.filter.filter();
+    if let (Some(p), true) = (applied, filter.hosts.is_empty()) {
+        // A profile's drill is of its own host's snapshots (a repository may hold many hosts).
+        filter.hosts.push(p.profile.backup.host.clone().unwrap_or_else(cairn::util::hostname));
+    }
     let mut opts = DrillOptions {
         snapshot: a.snapshot.clone(),
-        filter: a.filter.filter(),
+        filter,
         components: a.components.clone(),
         commands: commands(a, applied)?,
         target: a.target.clone(),

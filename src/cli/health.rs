@@ -32,14 +32,16 @@ pub struct HealthArgs {
     /// snapshots before it (0: not checked)
     #[arg(long, value_name = "FACTOR", default_value_t = 3.0)]
     size_factor: f64,
-    /// The median is taken over this many snapshots before the newest (at least 3 are needed)
+    /// The median is taken over this many snapshots before the newest (at least 3); the size
+    /// is checked with --max-age, --warn or --crit
     #[arg(long, value_name = "N", default_value_t = 10)]
     size_history: usize,
     /// Differences from the median smaller than this are never a size warning (K, M, G, T)
     #[arg(long, value_name = "SIZE", default_value = "1M")]
     size_min: String,
-    /// CRITICAL when a host's newest passing `cairn drill` (a restore rehearsal recorded in
-    /// the repository, from any host) is older than this (`35d`), or it has none
+    /// CRITICAL when a host's newest passing `cairn drill` of a whole snapshot (a restore
+    /// rehearsal recorded in the repository, from any host) is older than this (`35d`), or it
+    /// has none
     #[arg(long, value_name = "AGE")]
     max_drill_age: Option<String>,
     #[command(flatten)]
@@ -96,6 +98,17 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
             "give --max-age AGE (or --warn AGE and/or --crit AGE): the age a backup may reach; and/or --max-drill-age AGE: the age a passing drill may reach",
         ));
     }
+    if let (Some(w), Some(c)) = (limits.warn, limits.crit) {
+        if w > c {
+            return Err(Error::usage("--warn is longer than --crit: a backup would be CRITICAL before it is WARNING"));
+        }
+    }
+    if a.size_history < 3 {
+        return Err(Error::usage(format!(
+            "--size-history {}: the median needs at least 3 snapshots (--size-factor 0 turns the size check off)",
+            a.size_history
+        )));
+    }
     if !(a.size_factor == 0.0 || a.size_factor > 1.0) {
         return Err(Error::usage(format!(
             "--size-factor {}: give a factor above 1 (or 0: no size check)",
@@ -128,6 +141,10 @@ fn check(g: &GlobalOpts, a: &HealthArgs) -> Result<u8, Error> {
                     filter.matches_fields(&r.snapshot_host, &r.snapshot_tags, |p| {
                         r.components.iter().any(|c| c.path == p)
                     })
+                })
+                // A drill of part of a snapshot (still listed) is no full rehearsal.
+                .filter(|(_, r)| {
+                    snaps.iter().find(|(id, _)| *id == r.snapshot).is_none_or(|(_, s)| health::drill_covers(r, s))
                 })
                 .collect();
             let mut hosts: Vec<String> = snaps.iter().map(|(_, s)| s.hostname.clone()).collect();
@@ -256,5 +273,5 @@ fn perf_label(c: &Check) -> String {
 
 /// `s` without the characters the performance-data format reserves.
 fn sanitize(s: &str) -> String {
-    s.chars().map(|ch| if ch == '\'' || ch == '=' { '_' } else { ch }).collect()
+    s.chars().map(|ch| if ch == '\'' || ch == '=' || ch.is_control() { '_' } else { ch }).collect()
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 /// Send `body` to `url` with `method` (`POST`, `PUT`, `GET`), giving up after `timeout` and
 /// trying `attempts` times in all (1 s, then 2 s... between tries) while the failure may pass
-/// (a connection error, a timeout, a 5xx). Returns the final status code; a 4xx is returned at
-/// once. Errors: a sentence naming the URL (without its query) and what failed.
+/// (a connection error, a timeout, a 5xx), but not after an interrupt. Returns the final status code; a 4xx is returned at
+/// once. Errors: a sentence naming the URL ([`redacted`]) and what failed.
 pub fn send(method: &str, url: &str, body: Vec<u8>, timeout: Duration, attempts: u32) -> Result<u16, String> {
-    let shown = url.split('?').next().unwrap_or(url);
+    let shown = redacted(url);
+    let shown = shown.as_str();
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| format!("{shown}: {e}"))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -25,14 +26,37 @@ pub fn send(method: &str, url: &str, body: Vec<u8>, timeout: Duration, attempts:
     let mut last = String::new();
     for attempt in 0..attempts.max(1) {
         if attempt > 0 {
+            // An interrupted command (SIGTERM from systemd) does not wait on a monitoring host.
+            if super::cancel().is_cancelled() {
+                break;
+            }
             std::thread::sleep(Duration::from_secs(1 << (attempt - 1).min(4)));
         }
         let req = client.request(method.clone(), url).body(body.clone());
         match rt.block_on(async { req.send().await }) {
             Ok(r) if r.status().is_server_error() => last = format!("{shown}: the server answered {}", r.status()),
             Ok(r) => return Ok(r.status().as_u16()),
-            Err(e) => last = format!("{shown}: {}", super::error_text(&e)),
+            Err(e) => last = format!("{shown}: {}", super::error_text(&e.without_url())),
         }
     }
     Err(last)
+}
+
+/// `url` as messages show it: the scheme and host only (`https://hc-ping.com/***`): a ping
+/// URL's path is the check's secret, and a `user:password@` or a `?token=` is one too.
+pub fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let more = if rest.len() > authority.len() { "/***" } else { "" };
+    format!("{scheme}://{host}{more}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacted_keeps_only_scheme_and_host() {
+        assert_eq!(super::redacted("https://u:p@hc-ping.com/uuid/start?rid=1"), "https://hc-ping.com/***");
+        assert_eq!(super::redacted("http://127.0.0.1:9091"), "http://127.0.0.1:9091");
+    }
 }

@@ -68,6 +68,8 @@ pub struct Sinks<'a> {
     pub push: Option<&'a str>,
     /// The profile's name ("" without one).
     pub profile: &'a str,
+    /// The `host` label: the profile's `[backup] host`, else this machine's name.
+    pub host: &'a str,
     /// The repository as given (`-r`).
     pub repository: &'a str,
 }
@@ -81,8 +83,8 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
     if skipped || !COMMANDS.contains(&command) || (sinks.file.is_none() && sinks.push.is_none()) {
         return;
     }
-    let host = cairn::util::hostname();
-    let base: Labels = [("profile", sinks.profile), ("host", host.as_str()), ("repository", sinks.repository)]
+    let host = sinks.host;
+    let base: Labels = [("profile", sinks.profile), ("host", host), ("repository", sinks.repository)]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
@@ -135,35 +137,66 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
         }
     }
     if let Some(url) = sinks.push {
-        let mut ex = Exposition::default();
-        ex.merge(exit, &cmd_owner, None);
-        ex.merge(figures, &base, Some(&prefix));
-        let group = ["host", "profile", "command"];
-        for f in &mut ex.families {
-            for s in &mut f.samples {
-                s.labels.retain(|k, _| !group.contains(&k.as_str()));
-            }
+        push(url, host, sinks.profile, c, exit, figures);
+    }
+}
+
+/// Push to the Pushgateway at `url` (see the module docs): the run's series replace the group
+/// `job/cairn/host/H/profile/P/command/C` (PUT: a failed run leaves none of the last good run's
+/// figures there), and each `*_last_success_timestamp_seconds` sample goes to a group of its
+/// own (`.../component/PATH`, "" for the command's), so that a run that did not succeed, or a
+/// component that failed, leaves the previous success in place. The grouping labels are
+/// removed from the samples (the Pushgateway adds them back).
+fn push(url: &str, host: &str, profile: &str, command: &str, exit: Vec<Family>, figures: Vec<Family>) {
+    let mut ex = Exposition::default();
+    ex.merge(exit, &Labels::new(), None);
+    ex.merge(figures, &Labels::new(), None);
+    let group = ["host", "profile", "command"];
+    for f in &mut ex.families {
+        for s in &mut f.samples {
+            s.labels.retain(|k, _| !group.contains(&k.as_str()));
         }
-        let target = push_url(url, &host, sinks.profile, c);
-        match super::http::send("POST", &target, ex.render().into_bytes(), PUSH_TIMEOUT, PUSH_ATTEMPTS) {
+    }
+    let base = push_url(url, host, profile, command);
+    let (sticky, plain): (Vec<Family>, Vec<Family>) =
+        ex.families.into_iter().partition(|f| f.name.ends_with(cairn::metrics::STICKY_SUFFIX));
+    let mut requests = vec![("PUT", base.clone(), Exposition { families: plain })];
+    for mut f in sticky {
+        for mut sample in std::mem::take(&mut f.samples) {
+            let component = sample.labels.remove("component").unwrap_or_default();
+            let one = Family { samples: vec![sample], ..f.clone() };
+            let target = format!("{base}/component@base64/{}", b64(&component));
+            requests.push(("PUT", target, Exposition { families: vec![one] }));
+        }
+    }
+    let shown = super::http::redacted(url);
+    for (method, target, body) in requests {
+        match super::http::send(method, &target, body.render().into_bytes(), PUSH_TIMEOUT, PUSH_ATTEMPTS) {
             Ok(s) if (200..300).contains(&s) => {}
-            Ok(s) => eprintln!("cairn: warning: metrics push to {url}: the Pushgateway answered HTTP {s}"),
-            Err(e) => eprintln!("cairn: warning: metrics push failed: {e}"),
+            Ok(s) => {
+                eprintln!("cairn: warning: metrics push to {shown}: the Pushgateway answered HTTP {s}");
+                return;
+            }
+            Err(e) => {
+                eprintln!("cairn: warning: metrics push failed: {e}");
+                return;
+            }
         }
     }
 }
 
-/// The Pushgateway URL of a group: `URL/metrics/job/cairn/host@base64/..`, each label value
-/// in URL-safe base64 (the Pushgateway's way of carrying any value, `/` included).
-fn push_url(url: &str, host: &str, profile: &str, command: &str) -> String {
+/// A label value as the Pushgateway's URL carries any value: URL-safe base64 (`=` for "").
+fn b64(v: &str) -> String {
     use base64::Engine as _;
-    let b64 = |v: &str| {
-        if v.is_empty() {
-            "=".to_string()
-        } else {
-            base64::engine::general_purpose::URL_SAFE.encode(v)
-        }
-    };
+    if v.is_empty() {
+        "=".to_string()
+    } else {
+        base64::engine::general_purpose::URL_SAFE.encode(v)
+    }
+}
+
+/// The Pushgateway URL of a command's group: `URL/metrics/job/cairn/host@base64/../profile@base64/../command/C`.
+fn push_url(url: &str, host: &str, profile: &str, command: &str) -> String {
     format!(
         "{}/metrics/job/cairn/host@base64/{}/profile@base64/{}/command/{command}",
         url.trim_end_matches('/'),
@@ -172,7 +205,12 @@ fn push_url(url: &str, host: &str, profile: &str, command: &str) -> String {
     )
 }
 
-/// Merge into `file` under its lock and replace it atomically.
+/// How long a command waits for another one writing the same metrics file.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Merge into `file` under its lock and replace it atomically. The file is read without
+/// following a symbolic link and must be a regular file; the new one keeps its mode (and, for
+/// root, its owner). Errors: a sentence.
 fn write_file(
     file: &Path,
     exit: &[Family],
@@ -181,14 +219,22 @@ fn write_file(
     base: &Labels,
     prefix: &str,
 ) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     let name = file.file_name().ok_or("not a file name")?.to_string_lossy().into_owned();
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    // Never replace a device (/dev/null) or a link: only a regular file, or none yet.
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if !m.is_file() => return Err("not a regular file: not replaced".into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
     let lock_path = dir.join(format!("{name}.lock"));
-    let lock_file = std::fs::OpenOptions::new()
+    let mut lock_file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -196,20 +242,45 @@ fn write_file(
         .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("{}: {e}", lock_path.display()))?;
-    let old = match std::fs::read(file) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e.to_string()),
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let _lock = loop {
+        match nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => break l,
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                lock_file = f;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(format!("another process has held {} for {}s", lock_path.display(), LOCK_WAIT.as_secs()))
+            }
+            Err((_, e)) => return Err(format!("{}: {e}", lock_path.display())),
+        }
     };
-    let (mut ex, bad) = Exposition::parse(&old);
-    for b in bad {
-        eprintln!("cairn: warning: {}:{}: not a metric line, dropped: {}", file.display(), b.line, b.text);
+    let mut old = Vec::new();
+    let mut keep: Option<std::fs::Metadata> = None;
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(file) {
+        Ok(mut f) => {
+            let meta = f.metadata().map_err(|e| e.to_string())?;
+            if !meta.is_file() {
+                return Err("not a regular file".into());
+            }
+            f.read_to_end(&mut old).map_err(|e| e.to_string())?;
+            keep = Some(meta);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("a symbolic link: not followed".into()),
+        Err(e) => return Err(e.to_string()),
+    }
+    let (mut ex, bad) = Exposition::parse(&String::from_utf8_lossy(&old));
+    if !bad.is_empty() {
+        let lines: Vec<String> = bad.iter().map(|b| b.line.to_string()).collect();
+        eprintln!("cairn: warning: {}: line(s) {} are not metrics; dropped", file.display(), lines.join(", "));
     }
     ex.merge(exit.to_vec(), cmd_owner, None);
     ex.merge(figures.to_vec(), base, Some(prefix));
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Left by a killed process that had this pid: under the lock, nobody else writes it.
+    let _ = std::fs::remove_file(&tmp);
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .create_new(true)
@@ -217,6 +288,16 @@ fn write_file(
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
+        match &keep {
+            Some(m) => {
+                f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                if nix::unistd::geteuid().is_root() {
+                    std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
+                }
+            }
+            // Readable by node_exporter whatever the umask (metrics hold no secret).
+            None => f.set_permissions(std::fs::Permissions::from_mode(0o644))?,
+        }
         f.write_all(ex.render().as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, file)?;

@@ -39,7 +39,7 @@ pub use format::{human_bytes, local_time, parse_duration, snapshot_time, TIME_FO
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use cairn::backend::Backend;
 use cairn::Error;
@@ -169,12 +169,12 @@ pub struct GlobalOpts {
     /// Write the figures of backup, run, forget, prune, check, restore, drill and stats as
     /// Prometheus metrics into FILE (node_exporter's textfile format), merged with the
     /// series other commands and profiles left there; replaced atomically
-    #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE")]
-    pub metrics_file: Option<std::path::PathBuf>,
+    #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE", value_parser = clap::value_parser!(std::ffi::OsString))]
+    metrics_file: Option<std::ffi::OsString>,
     /// Push the same metrics to this Prometheus Pushgateway (http://HOST:9091), grouped by
     /// job "cairn", host, profile and command
     #[arg(long, env = "CAIRN_METRICS_PUSH", global = true, value_name = "URL")]
-    pub metrics_push: Option<String>,
+    metrics_push: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +230,18 @@ enum Command {
 }
 
 impl GlobalOpts {
+    /// `--metrics-file` (`CAIRN_METRICS_FILE`, `[monitoring] metrics-file`); an empty value is
+    /// none.
+    pub fn metrics_file(&self) -> Option<std::path::PathBuf> {
+        self.metrics_file.as_ref().filter(|f| !f.is_empty()).map(std::path::PathBuf::from)
+    }
+
+    /// `--metrics-push` (`CAIRN_METRICS_PUSH`, `[monitoring] metrics-push`); an empty value is
+    /// none.
+    pub fn metrics_push(&self) -> Option<&str> {
+        self.metrics_push.as_deref().filter(|u| !u.trim().is_empty())
+    }
+
     /// The backend named by `-r`.
     pub fn backend(&self) -> Result<Arc<dyn Backend>, Error> {
         if self.repo.is_empty() {
@@ -479,9 +491,15 @@ pub fn error_text(e: &dyn std::error::Error) -> String {
 
 /// Parse, run, and turn the outcome into restic's exit codes.
 pub fn main() -> ExitCode {
-    let (cli, applied) = match profile_apply::parse(std::env::args_os().collect()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (cli, applied) = match profile_apply::parse(args.clone()) {
         Ok(x) => x,
         Err(e) => {
+            if health_requested(&args) {
+                // A monitoring plugin whose configuration is wrong is UNKNOWN (3), with its line.
+                out(&format!("CAIRN HEALTH UNKNOWN - {}", error_text(&e)));
+                return ExitCode::from(3);
+            }
             print_error(&e);
             return ExitCode::from(EXIT_FATAL);
         }
@@ -525,6 +543,10 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
+            if e.kind() == cairn::error::Kind::Usage {
+                // A mistyped value ran nothing: the last real run's metrics stay.
+                metrics::skip();
+            }
             if cli.global.json {
                 print_json_error(&e, code);
             } else {
@@ -541,10 +563,14 @@ pub fn main() -> ExitCode {
         (Some(n), None) => n.clone(),
         (None, None) => String::new(),
     };
+    let metrics_file = cli.global.metrics_file();
+    // The host the profile's snapshots carry (`[backup] host`), as health and snapshots name it.
+    let host = applied.as_ref().and_then(|p| p.profile.backup.host.clone()).unwrap_or_else(cairn::util::hostname);
     let sinks = metrics::Sinks {
-        file: cli.global.metrics_file.as_deref(),
-        push: cli.global.metrics_push.as_deref(),
+        file: metrics_file.as_deref(),
+        push: cli.global.metrics_push(),
         profile: &profile,
+        host: &host,
         repository: &cli.global.repo,
     };
     metrics::finish(&sinks, cli.command.name(), started.0, started.1.elapsed(), code);
@@ -579,6 +605,13 @@ impl Command {
             Command::Drill(_) => "drill",
         }
     }
+}
+
+/// True when command line `args` runs `cairn health` (looked for before it could be parsed:
+/// `health` as one of the arguments), whose every failure is UNKNOWN (exit 3).
+fn health_requested(args: &[std::ffi::OsString]) -> bool {
+    let m = Cli::command().ignore_errors(true).try_get_matches_from(args);
+    matches!(m.as_ref().map(|m| m.subcommand_name()), Ok(Some("health"))) || args.iter().skip(1).any(|a| a == "health")
 }
 
 /// The locks this process holds, so that an exit that skips destructors can still remove

@@ -66,8 +66,11 @@ impl Pinger {
             },
             attempts: m.ping_attempts.unwrap_or(3),
         };
-        if p.timeout.is_zero() {
-            return Err(Error::usage(format!("{at}: ping-timeout must be more than 0")));
+        if p.timeout.is_zero() || p.timeout > Duration::from_secs(60) {
+            return Err(Error::usage(format!("{at}: ping-timeout must be more than 0 and at most 60s")));
+        }
+        if !(1..=10).contains(&p.attempts) {
+            return Err(Error::usage(format!("{at}: ping-attempts must be 1 to 10")));
         }
         for u in [&p.start, &p.success, &p.failure].into_iter().flatten() {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
@@ -97,7 +100,7 @@ impl Pinger {
     fn send(&self, url: &str, body: Vec<u8>) {
         match super::http::send("POST", url, body, self.timeout, self.attempts) {
             Ok(s) if (200..300).contains(&s) => {}
-            Ok(s) => eprintln!("cairn: warning: ping {}: HTTP {s}", url.split('?').next().unwrap_or(url)),
+            Ok(s) => eprintln!("cairn: warning: ping {}: HTTP {s}", super::http::redacted(url)),
             Err(e) => eprintln!("cairn: warning: ping failed: {e}"),
         }
     }

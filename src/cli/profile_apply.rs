@@ -94,12 +94,11 @@ pub fn parse(args: Vec<OsString>) -> Result<(Cli, Option<Applied>), Error> {
 /// Exit as clap does on a usage error (exit 2) or `--help`, but with 3 for `health`: a
 /// monitoring plugin's usage error is UNKNOWN in the Nagios convention (2 would say CRITICAL).
 fn usage_exit(e: clap::Error, args: &[OsString]) -> ! {
-    if e.use_stderr() {
-        let m = Cli::command().ignore_errors(true).try_get_matches_from(args);
-        if matches!(m.as_ref().map(|m| m.subcommand_name()), Ok(Some("health"))) {
-            let _ = e.print();
-            std::process::exit(3);
-        }
+    if e.use_stderr() && super::health_requested(args) {
+        let first = e.to_string().lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+        super::out(&format!("CAIRN HEALTH UNKNOWN - usage error: {first}"));
+        let _ = e.print();
+        std::process::exit(3);
     }
     e.exit()
 }

@@ -79,6 +79,8 @@ struct Night<'a> {
     exe: std::path::PathBuf,
     /// Arguments that select the profile and the effective global options, for each child.
     globals: Vec<OsString>,
+    /// `--metrics-push`, passed to each child as `CAIRN_METRICS_PUSH`.
+    metrics_push: Option<String>,
     steps: Vec<Step>,
     code: u8,
     error: Option<String>,
@@ -123,6 +125,7 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         config: std::path::absolute(&p.file).unwrap_or_else(|_| p.file.clone()),
         exe,
         globals: child_globals(g),
+        metrics_push: g.metrics_push().map(str::to_string),
         steps: Vec::new(),
         code: EXIT_OK,
         error: None,
@@ -251,12 +254,11 @@ fn child_globals(g: &GlobalOpts) -> Vec<OsString> {
     if let Some(r) = &g.retry_lock {
         a.push(flag("--retry-lock", r));
     }
-    if let Some(f) = &g.metrics_file {
+    if let Some(f) = g.metrics_file() {
         a.push(flag("--metrics-file", f));
     }
-    if let Some(u) = &g.metrics_push {
-        a.push(flag("--metrics-push", u));
-    }
+    // --metrics-push goes by the environment ([`Night::command`]): a URL may hold a password,
+    // and a command line is visible to every user.
     if g.quiet {
         a.push("--quiet".into());
     }
@@ -275,6 +277,15 @@ fn flag(name: &str, value: impl AsRef<std::ffi::OsStr>) -> OsString {
 }
 
 impl Night<'_> {
+    /// This program as a child step, with `CAIRN_METRICS_PUSH` when the run has one.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        if let Some(u) = &self.metrics_push {
+            cmd.env("CAIRN_METRICS_PUSH", u);
+        }
+        cmd
+    }
+
     /// Record a step that ended with `code`.
     fn record(&mut self, mut step: Step) {
         if step.exit_code != EXIT_OK && self.error.is_none() {
@@ -290,7 +301,7 @@ impl Night<'_> {
     /// The backup step: `cairn --json backup` with the profile, its summary read for the
     /// snapshot id; the summary line is printed unless `--quiet`/`--json`.
     fn backup(&mut self) {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = self.command();
         // Its messages reach stderr as they come; stdout is its JSON summary.
         cmd.args(&self.globals).args(["--json", "backup"]);
         let (code, stdout, error) = match supervise(&mut cmd, true, self.json) {
@@ -374,7 +385,7 @@ impl Night<'_> {
 
     /// A step that is this program's command `args` with the profile.
     fn child(&mut self, name: &str, args: &[&str]) {
-        let mut cmd = Command::new(&self.exe);
+        let mut cmd = self.command();
         cmd.args(&self.globals).args(args).stdout(self.stdout());
         let (code, error) = match supervise(&mut cmd, false, self.json) {
             Ok(f) => {

@@ -141,7 +141,15 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
                     from_profile.map_or("none".to_string(), |r| format!("{r:?}"))
                 )));
             }
-            install(g, profile, by_path.as_deref(), i, config)
+            let mut writable = Vec::new();
+            if let Some(f) = g.metrics_file() {
+                let f = absolute(&f, "--metrics-file")?;
+                writable.extend(f.parent().map(Path::to_path_buf));
+            }
+            if let (Some(t), "drill") = (&p.profile.drill.target, i.place.command.as_str()) {
+                writable.push(absolute(t, "[drill] target")?);
+            }
+            install(g, profile, by_path.as_deref(), i, config, writable)
         }
         Action::Remove(w) => remove(g, profile, w, config),
         Action::Status(w) => status(g, profile, w, config),
@@ -236,6 +244,7 @@ fn unit_spec(
         cache_dir,
         network,
         config: None,
+        writable: Vec::new(),
     })
 }
 
@@ -295,6 +304,17 @@ fn ours(p: &Path) -> Result<Option<bool>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(Some(false)),
         Err(e) => Err(Error::io(p, e)),
     }
+}
+
+/// True when the unit file at `p` (written by cairn) is profile `profile`'s unit for
+/// `command`: its first line names the profile and, for a service, `ExecStart=` ends with the
+/// command (`cairn-a-drill.*` may be profile `a`'s drill or profile `a-drill`'s night).
+fn belongs(p: &Path, profile: &str, command: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(p) else { return false };
+    let first = text.lines().next().unwrap_or("");
+    let named = first.starts_with(&format!("{} for profile {profile};", units::MARKER));
+    let exec = text.lines().find(|l| l.starts_with("ExecStart="));
+    named && exec.is_none_or(|l| l.ends_with(&format!(" {command}")))
 }
 
 /// Write `text` to `p` (mode 0644) through a temporary file and a rename.
@@ -361,9 +381,11 @@ fn install(
     file: Option<&Path>,
     i: &InstallArgs,
     c: &ScheduleConfig,
+    writable: Vec<PathBuf>,
 ) -> Result<u8, Error> {
     let place = place(&i.place, c)?;
     let mut spec = unit_spec(g, profile, i, c, place.user)?;
+    spec.writable = writable;
     spec.config = file.map(Path::to_path_buf);
     if !check_calendar(&spec.on_calendar)? && !g.quiet {
         eprintln!("cairn: systemd-analyze is not installed: the calendar spec {:?} was not checked", spec.on_calendar);
@@ -473,6 +495,13 @@ fn remove(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> R
                     "{} was not written by cairn (no \"{}\" first line): not deleted; --force deletes it",
                     p.display(),
                     units::MARKER
+                )))
+            }
+            Some(true) if !w.force && !belongs(p, profile, &w.command) => {
+                return Err(Error::Refused(format!(
+                    "{} belongs to another profile's units (its first line or ExecStart= is not profile {profile}'s `{}`): not deleted; --force deletes it",
+                    p.display(),
+                    w.command
                 )))
             }
             Some(_) => present.push(p.clone()),

@@ -154,8 +154,22 @@ pub struct DrillCheck {
     pub status: Status,
 }
 
-/// The drill checks at `now` (seconds since the Unix epoch) of each host in `hosts` and each
-/// host that `records` (any order) drilled, sorted by host: CRITICAL when the host's newest
+/// True when drill `record` of `snapshot` drilled every part of it (each component, or each
+/// path of a snapshot without components): a drill of some components (`--component`, say
+/// the ones that did not fail that night) rehearses no full recovery, and does not count for
+/// [`drill_checks`].
+pub fn drill_covers(record: &DrillRecord, snapshot: &Snapshot) -> bool {
+    let drilled = |p: &str| record.components.iter().any(|c| c.path == p);
+    if snapshot.components.is_empty() {
+        snapshot.paths.iter().all(|p| drilled(p))
+    } else {
+        snapshot.components.iter().all(|c| drilled(&c.path))
+    }
+}
+
+/// The drill checks at `now` (seconds since the Unix epoch) of each host in `hosts` (the
+/// hosts with snapshots, and those asked for: a host known only from old drill records, one
+/// decommissioned, is not checked), sorted by host: CRITICAL when the host's newest
 /// passing drill is more than `max_age` seconds old, or when it has none (a failed or
 /// RTO-exceeded drill does not count).
 pub fn drill_checks(records: &[(DrillId, DrillRecord)], hosts: &[String], now: i64, max_age: u64) -> Vec<DrillCheck> {
@@ -165,7 +179,7 @@ pub fn drill_checks(records: &[(DrillId, DrillRecord)], hosts: &[String], now: i
         hosts.iter().map(|h| (h.clone(), (None, None))).collect();
     let newer = |slot: &Newest<'_>, r: &DrillRecord| slot.is_none_or(|(_, old)| r.time > old.time);
     for rec in records {
-        let slot = by_host.entry(rec.1.snapshot_host.clone()).or_insert((None, None));
+        let Some(slot) = by_host.get_mut(&rec.1.snapshot_host) else { continue };
         if rec.1.passed() && newer(&slot.0, &rec.1) {
             slot.0 = Some(rec);
         }
@@ -338,7 +352,8 @@ mod tests {
             rec(5, "db", ago(day), DrillVerdict::Failed),
             rec(6, "db", ago(day / 2), DrillVerdict::RtoExceeded),
         ];
-        let c = drill_checks(&records, &["mail1".into(), "fresh".into()], now, 35 * day);
+        // web is known only from its drill records (a decommissioned host): not checked.
+        let c = drill_checks(&records, &["mail1".into(), "fresh".into(), "db".into()], now, 35 * day);
         let got: Vec<(&str, Option<u64>, Option<DrillVerdict>, Status)> =
             c.iter().map(|c| (c.host.as_str(), c.age_seconds, c.latest_verdict, c.status)).collect();
         assert_eq!(
@@ -347,7 +362,6 @@ mod tests {
                 ("db", None, Some(DrillVerdict::RtoExceeded), Status::Critical),
                 ("fresh", None, None, Status::Critical),
                 ("mail1", Some(2 * day), Some(DrillVerdict::Failed), Status::Ok),
-                ("web", Some(40 * day), None, Status::Critical),
             ]
         );
         assert_eq!(c[2].drill.as_deref(), Some(DrillId(Id([2; 32])).to_hex().as_str()));

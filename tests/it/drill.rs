@@ -204,6 +204,16 @@ fn a_component_that_failed_in_the_snapshot_fails_the_drill_and_components_can_be
     assert!(o.stderr.contains("is not empty"), "{}", o.stderr);
     let o = repo.cmd().args(["drill", "--component", "/nope"]).run().code(1);
     assert!(o.stderr.contains("no component \"/nope\""), "{}", o.stderr);
+    // A drill of one component passed, but rehearsed no full recovery: health does not count it.
+    let o = repo.cmd().args(["health", "--max-drill-age", "35d"]).run();
+    assert_eq!(o.code, 2, "{}", o.stdout);
+    assert!(o.stdout.contains("no passing drill"), "{}", o.stdout);
+    // A target others may write is refused: what the drill commands read must be what was restored.
+    let open = tmp.join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let o = repo.cmd().args(["drill", "--component"]).arg(&src).arg("--target").arg(&open).run().code(1);
+    assert!(o.stderr.contains("writable by others"), "{}", o.stderr);
     // A drill without a target cleans up after itself, here inside TMPDIR.
     let scratch = tmp.join("tmpdir");
     fs::create_dir(&scratch).unwrap();

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -146,6 +147,22 @@ fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_fail
     );
     assert_eq!(value(&text, "cairn_backup_last_success_timestamp_seconds", &common), success, "exit 3 is no success");
 
+    // A link or a device is never replaced (a root cairn given /dev/null must not replace it).
+    let elsewhere = tmp.join("elsewhere.prom");
+    write(&elsewhere, "secret_line_not_metrics\n");
+    let link = tmp.join("textfile/link.prom");
+    std::os::unix::fs::symlink(&elsewhere, &link).expect("symlink");
+    let o = repo.cmd().arg("--metrics-file").arg(&link).arg("check").run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("warning: metrics not written") && !o.stderr.contains("secret_line"), "{}", o.stderr);
+    assert!(fs::symlink_metadata(&link).expect("link").file_type().is_symlink());
+    assert_eq!(fs::read_to_string(&elsewhere).expect("target"), "secret_line_not_metrics\n");
+    let o = repo.cmd().args(["--metrics-file", "/dev/null", "check"]).run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(fs::metadata("/dev/null").expect("/dev/null").file_type().is_char_device());
+    // An empty setting is none.
+    repo.cmd().env("CAIRN_METRICS_FILE", "").arg("check").run().ok();
+
     // A dry run writes nothing.
     let before = fs::read(&prom).expect("metrics file");
     m(&["backup", "--dry-run", src.to_str().expect("utf-8")]).ok();
@@ -203,6 +220,8 @@ impl Pushgateway {
         let port = free_port();
         let child = Command::new("prometheus-pushgateway")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // Debian's build persists to /var/lib/prometheus by default: this one keeps nothing.
+            .arg("--persistence.file=")
             .stdout(Stdio::null())
             .stderr(fs::File::create(dir.join("log")).expect("log"))
             .spawn()
@@ -245,6 +264,25 @@ fn a_push_reaches_a_real_pushgateway_and_a_dead_one_does_not_fail_the_backup() {
     assert_eq!(value(&body, "cairn_command_exit_code", &[r#"command="backup""#]), 0.0);
     assert_eq!(value(&body, "cairn_command_exit_code", &[r#"command="check""#]), 0.0);
     assert_eq!(value(&body, "cairn_check_errors", &grouped), 0.0);
+
+    let success = value(&body, "cairn_backup_last_success_timestamp_seconds", &[r#"command="backup""#]);
+    let dump = [r#"component="/db.dump""#, r#"command="backup""#];
+    let dump_success = value(&body, "cairn_backup_component_last_success_timestamp_seconds", &dump);
+    // A night whose dump fails (exit 3): the dump's last success stays, the night's is not moved.
+    repo.cmd().args(["--metrics-push", &url, "backup", "--command", "/db.dump=false"]).arg(&src).run().code(3);
+    let (_, body) = http_get(gw.port, "/metrics").expect("GET /metrics");
+    assert_eq!(value(&body, "cairn_command_exit_code", &[r#"command="backup""#]), 3.0);
+    assert_eq!(value(&body, "cairn_backup_component_success", &[r#"component="/db.dump""#]), 0.0);
+    assert_eq!(value(&body, "cairn_backup_component_last_success_timestamp_seconds", &dump), dump_success);
+    assert_eq!(value(&body, "cairn_backup_last_success_timestamp_seconds", &[r#"command="backup""#]), success);
+    // A backup that fails outright: its figures go, its last success stays.
+    let o = repo.cmd().args(["--metrics-push", &url, "backup"]).arg(tmp.join("missing")).run();
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let (_, body) = http_get(gw.port, "/metrics").expect("GET /metrics");
+    assert_eq!(value(&body, "cairn_command_exit_code", &[r#"command="backup""#]), 1.0);
+    assert!(values(&body, "cairn_backup_added_bytes", &[]).is_empty(), "{body}");
+    assert_eq!(value(&body, "cairn_backup_last_success_timestamp_seconds", &[r#"command="backup""#]), success);
+    assert_eq!(value(&body, "cairn_backup_component_last_success_timestamp_seconds", &dump), dump_success);
 
     // Nothing listens there: a warning after the retries, the backup's own exit code.
     let dead = format!("http://127.0.0.1:{}", free_port());
@@ -389,6 +427,14 @@ fn health_warns_when_a_dump_shrinks_and_a_usage_error_is_unknown() {
     // A mistyped flag is UNKNOWN (3), not clap's 2, which would read as CRITICAL.
     let o = repo.cmd().args(["health", "--max-agee", "1d"]).run();
     assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stdout.starts_with("CAIRN HEALTH UNKNOWN - usage error:"), "{}", o.stdout);
+    let o = repo.cmd().args(["--password-flie", "x", "health", "--max-age", "1d"]).run();
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    let o = cairn().args(["-P", "no-such-profile-anywhere", "health", "--max-age", "1d"]).run();
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert!(o.stdout.starts_with("CAIRN HEALTH UNKNOWN - "), "{}", o.stdout);
+    let o = repo.cmd().args(["health", "--warn", "2d", "--crit", "1d"]).run();
+    assert_eq!(o.code, 3, "{}", o.stdout);
     let o = repo.cmd().args(["snapshots", "--bogus"]).run();
     assert_eq!(o.code, 2, "other commands keep clap's usage exit code: {}", o.stderr);
 }

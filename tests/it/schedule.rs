@@ -15,7 +15,7 @@ impl Profiles {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cairn");
         std::fs::create_dir_all(&p).unwrap();
-        let mail1 = "[repository]\nrepo = \"/srv/backup/repo\"\n\n[schedule]\nrun = \"*-*-* 02:30\"\ndrill = \"*-*-01 05:00\"\n";
+        let mail1 = "[repository]\nrepo = \"/srv/backup/repo\"\n\n[schedule]\nrun = \"*-*-* 02:30\"\ndrill = \"*-*-01 05:00\"\n\n[monitoring]\nmetrics-file = \"/var/lib/prometheus/node-exporter/cairn-mail1.prom\"\n\n[drill]\ntarget = \"/srv/drill\"\n";
         std::fs::write(p.join("mail1.toml"), mail1).unwrap();
         for name in ["other", "x"] {
             std::fs::write(p.join(format!("{name}.toml")), "[repository]\nrepo = \"/srv/r\"\n").unwrap();
@@ -75,6 +75,11 @@ fn installed_units_pass_systemd_analyze_verify() {
     assert!(o.code == 0, "{}", o.stderr.clone());
     let drill = std::fs::read_to_string(units.join("cairn-mail1-drill.service")).unwrap();
     assert!(drill.contains(&format!("--config {} drill\n", file.display())), "{drill}");
+    // The service may write the metrics file's directory and the drill's target, nothing else.
+    assert!(
+        drill.contains("ReadWritePaths=/srv/backup/repo -/var/lib/prometheus/node-exporter -/srv/drill\n"),
+        "{drill}"
+    );
     let timer = std::fs::read_to_string(units.join("cairn-mail1-drill.timer")).unwrap();
     assert!(
         timer.contains("OnCalendar=*-*-01 05:00\n") && timer.contains("Unit=cairn-mail1-drill.service\n"),

@@ -38,6 +38,9 @@ pub struct UnitSpec {
     /// The repository is reached over the network: order the service after
     /// network-online.target.
     pub network: bool,
+    /// More directories the service writes to (made writable, `-`: they need not exist yet):
+    /// the metrics file's directory, the drill's target.
+    pub writable: Vec<PathBuf>,
     /// The profile's file, when the service must name it by path (`--config FILE` instead of
     /// `-P NAME`: a system service has no HOME to find a user's profile by name).
     pub config: Option<PathBuf>,
@@ -157,8 +160,8 @@ pub fn service_unit(spec: &UnitSpec) -> Result<String, String> {
         if let Some(repo) = &spec.repository {
             writable.push(unit_word(repo)?);
         }
-        if let Some(dir) = &spec.cache_dir {
-            // `-`: a directory that does not exist yet is no reason to refuse to start.
+        // `-`: a directory that does not exist yet is no reason to refuse to start.
+        for dir in spec.cache_dir.iter().chain(&spec.writable) {
             writable.push(format!("-{}", unit_word(dir)?));
         }
         if !writable.is_empty() {
@@ -202,6 +205,7 @@ mod tests {
         UnitSpec {
             profile: "mail1".into(),
             command: "run".into(),
+            writable: Vec::new(),
             exe: "/usr/local/bin/cairn".into(),
             user: false,
             on_calendar: "*-*-* 02:00".into(),

@@ -92,7 +92,8 @@ pub fn run(
             let _ = killpg(g, sig);
         }
     };
-    let deadline = timeout.map(|t| start + t);
+    // A timeout too long to add is none.
+    let deadline = timeout.and_then(|t| start.checked_add(t));
     let (mut timed_out, mut interrupted) = (false, false);
     let mut termed: Option<Instant> = None;
     let mut killed = false;

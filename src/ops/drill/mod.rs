@@ -157,6 +157,17 @@ struct Scratch {
     /// True when `path` did not exist before the drill (then it is removed whole); else only
     /// what the drill restored into it is.
     created: bool,
+    /// Until [`Scratch::finish`]: a drill that unwinds (a panic) still removes a directory it
+    /// created.
+    armed: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.armed && self.created {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 impl Scratch {
@@ -172,7 +183,7 @@ impl Scratch {
                 let name = format!("cairn-drill-{}-{:016x}", std::process::id(), rand::random::<u64>());
                 let path = base.join(name);
                 match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-                    Ok(()) => return Ok(Scratch { path, created: true }),
+                    Ok(()) => return Ok(Scratch { path, created: true, armed: true }),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 8 => tries += 1,
                     Err(e) => return Err(Error::io(path, e)),
                 }
@@ -181,17 +192,29 @@ impl Scratch {
         restorer::check_target(t)?;
         match std::fs::read_dir(t) {
             Ok(mut entries) => {
+                // What the drill commands read must be what the drill restored: nobody else may
+                // write there (a directory another user made first in /var/tmp could be).
+                use std::os::unix::fs::MetadataExt;
+                let meta = std::fs::metadata(t).map_err(|e| Error::io(t, e))?;
+                if meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+                    return Err(Error::usage(format!(
+                        "drill target {} is writable by others (owner uid {}, mode {:o}): give a directory of this user's that only it can write, or a missing one",
+                        t.display(),
+                        meta.uid(),
+                        meta.mode() & 0o7777
+                    )));
+                }
                 if entries.next().is_some() {
                     return Err(Error::usage(format!(
                         "drill target {} is not empty: give an empty or missing directory (the drill removes what it restored there)",
                         t.display()
                     )));
                 }
-                Ok(Scratch { path: t.to_path_buf(), created: false })
+                Ok(Scratch { path: t.to_path_buf(), created: false, armed: true })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(t).map_err(|e| Error::io(t, e))?;
-                Ok(Scratch { path: t.to_path_buf(), created: true })
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(t).map_err(|e| Error::io(t, e))?;
+                Ok(Scratch { path: t.to_path_buf(), created: true, armed: true })
             }
             Err(e) => Err(Error::io(t, e)),
         }
@@ -199,7 +222,8 @@ impl Scratch {
 
     /// Remove what the drill restored (the directory itself when the drill created it), or
     /// keep it. Errors: [`Error::Io`].
-    fn finish(self, keep: bool) -> Result<()> {
+    fn finish(mut self, keep: bool) -> Result<()> {
+        self.armed = false;
         if keep {
             return Ok(());
         }
@@ -285,7 +309,10 @@ pub fn drill(ctx: &Ctx, lock: &AppendLock, repo: &Repository, opts: &DrillOption
     // Cleaned up also when the drill stopped (an interrupt, a storage failure).
     let cleaned = scratch.finish(opts.keep);
     let components = drilled?;
-    cleaned?;
+    // Said, not returned: the drill's verdict (and its record) matter more than the cleanup.
+    if let Err(e) = &cleaned {
+        ctx.warn(&crate::context::Warning::DrillCleanupFailed(e));
+    }
     let total = started.elapsed();
     let failed = components.iter().filter(|c| !c.ok).count();
     let rto_exceeded = opts.rto.is_some_and(|r| total > r);
