@@ -10,7 +10,7 @@
 //! - [`backend`]: the storage trait; local disk (with reads and writes past the page cache), S3, memory, wrappers;
 //! - [`repository`]: opening and reading a repository;
 //! - [`archiver`]: backup; [`stream`]: a command's output as a stream to back up, empty streams refused; [`restorer`]: restore;
-//! - [`lock`]: repository locks;
+//! - [`lock`]: repository locks; [`process`]: a child in its own process group, stopped as systemd would;
 //! - [`metrics`]: Prometheus's text format, and the merge that lets commands share one file;
 //! - [`ops`]: operations on a whole repository: `forget` (restic's keep policies), `prune`
 //!   (deleting what no snapshot references), `check` (consistency and data integrity);
@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pack;
 pub mod patterns;
+pub mod process;
 pub mod repository;
 pub mod restorer;
 pub mod snapshot;

@@ -54,41 +54,14 @@ pub fn supervise(cmd: &mut Command, capture_stdout: bool, json: bool) -> std::io
         let said = said.clone();
         std::thread::spawn(move || copy_stderr(e, json, &said))
     });
-    let group = i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw);
-    let signal = |sig| {
-        // A group already gone (ESRCH) is the usual case at the end.
-        if let Some(g) = group {
-            let _ = nix::sys::signal::killpg(g, sig);
-        }
-    };
     // An interrupt that came before the child started is not its concern: the failure and
     // finally hooks of an interrupted run still run to their end.
     let already = super::cancel().is_cancelled();
-    let mut termed: Option<Instant> = None;
-    let mut killed = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => {}
-            Err(e) => {
-                signal(nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(e);
-            }
-        }
-        if !already && termed.is_none() && super::cancel().is_cancelled() {
-            signal(nix::sys::signal::Signal::SIGTERM);
-            termed = Some(Instant::now());
-        }
-        if !killed && termed.is_some_and(|t| t.elapsed() >= KILL_AFTER) {
-            signal(nix::sys::signal::Signal::SIGKILL);
-            killed = true;
-        }
-        std::thread::sleep(POLL);
-    };
+    let interrupted =
+        || (!already && super::cancel().is_cancelled()).then_some(cairn::process::StopReason::Interrupted);
     // What it left running in its group ends with it (as systemd ends a oneshot service's
-    // leftovers).
-    signal(nix::sys::signal::Signal::SIGTERM);
+    // leftovers): `wait_group` sees to that.
+    let status = cairn::process::wait_group(&mut child, KILL_AFTER, POLL, interrupted)?.status;
     let stdout = out.and_then(|h| h.join().ok()).unwrap_or_default();
     // A process the child left running (a hook's `daemon &`) may hold its standard error open:
     // wait for the end of it only briefly, then let the copy go on on its own.

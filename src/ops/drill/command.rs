@@ -2,8 +2,8 @@
 //! input, the drill's variables in its environment (and not `CAIRN_PASSWORD`), its standard
 //! error passed through (the end of it kept), the end of its standard output kept for the
 //! report, stopped (`SIGTERM` to its group, `SIGKILL` [`KILL_AFTER`] later) at its timeout or
-//! on an interrupt. What it leaves running in its group gets `SIGTERM` once it exits (as
-//! `cairn run` does with its hooks, `src/cli/run_child.rs`).
+//! on an interrupt. What it leaves running in its group gets `SIGTERM` once it exits (the
+//! library's one group supervisor, [`crate::process::wait_group`], as `cairn run`'s hooks).
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -12,9 +12,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-
 use crate::context::Cancel;
+use crate::process::{wait_group, StopReason};
 use crate::stream::StderrCopy;
 
 /// How long a drill command may take to end after `SIGTERM` before its group gets `SIGKILL`.
@@ -85,48 +84,22 @@ pub fn run(
         })
     });
     let err = child.stderr.take().map(StderrCopy::start);
-    let group = i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw);
-    let signal = |sig| {
-        // A group already gone (ESRCH) is the usual case at the end.
-        if let Some(g) = group {
-            let _ = killpg(g, sig);
-        }
-    };
     // A timeout too long to add is none.
     let deadline = timeout.and_then(|t| start.checked_add(t));
-    let (mut timed_out, mut interrupted) = (false, false);
-    let mut termed: Option<Instant> = None;
-    let mut killed = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) => {}
-            Err(e) => {
-                signal(Signal::SIGKILL);
-                let _ = child.wait();
-                return Err(format!("could not be waited for: {e}"));
-            }
+    let stop = || {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(StopReason::Timeout)
+        } else if cancel.is_cancelled() {
+            Some(StopReason::Interrupted)
+        } else {
+            None
         }
-        if termed.is_none() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                timed_out = true;
-            } else if cancel.is_cancelled() {
-                interrupted = true;
-            }
-            if timed_out || interrupted {
-                signal(Signal::SIGTERM);
-                termed = Some(Instant::now());
-            }
-        }
-        if !killed && termed.is_some_and(|t| t.elapsed() >= KILL_AFTER) {
-            signal(Signal::SIGKILL);
-            killed = true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     };
+    let ended = wait_group(&mut child, KILL_AFTER, Duration::from_millis(20), stop)
+        .map_err(|e| format!("could not be waited for: {e}"))?;
+    let (status, timed_out, interrupted) =
+        (ended.status, ended.stopped == Some(StopReason::Timeout), ended.stopped == Some(StopReason::Interrupted));
     let duration = start.elapsed();
-    // What it left running in its group ends with it.
-    signal(Signal::SIGTERM);
     if let Some(h) = out {
         let until = Instant::now() + OUTPUT_GRACE;
         while !h.is_finished() && Instant::now() < until {
