@@ -105,24 +105,13 @@ pub(super) fn check_commands(
 /// user running the backup, `time` (the snapshot's) as its times.
 pub(super) fn synthesized_dir(name: Vec<u8>, time: Timestamp) -> Node {
     Node {
-        name,
-        kind: NodeKind::Dir,
         mode: 0o700,
         uid: nix::unistd::getuid().as_raw(),
         gid: nix::unistd::getgid().as_raw(),
         user: crate::util::username(),
-        group: String::new(),
-        size: 0,
         mtime: time,
         ctime: time,
-        inode: 0,
-        device: 0,
-        links: 1,
-        rdev: 0,
-        symlink_target: Vec::new(),
-        content: Vec::new(),
-        subtree: None,
-        xattrs: Vec::new(),
+        ..Node::new(name, NodeKind::Dir)
     }
 }
 

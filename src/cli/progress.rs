@@ -14,25 +14,7 @@ pub struct Ticker {
 impl Ticker {
     /// Start a spinner when `enabled`; otherwise do nothing.
     pub fn start(enabled: bool, message: impl Fn() -> String + Send + 'static) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        if !enabled {
-            return Ticker { stop, handle: None };
-        }
-        let s = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            while !s.load(Ordering::Relaxed) {
-                bar.set_message(message());
-                bar.tick();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            bar.finish_and_clear();
-        });
-        Ticker { stop, handle: Some(handle) }
+        Ticker::start_bar(enabled, move || BarState { total: None, done: 0, message: message() })
     }
 }
 

@@ -787,24 +787,12 @@ mod tests {
 
     fn node(kind: NodeKind, size: u64, secs: i64) -> Node {
         Node {
-            name: b"f".to_vec(),
-            kind,
             mode: 0o644,
-            uid: 0,
-            gid: 0,
-            user: String::new(),
-            group: String::new(),
             size,
             mtime: Timestamp { secs, nanos: 5 },
-            ctime: Timestamp::default(),
             inode: 1,
             device: 1,
-            links: 1,
-            rdev: 0,
-            symlink_target: Vec::new(),
-            content: Vec::new(),
-            subtree: None,
-            xattrs: Vec::new(),
+            ..Node::new(b"f".to_vec(), kind)
         }
     }
 

@@ -86,6 +86,34 @@ pub struct Xattr {
     pub value: Vec<u8>,
 }
 
+impl Node {
+    /// A node named `name` of kind `kind` with no metadata yet: every number 0 (but one
+    /// link), no owner names, the Unix epoch as its times, no content, subtree or extended
+    /// attributes. Callers fill in what they know (`Node { size, ..Node::new(name, kind) }`).
+    pub fn new(name: Vec<u8>, kind: NodeKind) -> Node {
+        Node {
+            name,
+            kind,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            size: 0,
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            inode: 0,
+            device: 0,
+            links: 1,
+            rdev: 0,
+            symlink_target: Vec::new(),
+            content: Vec::new(),
+            subtree: None,
+            xattrs: Vec::new(),
+        }
+    }
+}
+
 impl Xattr {
     /// Longest name Linux accepts (`XATTR_NAME_MAX`), bytes.
     pub const NAME_MAX: usize = 255;

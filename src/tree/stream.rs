@@ -326,7 +326,6 @@ mod tests {
 
     use super::*;
     use crate::id::Id;
-    use crate::tree::Timestamp;
 
     /// Trees by id, counting reads.
     struct Map(HashMap<BlobId, Tree>, std::cell::Cell<usize>);
@@ -343,26 +342,7 @@ mod tests {
     }
 
     fn node(name: &str, kind: NodeKind, subtree: Option<BlobId>, size: u64) -> Node {
-        Node {
-            name: name.as_bytes().to_vec(),
-            kind,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            user: String::new(),
-            group: String::new(),
-            size,
-            mtime: Timestamp::default(),
-            ctime: Timestamp::default(),
-            inode: 0,
-            device: 0,
-            links: 1,
-            rdev: 0,
-            symlink_target: Vec::new(),
-            content: Vec::new(),
-            subtree,
-            xattrs: Vec::new(),
-        }
+        Node { mode: 0o644, size, subtree, ..Node::new(name.as_bytes().to_vec(), kind) }
     }
 
     fn dir(name: &str, t: BlobId) -> Node {
