@@ -293,6 +293,31 @@ pub struct SnapshotFilter {
     pub paths: Vec<String>,
 }
 
+impl Snapshot {
+    /// Its host and its paths, sorted: restic's default grouping (`--group-by host,paths`), a
+    /// snapshot's paths one key together.
+    pub fn host_paths(&self) -> (String, Vec<String>) {
+        let mut paths = self.paths.clone();
+        paths.sort();
+        (self.hostname.clone(), paths)
+    }
+}
+
+/// The last `n` snapshots (newest) of each host and path set ([`Snapshot::host_paths`]) in
+/// `snaps` (oldest first), oldest first: restic's `snapshots --latest N`.
+pub fn keep_latest(snaps: Vec<(SnapshotId, Snapshot)>, n: usize) -> Vec<(SnapshotId, Snapshot)> {
+    let mut seen: std::collections::HashMap<(String, Vec<String>), usize> = std::collections::HashMap::new();
+    let mut keep = vec![false; snaps.len()];
+    for (k, (_, s)) in keep.iter_mut().zip(&snaps).rev() {
+        let count = seen.entry(s.host_paths()).or_default();
+        if *count < n {
+            *count += 1;
+            *k = true;
+        }
+    }
+    snaps.into_iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| s).collect()
+}
+
 impl SnapshotFilter {
     /// True when `s` passes every filter that is set.
     pub fn matches(&self, s: &Snapshot) -> bool {

@@ -84,7 +84,7 @@ pub fn run(g: &GlobalOpts, a: &CheckArgs) -> Result<u8, Error> {
     drop(ticker);
     let report = result?;
     super::metrics::gauge("cairn_check_errors", "Errors the last check found (0: none)", &[], report.errors() as f64);
-    super::metrics::gauge("cairn_snapshots", "Snapshots in the repository", &[], report.snapshots as f64);
+    super::metrics::gauge("cairn_snapshots", super::metrics::SNAPSHOTS_HELP, &[], report.snapshots as f64);
     if g.json {
         super::snapshots::print_json(&report)?;
     } else {

@@ -27,6 +27,14 @@ use cairn::metrics::{Exposition, Family, Labels};
 /// The commands that write metrics.
 pub const COMMANDS: [&str; 8] = ["backup", "run", "forget", "prune", "check", "restore", "drill", "stats"];
 
+/// Help of `cairn_repository_size_bytes` (prune and stats write it: one text, as the
+/// Pushgateway wants).
+pub const REPOSITORY_SIZE_HELP: &str = "Bytes of the repository's packs (at the last prune or stats)";
+/// Help of `cairn_repository_packs`.
+pub const REPOSITORY_PACKS_HELP: &str = "Packs in the repository (at the last prune or stats)";
+/// Help of `cairn_snapshots`.
+pub const SNAPSHOTS_HELP: &str = "Snapshots in the repository (at the last prune, check or stats)";
+
 /// Tries of a push in all.
 const PUSH_ATTEMPTS: u32 = 3;
 /// How long one push may take.

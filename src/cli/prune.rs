@@ -176,12 +176,7 @@ fn record_metrics(r: &PruneReport) {
         &[],
         r.unused_bytes_kept as f64,
     );
-    gauge(
-        "cairn_repository_size_bytes",
-        "Bytes of the repository's packs (after the last prune)",
-        &[],
-        r.bytes_after as f64,
-    );
-    gauge("cairn_repository_packs", "Packs in the repository (after the last prune)", &[], r.packs_after as f64);
-    gauge("cairn_snapshots", "Snapshots in the repository", &[], r.snapshots as f64);
+    gauge("cairn_repository_size_bytes", super::metrics::REPOSITORY_SIZE_HELP, &[], r.bytes_after as f64);
+    gauge("cairn_repository_packs", super::metrics::REPOSITORY_PACKS_HELP, &[], r.packs_after as f64);
+    gauge("cairn_snapshots", super::metrics::SNAPSHOTS_HELP, &[], r.snapshots as f64);
 }

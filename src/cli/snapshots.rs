@@ -2,8 +2,6 @@
 //! table (one JSON object) per group, and with `--latest N` only the last N of each host and
 //! path set (restic's `snapshots`).
 
-use std::collections::HashMap;
-
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
@@ -87,25 +85,6 @@ struct GroupJson<'a> {
     snapshots: Vec<SnapshotInfo>,
 }
 
-/// The last `n` snapshots (newest) of each host and sorted path set in `snaps` (oldest first),
-/// oldest first (restic's `--latest`: a snapshot's paths are one key together).
-fn keep_latest(snaps: SnapshotList, n: usize) -> SnapshotList {
-    let mut seen: HashMap<(String, Vec<String>), usize> = HashMap::new();
-    let mut keep = vec![false; snaps.len()];
-    for (i, (_, s)) in snaps.iter().enumerate().rev() {
-        let mut paths = s.paths.clone();
-        paths.sort();
-        let count = seen.entry((s.hostname.clone(), paths)).or_default();
-        if *count < n {
-            *count += 1;
-            if let Some(k) = keep.get_mut(i) {
-                *k = true;
-            }
-        }
-    }
-    snaps.into_iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| s).collect()
-}
-
 /// `path` as the table shows it: with ` !` when its component failed or is partial.
 fn marked(s: &Snapshot, path: &str) -> String {
     use cairn::snapshot::ComponentOutcome;
@@ -128,7 +107,7 @@ pub fn run(g: &GlobalOpts, a: &SnapshotsArgs) -> Result<u8, Error> {
     let groups: Vec<(GroupKey, SnapshotList)> = group_snapshots(snaps, by)
         .into_iter()
         .map(|(key, list)| match a.latest {
-            Some(n) if n > 0 => (key, keep_latest(list, n)),
+            Some(n) if n > 0 => (key, cairn::snapshot::keep_latest(list, n)),
             _ => (key, list),
         })
         .collect();

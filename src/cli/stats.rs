@@ -41,16 +41,10 @@ pub fn run(g: &GlobalOpts, a: &StatsArgs) -> Result<u8, Error> {
     let opts = StatsOptions { snapshots: a.snapshots.clone(), filter: a.filter.filter(), mode };
     let report = stats::stats(&g.ctx(), &lock, &repo, &opts)?;
     use super::metrics::gauge;
-    gauge("cairn_repository_size_bytes", "Bytes of the repository's packs", &[], report.total_pack_size as f64);
-    gauge("cairn_repository_packs", "Packs in the repository", &[], report.total_pack_count as f64);
-    gauge("cairn_snapshots", "Snapshots in the repository", &[], report.repository_snapshots_count as f64);
-    let mode = [("mode", report.mode.name())];
-    gauge(
-        "cairn_stats_total_size_bytes",
-        "Total size stats found in the selected snapshots, by mode",
-        &mode,
-        report.total_size as f64,
-    );
+    gauge("cairn_repository_size_bytes", super::metrics::REPOSITORY_SIZE_HELP, &[], report.total_pack_size as f64);
+    gauge("cairn_repository_packs", super::metrics::REPOSITORY_PACKS_HELP, &[], report.total_pack_count as f64);
+    gauge("cairn_snapshots", super::metrics::SNAPSHOTS_HELP, &[], report.repository_snapshots_count as f64);
+
     if g.json {
         super::snapshots::print_json(&report)?;
     } else {

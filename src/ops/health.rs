@@ -277,9 +277,7 @@ pub fn size_anomalies(snapshots: &[(SnapshotId, Snapshot)], rule: &SizeRule) -> 
     type Group = (String, Vec<String>);
     let mut groups: BTreeMap<Group, Vec<&(SnapshotId, Snapshot)>> = BTreeMap::new();
     for s in snapshots {
-        let mut paths = s.1.paths.clone();
-        paths.sort();
-        groups.entry((s.1.hostname.clone(), paths)).or_default().push(s);
+        groups.entry(s.1.host_paths()).or_default().push(s);
     }
     let mut out = Vec::new();
     for ((host, _), mut snaps) in groups {

@@ -315,7 +315,8 @@ pub fn drill(ctx: &Ctx, lock: &AppendLock, repo: &Repository, opts: &DrillOption
     }
     let total = started.elapsed();
     let failed = components.iter().filter(|c| !c.ok).count();
-    let rto_exceeded = opts.rto.is_some_and(|r| total > r);
+    // In whole milliseconds, as the record keeps both (repo-format.md, "Drill records").
+    let rto_exceeded = opts.rto.is_some_and(|r| total.as_millis() > r.as_millis());
     let verdict = if failed > 0 {
         DrillVerdict::Failed
     } else if rto_exceeded {
