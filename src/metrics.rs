@@ -9,12 +9,17 @@
 //! other profiles, series another program wrote) is kept as it was, so that one file per
 //! profile holds the whole picture. Families named `*_last_success_timestamp_seconds` are
 //! sticky: a run that did not succeed writes none, and the previous success stays.
+//! [`update_file`] replaces a file atomically under a lock.
 //!
 //! The format: <https://prometheus.io/docs/instrumenting/exposition_formats/>. Names follow
 //! <https://prometheus.io/docs/practices/naming/> (base units, `_seconds`, `_bytes`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
 
 /// Label names to values (sorted, so a label set prints the same every time).
 pub type Labels = BTreeMap<String, String>;
@@ -375,6 +380,113 @@ fn parse_sample(line: &str) -> Option<(String, Sample)> {
     Some((name.to_string(), Sample { suffix: String::new(), labels, value }))
 }
 
+/// Read metrics file `file`, apply `update` to its contents, and replace it atomically (a
+/// temporary file beside it, synced, renamed, the directory synced), under an advisory lock on
+/// `FILE.lock` held for at most `wait` (two commands ending at once keep each other's
+/// series). Only a regular file (or none yet) is read and replaced, never through a symbolic
+/// link, never a device; the new file keeps the old one's mode (and, for root, its owner), and
+/// a new one is 0644 whatever the umask (node_exporter reads it; metrics hold no secret).
+/// Returns the lines of the old file that were not metrics (dropped). Errors:
+/// [`Error::Refused`] for a link or a file of another kind, or a lock still held after `wait`;
+/// [`Error::Io`].
+pub fn update_file(file: &Path, wait: Duration, update: impl FnOnce(&mut Exposition)) -> Result<Vec<BadLine>> {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let name = file
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("metrics file {}: not a file name", file.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Never replace a device (/dev/null) or a link: only a regular file, or none yet.
+    match std::fs::symlink_metadata(file) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::refused(format!("{}: not a regular file: not replaced", file.display())))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(file, e)),
+    }
+    let lock_path = dir.join(format!("{name}.lock"));
+    let mut lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    let deadline = std::time::Instant::now() + wait;
+    let _lock = loop {
+        match nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => break l,
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                lock_file = f;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::refused(format!(
+                    "another process has held {} for {}s",
+                    lock_path.display(),
+                    wait.as_secs()
+                )))
+            }
+            Err((_, e)) => return Err(Error::io(&lock_path, e.into())),
+        }
+    };
+    let mut old = Vec::new();
+    let mut keep: Option<std::fs::Metadata> = None;
+    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(file) {
+        Ok(mut f) => {
+            let meta = f.metadata().map_err(|e| Error::io(file, e))?;
+            if !meta.is_file() {
+                return Err(Error::refused(format!("{}: not a regular file: not replaced", file.display())));
+            }
+            f.read_to_end(&mut old).map_err(|e| Error::io(file, e))?;
+            keep = Some(meta);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(Error::refused(format!("{}: a symbolic link: not followed", file.display())))
+        }
+        Err(e) => return Err(Error::io(file, e)),
+    }
+    let (mut ex, bad) = Exposition::parse(&String::from_utf8_lossy(&old));
+    update(&mut ex);
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Left by a killed process that had this pid: under the lock, nobody else writes it.
+    let _ = std::fs::remove_file(&tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        match &keep {
+            Some(m) => {
+                f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+                if nix::unistd::geteuid().is_root() {
+                    std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
+                }
+            }
+            None => f.set_permissions(std::fs::Permissions::from_mode(0o644))?,
+        }
+        f.write_all(ex.render().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)?;
+        std::fs::File::open(&dir)?.sync_all()
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(file, e)
+    })?;
+    Ok(bad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,5 +571,34 @@ mod tests {
             proptest::prop_assert!(bad.is_empty());
             proptest::prop_assert_eq!(back.families, ex.families);
         }
+    }
+
+    #[test]
+    fn writers_at_once_keep_each_others_series_and_links_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m.prom");
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let file = file.clone();
+                std::thread::spawn(move || {
+                    for n in 0..10 {
+                        let owner = labels(&[("profile", &format!("p{w}"))]);
+                        let fam = Family::gauge_with("cairn_x", "x", &owner, f64::from(n));
+                        update_file(&file, Duration::from_secs(60), |ex| ex.merge(vec![fam], &owner, None)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let (ex, bad) = Exposition::parse(&std::fs::read_to_string(&file).unwrap());
+        assert!(bad.is_empty());
+        assert_eq!(ex.families[0].samples.len(), 4, "every writer's series is there");
+        assert!(ex.families[0].samples.iter().all(|s| s.value == 9.0));
+        let link = dir.path().join("link.prom");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(matches!(update_file(&link, Duration::from_secs(1), |_| {}), Err(Error::Refused(_))));
+        assert!(matches!(update_file(Path::new("/dev/null"), Duration::from_secs(1), |_| {}), Err(Error::Refused(_))));
     }
 }

@@ -17,7 +17,6 @@
 //! A failure to write or push is a warning: monitoring that is down does not fail a backup
 //! (and a file that stops changing is what the freshness alert catches).
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -34,6 +33,9 @@ pub const REPOSITORY_SIZE_HELP: &str = "Bytes of the repository's packs (at the 
 pub const REPOSITORY_PACKS_HELP: &str = "Packs in the repository (at the last prune or stats)";
 /// Help of `cairn_snapshots`.
 pub const SNAPSHOTS_HELP: &str = "Snapshots in the repository (at the last prune, check or stats)";
+
+/// How long a command waits for another one writing the same metrics file.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Tries of a push in all.
 const PUSH_ATTEMPTS: u32 = 3;
@@ -140,8 +142,17 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
     )];
     let prefix = format!("cairn_{c}_");
     if let Some(file) = sinks.file {
-        if let Err(e) = write_file(file, &exit, &cmd_owner, &figures, &base, &prefix) {
-            eprintln!("cairn: warning: metrics not written to {}: {e}", file.display());
+        let update = |ex: &mut Exposition| {
+            ex.merge(exit.clone(), &cmd_owner, None);
+            ex.merge(figures.clone(), &base, Some(&prefix));
+        };
+        match cairn::metrics::update_file(file, LOCK_WAIT, update) {
+            Ok(bad) if bad.is_empty() => {}
+            Ok(bad) => {
+                let lines: Vec<String> = bad.iter().map(|b| b.line.to_string()).collect();
+                eprintln!("cairn: warning: {}: line(s) {} were not metrics; dropped", file.display(), lines.join(", "));
+            }
+            Err(e) => eprintln!("cairn: warning: metrics not written to {}: {}", file.display(), super::error_text(&e)),
         }
     }
     if let Some(url) = sinks.push {
@@ -211,108 +222,4 @@ fn push_url(url: &str, host: &str, profile: &str, command: &str) -> String {
         b64(host),
         b64(profile)
     )
-}
-
-/// How long a command waits for another one writing the same metrics file.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
-
-/// Merge into `file` under its lock and replace it atomically. The file is read without
-/// following a symbolic link and must be a regular file; the new one keeps its mode (and, for
-/// root, its owner). Errors: a sentence.
-fn write_file(
-    file: &Path,
-    exit: &[Family],
-    cmd_owner: &Labels,
-    figures: &[Family],
-    base: &Labels,
-    prefix: &str,
-) -> Result<(), String> {
-    use std::io::Read as _;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-    let name = file.file_name().ok_or("not a file name")?.to_string_lossy().into_owned();
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    // Never replace a device (/dev/null) or a link: only a regular file, or none yet.
-    match std::fs::symlink_metadata(file) {
-        Ok(m) if !m.is_file() => return Err("not a regular file: not replaced".into()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    let lock_path = dir.join(format!("{name}.lock"));
-    let mut lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    let _lock = loop {
-        match nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(l) => break l,
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
-                lock_file = f;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                return Err(format!("another process has held {} for {}s", lock_path.display(), LOCK_WAIT.as_secs()))
-            }
-            Err((_, e)) => return Err(format!("{}: {e}", lock_path.display())),
-        }
-    };
-    let mut old = Vec::new();
-    let mut keep: Option<std::fs::Metadata> = None;
-    match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(file) {
-        Ok(mut f) => {
-            let meta = f.metadata().map_err(|e| e.to_string())?;
-            if !meta.is_file() {
-                return Err("not a regular file".into());
-            }
-            f.read_to_end(&mut old).map_err(|e| e.to_string())?;
-            keep = Some(meta);
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err("a symbolic link: not followed".into()),
-        Err(e) => return Err(e.to_string()),
-    }
-    let (mut ex, bad) = Exposition::parse(&String::from_utf8_lossy(&old));
-    if !bad.is_empty() {
-        let lines: Vec<String> = bad.iter().map(|b| b.line.to_string()).collect();
-        eprintln!("cairn: warning: {}: line(s) {} are not metrics; dropped", file.display(), lines.join(", "));
-    }
-    ex.merge(exit.to_vec(), cmd_owner, None);
-    ex.merge(figures.to_vec(), base, Some(prefix));
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    // Left by a killed process that had this pid: under the lock, nobody else writes it.
-    let _ = std::fs::remove_file(&tmp);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        match &keep {
-            Some(m) => {
-                f.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
-                if nix::unistd::geteuid().is_root() {
-                    std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
-                }
-            }
-            // Readable by node_exporter whatever the umask (metrics hold no secret).
-            None => f.set_permissions(std::fs::Permissions::from_mode(0o644))?,
-        }
-        f.write_all(ex.render().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)?;
-        std::fs::File::open(&dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        e.to_string()
-    })
 }
