@@ -411,14 +411,24 @@ pub fn update_file(file: &Path, wait: Duration, update: impl FnOnce(&mut Exposit
         Err(e) => return Err(Error::io(file, e)),
     }
     let lock_path = dir.join(format!("{name}.lock"));
-    let mut lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
+    // flock needs no write permission: opened to read, so that other users' commands sharing
+    // the file can take the lock; made 0644 whatever the umask.
+    let mut lock_file = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&lock_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&lock_path)
+                .map_err(|e| Error::io(&lock_path, e))?;
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
+            f
+        }
+        Err(e) => return Err(Error::io(&lock_path, e)),
+    };
     let deadline = std::time::Instant::now() + wait;
     let _lock = loop {
         match nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock) {

@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+/// Variables of cairn's environment that hold secrets, removed from the environment of every
+/// command cairn runs for a backup or a drill (dumps, verify and drill commands): the
+/// repository password, and a Pushgateway URL, which may carry a password.
+pub const SECRET_VARIABLES: [&str; 2] = ["CAIRN_PASSWORD", "CAIRN_METRICS_PUSH"];
+
+/// `cmd` without [`SECRET_VARIABLES`] in its environment.
+pub fn without_secrets(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for v in SECRET_VARIABLES {
+        cmd.env_remove(v);
+    }
+    cmd
+}
+
 /// Why a child was told to stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {

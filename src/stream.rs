@@ -234,7 +234,7 @@ impl CommandStream {
         };
         let mut cmd = Command::new(program);
         // A dump needs no repository password (a command that runs `env` would store it).
-        cmd.args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("CAIRN_PASSWORD");
+        crate::process::without_secrets(&mut cmd).args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
         let group = own_group;
         if group {
             std::os::unix::process::CommandExt::process_group(&mut cmd, 0);

@@ -67,7 +67,11 @@ impl Verify {
         let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("no command given"))?;
         let mut cmd = Command::new(program);
         // As the dump command: no repository password (see `CommandStream`).
-        cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).env_remove("CAIRN_PASSWORD");
+        crate::process::without_secrets(&mut cmd)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn()?;
         let pgid = i32::try_from(child.id()).ok().map(nix::unistd::Pid::from_raw);

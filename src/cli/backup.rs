@@ -164,6 +164,13 @@ fn command_sources(a: &BackupArgs, applied: Option<&Applied>) -> Result<Vec<arch
     }
     // A stream backup (--stdin, --stdin-from-command) is one file: the profile's commands are
     // for the nightly backup of its paths.
+    if let (Some(p), true) = (applied, a.stdin || a.stdin_from_command) {
+        // A stream backed up with a profile whose backup is its paths and dumps is not that
+        // backup: the profile's metrics (its last success, its dumps) stay.
+        if p.profile.backup.paths.as_ref().is_some_and(|v| !v.is_empty()) || !p.profile.backup.command.is_empty() {
+            metrics::skip();
+        }
+    }
     let Some(applied) = applied.filter(|_| !a.stdin && !a.stdin_from_command) else { return Ok(Vec::new()) };
     // What to back up given on the command line (PATH arguments, --files-from lists) replaces
     // the profile's paths and its commands: `cairn -P mail1 backup /tmp/x` runs no pg_dump.

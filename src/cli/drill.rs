@@ -96,9 +96,18 @@ fn commands(a: &DrillArgs, applied: Option<&Applied>) -> Result<Vec<DrillCommand
 /// Run the drill and print its report; the exit code says how it went (module documentation).
 pub fn run(g: &GlobalOpts, a: &DrillArgs, applied: Option<&Applied>) -> Result<u8, Error> {
     let mut filter = a.filter.filter();
-    if let (Some(p), true) = (applied, filter.hosts.is_empty()) {
-        // A profile's drill is of its own host's snapshots (a repository may hold many hosts).
-        filter.hosts.push(p.profile.backup.host.clone().unwrap_or_else(cairn::util::hostname));
+    if let Some(p) = applied {
+        // A profile's drill is of its own host's snapshots (a repository may hold many hosts)
+        // that hold its paths: not a stream or another path backed up by hand with it.
+        if filter.hosts.is_empty() {
+            filter.hosts.push(p.profile.backup.host.clone().unwrap_or_else(cairn::util::hostname));
+        }
+        if filter.paths.is_empty() {
+            for path in p.profile.backup.paths.iter().flatten() {
+                let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+                filter.paths.push(abs.to_string_lossy().into_owned());
+            }
+        }
     }
     let mut opts = DrillOptions {
         snapshot: a.snapshot.clone(),

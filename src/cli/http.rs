@@ -7,11 +7,16 @@ use std::time::Duration;
 
 /// Send `body` to `url` with `method` (`POST`, `PUT`, `GET`), giving up after `timeout` and
 /// trying `attempts` times in all (1 s, then 2 s... between tries) while the failure may pass
-/// (a connection error, a timeout, a 5xx), but not after an interrupt. Returns the final status code; a 4xx is returned at
+/// (a connection error, a timeout, a 5xx); an interrupt ends the request in flight and the
+/// retries, and a request sent after one is tried once for at most 5 s. Returns the final status code; a 4xx is returned at
 /// once. Errors: a sentence naming the URL ([`redacted`]) and what failed.
 pub fn send(method: &str, url: &str, body: Vec<u8>, timeout: Duration, attempts: u32) -> Result<u16, String> {
     let shown = redacted(url);
     let shown = shown.as_str();
+    // Sent after an interrupt (the failure ping of a stopped run): once, briefly, so that the
+    // command still ends well within systemd's TimeoutStopSec.
+    let late = super::cancel().is_cancelled();
+    let (timeout, attempts) = if late { (timeout.min(Duration::from_secs(5)), 1) } else { (timeout, attempts) };
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| format!("{shown}: {e}"))?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -27,16 +32,32 @@ pub fn send(method: &str, url: &str, body: Vec<u8>, timeout: Duration, attempts:
     for attempt in 0..attempts.max(1) {
         if attempt > 0 {
             // An interrupted command (SIGTERM from systemd) does not wait on a monitoring host.
-            if super::cancel().is_cancelled() {
+            if !late && super::cancel().is_cancelled() {
                 break;
             }
             std::thread::sleep(Duration::from_secs(1 << (attempt - 1).min(4)));
         }
         let req = client.request(method.clone(), url).body(body.clone());
-        match rt.block_on(async { req.send().await }) {
-            Ok(r) if r.status().is_server_error() => last = format!("{shown}: the server answered {}", r.status()),
-            Ok(r) => return Ok(r.status().as_u16()),
-            Err(e) => last = format!("{shown}: {}", super::error_text(&e.without_url())),
+        // An interrupt (systemd's SIGTERM) ends the request in flight: the command has its
+        // own stop to see to within TimeoutStopSec.
+        let interrupted = async {
+            while late || !super::cancel().is_cancelled() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let sent = rt.block_on(async {
+            match futures::future::select(Box::pin(req.send()), Box::pin(interrupted)).await {
+                futures::future::Either::Left((r, _)) => Some(r),
+                futures::future::Either::Right(((), _)) => None,
+            }
+        });
+        match sent {
+            None => return Err(format!("{shown}: interrupted")),
+            Some(Ok(r)) if r.status().is_server_error() => {
+                last = format!("{shown}: the server answered {}", r.status())
+            }
+            Some(Ok(r)) => return Ok(r.status().as_u16()),
+            Some(Err(e)) => last = format!("{shown}: {}", super::error_text(&e.without_url())),
         }
     }
     Err(last)

@@ -233,7 +233,7 @@ impl GlobalOpts {
     /// `--metrics-file` (`CAIRN_METRICS_FILE`, `[monitoring] metrics-file`); an empty value is
     /// none.
     pub fn metrics_file(&self) -> Option<std::path::PathBuf> {
-        self.metrics_file.as_ref().filter(|f| !f.is_empty()).map(std::path::PathBuf::from)
+        self.metrics_file.as_ref().filter(|f| !f.to_string_lossy().trim().is_empty()).map(std::path::PathBuf::from)
     }
 
     /// `--metrics-push` (`CAIRN_METRICS_PUSH`, `[monitoring] metrics-push`); an empty value is

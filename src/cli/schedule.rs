@@ -142,12 +142,30 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
                 )));
             }
             let mut writable = Vec::new();
-            if let Some(f) = g.metrics_file() {
-                let f = absolute(&f, "--metrics-file")?;
+            // The service's own metrics file is the profile's (a flag given now does not reach
+            // it); it runs from /, so the path must be absolute.
+            if let Some(f) = p.profile.monitoring.metrics_file.as_ref().filter(|f| !f.as_os_str().is_empty()) {
+                if !f.is_absolute() {
+                    return Err(Error::usage(format!(
+                        "{}: metrics-file {} is relative, but the timer's service runs from /: give an absolute path",
+                        p.at("monitoring", "metrics-file"),
+                        f.display()
+                    )));
+                }
                 writable.extend(f.parent().map(Path::to_path_buf));
             }
             if let (Some(t), "drill") = (&p.profile.drill.target, i.place.command.as_str()) {
-                writable.push(absolute(t, "[drill] target")?);
+                // Writable only if it exists when the service starts (its parent stays
+                // read-only): made now (0700) when the units go to systemd's directory, and a
+                // drill into an existing target leaves the directory in place.
+                let t = absolute(t, "[drill] target")?;
+                if place(&i.place, config)?.systemctl {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&t).map_err(|e| Error::io(&t, e))?;
+                } else if !t.is_dir() && !g.quiet && !g.json {
+                    eprintln!("cairn: create the drill target {} (mode 0700) before the first drill: the service may write only into it", t.display());
+                }
+                writable.push(t);
             }
             install(g, profile, by_path.as_deref(), i, config, writable)
         }
@@ -546,6 +564,7 @@ fn status(g: &GlobalOpts, profile: &str, w: &WhereArgs, c: &ScheduleConfig) -> R
         let p = place.dir.join(name);
         let state = match ours(&p)? {
             None => "not installed",
+            Some(true) if !belongs(&p, profile, &w.command) => "present, another profile's (its name collides)",
             Some(true) => {
                 report.files.push(p.clone());
                 "installed"

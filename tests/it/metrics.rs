@@ -289,6 +289,18 @@ fn a_push_reaches_a_real_pushgateway_and_a_dead_one_does_not_fail_the_backup() {
     let o = repo.cmd().args(["--metrics-push", &dead, "backup"]).arg(&src).run();
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stderr.contains("warning: metrics push failed"), "{}", o.stderr);
+    assert!(!o.stderr.contains("127.0.0.1:1/"), "{}", o.stderr);
+    // A push URL may carry a password: the commands of a backup never see it (nor the password).
+    let o = repo
+        .cmd()
+        .env("CAIRN_METRICS_PUSH", "http://user:pushsecret@127.0.0.1:1/x")
+        .args(["backup", "--command", "/env.txt=env"])
+        .arg(&src)
+        .run();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!o.stderr.contains("pushsecret"), "{}", o.stderr);
+    let env = repo.run(["dump", "latest", "/env.txt"]).ok().stdout;
+    assert!(env.contains("PATH=") && !env.contains("pushsecret") && !env.contains("CAIRN_PASSWORD"), "{env}");
 }
 
 /// What the ping receiver got: (method and path, body) per request.
@@ -368,6 +380,16 @@ fn run_pings_start_then_success_or_failure_with_its_report_and_a_dead_url_change
         let label = format!("command=\"{c}\"");
         assert_eq!(value(&text, "cairn_command_exit_code", &[&label, "profile=\"night\""]), 0.0, "{text}");
     }
+    // A stream backed up by hand with the profile is not its backup: its metrics stay.
+    let before = fs::read(&prom).expect("metrics file");
+    cairn()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["backup", "--stdin", "--stdin-filename", "note"])
+        .stdin(b"x".to_vec())
+        .run()
+        .ok();
+    assert_eq!(fs::read(&prom).expect("metrics file"), before);
     // `config` shows where pings go, not the check's secret path.
     let o = cairn().arg("--config").arg(&cfg).arg("config").run().ok();
     assert!(

@@ -1,5 +1,5 @@
 //! Running one drill command: in a process group of its own, the restored file on its standard
-//! input, the drill's variables in its environment (and not `CAIRN_PASSWORD`), its standard
+//! input, the drill's variables in its environment (and not cairn's secrets), its standard
 //! error passed through (the end of it kept), the end of its standard output kept for the
 //! report, stopped (`SIGTERM` to its group, `SIGKILL` [`KILL_AFTER`] later) at its timeout or
 //! on an interrupt. What it leaves running in its group gets `SIGTERM` once it exits (the
@@ -43,7 +43,7 @@ pub struct Ran {
     pub duration: Duration,
 }
 
-/// Run `argv` with `env` added to this process's environment (without `CAIRN_PASSWORD`),
+/// Run `argv` with `env` added to this process's environment (without [`crate::process::SECRET_VARIABLES`]),
 /// `stdin_file` (or nothing) on its standard input, for at most `timeout`, stopping it when
 /// `cancel` is cancelled. Errors: the text of why it could not be started.
 pub fn run(
@@ -59,7 +59,7 @@ pub fn run(
         None => Stdio::null(),
     };
     let mut cmd = Command::new(program);
-    cmd.args(args).env_remove("CAIRN_PASSWORD").stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+    crate::process::without_secrets(&mut cmd).args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
