@@ -96,9 +96,14 @@ impl Family {
 
     /// This family with one more sample (replacing the one with the same labels).
     pub fn with(mut self, labels: &Labels, value: f64) -> Family {
+        self.set(labels, value);
+        self
+    }
+
+    /// Set the sample with `labels` to `value` (added, or replacing the one there).
+    pub fn set(&mut self, labels: &Labels, value: f64) {
         self.samples.retain(|s| &s.labels != labels || !s.suffix.is_empty());
         self.samples.push(Sample { suffix: String::new(), labels: labels.clone(), value });
-        self
     }
 }
 

@@ -237,20 +237,16 @@ pub fn run(g: &GlobalOpts, _a: &ConfigArgs, applied: Option<&Applied>) -> Result
     Ok(EXIT_OK)
 }
 
-/// The `[monitoring]` URLs with what may be a secret hidden: a ping URL's path (a
-/// healthchecks.io check's UUID lets anyone ping it) and any `user:password@`.
+/// The `[monitoring]` URLs as scheme and host only ([`super::http::redacted`]): a ping URL's
+/// path is its check's secret, and a URL may carry a password.
 fn redact_urls(sections: &mut toml::Table) {
     let Some(m) = sections.get_mut("monitoring").and_then(|v| v.as_table_mut()) else { return };
     for (k, v) in m.iter_mut() {
         if !(k.ends_with("-url") || k == "metrics-push") {
             continue;
         }
-        let Some(url) = v.as_str().filter(|u| !u.is_empty()) else { continue };
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        let host = authority.rsplit('@').next().unwrap_or(authority);
-        let hidden = if k.starts_with("ping-") { "/***" } else { rest.get(authority.len()..).unwrap_or("") };
-        let shown = if authority.contains('@') { format!("***@{host}") } else { host.to_string() };
-        *v = toml::Value::String(format!("{scheme}://{shown}{hidden}"));
+        if let Some(url) = v.as_str().filter(|u| !u.is_empty()) {
+            *v = toml::Value::String(super::http::redacted(url));
+        }
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 /// Send `body` to `url` with `method` (`POST`, `PUT`, `GET`), giving up after `timeout` and
 /// trying `attempts` times in all (1 s, then 2 s... between tries) while the failure may pass
 /// (a connection error, a timeout, a 5xx); an interrupt ends the request in flight and the
-/// retries, and a request sent after one is tried once for at most 5 s. Returns the final status code; a 4xx is returned at
-/// once. Errors: a sentence naming the URL ([`redacted`]) and what failed.
+/// retries, and a request sent after one is tried once for at most 5 s. Returns the final
+/// status code; a 4xx is returned at once. Errors: a sentence naming the URL ([`redacted`])
+/// and what failed.
 pub fn send(method: &str, url: &str, body: Vec<u8>, timeout: Duration, attempts: u32) -> Result<u16, String> {
     let shown = redacted(url);
     let shown = shown.as_str();
@@ -32,10 +33,13 @@ pub fn send(method: &str, url: &str, body: Vec<u8>, timeout: Duration, attempts:
     for attempt in 0..attempts.max(1) {
         if attempt > 0 {
             // An interrupted command (SIGTERM from systemd) does not wait on a monitoring host.
-            if !late && super::cancel().is_cancelled() {
+            let until = std::time::Instant::now() + Duration::from_secs(1 << (attempt - 1).min(4));
+            while std::time::Instant::now() < until && !super::cancel().is_cancelled() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if super::cancel().is_cancelled() {
                 break;
             }
-            std::thread::sleep(Duration::from_secs(1 << (attempt - 1).min(4)));
         }
         let req = client.request(method.clone(), url).body(body.clone());
         // An interrupt (systemd's SIGTERM) ends the request in flight: the command has its

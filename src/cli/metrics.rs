@@ -11,8 +11,9 @@
 //!   series of other commands and other profiles stay, so one file holds a profile's night;
 //!   the file is replaced atomically (a temporary file, synced, renamed) under an advisory
 //!   lock on `FILE.lock`, so two commands ending at once do not lose each other's series;
-//! - to the Pushgateway with `POST /metrics/job/cairn/host/H/profile/P/command/C`: the group
-//!   keeps other commands' series, and a failed run leaves the last success in place.
+//! - to a Pushgateway ([`push`]): the run's series replace the group
+//!   `job/cairn/host/H/profile/P/command/C`, each last success in a group of its own, so that
+//!   a failed run leaves the last success in place and none of its stale figures.
 //!
 //! A failure to write or push is a warning: monitoring that is down does not fail a backup
 //! (and a file that stops changing is what the freshness alert catches).
@@ -45,11 +46,12 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The figures the running command recorded.
 static RECORDED: Mutex<Vec<Family>> = Mutex::new(Vec::new());
 
-/// Set by a dry run: it writes no metrics (it changed nothing, and did not succeed at
-/// anything a monitoring rule waits for).
+/// Set by a run that writes no metrics ([`skip`]).
 static SKIP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// This run writes no metrics (a dry run).
+/// This run writes no metrics: a dry run (it changed nothing), a value cairn refused (nothing
+/// ran), a backup with a profile that is not the profile's backup (other paths, a stream): the
+/// last real run's series stay as they are.
 pub fn skip() {
     SKIP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
@@ -60,7 +62,7 @@ pub fn gauge(name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
     let labels: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut rec = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
     match rec.iter_mut().find(|f| f.name == name) {
-        Some(f) => *f = f.clone().with(&labels, value),
+        Some(f) => f.set(&labels, value),
         None => rec.push(Family::gauge_with(name, help, &labels, value)),
     }
 }
@@ -98,16 +100,15 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let mut own = std::mem::take(&mut *RECORDED.lock().unwrap_or_else(|p| p.into_inner()));
-    let mut with_base = |f: Family| {
-        let mut f = f;
+    let own = std::mem::take(&mut *RECORDED.lock().unwrap_or_else(|p| p.into_inner()));
+    let with_base = |mut f: Family| {
         for s in &mut f.samples {
             s.labels.extend(base.clone());
         }
         f
     };
     let c = command;
-    let mut figures: Vec<Family> = own.drain(..).map(&mut with_base).collect();
+    let mut figures: Vec<Family> = own.into_iter().map(with_base).collect();
     figures.push(with_base(Family::gauge_with(
         &format!("cairn_{c}_last_run_timestamp_seconds"),
         &format!("When cairn {c} last ran (Unix time)"),
@@ -167,30 +168,29 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
 /// component that failed, leaves the previous success in place. The grouping labels are
 /// removed from the samples (the Pushgateway adds them back).
 fn push(url: &str, host: &str, profile: &str, command: &str, exit: Vec<Family>, figures: Vec<Family>) {
-    let mut ex = Exposition::default();
-    ex.merge(exit, &Labels::new(), None);
-    ex.merge(figures, &Labels::new(), None);
+    let mut families = exit;
+    families.extend(figures);
     let group = ["host", "profile", "command"];
-    for f in &mut ex.families {
+    for f in &mut families {
         for s in &mut f.samples {
             s.labels.retain(|k, _| !group.contains(&k.as_str()));
         }
     }
     let base = push_url(url, host, profile, command);
     let (sticky, plain): (Vec<Family>, Vec<Family>) =
-        ex.families.into_iter().partition(|f| f.name.ends_with(cairn::metrics::STICKY_SUFFIX));
-    let mut requests = vec![("PUT", base.clone(), Exposition { families: plain })];
+        families.into_iter().partition(|f| f.name.ends_with(cairn::metrics::STICKY_SUFFIX));
+    let mut requests = vec![(base.clone(), Exposition { families: plain })];
     for mut f in sticky {
         for mut sample in std::mem::take(&mut f.samples) {
             let component = sample.labels.remove("component").unwrap_or_default();
             let one = Family { samples: vec![sample], ..f.clone() };
             let target = format!("{base}/component@base64/{}", b64(&component));
-            requests.push(("PUT", target, Exposition { families: vec![one] }));
+            requests.push((target, Exposition { families: vec![one] }));
         }
     }
     let shown = super::http::redacted(url);
-    for (method, target, body) in requests {
-        match super::http::send(method, &target, body.render().into_bytes(), PUSH_TIMEOUT, PUSH_ATTEMPTS) {
+    for (target, body) in requests {
+        match super::http::send("PUT", &target, body.render().into_bytes(), PUSH_TIMEOUT, PUSH_ATTEMPTS) {
             Ok(s) if (200..300).contains(&s) => {}
             Ok(s) => {
                 eprintln!("cairn: warning: metrics push to {shown}: the Pushgateway answered HTTP {s}");
