@@ -332,6 +332,9 @@ pub fn run(g: &GlobalOpts, a: &BackupArgs, applied: Option<&Applied>) -> Result<
     // Checked before the repository is opened: a bad label wastes no work.
     cairn::snapshot::validate_labels(a.host.as_deref().unwrap_or(""), &tags)
         .map_err(|e| Error::usage(format!("--host/--tag: {e}")))?;
+    if let Some(h) = a.host.as_deref().filter(|h| !h.is_empty()) {
+        metrics::host(h);
+    }
     let repo = g.open()?;
     // A dry run writes nothing: any read permission will do (`--no-lock` included).
     let (read_lock, append_lock);

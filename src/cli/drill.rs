@@ -204,6 +204,7 @@ fn print_text(g: &GlobalOpts, r: &DrillReport) {
 /// The drill's figures as metrics (`cairn_drill_*`; each component its own series).
 fn record_metrics(r: &DrillReport) {
     use super::metrics::gauge;
+    super::metrics::host(&r.snapshot_host);
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     gauge(
         "cairn_drill_duration_seconds",

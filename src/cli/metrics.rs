@@ -46,6 +46,15 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The figures the running command recorded.
 static RECORDED: Mutex<Vec<Family>> = Mutex::new(Vec::new());
 
+/// The host the command's figures are about, when it says ([`host`]).
+static HOST: Mutex<Option<String>> = Mutex::new(None);
+
+/// The figures are about host `name` (`backup --host`, the host a drill's snapshot is of),
+/// not the profile's: the `host` label says so.
+pub fn host(name: &str) {
+    *HOST.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.to_string());
+}
+
 /// Set by a run that writes no metrics ([`skip`]).
 static SKIP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -95,7 +104,8 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
     if skipped || !COMMANDS.contains(&command) || (sinks.file.is_none() && sinks.push.is_none()) {
         return;
     }
-    let host = sinks.host;
+    let told = HOST.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let host = told.as_deref().unwrap_or(sinks.host);
     let base: Labels = [("profile", sinks.profile), ("host", host), ("repository", sinks.repository)]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

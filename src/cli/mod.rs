@@ -564,7 +564,8 @@ pub fn main() -> ExitCode {
         (None, None) => String::new(),
     };
     let metrics_file = cli.global.metrics_file();
-    // The host the profile's snapshots carry (`[backup] host`), as health and snapshots name it.
+    // The host the profile's snapshots carry (`[backup] host`), as health and snapshots name it
+    // (a command that is about another host says so: metrics::host).
     let host = applied.as_ref().and_then(|p| p.profile.backup.host.clone()).unwrap_or_else(cairn::util::hostname);
     let sinks = metrics::Sinks {
         file: metrics_file.as_deref(),

@@ -167,6 +167,10 @@ fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_fail
     let before = fs::read(&prom).expect("metrics file");
     m(&["backup", "--dry-run", src.to_str().expect("utf-8")]).ok();
     assert_eq!(fs::read(&prom).expect("metrics file"), before);
+    // A backup of another host is labelled with that host.
+    m(&["backup", "--host", "web1", src.to_str().expect("utf-8")]).ok();
+    let text = fs::read_to_string(&prom).expect("metrics file");
+    assert_eq!(value(&text, "cairn_command_exit_code", &["command=\"backup\"", "host=\"web1\""]), 0.0);
     // A metrics file that cannot be written is a warning: the backup's exit code stays.
     let o = repo.cmd().arg("--metrics-file").arg(tmp.join("no/such/dir/x.prom")).arg("backup").arg(&src).run();
     assert_eq!(o.code, 0, "{}", o.stderr);
