@@ -55,21 +55,11 @@ impl Repository {
     /// Errors: a failed listing other than a missing directory; a record that cannot be read
     /// from the storage.
     pub fn drill_records(&self) -> Result<DrillRecords> {
-        let ids = match self.list::<DrillRecord>() {
-            Ok(ids) => ids,
-            Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => Vec::new(),
+        let (mut records, mut damaged) = match self.load_all::<DrillRecord>() {
+            Ok(x) => x,
+            Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => (Vec::new(), Vec::new()),
             Err(e) => return Err(e),
         };
-        let mut records = Vec::new();
-        let mut damaged = Vec::new();
-        for (id, _) in ids {
-            match self.load::<DrillRecord>(&id) {
-                Ok(r) => records.push((id, r)),
-                Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => {}
-                Err(Error::Corrupt { object, detail }) => damaged.push((id, format!("{object}: {detail}"))),
-                Err(e) => return Err(e),
-            }
-        }
         records.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         damaged.sort_by_key(|d| d.0);
         Ok((records, damaged))

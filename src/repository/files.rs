@@ -164,6 +164,31 @@ impl Repository {
         Ok(self.backend.list(T::KIND)?.into_iter().map(|(id, size)| (T::Id::from_id(id), size)).collect())
     }
 
+    /// Read and decode every file of kind `T`, in parallel: the files that decode, and the
+    /// damaged ones (wrong hash, failed authentication, undecodable) with why, both in listing
+    /// order. A file removed between the listing and its read is left out. Errors: a failed
+    /// listing; a file that cannot be read from the storage.
+    #[allow(clippy::type_complexity)]
+    pub fn load_all<T>(&self) -> Result<(Vec<(T::Id, T)>, Vec<(T::Id, String)>)>
+    where
+        T: RepoFile + Send,
+        T::Id: Send + Sync + Copy,
+    {
+        use rayon::prelude::*;
+        let ids = self.list::<T>()?;
+        let loaded: Vec<(T::Id, Result<T>)> = ids.par_iter().map(|(id, _)| (*id, self.load::<T>(id))).collect();
+        let (mut good, mut damaged) = (Vec::new(), Vec::new());
+        for (id, r) in loaded {
+            match r {
+                Ok(v) => good.push((id, v)),
+                Err(Error::Backend(e)) if e.kind == crate::backend::ErrorKind::NotFound => {}
+                Err(Error::Corrupt { object, detail }) => damaged.push((id, format!("{object}: {detail}"))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((good, damaged))
+    }
+
     /// Remove file `id` of kind `T`. Errors: the backend's (not found included).
     pub fn remove<T: RepoFile>(&self, id: &T::Id) -> Result<()> {
         Ok(self.backend.remove(T::KIND, &id.id())?)

@@ -2,7 +2,7 @@
 //! fatal, and resolving the names users give (`latest`, an id or a unique id prefix).
 
 use super::Repository;
-use crate::backend::{ErrorKind, FileKind};
+use crate::backend::FileKind;
 use crate::context::{Ctx, Warning};
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
@@ -60,23 +60,10 @@ impl Repository {
     /// can be applied to. A file removed between the listing and the read is left out.
     /// Errors: a failed listing; a snapshot file that cannot be read from the storage.
     pub fn snapshots_and_damaged(&self, filter: &SnapshotFilter) -> Result<(SnapshotList, Vec<DamagedSnapshot>)> {
-        use rayon::prelude::*;
-        let ids = self.list::<Snapshot>()?;
-        let loaded: Vec<(SnapshotId, Result<Snapshot>)> =
-            ids.par_iter().map(|(id, _)| (*id, self.load_snapshot(id))).collect();
-        let mut v = Vec::new();
-        let mut damaged = Vec::new();
-        for (id, r) in loaded {
-            match r {
-                Ok(s) if filter.matches(&s) => v.push((id, s)),
-                Ok(_) => {}
-                Err(Error::Backend(e)) if e.kind == ErrorKind::NotFound => {}
-                Err(Error::Corrupt { object, detail }) => {
-                    damaged.push(DamagedSnapshot { id, detail: format!("{object}: {detail}") })
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let (all, damaged) = self.load_all::<Snapshot>()?;
+        let mut v: SnapshotList = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+        let mut damaged: Vec<DamagedSnapshot> =
+            damaged.into_iter().map(|(id, detail)| DamagedSnapshot { id, detail }).collect();
         v.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
         damaged.sort_by_key(|d| d.id);
         Ok((v, damaged))

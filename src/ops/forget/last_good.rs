@@ -55,6 +55,12 @@ mod tests {
         Decision { id: SnapshotId(Id([n; 32])), snapshot, keep: n == 9, reasons: vec![], counters: Default::default() }
     }
 
+    /// `ds` after [`keep_last_good`]: (time, kept, reasons) of each.
+    fn decided(ds: &mut [Decision]) -> Vec<(u8, bool, Vec<String>)> {
+        keep_last_good(ds);
+        ds.iter().map(|d| (d.snapshot.time.secs as u8, d.keep, d.reasons.clone())).collect()
+    }
+
     #[test]
     fn the_newest_good_snapshot_of_each_component_is_kept() {
         use ComponentOutcome::{Failed, Ok, Partial};
@@ -66,9 +72,7 @@ mod tests {
             snap(6, &[("/a", Ok), ("/b", Ok)]),
             snap(5, &[("/never", Failed)]),
         ];
-        keep_last_good(&mut ds);
-        let kept: Vec<(u8, bool, Vec<String>)> =
-            ds.iter().map(|d| (d.snapshot.time.secs as u8, d.keep, d.reasons.clone())).collect();
+        let kept = decided(&mut ds);
         assert_eq!(
             kept,
             vec![
@@ -94,9 +98,7 @@ mod tests {
             snap(3, &[("/var/vmail", Ok), ("/db.dump", Failed)]),
             snap(2, &[("/var/vmail", Ok), ("/db.dump", Ok)]),
         ];
-        keep_last_good(&mut ds);
-        let kept: Vec<(u8, bool, Vec<String>)> =
-            ds.iter().map(|d| (d.snapshot.time.secs as u8, d.keep, d.reasons.clone())).collect();
+        let kept = decided(&mut ds);
         assert_eq!(
             kept,
             vec![
