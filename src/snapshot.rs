@@ -89,6 +89,11 @@ pub struct Snapshot {
     /// components is a version 2 snapshot ([`Snapshot::encode`]).
     #[serde(skip)]
     pub components: Vec<ComponentStatus>,
+    /// For a snapshot written by `copy`: the id of the snapshot it is a copy of, in the
+    /// repository where it was first made (a copy of a copy keeps the first one's). Not part
+    /// of the serde shape (see [`Snapshot::encode`]).
+    #[serde(skip)]
+    pub original: Option<SnapshotId>,
 }
 
 /// The first two bytes of a version 2 snapshot: `0xff` (a byte that never starts a version 1
@@ -513,6 +518,7 @@ pub(crate) fn test_snapshot(
             .iter()
             .map(|(p, st)| ComponentStatus::new(p.to_string(), ComponentKind::Command, *st, String::new()))
             .collect(),
+        original: None,
     }
 }
 
@@ -535,6 +541,7 @@ mod tests {
             parent: None,
             program_version: "cairn test".into(),
             summary: Summary::default(),
+            original: None,
             components: Vec::new(),
         }
     }

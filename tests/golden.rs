@@ -187,6 +187,7 @@ fn expected_snapshot(root: BlobId, data_added_packed: u64) -> Snapshot {
             },
         },
         components: Vec::new(),
+        original: None,
     }
 }
 
@@ -1282,6 +1283,7 @@ fn pinned_snapshot() -> Snapshot {
             },
         },
         components: Vec::new(),
+        original: None,
     }
 }
 
@@ -1516,6 +1518,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
             program_version,
             summary,
             components: Vec::new(),
+            original: None,
         },
     )
 }

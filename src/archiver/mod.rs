@@ -368,6 +368,7 @@ pub fn backup(
         program_version: format!("cairn {}", env!("CARGO_PKG_VERSION")),
         summary,
         components: grafts.as_ref().map(|g| g.statuses(&errors)).unwrap_or_default(),
+        original: None,
     };
     if let Permit::Write(lock) = permit {
         lock.check()?;

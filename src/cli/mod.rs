@@ -3,12 +3,15 @@
 mod backup;
 mod check;
 mod config;
+mod copy;
+mod copy_targets;
 mod diff;
 mod drill;
 mod dump;
 mod find;
 mod forget;
 mod format;
+mod from_repo;
 mod generate;
 mod health;
 mod http;
@@ -227,6 +230,9 @@ enum Command {
     Run(run::RunArgs),
     /// Scan snapshots and show statistics (restic's modes) and the repository's size
     Stats(stats::StatsArgs),
+    /// Copy snapshots from another repository (--from-repo) into this one, or into a profile's
+    /// `[copy] to` repositories; snapshots copied before are skipped
+    Copy(copy::CopyArgs),
 }
 
 impl GlobalOpts {
@@ -534,6 +540,7 @@ pub fn main() -> ExitCode {
         Command::Version(a) => version::run(&cli.global, a),
         Command::Run(a) => run::run(&cli.global, a, applied.as_ref()),
         Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Copy(a) => copy::run(&cli.global, a, applied.as_ref()),
     };
     let result = match &applied {
         Some(p) => result.map_err(|e| p.explain(e)),
@@ -603,6 +610,7 @@ impl Command {
             Command::Version(_) => "version",
             Command::Run(_) => "run",
             Command::Stats(_) => "stats",
+            Command::Copy(_) => "copy",
             Command::Drill(_) => "drill",
         }
     }

@@ -269,6 +269,7 @@ mod tests {
             program_version: "cairn test".into(),
             summary: Summary::default(),
             components: Vec::new(),
+            original: None,
         };
         let id = SnapshotId(crate::id::Id::of_bytes(&[n]));
         let reasons = if keep { vec!["last snapshot".to_string()] } else { Vec::new() };

@@ -490,6 +490,7 @@ mod tests {
             program_version: "test".into(),
             summary: Summary::default(),
             components: Vec::new(),
+            original: None,
         }
     }
 
