@@ -4,6 +4,7 @@
 pub mod db;
 pub mod generations;
 pub mod maildir;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
