@@ -61,6 +61,8 @@ pub struct Saver<'r> {
     open: Mutex<OpenPacks>,
     buffers: Arc<PackBuffers>,
     uploader: Mutex<Uploader>,
+    /// Upload threads (for a restarted uploader, [`Saver::checkpoint`]).
+    connections: usize,
     data_blobs: AtomicU64,
     tree_blobs: AtomicU64,
     data_added: AtomicU64,
@@ -100,6 +102,7 @@ impl<'r> Saver<'r> {
             pending: Mutex::new(HashSet::new()),
             open: Mutex::new(OpenPacks::default()),
             uploader: Mutex::new(Uploader::start(repo.backend().clone(), connections.max(1), dry_run, buffers.clone())),
+            connections: connections.max(1),
             buffers,
             data_blobs: AtomicU64::new(0),
             tree_blobs: AtomicU64::new(0),
@@ -164,6 +167,48 @@ impl<'r> Saver<'r> {
         };
         FRAMED.with(|cell| cell.replace(framed));
         result.map(|()| id)
+    }
+
+    /// Store blob `id`, whose plaintext is `plain`, unless the repository (or this run) has
+    /// it; `framed`, when given, is its framed plaintext (compression byte and body, as
+    /// another repository stored it), sealed as it is instead of compressing `plain` again.
+    /// The caller vouches that `id` is this repository's id of `plain` (its key's hash: copy
+    /// between repositories sharing id keys, or an id it computed with
+    /// [`Repository::blob_id`]). Returns true when the blob was stored, false when it was
+    /// already there. Errors: as [`Saver::save_blob`].
+    pub fn save_verified(&self, blob_type: BlobType, id: BlobId, plain: &[u8], framed: Option<&[u8]>) -> Result<bool> {
+        if self.index.contains(&id) || !self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
+            return Ok(false);
+        }
+        let raw_length = u32::try_from(plain.len()).map_err(|_| {
+            Error::refused(format!("a blob of {} bytes is over the repository format's 4 GiB limit", plain.len()))
+        })?;
+        let mut buf = FRAMED.with(|cell| cell.take());
+        let result = match framed {
+            Some(f) => {
+                buf.clear();
+                buf.extend_from_slice(f);
+                self.append(blob_type, id, &mut buf, raw_length)
+            }
+            None => {
+                let need = blob::framed_bound(plain.len());
+                if buf.len() < need {
+                    buf.resize(need, 0);
+                }
+                match blob::compress_into(plain, self.level, &mut buf).and_then(|n| buf.get_mut(..n)) {
+                    Some(f) => self.append(blob_type, id, f, raw_length),
+                    None => Err(Error::internal("the compression buffer is smaller than the framed size bound")),
+                }
+            }
+        };
+        FRAMED.with(|cell| cell.replace(buf));
+        result.map(|()| true)
+    }
+
+    /// True when the repository's index or this saver (a blob saved or being saved) holds
+    /// blob `id`.
+    pub fn has(&self, id: &BlobId) -> bool {
+        self.index.contains(id) || self.pending.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
     /// A new pack: staged in the backend where it can be (written as it grows), else in a
@@ -267,6 +312,16 @@ impl<'r> Saver<'r> {
         self.write_index(rest)
     }
 
+    /// [`Saver::flush`], then go on saving: every blob saved so far is durable and indexed
+    /// (a snapshot naming them may be written), and the blobs saved so far are still known to
+    /// this saver, so they are not stored again. Errors: as [`Saver::flush`].
+    pub fn checkpoint(&self) -> Result<()> {
+        self.flush()?;
+        let mut up = self.uploader();
+        *up = Uploader::start(self.repo.backend().clone(), self.connections, self.dry_run, self.buffers.clone());
+        Ok(())
+    }
+
     /// After a failure: wait for the uploads under way, then index the packs already written
     /// (they are complete and durable), so the next backup reuses them. Blobs still in memory
     /// are dropped.
@@ -283,7 +338,9 @@ impl<'r> Saver<'r> {
         self.level = level;
     }
 
-    pub(super) fn fill_summary(&self, s: &mut Summary) {
+    /// Put the counts of the blobs this saver stored into `s` (data and tree blobs, their
+    /// plaintext and stored bytes).
+    pub fn fill_summary(&self, s: &mut Summary) {
         s.counts.data_blobs = self.data_blobs.load(Ordering::Relaxed);
         s.counts.tree_blobs = self.tree_blobs.load(Ordering::Relaxed);
         s.counts.data_added = self.data_added.load(Ordering::Relaxed);

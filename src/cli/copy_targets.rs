@@ -24,3 +24,10 @@ pub fn targets(applied: &Applied, only: &[String], g: &GlobalOpts) -> Result<Vec
     let _ = (applied, only, g);
     Err(Error::usage("copy targets in profiles are not implemented yet"))
 }
+
+/// The snapshots a profile's copy selects by default (its `[copy]` filters).
+pub fn source_filter(applied: &Applied) -> cairn::snapshot::SnapshotFilter {
+    // Skeleton: filled in by the profile work.
+    let _ = applied;
+    cairn::snapshot::SnapshotFilter::default()
+}

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use cairn::metrics::{Exposition, Family, Labels};
 
 /// The commands that write metrics.
-pub const COMMANDS: [&str; 8] = ["backup", "run", "forget", "prune", "check", "restore", "drill", "stats"];
+pub const COMMANDS: [&str; 9] = ["backup", "run", "forget", "prune", "check", "restore", "drill", "stats", "copy"];
 
 /// Help of `cairn_repository_size_bytes` (prune and stats write it: one text, as the
 /// Pushgateway wants).
@@ -53,6 +53,15 @@ static HOST: Mutex<Option<String>> = Mutex::new(None);
 /// not the profile's: the `host` label says so.
 pub fn host(name: &str) {
     *HOST.lock().unwrap_or_else(|p| p.into_inner()) = Some(name.to_string());
+}
+
+/// The repository the command's figures are about, when it says ([`repository`]).
+static REPOSITORY: Mutex<Option<String>> = Mutex::new(None);
+
+/// The figures are about repository `location` (the target of a copy), not the one `-r` or
+/// the profile names: the `repository` label says so.
+pub fn repository(location: &str) {
+    *REPOSITORY.lock().unwrap_or_else(|p| p.into_inner()) = Some(location.to_string());
 }
 
 /// Set by a run that writes no metrics ([`skip`]).
@@ -106,7 +115,9 @@ pub fn finish(sinks: &Sinks<'_>, command: &str, started: SystemTime, elapsed: Du
     }
     let told = HOST.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let host = told.as_deref().unwrap_or(sinks.host);
-    let base: Labels = [("profile", sinks.profile), ("host", host), ("repository", sinks.repository)]
+    let told_repository = REPOSITORY.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let repository = told_repository.as_deref().unwrap_or(sinks.repository);
+    let base: Labels = [("profile", sinks.profile), ("host", host), ("repository", repository)]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();

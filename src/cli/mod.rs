@@ -418,7 +418,8 @@ fn no_lock_refused(command: &str) -> Error {
     ))
 }
 
-fn exit_code(e: &Error) -> u8 {
+/// The exit code of error `e` (restic's codes where restic has one; see README, "Exit codes").
+pub fn exit_code(e: &Error) -> u8 {
     use cairn::error::Kind;
     match e.kind() {
         Kind::NoRepository => EXIT_NO_REPOSITORY,

@@ -2,6 +2,8 @@
 //! operation's context ([`crate::Ctx`]: cancellation and progress) and the lock it needs as a
 //! type ([`crate::lock::ReadLock`], [`crate::lock::ExclusiveLock`]).
 //!
+//! - [`copy`]: copy snapshots and the blobs they need into another repository
+//!   (`copy(ctx, src, &ReadLock, dst, &AppendLock, ..)`);
 //! - [`forget`]: remove snapshots by id or by a keep policy (`forget(ctx, &ExclusiveLock, ..)`);
 //! - [`prune`]: delete the data no snapshot references (`prune(ctx, &ExclusiveLock, ..)`, or
 //!   `plan(ctx, &ReadLock, ..)` for a dry run);
@@ -21,6 +23,7 @@
 //! JSON as they are.
 
 pub mod check;
+pub mod copy;
 pub mod drill;
 pub mod forget;
 pub mod health;

@@ -35,7 +35,7 @@ pub use config::{Config, InitOptions, DEFAULT_COMPRESSION_LEVEL, DEFAULT_PACK_SI
 pub use drills::DrillRecords;
 pub use files::{ConfigName, FileName, RepoFile};
 pub use keys::{KeyReport, MAX_KEYS_TRIED, MAX_KEY_FILE_BYTES};
-pub use read::{PackBlob, PackRead};
+pub use read::{OpenedBlob, PackBlob, PackRead};
 pub use snapshots::{DamagedSnapshot, SnapshotList};
 
 /// An open repository: backend, master key and config. Cloning is cheap (two `Arc`s and the

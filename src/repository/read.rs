@@ -66,6 +66,16 @@ impl AsRef<PackBlob> for PackBlob {
     }
 }
 
+/// One blob read and verified by [`Repository::read_pack_blobs_framed`].
+#[derive(Debug)]
+pub struct OpenedBlob {
+    /// Its framed plaintext (compression byte and body, as stored before encryption), when it
+    /// was read from the copy asked for.
+    pub framed: Option<Vec<u8>>,
+    /// Its plaintext, verified against its id.
+    pub plain: Vec<u8>,
+}
+
 /// Which pack [`Repository::read_pack_blobs`] reads, and how.
 #[derive(Clone, Copy)]
 pub struct PackRead<'a> {
@@ -136,6 +146,19 @@ impl Repository {
         blobs: &[T],
         mut each: impl FnMut(usize, Result<Vec<u8>>),
     ) -> Result<()> {
+        self.read_pack_blobs_framed(pack, blobs, |i, r| each(i, r.map(|b| b.plain)))
+    }
+
+    /// As [`Repository::read_pack_blobs`], giving each blob's verified framed plaintext too
+    /// (compression byte and body, ready to be sealed into another pack without
+    /// recompressing: copy), except for a blob read from another indexed copy after its own
+    /// was damaged (`framed` is `None` then). Errors: as [`Repository::read_pack_blobs`].
+    pub fn read_pack_blobs_framed<T: AsRef<PackBlob>>(
+        &self,
+        pack: &PackRead<'_>,
+        blobs: &[T],
+        mut each: impl FnMut(usize, Result<OpenedBlob>),
+    ) -> Result<()> {
         if blobs.windows(2).any(|w| matches!(w, [a, b] if a.as_ref().offset > b.as_ref().offset)) {
             return Err(Error::internal("blobs to read out of a pack are not sorted by offset"));
         }
@@ -158,7 +181,7 @@ impl Repository {
             for (i, b) in request.blobs.zip(batch) {
                 let b = b.as_ref();
                 let plain = match &range {
-                    Ok(buf) => self.open_at(pack.salt, pack.id, b, buf, request.offset, "short read"),
+                    Ok(buf) => self.open_framed_at(pack.salt, pack.id, b, buf, request.offset, "short read"),
                     Err(detail) => Err(Error::corrupt(b.describe(pack.id), detail.clone())),
                 };
                 // A damaged copy: another indexed copy may be sound (`backup --force` stores one).
@@ -168,7 +191,7 @@ impl Repository {
                             // The storage failing while the other copy is read is not damage:
                             // stop, as for the first read.
                             Err(f) if f.is_storage_failure() || matches!(f, Error::Interrupted) => return Err(f),
-                            r => r.map_err(|_| e),
+                            r => r.map(|plain| OpenedBlob { framed: None, plain }).map_err(|_| e),
                         }
                     }
                     (p, _) => p,
@@ -203,6 +226,19 @@ impl Repository {
         start: u64,
         short: &str,
     ) -> Result<Vec<u8>> {
+        self.open_framed_at(salt, pack, blob, buf, start, short).map(|b| b.plain)
+    }
+
+    /// As `open_at`, keeping the framed plaintext.
+    fn open_framed_at(
+        &self,
+        salt: &[u8; SALT_LEN],
+        pack: &PackId,
+        blob: &PackBlob,
+        buf: &[u8],
+        start: u64,
+        short: &str,
+    ) -> Result<OpenedBlob> {
         let what = || blob.describe(pack);
         let stored = (blob.offset as u64)
             .checked_sub(start)
@@ -212,7 +248,7 @@ impl Repository {
             .ok_or_else(|| Error::corrupt(what(), short))?;
         let r =
             BlobRef { blob_type: blob.blob_type, id: &blob.id, salt, offset: blob.offset, raw_length: blob.raw_length };
-        self.open_blob(&r, stored, &what)
+        self.open_blob_framed(&r, stored, &what).map(|(framed, plain)| OpenedBlob { framed: Some(framed), plain })
     }
 
     /// Bytes `offset..offset + length` of pack `pack`: the one place blobs are read from the
