@@ -86,12 +86,14 @@ pub struct Snapshot {
     pub summary: Summary,
     /// What happened to each part of the backup (each path and each command), when the backup
     /// had command components; empty otherwise. Not part of the serde shape: a snapshot with
-    /// components is a version 2 snapshot ([`Snapshot::encode`]).
+    /// components is a version 2 snapshot, or version 3 when it has an original
+    /// ([`Snapshot::encode`]).
     #[serde(skip)]
     pub components: Vec<ComponentStatus>,
     /// For a snapshot written by `copy`: the id of the snapshot it is a copy of, in the
     /// repository where it was first made (a copy of a copy keeps the first one's). Not part
-    /// of the serde shape (see [`Snapshot::encode`]).
+    /// of the serde shape: a snapshot with an original is a version 3 snapshot
+    /// ([`Snapshot::encode`]).
     #[serde(skip)]
     pub original: Option<SnapshotId>,
 }
@@ -99,6 +101,10 @@ pub struct Snapshot {
 /// The first two bytes of a version 2 snapshot: `0xff` (a byte that never starts a version 1
 /// snapshot, whose first bytes are a varint) and the version, 2.
 pub const SNAPSHOT_V2_PREFIX: [u8; 2] = [0xff, 0x02];
+
+/// The first two bytes of a version 3 snapshot (one with an [`Snapshot::original`]): `0xff`
+/// and the version, 3.
+pub const SNAPSHOT_V3_PREFIX: [u8; 2] = [0xff, 0x03];
 
 /// What a part of a backup is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,12 +190,22 @@ impl ComponentStatus {
 }
 
 impl Snapshot {
-    /// The plaintext of the snapshot file (repo-format.md, "Snapshots"): the version 1
-    /// encoding (bincode of the fields up to `summary`) when there are no components, so such
-    /// snapshots keep the bytes older versions gave them; else [`SNAPSHOT_V2_PREFIX`] then
-    /// bincode of (the version 1 fields, `components`).
+    /// The plaintext of the snapshot file (repo-format.md, "Snapshots"), one encoding per
+    /// value:
+    /// - version 1, bincode of the fields up to `summary`, when there are no components and no
+    ///   original (such snapshots keep the bytes, and ids, older versions gave them);
+    /// - version 2, [`SNAPSHOT_V2_PREFIX`] then bincode of (the version 1 fields,
+    ///   `components`), when there are components and no original;
+    /// - version 3, [`SNAPSHOT_V3_PREFIX`] then bincode of (the version 1 fields, `components`
+    ///   (possibly empty), the 32 bytes of `original`), whenever `original` is set.
+    ///
     /// Errors: [`Error::Internal`] when it cannot be encoded.
     pub fn encode(&self) -> Result<Vec<u8>> {
+        if let Some(original) = &self.original {
+            let mut out = SNAPSHOT_V3_PREFIX.to_vec();
+            out.extend(crate::format::encode(&(self, &self.components, original))?);
+            return Ok(out);
+        }
         if self.components.is_empty() {
             return crate::format::encode(self);
         }
@@ -198,9 +214,10 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Decode a snapshot file's plaintext, either version (see [`Snapshot::encode`]); `what`
-    /// names it in errors. Errors: [`Error::Corrupt`] for bytes that do not decode completely,
-    /// an unknown version, or a version 2 snapshot without components (not canonical).
+    /// Decode a snapshot file's plaintext, any of the versions [`Snapshot::encode`] writes;
+    /// `what` names it in errors. Errors: [`Error::Corrupt`] for bytes that do not decode
+    /// completely, an unknown version (`0xff` then anything but 2 or 3), or a version 2
+    /// snapshot without components (not canonical: it must be written as version 1).
     pub fn decode(bytes: &[u8], what: &str) -> Result<Snapshot> {
         match bytes {
             [0xff, 0x02, rest @ ..] => {
@@ -214,7 +231,19 @@ impl Snapshot {
                 s.components = components;
                 Ok(s)
             }
-            [0xff, version, ..] => Err(Error::corrupt(what, format!("unknown snapshot version {version}"))),
+            [0xff, 0x03, rest @ ..] => {
+                let (mut s, components, original): (Snapshot, Vec<ComponentStatus>, SnapshotId) =
+                    crate::format::decode(rest, what)?;
+                s.components = components;
+                s.original = Some(original);
+                Ok(s)
+            }
+            [0xff, version, ..] => Err(Error::corrupt(
+                what,
+                format!(
+                    "unknown snapshot version {version} (this cairn reads versions 1 to 3; a newer cairn wrote it?)"
+                ),
+            )),
             _ => crate::format::decode(bytes, what),
         }
     }
@@ -438,6 +467,10 @@ pub struct SnapshotInfo {
     /// components.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub components: Vec<ComponentStatus>,
+    /// For a copy: the id (hex) of the snapshot it is a copy of ([`Snapshot::original`]);
+    /// absent otherwise (restic's `original`, shown only when set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 impl SnapshotInfo {
@@ -459,6 +492,7 @@ impl SnapshotInfo {
             program_version: s.program_version.clone(),
             summary: SummaryInfo::new(&s.summary, s.tz_offset),
             components: s.components.clone(),
+            original: s.original.map(|o| o.to_hex()),
         }
     }
 }
@@ -574,5 +608,90 @@ mod tests {
         let v = serde_json::to_value(&info).unwrap();
         assert_eq!(v["parent"], serde_json::Value::Null);
         assert_eq!(v["summary"]["backup_start"], "2023-11-14T23:13:20+01:00");
+        // restic's `original`: only for a copy.
+        assert!(v.get("original").is_none(), "{v}");
+        s.original = Some(SnapshotId(crate::id::Id([0xab; 32])));
+        let v = serde_json::to_value(SnapshotInfo::new(&id, &s)).unwrap();
+        assert_eq!(v["original"], "ab".repeat(32));
+    }
+
+    fn component(path: &str) -> ComponentStatus {
+        ComponentStatus::new(path.into(), ComponentKind::Command, ComponentOutcome::Ok, String::new())
+    }
+
+    /// Encode `s`, check the version its first bytes say, decode it back to `s`.
+    fn round_trip(s: &Snapshot, prefix: Option<[u8; 2]>) -> Vec<u8> {
+        let bytes = s.encode().unwrap();
+        match prefix {
+            Some(p) => assert_eq!(bytes[..2], p),
+            None => assert_ne!(bytes[0], 0xff),
+        }
+        assert_eq!(&Snapshot::decode(&bytes, "s").unwrap(), s);
+        bytes
+    }
+
+    #[test]
+    fn the_three_versions_round_trip_each_with_one_encoding() {
+        let v1 = snap("mail1", &["t"], &["/etc", "/db.dump"]);
+        let bytes = round_trip(&v1, None);
+        assert_eq!(bytes, crate::format::encode(&v1).unwrap(), "version 1: bincode Snapshot");
+
+        let mut v2 = v1.clone();
+        v2.components = vec![component("/db.dump")];
+        let bytes = round_trip(&v2, Some(SNAPSHOT_V2_PREFIX));
+        assert_eq!(bytes[2..], crate::format::encode(&(&v2, &v2.components)).unwrap()[..]);
+
+        // Version 3 without components: the fields, an empty list (one byte 0), the original.
+        let original = SnapshotId(crate::id::Id(std::array::from_fn(|i| i as u8)));
+        let mut v3 = v1.clone();
+        v3.original = Some(original);
+        let bytes = round_trip(&v3, Some(SNAPSHOT_V3_PREFIX));
+        let fields = crate::format::encode(&v1).unwrap();
+        assert_eq!(bytes.len(), 2 + fields.len() + 1 + 32);
+        assert_eq!(bytes[2..2 + fields.len()], fields[..]);
+        assert_eq!(bytes[2 + fields.len()], 0x00);
+        assert_eq!(bytes[bytes.len() - 32..], original.0 .0[..]);
+
+        // Version 3 with components: the version 2 body, then the original.
+        let mut v3c = v2.clone();
+        v3c.original = Some(original);
+        let bytes = round_trip(&v3c, Some(SNAPSHOT_V3_PREFIX));
+        let v2_bytes = v2.encode().unwrap();
+        assert_eq!(bytes[2..bytes.len() - 32], v2_bytes[2..]);
+        assert_eq!(bytes[bytes.len() - 32..], original.0 .0[..]);
+    }
+
+    #[test]
+    fn versions_out_of_place_are_refused() {
+        let v1 = snap("mail1", &[], &["/etc"]);
+        let fields = crate::format::encode(&v1).unwrap();
+        let is_corrupt = |b: &[u8]| matches!(Snapshot::decode(b, "s"), Err(Error::Corrupt { .. }));
+        // Version 2 without components: not canonical.
+        let mut empty_v2 = SNAPSHOT_V2_PREFIX.to_vec();
+        empty_v2.extend(&fields);
+        empty_v2.push(0x00);
+        assert!(is_corrupt(&empty_v2));
+        // Unknown versions.
+        for version in [0x00, 0x01, 0x04, 0xfe, 0xff] {
+            let mut b = vec![0xff, version];
+            b.extend(&fields);
+            b.push(0x00);
+            assert!(is_corrupt(&b), "version {version} accepted");
+        }
+        assert!(is_corrupt(&[0xff]));
+        assert!(is_corrupt(&[]));
+        // Version 3 without its original (a version 2 body), cut short, or with bytes after it.
+        let mut no_original = SNAPSHOT_V3_PREFIX.to_vec();
+        no_original.extend(&fields);
+        no_original.push(0x00);
+        assert!(is_corrupt(&no_original));
+        let mut v3 = v1.clone();
+        v3.original = Some(SnapshotId(crate::id::Id([7; 32])));
+        let bytes = v3.encode().unwrap();
+        assert!(is_corrupt(&bytes[..bytes.len() - 1]));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(is_corrupt(&longer));
+        assert!(Snapshot::decode(&bytes, "s").is_ok());
     }
 }

@@ -237,6 +237,11 @@ const SNAPSHOT_V2_ID: &str = "ef20ad26de80034e07cbf501450d993383172012a781fd930d
 const SNAPSHOT_V2_SALT: &str = "0b420707b878d426169dd999be2fdfa5686302a572cab5a418fd21180e0179f6";
 // END GENERATED SNAPSHOT V2
 
+// BEGIN GENERATED SNAPSHOT V3 by regenerate_golden_snapshot_v3: snapshot-v3.bin.
+const SNAPSHOT_V3_ID: &str = "bd093529be67f6e66d687ebe1b479fec87cab88a901a2145ddf0d9946c138b79";
+const SNAPSHOT_V3_SALT: &str = "66f3c5612bf1f0bad23dc90931dec9c01e6295295b3aca8c9c0bd1023c5dd587";
+// END GENERATED SNAPSHOT V3
+
 // BEGIN GENERATED DRILL RECORD by regenerate_golden_drill_record: drill-record.bin.
 const DRILL_RECORD_ID: &str = "05b958de40f6860321a1897ac313b2b9f796f32d026b139f8cc67025d0f17020";
 const DRILL_RECORD_SALT: &str = "95e919ee4c862371464241c838a0a587a1f9dc0256eee1f2c2ce4d4be48a4199";
@@ -420,6 +425,7 @@ fn golden_files() -> Vec<(&'static str, Option<&'static str>, &'static [u8; 4])>
         ("index.bin", Some(INDEX_ID), b"CRNI"),
         ("snapshot.bin", Some(SNAPSHOT_ID), b"CRNS"),
         ("snapshot-v2.bin", Some(SNAPSHOT_V2_ID), b"CRNS"),
+        ("snapshot-v3.bin", Some(SNAPSHOT_V3_ID), b"CRNS"),
         ("drill-record.bin", Some(DRILL_RECORD_ID), b"CRND"),
     ]
 }
@@ -633,10 +639,64 @@ fn golden_snapshot_v2() {
     empty.extend(&v1);
     empty.push(0x00);
     assert!(Snapshot::decode(&empty, "s").is_err());
-    let mut v3 = plain.clone();
-    v3[1] = 0x03;
-    assert!(Snapshot::decode(&v3, "s").is_err());
+    let mut v4 = plain.clone();
+    v4[1] = 0x04;
+    assert!(Snapshot::decode(&v4, "s").is_err());
     assert!(Snapshot::decode(&plain[..plain.len() - 1], "s").is_err());
+}
+
+/// The version 3 snapshot of `snapshot-v3.bin`: a copy (made by `copy`) of the version 2
+/// golden snapshot, whose id is its original.
+fn expected_snapshot_v3() -> Snapshot {
+    Snapshot { original: Some(SnapshotId(Id(h32(SNAPSHOT_V2_ID)))), ..expected_snapshot_v2() }
+}
+
+#[test]
+#[ignore = "rewrites tests/golden/snapshot-v3.bin; run once and paste the printed constants"]
+fn regenerate_golden_snapshot_v3() {
+    let sealed = master().seal_object(FileKind::Snapshot, &expected_snapshot_v3().encode().unwrap()).unwrap();
+    std::fs::write(golden_dir().join("snapshot-v3.bin"), &sealed).unwrap();
+    println!("// BEGIN GENERATED SNAPSHOT V3 by regenerate_golden_snapshot_v3: snapshot-v3.bin.");
+    println!("const SNAPSHOT_V3_ID: &str = \"{}\";", Id::of_bytes(&sealed).to_hex());
+    println!("const SNAPSHOT_V3_SALT: &str = \"{}\";", hex::encode(&sealed[5..37]));
+    println!("// END GENERATED SNAPSHOT V3");
+}
+
+/// A version 3 snapshot (an original: a copy) written when that version was introduced still
+/// decodes and the encoder still produces the same bytes: `0xff 0x03`, the version 2 body (the
+/// fields, the components), the original's 32 bytes. Without components, a version 3 snapshot
+/// is the version 1 fields, an empty list and the original; without an original, a snapshot is
+/// version 1 or 2 as before.
+#[test]
+fn golden_snapshot_v3() {
+    let bytes = read_golden("snapshot-v3.bin");
+    assert_eq!(Id::of_bytes(&bytes).to_hex(), SNAPSHOT_V3_ID);
+    assert_eq!(bytes[5..37], h32(SNAPSHOT_V3_SALT));
+    let plain = master().open_object(FileKind::Snapshot, &bytes, "snapshot").unwrap();
+    assert_eq!(&plain[..2], &[0xff, 0x03]);
+    assert_eq!(Snapshot::decode(&plain, "snapshot").unwrap(), expected_snapshot_v3());
+    assert_eq!(expected_snapshot_v3().encode().unwrap(), plain);
+    // The version 2 golden snapshot's plaintext after its own prefix, then the original.
+    let v2 = master().open_object(FileKind::Snapshot, &read_golden("snapshot-v2.bin"), "snapshot").unwrap();
+    assert_eq!(plain.len(), v2.len() + 32);
+    assert_eq!(plain[2..v2.len()], v2[2..]);
+    assert_eq!(plain[v2.len()..], h32(SNAPSHOT_V2_ID));
+    // Without the original: version 2 again, the golden bytes.
+    assert_eq!(Snapshot { original: None, ..expected_snapshot_v3() }.encode().unwrap(), v2);
+    // A copy without components: the golden version 1 plaintext, an empty list, the original.
+    let v1 = master().open_object(FileKind::Snapshot, &read_golden("snapshot.bin"), "snapshot").unwrap();
+    let packed = (BLOB_A_LENGTH + BLOB_B_LENGTH) as u64;
+    let copy =
+        Snapshot { original: Some(SnapshotId(Id(h32(SNAPSHOT_ID)))), ..expected_snapshot(bid(ROOT_TREE_ID), packed) };
+    let want = cat(&[&[0xff, 0x03], &v1, &[0x00], &h32(SNAPSHOT_ID)]);
+    assert_eq!(hex::encode(copy.encode().unwrap()), hex::encode(&want));
+    assert_eq!(Snapshot::decode(&want, "s").unwrap(), copy);
+    // Cut short (no complete original), one byte more, or an unknown version: refused.
+    assert!(Snapshot::decode(&plain[..plain.len() - 1], "s").is_err());
+    assert!(Snapshot::decode(&cat(&[&plain, &[0x00]]), "s").is_err());
+    let mut v4 = plain.clone();
+    v4[1] = 0x04;
+    assert!(Snapshot::decode(&v4, "s").is_err());
 }
 
 /// The drill record of `drill-record.bin` (§ Drill records): a failed drill of the golden
@@ -1573,6 +1633,32 @@ proptest! {
     #[test]
     fn prop_snapshot_round_trip(s in arb_snapshot()) { round_trip(&s)?; }
 
+    /// Snapshot files of every version (§ Snapshots): the version is the one the components and
+    /// the original call for, and the plaintext decodes to the same snapshot.
+    #[test]
+    fn prop_snapshot_file_round_trip(
+        s in arb_snapshot(),
+        paths in prop::collection::vec(".{0,12}", 0..3),
+        original in prop::option::of(any::<[u8; 32]>()),
+    ) {
+        let components: Vec<ComponentStatus> = paths
+            .into_iter()
+            .map(|p| ComponentStatus::new(p, ComponentKind::Command, ComponentOutcome::Failed, "r".into()))
+            .collect();
+        let s = Snapshot { components, original: original.map(|o| SnapshotId(Id(o))), ..s };
+        let plain = s.encode().unwrap();
+        let version = match (s.original.is_some(), s.components.is_empty()) {
+            (true, _) => Some(0x03),
+            (false, false) => Some(0x02),
+            (false, true) => None,
+        };
+        match version {
+            Some(v) => prop_assert_eq!(&plain[..2], &[0xff, v]),
+            None => prop_assert_ne!(plain[0], 0xff),
+        }
+        prop_assert_eq!(&Snapshot::decode(&plain, "s").unwrap(), &s);
+    }
+
     #[test]
     fn prop_index_round_trip(i in arb_index()) { round_trip(&i)?; }
 
@@ -1607,6 +1693,9 @@ proptest! {
         // Plaintext decoders: no panic (a few random inputs are valid encodings).
         let _ = Tree::decode(&data, "t");
         let _ = format::decode::<Snapshot>(&data, "s");
+        for v in [0x02, 0x03] {
+            let _ = Snapshot::decode(&[&[0xff, v], &data[..]].concat(), "s");
+        }
         let _ = format::decode::<IndexFile>(&data, "i");
         let _ = format::decode::<Config>(&data, "c");
         let _ = format::decode::<Vec<BlobEntry>>(&data, "p");

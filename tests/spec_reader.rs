@@ -375,8 +375,10 @@ struct Snapshot {
     parent: Option<[u8; 32]>,
     program_version: String,
     summary: Summary,
-    /// Version 2 only (§ Snapshots); empty in version 1.
+    /// Versions 2 and 3 (§ Snapshots); empty in version 1.
     components: Vec<Component>,
+    /// Version 3 only (§ Snapshots): the snapshot this one is a copy of.
+    original: Option<[u8; 32]>,
 }
 
 /// § Snapshots, `Component`.
@@ -419,8 +421,9 @@ fn component(d: &mut Dec) -> R<Component> {
     })
 }
 
-/// § Snapshots: a snapshot file's plaintext, version 1 or version 2 (`0xff 0x02`, the
-/// version 1 fields, then a non-empty component list).
+/// § Snapshots: a snapshot file's plaintext, version 1, version 2 (`0xff 0x02`, the version 1
+/// fields, then a non-empty component list) or version 3 (`0xff 0x03`, the version 1 fields, a
+/// component list, possibly empty, then the original's 32 bytes).
 fn snapshot_file(plain: &[u8]) -> R<Snapshot> {
     match plain {
         [0xff, 0x02, rest @ ..] => Dec::whole(rest, |d| {
@@ -429,6 +432,12 @@ fn snapshot_file(plain: &[u8]) -> R<Snapshot> {
             if s.components.is_empty() {
                 return Err("a version 2 snapshot without components".into());
             }
+            Ok(s)
+        }),
+        [0xff, 0x03, rest @ ..] => Dec::whole(rest, |d| {
+            let mut s = snapshot(d)?;
+            s.components = d.vec(component)?;
+            s.original = Some(d.id()?);
             Ok(s)
         }),
         [0xff, v, ..] => Err(format!("unknown snapshot version {v}")),
@@ -468,6 +477,7 @@ fn snapshot(d: &mut Dec) -> R<Snapshot> {
             errors: d.u64()?,
         },
         components: Vec::new(),
+        original: None,
     })
 }
 
@@ -1438,6 +1448,52 @@ fn spec_reader_reads_drill_records() {
     assert!(!failed[0].components[0].ok);
     assert_eq!(failed[0].components[0].exit_code, Some(1));
     assert!(failed[0].components[0].message.contains("exit code 1"), "{}", failed[0].components[0].message);
+}
+
+/// The master key of the golden files (`tests/golden.rs`, `master_bytes`: byte i is
+/// `i × 37 + 11`, mod 256), split as § Master key says.
+fn golden_master() -> Master {
+    let b: [u8; 96] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let k = |r: std::ops::Range<usize>| -> [u8; 32] { b[r].try_into().unwrap() };
+    Master { encrypt_key: k(0..32), id_key: k(32..64), chunker_key: k(64..96) }
+}
+
+/// § Snapshots, version 3: the golden copy `tests/golden/snapshot-v3.bin` (written by cairn's
+/// encoder when the version was introduced), decoded by hand: the fields and components of the
+/// golden version 2 snapshot, and as original that snapshot's id, the BLAKE3 of its file.
+#[test]
+fn spec_reader_reads_a_version_3_snapshot() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden");
+    let master = golden_master();
+    let open = |name: &str| -> (Vec<u8>, Snapshot) {
+        let bytes = fs::read(golden.join(name)).unwrap();
+        let plain = master.open_object(b"CRNS", &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let s = snapshot_file(&plain).unwrap_or_else(|e| panic!("{name}: {e}"));
+        (plain, s)
+    };
+    let (plain2, v2) = open("snapshot-v2.bin");
+    let (plain3, v3) = open("snapshot-v3.bin");
+    assert_eq!(&plain3[..2], &[0xff, 0x03]);
+    assert_eq!(v2.original, None);
+    let v2_id = *blake3::hash(&fs::read(golden.join("snapshot-v2.bin")).unwrap()).as_bytes();
+    assert_eq!(v3.original, Some(v2_id), "§ Snapshots: original is the copied snapshot's id");
+    assert_eq!(v3.components.len(), 3);
+    assert_eq!(v3.hostname, "golden-host");
+    // Everything but the original as in the version 2 snapshot: its body, byte for byte.
+    assert_eq!(format!("{:?}", Snapshot { original: None, ..v3.clone() }), format!("{v2:?}"));
+    assert_eq!(plain3[2..plain3.len() - 32], plain2[2..]);
+    // A version 3 snapshot without components: the version 1 fields, 0x00, the original.
+    let (plain1, v1) = open("snapshot.bin");
+    let copy: Vec<u8> = [&[0xff, 0x03][..], &plain1, &[0x00], &[0x77; 32]].concat();
+    let c = snapshot_file(&copy).unwrap();
+    assert_eq!((c.original, c.components.len()), (Some([0x77; 32]), 0));
+    assert_eq!(format!("{:?}", Snapshot { original: None, ..c }), format!("{v1:?}"));
+    // Refused: no complete original, a byte after it, versions other than 1, 2 and 3.
+    assert!(snapshot_file(&copy[..copy.len() - 1]).is_err());
+    assert!(snapshot_file(&[&copy[..], &[0]].concat()).is_err());
+    for v in [0x00, 0x01, 0x04, 0xff] {
+        assert!(snapshot_file(&[&[0xff, v][..], &copy[2..]].concat()).is_err(), "version {v}");
+    }
 }
 
 /// The spec's own examples, decoded with the hand-written decoder.
