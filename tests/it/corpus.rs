@@ -50,7 +50,7 @@ fn metadata_listing(root: &Path) -> BTreeMap<PathBuf, Meta> {
 
 /// The restored tree of `src` below `target` equals `src`: same entries and metadata, and
 /// `diff -r --no-dereference` finds no content difference.
-fn assert_restored_identical(src: &Path, target: &Path) {
+pub(crate) fn assert_restored_identical(src: &Path, target: &Path) {
     let dst = restored(target, src);
     let (a, b) = (metadata_listing(src), metadata_listing(&dst));
     assert_eq!(a.len(), b.len(), "entry counts differ");

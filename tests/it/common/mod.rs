@@ -23,8 +23,12 @@ use tempfile::TempDir;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Environment variables that could make a run depend on the caller's environment.
-pub const CAIRN_ENV: [&str; 6] = [
+pub const CAIRN_ENV: [&str; 10] = [
     "CAIRN_REPOSITORY",
+    "CAIRN_FROM_REPOSITORY",
+    "CAIRN_FROM_PASSWORD",
+    "CAIRN_FROM_PASSWORD_FILE",
+    "CAIRN_FROM_PASSWORD_COMMAND",
     "CAIRN_PASSWORD",
     "CAIRN_PASSWORD_FILE",
     "CAIRN_PASSWORD_COMMAND",
