@@ -33,6 +33,19 @@ pub enum Error {
         tried: usize,
     },
 
+    /// No key file of the source repository (the one copied from, or whose ids a new
+    /// repository shares) could be opened with the password given for it: as
+    /// [`Error::WrongPassword`] (the same [`Kind`]), naming that repository.
+    #[error(
+        "wrong password for the source repository {location}, or no key file there matches it ({tried} key file(s) tried); nothing was changed"
+    )]
+    WrongSourcePassword {
+        /// The source repository's location.
+        location: String,
+        /// How many key files were tried.
+        tried: usize,
+    },
+
     /// No password source was configured and no terminal to prompt on.
     #[error("{0}")]
     NoPassword(String),
@@ -165,7 +178,7 @@ impl Error {
             Error::RepositoryNotFound { .. } => Kind::NoRepository,
             Error::SnapshotNotFound(_) => Kind::NotFound,
             Error::RepositoryExists { .. } | Error::Refused(_) => Kind::Refused,
-            Error::WrongPassword { .. } => Kind::WrongPassword,
+            Error::WrongPassword { .. } | Error::WrongSourcePassword { .. } => Kind::WrongPassword,
             Error::Backend(b) => match b.kind {
                 ErrorKind::Transient => Kind::Transient,
                 ErrorKind::Permanent => Kind::Permanent,

@@ -178,6 +178,11 @@ pub struct GlobalOpts {
     /// job "cairn", host, profile and command
     #[arg(long, env = "CAIRN_METRICS_PUSH", global = true, value_name = "URL")]
     metrics_push: Option<String>,
+    /// Which repository these options open: the one of `-r`, or the source of `--from-repo`
+    /// (set by [`from_repo::FromRepoArgs::globals`]; its password options and errors are the
+    /// source's).
+    #[arg(skip)]
+    pub role: from_repo::RepoRole,
 }
 
 #[derive(Subcommand)]
@@ -290,7 +295,8 @@ impl GlobalOpts {
             return Err(Error::RepositoryNotFound { location: backend.location() });
         }
         let pw = password::get(self, false)?;
-        cairn::Repository::open(backend, pw.as_bytes())
+        let location = backend.location();
+        cairn::Repository::open(backend, pw.as_bytes()).map_err(|e| self.role.explain_open_error(e, &location))
     }
 
     /// Packs uploaded at once: `-o connections=N`, else what the repository's backend suits
@@ -451,6 +457,7 @@ pub fn exit_hint(code: u8) -> Option<&'static str> {
 fn error_hint(e: &Error, code: u8) -> Option<&'static str> {
     match e {
         Error::SnapshotNotFound(_) => Some("list the snapshots with `cairn snapshots`"),
+        Error::WrongSourcePassword { .. } => Some("the source repository (--from-repo) takes its own password: --from-password-file, --from-password-command or CAIRN_FROM_PASSWORD, never the one of -r"),
         _ => exit_hint(code),
     }
 }

@@ -1,11 +1,15 @@
 //! Where the repository password comes from, in restic's order: `--password-file` /
 //! `CAIRN_PASSWORD_FILE`, `--password-command` / `CAIRN_PASSWORD_COMMAND`, `CAIRN_PASSWORD`,
-//! else a prompt on the terminal (no echo), else an error that says how to give one.
+//! else a prompt on the terminal (no echo), else an error that says how to give one. The
+//! source repository of `--from-repo` ([`RepoRole::Source`]) has its own: `--from-password-file`,
+//! `--from-password-command`, `CAIRN_FROM_PASSWORD` (restic's `RESTIC_FROM_PASSWORD`), a prompt
+//! that names it.
 
 use zeroize::Zeroizing;
 
 use cairn::Error;
 
+use super::from_repo::RepoRole;
 use super::GlobalOpts;
 
 fn first_line(s: &str) -> &str {
@@ -21,13 +25,48 @@ fn read_password_file(path: &std::path::Path, what: &str) -> Result<Zeroizing<St
     Ok(Zeroizing::new(first_line(&text).to_string()))
 }
 
-/// The password; with `confirm` (init), a prompt asks twice.
+/// The words of the messages about the password of a repository in `role`.
+struct Words {
+    /// What the password opens, as a message says it after "password of".
+    what: &'static str,
+    file_flag: &'static str,
+    command_flag: &'static str,
+    file_var: &'static str,
+    command_var: &'static str,
+}
+
+fn words(role: RepoRole) -> Words {
+    match role {
+        RepoRole::Repository => Words {
+            what: "the repository",
+            file_flag: "--password-file",
+            command_flag: "--password-command",
+            file_var: "CAIRN_PASSWORD_FILE",
+            command_var: "CAIRN_PASSWORD_COMMAND",
+        },
+        RepoRole::Source => Words {
+            what: "the source repository",
+            file_flag: "--from-password-file",
+            command_flag: "--from-password-command",
+            file_var: "CAIRN_FROM_PASSWORD_FILE",
+            command_var: "CAIRN_FROM_PASSWORD_COMMAND",
+        },
+    }
+}
+
+/// The password of the repository `g` opens ([`GlobalOpts::role`] says which options give
+/// it); with `confirm` (init), a prompt asks twice.
 pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
+    let w = words(g.role);
     if g.password_file.is_some() && g.password_command.is_some() {
-        return Err(Error::usage("give either --password-file or --password-command, not both"));
+        return Err(Error::usage(format!("give either {} or {}, not both", w.file_flag, w.command_flag)));
     }
     let pw = if let Some(path) = &g.password_file {
-        read_password_file(path, "password file")?
+        let what = match g.role {
+            RepoRole::Repository => "password file",
+            RepoRole::Source => "source repository's password file",
+        };
+        read_password_file(path, what)?
     } else if let Some(cmd) = &g.password_command {
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -35,26 +74,38 @@ pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
             .stdin(std::process::Stdio::null())
             .stderr(std::process::Stdio::inherit())
             .output()
-            .map_err(|e| Error::NoPassword(format!("cannot run the password command: {e}")))?;
+            .map_err(|e| Error::NoPassword(format!("cannot run the password command of {}: {e}", w.what)))?;
         if !out.status.success() {
-            return Err(Error::NoPassword(format!("the password command failed ({})", out.status)));
+            return Err(Error::NoPassword(format!("the password command of {} failed ({})", w.what, out.status)));
         }
         let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
         Zeroizing::new(first_line(&text).to_string())
-    } else if let Ok(p) = std::env::var("CAIRN_PASSWORD") {
+    } else if let Ok(p) = std::env::var(g.role.password_var()) {
         Zeroizing::new(p)
     } else {
-        let label = if confirm { "enter password for new repository: " } else { "enter password for repository: " };
+        let label = match (g.role, confirm) {
+            (RepoRole::Source, _) => "enter password for the source repository: ",
+            (RepoRole::Repository, true) => "enter password for new repository: ",
+            (RepoRole::Repository, false) => "enter password for repository: ",
+        };
         prompt(label, confirm, &|| {
-            Error::NoPassword(
-                "no password given and no terminal to ask on: set CAIRN_PASSWORD, CAIRN_PASSWORD_FILE (--password-file) \
-                 or CAIRN_PASSWORD_COMMAND (--password-command)"
-                    .into(),
-            )
+            Error::NoPassword(format!(
+                "no password given for {} ({}) and no terminal to ask on: set {}, {} ({}) or {} ({})",
+                w.what,
+                g.repo,
+                g.role.password_var(),
+                w.file_var,
+                w.file_flag,
+                w.command_var,
+                w.command_flag
+            ))
         })?
     };
     if pw.is_empty() {
-        return Err(Error::NoPassword("the password is empty; an empty password is not accepted".into()));
+        return Err(Error::NoPassword(format!(
+            "the password of {} is empty; an empty password is not accepted",
+            w.what
+        )));
     }
     Ok(pw)
 }

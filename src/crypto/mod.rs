@@ -55,6 +55,23 @@ impl MasterKey {
         k
     }
 
+    /// A master key for a repository that shares blob ids and chunk boundaries with the one
+    /// of `self` (`init --copy-chunker-params`, repo-format.md, "Repositories sharing id and
+    /// chunker keys"): a fresh `encrypt` key from the operating system's CSPRNG, and copies of
+    /// `self`'s `id` and `chunker` keys.
+    pub fn generate_sharing_ids(&self) -> Self {
+        let mut k = MasterKey { encrypt: [0; 32], id: self.id, chunker: self.chunker };
+        rand::rngs::OsRng.fill_bytes(&mut k.encrypt);
+        k
+    }
+
+    /// True when `self` and `other` have the same `id` and `chunker` keys: the same plaintext
+    /// gets the same blob id and the same chunk boundaries (given the same chunker
+    /// parameters) under both. Not constant-time; nothing of the keys is shown.
+    pub fn same_blob_ids(&self, other: &MasterKey) -> bool {
+        self.id == other.id && self.chunker == other.chunker
+    }
+
     /// Rebuild from the 96 serialized bytes (`encrypt || id || chunker`).
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != MASTER_KEY_LEN {
@@ -233,5 +250,26 @@ mod tests {
         assert_eq!(k.gear_table()[..], k2.gear_table()[..]);
         assert_ne!(k.blob_id(b"x"), MasterKey::generate().blob_id(b"x"));
         assert!(MasterKey::from_bytes(&b[..95]).is_none());
+    }
+
+    #[test]
+    fn a_key_sharing_ids_has_its_own_encrypt_key() {
+        let k = MasterKey::generate();
+        let s = k.generate_sharing_ids();
+        assert!(s.same_blob_ids(&k) && k.same_blob_ids(&s));
+        let (kb, sb) = (k.to_bytes(), s.to_bytes());
+        assert_eq!(kb[32..], sb[32..], "id and chunker keys copied");
+        assert_ne!(kb[..32], sb[..32], "a fresh encrypt key");
+        assert_eq!(k.blob_id(b"x"), s.blob_id(b"x"));
+        assert_eq!(k.gear_table()[..], s.gear_table()[..]);
+        // What one seals, the other cannot open.
+        let sealed = k.seal_object(FileKind::Snapshot, b"payload").unwrap();
+        assert!(s.open_object(FileKind::Snapshot, &sealed, "s").is_err());
+        // Two independent keys share neither.
+        let other = MasterKey::generate();
+        assert!(!other.same_blob_ids(&k));
+        let mut half = kb.clone();
+        half[64..].copy_from_slice(&other.to_bytes()[64..]);
+        assert!(!MasterKey::from_bytes(&half).unwrap().same_blob_ids(&k), "same id key, other chunker key");
     }
 }

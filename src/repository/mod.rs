@@ -55,11 +55,35 @@ impl Repository {
     /// [`Error::RepositoryExists`] when a config is already there; backend errors.
     pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Self> {
         opts.validate()?;
+        Self::create(backend, password, opts, MasterKey::generate())
+    }
+
+    /// Create a new repository in `backend` with one key file for `password` whose blob ids
+    /// and chunk boundaries are those of `from` (restic's `init --copy-chunker-params`;
+    /// repo-format.md, "Repositories sharing id and chunker keys"): its master key shares
+    /// `from`'s `id` and `chunker` keys ([`MasterKey::generate_sharing_ids`]) and its config
+    /// takes `from`'s chunker parameters (`opts.chunker` is not used); its `encrypt` key, its
+    /// repository id, its password and key derivation, pack size and compression level are
+    /// its own. `copy` from `from` then moves blobs without recomputing ids, and backups into it
+    /// deduplicate against the copied data.
+    /// Errors: as [`Repository::init`].
+    pub fn init_sharing_ids(
+        backend: Arc<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+        from: &Repository,
+    ) -> Result<Self> {
+        let opts = InitOptions { chunker: from.config.chunker, ..opts.clone() };
+        opts.validate()?;
+        Self::create(backend, password, &opts, from.master.generate_sharing_ids())
+    }
+
+    /// [`Repository::init`] with the master key `master` and checked `opts`.
+    fn create(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions, master: MasterKey) -> Result<Self> {
         if backend.exists(FileKind::Config, &CONFIG_ID)? {
             return Err(Error::RepositoryExists { location: backend.location() });
         }
         backend.create()?;
-        let master = MasterKey::generate();
         let key_bytes = keyfile::wrap(&master, password, opts.kdf, &crate::util::username(), &crate::util::hostname())?;
         let key_id = KeyId(Id::of_bytes(&key_bytes));
         backend.write(FileKind::Key, &key_id.0, &key_bytes)?;
@@ -67,6 +91,14 @@ impl Repository {
         // The config is written last: a repository exists once its config does.
         repo.save(&repo.config)?;
         Ok(repo)
+    }
+
+    /// True when `self` and `other` give the same plaintext the same blob ids and the same
+    /// chunk boundaries: the same id and chunker keys and the same chunker parameters (one
+    /// was made from the other by [`Repository::init_sharing_ids`], or they are the same
+    /// repository). `copy` then moves blobs as they are; otherwise it must recompute ids.
+    pub fn same_blob_ids(&self, other: &Repository) -> bool {
+        self.master.same_blob_ids(&other.master) && self.config.chunker == other.config.chunker
     }
 
     /// Open the repository in `backend` with `password`.
@@ -144,5 +176,57 @@ pub(crate) mod tests {
         let d = tempfile::tempdir().unwrap();
         let empty = Arc::new(crate::backend::local::LocalBackend::new(d.path().join("none")));
         assert!(matches!(Repository::open(empty, b"pw"), Err(Error::RepositoryNotFound { .. })));
+    }
+
+    /// A repository made with `init_sharing_ids`: the source's blob ids and chunk boundaries,
+    /// its own password, encryption key and repository id.
+    #[test]
+    fn a_repository_sharing_ids_chunks_and_names_blobs_as_its_source() {
+        use crate::chunker::ChunkerParams;
+        let d = tempfile::tempdir().unwrap();
+        let kdf = KdfParams { algorithm: 1, memory_kib: 8 * 1024, iterations: 1, parallelism: 1 };
+        let local = |name: &str| -> Arc<dyn Backend> {
+            Arc::new(crate::backend::local::LocalBackend::new(d.path().join(name)))
+        };
+        // A source with chunker parameters other than the defaults.
+        let small = ChunkerParams { min_size: 16 * 1024, avg_size: 64 * 1024, max_size: 256 * 1024, normalization: 1 };
+        let src_opts = InitOptions { kdf, chunker: small, ..InitOptions::default() };
+        let src = Repository::init(local("src"), b"source pw", &src_opts).unwrap();
+        // The target asks for the defaults: the source's parameters win; pack size is its own.
+        let opts = InitOptions { kdf, pack_size: 4 << 20, ..InitOptions::default() };
+        let dst = Repository::init_sharing_ids(local("dst"), b"target pw", &opts, &src).unwrap();
+        assert!(dst.same_blob_ids(&src) && src.same_blob_ids(&dst));
+        assert_eq!(dst.config().chunker, small);
+        assert_eq!((dst.config().pack_size, src.config().pack_size), (4 << 20, DEFAULT_PACK_SIZE));
+        assert_ne!(dst.config().id, src.config().id);
+
+        // Reopened: only with its own password; still the same ids and boundaries.
+        assert!(matches!(Repository::open(local("dst"), b"source pw"), Err(Error::WrongPassword { .. })));
+        let dst = Repository::open(local("dst"), b"target pw").unwrap();
+        assert!(dst.same_blob_ids(&src));
+        let data: Vec<u8> = (0..1_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let cuts = |r: &Repository| -> Vec<(usize, crate::id::BlobId)> {
+            let c = r.chunker().unwrap();
+            c.chunks(&data).map(|chunk| (chunk.len(), r.blob_id(chunk))).collect()
+        };
+        let (a, b) = (cuts(&src), cuts(&dst));
+        assert!(a.len() > 5, "{} chunks", a.len());
+        assert_eq!(a, b);
+
+        // Its own encryption key: neither opens the other's objects.
+        let dst_snapshot = dst.master.seal_object(FileKind::Snapshot, b"x").unwrap();
+        assert!(src.master.open_object(FileKind::Snapshot, &dst_snapshot, "s").is_err());
+        let cfg = src.backend().read(FileKind::Config, &CONFIG_ID).unwrap();
+        assert!(dst.master.open_object(FileKind::Config, &cfg, "config").is_err());
+
+        // Into an existing repository: refused, as init is.
+        let again = Repository::init_sharing_ids(local("dst"), b"pw", &opts, &src);
+        assert!(matches!(again, Err(Error::RepositoryExists { .. })));
+        // Independent repositories do not share ids; nor do the same keys with other parameters.
+        let (_d2, other) = temp_repo();
+        assert!(!other.same_blob_ids(&src));
+        let mut reparam = dst.clone();
+        reparam.config.chunker = ChunkerParams::default();
+        assert!(!reparam.same_blob_ids(&src));
     }
 }

@@ -15,6 +15,7 @@ mod check;
 mod cli;
 mod components;
 mod copy;
+mod copy_init;
 mod corpus;
 mod databases;
 mod deep;
