@@ -14,6 +14,7 @@ mod common;
 mod check;
 mod cli;
 mod components;
+mod copy_profile;
 mod corpus;
 mod databases;
 mod deep;
