@@ -191,10 +191,10 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         // be reached would fail again; one that got no new snapshot needs no thinning).
         for name in copied {
             let step = format!("forget {name}");
-            match target_forget(p, name) {
+            match target_forget_hidden(p, name) {
                 Ok(None) => {}
                 Ok(Some(_)) if night.interrupted(&step) => break,
-                Ok(Some(own_env)) => night.target_forget(&step, name, &own_env, g),
+                Ok(Some(hidden)) => night.target_forget(&step, name, &hidden, g),
                 Err(e) => night.record_offsite(Step::failed(&step, super::error_text(&e))),
             }
         }
@@ -268,10 +268,13 @@ fn record_step_metrics(steps: &[Step]) {
     }
 }
 
-/// The variables of target `name`'s environment file, when its profile's `[forget]` has a
-/// keep rule (`None`: no retention of its own, no step). Errors: the target's profile cannot be
-/// found or read, its environment file is unsafe or malformed.
-fn target_forget(p: &Applied, name: &str) -> Result<Option<Vec<String>>, Error> {
+/// Whether target `name` of profile `p` has a forget step, and which variables of the run's
+/// environment its child must not inherit: `None` when the target profile's `[forget]` has no
+/// keep rule (no step); else the names the target's environment file sets (its child reads them
+/// from that file, whatever the run's environment says) and those the source's environment file
+/// put into the run's environment (`p.env_set`: the source's, not the target's). Errors: the
+/// target's profile cannot be found or read, its environment file is unsafe or malformed.
+fn target_forget_hidden(p: &Applied, name: &str) -> Result<Option<Vec<String>>, Error> {
     let at = p.at("copy", "to");
     let file = super::profile::find(name).map_err(|e| Error::Usage(format!("{at}: copy target {name:?}: {e}")))?;
     let (text, profile) =
@@ -280,16 +283,12 @@ fn target_forget(p: &Applied, name: &str) -> Result<Option<Vec<String>>, Error> 
         return Ok(None);
     }
     let target = Applied { name: name.to_string(), file, text, profile, injected: Vec::new(), env_set: Vec::new() };
-    let mut own = Vec::new();
+    let mut hidden = p.env_set.clone();
     if let Some(f) = &target.profile.repository.environment_file {
         let vars = super::profile_env::read_environment_file(f, &target.at("repository", "environment-file"))?;
-        own.extend(vars.into_iter().map(|(k, _)| k));
+        hidden.extend(vars.into_iter().map(|(k, _)| k));
     }
-    // The source's variables (its environment file's) are removed from the child's
-    // environment by the caller; these are the target's, which its child must read from its
-    // own file whatever the run's environment says.
-    own.extend(p.env_set.iter().cloned());
-    Ok(Some(own))
+    Ok(Some(hidden))
 }
 
 /// Variables of the run's environment that a target's forget must not see: they would give it
@@ -591,6 +590,65 @@ impl Night<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A night with no step yet (nothing is run by these tests).
+    fn night() -> Night<'static> {
+        Night {
+            profile: "mail1",
+            config: "/etc/cairn/mail1.toml".into(),
+            exe: "/usr/bin/cairn".into(),
+            globals: Vec::new(),
+            metrics_push: None,
+            steps: Vec::new(),
+            code: EXIT_OK,
+            error: None,
+            snapshot_id: None,
+            quiet: true,
+            json: false,
+        }
+    }
+
+    fn step(name: &str, code: u8) -> Step {
+        Step {
+            step: name.into(),
+            command: None,
+            exit_code: code,
+            error: None,
+            snapshot_id: None,
+            components: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_or_target_forget_makes_the_night_partial_not_failed() {
+        // backup ok, copy unreachable (13), forget ok: 3, and the copy's own code recorded.
+        let mut n = night();
+        n.record(step("backup", 0));
+        n.record_offsite(step("copy offsite", 13));
+        n.record(step("forget", 0));
+        assert_eq!(n.code, EXIT_PARTIAL);
+        assert_eq!(n.steps[1].exit_code, 13);
+        assert_eq!(n.error.as_deref(), Some("copy offsite exited 13"));
+        // A local failure after it decides: the local night is not done.
+        n.record(step("forget", 11));
+        assert_eq!(n.code, 11);
+        // A local failure before it stays.
+        let mut n = night();
+        n.record(step("backup", 0));
+        n.record(step("forget", 12));
+        n.record_offsite(step("forget offsite", 1));
+        assert_eq!(n.code, 12);
+        // All off-site steps fine: 0; a partial backup stays 3.
+        let mut n = night();
+        n.record(step("backup", 3));
+        n.record_offsite(step("copy offsite", 0));
+        n.record_offsite(step("forget offsite", 0));
+        assert_eq!(n.code, EXIT_PARTIAL);
+        let mut n = night();
+        n.record(step("backup", 0));
+        n.record_offsite(step("copy offsite", 0));
+        assert_eq!(n.code, EXIT_OK);
+    }
 
     #[test]
     fn the_worst_step_decides() {
