@@ -11,7 +11,9 @@
 //! target's password is never the source's: its password-file or password-command, else
 //! `CAIRN_PASSWORD_FILE`, `CAIRN_PASSWORD_COMMAND` or `CAIRN_PASSWORD` in its environment
 //! file. Bandwidth limits, the cache directory, `no-cache` and `retry-lock` are the target
-//! profile's where it gives them, else the source's (limits apply to both sides of a copy).
+//! profile's where it gives them, else the source's (limits apply to both sides of a copy);
+//! the backend options are the target profile's, plus `connections`, `timeout` and `retries`
+//! given on the command line (`-o connections=8`) where the target's profile does not set them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -138,11 +140,17 @@ fn target(applied: &Applied, name: &str, file: &Path, g: &GlobalOpts) -> Result<
             file.display()
         )));
     }
-    let options = match &r.options {
-        None => Vec::new(),
-        Some(profile::BackendOptions::Table(t)) => t.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        Some(profile::BackendOptions::List(l)) => l.clone(),
-    };
+    let mut options = option_list(&r.options);
+    // The transfer options typed on the command line (not the source profile's) apply to both
+    // sides, unless the target's profile sets them.
+    let source_profile = option_list(&applied.profile.repository.options);
+    for o in &g.options {
+        let key = option_key(o);
+        let typed = !source_profile.iter().any(|p| option_key(p) == key && p.trim() == o.trim());
+        if typed && SHARED_OPTIONS.contains(&key) && !options.iter().any(|t| option_key(t) == key) {
+            options.push(o.clone());
+        }
+    }
     let mut globals = g.clone();
     globals.repo = repo;
     globals.password_file = password_file;
@@ -163,6 +171,24 @@ fn target(applied: &Applied, name: &str, file: &Path, g: &GlobalOpts) -> Result<
         )));
     }
     Ok(Target { name: name.to_string(), globals })
+}
+
+/// Backend options about the transfer, not the place: given on the command line of a copy,
+/// they apply to the target too.
+const SHARED_OPTIONS: [&str; 3] = ["connections", "timeout", "retries"];
+
+/// A profile's `[repository] options` as `KEY=VALUE` strings.
+fn option_list(o: &Option<profile::BackendOptions>) -> Vec<String> {
+    match o {
+        None => Vec::new(),
+        Some(profile::BackendOptions::Table(t)) => t.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        Some(profile::BackendOptions::List(l)) => l.clone(),
+    }
+}
+
+/// The key of a `KEY=VALUE` option.
+fn option_key(o: &str) -> &str {
+    o.split_once('=').map_or(o, |(k, _)| k).trim()
 }
 
 /// True when `a` and `b` are the same file (by device and inode), or the same path when
@@ -271,7 +297,7 @@ mod tests {
         let src = applied(
             d,
             "mail1",
-            "[repository]\nrepo = \"/srv/repo\"\npassword-file = \"/etc/pw\"\n\n[copy]\nto = [\"offsite\"]\n",
+            "[repository]\nrepo = \"/srv/repo\"\npassword-file = \"/etc/pw\"\noptions = { timeout = \"30\", \"s3.region\" = \"us-east-1\" }\n\n[copy]\nto = [\"offsite\"]\n",
         );
         let g = globals(&[
             "-r",
@@ -280,6 +306,10 @@ mod tests {
             "/etc/pw",
             "-o",
             "connections=2",
+            "-o",
+            "timeout=30",
+            "-o",
+            "s3.region=us-east-1",
             "--limit-download",
             "50",
         ]);
@@ -290,7 +320,9 @@ mod tests {
         assert_eq!(tg.password_file, None);
         assert_eq!(tg.password_command, None);
         assert_eq!(tg.password_variable().as_deref(), Some("offsite-pw"));
-        assert_eq!(tg.options, vec!["s3.region=eu-west-3".to_string()]);
+        // The target's own options, and the command line's transfer options (connections=2
+        // is not in the source profile: typed); never the source profile's.
+        assert_eq!(tg.options, vec!["s3.region=eu-west-3".to_string(), "connections=2".to_string()]);
         assert_eq!((tg.limit_upload, tg.limit_download), (Some(100), Some(50)));
         let own = tg.environment.as_ref().unwrap();
         assert_eq!(own.get("AWS_ACCESS_KEY_ID").map(String::as_str), Some("AKIDOFFSITE"));
