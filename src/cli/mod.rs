@@ -169,6 +169,12 @@ pub struct GlobalOpts {
     /// Read options from this profile file (see `cairn help config`)
     #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// The repository's own environment (a copy target's environment file, read by
+    /// [`copy_targets`]); `None`: the process's (the repository of `-r`). With one, the backend
+    /// looks variables up in it first ([`cairn::backend::BackendOptions::environment`]) and
+    /// `CAIRN_PASSWORD` comes from it alone, never from the process (another repository's).
+    #[arg(skip)]
+    pub environment: Option<std::collections::BTreeMap<String, String>>,
     /// Write the figures of backup, run, forget, prune, check, restore, drill and stats as
     /// Prometheus metrics into FILE (node_exporter's textfile format), merged with the
     /// series other commands and profiles left there; replaced atomically
@@ -178,12 +184,6 @@ pub struct GlobalOpts {
     /// job "cairn", host, profile and command
     #[arg(long, env = "CAIRN_METRICS_PUSH", global = true, value_name = "URL")]
     metrics_push: Option<String>,
-    /// The repository's own environment (a copy target's environment file, read by
-    /// [`copy_targets`]); `None`: the process's (the repository of `-r`). With one, the backend
-    /// looks variables up in it first ([`cairn::backend::BackendOptions::environment`]) and
-    /// `CAIRN_PASSWORD` comes from it alone, never from the process (another repository's).
-    #[arg(skip)]
-    pub environment: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Subcommand)]
