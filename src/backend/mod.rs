@@ -362,7 +362,7 @@ impl<T: Backend + ?Sized> Backend for std::sync::Arc<T> {
 }
 
 /// How to reach a repository beyond its location string.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct BackendOptions {
     /// `-o key=value` options (`s3.region`, `s3.bucket-lookup`, `timeout` seconds, `retries`
     /// after the first attempt, `connections`, or an OpenDAL service's own keys for
@@ -372,6 +372,24 @@ pub struct BackendOptions {
     pub limit_upload: Option<u64>,
     /// Download limit in KiB/s.
     pub limit_download: Option<u64>,
+    /// This repository's own environment variables (name to value), looked up before the
+    /// process's: the S3 backend's `AWS_*` credentials and region of a repository whose
+    /// credentials differ from the process's (a copy target's environment file). Empty: the
+    /// process's environment alone. When it gives `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY`, the session token and `AWS_PROFILE` come from it alone (never
+    /// one account's key with another's token). Its values are secrets: `Debug` shows names only.
+    pub environment: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for BackendOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendOptions")
+            .field("options", &self.options)
+            .field("limit_upload", &self.limit_upload)
+            .field("limit_download", &self.limit_download)
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl BackendOptions {
@@ -454,7 +472,7 @@ pub fn open_location(location: &str, opts: &BackendOptions) -> crate::Result<std
     let remote: opendal::OpendalBackend = match kind {
         LocationKind::S3 => {
             let loc = opendal::S3Location::parse(location).map_err(crate::Error::Usage)?;
-            opendal::OpendalBackend::s3(&loc, &opts.options, limits)?
+            opendal::OpendalBackend::s3(&loc, &opts.options, limits, &opts.environment)?
         }
         LocationKind::Opendal(scheme) => opendal::OpendalBackend::scheme(scheme, &opts.options, limits)?,
         LocationKind::Local(path) => {

@@ -10,7 +10,7 @@
 //! transient (timeouts, connection failures, 5xx, throttling) or permanent (credentials,
 //! permissions, a missing bucket, TLS failures).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -163,8 +163,33 @@ fn wrap_err(context: String, e: opendal::Error, has_credentials: bool) -> Backen
     BackendError { kind: classify(&e, &full), context, source: summarize(&e, &full, has_credentials).into() }
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// Variable `name`, non-empty: from `own` (a repository's own environment,
+/// [`crate::backend::BackendOptions::environment`]), else from the process's.
+fn env(own: &BTreeMap<String, String>, name: &str) -> Option<String> {
+    own.get(name).cloned().or_else(|| std::env::var(name).ok()).filter(|v| !v.is_empty())
+}
+
+/// S3 credentials: an access key, its secret and an optional session token.
+struct S3Keys {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// The S3 credentials and `AWS_PROFILE`. A key pair in `own` (a repository's own
+/// environment) is taken with `own`'s session token and profile only, so that one account's
+/// key never goes with another's token; else each variable as [`env`] finds it.
+fn s3_credentials(own: &BTreeMap<String, String>) -> (Option<S3Keys>, Option<String>) {
+    let set = |name: &str| own.get(name).filter(|v| !v.is_empty()).cloned();
+    let own_pair = set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some();
+    let get = |name: &str| if own_pair { set(name) } else { env(own, name) };
+    let keys = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Some(S3Keys { access_key_id, secret_access_key, session_token: get("AWS_SESSION_TOKEN") })
+        }
+        _ => None,
+    };
+    (keys, get("AWS_PROFILE"))
 }
 
 impl OpendalBackend {
@@ -207,19 +232,22 @@ impl OpendalBackend {
     /// `Content-MD5`, which the server checks before storing the object), `crc32c` (an
     /// `x-amz-checksum-crc32c` header) or `none`; `timeout` (seconds without progress before a
     /// call fails, default 120). `limits`: upload and download limits in KiB/s (`None`:
-    /// unlimited). Errors: [`crate::Error::Usage`] for a bad option value or configuration;
+    /// unlimited). `environment`: the repository's own variables, looked up before the
+    /// process's ([`crate::backend::BackendOptions::environment`]). Errors:
+    /// [`crate::Error::Usage`] for a bad option value or configuration;
     /// [`crate::Error::Internal`] when the runtime or the HTTP client cannot start.
     pub fn s3(
         loc: &S3Location,
         options: &HashMap<String, String>,
         limits: (Option<u64>, Option<u64>),
+        environment: &BTreeMap<String, String>,
     ) -> crate::Result<Self> {
         install_tls_provider();
         let region = options
             .get("s3.region")
             .cloned()
-            .or_else(|| env("AWS_DEFAULT_REGION"))
-            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env(environment, "AWS_DEFAULT_REGION"))
+            .or_else(|| env(environment, "AWS_REGION"))
             .unwrap_or_else(|| "us-east-1".to_string());
         let mut b = opendal::services::S3::default()
             .bucket(&loc.bucket)
@@ -227,14 +255,15 @@ impl OpendalBackend {
             .region(&region)
             .root(&format!("/{}", loc.prefix));
         let mut has_credentials = false;
-        if let (Some(k), Some(s)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        let (keys, profile) = s3_credentials(environment);
+        if let Some(k) = keys {
             has_credentials = true;
-            b = b.access_key_id(&k).secret_access_key(&s);
-            if let Some(t) = env("AWS_SESSION_TOKEN") {
-                b = b.session_token(&t);
+            b = b.access_key_id(&k.access_key_id).secret_access_key(&k.secret_access_key);
+            if let Some(t) = &k.session_token {
+                b = b.session_token(t);
             }
         }
-        if let Some(p) = env("AWS_PROFILE") {
+        if let Some(p) = profile {
             has_credentials = true;
             b = b.profile(&p);
         }
@@ -472,5 +501,28 @@ mod tests {
         assert_eq!(l.prefix, "");
         assert!(S3Location::parse("s3:host-only").is_err());
         assert!(S3Location::parse("s3:").is_err());
+    }
+
+    #[test]
+    fn a_repositorys_own_key_pair_goes_with_its_own_token_and_profile_only() {
+        // Whatever the process's AWS_* variables are, a pair in the repository's own
+        // environment is taken with that environment's token (or none) and profile (or none).
+        let own: BTreeMap<String, String> = [("AWS_ACCESS_KEY_ID", "AKIDTARGET"), ("AWS_SECRET_ACCESS_KEY", "s3cr3t")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (keys, profile) = s3_credentials(&own);
+        let keys = keys.unwrap();
+        assert_eq!((keys.access_key_id.as_str(), keys.secret_access_key.as_str()), ("AKIDTARGET", "s3cr3t"));
+        assert_eq!(keys.session_token, None);
+        assert_eq!(profile, None);
+        let mut with_token = own.clone();
+        with_token.insert("AWS_SESSION_TOKEN".into(), "tok".into());
+        assert_eq!(s3_credentials(&with_token).0.unwrap().session_token.as_deref(), Some("tok"));
+        // An own value wins over the process's for any variable, and an empty one is none.
+        let region: BTreeMap<String, String> = [("AWS_REGION".to_string(), "eu-west-3".to_string())].into();
+        assert_eq!(env(&region, "AWS_REGION").as_deref(), Some("eu-west-3"));
+        let empty: BTreeMap<String, String> = [("AWS_REGION".to_string(), String::new())].into();
+        assert_eq!(env(&empty, "AWS_REGION"), None);
     }
 }

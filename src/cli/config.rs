@@ -91,6 +91,21 @@ PROFILES
   prune = true                       --prune (prune after forgetting)
   max-unused = "5%"                  --max-unused of that prune
 
+[copy]  (cairn copy, cairn run) copy targets: other profiles whose repositories get copies
+  to = ["offsite"]                   profiles (found as -P NAME finds them), each with its own
+                                     [repository] (repo, password-file or password-command,
+                                     options, environment-file: its AWS_* credentials and
+                                     CAIRN_PASSWORD reach the target's repository only) and
+                                     its own [forget]; not this profile, not its repository
+  hosts = ["mail1"]                  the snapshots copied: these hosts (default: this
+                                     profile's own host, [backup] host or the machine's name)
+  tags = ["nightly"]                 ... with these tags (TAG[,TAG] as --tag)
+  paths = ["/var/vmail"]             ... that include these paths (as --path)
+  cairn -P NAME copy [--to TARGET] copies the selected snapshots not yet there (flags --host,
+  --tag, --path replace the filters); cairn -P NAME run copies after the backup and before
+  the forget, then runs `cairn -P TARGET forget` for each target with a keep rule. A failed
+  copy leaves the local night done and the run exits 3.
+
 [check]   read-data = true (--read-data); read-data-subset = "10%" (--read-data-subset)
 [prune]   max-unused = "5%" (--max-unused)
 [restore] verify = true (--verify); overwrite = "if-changed" (--overwrite: always, if-changed,
@@ -211,6 +226,7 @@ pub fn run(g: &GlobalOpts, _a: &ConfigArgs, applied: Option<&Applied>) -> Result
             "environment_set": applied.map(|a| a.env_set.clone()).unwrap_or_default(),
             "repository": repo,
             "sections": serde_json::to_value(&sections).map_err(|e| Error::Internal(e.to_string()))?,
+            "copy_selects": applied.and_then(copy_selects),
         });
         out(&doc.to_string());
         return Ok(EXIT_OK);
@@ -234,7 +250,29 @@ pub fn run(g: &GlobalOpts, _a: &ConfigArgs, applied: Option<&Applied>) -> Result
         out("");
         out(toml::to_string(&sections).map_err(|e| Error::Internal(format!("profile as TOML: {e}")))?.trim_end());
     }
+    if let Some(sel) = applied.and_then(copy_selects) {
+        let list =
+            |k: &str| sel[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "));
+        let mut what = format!("# copies the snapshots of host(s) {}", list("hosts").unwrap_or_default());
+        for (k, label) in [("tags", "tag(s)"), ("paths", "path(s)")] {
+            if let Some(l) = list(k).filter(|l| !l.is_empty()) {
+                what.push_str(&format!(", with {label} {l}"));
+            }
+        }
+        out("");
+        out(&what);
+    }
     Ok(EXIT_OK)
+}
+
+/// What profile `a`'s copies select (`{"hosts": [..], "tags": [..], "paths": [..]}`, the
+/// hosts by default its own: [`super::copy_targets::source_filter`]); `None` without `[copy] to`.
+fn copy_selects(a: &Applied) -> Option<Value> {
+    if a.profile.copy.to.is_empty() {
+        return None;
+    }
+    let f = super::copy_targets::source_filter(a);
+    Some(json!({ "hosts": f.hosts, "tags": f.tags, "paths": f.paths }))
 }
 
 /// The `[monitoring]` URLs as scheme and host only ([`super::http::redacted`]): a ping URL's

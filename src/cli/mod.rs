@@ -169,6 +169,12 @@ pub struct GlobalOpts {
     /// Read options from this profile file (see `cairn help config`)
     #[arg(long, env = "CAIRN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+    /// The repository's own environment (a copy target's environment file, read by
+    /// [`copy_targets`]); `None`: the process's (the repository of `-r`). With one, the backend
+    /// looks variables up in it first ([`cairn::backend::BackendOptions::environment`]) and
+    /// `CAIRN_PASSWORD` comes from it alone, never from the process (another repository's).
+    #[arg(skip)]
+    pub environment: Option<std::collections::BTreeMap<String, String>>,
     /// Write the figures of backup, run, forget, prune, check, restore, drill and stats as
     /// Prometheus metrics into FILE (node_exporter's textfile format), merged with the
     /// series other commands and profiles left there; replaced atomically
@@ -261,11 +267,21 @@ impl GlobalOpts {
         cairn::backend::open_location(&self.repo, &self.backend_options()?).map_err(option_flag)
     }
 
-    /// The `-o KEY=VALUE` options and bandwidth limits.
+    /// `CAIRN_PASSWORD` for this repository: from its own [`GlobalOpts::environment`] when it
+    /// has one, else from the process's environment.
+    pub fn password_variable(&self) -> Option<String> {
+        match &self.environment {
+            Some(own) => own.get("CAIRN_PASSWORD").cloned(),
+            None => std::env::var(self.role.password_var()).ok(),
+        }
+    }
+
+    /// The `-o KEY=VALUE` options, bandwidth limits and the repository's own environment.
     fn backend_options(&self) -> Result<cairn::backend::BackendOptions, Error> {
         let mut opts = cairn::backend::BackendOptions {
             limit_upload: self.limit_upload,
             limit_download: self.limit_download,
+            environment: self.environment.clone().unwrap_or_default(),
             ..Default::default()
         };
         for o in &self.options {

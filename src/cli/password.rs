@@ -80,7 +80,7 @@ pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
         }
         let text = Zeroizing::new(String::from_utf8_lossy(&out.stdout).into_owned());
         Zeroizing::new(first_line(&text).to_string())
-    } else if let Ok(p) = std::env::var(g.role.password_var()) {
+    } else if let Some(p) = g.password_variable() {
         Zeroizing::new(p)
     } else {
         let label = match (g.role, confirm) {

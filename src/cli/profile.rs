@@ -24,6 +24,9 @@ pub struct Profile {
     /// Options of `backup` (and of `run`'s backup step).
     #[serde(default)]
     pub backup: BackupSection,
+    /// Copy targets: other profiles whose repositories `copy` and `run` copy snapshots into.
+    #[serde(default)]
+    pub copy: CopySection,
     /// Options of `forget` (and of `run`'s forget step).
     #[serde(default)]
     pub forget: ForgetSection,
@@ -194,6 +197,24 @@ pub struct DrillSection {
     pub command_timeout: Option<String>,
     /// `--keep`.
     pub keep: Option<bool>,
+}
+
+/// `[copy]`: the copy targets and which snapshots go there (see `super::copy_targets`).
+#[derive(Deserialize, Serialize, Default, Debug)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CopySection {
+    /// Names of other profiles (found as `-P NAME` finds them) whose repositories receive this
+    /// profile's snapshots: `cairn -P NAME copy` copies into each, `cairn -P NAME run` after
+    /// the backup.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    /// Only snapshots of these hosts (default: the profile's own host, `[backup] host`, else
+    /// this machine's name).
+    pub hosts: Option<Vec<String>>,
+    /// Only snapshots with these tags, a list of `TAG[,TAG]` (as `--tag`).
+    pub tags: Option<Vec<String>>,
+    /// Only snapshots that include these paths (as `--path`).
+    pub paths: Option<Vec<String>>,
 }
 
 /// `[forget]`: the keep policy, the snapshot filters, and `prune`.
@@ -556,9 +577,42 @@ fn check(file: &Path, text: &str, p: &Profile) -> Result<(), Error> {
             super::parse_duration(d).map_err(|e| Error::usage(format!("{}: {d:?}: {e}", at("drill", key))))?;
         }
     }
+    check_copy(file, &p.copy, &at)?;
     if let Some(d) = &p.repository.retry_lock {
         super::parse_duration(d)
             .map_err(|e| Error::usage(format!("{}: {d:?}: {e}", at("repository", "retry-lock"))))?;
+    }
+    Ok(())
+}
+
+/// The checks of `[copy]`: target names that can name a profile, each once, not the profile
+/// itself (the stem of `file`), and filters only with targets. `at` gives `FILE:LINE: [section]
+/// key` for messages.
+fn check_copy(file: &Path, c: &CopySection, at: &dyn Fn(&str, &str) -> String) -> Result<(), Error> {
+    let own = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    for (i, name) in c.to.iter().enumerate() {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(Error::usage(format!(
+                "{}: {name:?} is not a profile name (a file name without .toml, found as -P NAME finds it)",
+                at("copy", "to")
+            )));
+        }
+        if *name == own {
+            return Err(Error::usage(format!(
+                "{}: {name:?} is this profile itself: a copy target is another profile, with another repository",
+                at("copy", "to")
+            )));
+        }
+        if c.to.get(..i).is_some_and(|before| before.contains(name)) {
+            return Err(Error::usage(format!("{}: {name:?} is named twice", at("copy", "to"))));
+        }
+    }
+    let filters = [("hosts", &c.hosts), ("tags", &c.tags), ("paths", &c.paths)];
+    if let (true, Some((key, _))) = (c.to.is_empty(), filters.iter().find(|(_, v)| v.is_some())) {
+        return Err(Error::usage(format!(
+            "{}: a filter of copies, but [copy] names no target: add to = [\"offsite\"] (another profile)",
+            at("copy", key)
+        )));
     }
     Ok(())
 }

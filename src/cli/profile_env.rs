@@ -1,5 +1,6 @@
 //! A profile's files as the operating system sees them: the environment file read into this
-//! process's environment, and the ownership and mode rules for it and the profile itself.
+//! process's environment (or, for a copy target, into a map of its own), and the ownership and
+//! mode rules for it and the profile itself.
 
 use std::path::Path;
 
@@ -7,11 +8,27 @@ use cairn::Error;
 
 /// Read the environment file `file` (`KEY=VALUE` lines, `#` comments, optional `export `,
 /// optional quotes) and put each variable that is not already set into this process's
-/// environment; returns the names it set. Errors: a missing file, one accessible by group or
-/// others, a malformed line (naming the file and line).
+/// environment; returns the names it set. Errors: as [`read_environment_file`].
 ///
 /// Call before any thread starts (it changes the process's environment).
 pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Error> {
+    let mut set = Vec::new();
+    for (k, v) in read_environment_file(file, at)? {
+        if std::env::var_os(&k).is_none() {
+            std::env::set_var(&k, v);
+            set.push(k);
+        }
+    }
+    Ok(set)
+}
+
+/// The variables of the environment file `file` (`KEY=VALUE` lines, `#` comments, optional
+/// `export `, optional quotes), in the file's order, without touching this process's
+/// environment (a copy target's file: its variables are the target repository's alone). `at`
+/// names the profile key in messages. Errors: a missing file, one that is not a regular file,
+/// accessible by group or others, or owned by another user than this one and root; a malformed
+/// line (naming the file and line).
+pub fn read_environment_file(file: &Path, at: &str) -> Result<Vec<(String, String)>, Error> {
     let fail = |e: std::io::Error| Error::usage(format!("{at}: environment file {}: {e}", file.display()));
     // The checks and the read are of the same open file.
     let mut f = open_nonblocking(file).map_err(fail)?;
@@ -24,7 +41,7 @@ pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Erro
     })?;
     let mut text = String::new();
     std::io::Read::read_to_string(&mut f, &mut text).map_err(fail)?;
-    let mut set = Vec::new();
+    let mut vars = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
@@ -44,12 +61,9 @@ pub fn apply_environment_file(file: &Path, at: &str) -> Result<Vec<String>, Erro
             .iter()
             .find_map(|(a, b)| v.strip_prefix(*a).and_then(|s| s.strip_suffix(*b)))
             .unwrap_or(v);
-        if std::env::var_os(k).is_none() {
-            std::env::set_var(k, v);
-            set.push(k.to_string());
-        }
+        vars.push((k.to_string(), v.to_string()));
     }
-    Ok(set)
+    Ok(vars)
 }
 
 /// Why a file whose metadata is `meta` cannot be trusted, if it cannot: it is not a regular

@@ -1,11 +1,18 @@
 //! `cairn -P NAME run`: a profile's night in one call, for a timer.
 //!
-//! Steps, in order: the `[hooks] before` commands; `backup` (the profile's `[backup]`); `forget`
-//! (the profile's `[forget]`, with its prune when `prune = true`), only when `[forget]` has a
-//! keep rule; then `after-success` (every step succeeded, exit 0) or `after-failure`; then
-//! `finally`. A `before` hook that fails stops the run: no backup, no forget. Each step is this
-//! same program run as a child with the profile and the effective global options, so a step
-//! behaves exactly as the command of the same name (its messages reach stderr as they come).
+//! Steps, in order: the `[hooks] before` commands; `backup` (the profile's `[backup]`); one
+//! `copy TARGET` step per `[copy] to` target (`cairn -P NAME copy --to TARGET`: the night's
+//! snapshot into the target profile's repository); `forget` (the profile's `[forget]`, with its
+//! prune when `prune = true`), only when `[forget]` has a keep rule; then one `forget TARGET`
+//! step per target whose copy succeeded and whose own profile's `[forget]` has a keep rule
+//! (`cairn -P TARGET forget`: the target's own policy and prune); then `after-success` (every
+//! step succeeded, exit 0) or `after-failure`; then `finally`. A `before` hook that fails stops
+//! the run: no backup, no copy, no forget. Each step is this same program run as a child with
+//! the profile and the effective global options, so a step behaves exactly as the command of
+//! the same name (its messages reach stderr as they come). A target's forget runs with the
+//! target's profile alone: none of the variables of the source's environment file, no
+//! `CAIRN_PASSWORD*` or `CAIRN_REPOSITORY` of the run's environment, and the target's
+//! environment file winning over the run's environment (as it does in the copy).
 //!
 //! Hooks are argument lists run without a shell, with the environment of the run plus
 //! `CAIRN_PROFILE` (the profile's name), `CAIRN_CONFIG` (its file: `--config` wins over
@@ -17,13 +24,19 @@
 //!
 //! An interrupt of the run (Ctrl-C, SIGTERM) is passed on to the step or hook running then
 //! (SIGTERM, SIGKILL 10 s later); no further step starts, the failure and finally hooks run.
-//! `forget` runs only after a backup that succeeded (exit 0 or 3: a snapshot saved, or none
-//! needed with skip-if-unchanged). What a failing step
-//! or hook said last (its error message) becomes the step's error and `CAIRN_ERROR`.
+//! The copies and `forget` run only after a backup that succeeded (exit 0 or 3: a snapshot
+//! saved, or none needed with skip-if-unchanged). A copy or a target's forget that fails does
+//! not stop the night: the other targets, the local forget and the hooks still run. What a
+//! failing step or hook said last (its error message) becomes the step's error and
+//! `CAIRN_ERROR`.
 //!
 //! The exit code is the worst step's: 0 when all succeeded; 3 when the worst was a snapshot
-//! saved without some sources; otherwise the first failing step's code; 130 for an interrupted
-//! run.
+//! saved without some sources, or a copy or target forget that failed while the local steps
+//! succeeded (the local night is done; the off-site part is not); otherwise the first failing
+//! local step's code; 130 for an interrupted run. With `--metrics-file`/`--metrics-push`, the
+//! gauge `cairn_run_step_exit_code{step="..."}` gives each step's exit code (`backup`,
+//! `copy offsite`, `forget`, `forget offsite`, `hook before`...), so an alert can name the step
+//! that failed.
 
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
@@ -60,6 +73,20 @@ struct Step {
     /// The backup step's components (paths and commands) as its summary gives them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     components: Vec<serde_json::Value>,
+}
+
+impl Step {
+    /// Step `name`, which failed (exit 1) before a child could run, for `error`.
+    fn failed(name: &str, error: String) -> Step {
+        Step {
+            step: name.into(),
+            command: None,
+            exit_code: EXIT_FATAL,
+            error: Some(error),
+            snapshot_id: None,
+            components: Vec::new(),
+        }
+    }
 }
 
 /// What `run --json` prints: `{"message_type":"run","profile":..,"exit_code":..,"steps":[..]}`.
@@ -142,10 +169,34 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
     if before_ok && !night.interrupted("backup") {
         night.backup();
         // Retention after a backup that saved nothing (an unreachable repository, a wrong
-        // password) would fail the same way: only after a snapshot (or a skipped one).
+        // password) would fail the same way: only after a snapshot (or a skipped one). So
+        // would a copy: there is nothing new to send.
         let saved = matches!(night.code, EXIT_OK | EXIT_PARTIAL);
-        if saved && has_keep_rule(p) && !night.interrupted("forget") {
+        let mut copied = Vec::new();
+        if saved {
+            for name in &p.profile.copy.to {
+                let step = format!("copy {name}");
+                if night.interrupted(&step) {
+                    break;
+                }
+                if night.offsite_child(&step, &["copy", "--to", name]) {
+                    copied.push(name.as_str());
+                }
+            }
+        }
+        if saved && has_keep_rule(&p.profile.forget) && !night.interrupted("forget") {
             night.child("forget", &["forget"]);
+        }
+        // Each target's own retention, after a copy that reached it (a target that could not
+        // be reached would fail again; one that got no new snapshot needs no thinning).
+        for name in copied {
+            let step = format!("forget {name}");
+            match target_forget_hidden(p, name) {
+                Ok(None) => {}
+                Ok(Some(_)) if night.interrupted(&step) => break,
+                Ok(Some(hidden)) => night.target_forget(&step, name, &hidden, g),
+                Err(e) => night.record_offsite(Step::failed(&step, super::error_text(&e))),
+            }
         }
     }
     if super::cancel().is_cancelled() {
@@ -168,6 +219,7 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
         // Whatever failed on the way, an interrupted run says so (restic's 130).
         night.code = EXIT_INTERRUPTED;
     }
+    record_step_metrics(&night.steps);
     let mut lines: Vec<String> = night
         .steps
         .iter()
@@ -197,10 +249,62 @@ pub fn run(g: &GlobalOpts, _a: &RunArgs, applied: Option<&Applied>) -> Result<u8
     Ok(night.code)
 }
 
-/// True when the profile's `[forget]` has at least one keep rule (without one, `forget` would
+/// Help of `cairn_run_step_exit_code`.
+const STEP_EXIT_HELP: &str =
+    "Exit code of each step of the last cairn run (backup, copy TARGET, forget, forget TARGET, hook STAGE; 0 success)";
+
+/// Record gauge `cairn_run_step_exit_code{step}` for each step of `steps` (several hooks of one
+/// stage: the worst of them, [`worse`]).
+fn record_step_metrics(steps: &[Step]) {
+    let mut by_step: Vec<(&str, u8)> = Vec::new();
+    for s in steps {
+        match by_step.iter_mut().find(|(n, _)| *n == s.step) {
+            Some((_, c)) => *c = worse(*c, s.exit_code),
+            None => by_step.push((&s.step, s.exit_code)),
+        }
+    }
+    for (step, code) in by_step {
+        super::metrics::gauge("cairn_run_step_exit_code", STEP_EXIT_HELP, &[("step", step)], f64::from(code));
+    }
+}
+
+/// Whether target `name` of profile `p` has a forget step, and which variables of the run's
+/// environment its child must not inherit: `None` when the target profile's `[forget]` has no
+/// keep rule (no step); else the names the target's environment file sets (its child reads them
+/// from that file, whatever the run's environment says) and those the source's environment file
+/// put into the run's environment (`p.env_set`: the source's, not the target's). Errors: the
+/// target's profile cannot be found or read, its environment file is unsafe or malformed.
+fn target_forget_hidden(p: &Applied, name: &str) -> Result<Option<Vec<String>>, Error> {
+    let at = p.at("copy", "to");
+    let file = super::profile::find(name).map_err(|e| Error::Usage(format!("{at}: copy target {name:?}: {e}")))?;
+    let (text, profile) =
+        super::profile::load(&file).map_err(|e| Error::Usage(format!("{at}: copy target {name:?}: {e}")))?;
+    if !has_keep_rule(&profile.forget) {
+        return Ok(None);
+    }
+    let target = Applied { name: name.to_string(), file, text, profile, injected: Vec::new(), env_set: Vec::new() };
+    let mut hidden = p.env_set.clone();
+    if let Some(f) = &target.profile.repository.environment_file {
+        let vars = super::profile_env::read_environment_file(f, &target.at("repository", "environment-file"))?;
+        hidden.extend(vars.into_iter().map(|(k, _)| k));
+    }
+    Ok(Some(hidden))
+}
+
+/// Variables of the run's environment that a target's forget must not see: they would give it
+/// the source's repository or password.
+const SOURCE_ONLY_VARS: [&str; 6] = [
+    "CAIRN_REPOSITORY",
+    "CAIRN_PASSWORD",
+    "CAIRN_PASSWORD_FILE",
+    "CAIRN_PASSWORD_COMMAND",
+    "CAIRN_PROFILE",
+    "CAIRN_CONFIG",
+];
+
+/// True when `[forget]` section `f` has at least one keep rule (without one, `forget` would
 /// refuse, and a profile without retention simply keeps everything).
-fn has_keep_rule(p: &Applied) -> bool {
-    let f = &p.profile.forget;
+fn has_keep_rule(f: &super::profile::ForgetSection) -> bool {
     [&f.keep_last, &f.keep_hourly, &f.keep_daily, &f.keep_weekly, &f.keep_monthly, &f.keep_yearly]
         .iter()
         .any(|k| k.is_some())
@@ -284,6 +388,61 @@ impl Night<'_> {
             cmd.env("CAIRN_METRICS_PUSH", u);
         }
         cmd
+    }
+
+    /// Record a step of the off-site part of the night (a copy, a target's forget): its
+    /// failure makes the run's exit code 3 (partial) unless a local step did worse.
+    fn record_offsite(&mut self, step: Step) {
+        let counts_as = if step.exit_code == EXIT_OK { EXIT_OK } else { EXIT_PARTIAL };
+        let code = self.code;
+        self.record(step);
+        self.code = worse(code, counts_as);
+    }
+
+    /// A step of the off-site part of the night: this program's command `args` with the
+    /// profile, recorded by [`Night::record_offsite`]. True when it succeeded (exit 0).
+    fn offsite_child(&mut self, name: &str, args: &[&str]) -> bool {
+        let mut cmd = self.command();
+        cmd.args(&self.globals).args(args).stdout(self.stdout());
+        let step = self.supervised(name, &mut cmd);
+        let ok = step.exit_code == EXIT_OK;
+        self.record_offsite(step);
+        ok
+    }
+
+    /// Step `step`: `cairn -P TARGET forget` with the target's profile alone (see the module
+    /// docs): none of `hidden` (the source's and the target's environment files' variables)
+    /// nor [`SOURCE_ONLY_VARS`] in its environment; the run's output options and metrics file.
+    fn target_forget(&mut self, step: &str, target: &str, hidden: &[String], g: &GlobalOpts) {
+        let mut cmd = self.command();
+        for v in SOURCE_ONLY_VARS.iter().copied().chain(hidden.iter().map(String::as_str)) {
+            cmd.env_remove(v);
+        }
+        cmd.arg(flag("--profile", target));
+        if let Some(f) = g.metrics_file() {
+            cmd.arg(flag("--metrics-file", f));
+        }
+        if g.quiet {
+            cmd.arg("--quiet");
+        }
+        for _ in 0..g.verbose {
+            cmd.arg("--verbose");
+        }
+        cmd.arg("forget").stdout(self.stdout());
+        let s = self.supervised(step, &mut cmd);
+        self.record_offsite(s);
+    }
+
+    /// Run child `cmd` as step `name`, supervised ([`supervise`]): the step as it ended.
+    fn supervised(&self, name: &str, cmd: &mut Command) -> Step {
+        let (code, error) = match supervise(cmd, false, self.json) {
+            Ok(f) => {
+                let code = exit_code(f.status);
+                (code, f.said.filter(|_| code != EXIT_OK))
+            }
+            Err(e) => (EXIT_FATAL, Some(format!("cannot run {}: {e}", self.exe.display()))),
+        };
+        Step { step: name.into(), command: None, exit_code: code, error, snapshot_id: None, components: Vec::new() }
     }
 
     /// Record a step that ended with `code`.
@@ -387,21 +546,8 @@ impl Night<'_> {
     fn child(&mut self, name: &str, args: &[&str]) {
         let mut cmd = self.command();
         cmd.args(&self.globals).args(args).stdout(self.stdout());
-        let (code, error) = match supervise(&mut cmd, false, self.json) {
-            Ok(f) => {
-                let code = exit_code(f.status);
-                (code, f.said.filter(|_| code != EXIT_OK))
-            }
-            Err(e) => (EXIT_FATAL, Some(format!("cannot run {}: {e}", self.exe.display()))),
-        };
-        self.record(Step {
-            step: name.into(),
-            command: None,
-            exit_code: code,
-            error,
-            snapshot_id: None,
-            components: Vec::new(),
-        });
+        let step = self.supervised(name, &mut cmd);
+        self.record(step);
     }
 
     /// Run hook `argv` of `stage`; true when it succeeded. Its output goes where the run's goes
@@ -444,6 +590,65 @@ impl Night<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A night with no step yet (nothing is run by these tests).
+    fn night() -> Night<'static> {
+        Night {
+            profile: "mail1",
+            config: "/etc/cairn/mail1.toml".into(),
+            exe: "/usr/bin/cairn".into(),
+            globals: Vec::new(),
+            metrics_push: None,
+            steps: Vec::new(),
+            code: EXIT_OK,
+            error: None,
+            snapshot_id: None,
+            quiet: true,
+            json: false,
+        }
+    }
+
+    fn step(name: &str, code: u8) -> Step {
+        Step {
+            step: name.into(),
+            command: None,
+            exit_code: code,
+            error: None,
+            snapshot_id: None,
+            components: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failed_copy_or_target_forget_makes_the_night_partial_not_failed() {
+        // backup ok, copy unreachable (13), forget ok: 3, and the copy's own code recorded.
+        let mut n = night();
+        n.record(step("backup", 0));
+        n.record_offsite(step("copy offsite", 13));
+        n.record(step("forget", 0));
+        assert_eq!(n.code, EXIT_PARTIAL);
+        assert_eq!(n.steps[1].exit_code, 13);
+        assert_eq!(n.error.as_deref(), Some("copy offsite exited 13"));
+        // A local failure after it decides: the local night is not done.
+        n.record(step("forget", 11));
+        assert_eq!(n.code, 11);
+        // A local failure before it stays.
+        let mut n = night();
+        n.record(step("backup", 0));
+        n.record(step("forget", 12));
+        n.record_offsite(step("forget offsite", 1));
+        assert_eq!(n.code, 12);
+        // All off-site steps fine: 0; a partial backup stays 3.
+        let mut n = night();
+        n.record(step("backup", 3));
+        n.record_offsite(step("copy offsite", 0));
+        n.record_offsite(step("forget offsite", 0));
+        assert_eq!(n.code, EXIT_PARTIAL);
+        let mut n = night();
+        n.record(step("backup", 0));
+        n.record_offsite(step("copy offsite", 0));
+        assert_eq!(n.code, EXIT_OK);
+    }
 
     #[test]
     fn the_worst_step_decides() {

@@ -167,7 +167,18 @@ pub fn run(g: &GlobalOpts, a: &ScheduleArgs, applied: Option<&super::profile::Ap
                 }
                 writable.push(t);
             }
-            install(g, profile, by_path.as_deref(), i, config, writable)
+            // The night copies into the `[copy] to` targets: their local repositories are
+            // written too, and a remote one needs the network.
+            let mut network = false;
+            if i.place.command == "run" && !p.profile.copy.to.is_empty() {
+                for t in super::copy_targets::targets(p, &[], g)? {
+                    let (dir, remote) = repository_dir(&t.globals)
+                        .map_err(|e| Error::Usage(format!("copy target {:?}: {}", t.name, super::error_text(&e))))?;
+                    writable.extend(dir);
+                    network |= remote;
+                }
+            }
+            install(g, profile, by_path.as_deref(), i, config, (writable, network))
         }
         Action::Remove(w) => remove(g, profile, w, config),
         Action::Status(w) => status(g, profile, w, config),
@@ -399,11 +410,12 @@ fn install(
     file: Option<&Path>,
     i: &InstallArgs,
     c: &ScheduleConfig,
-    writable: Vec<PathBuf>,
+    (writable, network): (Vec<PathBuf>, bool),
 ) -> Result<u8, Error> {
     let place = place(&i.place, c)?;
     let mut spec = unit_spec(g, profile, i, c, place.user)?;
     spec.writable = writable;
+    spec.network |= network;
     spec.config = file.map(Path::to_path_buf);
     if !check_calendar(&spec.on_calendar)? && !g.quiet {
         eprintln!("cairn: systemd-analyze is not installed: the calendar spec {:?} was not checked", spec.on_calendar);

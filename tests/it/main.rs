@@ -16,6 +16,7 @@ mod cli;
 mod components;
 mod copy;
 mod copy_init;
+mod copy_profile;
 mod corpus;
 mod databases;
 mod deep;

@@ -35,11 +35,12 @@ pub struct UnitSpec {
     /// The cache directory given by the operator, made writable; `None`: systemd's own
     /// (`CacheDirectory=cairn`, i.e. /var/cache/cairn or ~/.cache/cairn).
     pub cache_dir: Option<PathBuf>,
-    /// The repository is reached over the network: order the service after
-    /// network-online.target.
+    /// The repository, or a copy target's, is reached over the network: order the service
+    /// after network-online.target.
     pub network: bool,
     /// More directories the service writes to (made writable, `-`: they need not exist yet):
-    /// the metrics file's directory, the drill's target.
+    /// the metrics file's directory, the drill's target, the local repositories of the
+    /// profile's copy targets (`[copy] to`).
     pub writable: Vec<PathBuf>,
     /// The profile's file, when the service must name it by path (`--config FILE` instead of
     /// `-P NAME`: a system service has no HOME to find a user's profile by name).
