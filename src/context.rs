@@ -68,6 +68,10 @@ pub enum Warning<'a> {
     /// A drill's scratch directory could not be removed (the drill's verdict stands; the
     /// directory is left for the operator to remove).
     DrillCleanupFailed(&'a Error),
+    /// A copy into a repository with its own keys could not learn the blob ids of an earlier
+    /// copy (a tree of it unreadable): the copy goes on, reading and re-hashing the data it
+    /// would have learned.
+    CopyLearningFailed(&'a Error),
 }
 
 impl std::fmt::Display for Warning<'_> {
@@ -77,6 +81,9 @@ impl std::fmt::Display for Warning<'_> {
             Warning::MountRefreshFailed(e) => write!(f, "cannot refresh the snapshot list: {e}"),
             Warning::MountRequestFailed(e) => write!(f, "{e}"),
             Warning::DrillCleanupFailed(e) => write!(f, "the drill's scratch directory could not be removed: {e}"),
+            Warning::CopyLearningFailed(e) => {
+                write!(f, "cannot match the last copy in the target ({e}); its data is read from the source again")
+            }
         }
     }
 }

@@ -176,13 +176,18 @@ struct S3Keys {
     session_token: Option<String>,
 }
 
-/// The S3 credentials and `AWS_PROFILE`. A key pair in `own` (a repository's own
-/// environment) is taken with `own`'s session token and profile only, so that one account's
-/// key never goes with another's token; else each variable as [`env`] finds it.
+/// The variables that make up S3 credentials.
+const CREDENTIAL_VARIABLES: [&str; 4] =
+    ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"];
+
+/// The S3 credentials and `AWS_PROFILE`. When `own` (a repository's own environment) sets
+/// any of [`CREDENTIAL_VARIABLES`], all four come from `own` only, so that one account's key
+/// never goes with another's secret, token or profile (a copy target's with its source's);
+/// else each variable as [`env`] finds it.
 fn s3_credentials(own: &BTreeMap<String, String>) -> (Option<S3Keys>, Option<String>) {
     let set = |name: &str| own.get(name).filter(|v| !v.is_empty()).cloned();
-    let own_pair = set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some();
-    let get = |name: &str| if own_pair { set(name) } else { env(own, name) };
+    let own_any = CREDENTIAL_VARIABLES.iter().any(|v| set(v).is_some());
+    let get = |name: &str| if own_any { set(name) } else { env(own, name) };
     let keys = match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
         (Some(access_key_id), Some(secret_access_key)) => {
             Some(S3Keys { access_key_id, secret_access_key, session_token: get("AWS_SESSION_TOKEN") })

@@ -45,6 +45,11 @@ pub struct CopyArgs {
     /// With a profile: copy only into this `[copy] to` target (repeatable)
     #[arg(long = "to", value_name = "PROFILE")]
     pub to: Vec<String>,
+    /// Leave out snapshots older than the newest copy the target already holds of the same
+    /// host and paths (for a target that keeps fewer snapshots than the source: what its
+    /// forget removed is not copied again); the default with a profile's `[copy] to`
+    #[arg(long)]
+    pub skip_older: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Snapshots to copy (ids, `latest`); all the filters select when none is given
@@ -60,6 +65,11 @@ struct Leg<'a> {
     name: String,
     filter: SnapshotFilter,
     args: &'a CopyArgs,
+    /// [`CopyOptions::skip_older`].
+    skip_older: bool,
+    /// A profile's copy: an empty selection is an error (the `[copy]` filters match nothing
+    /// the backups make), not "nothing to do".
+    from_profile: bool,
 }
 
 /// Run `copy`. Errors: [`Error::Usage`] without a source (no `--from-repo` and no profile
@@ -68,17 +78,40 @@ struct Leg<'a> {
 pub fn run(g: &GlobalOpts, a: &CopyArgs, applied: Option<&Applied>) -> Result<u8, Error> {
     let cli_filter = a.filter.filter();
     let no_filter_flags = a.filter.hosts.is_empty() && a.filter.tags.is_empty() && a.filter.paths.is_empty();
+    let profile_targets = applied.is_some_and(|p| !p.profile.copy.to.is_empty());
+    if profile_targets && a.from.is_given() {
+        return Err(Error::usage(
+            "the profile names copy targets ([copy] to), so its repository is the source: --from-repo (or \
+             CAIRN_FROM_REPOSITORY in the environment) would copy the other way; unset it, or copy without the profile",
+        ));
+    }
     let legs: Vec<Leg<'_>> = if a.from.is_given() {
         if !a.to.is_empty() {
             return Err(Error::usage("--to names a profile's copy target; with --from-repo the target is -r"));
         }
         let source = a.from.globals(g)?;
-        vec![Leg { source, target: g.clone(), name: g.repo.clone(), filter: cli_filter, args: a }]
+        vec![Leg {
+            source,
+            target: g.clone(),
+            name: g.repo.clone(),
+            filter: cli_filter,
+            args: a,
+            skip_older: a.skip_older,
+            from_profile: false,
+        }]
     } else if let Some(p) = applied {
         let filter = if no_filter_flags { super::copy_targets::source_filter(p) } else { cli_filter };
         super::copy_targets::targets(p, &a.to, g)?
             .into_iter()
-            .map(|t| Leg { source: g.clone(), name: t.name, target: t.globals, filter: filter.clone(), args: a })
+            .map(|t| Leg {
+                source: g.clone(),
+                name: t.name,
+                target: t.globals,
+                filter: filter.clone(),
+                args: a,
+                skip_older: true,
+                from_profile: true,
+            })
             .collect()
     } else {
         return Err(Error::usage(
@@ -87,7 +120,11 @@ pub fn run(g: &GlobalOpts, a: &CopyArgs, applied: Option<&Applied>) -> Result<u8
     };
     if let [leg] = legs.as_slice() {
         super::metrics::repository(&leg.target.repo);
-        return copy_leg(g, leg).map(|_| EXIT_OK);
+        return copy_leg(g, leg).map(|_| EXIT_OK).inspect_err(|_| {
+            if leg.from_profile {
+                eprintln!("cairn: copy into {} ({}) failed:", leg.name, leg.target.repo);
+            }
+        });
     }
     let mut code = EXIT_OK;
     for leg in &legs {
@@ -116,11 +153,19 @@ fn copy_leg(g: &GlobalOpts, leg: &Leg<'_>) -> Result<CopyReport, Error> {
     let dst_lock = leg.target.append_lock(&dst, "copy")?;
     let ctx = g.ctx();
     let selected = cairn::snapshot::select(&ctx, &src, &leg.args.snapshots, &leg.filter)?.readable_by_time()?;
+    if selected.is_empty() && leg.from_profile {
+        return Err(Error::usage(format!(
+            "no snapshot of {} matches the profile's copy selection (hosts {:?}, tags {:?}, paths {:?}): nothing \
+             can reach {}; check [copy] hosts/tags/paths against [backup]",
+            leg.source.repo, leg.filter.hosts, leg.filter.tags, leg.filter.paths, leg.name
+        )));
+    }
     let progress = Arc::new(CopyProgress::default());
     let opts = CopyOptions {
         readers: leg.source.reader_threads(cairn::backend::ReadWork::Restore)?,
         connections: leg.target.connections()?,
         progress: progress.clone(),
+        skip_older: leg.skip_older,
     };
     let bar = {
         let p = progress.clone();
@@ -140,9 +185,10 @@ fn copy_leg(g: &GlobalOpts, leg: &Leg<'_>) -> Result<CopyReport, Error> {
     let result = copy::copy(&ctx, &src, &src_lock, &dst, &dst_lock, selected, &opts);
     drop(bar);
     let report = result?;
-    record_metrics(&report);
+    record_metrics(&report, &leg.name);
     if g.json {
-        out(&serde_json::to_string(&report).map_err(|e| Error::internal(format!("cannot encode the summary: {e}")))?);
+        let json = Summary { target: &leg.name, report: &report };
+        out(&serde_json::to_string(&json).map_err(|e| Error::internal(format!("cannot encode the summary: {e}")))?);
     } else if !g.quiet {
         for line in text(&report, &leg.name) {
             out(&line);
@@ -151,9 +197,21 @@ fn copy_leg(g: &GlobalOpts, leg: &Leg<'_>) -> Result<CopyReport, Error> {
     Ok(report)
 }
 
-/// The copy's figures as metrics (`cairn_copy_*`, labelled with the target by the caller).
-fn record_metrics(r: &CopyReport) {
-    use super::metrics::gauge;
+/// What `copy --json` prints for each target: the library's summary and the target's name.
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    /// The target profile's name, or the target repository as given (`-r`).
+    target: &'a str,
+    #[serde(flatten)]
+    report: &'a CopyReport,
+}
+
+/// The copy's figures as metrics (`cairn_copy_*`, each labelled `target`: the profile's name
+/// or the repository).
+fn record_metrics(r: &CopyReport, target: &str) {
+    let gauge = |name: &str, help: &str, _: &[(&str, &str)], value: f64| {
+        super::metrics::gauge(name, help, &[("target", target)], value)
+    };
     gauge(
         "cairn_copy_snapshots_copied",
         "Snapshots copied into the target by the last copy",
@@ -182,6 +240,9 @@ fn text(r: &CopyReport, target: &str) -> Vec<String> {
     let mut v = Vec::new();
     for s in &r.skipped {
         v.push(format!("skipped snapshot {}: already copied as {}", short(&s.source), short(&s.target)));
+    }
+    for s in &r.older {
+        v.push(format!("left out snapshot {}: older than the newest copy in the target", short(s)));
     }
     for s in &r.copied {
         v.push(format!("copied snapshot {} as {}", short(&s.source), short(&s.target)));

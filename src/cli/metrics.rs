@@ -1,4 +1,4 @@
-//! `--metrics-file FILE` and `--metrics-push URL`: the figures of backup, run, forget, prune,
+//! `--metrics-file FILE` and `--metrics-push URL`: the figures of backup, run, copy, forget, prune,
 //! check, restore, drill and stats as Prometheus metrics, for node_exporter's textfile collector or a
 //! Pushgateway.
 //!

@@ -175,7 +175,7 @@ pub struct GlobalOpts {
     /// `CAIRN_PASSWORD` comes from it alone, never from the process (another repository's).
     #[arg(skip)]
     pub environment: Option<std::collections::BTreeMap<String, String>>,
-    /// Write the figures of backup, run, forget, prune, check, restore, drill and stats as
+    /// Write the figures of backup, run, copy, forget, prune, check, restore, drill and stats as
     /// Prometheus metrics into FILE (node_exporter's textfile format), merged with the
     /// series other commands and profiles left there; replaced atomically
     #[arg(long, env = "CAIRN_METRICS_FILE", global = true, value_name = "FILE", value_parser = clap::value_parser!(std::ffi::OsString))]
@@ -237,7 +237,7 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Program version, repository format version and build features (--json for a script)
     Version(version::VersionArgs),
-    /// A profile's night in one call: hooks, backup, forget (and prune); for the timer
+    /// A profile's night in one call: hooks, backup, copy to the [copy] targets, forget (and prune); for the timer
     Run(run::RunArgs),
     /// Scan snapshots and show statistics (restic's modes) and the repository's size
     Stats(stats::StatsArgs),

@@ -54,6 +54,40 @@ fn words(role: RepoRole) -> Words {
     }
 }
 
+/// Passwords and S3 credentials: a password command of one repository never sees the other
+/// repository's.
+const OTHER_SIDE_VARIABLES: [&str; 8] = [
+    "CAIRN_PASSWORD",
+    "CAIRN_PASSWORD_FILE",
+    "CAIRN_PASSWORD_COMMAND",
+    "CAIRN_FROM_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+];
+
+/// The environment of the password command of the repository `g` opens: for a repository
+/// with its own environment (a profile's copy target), that environment over the process's
+/// without the other side's passwords and credentials; for the source of a copy
+/// (`--from-password-command`), the process's without the target's password variables.
+fn command_environment(g: &GlobalOpts, command: &mut std::process::Command) {
+    match (&g.environment, g.role) {
+        (Some(own), _) => {
+            for v in OTHER_SIDE_VARIABLES {
+                command.env_remove(v);
+            }
+            command.envs(own);
+        }
+        (None, RepoRole::Source) => {
+            for v in ["CAIRN_PASSWORD", "CAIRN_PASSWORD_FILE", "CAIRN_PASSWORD_COMMAND"] {
+                command.env_remove(v);
+            }
+        }
+        (None, RepoRole::Repository) => {}
+    }
+}
+
 /// The password of the repository `g` opens ([`GlobalOpts::role`] says which options give
 /// it); with `confirm` (init), a prompt asks twice.
 pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
@@ -68,7 +102,9 @@ pub fn get(g: &GlobalOpts, confirm: bool) -> Result<Zeroizing<String>, Error> {
         };
         read_password_file(path, what)?
     } else if let Some(cmd) = &g.password_command {
-        let out = std::process::Command::new("sh")
+        let mut command = std::process::Command::new("sh");
+        command_environment(g, &mut command);
+        let out = command
             .arg("-c")
             .arg(cmd)
             .stdin(std::process::Stdio::null())

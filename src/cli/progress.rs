@@ -32,7 +32,8 @@ pub struct BarState {
 impl Ticker {
     /// Start a progress display when `enabled` (otherwise do nothing), polled every 100 ms:
     /// a spinner with the message until `state` gives a total, then a bar of bytes done of
-    /// the total with percent and ETA (indicatif's estimate). Stopped on drop.
+    /// the total (lengthened when the total grows) with percent and ETA (indicatif's
+    /// estimate). Stopped on drop.
     pub fn start_bar(enabled: bool, state: impl Fn() -> BarState + Send + 'static) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         if !enabled {
@@ -46,10 +47,17 @@ impl Ticker {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             let mut sized = false;
+            let mut length = 0;
             while !s.load(Ordering::Relaxed) {
                 let now = state();
+                // A total that grows (a copy plans one snapshot after another) lengthens the bar.
+                if let Some(total) = now.total.filter(|t| sized && *t != length) {
+                    length = total;
+                    bar.set_length(total);
+                }
                 if let (Some(total), false) = (now.total, sized) {
                     sized = true;
+                    length = total;
                     bar.set_length(total);
                     bar.reset_eta();
                     bar.set_style(

@@ -384,6 +384,13 @@ impl Night<'_> {
     /// This program as a child step, with `CAIRN_METRICS_PUSH` when the run has one.
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.exe);
+        // A copy step's source is the profile's repository, never one left in the
+        // environment (restic's variables for `copy --from-repo`).
+        for v in
+            ["CAIRN_FROM_REPOSITORY", "CAIRN_FROM_PASSWORD", "CAIRN_FROM_PASSWORD_FILE", "CAIRN_FROM_PASSWORD_COMMAND"]
+        {
+            cmd.env_remove(v);
+        }
         if let Some(u) = &self.metrics_push {
             cmd.env("CAIRN_METRICS_PUSH", u);
         }

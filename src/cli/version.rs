@@ -21,6 +21,9 @@ struct Version {
     repository_format: u8,
     /// The tree blob versions this build reads (it writes the lowest that holds a directory).
     tree_versions: Vec<u8>,
+    /// The snapshot versions this build reads (version 2: command components; version 3:
+    /// copies, with their original).
+    snapshot_versions: Vec<u8>,
     /// The cargo features this binary was built with.
     features: Vec<&'static str>,
     /// The target triple it was built for, e.g. `x86_64-unknown-linux-gnu`.
@@ -38,6 +41,7 @@ pub fn run(g: &GlobalOpts, _a: &VersionArgs) -> Result<u8, Error> {
         version: env!("CARGO_PKG_VERSION"),
         repository_format: cairn::format::FORMAT_VERSION,
         tree_versions: (1..=cairn::tree::TREE_V2_PREFIX[1]).collect(),
+        snapshot_versions: (1..=cairn::snapshot::SNAPSHOT_V3_PREFIX[1]).collect(),
         features,
         target: env!("CAIRN_TARGET"),
     };
@@ -50,6 +54,7 @@ pub fn run(g: &GlobalOpts, _a: &VersionArgs) -> Result<u8, Error> {
     out(&format!("{} {}", v.program, v.version));
     out(&format!("repository format: {}", v.repository_format));
     out(&format!("tree versions: {}", list(&v.tree_versions)));
+    out(&format!("snapshot versions: {}", list(&v.snapshot_versions)));
     out(&format!("features: {}", if v.features.is_empty() { "none".to_string() } else { v.features.join(", ") }));
     out(&format!("target: {}", v.target));
     Ok(EXIT_OK)

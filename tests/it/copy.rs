@@ -204,9 +204,11 @@ fn a_copy_killed_at_each_step_resumes_without_sending_twice() {
     let clean = Repo::init();
     copy_json(clean.cmd(), &source_url, &[]);
     let clean_bytes: u64 = packs(&clean.path).values().sum();
-    // A pack is at most 16 MiB plus its header; one data and one tree pack may be open.
-    let in_flight = 2 * (17 << 20);
-    for point in ["blob=12*off->return", "indexed=return", "snapshot=return"] {
+    // The data pack open at the kill (at most 16 MiB and its header) and the small tree pack
+    // are lost; every pack uploaded before is indexed from its header by the next copy.
+    let in_flight = 17 << 20;
+    // 60 blobs of ~512 KiB: packs uploaded, none indexed yet (an index file every 64 packs).
+    for point in ["blob=60*off->return", "indexed=return", "snapshot=return"] {
         let target = Repo::init();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
             .arg("-r")
@@ -224,6 +226,17 @@ fn a_copy_killed_at_each_step_resumes_without_sending_twice() {
         let summary = copy_json(target.cmd(), &source_url, &[]);
         let done = ids(&summary, "copied").len() + ids(&summary, "skipped").len();
         assert_eq!(done, 2, "{point}: {summary}");
+        if point.starts_with("blob") {
+            assert!(
+                summary["packs_recovered"].as_u64() >= Some(1),
+                "{point}: no uploaded pack was recovered: {summary}"
+            );
+        } else {
+            // Killed with every blob of the first snapshot indexed: the resumed copy stores
+            // only what the second snapshot adds (its 5 MiB file and trees), nothing again.
+            let added = summary["data_added"].as_u64().expect("data_added");
+            assert!(added < (5 << 20) + (1 << 20), "{point}: the resumed copy stored {added} bytes: {summary}");
+        }
         target.run(["check", "--read-data"]).ok();
         let listed = target.snapshots(Vec::<String>::new());
         assert_eq!(listed.len(), 2, "{point}: a snapshot was copied twice or not at all");

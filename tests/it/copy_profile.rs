@@ -367,6 +367,17 @@ fn wrong_copy_targets_are_refused_with_what_to_fix() {
     // A target profile that does not exist.
     let o = cairn_p(&["copy", "--to", "missing"]).code(1);
     assert!(o.stderr.contains("copy target \"missing\"") && o.stderr.contains("not found"), "{}", o.stderr);
+    // A source left in the environment (restic's variable for `copy --from-repo`) would
+    // reverse the profile's copy: refused, naming it.
+    let home = tmp.join("xdg");
+    let o = cairn()
+        .env("XDG_CONFIG_HOME", &home)
+        .env("HOME", &home)
+        .env("CAIRN_FROM_REPOSITORY", tmp.join("elsewhere"))
+        .args(["-P", "mail1", "copy"])
+        .run()
+        .code(1);
+    assert!(o.stderr.contains("CAIRN_FROM_REPOSITORY") && o.stderr.contains("the other way"), "{}", o.stderr);
     // A target on the source's repository.
     let same = format!("[repository]\nrepo = \"local:{}\"\npassword-file = \"/etc/pw\"\n", tmp.join("repo").display());
     write(tmp.join("xdg/cairn/offsite.toml"), same);

@@ -202,6 +202,7 @@ fn version_json_has_the_keys() {
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(v["repository_format"], 1);
     assert_eq!(v["tree_versions"], serde_json::json!([1, 2]));
+    assert_eq!(v["snapshot_versions"], serde_json::json!([1, 2, 3]));
     for k in ["version", "features", "target"] {
         assert!(!v[k].is_null(), "{k}");
     }

@@ -10,7 +10,7 @@
 //!
 //! Two cases, by the repositories' id keys (repo-format.md, "Keys"):
 //!
-//! - **Shared id keys** (`init --copy-chunker-params`): a blob has the same id in both. The
+//! - **Shared id keys** (`init --copy-chunker-params`, [`Repository::same_blob_ids`]): a blob has the same id in both. The
 //!   blobs the target lacks are read from the source, verified, and sealed into the target's
 //!   packs as they were framed (compressed) in the source: no re-hashing beyond the
 //!   verification, no recompression. Trees are copied as they are.
@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use crate::archiver::{Permit, Progress as SaverProgress, Saver};
 use crate::blob::BlobType;
-use crate::context::Ctx;
+use crate::context::{Ctx, Warning};
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::index::{Index, PackInfo};
@@ -60,6 +60,11 @@ pub struct CopyOptions {
     pub connections: usize,
     /// Counters a progress display polls.
     pub progress: Arc<CopyProgress>,
+    /// Leave out a source snapshot older than the newest copy the target holds of the same
+    /// host and paths ([`CopyReport::older`]): a nightly copy into a target that keeps fewer
+    /// snapshots than the source (its own retention) does not copy again, every night, the
+    /// snapshots that the target's forget removed. A profile's copy does this.
+    pub skip_older: bool,
 }
 
 /// Counters of a running copy, for a progress display (all grow only, but `bytes_total`,
@@ -102,6 +107,9 @@ pub struct CopyReport {
     pub copied: Vec<CopiedSnapshot>,
     /// Snapshots the target already held a copy of.
     pub skipped: Vec<CopiedSnapshot>,
+    /// Source snapshots left out as older than the newest copy of their host and paths in
+    /// the target ([`CopyOptions::skip_older`]), by source id.
+    pub older: Vec<String>,
     /// Blobs the copied snapshots needed that the target already held.
     pub blobs_present: u64,
     /// Blobs read from the source (and verified).
@@ -123,7 +131,8 @@ pub struct CopyReport {
 /// Copy `snapshots` (ids and contents, as selected in `src`) from `src` into `dst`, oldest
 /// first, skipping those `dst` already holds a copy of (see the module docs).
 ///
-/// `_src_lock` (a shared lock) keeps a prune of the source from deleting what is being read;
+/// `src_lock` (a shared lock, checked before each snapshot) keeps a prune of the source from
+/// deleting what is being read;
 /// `dst_lock` (a shared append lock) is checked before every index file and snapshot written.
 /// Errors: [`Error::Interrupted`] when `ctx` is cancelled (what was written stays, indexed
 /// where complete); [`Error::Corrupt`] for a blob of the source that is missing from its
@@ -132,14 +141,14 @@ pub struct CopyReport {
 pub fn copy(
     ctx: &Ctx,
     src: &Repository,
-    _src_lock: &ReadLock,
+    src_lock: &ReadLock,
     dst: &Repository,
     dst_lock: &AppendLock,
     mut snapshots: Vec<(SnapshotId, Snapshot)>,
     opts: &CopyOptions,
 ) -> Result<CopyReport> {
     snapshots.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-    let same = same_blob_ids(src, dst);
+    let same = src.same_blob_ids(dst);
     let mut report = CopyReport {
         message_type: "summary",
         same_blob_ids: same,
@@ -147,23 +156,25 @@ pub fn copy(
         ..CopyReport::default()
     };
     ctx.progress.phase("loading the target's snapshots");
-    let (existing, _damaged) = dst.snapshots_and_damaged(&Default::default())?;
+    let (mut existing, _damaged) = dst.snapshots_and_damaged(&Default::default())?;
     let mut todo = Vec::new();
-    // Snapshots copied before, with their copies: with separate keys, the newest of the same
-    // host and paths tells the target ids of the blobs a new snapshot shares with it.
-    let mut mirrors: Vec<(Snapshot, SnapshotId)> = Vec::new();
-    for (id, s) in snapshots {
-        match find_copy(&existing, &id, &s, same) {
-            Some(target) => {
-                report.skipped.push(CopiedSnapshot {
-                    source: id.to_hex(),
-                    target: target.to_hex(),
-                    original: original_of(&id, &s).to_hex(),
-                });
-                mirrors.push((s, target));
-            }
-            None => todo.push((id, s)),
+    for (id, s) in &snapshots {
+        if let Some(target) = find_copy(&existing, id, s, same) {
+            report.skipped.push(CopiedSnapshot {
+                source: id.to_hex(),
+                target: target.to_hex(),
+                original: original_of(id, s).to_hex(),
+            });
+            continue;
         }
+        if opts.skip_older {
+            let newest = newest_copy(&existing, s).map(|(_, t)| t.time);
+            if newest.is_some_and(|n| s.time < n) {
+                report.older.push(id.to_hex());
+                continue;
+            }
+        }
+        todo.push((*id, s.clone()));
     }
     opts.progress.snapshots_total.store(todo.len() as u64, Ordering::Relaxed);
     if todo.is_empty() {
@@ -190,32 +201,40 @@ pub fn copy(
         src,
         dst,
         src_index: &src_index,
+        dst_index: &dst_index,
         saver: &saver,
         same,
         pool: pool.as_ref(),
         progress: &opts.progress,
         translated: Mutex::new(HashMap::new()),
         handled: HashSet::new(),
+        mirrored: HashSet::new(),
         blobs_read: AtomicU64::new(0),
         bytes_read: AtomicU64::new(0),
         blobs_present: AtomicU64::new(0),
     };
     let result = (|| -> Result<()> {
         for (id, s) in &todo {
-            if !same {
-                let mirror = mirrors
-                    .iter()
-                    .filter(|(m, _)| m.time <= s.time && m.host_paths() == s.host_paths())
-                    .max_by_key(|(m, _)| m.time);
-                if let Some((m, target)) = mirror {
-                    let copied = existing.iter().find(|(t, _)| t == target).map(|(_, c)| c.tree);
-                    if let Some(copied) = copied {
-                        run.mirror(&m.tree, &copied, &dst_index)?;
-                    }
-                }
+            src_lock.check()?;
+            // Two source snapshots with one original (copies from two repositories): one copy.
+            if let Some(target) = find_copy(&existing, id, s, same) {
+                report.skipped.push(CopiedSnapshot {
+                    source: id.to_hex(),
+                    target: target.to_hex(),
+                    original: original_of(id, s).to_hex(),
+                });
+                continue;
             }
-            let copied = run.snapshot(id, s, dst_lock)?;
-            report.copied.push(copied);
+            if !same {
+                run.learn_from_last_copy(s, &existing, &snapshots);
+            }
+            let (copied, target, snapshot, written) = run.snapshot(id, s, dst_lock)?;
+            if written {
+                report.copied.push(copied);
+                existing.push((target, snapshot));
+            } else {
+                report.skipped.push(copied);
+            }
             opts.progress.snapshots_done.fetch_add(1, Ordering::Relaxed);
             fault_point("snapshot");
         }
@@ -235,6 +254,13 @@ pub fn copy(
     report.bytes_read = run.bytes_read.load(Ordering::Relaxed);
     report.blobs_present = run.blobs_present.load(Ordering::Relaxed);
     result.map(|()| report)
+}
+
+/// The newest snapshot of `existing` that is a copy (has an original) of the same host and
+/// paths as `s`.
+fn newest_copy<'e>(existing: &'e [(SnapshotId, Snapshot)], s: &Snapshot) -> Option<&'e (SnapshotId, Snapshot)> {
+    let key = s.host_paths();
+    existing.iter().filter(|(_, t)| t.original.is_some() && t.host_paths() == key).max_by_key(|(_, t)| t.time)
 }
 
 /// The id a copy of snapshot `id` records as its original.
@@ -265,20 +291,13 @@ fn find_copy(existing: &[(SnapshotId, Snapshot)], id: &SnapshotId, s: &Snapshot,
         .map(|(tid, _)| *tid)
 }
 
-/// True when `a` and `b` give every plaintext the same blob id (they share the id key:
-/// `init --copy-chunker-params`). Compares the ids of a fixed probe: two different keys give
-/// the same keyed BLAKE3 of it with probability 2^-256.
-pub fn same_blob_ids(a: &Repository, b: &Repository) -> bool {
-    const PROBE: &[u8] = b"cairn copy: do these repositories share the blob id key?";
-    a.blob_id(PROBE) == b.blob_id(PROBE)
-}
-
 /// The state of one copy run, shared by its snapshots.
 struct Run<'a> {
     ctx: &'a Ctx,
     src: &'a Repository,
     dst: &'a Repository,
     src_index: &'a Index,
+    dst_index: &'a Index,
     saver: &'a Saver<'a>,
     same: bool,
     pool: Option<&'a rayon::ThreadPool>,
@@ -288,6 +307,8 @@ struct Run<'a> {
     translated: Mutex<HashMap<BlobId, BlobId>>,
     /// Shared keys: the source blobs this run already planned (stored, or found present).
     handled: HashSet<BlobId>,
+    /// Separate keys: the target snapshots this run learned blob ids from.
+    mirrored: HashSet<SnapshotId>,
     blobs_read: AtomicU64,
     bytes_read: AtomicU64,
     blobs_present: AtomicU64,
@@ -301,7 +322,15 @@ struct PackWork {
 
 impl Run<'_> {
     /// Copy one snapshot: its blobs, a checkpoint (packs and index written), its snapshot.
-    fn snapshot(&mut self, id: &SnapshotId, s: &Snapshot, dst_lock: &AppendLock) -> Result<CopiedSnapshot> {
+    /// Returns what was copied, the target's snapshot id and snapshot, and false when the
+    /// target turned out to hold a copy already (written by another copy meanwhile; none is
+    /// written then).
+    fn snapshot(
+        &mut self,
+        id: &SnapshotId,
+        s: &Snapshot,
+        dst_lock: &AppendLock,
+    ) -> Result<(CopiedSnapshot, SnapshotId, Snapshot, bool)> {
         self.ctx.progress.phase(&format!("copying snapshot {}", id.short()));
         let root = if self.same { self.copy_same(&s.tree)? } else { self.copy_translated(&s.tree)? };
         self.saver.checkpoint()?;
@@ -313,9 +342,19 @@ impl Run<'_> {
         // drops it too).
         copy.parent = None;
         copy.original = Some(original_of(id, s));
+        // Another copy into the same target (a second timer, another host) may have written
+        // this snapshot's copy meanwhile: look again, so that each snapshot is there once.
+        let (now, _damaged) = self.dst.snapshots_and_damaged(&Default::default())?;
+        if let Some(there) = find_copy(&now, id, s, self.same) {
+            let report =
+                CopiedSnapshot { source: id.to_hex(), target: there.to_hex(), original: original_of(id, s).to_hex() };
+            return Ok((report, there, copy, false));
+        }
         dst_lock.check()?;
         let target = self.dst.write_snapshot(dst_lock, &copy)?;
-        Ok(CopiedSnapshot { source: id.to_hex(), target: target.to_hex(), original: original_of(id, s).to_hex() })
+        let report =
+            CopiedSnapshot { source: id.to_hex(), target: target.to_hex(), original: original_of(id, s).to_hex() };
+        Ok((report, target, copy, true))
     }
 
     /// Shared keys: every tree and data blob below `root` that the target lacks is copied as
@@ -360,6 +399,41 @@ impl Run<'_> {
         Ok(*root)
     }
 
+    /// Separate keys: before copying `s`, learn the target ids of the blobs it may share with
+    /// the newest earlier copy of its host and paths in the target (`existing`), whose source
+    /// snapshot is found among `selected` or loaded from the source by its original id. Each
+    /// copy is learned from once per run. The learning only saves reading: when it fails (a
+    /// tree that cannot be read on either side), a warning says so and the copy goes on
+    /// without it.
+    fn learn_from_last_copy(
+        &mut self,
+        s: &Snapshot,
+        existing: &[(SnapshotId, Snapshot)],
+        selected: &[(SnapshotId, Snapshot)],
+    ) {
+        let key = s.host_paths();
+        let last = existing
+            .iter()
+            .filter(|(_, t)| t.original.is_some() && t.time <= s.time && t.host_paths() == key)
+            .max_by_key(|(_, t)| t.time);
+        let Some((copy_id, copy)) = last else { return };
+        let Some(original) = copy.original else { return };
+        if !self.mirrored.insert(*copy_id) {
+            return;
+        }
+        let source_tree = match selected.iter().find(|(i, t)| original_of(i, t) == original) {
+            Some((_, t)) => Ok(t.tree),
+            None => self.src.load_snapshot(&original).map(|t| t.tree),
+        };
+        let learned = source_tree.and_then(|tree| self.mirror(&tree, &copy.tree));
+        if let Err(e) = learned {
+            // Not found in the source (forgotten there): nothing to learn, nothing to say.
+            if e.kind() != crate::error::Kind::NotFound {
+                self.ctx.warn(&Warning::CopyLearningFailed(&e));
+            }
+        }
+    }
+
     /// Separate keys: learn the target ids of the data blobs below source tree `src_root`
     /// from `dst_root`, the root of its copy in the target (written by an earlier copy), by
     /// walking both in step: a new snapshot's blobs that an earlier one shares are then
@@ -367,7 +441,8 @@ impl Run<'_> {
     /// count, each blob's plaintext length, the blob in the target's index) teaches nothing
     /// below it: those blobs are read and re-hashed as if there were no earlier copy. An
     /// explicit stack of tree pairs, no recursion. Errors: a tree that cannot be read.
-    fn mirror(&self, src_root: &BlobId, dst_root: &BlobId, dst_index: &Index) -> Result<()> {
+    fn mirror(&self, src_root: &BlobId, dst_root: &BlobId) -> Result<()> {
+        let dst_index = self.dst_index;
         self.ctx.progress.phase("matching the last copied snapshot");
         let mut stack = vec![(*src_root, *dst_root)];
         let mut seen: HashSet<BlobId> = HashSet::new();
@@ -542,21 +617,23 @@ impl Run<'_> {
             cached,
         };
         let mut failed: Option<Error> = None;
-        self.src.read_pack_blobs_framed(&read, &w.blobs, |i, r| {
-            if failed.is_some() {
-                return;
-            }
-            let stored = match (r, w.blobs.get(i)) {
-                (Ok(blob), Some(b)) => self.store(b, &blob),
-                (Err(e), _) => Err(e),
-                (Ok(_), None) => Err(Error::internal("the pack reader gave a blob that was not asked for")),
-            };
-            if let Err(e) = stored {
-                failed = Some(e);
-            }
-        })?;
+        self.src
+            .read_pack_blobs_framed(&read, &w.blobs, |i, r| {
+                if failed.is_some() {
+                    return;
+                }
+                let stored = match (r, w.blobs.get(i)) {
+                    (Ok(blob), Some(b)) => self.store(b, &blob),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), None) => Err(Error::internal("the pack reader gave a blob that was not asked for")),
+                };
+                if let Err(e) = stored {
+                    failed = Some(e);
+                }
+            })
+            .map_err(in_source)?;
         match failed {
-            Some(e) => Err(e),
+            Some(e) => Err(in_source(e)),
             None => Ok(()),
         }
     }
@@ -575,6 +652,19 @@ impl Run<'_> {
         self.progress.bytes_done.fetch_add(blob.plain.len() as u64, Ordering::Relaxed);
         fault_point("blob");
         Ok(())
+    }
+}
+
+/// Damage found reading the source, said as such (the target is not the repository to check).
+fn in_source(e: Error) -> Error {
+    match e {
+        Error::Corrupt { object, detail } => Error::Corrupt {
+            object: format!("{object} (in the source repository)"),
+            detail: format!(
+                "{detail}; nothing that needs it was copied: check the source with `cairn check --read-data`"
+            ),
+        },
+        e => e,
     }
 }
 
@@ -654,7 +744,7 @@ mod tests {
     fn copies_between_repositories_with_separate_keys() {
         let (_a, src) = temp_repo();
         let (_b, dst) = temp_repo();
-        assert!(!same_blob_ids(&src, &dst));
+        assert!(!src.same_blob_ids(&dst));
         let data = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(data.path().join("d/e/f")).unwrap();
         std::fs::write(
@@ -681,12 +771,25 @@ mod tests {
         // A new snapshot with one new file: the old data is found in the target, not stored.
         std::fs::write(data.path().join("new"), b"new file").unwrap();
         let second = backup_dir(&src, data.path());
-        let r2 = do_copy(&src, &dst, vec![first, second.clone()]);
+        let r2 = do_copy(&src, &dst, vec![first.clone(), second.clone()]);
         assert_eq!((r2.copied.len(), r2.skipped.len()), (1, 1));
         assert_eq!(r2.data_blobs, 1, "{r2:?}");
         // What the first copy holds is learned from it, not read again from the source.
         assert_eq!(r2.blobs_read, 1, "{r2:?}");
         let t2 = SnapshotId::from_hex(&r2.copied[0].target).unwrap();
         assert_eq!(contents(&dst, &dst.load_snapshot(&t2).unwrap().tree), contents(&src, &second.1.tree));
+
+        // The target's retention removes the first copy: restic's copy sends it again,
+        // skip_older leaves it out (older than the newest copy of its host and paths).
+        dst.remove::<Snapshot>(&copied_id).unwrap();
+        let src_lock = ReadLock::acquire(&src, "copy", &Default::default()).unwrap();
+        let dst_lock = AppendLock::acquire(&dst, "copy", &Default::default()).unwrap();
+        let opts = CopyOptions { connections: 1, skip_older: true, ..Default::default() };
+        let both = vec![first.clone(), second.clone()];
+        let r3 = copy(&Ctx::default(), &src, &src_lock, &dst, &dst_lock, both, &opts).unwrap();
+        assert_eq!((r3.copied.len(), r3.skipped.len(), r3.older.clone()), (0, 1, vec![first.0.to_hex()]));
+        drop((src_lock, dst_lock));
+        let r4 = do_copy(&src, &dst, vec![first.clone(), second]);
+        assert_eq!((r4.copied.len(), r4.skipped.len()), (1, 1), "without skip_older the first is copied again");
     }
 }
