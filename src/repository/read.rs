@@ -212,24 +212,11 @@ impl Repository {
         data: &[u8],
         blob: &PackBlob,
     ) -> Result<Vec<u8>> {
-        self.open_at(salt, pack, blob, data, 0, "lies beyond the end of the pack")
+        self.open_framed_at(salt, pack, blob, data, 0, "lies beyond the end of the pack").map(|b| b.plain)
     }
 
-    /// Open `blob` out of `buf`, the bytes of its pack from offset `start`; `short` is the
-    /// damage when `buf` does not hold it.
-    fn open_at(
-        &self,
-        salt: &[u8; SALT_LEN],
-        pack: &PackId,
-        blob: &PackBlob,
-        buf: &[u8],
-        start: u64,
-        short: &str,
-    ) -> Result<Vec<u8>> {
-        self.open_framed_at(salt, pack, blob, buf, start, short).map(|b| b.plain)
-    }
-
-    /// As `open_at`, keeping the framed plaintext.
+    /// Open `blob` out of `buf`, the bytes of its pack from offset `start` (its framed
+    /// plaintext too); `short` is the damage when `buf` does not hold it.
     fn open_framed_at(
         &self,
         salt: &[u8; SALT_LEN],

@@ -162,26 +162,6 @@ fn dump_to(cmd: Cmd, target: &Path) -> Vec<u8> {
     fs::read(target).unwrap_or_else(|e| panic!("{}: {e}", target.display()))
 }
 
-/// `promtool check metrics` accepts `text`.
-fn promtool_accepts(text: &str) {
-    use std::io::Write;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; bash .ci/test installs it)");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool ran");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- file:\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The value of the sample of `name` in metrics `text` whose labels include every one of
 /// `with`.
 fn sample(text: &str, name: &str, with: &[&str]) -> Option<f64> {
@@ -205,13 +185,7 @@ fn nightly_runs_copy_each_snapshot_offsite_and_each_side_keeps_its_own_retention
         bench.args(["-n", "-c", "1", "-t", "20", BENCH]);
         run_ok(&mut bench, "pgbench -t 20");
         let report = site.night(0);
-        assert_eq!(
-            steps(&report),
-            [("backup", 0), ("copy offsite", 0), ("forget", 0), ("forget offsite", 0)]
-                .map(|(s, c)| (s.to_string(), c))
-                .to_vec(),
-            "{report}"
-        );
+        assert_eq!(steps(&report), all_ok(), "{report}");
         let id = report["steps"][0]["snapshot_id"].as_str().unwrap_or_else(|| panic!("no snapshot id: {report}"));
         local_ids.push(id.to_string());
     }
@@ -293,13 +267,7 @@ fn an_unreachable_target_leaves_the_local_night_done_and_the_run_exits_3_naming_
     // Reachable again: the next night copies, and the step's gauge is back to 0.
     site.s3.restart();
     let report = site.night(0);
-    assert_eq!(
-        steps(&report),
-        [("backup", 0), ("copy offsite", 0), ("forget", 0), ("forget offsite", 0)]
-            .map(|(s, c)| (s.to_string(), c))
-            .to_vec(),
-        "{report}"
-    );
+    assert_eq!(steps(&report), all_ok(), "{report}");
     let prom = fs::read_to_string(&site.prom).unwrap();
     assert_eq!(sample(&prom, "cairn_run_step_exit_code", &["step=\"copy offsite\""]), Some(0.0), "{prom}");
     assert!(!site.offsite_snapshots().is_empty());
@@ -407,4 +375,9 @@ fn the_scheduled_night_may_write_local_target_repositories_and_waits_for_the_net
     assert!(rw.starts_with(&format!("ReadWritePaths={}", ptmp.join("repo").display())), "{rw}");
     assert!(rw.split(' ').any(|w| w == format!("-{}", disk.display())), "{rw}");
     assert!(service.contains("After=network-online.target"), "{service}");
+}
+
+/// The steps of a night where everything succeeded, with their exit codes.
+fn all_ok() -> Vec<(String, u64)> {
+    ["backup", "copy offsite", "forget", "forget offsite"].map(|s| (s.to_string(), 0)).to_vec()
 }

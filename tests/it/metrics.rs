@@ -31,26 +31,6 @@ fn value(text: &str, name: &str, with: &[&str]) -> f64 {
     }
 }
 
-/// `promtool check metrics` on `text`: its exit status must be 0 (no format error, no lint
-/// problem).
-fn promtool_accepts(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package; bash .ci/test installs it)");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed promtool");
-    let out = child.wait_with_output().expect("promtool ran");
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- file:\n{text}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn one_metrics_file_holds_each_command_and_keeps_the_last_success_through_a_failure() {
     let repo = Repo::init();

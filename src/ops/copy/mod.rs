@@ -92,6 +92,13 @@ pub struct CopiedSnapshot {
     pub original: String,
 }
 
+impl CopiedSnapshot {
+    /// Source snapshot `id` (`s`) and its copy `target`.
+    fn new(id: &SnapshotId, s: &Snapshot, target: &SnapshotId) -> Self {
+        CopiedSnapshot { source: id.to_hex(), target: target.to_hex(), original: original_of(id, s).to_hex() }
+    }
+}
+
 /// What a copy did (`copy --json`: restic's copy prints no summary; the keys follow
 /// `backup`'s summary where they mean the same).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -160,11 +167,7 @@ pub fn copy(
     let mut todo = Vec::new();
     for (id, s) in &snapshots {
         if let Some(target) = find_copy(&existing, id, s, same) {
-            report.skipped.push(CopiedSnapshot {
-                source: id.to_hex(),
-                target: target.to_hex(),
-                original: original_of(id, s).to_hex(),
-            });
+            report.skipped.push(CopiedSnapshot::new(id, s, &target));
             continue;
         }
         if opts.skip_older {
@@ -218,11 +221,7 @@ pub fn copy(
             src_lock.check()?;
             // Two source snapshots with one original (copies from two repositories): one copy.
             if let Some(target) = find_copy(&existing, id, s, same) {
-                report.skipped.push(CopiedSnapshot {
-                    source: id.to_hex(),
-                    target: target.to_hex(),
-                    original: original_of(id, s).to_hex(),
-                });
+                report.skipped.push(CopiedSnapshot::new(id, s, &target));
                 continue;
             }
             if !same {
@@ -346,9 +345,7 @@ impl Run<'_> {
         // this snapshot's copy meanwhile: look again, so that each snapshot is there once.
         let (now, _damaged) = self.dst.snapshots_and_damaged(&Default::default())?;
         if let Some(there) = find_copy(&now, id, s, self.same) {
-            let report =
-                CopiedSnapshot { source: id.to_hex(), target: there.to_hex(), original: original_of(id, s).to_hex() };
-            return Ok((report, there, copy, false));
+            return Ok((CopiedSnapshot::new(id, s, &there), there, copy, false));
         }
         dst_lock.check()?;
         let target = self.dst.write_snapshot(dst_lock, &copy)?;

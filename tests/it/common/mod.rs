@@ -616,3 +616,24 @@ pub fn damage_largest_data_blob(repo: &Repo) -> (String, cairn::pack::BlobEntry)
     fs::write(&path, bytes).expect("write the damaged pack");
     (pack, blob)
 }
+
+/// `promtool check metrics` on `text`: its exit status must be 0 (no format error, no lint
+/// problem).
+pub fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; bash .ci/test installs it)");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- file:\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
