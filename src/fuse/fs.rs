@@ -12,7 +12,6 @@ use fuser::{
 };
 
 use super::view::{file_type, lock, CairnFs, OpenFile, Resolved, VNode, FIXED_TTL, TTL};
-use crate::blob::BlobType;
 use crate::error::Error;
 use crate::tree::NodeKind;
 
@@ -118,12 +117,13 @@ impl Filesystem for CairnFs {
         let mut ends = Vec::with_capacity(n.content.len());
         let mut at = 0u64;
         for id in &n.content {
+            // A copy stored as a tree blob serves too (the id names the plaintext).
             match index.get(id) {
-                Some((_, loc)) if loc.blob_type == BlobType::Data => {
+                Some((_, loc)) => {
                     at += u64::from(loc.raw_length);
                     ends.push(at);
                 }
-                _ => {
+                None => {
                     let e = Error::corrupt(
                         format!("file {:?}", n.name_lossy()),
                         format!("data blob {} is not in the index", id.short()),

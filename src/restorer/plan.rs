@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::write::{create_file, make_real_dir, make_way, remove_tree};
 use super::{Action, Overwrite, Restorer};
-use crate::blob::BlobType;
 use crate::error::Result;
 use crate::id::BlobId;
 use crate::repository::PackBlob;
@@ -670,12 +669,14 @@ impl Restorer<'_> {
         let mut locs = Vec::with_capacity(node.content.len());
         let mut size = 0u64;
         for id in &node.content {
+            // A copy stored as a tree blob serves too: the id names the plaintext (the empty
+            // tree and a one-byte file holding 0x00 share theirs).
             match self.index.get(id) {
-                Some((_, loc)) if loc.blob_type == BlobType::Data => {
+                Some((_, loc)) => {
                     locs.push((*id, loc, size));
                     size += loc.raw_length as u64;
                 }
-                _ => {
+                None => {
                     self.report(&path, format!("not restored: data blob {} is not in the index", id.short()));
                     return false;
                 }

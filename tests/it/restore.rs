@@ -215,3 +215,46 @@ fn the_json_summary_keeps_its_keys() {
     assert_eq!(v["files_restored"], 1);
     assert_eq!(v["errors"], 0);
 }
+
+/// An empty directory's tree is the single byte 0x00, and so is the content of a one-byte
+/// file holding 0x00: one blob id for both. In either order of first use (the file first, or
+/// the directory first, in one backup or across two), every snapshot restores identically,
+/// `check --read-data` passes, and a prune keeps what the remaining snapshot needs.
+#[test]
+fn an_empty_directory_and_a_one_byte_nul_file_share_an_id_and_both_restore() {
+    for dir_first in [true, false] {
+        let repo = Repo::init();
+        let tmp = Tmp::new();
+        let (first, second) = (tmp.join("first"), tmp.join("second"));
+        fs::create_dir_all(&first).unwrap();
+        fs::create_dir_all(&second).unwrap();
+        if dir_first {
+            fs::create_dir(first.join("empty")).unwrap();
+            fs::write(second.join("nul"), [0u8]).unwrap();
+        } else {
+            fs::write(first.join("nul"), [0u8]).unwrap();
+            fs::create_dir(second.join("empty")).unwrap();
+        }
+        let a = repo.backup_json([&first])["snapshot_id"].as_str().expect("id").to_string();
+        let b = repo.backup_json([&second])["snapshot_id"].as_str().expect("id").to_string();
+        // Both in one backup as well.
+        let both = tmp.join("both");
+        fs::create_dir_all(both.join("e/empty")).unwrap();
+        fs::write(both.join("nul"), [0u8]).unwrap();
+        let c = repo.backup_json([&both])["snapshot_id"].as_str().expect("id").to_string();
+        repo.run(["check", "--read-data"]).ok();
+        for (id, src) in [(&a, &first), (&b, &second), (&c, &both)] {
+            let out = Tmp::new();
+            repo.run(["restore", id, "--target", &out.path.to_string_lossy()]).ok();
+            assert_same_tree(src, &restored(&out.path, src));
+        }
+        // The snapshot that used the id first goes; the others keep the blob.
+        repo.run(["forget", &a, "--prune", "--max-unused", "0"]).ok();
+        repo.run(["check", "--read-data"]).ok();
+        for (id, src) in [(&b, &second), (&c, &both)] {
+            let out = Tmp::new();
+            repo.run(["restore", id, "--target", &out.path.to_string_lossy()]).ok();
+            assert_same_tree(src, &restored(&out.path, src));
+        }
+    }
+}

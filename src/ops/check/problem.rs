@@ -95,8 +95,7 @@ pub enum Problem {
         /// Why.
         error: String,
     },
-    /// A blob referenced by a tree (or a snapshot's root tree) that no index lists, or lists
-    /// with the other type.
+    /// A blob referenced by a tree (or a snapshot's root tree) that no index lists.
     BlobNotIndexed {
         /// The blob.
         blob: BlobId,
@@ -104,8 +103,6 @@ pub enum Problem {
         blob_type: BlobType,
         /// The tree that references it (`None`: a snapshot's root).
         tree: Option<BlobId>,
-        /// True when the index lists it, but with the other type.
-        wrong_type: bool,
     },
     /// A node that cannot be right: a directory without a subtree.
     NodeInvalid {
@@ -202,20 +199,12 @@ impl std::fmt::Display for Problem {
             }
             Problem::SnapshotDamaged { snapshot, error } => write!(f, "snapshot {snapshot} is damaged: {error}"),
             Problem::TreeDamaged { tree, error } => write!(f, "tree {tree} cannot be loaded: {error}"),
-            Problem::BlobNotIndexed { blob, blob_type, tree, wrong_type } => {
+            Problem::BlobNotIndexed { blob, blob_type, tree } => {
                 let by = match tree {
                     Some(t) => format!("tree {t}"),
                     None => "a snapshot".to_string(),
                 };
-                if *wrong_type {
-                    write!(
-                        f,
-                        "{} blob {blob} (referenced by {by}) is indexed with the other type",
-                        type_name(*blob_type)
-                    )
-                } else {
-                    write!(f, "{} blob {blob} (referenced by {by}) is not in any index", type_name(*blob_type))
-                }
+                write!(f, "{} blob {blob} (referenced by {by}) is not in any index", type_name(*blob_type))
             }
             Problem::NodeInvalid { tree, name, detail } => write!(f, "tree {tree}: entry {name:?} {detail}"),
         }

@@ -50,19 +50,16 @@ pub(super) fn load_snapshots(
     Ok(out)
 }
 
-/// Where `blob` of `blob_type` stands in the index: `None` if fine, else (missing, wrong type).
-fn index_problem(index: &Index, blob: &BlobId, blob_type: BlobType) -> Option<bool> {
-    match index.get(blob) {
-        None => Some(false),
-        Some((_, loc)) if loc.blob_type != blob_type => Some(true),
-        Some(_) => None,
-    }
+/// True when no index lists `blob`. A copy listed with the other type serves (an id names
+/// one plaintext whatever its type: repo-format.md, "Index files").
+fn not_indexed(index: &Index, blob: &BlobId) -> bool {
+    index.get(blob).is_none()
 }
 
 /// The outcome of loading one tree in [`walk_trees`].
 enum TreeLoad {
     Loaded(Tree),
-    NotIndexed { wrong_type: bool },
+    NotIndexed,
     Damaged(String),
 }
 
@@ -80,24 +77,21 @@ pub(super) fn walk_trees(
     let mut reported: HashSet<BlobId> = HashSet::new();
     let failure = Failure::default();
     let mut loaded = 0;
-    let load = |id: &BlobId| match index_problem(index, id, BlobType::Tree) {
-        Some(wrong_type) => TreeLoad::NotIndexed { wrong_type },
-        None => match failure.read(|| repo.load_tree(index, id)) {
+    let load = |id: &BlobId| {
+        if not_indexed(index, id) {
+            return TreeLoad::NotIndexed;
+        }
+        match failure.read(|| repo.load_tree(index, id)) {
             Ok(t) => TreeLoad::Loaded(t),
             Err(e) => TreeLoad::Damaged(e.to_string()),
-        },
+        }
     };
     let visit = |id: BlobId, parent: Option<BlobId>, r: TreeLoad| -> Result<Vec<BlobId>> {
         // A storage failure while loading this batch ends the check with it.
         failure.check()?;
         let tree = match r {
-            TreeLoad::NotIndexed { wrong_type } => {
-                problems.push(Problem::BlobNotIndexed {
-                    blob: id,
-                    blob_type: BlobType::Tree,
-                    tree: parent,
-                    wrong_type,
-                });
+            TreeLoad::NotIndexed => {
+                problems.push(Problem::BlobNotIndexed { blob: id, blob_type: BlobType::Tree, tree: parent });
                 return Ok(Vec::new());
             }
             TreeLoad::Damaged(error) => {
@@ -121,15 +115,12 @@ pub(super) fn walk_trees(
                 },
                 NodeKind::File => {
                     for b in &node.content {
-                        if let Some(wrong_type) = index_problem(index, b, BlobType::Data) {
-                            if reported.insert(*b) {
-                                problems.push(Problem::BlobNotIndexed {
-                                    blob: *b,
-                                    blob_type: BlobType::Data,
-                                    tree: Some(id),
-                                    wrong_type,
-                                });
-                            }
+                        if not_indexed(index, b) && reported.insert(*b) {
+                            problems.push(Problem::BlobNotIndexed {
+                                blob: *b,
+                                blob_type: BlobType::Data,
+                                tree: Some(id),
+                            });
                         }
                     }
                 }

@@ -575,12 +575,6 @@ impl Run<'_> {
                     "not in the source repository's index (run `cairn check` on the source)",
                 )
             })?;
-            if loc.blob_type != *blob_type {
-                return Err(Error::corrupt(
-                    format!("blob {}", id.to_hex()),
-                    format!("indexed as {:?} in the source, needed as {blob_type:?}", loc.blob_type),
-                ));
-            }
             total += loc.raw_length as u64;
             packs
                 .entry(info.id)
