@@ -182,8 +182,9 @@ const CREDENTIAL_VARIABLES: [&str; 4] =
 
 /// The S3 credentials and `AWS_PROFILE`. When `own` (a repository's own environment) sets
 /// any of [`CREDENTIAL_VARIABLES`], all four come from `own` only, so that one account's key
-/// never goes with another's secret, token or profile (a copy target's with its source's);
-/// else each variable as [`env`] finds it.
+/// never goes with another's secret, token or profile (a copy target's with its source's;
+/// the caller refuses an incomplete pair in `own` while the process holds other keys, which
+/// the S3 client's own search would take); else each variable as [`env`] finds it.
 fn s3_credentials(own: &BTreeMap<String, String>) -> (Option<S3Keys>, Option<String>) {
     let set = |name: &str| own.get(name).filter(|v| !v.is_empty()).cloned();
     let own_any = CREDENTIAL_VARIABLES.iter().any(|v| set(v).is_some());
@@ -261,6 +262,16 @@ impl OpendalBackend {
             .root(&format!("/{}", loc.prefix));
         let mut has_credentials = false;
         let (keys, profile) = s3_credentials(environment);
+        // The S3 client's own search would take the process's keys before a profile that a
+        // repository's own environment names (another repository's keys: a copy's source).
+        let own_sets_some = CREDENTIAL_VARIABLES.iter().any(|v| environment.get(*v).is_some_and(|x| !x.is_empty()));
+        if own_sets_some && keys.is_none() && std::env::var_os("AWS_ACCESS_KEY_ID").is_some_and(|v| !v.is_empty()) {
+            return Err(crate::Error::usage(
+                "this repository's environment file sets AWS credentials but no AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY pair, while the environment holds another AWS_ACCESS_KEY_ID: give the pair \
+                 in the environment file",
+            ));
+        }
         if let Some(k) = keys {
             has_credentials = true;
             b = b.access_key_id(&k.access_key_id).secret_access_key(&k.secret_access_key);

@@ -155,8 +155,8 @@ fn copy_leg(g: &GlobalOpts, leg: &Leg<'_>) -> Result<CopyReport, Error> {
     let selected = cairn::snapshot::select(&ctx, &src, &leg.args.snapshots, &leg.filter)?.readable_by_time()?;
     if selected.is_empty() && leg.from_profile {
         return Err(Error::usage(format!(
-            "no snapshot of {} matches the profile's copy selection (hosts {:?}, tags {:?}, paths {:?}): nothing \
-             can reach {}; check [copy] hosts/tags/paths against [backup]",
+            "no snapshot of {} matches the copy selection (hosts {:?}, tags {:?}, paths {:?}): nothing can reach \
+             {}; check [copy] hosts/tags/paths (or --host/--tag/--path) against [backup]",
             leg.source.repo, leg.filter.hosts, leg.filter.tags, leg.filter.paths, leg.name
         )));
     }

@@ -56,15 +56,22 @@ fn words(role: RepoRole) -> Words {
 
 /// Passwords and S3 credentials: a password command of one repository never sees the other
 /// repository's.
-const OTHER_SIDE_VARIABLES: [&str; 8] = [
+const OTHER_SIDE_VARIABLES: [&str; 15] = [
     "CAIRN_PASSWORD",
     "CAIRN_PASSWORD_FILE",
     "CAIRN_PASSWORD_COMMAND",
     "CAIRN_FROM_PASSWORD",
+    "CAIRN_FROM_PASSWORD_FILE",
+    "CAIRN_FROM_PASSWORD_COMMAND",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
 ];
 
 /// The environment of the password command of the repository `g` opens: for a repository

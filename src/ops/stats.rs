@@ -361,7 +361,9 @@ fn raw_data(ctx: &Ctx, repo: &Repository, index: &Index, roots: &[BlobId], repor
         },
     )?;
     let (mut compressed_stored, mut compressed_raw) = (0u64, 0u64);
-    for blob in trees.iter().chain(data.iter()) {
+    // An id referenced both as a tree and as data (the empty tree and a one-byte 0x00 file)
+    // is one stored blob.
+    for blob in trees.union(&data) {
         let (_, loc) = index.get(blob).ok_or_else(|| {
             Error::corrupt(format!("blob {}", blob.short()), "a snapshot references it but it is not in the index")
         })?;

@@ -44,11 +44,11 @@ impl Repository {
             .ok_or_else(|| Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "not in the index"))?;
         // A copy stored as the other type serves as well: an id names one plaintext whatever
         // its type (repo-format.md, "Index files"), and the copy is opened as it was stored.
-        self.read_one_blob(pack, PackBlob::indexed(*id, &loc), Some(index))
+        self.read_one_blob(pack, PackBlob::indexed(*id, &loc), Some(index), blob_type == BlobType::Tree)
     }
 
     /// Read blob `id` from its indexed copies in packs other than `not_in` (the pack whose copy
-    /// was found damaged), returning the first that verifies. Errors: [`Error::Corrupt`] when
+    /// was found damaged), of either type, returning the first that verifies. Errors: [`Error::Corrupt`] when
     /// there is none or every one fails.
     pub fn read_blob_other_copies(
         &self,
@@ -60,7 +60,7 @@ impl Repository {
         let mut last = Error::corrupt(format!("{blob_type:?} blob {}", id.short()), "no other copy is indexed");
         let copies = index.get(id).into_iter().chain(index.other_copies(id));
         for (pack, loc) in copies.filter(|(pack, _)| pack.id != *not_in) {
-            match self.read_one_blob(pack, PackBlob::indexed(*id, &loc), None) {
+            match self.read_one_blob(pack, PackBlob::indexed(*id, &loc), None, blob_type == BlobType::Tree) {
                 Ok(plain) => return Ok(plain),
                 Err(e) => last = e,
             }
@@ -70,13 +70,15 @@ impl Repository {
 
     /// Read the copy `blob` in `pack` through [`Repository::read_pack_blobs`], trying the other
     /// copies of `copies` when it is damaged.
-    fn read_one_blob(&self, pack: &PackInfo, blob: PackBlob, copies: Option<&Index>) -> Result<Vec<u8>> {
+    /// `tree`: it is wanted as a tree (read through the local cache, as are the copies stored
+    /// as trees).
+    fn read_one_blob(&self, pack: &PackInfo, blob: PackBlob, copies: Option<&Index>, tree: bool) -> Result<Vec<u8>> {
         let read = PackRead {
             id: &pack.id,
             salt: &pack.salt,
             other_copies: copies,
             cancel: None,
-            cached: blob.blob_type == BlobType::Tree,
+            cached: tree || blob.blob_type == BlobType::Tree,
         };
         let mut out = Err(Error::internal("the pack reader gave no result for its one blob"));
         self.read_pack_blobs(&read, std::slice::from_ref(&blob), |_, r| out = r)?;

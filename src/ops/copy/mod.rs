@@ -225,7 +225,7 @@ pub fn copy(
                 continue;
             }
             if !same {
-                run.learn_from_last_copy(s, &existing, &snapshots);
+                run.learn_from_last_copy(s, &existing, &snapshots)?;
             }
             let (copied, target, snapshot, written) = run.snapshot(id, s, dst_lock)?;
             if written {
@@ -301,9 +301,10 @@ struct Run<'a> {
     same: bool,
     pool: Option<&'a rayon::ThreadPool>,
     progress: &'a CopyProgress,
-    /// Separate keys: source blob id → target blob id, for every blob this run stored or
-    /// found in the target.
-    translated: Mutex<HashMap<BlobId, BlobId>>,
+    /// Separate keys: (type, source blob id) → target blob id, for every blob this run stored
+    /// or found in the target. Keyed by type too: a data blob whose plaintext is a serialized
+    /// tree has the tree's source id, but the tree's copy is rewritten and gets another id.
+    translated: Mutex<HashMap<(BlobType, BlobId), BlobId>>,
     /// Shared keys: the source blobs this run already planned (stored, or found present).
     handled: HashSet<BlobId>,
     /// Separate keys: the target snapshots this run learned blob ids from.
@@ -365,7 +366,7 @@ impl Run<'_> {
         unique_trees(
             self.ctx,
             [*root],
-            |t| src.load_tree(index, t),
+            |t| src.load_tree(index, t).map_err(in_source),
             |t, _, tree| {
                 if handled.insert(t) {
                     if dst_has(&t) {
@@ -407,28 +408,40 @@ impl Run<'_> {
         s: &Snapshot,
         existing: &[(SnapshotId, Snapshot)],
         selected: &[(SnapshotId, Snapshot)],
-    ) {
+    ) -> Result<()> {
         let key = s.host_paths();
         let last = existing
             .iter()
             .filter(|(_, t)| t.original.is_some() && t.time <= s.time && t.host_paths() == key)
             .max_by_key(|(_, t)| t.time);
-        let Some((copy_id, copy)) = last else { return };
-        let Some(original) = copy.original else { return };
-        if !self.mirrored.insert(*copy_id) {
-            return;
+        let Some((copy_id, copy)) = last else { return Ok(()) };
+        let Some(original) = copy.original else { return Ok(()) };
+        // A copy this run wrote taught its ids already; one learned from, too.
+        if self.translated_tree(&copy.tree) || !self.mirrored.insert(*copy_id) {
+            return Ok(());
         }
         let source_tree = match selected.iter().find(|(i, t)| original_of(i, t) == original) {
             Some((_, t)) => Ok(t.tree),
             None => self.src.load_snapshot(&original).map(|t| t.tree),
         };
-        let learned = source_tree.and_then(|tree| self.mirror(&tree, &copy.tree));
-        if let Err(e) = learned {
+        match source_tree.and_then(|tree| self.mirror(&tree, &copy.tree)) {
+            Ok(()) => Ok(()),
+            // An interrupt, or a storage that fails, stops the copy as anywhere else.
+            Err(e) if matches!(e, Error::Interrupted) || e.is_storage_failure() => Err(e),
             // Not found in the source (forgotten there): nothing to learn, nothing to say.
-            if e.kind() != crate::error::Kind::NotFound {
+            Err(e) if e.kind() == crate::error::Kind::NotFound => Ok(()),
+            Err(e) => {
                 self.ctx.warn(&Warning::CopyLearningFailed(&e));
+                Ok(())
             }
         }
+    }
+
+    /// True when `target_tree`, a tree id of the target, is one this run stored (a copy it
+    /// wrote, whose blobs' target ids it knows).
+    fn translated_tree(&self, target_tree: &BlobId) -> bool {
+        let translated = self.translated.lock().unwrap_or_else(|p| p.into_inner());
+        translated.iter().any(|((t, _), v)| *t == BlobType::Tree && v == target_tree)
     }
 
     /// Separate keys: learn the target ids of the data blobs below source tree `src_root`
@@ -471,7 +484,10 @@ impl Run<'_> {
                 }
             }
         }
-        self.translated.lock().unwrap_or_else(|p| p.into_inner()).extend(learned);
+        self.translated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(learned.into_iter().map(|(a, b)| ((BlobType::Data, a), b)));
         Ok(())
     }
 
@@ -487,17 +503,17 @@ impl Run<'_> {
             unique_trees(
                 self.ctx,
                 [*root],
-                |t| src.load_tree(index, t),
+                |t| src.load_tree(index, t).map_err(in_source),
                 |t, _, tree| {
                     // A tree translated earlier in this run: its whole subtree is in the target.
-                    if translated.contains_key(&t) {
+                    if translated.contains_key(&(BlobType::Tree, t)) {
                         return Ok(Vec::new());
                     }
                     let tree = tree?;
                     let mut subtrees = Vec::new();
                     for node in &tree.nodes {
                         for c in &node.content {
-                            if !translated.contains_key(c) && planned.insert(*c) {
+                            if !translated.contains_key(&(BlobType::Data, *c)) && planned.insert(*c) {
                                 wanted.push((BlobType::Data, *c));
                             }
                         }
@@ -522,7 +538,7 @@ impl Run<'_> {
         let mut translated = self.translated.lock().unwrap_or_else(|p| p.into_inner());
         while let Some((id, expanded)) = stack.pop() {
             self.ctx.check()?;
-            if translated.contains_key(&id) {
+            if translated.contains_key(&(BlobType::Tree, id)) {
                 continue;
             }
             let tree = trees.get(&id).ok_or_else(|| {
@@ -531,7 +547,7 @@ impl Run<'_> {
             if !expanded {
                 stack.push((id, true));
                 for node in &tree.nodes {
-                    if let Some(sub) = node.subtree.filter(|s| !translated.contains_key(s)) {
+                    if let Some(sub) = node.subtree.filter(|s| !translated.contains_key(&(BlobType::Tree, *s))) {
                         stack.push((sub, false));
                     }
                 }
@@ -540,12 +556,12 @@ impl Run<'_> {
             let mut new = tree.clone();
             for node in &mut new.nodes {
                 for c in &mut node.content {
-                    *c = *translated.get(c).ok_or_else(|| {
+                    *c = *translated.get(&(BlobType::Data, *c)).ok_or_else(|| {
                         Error::internal(format!("copy: data blob {} has no translated id", c.short()))
                     })?;
                 }
                 if let Some(sub) = &mut node.subtree {
-                    *sub = *translated.get(sub).ok_or_else(|| {
+                    *sub = *translated.get(&(BlobType::Tree, *sub)).ok_or_else(|| {
                         Error::internal(format!("copy: subtree {} was not stored before its parent", sub.short()))
                     })?;
                 }
@@ -553,10 +569,10 @@ impl Run<'_> {
             let bytes = new.encode()?;
             let target = self.dst.blob_id(&bytes);
             self.saver.save_verified(BlobType::Tree, target, &bytes, None)?;
-            translated.insert(id, target);
+            translated.insert((BlobType::Tree, id), target);
         }
         translated
-            .get(root)
+            .get(&(BlobType::Tree, *root))
             .copied()
             .ok_or_else(|| Error::internal(format!("copy: root tree {} was not stored", root.short())))
     }
@@ -615,7 +631,7 @@ impl Run<'_> {
                 }
                 let stored = match (r, w.blobs.get(i)) {
                     (Ok(blob), Some(b)) => self.store(b, &blob),
-                    (Err(e), _) => Err(e),
+                    (Err(e), _) => Err(in_source(e)),
                     (Ok(_), None) => Err(Error::internal("the pack reader gave a blob that was not asked for")),
                 };
                 if let Err(e) = stored {
@@ -624,7 +640,7 @@ impl Run<'_> {
             })
             .map_err(in_source)?;
         match failed {
-            Some(e) => Err(in_source(e)),
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
@@ -636,7 +652,9 @@ impl Run<'_> {
             self.blobs_present.fetch_add(1, Ordering::Relaxed);
         }
         if !self.same {
-            self.translated.lock().unwrap_or_else(|p| p.into_inner()).insert(b.id, target);
+            // Only data blobs are transferred with separate keys (trees are rewritten): keyed
+            // as data even when the source stored this plaintext as a tree (the empty tree).
+            self.translated.lock().unwrap_or_else(|p| p.into_inner()).insert((BlobType::Data, b.id), target);
         }
         self.blobs_read.fetch_add(1, Ordering::Relaxed);
         self.bytes_read.fetch_add(blob.plain.len() as u64, Ordering::Relaxed);
@@ -729,6 +747,34 @@ mod tests {
         .unwrap()
     }
 
+    /// Separate keys: a file whose bytes are exactly a (non-empty) tree of the source has that
+    /// tree's source id, but the tree's copy is rewritten: each keeps its own target id, in
+    /// either order of copying, and both snapshots restore their own bytes.
+    #[test]
+    fn a_file_holding_a_trees_bytes_and_that_tree_are_translated_apart() {
+        let (_a, src) = temp_repo();
+        let dirs = tempfile::tempdir().unwrap();
+        let a = dirs.path().join("a");
+        std::fs::create_dir_all(a.join("sub")).unwrap();
+        std::fs::write(a.join("sub/f"), b"content").unwrap();
+        let with_tree = backup_dir(&src, &a);
+        let index = src.load_index().unwrap();
+        let tree_bytes = src.read_blob(&index, BlobType::Tree, &with_tree.1.tree).unwrap();
+        let b = dirs.path().join("b");
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("tree-bytes"), &tree_bytes).unwrap();
+        let with_file = backup_dir(&src, &b);
+        for order in [[&with_tree, &with_file], [&with_file, &with_tree]] {
+            let (_b, dst) = temp_repo();
+            for snap in order {
+                let r = do_copy(&src, &dst, vec![snap.clone()]);
+                let copied = SnapshotId::from_hex(&r.copied[0].target).unwrap();
+                let tree = dst.load_snapshot(&copied).unwrap().tree;
+                assert_eq!(contents(&dst, &tree), contents(&src, &snap.1.tree));
+            }
+        }
+    }
+
     /// Separate keys: the copy re-hashes, rewrites trees, restores the same bytes, records
     /// its original; a second copy is skipped; a new snapshot sends only its new data.
     #[test]
@@ -745,6 +791,9 @@ mod tests {
         .unwrap();
         std::fs::write(data.path().join("d/e/f/b"), b"deep").unwrap();
         std::fs::write(data.path().join("d/same"), b"deep").unwrap();
+        // The empty tree and a one-byte file holding 0x00 share a source id.
+        std::fs::create_dir(data.path().join("d/empty")).unwrap();
+        std::fs::write(data.path().join("nul"), [0u8]).unwrap();
         let first = backup_dir(&src, data.path());
         let r = do_copy(&src, &dst, vec![first.clone()]);
         assert_eq!((r.copied.len(), r.skipped.len()), (1, 0));
