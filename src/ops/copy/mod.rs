@@ -343,7 +343,8 @@ impl Run<'_> {
         copy.parent = None;
         copy.original = Some(original_of(id, s));
         // Another copy into the same target (a second timer, another host) may have written
-        // this snapshot's copy meanwhile: look again, so that each snapshot is there once.
+        // this snapshot's copy meanwhile: look again (this narrows the window in which both
+        // write one; it does not close it, as the storage offers no compare-and-set here).
         let (now, _damaged) = self.dst.snapshots_and_damaged(&Default::default())?;
         if let Some(there) = find_copy(&now, id, s, self.same) {
             return Ok((CopiedSnapshot::new(id, s, &there), there, copy, false));
