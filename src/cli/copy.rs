@@ -224,6 +224,12 @@ fn record_metrics(r: &CopyReport, target: &str) {
         &[],
         r.skipped.len() as f64,
     );
+    gauge(
+        "cairn_copy_snapshots_older",
+        "Snapshots left out as older than the newest copy in the target, at the last copy",
+        &[],
+        r.older.len() as f64,
+    );
     gauge("cairn_copy_blobs_read", "Blobs read from the source by the last copy", &[], r.blobs_read as f64);
     gauge(
         "cairn_copy_added_bytes",

@@ -227,7 +227,7 @@ pub fn copy(
             if !same {
                 run.learn_from_last_copy(s, &existing, &snapshots)?;
             }
-            let (copied, target, snapshot, written) = run.snapshot(id, s, dst_lock)?;
+            let (copied, target, snapshot, written) = run.snapshot(id, s, dst_lock, &mut existing)?;
             if written {
                 report.copied.push(copied);
                 existing.push((target, snapshot));
@@ -324,12 +324,14 @@ impl Run<'_> {
     /// Copy one snapshot: its blobs, a checkpoint (packs and index written), its snapshot.
     /// Returns what was copied, the target's snapshot id and snapshot, and false when the
     /// target turned out to hold a copy already (written by another copy meanwhile; none is
-    /// written then).
+    /// written then). `existing`, the target's snapshots known so far, gains those found
+    /// meanwhile.
     fn snapshot(
         &mut self,
         id: &SnapshotId,
         s: &Snapshot,
         dst_lock: &AppendLock,
+        existing: &mut Vec<(SnapshotId, Snapshot)>,
     ) -> Result<(CopiedSnapshot, SnapshotId, Snapshot, bool)> {
         self.ctx.progress.phase(&format!("copying snapshot {}", id.short()));
         let root = if self.same { self.copy_same(&s.tree)? } else { self.copy_translated(&s.tree)? };
@@ -345,15 +347,22 @@ impl Run<'_> {
         // Another copy into the same target (a second timer, another host) may have written
         // this snapshot's copy meanwhile: look again (this narrows the window in which both
         // write one; it does not close it, as the storage offers no compare-and-set here).
-        let (now, _damaged) = self.dst.snapshots_and_damaged(&Default::default())?;
-        if let Some(there) = find_copy(&now, id, s, self.same) {
+        // Only the snapshot files not seen yet are loaded.
+        for (sid, _) in self.dst.list::<Snapshot>()? {
+            if existing.iter().any(|(e, _)| *e == sid) {
+                continue;
+            }
+            // A file that does not load is not a copy of anything (check reports it).
+            if let Ok(new) = self.dst.load_snapshot(&sid) {
+                existing.push((sid, new));
+            }
+        }
+        if let Some(there) = find_copy(existing, id, s, self.same) {
             return Ok((CopiedSnapshot::new(id, s, &there), there, copy, false));
         }
         dst_lock.check()?;
         let target = self.dst.write_snapshot(dst_lock, &copy)?;
-        let report =
-            CopiedSnapshot { source: id.to_hex(), target: target.to_hex(), original: original_of(id, s).to_hex() };
-        Ok((report, target, copy, true))
+        Ok((CopiedSnapshot::new(id, s, &target), target, copy, true))
     }
 
     /// Shared keys: every tree and data blob below `root` that the target lacks is copied as
