@@ -209,35 +209,29 @@ struct Summary<'a> {
 /// The copy's figures as metrics (`cairn_copy_*`, each labelled `target`: the profile's name
 /// or the repository).
 fn record_metrics(r: &CopyReport, target: &str) {
-    let gauge = |name: &str, help: &str, _: &[(&str, &str)], value: f64| {
-        super::metrics::gauge(name, help, &[("target", target)], value)
-    };
-    gauge(
-        "cairn_copy_snapshots_copied",
-        "Snapshots copied into the target by the last copy",
-        &[],
-        r.copied.len() as f64,
-    );
-    gauge(
-        "cairn_copy_snapshots_skipped",
-        "Snapshots the target already held a copy of, at the last copy",
-        &[],
-        r.skipped.len() as f64,
-    );
-    gauge(
-        "cairn_copy_snapshots_older",
-        "Snapshots left out as older than the newest copy in the target, at the last copy",
-        &[],
-        r.older.len() as f64,
-    );
-    gauge("cairn_copy_blobs_read", "Blobs read from the source by the last copy", &[], r.blobs_read as f64);
-    gauge(
-        "cairn_copy_added_bytes",
-        "Bytes stored in the target by the last copy (compressed, encrypted)",
-        &[],
-        r.data_added_packed as f64,
-    );
-    gauge("cairn_copy_read_bytes", "Plaintext bytes read from the source by the last copy", &[], r.bytes_read as f64);
+    let figures = [
+        ("cairn_copy_snapshots_copied", "Snapshots copied into the target by the last copy", r.copied.len() as f64),
+        (
+            "cairn_copy_snapshots_skipped",
+            "Snapshots the target already held a copy of, at the last copy",
+            r.skipped.len() as f64,
+        ),
+        (
+            "cairn_copy_snapshots_older",
+            "Snapshots left out as older than the newest copy in the target, at the last copy",
+            r.older.len() as f64,
+        ),
+        ("cairn_copy_blobs_read", "Blobs read from the source by the last copy", r.blobs_read as f64),
+        (
+            "cairn_copy_added_bytes",
+            "Bytes stored in the target by the last copy (compressed, encrypted)",
+            r.data_added_packed as f64,
+        ),
+        ("cairn_copy_read_bytes", "Plaintext bytes read from the source by the last copy", r.bytes_read as f64),
+    ];
+    for (name, help, value) in figures {
+        super::metrics::gauge(name, help, &[("target", target)], value);
+    }
 }
 
 /// What `copy` prints: one line per snapshot, then the figures.

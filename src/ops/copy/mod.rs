@@ -307,7 +307,7 @@ struct Run<'a> {
     translated: Mutex<HashMap<(BlobType, BlobId), BlobId>>,
     /// Shared keys: the source blobs this run already planned (stored, or found present).
     handled: HashSet<BlobId>,
-    /// Separate keys: the target snapshots this run learned blob ids from.
+    /// Separate keys: the target snapshots this run learned blob ids from, or wrote.
     mirrored: HashSet<SnapshotId>,
     blobs_read: AtomicU64,
     bytes_read: AtomicU64,
@@ -348,8 +348,9 @@ impl Run<'_> {
         // this snapshot's copy meanwhile: look again (this narrows the window in which both
         // write one; it does not close it, as the storage offers no compare-and-set here).
         // Only the snapshot files not seen yet are loaded.
+        let known: HashSet<SnapshotId> = existing.iter().map(|(e, _)| *e).collect();
         for (sid, _) in self.dst.list::<Snapshot>()? {
-            if existing.iter().any(|(e, _)| *e == sid) {
+            if known.contains(&sid) {
                 continue;
             }
             // A file that does not load is not a copy of anything (check reports it).
@@ -362,6 +363,8 @@ impl Run<'_> {
         }
         dst_lock.check()?;
         let target = self.dst.write_snapshot(dst_lock, &copy)?;
+        // Its blobs' target ids are known: nothing to learn from it later in this run.
+        self.mirrored.insert(target);
         Ok((CopiedSnapshot::new(id, s, &target), target, copy, true))
     }
 
@@ -426,8 +429,9 @@ impl Run<'_> {
             .max_by_key(|(_, t)| t.time);
         let Some((copy_id, copy)) = last else { return Ok(()) };
         let Some(original) = copy.original else { return Ok(()) };
-        // A copy this run wrote taught its ids already; one learned from, too.
-        if self.translated_tree(&copy.tree) || !self.mirrored.insert(*copy_id) {
+        // A copy this run wrote taught its ids already (it is in `mirrored`); one learned from,
+        // too.
+        if !self.mirrored.insert(*copy_id) {
             return Ok(());
         }
         let source_tree = match selected.iter().find(|(i, t)| original_of(i, t) == original) {
@@ -445,13 +449,6 @@ impl Run<'_> {
                 Ok(())
             }
         }
-    }
-
-    /// True when `target_tree`, a tree id of the target, is one this run stored (a copy it
-    /// wrote, whose blobs' target ids it knows).
-    fn translated_tree(&self, target_tree: &BlobId) -> bool {
-        let translated = self.translated.lock().unwrap_or_else(|p| p.into_inner());
-        translated.iter().any(|((t, _), v)| *t == BlobType::Tree && v == target_tree)
     }
 
     /// Separate keys: learn the target ids of the data blobs below source tree `src_root`
